@@ -1,0 +1,117 @@
+// swift-tools-version:6.1
+// Aisle: offline-first customer insight and recommendations for physical stores.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Aisle",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "aisled", targets: ["aisled"]),
+        .executable(name: "aislectl", targets: ["aislectl"]),
+        .executable(name: "aisle-hub", targets: ["aisle-hub"]),
+        .executable(name: "aisle-loadgen", targets: ["aisle-loadgen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // Domain types, the interchange codec, time and text normalisation.
+        .target(name: "AisleCore", swiftSettings: strict),
+        // zlib, for reading .gz files directly.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // SQLite schema, migrations and queries.
+        .target(
+            name: "AisleStore",
+            dependencies: [
+                "AisleCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        // Importers, validation, cleaning, pseudonymisation.
+        .target(
+            name: "AisleIngest",
+            dependencies: [
+                "AisleCore", "AisleStore", "CZlib",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        // TOML configuration of the agent and the hub, with key-by-key validation.
+        .target(
+            name: "AisleConfig",
+            dependencies: ["AisleCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict),
+        // HTTP over the Unix socket: routes, metrics, request limits, logging.
+        .target(
+            name: "AisleServe",
+            dependencies: [
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        // The HQ aggregator's logic.
+        .target(
+            name: "AisleHub",
+            dependencies: [
+                "AisleCore", "AisleConfig", "AisleServe",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "aisled",
+            dependencies: [
+                "AisleServe", "AisleConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "aislectl",
+            dependencies: [
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "aisle-hub",
+            dependencies: [
+                "AisleHub", "AisleConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        // Open-loop HTTP load generator over a Unix socket (tools/, used by `make bench`).
+        .executableTarget(
+            name: "aisle-loadgen",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "tools/loadgen",
+            swiftSettings: strict),
+        .testTarget(
+            name: "AisleTests",
+            dependencies: [
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,151 @@
+/// The JSON Lines interchange format (docs/INTERCHANGE.md): one JSON object per line for
+/// events, catalog entries and labelled text.
+public enum Interchange {
+    /// Largest accepted quantity on one line.
+    public static let maxQuantity: Int64 = 1_000_000
+    /// Largest accepted unit price.
+    public static let maxPrice: Double = 10_000_000
+    /// Longest accepted free text, in characters.
+    public static let maxTextLength = 10_000
+    /// Longest accepted identifier (customer, session, receipt, SKU, event id), in bytes.
+    public static let maxIdentifierBytes = 256
+
+    /// Validates one event object.
+    public static func event(from value: JSONValue) throws(FieldError) -> IncomingEvent {
+        guard case .object(let o) = value else {
+            throw FieldError(field: nil, "expected a JSON object, got \(value.typeName)")
+        }
+        let ts: Int64
+        switch o["ts"] {
+        case nil, .null?: throw FieldError(field: "ts", "missing")
+        case .string(let s)?:
+            do { ts = try Timestamp.parse(s) } catch let e as FieldError { throw e } catch {
+                throw FieldError(field: "ts", "\(error)")
+            }
+        case .int(let v)?:
+            guard Timestamp.plausible.contains(v) else { throw FieldError(field: "ts", "outside 1990-01-01 … 2100-01-01") }
+            ts = v
+        case let v?: throw FieldError(field: "ts", "expected a string or integer, got \(v.typeName)")
+        }
+        guard let typeName = try string(o, "type") else { throw FieldError(field: "type", "missing") }
+        guard let type = EventType(rawValue: typeName) else {
+            throw FieldError(field: "type", "unknown event type '\(typeName.prefix(40))'")
+        }
+        var event = IncomingEvent(ts: ts, type: type)
+        event.id = try identifier(o, "id")
+        event.customer = try identifier(o, "customer")
+        event.session = try identifier(o, "session")
+        event.receipt = try identifier(o, "receipt")
+        event.item = try identifier(o, "item").map(Normalize.sku)
+        event.source = try identifier(o, "source")
+        event.store = try identifier(o, "store")
+        if let qty = try integer(o, "qty") {
+            guard qty != 0 else { throw FieldError(field: "qty", "zero") }
+            guard abs(qty) <= maxQuantity else { throw FieldError(field: "qty", "absurd (\(qty)); limit is ±\(maxQuantity)") }
+            event.qty = qty
+        }
+        if let price = try number(o, "price") {
+            guard price >= 0 else { throw FieldError(field: "price", "negative (\(price))") }
+            guard price <= maxPrice else { throw FieldError(field: "price", "absurd (\(price)); limit is \(maxPrice)") }
+            event.price = price
+        }
+        if let text = try string(o, "text") {
+            let t = Normalize.text(text)
+            guard t.count <= maxTextLength else { throw FieldError(field: "text", "longer than \(maxTextLength) characters") }
+            event.text = t.isEmpty ? nil : t
+        }
+        if let rating = try integer(o, "rating") {
+            guard (1...5).contains(rating) else { throw FieldError(field: "rating", "must be 1 to 5, got \(rating)") }
+            event.rating = rating
+        }
+        if event.qty < 0 {
+            guard type == .purchase || type == .return else {
+                throw FieldError(field: "qty", "negative quantity on a \(type.rawValue) event")
+            }
+            event.type = .return
+            event.qty = -event.qty
+        }
+        if type.requiresItem, event.item == nil { throw FieldError(field: "item", "missing (required for \(type.rawValue))") }
+        if type == .purchase, event.item == nil, event.price == nil {
+            throw FieldError(field: "item", "missing (a purchase needs an item or, receipt-level, a price)")
+        }
+        if type.requiresText, event.text == nil { throw FieldError(field: "text", "missing (required for \(type.rawValue))") }
+        return event
+    }
+
+    /// Validates one catalog object.
+    public static func catalogEntry(from value: JSONValue) throws(FieldError) -> CatalogEntry {
+        guard case .object(let o) = value else {
+            throw FieldError(field: nil, "expected a JSON object, got \(value.typeName)")
+        }
+        guard let sku = try identifier(o, "item").map(Normalize.sku), !sku.isEmpty else {
+            throw FieldError(field: "item", "missing")
+        }
+        guard let rawTitle = try string(o, "title") else { throw FieldError(field: "title", "missing") }
+        let title = Normalize.text(rawTitle)
+        guard !title.isEmpty else { throw FieldError(field: "title", "empty") }
+        guard title.count <= 1000 else { throw FieldError(field: "title", "longer than 1000 characters") }
+        var entry = CatalogEntry(item: sku, title: title)
+        entry.category = try string(o, "category").map(Normalize.text).flatMap { $0.isEmpty ? nil : $0 }
+        if let price = try number(o, "price") {
+            guard price >= 0 else { throw FieldError(field: "price", "negative (\(price))") }
+            guard price <= maxPrice else { throw FieldError(field: "price", "absurd (\(price))") }
+            entry.price = price
+        }
+        entry.active = try bool(o, "active")
+        entry.sellable = try bool(o, "sellable")
+        return entry
+    }
+
+    // MARK: field readers
+
+    static func string(_ o: [String: JSONValue], _ key: String) throws(FieldError) -> String? {
+        switch o[key] {
+        case nil, .null?: return nil
+        case .string(let s)?: return s
+        case let v?: throw FieldError(field: key, "expected a string, got \(v.typeName)")
+        }
+    }
+
+    /// An identifier: a string (or an integer, written as its decimal digits), normalised,
+    /// non-empty after normalisation, at most ``maxIdentifierBytes`` bytes.
+    static func identifier(_ o: [String: JSONValue], _ key: String) throws(FieldError) -> String? {
+        let raw: String
+        switch o[key] {
+        case nil, .null?: return nil
+        case .string(let s)?: raw = s
+        case .int(let v)?: raw = String(v)
+        case let v?: throw FieldError(field: key, "expected a string, got \(v.typeName)")
+        }
+        let s = Normalize.text(raw)
+        if s.isEmpty { return nil }
+        guard s.utf8.count <= maxIdentifierBytes else { throw FieldError(field: key, "longer than \(maxIdentifierBytes) bytes") }
+        return s
+    }
+
+    static func integer(_ o: [String: JSONValue], _ key: String) throws(FieldError) -> Int64? {
+        switch o[key] {
+        case nil, .null?: return nil
+        case .int(let v)?: return v
+        case .double(let d)? where d == d.rounded() && abs(d) < 1e15: return Int64(d)
+        case let v?: throw FieldError(field: key, "expected an integer, got \(v.typeName == "number" ? "a fraction" : v.typeName)")
+        }
+    }
+
+    static func number(_ o: [String: JSONValue], _ key: String) throws(FieldError) -> Double? {
+        switch o[key] {
+        case nil, .null?: return nil
+        case .int(let v)?: return Double(v)
+        case .double(let d)?: return d
+        case let v?: throw FieldError(field: key, "expected a number, got \(v.typeName)")
+        }
+    }
+
+    static func bool(_ o: [String: JSONValue], _ key: String) throws(FieldError) -> Bool? {
+        switch o[key] {
+        case nil, .null?: return nil
+        case .bool(let b)?: return b
+        case let v?: throw FieldError(field: key, "expected true or false, got \(v.typeName)")
+        }
+    }
+}

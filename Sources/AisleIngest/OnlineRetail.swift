@@ -1,0 +1,92 @@
+import AisleCore
+import AisleStore
+import Foundation
+
+/// The UCI Online Retail pair as shipped in `shared/data/online_retail`:
+/// `lines.csv.gz` (InvoiceNo, InvoiceDate, StockCode, Description, Quantity, UnitPrice) and
+/// `invoices.csv.gz` (InvoiceNo, CustomerID, Country).
+///
+/// Mapping: each line is a `purchase` on receipt InvoiceNo; a cancellation (InvoiceNo starting
+/// with `C`) or a negative quantity is a `return`, linked to the customer's latest earlier
+/// purchase of the item. Empty CustomerID is an anonymous basket. The country is the store code
+/// (Online Retail has no physical stores; the fleet simulation splits stores by country).
+/// Postage, fees and adjustments (see ``serviceCodes``) are items that are not sellable.
+public enum OnlineRetail {
+    /// StockCodes that are not merchandise.
+    public static let serviceCodes: Set<String> = [
+        "POST", "D", "M", "DOT", "C2", "CRUK", "PADS", "AMAZONFEE", "S", "B", "BANK CHARGES",
+    ]
+
+    static func isService(_ sku: String) -> Bool { serviceCodes.contains(sku) || sku.hasPrefix("GIFT_") }
+
+    public static func importPair(lines: String, invoices: String, into importer: Importer) throws {
+        let invoiceFile = URL(fileURLWithPath: invoices).lastPathComponent
+        var headers: [String: (customer: String?, country: String?)] = [:]
+        let inv = try LineReader(path: invoices)
+        var fields: [String] = []
+        var headerSeen = false
+        while let error = try inv.next({ line in parseInvoice(line, fields: &fields, headerSeen: &headerSeen, into: &headers) }) {
+            if let error { try importer.reject(line: inv.lineNumber, file: invoiceFile, error) }
+        }
+
+        let reader = try LineReader(path: lines)
+        var headerDone = false
+        try importer.importLines(from: reader, label: "online-retail") { line, _ in
+            if !headerDone {
+                headerDone = true
+                return nil
+            }
+            do throws(FieldError) {
+                try CSV.fields(line, into: &fields)
+                return .success(try record(fields, headers: headers))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// Parses one invoices line into `headers`; returns the reason when it is refused.
+    private static func parseInvoice(
+        _ line: UnsafeBufferPointer<UInt8>, fields: inout [String], headerSeen: inout Bool,
+        into headers: inout [String: (customer: String?, country: String?)]
+    ) -> FieldError? {
+        do throws(FieldError) {
+            try CSV.fields(line, into: &fields)
+        } catch { return error }
+        if !headerSeen {
+            headerSeen = true
+            return fields.first == "InvoiceNo" ? nil : FieldError(field: nil, "expected the header InvoiceNo,CustomerID,Country")
+        }
+        guard fields.count == 3 else { return FieldError(field: nil, "expected 3 fields, got \(fields.count)") }
+        let no = Normalize.text(fields[0])
+        guard !no.isEmpty else { return FieldError(field: "InvoiceNo", "empty") }
+        let customer = Normalize.text(fields[1])
+        let country = Normalize.text(fields[2])
+        headers[no] = (customer.isEmpty ? nil : customer, country.isEmpty ? nil : country)
+        return nil
+    }
+
+    static func record(_ f: [String], headers: [String: (customer: String?, country: String?)]) throws(FieldError) -> ImportRecord {
+        guard f.count == 6 else { throw FieldError(field: nil, "expected 6 fields, got \(f.count)") }
+        let invoice = Normalize.text(f[0])
+        guard !invoice.isEmpty else { throw FieldError(field: "InvoiceNo", "empty") }
+        guard let header = headers[invoice] else { throw FieldError(field: "InvoiceNo", "not in the invoices file") }
+        let ts: Int64
+        do { ts = try Timestamp.parse(f[1]) } catch let e as FieldError { throw FieldError(field: "InvoiceDate", e.reason) } catch {
+            throw FieldError(field: "InvoiceDate", "\(error)")
+        }
+        let sku = Normalize.sku(f[2])
+        guard !sku.isEmpty else { throw FieldError(field: "StockCode", "empty") }
+        guard let qty = Int64(f[4]) else { throw FieldError(field: "Quantity", "not an integer") }
+        guard qty != 0 else { throw FieldError(field: "Quantity", "zero") }
+        guard abs(qty) <= Interchange.maxQuantity else { throw FieldError(field: "Quantity", "absurd (\(qty))") }
+        guard let price = Double(f[5]), price.isFinite else { throw FieldError(field: "UnitPrice", "not a number") }
+        guard price >= 0 else { throw FieldError(field: "UnitPrice", "negative (\(price))") }
+        guard price <= Interchange.maxPrice else { throw FieldError(field: "UnitPrice", "absurd (\(price))") }
+        let isReturn = qty < 0 || invoice.hasPrefix("C")
+        let event = IncomingEvent(
+            ts: ts, type: isReturn ? .return : .purchase, customer: header.customer, receipt: invoice,
+            item: sku, qty: abs(qty), price: price, source: "web", store: header.country)
+        return .event(event, ItemHint(title: Normalize.text(f[3]), sellable: !isService(sku)))
+    }
+}

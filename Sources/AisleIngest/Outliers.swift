@@ -1,0 +1,62 @@
+import AisleStore
+import Foundation
+import GRDB
+
+/// Flags (never drops) purchase and return lines whose quantity or unit price lies far outside
+/// the item's robust range.
+///
+/// Per item with at least ``minObservations`` lines, on a log scale: a value is an outlier when
+/// its robust z-score 0.6745·|x − median| / MAD exceeds ``threshold``; when the MAD is zero,
+/// when it is more than ``flatRatio`` times away from the median. Flags are a pure function of
+/// the item's lines, so re-running gives the same result whatever the arrival order.
+public enum OutlierFlagger {
+    public static let minObservations = 5
+    public static let threshold = 5.0
+    public static let flatRatio = 10.0
+
+    /// Recomputes the flags of the given items' lines; returns how many lines are flagged now.
+    @discardableResult
+    public static func flag(items: Set<Int64>, db: Database) throws -> Int {
+        guard !items.isEmpty else { return 0 }
+        let select = try db.cachedStatement(sql: """
+            SELECT id, qty, price, flags FROM events INDEXED BY events_item_customer
+            WHERE item_id = ? AND type IN ('purchase', 'return')
+            """)
+        let update = try db.cachedStatement(sql: "UPDATE events SET flags = ? WHERE id = ?")
+        var flagged = 0
+        for item in items.sorted() {
+            let rows = try Row.fetchAll(select, arguments: [item])
+            guard rows.count >= minObservations else { continue }
+            let qtyOut = outliers(rows.map { Double($0["qty"] as Int64) })
+            let prices: [Double?] = rows.map { $0["price"] }
+            let priceOut = outliers(prices.map { $0 ?? .nan })
+            for (k, row) in rows.enumerated() {
+                let old: Int64 = row["flags"]
+                var new = old & ~(EventFlag.quantityOutlier | EventFlag.priceOutlier)
+                if qtyOut[k] { new |= EventFlag.quantityOutlier }
+                if priceOut[k] { new |= EventFlag.priceOutlier }
+                if new != 0 { flagged += 1 }
+                if new != old { try update.execute(arguments: [new, row["id"] as Int64]) }
+            }
+        }
+        return flagged
+    }
+
+    /// Which values are outliers (non-positive and NaN values are never flagged).
+    static func outliers(_ values: [Double]) -> [Bool] {
+        let logs = values.compactMap { $0 > 0 ? log($0) : nil }
+        guard logs.count >= minObservations else { return values.map { _ in false } }
+        let med = median(logs)
+        let mad = median(logs.map { abs($0 - med) })
+        return values.map { v in
+            guard v > 0 else { return false }
+            let d = abs(log(v) - med)
+            return mad > 0 ? 0.6745 * d / mad > threshold : d > log(flatRatio)
+        }
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}

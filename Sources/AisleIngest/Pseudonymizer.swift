@@ -1,0 +1,72 @@
+import AisleStore
+import Crypto
+import Foundation
+
+/// Errors about the store secret.
+public enum SecretError: Error, CustomStringConvertible {
+    case missing(String)
+    case badLength(String, Int)
+    case tooOpen(String, String)
+
+    public var description: String {
+        switch self {
+        case .missing(let p): "no store secret at \(p)"
+        case .badLength(let p, let n): "the store secret \(p) has \(n) bytes; expected 32"
+        case .tooOpen(let p, let mode): "the store secret \(p) has mode \(mode); it must be readable by its owner only (chmod 600)"
+        }
+    }
+}
+
+/// Replaces raw customer identifiers with HMAC-SHA256 under the per-store secret.
+///
+/// The secret is 32 random bytes in `<store>/secret`, mode 0600, made by `aislectl init`. Without
+/// it a pseudonym cannot be linked back to a raw identifier, nor computed for a guessed one.
+public struct Pseudonymizer: Sendable {
+    private let key: SymmetricKey
+
+    public static let secretFileName = "secret"
+
+    public init(secret: Data) { key = SymmetricKey(data: secret) }
+
+    /// Loads the secret of the store at `directory`, refusing one that others could read.
+    public init(storeDirectory directory: URL) throws {
+        let path = directory.appendingPathComponent(Self.secretFileName).path
+        guard let data = FileManager.default.contents(atPath: path) else { throw SecretError.missing(path) }
+        guard data.count == 32 else { throw SecretError.badLength(path, data.count) }
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+            throw SecretError.tooOpen(path, String(info.st_mode & 0o777, radix: 8))
+        }
+        self.init(secret: data)
+    }
+
+    /// The 32-byte pseudonym of a raw identifier (already normalised).
+    public func pseudonym(_ raw: String) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(raw.utf8), using: key))
+    }
+
+    /// Writes a new random secret (or `imported`, to keep pseudonyms when replacing hardware).
+    public static func writeSecret(to directory: URL, imported: Data? = nil) throws {
+        let path = directory.appendingPathComponent(secretFileName).path
+        let secret = imported ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        guard secret.count == 32 else { throw SecretError.badLength("(imported)", secret.count) }
+        guard FileManager.default.createFile(atPath: path, contents: secret, attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+        chmod(path, 0o600)
+    }
+}
+
+/// Creating a new store: directory, secret and database.
+public enum StoreSetup {
+    /// Initialises a store at `directory` (created with mode 0750 if missing).
+    public static func initialise(at directory: URL, importedSecret: Data? = nil) throws -> Store {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory.appendingPathComponent(Store.databaseName).path) {
+            throw StoreError.alreadyInitialised(directory.path)
+        }
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        try Pseudonymizer.writeSecret(to: directory, imported: importedSecret)
+        return try Store.create(at: directory)
+    }
+}

@@ -1,0 +1,149 @@
+import AisleCore
+import Foundation
+import GRDB
+
+/// The store at a glance.
+public struct StoreStatus: Codable, Sendable, Equatable {
+    public var events: Int
+    public var eventsByType: [String: Int]
+    public var customers: Int
+    public var items: Int
+    public var receipts: Int
+    public var sessions: Int
+    public var firstEvent: String?
+    public var lastEvent: String?
+    public var databaseBytes: Int64
+    public var schemaVersion: String
+    public var lastImport: ImportRunSummary?
+}
+
+/// One import run as recorded in the store.
+public struct ImportRunSummary: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var kind: String
+    public var source: String
+    public var status: String
+    public var startedAt: String
+    public var finishedAt: String?
+    public var lines: Int
+    public var accepted: Int
+    public var duplicates: Int
+    public var rejected: Int
+}
+
+/// One event in a customer's history.
+public struct HistoryEntry: Codable, Sendable, Equatable {
+    public var ts: String
+    public var type: String
+    public var item: String?
+    public var title: String?
+    public var qty: Int
+    public var price: Double?
+    public var receipt: String?
+    public var text: String?
+    public var flags: [String]?
+}
+
+/// An item ranked by sales in a window.
+public struct TopItem: Codable, Sendable, Equatable {
+    public var item: String
+    public var title: String
+    public var units: Int
+    public var revenue: Double
+    public var customers: Int
+}
+
+/// Read-only queries that the CLI and the agent both answer.
+public enum Queries {
+    public static func status(_ db: Database, directory: URL) throws -> StoreStatus {
+        func count(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+        var byType: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT type, count(*) AS n FROM events GROUP BY type") {
+            byType[row["type"]] = row["n"]
+        }
+        let range = try Row.fetchOne(db, sql: "SELECT min(ts) AS a, max(ts) AS b FROM events")
+        let size = ["", "-wal"].reduce(Int64(0)) { total, suffix in
+            let path = directory.appendingPathComponent(Store.databaseName + suffix).path
+            let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+            return total + ((attrs?[.size] as? NSNumber)?.int64Value ?? 0)
+        }
+        let applied = try DatabaseMigrator().appliedIdentifiers(db)
+        return StoreStatus(
+            events: byType.values.reduce(0, +), eventsByType: byType,
+            customers: try count("customers"), items: try count("items"),
+            receipts: try count("receipts"), sessions: try count("sessions"),
+            firstEvent: (range?["a"] as Int64?).map(Timestamp.format),
+            lastEvent: (range?["b"] as Int64?).map(Timestamp.format),
+            databaseBytes: size, schemaVersion: applied.sorted().last ?? "none",
+            lastImport: try importRuns(db, limit: 1).first)
+    }
+
+    public static func importRuns(_ db: Database, limit: Int) throws -> [ImportRunSummary] {
+        try Row.fetchAll(db, sql: "SELECT * FROM import_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map { r in
+            ImportRunSummary(
+                id: r["id"], kind: r["kind"], source: r["source"], status: r["status"],
+                startedAt: Timestamp.format(r["started_at"]),
+                finishedAt: (r["finished_at"] as Int64?).map(Timestamp.format),
+                lines: r["lines"], accepted: r["accepted"], duplicates: r["duplicates"], rejected: r["rejected"])
+        }
+    }
+
+    /// The customer's row id, or nil if the pseudonym is unknown.
+    public static func customerID(_ db: Database, pseudonym: Data) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT id FROM customers WHERE pseudonym = ?", arguments: [pseudonym])
+    }
+
+    /// A customer's events, newest first.
+    public static func history(_ db: Database, customerID: Int64, limit: Int) throws -> [HistoryEntry] {
+        let sql = """
+            SELECT e.ts, e.type, i.sku, i.title, e.qty, e.price, r.key AS receipt, e.text, e.flags
+            FROM events e LEFT JOIN items i ON i.id = e.item_id LEFT JOIN receipts r ON r.id = e.receipt_id
+            WHERE e.customer_id = ? ORDER BY e.ts DESC, e.id DESC LIMIT ?
+            """
+        return try Row.fetchAll(db, sql: sql, arguments: [customerID, limit]).map { r in
+            let flags: Int64 = r["flags"]
+            var names: [String] = []
+            if flags & EventFlag.quantityOutlier != 0 { names.append("quantity_outlier") }
+            if flags & EventFlag.priceOutlier != 0 { names.append("price_outlier") }
+            return HistoryEntry(
+                ts: Timestamp.format(r["ts"]), type: r["type"], item: r["sku"], title: r["title"],
+                qty: r["qty"], price: r["price"], receipt: r["receipt"], text: r["text"],
+                flags: names.isEmpty ? nil : names)
+        }
+    }
+
+    /// The latest event time in the store.
+    public static func lastEventTime(_ db: Database) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events")
+    }
+
+    /// Best-selling sellable items by units between `from` (inclusive) and `to` (exclusive).
+    public static func topItems(_ db: Database, from: Int64, to: Int64, limit: Int) throws -> [TopItem] {
+        let sql = """
+            SELECT i.id, i.sku, i.title, sum(d.units) AS units, sum(d.revenue) AS revenue
+            FROM item_daily d JOIN items i ON i.id = d.item_id
+            WHERE d.day >= ? AND d.day < ? AND i.sellable = 1
+            GROUP BY d.item_id ORDER BY units DESC, i.sku LIMIT ?
+            """
+        let buyers = try db.cachedStatement(sql: """
+            SELECT count(DISTINCT customer_id) FROM events
+            WHERE item_id = ? AND customer_id IS NOT NULL AND type = 'purchase' AND ts >= ? AND ts < ?
+            """)
+        let days = (from.floorDiv(86_400), (to + 86_399).floorDiv(86_400))
+        return try Row.fetchAll(db, sql: sql, arguments: [days.0, days.1, limit]).map { r in
+            let id: Int64 = r["id"]
+            let customers = try Int.fetchOne(buyers, arguments: [id, from, to]) ?? 0
+            return TopItem(item: r["sku"], title: r["title"], units: r["units"], revenue: r["revenue"], customers: customers)
+        }
+    }
+
+    /// `PRAGMA integrity_check`: "ok" or the problems found.
+    public static func integrityCheck(_ db: Database) throws -> [String] {
+        try String.fetchAll(db, sql: "PRAGMA integrity_check")
+    }
+}
+
+extension Int64 {
+    /// Division rounding towards negative infinity.
+    public func floorDiv(_ d: Int64) -> Int64 { self >= 0 ? self / d : (self - d + 1) / d }
+}

@@ -1,0 +1,128 @@
+import GRDB
+
+/// The store's versioned schema. Migrations only ever append; a store opened by an older
+/// build with a newer schema is refused by GRDB's migrator check in ``Store/open(at:readOnly:)``.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-events") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+                -- Pseudonymous customers: HMAC-SHA256 of the raw identifier with the store secret.
+                CREATE TABLE customers(
+                    id INTEGER PRIMARY KEY,
+                    pseudonym BLOB NOT NULL UNIQUE CHECK(length(pseudonym) = 32));
+
+                CREATE TABLE items(
+                    id INTEGER PRIMARY KEY,
+                    sku TEXT NOT NULL UNIQUE,
+                    title TEXT NOT NULL DEFAULT '',
+                    category TEXT,
+                    price REAL,
+                    active INTEGER NOT NULL DEFAULT 1,
+                    sellable INTEGER NOT NULL DEFAULT 1);
+
+                -- Catalog prices over time (from catalog imports).
+                CREATE TABLE item_prices(
+                    item_id INTEGER NOT NULL REFERENCES items(id),
+                    ts INTEGER NOT NULL,
+                    price REAL NOT NULL,
+                    PRIMARY KEY(item_id, ts)) WITHOUT ROWID;
+
+                -- Observed sales per item and day: units, revenue and the price range paid.
+                CREATE TABLE item_daily(
+                    item_id INTEGER NOT NULL REFERENCES items(id),
+                    day INTEGER NOT NULL,
+                    purchases INTEGER NOT NULL DEFAULT 0,
+                    units INTEGER NOT NULL DEFAULT 0,
+                    revenue REAL NOT NULL DEFAULT 0,
+                    returns INTEGER NOT NULL DEFAULT 0,
+                    min_price REAL,
+                    max_price REAL,
+                    PRIMARY KEY(item_id, day)) WITHOUT ROWID;
+
+                CREATE TABLE sessions(
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL UNIQUE,
+                    customer_id INTEGER REFERENCES customers(id),
+                    store TEXT,
+                    first_ts INTEGER NOT NULL,
+                    last_ts INTEGER NOT NULL);
+
+                -- Baskets: the lines of one purchase share a receipt.
+                CREATE TABLE receipts(
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL UNIQUE,
+                    ts INTEGER NOT NULL,
+                    customer_id INTEGER REFERENCES customers(id),
+                    store TEXT);
+
+                CREATE TABLE import_runs(
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    status TEXT NOT NULL CHECK(status IN ('running','completed','failed','interrupted')),
+                    lines INTEGER NOT NULL DEFAULT 0,
+                    accepted INTEGER NOT NULL DEFAULT 0,
+                    duplicates INTEGER NOT NULL DEFAULT 0,
+                    rejected INTEGER NOT NULL DEFAULT 0,
+                    summary TEXT);
+
+                CREATE TABLE import_rejects(
+                    run_id INTEGER NOT NULL REFERENCES import_runs(id) ON DELETE CASCADE,
+                    line INTEGER NOT NULL,
+                    field TEXT,
+                    reason TEXT NOT NULL);
+                CREATE INDEX import_rejects_run ON import_rejects(run_id, line);
+
+                -- Append-only events. `key` is the idempotency key: a hash of the event id, or of
+                -- the content when there is no id.
+                CREATE TABLE events(
+                    id INTEGER PRIMARY KEY,
+                    key BLOB NOT NULL UNIQUE,
+                    ts INTEGER NOT NULL,
+                    type TEXT NOT NULL CHECK(type IN ('view','cart','fav','purchase','return','review','search','question')),
+                    customer_id INTEGER REFERENCES customers(id),
+                    session_id INTEGER REFERENCES sessions(id),
+                    receipt_id INTEGER REFERENCES receipts(id),
+                    item_id INTEGER REFERENCES items(id),
+                    qty INTEGER NOT NULL DEFAULT 1 CHECK(qty > 0),
+                    price REAL,
+                    text TEXT,
+                    rating INTEGER CHECK(rating BETWEEN 1 AND 5),
+                    source TEXT,
+                    store TEXT,
+                    flags INTEGER NOT NULL DEFAULT 0,
+                    sale_event_id INTEGER REFERENCES events(id),
+                    import_run_id INTEGER,
+                    ingested_at INTEGER NOT NULL);
+                CREATE INDEX events_customer_ts ON events(customer_id, ts) WHERE customer_id IS NOT NULL;
+                CREATE INDEX events_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL;
+                CREATE INDEX events_ts ON events(ts);
+                CREATE INDEX events_receipt ON events(receipt_id) WHERE receipt_id IS NOT NULL;
+                CREATE INDEX events_session ON events(session_id) WHERE session_id IS NOT NULL;
+
+                -- Who did what, when, from the admin CLI and the agent.
+                CREATE TABLE audit_log(
+                    id INTEGER PRIMARY KEY,
+                    ts INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    detail TEXT);
+                """)
+        }
+        return m
+    }
+}
+
+/// Bits of `events.flags`.
+public enum EventFlag {
+    /// Quantity far outside the item's robust range.
+    public static let quantityOutlier: Int64 = 1
+    /// Unit price far outside the item's robust range.
+    public static let priceOutlier: Int64 = 2
+}

@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+
+/// Errors about the store directory itself.
+public enum StoreError: Error, CustomStringConvertible {
+    case notInitialised(String)
+    case alreadyInitialised(String)
+    case newerSchema(String)
+
+    public var description: String {
+        switch self {
+        case .notInitialised(let d): "no store at \(d) (run `aislectl init --store \(d)` first)"
+        case .alreadyInitialised(let d): "a store already exists at \(d)"
+        case .newerSchema(let d): "the store at \(d) was written by a newer Aisle; upgrade this one"
+        }
+    }
+}
+
+/// One agent's store: a directory holding the SQLite database (WAL) and the store secret.
+///
+/// Every process opens it through this type, so pragmas, busy handling and migrations are the
+/// same for the agent and the CLI. Writers from several processes are serialised by SQLite;
+/// readers never block.
+public struct Store: Sendable {
+    public let directory: URL
+    public let database: DatabasePool
+
+    public static let databaseName = "store.sqlite"
+
+    /// How durable a commit is. `full` fsyncs every transaction (the agent: an acknowledged
+    /// event survives power loss); `normal` may lose the last transactions on power loss but
+    /// never corrupts (bulk imports, which can be re-run idempotently).
+    public enum Durability: Sendable { case full, normal }
+
+    /// Opens an existing store and brings its schema up to date.
+    public static func open(at directory: URL, durability: Durability = .full, readOnly: Bool = false) throws -> Store {
+        let file = directory.appendingPathComponent(databaseName)
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw StoreError.notInitialised(directory.path)
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.readonly = readOnly
+        config.label = "aisle-store"
+        config.prepareDatabase { db in
+            try db.execute(sql: durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
+        let pool = try DatabasePool(path: file.path, configuration: config)
+        let migrator = Schema.migrator
+        if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
+            throw StoreError.newerSchema(directory.path)
+        }
+        if !readOnly { try migrator.migrate(pool) }
+        return Store(directory: directory, database: pool)
+    }
+
+    /// Creates the database of a new store (the directory must exist).
+    public static func create(at directory: URL) throws -> Store {
+        let file = directory.appendingPathComponent(databaseName)
+        guard !FileManager.default.fileExists(atPath: file.path) else {
+            throw StoreError.alreadyInitialised(directory.path)
+        }
+        FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o640])
+        let store = try open(at: directory)
+        try store.database.write { db in
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('created_at', ?)", arguments: [Int64(Date().timeIntervalSince1970)])
+        }
+        return store
+    }
+
+    /// Records an admin action in the audit log.
+    public func audit(_ action: String, detail: String? = nil, actor: String = Store.currentActor) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "INSERT INTO audit_log(ts, actor, action, detail) VALUES (?, ?, ?, ?)",
+                arguments: [Int64(Date().timeIntervalSince1970), actor, action, detail])
+        }
+    }
+
+    /// The operating-system user running this process, for the audit log.
+    public static var currentActor: String {
+        let env = ProcessInfo.processInfo.environment
+        return env["SUDO_USER"] ?? env["USER"] ?? "uid-\(getuid())"
+    }
+
+    /// Closes the database, checkpointing the WAL.
+    public func close() throws { try database.close() }
+}
