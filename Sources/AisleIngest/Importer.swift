@@ -71,6 +71,11 @@ public final class Importer {
     private let now = Int64(Date().timeIntervalSince1970)
     private var rejectsFile: FileHandle?
     private var progress: ProgressReporter?
+    private static let rejectEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
 
     public init(store: Store, pseudonymizer: Pseudonymizer, kind: String, source: String, options: ImportOptions) throws {
         self.store = store
@@ -173,7 +178,7 @@ public final class Importer {
             report.rejected += 1
             report.rejectReasons["\(r.field ?? "line"): \(r.reason)", default: 0] += 1
             if report.firstRejects.count < 20 { report.firstRejects.append(r) }
-            if let rejectsFile, let data = try? JSONEncoder().encode(r) {
+            if let rejectsFile, let data = try? Self.rejectEncoder.encode(r) {
                 rejectsFile.write(data + Data("\n".utf8))
             }
         }

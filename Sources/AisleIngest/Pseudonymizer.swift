@@ -57,6 +57,13 @@ public struct Pseudonymizer: Sendable {
     }
 }
 
+/// How pseudonyms are shown: a short hex prefix, enough to tell customers apart in reports.
+public enum Pseudonym {
+    public static func display(_ pseudonym: Data) -> String {
+        "c_" + pseudonym.prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
 /// Creating a new store: directory, secret and database.
 public enum StoreSetup {
     /// Initialises a store at `directory` (created with mode 0750 if missing).

@@ -1,0 +1,81 @@
+/// The store agent's configuration (`firmware-config/aisled.toml` documents every key).
+public struct AgentConfig: Sendable, Equatable {
+    /// The store directory.
+    public var storePath = "/var/lib/aisle/store"
+    /// The kiosk-facing Unix socket.
+    public var socketPath = "/run/aisle/aisled.sock"
+    /// Permission bits of the socket file.
+    public var socketMode = 0o660
+    /// Group that owns the socket file; empty keeps the agent's own group.
+    public var socketGroup = ""
+    /// Largest request body accepted.
+    public var maxBodyBytes = 16 << 20
+    /// Most events accepted in one `POST /v1/events`.
+    public var maxBatchEvents = 10_000
+    /// `debug`, `info`, `notice`, `warning` or `error`.
+    public var logLevel = "info"
+    /// `json` (one object per line, for journald and collectors) or `text`.
+    public var logFormat = "json"
+
+    public init() {}
+
+    /// Parses and validates a TOML document; `path` names it in errors.
+    public static func parse(_ toml: String, path: String = "(config)") throws(ConfigError) -> AgentConfig {
+        var r: ConfigReader
+        do { r = try ConfigReader(toml: toml) } catch { throw ConfigError(path: path, issues: error.issues) }
+        var c = AgentConfig()
+        c.storePath = r.string("store.path", c.storePath)
+        c.socketPath = r.string("socket.path", c.socketPath)
+        let mode = r.string("socket.mode", "0660")
+        if let m = Int(mode, radix: 8), (0...0o777).contains(m) {
+            c.socketMode = m
+            if m & 0o600 != 0o600 { r.fail("socket.mode", "the agent's own user needs read and write (0600 at least)") }
+            if m & 0o007 != 0 { r.fail("socket.mode", "others must not have access; use 0660 and a group") }
+        } else {
+            r.fail("socket.mode", "expected octal permission bits such as \"0660\"; got \"\(mode)\"")
+        }
+        c.socketGroup = r.string("socket.group", c.socketGroup)
+        c.maxBodyBytes = r.int("http.max_body_bytes", c.maxBodyBytes, in: 1024...(1 << 30))
+        c.maxBatchEvents = r.int("http.max_batch_events", c.maxBatchEvents, in: 1...1_000_000)
+        c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
+        if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }
+        if c.socketPath.isEmpty { r.fail("socket.path", "must not be empty") }
+        if c.socketPath.utf8.count > 107 { r.fail("socket.path", "longer than the 107 bytes a Unix socket path may have") }
+        try r.finish(path: path)
+        return c
+    }
+
+    /// Loads a file.
+    public static func load(path: String) throws(ConfigError) -> AgentConfig {
+        try parse(try readConfigText(path), path: path)
+    }
+}
+
+/// The hub's configuration (`firmware-config/aisle-hub.toml`).
+public struct HubConfig: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 7443
+    public var dataPath = "/var/lib/aisle-hub"
+    public var logLevel = "info"
+    public var logFormat = "json"
+
+    public init() {}
+
+    public static func parse(_ toml: String, path: String = "(config)") throws(ConfigError) -> HubConfig {
+        var r: ConfigReader
+        do { r = try ConfigReader(toml: toml) } catch { throw ConfigError(path: path, issues: error.issues) }
+        var c = HubConfig()
+        c.host = r.string("listen.host", c.host)
+        c.port = r.int("listen.port", c.port, in: 0...65_535)
+        c.dataPath = r.string("storage.path", c.dataPath)
+        c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
+        try r.finish(path: path)
+        return c
+    }
+
+    public static func load(path: String) throws(ConfigError) -> HubConfig {
+        try parse(try readConfigText(path), path: path)
+    }
+}

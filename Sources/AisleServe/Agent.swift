@@ -1,0 +1,98 @@
+import AisleConfig
+import AisleIngest
+import AisleStore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Why the agent could not start.
+public enum AgentError: Error, CustomStringConvertible {
+    case socketInUse(String)
+    case notASocket(String)
+    case unknownGroup(String)
+
+    public var description: String {
+        switch self {
+        case .socketInUse(let p): "another agent is already listening on \(p)"
+        case .notASocket(let p): "\(p) exists and is not a socket; refusing to replace it"
+        case .unknownGroup(let g): "socket.group: no such group '\(g)'"
+        }
+    }
+}
+
+/// The store agent: owns the store and serves kiosks and tills on a Unix socket until SIGTERM
+/// or SIGINT, then drains in-flight requests, closes the database and removes the socket.
+public enum Agent {
+    public static func run(config: AgentConfig, logger: Logger) async throws {
+        let directory = URL(fileURLWithPath: config.storePath)
+        let store = try Store.open(at: directory, durability: .full)
+        let pseudonymizer = try Pseudonymizer(storeDirectory: directory)
+        let gid = try groupID(config.socketGroup)
+        try SocketFile.prepare(config.socketPath)
+        _ = Telemetry.registry
+
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
+        AgentRoutes(
+            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer),
+            config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
+        ).register(on: router)
+
+        let path = config.socketPath
+        let mode = mode_t(config.socketMode)
+        let previousMask = umask(0o177)  // the socket is born owner-only, then opened up to the configured mode
+        let app = Application(
+            router: router,
+            configuration: .init(address: .unixDomainSocket(path: path), serverName: "aisled"),
+            onServerRunning: { _ in
+                umask(previousMask)
+                if let gid, chown(path, uid_t.max, gid) != 0 {
+                    logger.error("cannot set the socket's group", metadata: ["errno": "\(errno)"])
+                }
+                chmod(path, mode)
+                logger.info("listening", metadata: ["socket": "\(path)", "mode": "\(String(mode, radix: 8))", "store": "\(directory.path)"])
+            },
+            logger: logger)
+        defer {
+            unlink(path)
+            try? store.close()
+            logger.info("stopped", metadata: ["socket": "\(path)"])
+        }
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    static func groupID(_ name: String) throws -> gid_t? {
+        guard !name.isEmpty else { return nil }
+        guard let entry = getgrnam(name) else { throw AgentError.unknownGroup(name) }
+        return entry.pointee.gr_gid
+    }
+}
+
+/// The socket file's life cycle: a stale socket left by a crash is replaced, a live agent on it
+/// is detected and refused.
+public enum SocketFile {
+    public static func prepare(_ path: String) throws {
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else { throw AgentError.notASocket(path) }
+        if isLive(path) { throw AgentError.socketInUse(path) }
+        unlink(path)
+    }
+
+    /// Whether something accepts connections on the socket.
+    public static func isLive(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8.prefix(107)) + [0]
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes) }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import AisleCore
+import AisleIngest
+import AisleStore
+import Foundation
+import GRDB
+import Hummingbird
+import Metrics
+
+/// The agent's HTTP API on its Unix socket (docs/api/openapi.yaml).
+struct AgentRoutes: Sendable {
+    let store: Store
+    let pseudonymizer: Pseudonymizer
+    let ingest: IngestService
+    let config: AgentConfigSnapshot
+    let started = Date()
+
+    /// What routes need of the configuration.
+    struct AgentConfigSnapshot: Sendable {
+        var maxBodyBytes: Int
+        var maxBatchEvents: Int
+        var socketPath: String
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/health") { _, _ in try HTTPJSON.response(["status": "ok"]) }
+        router.get("/v1/status") { _, _ in try await status() }
+        router.post("/v1/events") { request, _ in try await events(request) }
+        router.get("/v1/customers/:id/history") { request, context in try await history(request, context) }
+        router.get("/v1/items/top") { request, _ in try await topItems(request) }
+        router.get("/metrics") { _, _ in metrics() }
+    }
+
+    struct AgentStatus: Encodable {
+        var status = "ok"
+        var version: String
+        var pid: Int32
+        var uptimeSeconds: Int
+        var socket: String
+        var store: StoreStatus
+    }
+
+    func status() async throws -> Response {
+        let directory = store.directory
+        let s = try await store.database.read { db in try Queries.status(db, directory: directory) }
+        return try HTTPJSON.response(AgentStatus(
+            version: AisleVersion.current, pid: getpid(), uptimeSeconds: Int(Date().timeIntervalSince(started)),
+            socket: config.socketPath, store: s))
+    }
+
+    func events(_ request: Request) async throws -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: config.maxBodyBytes)
+        } catch {
+            return HTTPJSON.error(.contentTooLarge, "body_too_large", "the body exceeds \(config.maxBodyBytes) bytes (http.max_body_bytes)")
+        }
+        let parsed: JSONValue
+        do throws(JSONSyntaxError) {
+            parsed = try body.withUnsafeReadableBytes { raw throws(JSONSyntaxError) in
+                try JSONParser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+            }
+        } catch {
+            return HTTPJSON.error(.badRequest, "malformed_json", error.description)
+        }
+        guard case .array(let values) = parsed else {
+            return HTTPJSON.error(.badRequest, "expected_array", "the body must be a JSON array of events, got \(parsed.typeName)")
+        }
+        guard values.count <= config.maxBatchEvents else {
+            return HTTPJSON.error(.contentTooLarge, "batch_too_large", "\(values.count) events; at most \(config.maxBatchEvents) per request (http.max_batch_events)")
+        }
+        return try HTTPJSON.response(try await ingest.ingest(values))
+    }
+
+    struct HistoryResponse: Encodable {
+        var customer: String
+        var events: [HistoryEntry]
+    }
+
+    func history(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
+            return HTTPJSON.error(.badRequest, "missing_id", "no customer id in the path")
+        }
+        let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
+        guard (1...1000).contains(limit) else { return HTTPJSON.error(.badRequest, "bad_limit", "limit must be 1 to 1000") }
+        let pseudonym = pseudonymizer.pseudonym(raw)
+        let entries: [HistoryEntry]? = try await store.database.read { db in
+            try Queries.customerID(db, pseudonym: pseudonym).map { try Queries.history(db, customerID: $0, limit: limit) }
+        }
+        guard let entries else { return HTTPJSON.error(.notFound, "unknown_customer", "no events for this customer") }
+        return try HTTPJSON.response(HistoryResponse(customer: Pseudonym.display(pseudonym), events: entries))
+    }
+
+    struct TopResponse: Encodable {
+        var from: String
+        var to: String
+        var items: [TopItem]
+    }
+
+    func topItems(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let limit = q.get("limit", as: Int.self) ?? 10
+        guard (1...1000).contains(limit) else { return HTTPJSON.error(.badRequest, "bad_limit", "limit must be 1 to 1000") }
+        let window: TopItemsWindow
+        do {
+            window = try TopItemsWindow(from: q.get("from").map { String($0) }, to: q.get("to").map { String($0) })
+        } catch {
+            return HTTPJSON.error(.badRequest, "bad_window", "\(error)")
+        }
+        let result = try await store.database.read { db in try window.query(db, limit: limit) }
+        return try HTTPJSON.response(TopResponse(from: Timestamp.format(result.from), to: Timestamp.format(result.to), items: result.items))
+    }
+
+    func metrics() -> Response {
+        let directory = store.directory
+        let bytes = ["", "-wal"].reduce(Int64(0)) { total, suffix in
+            let attrs = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(Store.databaseName + suffix).path)
+            return total + ((attrs?[.size] as? NSNumber)?.int64Value ?? 0)
+        }
+        Gauge(label: "aisle_database_bytes").record(bytes)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            body: .init(byteBuffer: ByteBuffer(string: Telemetry.exposition())))
+    }
+}

@@ -1,0 +1,86 @@
+import AisleConfig
+import ArgumentParser
+import Foundation
+
+@main
+struct AisleCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aislectl",
+        abstract: "Administer an Aisle store: set it up, import data, inspect it.",
+        discussion: """
+            Every command that touches a store takes --store DIR; without it the store comes from \
+            $AISLE_STORE, then from store.path in --config (default /etc/aisle/aisled.toml).
+
+            Exit codes: 0 success; 1 failure; 2 usage error; 3 import finished but some lines were \
+            rejected; 4 not found; 65 the store failed its integrity check; 78 configuration error.
+            """,
+        subcommands: [
+            InitCommand.self, StatusCommand.self, ImportCommand.self, CustomerCommand.self,
+            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self,
+        ])
+}
+
+/// Where the store is.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The store directory.", valueName: "DIR"))
+    var store: String?
+
+    @Option(name: .long, help: ArgumentHelp("Agent configuration to take store.path from.", valueName: "FILE"))
+    var config: String?
+
+    func directory() throws -> URL {
+        if let store { return URL(fileURLWithPath: store) }
+        if let env = ProcessInfo.processInfo.environment["AISLE_STORE"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        let path = config ?? "/etc/aisle/aisled.toml"
+        guard config != nil || FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("no store given: pass --store DIR, set AISLE_STORE, or install /etc/aisle/aisled.toml", code: 2)
+        }
+        do {
+            return URL(fileURLWithPath: try AgentConfig.load(path: path).storePath)
+        } catch {
+            throw CLIError("\(error)", code: 78)
+        }
+    }
+}
+
+/// Whether to print JSON.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+}
+
+/// An error with a message for the operator and an exit code for scripts.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    var code: Int32
+    init(_ message: String, code: Int32 = 1) {
+        description = message
+        self.code = code
+    }
+}
+
+/// Runs `body`, turning errors into a message on standard error and the documented exit code.
+func reporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as CLIError {
+        FileHandle.standardError.write(Data("aislectl: \(e.description)\n".utf8))
+        throw ExitCode(e.code)
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as ConfigError {
+        FileHandle.standardError.write(Data("aislectl: \(e.description)\n".utf8))
+        throw ExitCode(78)
+    } catch {
+        FileHandle.standardError.write(Data("aislectl: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// Prints a value as pretty JSON with snake_case keys.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try e.encode(value), as: UTF8.self))
+}

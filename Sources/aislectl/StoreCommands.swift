@@ -1,0 +1,177 @@
+import AisleCore
+import AisleIngest
+import AisleStore
+import ArgumentParser
+import Foundation
+import GRDB
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a new store: its directory, database and secret.",
+        discussion: """
+            The secret (32 random bytes, mode 0600) keys the hash that replaces customer ids. Keep \
+            a copy: with --import-secret a replacement appliance keeps the same pseudonyms.
+
+            Example: aislectl init --store /var/lib/aisle/store
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: ArgumentHelp("Use this 32-byte secret instead of a new random one.", valueName: "FILE"))
+    var importSecret: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try reporting {
+            let dir = try storeOptions.directory()
+            var secret: Data?
+            if let importSecret {
+                guard let data = FileManager.default.contents(atPath: importSecret) else {
+                    throw CLIError("cannot read \(importSecret)")
+                }
+                secret = data
+            }
+            let store = try StoreSetup.initialise(at: dir, importedSecret: secret)
+            try store.audit("init", detail: importSecret == nil ? "new secret" : "imported secret")
+            struct Out: Encodable { var store: String; var created: Bool }
+            if output.json { try printJSON(Out(store: dir.path, created: true)) } else { print("created store at \(dir.path)") }
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what the store holds and the last import.",
+        discussion: "Example: aislectl status --store demo-data/store --json")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try reporting {
+            let dir = try storeOptions.directory()
+            let store = try Store.open(at: dir, readOnly: true)
+            let s = try store.database.read { try Queries.status($0, directory: dir) }
+            if output.json { return try printJSON(s) }
+            print("store      \(dir.path) (schema \(s.schemaVersion), \(ByteCountFormatter.string(fromByteCount: s.databaseBytes, countStyle: .file)))")
+            print("events     \(s.events.formatted())  " + s.eventsByType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.formatted())" }.joined(separator: ", "))
+            print("customers  \(s.customers.formatted())   items \(s.items.formatted())   receipts \(s.receipts.formatted())   sessions \(s.sessions.formatted())")
+            print("period     \(s.firstEvent ?? "-") … \(s.lastEvent ?? "-")")
+            if let r = s.lastImport {
+                print("last import #\(r.id) \(r.kind) \(r.status) at \(r.startedAt): \(r.lines.formatted()) lines, \(r.accepted.formatted()) accepted, \(r.duplicates.formatted()) duplicates, \(r.rejected.formatted()) rejected")
+            }
+        }
+    }
+}
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the database's integrity and print a digest of its content.",
+        discussion: """
+            The digest covers customers, items, prices, sessions, receipts and events, not row ids \
+            or bookkeeping: two stores with the same secret and the same data have the same digest. \
+            Exits 65 when the integrity check fails.
+
+            Example: aislectl check --store demo-data/store
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try reporting {
+            let store = try Store.open(at: try storeOptions.directory(), readOnly: true)
+            struct Out: Encodable { var integrity: [String]; var digest: String }
+            let out = try store.database.read { db in
+                Out(integrity: try Queries.integrityCheck(db), digest: try ContentDigest.compute(db))
+            }
+            if output.json { try printJSON(out) } else {
+                print("integrity  \(out.integrity.joined(separator: "; "))")
+                print("digest     \(out.digest)")
+            }
+            if out.integrity != ["ok"] { throw ExitCode(65) }
+        }
+    }
+}
+
+struct CustomerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "customer", abstract: "Look up customers by their raw id.", subcommands: [Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a customer's recent history.",
+            discussion: """
+                The raw id is hashed with the store secret to find the customer; it is not stored \
+                or logged. Exits 4 when the store has no such customer.
+
+                Example: aislectl customer show 17850 --store demo-data/store --limit 5
+                """)
+
+        @Argument(help: "The customer's raw identifier (loyalty card, account number).")
+        var rawID: String
+        @Option(help: "How many events to show, newest first.") var limit = 20
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let dir = try storeOptions.directory()
+                let store = try Store.open(at: dir, readOnly: true)
+                let pseudonym = try Pseudonymizer(storeDirectory: dir).pseudonym(Normalize.text(rawID))
+                let history = try store.database.read { db in
+                    try Queries.customerID(db, pseudonym: pseudonym).map { try Queries.history(db, customerID: $0, limit: limit) }
+                }
+                guard let history else { throw CLIError("no customer with that id in this store", code: 4) }
+                struct Out: Encodable { var customer: String; var events: [HistoryEntry] }
+                let out = Out(customer: Pseudonym.display(pseudonym), events: history)
+                if output.json { return try printJSON(out) }
+                print("customer \(out.customer) — last \(history.count) events")
+                for e in history {
+                    let what = [e.item, e.title].compactMap { $0 }.joined(separator: " ")
+                    let price = e.price.map { String(format: " @ %.2f", $0) } ?? ""
+                    print("  \(e.ts)  \(e.type.padding(toLength: 8, withPad: " ", startingAt: 0)) \(e.qty) × \(what)\(price)\(e.receipt.map { "  [\($0)]" } ?? "")")
+                }
+            }
+        }
+    }
+}
+
+struct TopItemsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top-items",
+        abstract: "Best-selling items by units in a window.",
+        discussion: """
+            Without --from/--to the window is the calendar month of the store's latest event.
+
+            Example: aislectl top-items --from 2011-11-01 --to 2011-12-01 --limit 5
+            """)
+
+    @Option(help: "Start of the window (inclusive), e.g. 2011-11-01.") var from: String?
+    @Option(help: "End of the window (exclusive).") var to: String?
+    @Option(help: "How many items.") var limit = 10
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try reporting {
+            let store = try Store.open(at: try storeOptions.directory(), readOnly: true)
+            let window = try TopItemsWindow(from: from, to: to)
+            let r = try store.database.read { try window.query($0, limit: limit) }
+            struct Out: Encodable { var from: String; var to: String; var items: [TopItem] }
+            if output.json { return try printJSON(Out(from: Timestamp.format(r.from), to: Timestamp.format(r.to), items: r.items)) }
+            print("top items \(Timestamp.format(r.from)) … \(Timestamp.format(r.to))")
+            for (n, i) in r.items.enumerated() {
+                let rank = String(n + 1).leftPad(3), sku = i.item.padding(toLength: 9, withPad: " ", startingAt: 0)
+                let title = String(i.title.prefix(40)).padding(toLength: 41, withPad: " ", startingAt: 0)
+                print("\(rank). \(sku)\(title)\(String(i.units).leftPad(8)) units \(String(format: "%11.2f", i.revenue)) \(String(i.customers).leftPad(6)) customers")
+            }
+        }
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
