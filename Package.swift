@@ -35,6 +35,7 @@ let package = Package(
             name: "AisleStore",
             dependencies: [
                 "AisleCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
@@ -95,21 +96,25 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        // Open-loop HTTP load generator over a Unix socket (tools/, used by `make bench`).
-        .executableTarget(
-            name: "aisle-loadgen",
+        // HTTP/1.1 client over a Unix socket, for tools and tests.
+        .target(
+            name: "AisleClient",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: strict),
+        // Open-loop HTTP load generator over a Unix socket (tools/, used by `make bench`).
+        .executableTarget(
+            name: "aisle-loadgen",
+            dependencies: ["AisleClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/loadgen",
             swiftSettings: strict),
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

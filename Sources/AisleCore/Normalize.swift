@@ -13,11 +13,10 @@ public enum Normalize {
             if u < 32 || u == 127 || (space && previousSpace) { clean = false }
             previousSpace = space
         }
-        if ascii && clean && !previousSpace { return s }
-        let nfc = ascii ? s : s.precomposedStringWithCanonicalMapping
+        if ascii { return clean && !previousSpace ? s : foldASCII(s) }
         var out = String.UnicodeScalarView()
         var pendingSpace = false
-        for scalar in nfc.unicodeScalars {
+        for scalar in s.precomposedStringWithCanonicalMapping.unicodeScalars {
             if scalar.properties.isWhitespace {
                 pendingSpace = !out.isEmpty
                 continue
@@ -27,6 +26,23 @@ public enum Normalize {
             out.append(scalar)
         }
         return String(out)
+    }
+
+    /// The same folding for ASCII text, byte by byte.
+    private static func foldASCII(_ s: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        var pendingSpace = false
+        for u in s.utf8 {
+            if u == 32 || (u >= 9 && u <= 13) {
+                pendingSpace = !out.isEmpty
+                continue
+            }
+            if u < 32 || u == 127 { continue }
+            if pendingSpace { out.append(32); pendingSpace = false }
+            out.append(u)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The canonical SKU: normalised text, upper-cased, inner white space kept as one space.

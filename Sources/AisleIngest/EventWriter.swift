@@ -21,15 +21,78 @@ public struct ItemHint: Sendable {
     }
 }
 
+/// An event with its pseudonym and idempotency key computed: pure work that can run on any
+/// thread ahead of the database writer.
+public struct PreparedEvent: Sendable {
+    public var event: IncomingEvent
+    public var hint: ItemHint?
+    var pseudonym: Data?
+    var key: Data
+}
+
+/// Prepares events: pseudonymises the customer (HMAC, cached per raw id) and derives the
+/// idempotency key.
+public struct EventPreparer {
+    private let pseudonymizer: Pseudonymizer
+    private var pseudonyms = BoundedCache<String, Data>()
+    private var scratch: [UInt8] = []
+
+    public init(pseudonymizer: Pseudonymizer) { self.pseudonymizer = pseudonymizer }
+
+    public mutating func prepare(_ e: IncomingEvent, hint: ItemHint? = nil) -> PreparedEvent {
+        let pseudonym = e.customer.map { raw in
+            if let p = pseudonyms[raw] { return p }
+            let p = pseudonymizer.pseudonym(raw)
+            pseudonyms[raw] = p
+            return p
+        }
+        var prepared = PreparedEvent(event: e, hint: hint, pseudonym: pseudonym, key: Self.idempotencyKey(e, pseudonym: pseudonym, scratch: &scratch))
+        prepared.event.customer = nil  // the raw id goes no further
+        return prepared
+    }
+
+    /// 16 bytes: SHA-256 of the event id when there is one; else the hour of the event and 12
+    /// bytes of SHA-256 of its whole content, so that the same line imported twice is
+    /// recognised.
+    static func idempotencyKey(_ e: IncomingEvent, pseudonym: Data?, scratch: inout [UInt8]) -> Data {
+        scratch.removeAll(keepingCapacity: true)
+        if let id = e.id {
+            scratch.append(contentsOf: "id\u{0}".utf8)
+            scratch.append(contentsOf: id.utf8)
+        } else {
+            func field(_ s: String?) {
+                if let s { scratch.append(contentsOf: s.utf8) } else { scratch.append(0) }
+                scratch.append(0x1F)
+            }
+            func int(_ v: Int64?) { field(v.map { String($0) }) }
+            scratch.append(contentsOf: "c\u{0}".utf8)
+            int(e.ts)
+            field(e.type.rawValue)
+            for part in [e.session, e.receipt, e.item, e.text, e.source, e.store] { field(part) }
+            int(e.qty)
+            field(e.price.map { "\($0)" })
+            int(e.rating)
+            if let pseudonym { scratch.append(contentsOf: pseudonym) }
+        }
+        // Content keys start with the event's hour, so that a day's events land together in the
+        // key index instead of all over it (far fewer pages rewritten per commit).
+        var key = Data(capacity: 16)
+        if e.id == nil {
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: e.ts.floorDiv(3600)).bigEndian) { key.append(contentsOf: $0) }
+        }
+        SHA256.hash(data: scratch).withUnsafeBytes { key.append(contentsOf: $0.prefix(16 - key.count)) }
+        return key
+    }
+}
+
 /// Writes validated events into the store: pseudonymises the customer, resolves items,
 /// receipts and sessions, drops duplicates by idempotency key, links returns to their sale and
 /// keeps the per-item daily sales current. The one write path for imports and the agent.
 ///
-/// Must be used inside a write transaction; after a transaction fails, call ``resetCaches()``
-/// since cached row ids may have been rolled back.
+/// Must be used inside a write transaction, calling ``finishTransaction(_:)`` before it commits;
+/// after a transaction fails, call ``resetCaches()`` since cached row ids may have been rolled
+/// back.
 public struct EventWriter {
-    private let pseudonymizer: Pseudonymizer
-    private var pseudonyms = BoundedCache<String, Data>()
     private var customers = BoundedCache<Data, Int64>()
     private var items = BoundedCache<String, Int64>()
     private var titled = Set<Int64>()
@@ -38,6 +101,9 @@ public struct EventWriter {
     /// Items that received purchases or returns (for the outlier pass).
     public private(set) var touchedItems = Set<Int64>()
     public private(set) var counts = Counts()
+    private var daily: [DailyKey: DailySales] = [:]
+    private var pending: [PendingEvent] = []
+    private var pendingKeys = Set<Data>()
 
     /// Running totals of what the writer did.
     public struct Counts: Sendable, Codable, Equatable {
@@ -50,10 +116,13 @@ public struct EventWriter {
         public var customersCreated = 0
     }
 
-    public init(pseudonymizer: Pseudonymizer) { self.pseudonymizer = pseudonymizer }
+    public init() {}
 
     /// Forgets cached row ids (after a rolled-back transaction).
     public mutating func resetCaches() {
+        daily.removeAll()
+        pending.removeAll()
+        pendingKeys.removeAll()
         customers.removeAll()
         items.removeAll()
         titled.removeAll()
@@ -61,36 +130,55 @@ public struct EventWriter {
         sessions.removeAll()
     }
 
-    /// Writes one event; `runID` ties it to an import run.
-    public mutating func write(_ e: IncomingEvent, hint: ItemHint? = nil, runID: Int64? = nil, now: Int64, db: Database) throws -> EventOutcome {
-        let pseudonym = e.customer.map { pseudonymFor($0) }
-        let key = Self.idempotencyKey(e, pseudonym: pseudonym)
+    /// Writes a batch of events inside the caller's transaction and says what became of each;
+    /// `runID` ties them to an import run. Call ``finishTransaction(_:)`` before the
+    /// transaction commits.
+    public mutating func write(_ batch: [PreparedEvent], runID: Int64? = nil, now: Int64, db: Database) throws -> [EventOutcome] {
+        var outcomes: [EventOutcome] = []
+        outcomes.reserveCapacity(batch.count)
+        let probe = try db.cachedStatement(sql: "SELECT 1 FROM events WHERE key = ?")
+        for start in stride(from: 0, to: batch.count, by: Self.rowsPerInsert) {
+            for prepared in batch[start..<min(start + Self.rowsPerInsert, batch.count)] {
+                let seen = FastStatement(probe, in: db)
+                seen.bind(1, prepared.key)
+                if try seen.step() || pendingKeys.contains(prepared.key) {
+                    counts.duplicates += 1
+                    outcomes.append(.duplicate)
+                } else {
+                    try stage(prepared, runID: runID, now: now, db: db)
+                    outcomes.append(.accepted)
+                }
+            }
+            try flushPending(db)
+            pendingKeys.removeAll(keepingCapacity: true)  // the next probes see them in the table
+        }
+        return outcomes
+    }
+
+    /// Resolves a new event's references and queues it for the next multi-row INSERT.
+    private mutating func stage(_ prepared: PreparedEvent, runID: Int64?, now: Int64, db: Database) throws {
+        let (e, hint, pseudonym, key) = (prepared.event, prepared.hint, prepared.pseudonym, prepared.key)
         let customerID = try pseudonym.map { try customerIDFor($0, db) }
         let itemID = try e.item.map { try itemIDFor($0, hint: hint, db) }
         let receiptID = try e.receipt.map { try receiptIDFor($0, ts: e.ts, customerID: customerID, store: e.store, db) }
         let sessionID = try e.session.map { try sessionIDFor($0, ts: e.ts, customerID: customerID, store: e.store, db) }
         var saleID: Int64?
         if e.type == .return, let customerID, let itemID {
-            saleID = try Int64.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT id FROM events INDEXED BY events_item_customer
-                    WHERE item_id = ? AND customer_id = ? AND type = 'purchase' AND ts <= ?
-                    ORDER BY ts DESC, id DESC LIMIT 1
-                    """), arguments: [itemID, customerID, e.ts])
+            try flushPending(db)  // the sale may be among them
+            let find = FastStatement(try db.cachedStatement(sql: """
+                SELECT id FROM events INDEXED BY events_item_customer
+                WHERE item_id = ? AND customer_id = ? AND type = 'purchase' AND ts <= ?
+                ORDER BY ts DESC, id DESC LIMIT 1
+                """), in: db)
+            find.bind(1, itemID)
+            find.bind(2, customerID)
+            find.bind(3, e.ts)
+            if try find.step() { saleID = find.int64(0) }
         }
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO events(key, ts, type, customer_id, session_id, receipt_id, item_id, qty, price, text,
-                               rating, source, store, sale_event_id, import_run_id, ingested_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING
-            """)
-        try insert.execute(arguments: [
-            key, e.ts, e.type.rawValue, customerID, sessionID, receiptID, itemID, e.qty, e.price, e.text,
-            e.rating, e.source, e.store, saleID, runID, now,
-        ])
-        guard db.changesCount > 0 else {
-            counts.duplicates += 1
-            return .duplicate
-        }
+        pendingKeys.insert(key)
+        pending.append(PendingEvent(
+            key: key, event: e, customerID: customerID, sessionID: sessionID, receiptID: receiptID, itemID: itemID,
+            saleID: saleID, runID: runID, now: now))
         counts.accepted += 1
         if e.type == .return {
             counts.returns += 1
@@ -99,47 +187,106 @@ public struct EventWriter {
         if e.type == .purchase, customerID == nil { counts.anonymousPurchases += 1 }
         if let itemID, e.type == .purchase || e.type == .return {
             touchedItems.insert(itemID)
-            let purchase = e.type == .purchase
-            try db.cachedStatement(sql: """
-                INSERT INTO item_daily(item_id, day, purchases, units, revenue, returns, min_price, max_price)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-                ON CONFLICT(item_id, day) DO UPDATE SET
-                    purchases = purchases + excluded.purchases, units = units + excluded.units,
-                    revenue = revenue + excluded.revenue, returns = returns + excluded.returns,
-                    min_price = min(coalesce(min_price, excluded.min_price), coalesce(excluded.min_price, min_price)),
-                    max_price = max(coalesce(max_price, excluded.max_price), coalesce(excluded.max_price, max_price))
-                """).execute(arguments: [
-                    itemID, e.ts.floorDiv(86_400), purchase ? 1 : 0, purchase ? e.qty : 0,
-                    purchase ? Double(e.qty) * (e.price ?? 0) : 0, purchase ? 0 : e.qty, e.price,
-                ])
+            daily[DailyKey(item: itemID, day: e.ts.floorDiv(86_400)), default: DailySales()].add(e)
         }
-        return .accepted
     }
 
-    /// 16 bytes of SHA-256: over the event id when there is one, else over the whole content,
-    /// so that the same line imported twice is recognised.
-    static func idempotencyKey(_ e: IncomingEvent, pseudonym: Data?) -> Data {
-        var h = SHA256()
-        if let id = e.id {
-            h.update(data: Data("id\u{0}\(id)".utf8))
-        } else {
-            var s = "c\u{0}\(e.ts)\u{1F}\(e.type.rawValue)\u{1F}"
-            for part in [e.session, e.receipt, e.item, e.text, e.source, e.store] {
-                s += part ?? "\u{0}"
-                s += "\u{1F}"
+    /// Writes what was aggregated during the transaction (per-item daily sales).
+    public mutating func finishTransaction(_ db: Database) throws {
+        try flushPending(db)
+        guard !daily.isEmpty else { return }
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO item_daily(item_id, day, purchases, units, revenue, returns, min_price, max_price)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(item_id, day) DO UPDATE SET
+                purchases = purchases + excluded.purchases, units = units + excluded.units,
+                revenue = revenue + excluded.revenue, returns = returns + excluded.returns,
+                min_price = min(coalesce(min_price, excluded.min_price), coalesce(excluded.min_price, min_price)),
+                max_price = max(coalesce(max_price, excluded.max_price), coalesce(excluded.max_price, max_price))
+            """)
+        for (k, v) in daily {
+            let f = FastStatement(upsert, in: db)
+            f.bind(1, k.item)
+            f.bind(2, k.day)
+            f.bind(3, v.purchases)
+            f.bind(4, v.units)
+            f.bind(5, v.revenue)
+            f.bind(6, v.returns)
+            f.bind(7, v.minPrice)
+            f.bind(8, v.maxPrice)
+            try f.step()
+        }
+        daily.removeAll(keepingCapacity: true)
+    }
+
+    /// An accepted event waiting for the next multi-row INSERT.
+    struct PendingEvent {
+        var key: Data
+        var event: IncomingEvent
+        var customerID, sessionID, receiptID, itemID, saleID, runID: Int64?
+        var now: Int64
+    }
+
+    /// Rows per INSERT statement: one statement per row would spend more time opening the
+    /// table's seven B-tree cursors than inserting.
+    static let rowsPerInsert = 64
+    static let columns = "key, ts, type, customer_id, session_id, receipt_id, item_id, qty, price, text, rating, source, store, sale_event_id, import_run_id, ingested_at"
+
+    private mutating func flushPending(_ db: Database) throws {
+        guard !pending.isEmpty else { return }
+        let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: pending.count).joined(separator: ", ")
+        let insert = FastStatement(try db.cachedStatement(sql: "INSERT INTO events(\(Self.columns)) VALUES \(values)"), in: db)
+        for (n, p) in pending.enumerated() {
+            let b = Int32(n * 16)
+            let e = p.event
+            insert.bind(b + 1, p.key)
+            insert.bind(b + 2, e.ts)
+            insert.bind(b + 3, e.type.rawValue)
+            insert.bind(b + 4, p.customerID)
+            insert.bind(b + 5, p.sessionID)
+            insert.bind(b + 6, p.receiptID)
+            insert.bind(b + 7, p.itemID)
+            insert.bind(b + 8, e.qty)
+            insert.bind(b + 9, e.price)
+            insert.bind(b + 10, e.text)
+            insert.bind(b + 11, e.rating)
+            insert.bind(b + 12, e.source)
+            insert.bind(b + 13, e.store)
+            insert.bind(b + 14, p.saleID)
+            insert.bind(b + 15, p.runID)
+            insert.bind(b + 16, p.now)
+        }
+        try insert.step()
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    struct DailyKey: Hashable {
+        var item: Int64
+        var day: Int64
+    }
+
+    /// One item's sales on one day, summed over a transaction.
+    struct DailySales {
+        var purchases: Int64 = 0
+        var units: Int64 = 0
+        var revenue = 0.0
+        var returns: Int64 = 0
+        var minPrice: Double?
+        var maxPrice: Double?
+
+        mutating func add(_ e: IncomingEvent) {
+            if e.type == .purchase {
+                purchases += 1
+                units += e.qty
+                revenue += Double(e.qty) * (e.price ?? 0)
+            } else {
+                returns += e.qty
             }
-            s += "\(e.qty)\u{1F}\(e.price.map { "\($0)" } ?? "\u{0}")\u{1F}\(e.rating.map { "\($0)" } ?? "\u{0}")"
-            h.update(data: Data(s.utf8))
-            if let pseudonym { h.update(data: pseudonym) }
+            if let p = e.price {
+                minPrice = min(minPrice ?? p, p)
+                maxPrice = max(maxPrice ?? p, p)
+            }
         }
-        return Data(h.finalize().prefix(16))
-    }
-
-    private mutating func pseudonymFor(_ raw: String) -> Data {
-        if let p = pseudonyms[raw] { return p }
-        let p = pseudonymizer.pseudonym(raw)
-        pseudonyms[raw] = p
-        return p
     }
 
     private mutating func customerIDFor(_ pseudonym: Data, _ db: Database) throws -> Int64 {

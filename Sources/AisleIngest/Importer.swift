@@ -2,12 +2,22 @@ import AisleCore
 import AisleStore
 import Foundation
 import GRDB
+import Synchronization
 
 /// One parsed input record.
 public enum ImportRecord: Sendable {
     case event(IncomingEvent, ItemHint?)
     case catalog(CatalogEntry)
 }
+
+/// A record ready for the writer.
+enum PreparedRecord: Sendable {
+    case event(PreparedEvent)
+    case catalog(CatalogEntry)
+}
+
+/// Parses one line (given its bytes and number); nil skips it (a header, a blank line).
+public typealias LineParser = (UnsafeBufferPointer<UInt8>, Int) -> Result<ImportRecord, FieldError>?
 
 /// A refused input line: where, which field, and why. Never holds the line itself, which may
 /// carry a raw customer identifier.
@@ -21,7 +31,7 @@ public struct Reject: Codable, Sendable, Equatable {
 /// How an import runs.
 public struct ImportOptions: Sendable {
     /// Lines per transaction.
-    public var batchSize = 5_000
+    public var batchSize = 50_000
     /// Where to write every reject as JSON Lines, if anywhere.
     public var rejectsPath: String?
     /// No progress output.
@@ -62,9 +72,10 @@ public struct ImportReport: Codable, Sendable {
 /// every event carries an idempotency key.
 public final class Importer {
     private let store: Store
-    private var writer: EventWriter
+    private var writer = EventWriter()
+    private let pseudonymizer: Pseudonymizer
     private let options: ImportOptions
-    private var pending: [(line: Int, file: String, record: Result<ImportRecord, FieldError>)] = []
+    private var pending: [Entry] = []
     private var pendingRejects: [Reject] = []
     private var report: ImportReport
     private let started = Date()
@@ -80,7 +91,7 @@ public final class Importer {
     public init(store: Store, pseudonymizer: Pseudonymizer, kind: String, source: String, options: ImportOptions) throws {
         self.store = store
         self.options = options
-        writer = EventWriter(pseudonymizer: pseudonymizer)
+        self.pseudonymizer = pseudonymizer
         let pid = Int64(getpid())
         let now = self.now
         let runID = try store.database.write { db -> Int64 in
@@ -109,32 +120,72 @@ public final class Importer {
         }
     }
 
-    /// Reads every line of `reader`, parsing each with `parse` (nil = skip, e.g. a header).
-    public func importLines(
-        from reader: LineReader, label: String,
-        parse: (UnsafeBufferPointer<UInt8>, Int) -> Result<ImportRecord, FieldError>?
-    ) throws {
-        let file = URL(fileURLWithPath: reader.path).lastPathComponent
-        progress = ProgressReporter(label: label, totalBytes: reader.fileSize, quiet: options.quiet)
-        while let parsed = try reader.next({ parse($0, reader.lineNumber) }) {
-            guard let record = parsed else { continue }
-            try add(line: reader.lineNumber, file: file, record)
-            if pending.isEmpty { progress?.update(count: report.lines, bytes: reader.bytesRead) }
+    /// One parsed line on its way to the writer.
+    typealias Entry = (line: Int, file: String, record: Result<PreparedRecord, FieldError>)
+
+    /// Reads every line of the file at `path` and writes what `makeParser()`'s parser makes of
+    /// each. Reading, parsing, pseudonymising and hashing run on a second thread, ahead of the
+    /// database writer on this one.
+    public func importLines(path: String, label: String, makeParser: @escaping @Sendable () -> LineParser) throws {
+        let file = URL(fileURLWithPath: path).lastPathComponent
+        let channel = BatchChannel()
+        let pseudonymizer = self.pseudonymizer
+        let producer = Thread {
+            do {
+                let reader = try LineReader(path: path)
+                let parse = makeParser()
+                var preparer = EventPreparer(pseudonymizer: pseudonymizer)
+                var batch: [Entry] = []
+                while let parsed = try reader.next({ parse($0, reader.lineNumber) }) {
+                    guard let record = parsed else { continue }
+                    let prepared = record.map { r -> PreparedRecord in
+                        switch r {
+                        case .event(let e, let hint): .event(preparer.prepare(e, hint: hint))
+                        case .catalog(let c): .catalog(c)
+                        }
+                    }
+                    batch.append((reader.lineNumber, file, prepared))
+                    if batch.count == 2_000 {
+                        guard channel.send(.batch(batch, bytes: reader.bytesRead, total: reader.fileSize)) else { return }
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+                _ = channel.send(.batch(batch, bytes: reader.bytesRead, total: reader.fileSize))
+                _ = channel.send(.end)
+            } catch {
+                _ = channel.send(.failed(error))
+            }
+        }
+        producer.stackSize = 8 << 20
+        producer.start()
+        defer { channel.cancel() }
+        var progress: ProgressReporter?
+        loop: while true {
+            switch channel.receive() {
+            case .batch(let entries, let bytes, let total):
+                if progress == nil { progress = ProgressReporter(label: label, totalBytes: total, quiet: options.quiet) }
+                for entry in entries { try add(entry) }
+                progress?.update(count: report.lines, bytes: bytes)
+            case .end: break loop
+            case .failed(let error):
+                try flush()
+                progress?.finish()
+                throw error
+            }
         }
         try flush()
         progress?.finish()
     }
 
-    /// Adds one record (or its error) from `file` at `line`.
-    public func add(line: Int, file: String, _ record: Result<ImportRecord, FieldError>) throws {
+    private func add(_ entry: Entry) throws {
         report.lines += 1
-        pending.append((line, file, record))
+        pending.append(entry)
         if pending.count >= options.batchSize { try flush() }
     }
 
-    /// Counts a reject that happened outside the record stream (a bad invoice header, say).
+    /// Counts a reject that happened outside a line stream (a bad invoice header, say).
     public func reject(line: Int, file: String, _ error: FieldError) throws {
-        try add(line: line, file: file, .failure(error))
+        try add((line, file, .failure(error)))
     }
 
     private func flush() throws {
@@ -146,16 +197,19 @@ public final class Importer {
         let before = writer.counts
         do {
             try store.database.write { db in
+                var events: [PreparedEvent] = []
                 for (line, file, record) in batch {
                     switch record {
                     case .failure(let e):
                         rejects.append(Reject(file: file, line: line, field: e.field, reason: e.reason))
-                    case .success(.event(let event, let hint)):
-                        _ = try writer.write(event, hint: hint, runID: report.runID, now: now, db: db)
+                    case .success(.event(let event)):
+                        events.append(event)
                     case .success(.catalog(let entry)):
                         if try CatalogWriter.write(entry, now: now, db: db) { catalogUpdated += 1 }
                     }
                 }
+                _ = try writer.write(events, runID: report.runID, now: now, db: db)
+                try writer.finishTransaction(db)
                 let insert = try db.cachedStatement(sql: "INSERT INTO import_rejects(run_id, line, field, reason) VALUES (?, ?, ?, ?)")
                 for r in rejects { try insert.execute(arguments: [report.runID, r.line, r.field, "\(r.file): \(r.reason)"]) }
                 let c = writer.counts
@@ -196,17 +250,16 @@ public final class Importer {
         report.anonymousPurchases = c.anonymousPurchases
         report.itemsCreated = c.itemsCreated
         report.customersCreated = c.customersCreated
+        report.outliersFlagged = try store.database.write { db in try OutlierFlagger.flag(items: touched, db: db) }
         report.status = "completed"
         report.seconds = Date().timeIntervalSince(started)
         report.linesPerSecond = Double(report.lines) / max(report.seconds, 1e-9)
         let summary = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
         let finished = Int64(Date().timeIntervalSince1970)
-        report.outliersFlagged = try store.database.write { db in
-            let flagged = try OutlierFlagger.flag(items: touched, db: db)
+        try store.database.write { db in
             try db.execute(
                 sql: "UPDATE import_runs SET status = 'completed', finished_at = ?, summary = ? WHERE id = ?",
                 arguments: [finished, summary, report.runID])
-            return flagged
         }
         try? rejectsFile?.close()
         return report
@@ -252,5 +305,49 @@ enum CatalogWriter {
                 .execute(arguments: [id, now, p])
         }
         return true
+    }
+}
+
+/// Hands batches from the reading thread to the writing one, at most two ahead.
+final class BatchChannel: Sendable {
+    enum Message: Sendable {
+        case batch([Importer.Entry], bytes: Int64, total: Int64)
+        case end
+        case failed(any Error)
+    }
+
+    // Semaphores start at zero and are signalled up: libdispatch traps when a semaphore is
+    // freed with a value below the one it was created with.
+    private let slots = DispatchSemaphore(value: 0)
+    private let ready = DispatchSemaphore(value: 0)
+    private let queue = Mutex<(messages: [Message], cancelled: Bool)>(([], false))
+
+    init() {
+        slots.signal()
+        slots.signal()
+    }
+
+    /// Queues a message, waiting for room; false once the receiver has gone.
+    func send(_ m: Message) -> Bool {
+        slots.wait()
+        let open = queue.withLock { q in
+            if !q.cancelled { q.messages.append(m) }
+            return !q.cancelled
+        }
+        if open { ready.signal() }
+        return open
+    }
+
+    func receive() -> Message {
+        ready.wait()
+        let m = queue.withLock { $0.messages.removeFirst() }
+        slots.signal()
+        return m
+    }
+
+    /// The receiver is done: release a sender that waits for room.
+    func cancel() {
+        queue.withLock { $0.cancelled = true }
+        slots.signal()
     }
 }

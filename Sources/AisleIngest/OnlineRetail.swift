@@ -29,18 +29,21 @@ public enum OnlineRetail {
             if let error { try importer.reject(line: inv.lineNumber, file: invoiceFile, error) }
         }
 
-        let reader = try LineReader(path: lines)
-        var headerDone = false
-        try importer.importLines(from: reader, label: "online-retail") { line, _ in
-            if !headerDone {
-                headerDone = true
-                return nil
-            }
-            do throws(FieldError) {
-                try CSV.fields(line, into: &fields)
-                return .success(try record(fields, headers: headers))
-            } catch {
-                return .failure(error)
+        let invoiceHeaders = headers
+        try importer.importLines(path: lines, label: "online-retail") {
+            var fields: [String] = []
+            var headerDone = false
+            return { line, _ in
+                if !headerDone {
+                    headerDone = true
+                    return nil
+                }
+                do throws(FieldError) {
+                    try CSV.fields(line, into: &fields)
+                    return .success(try record(fields, headers: invoiceHeaders))
+                } catch {
+                    return .failure(error)
+                }
             }
         }
     }

@@ -6,17 +6,19 @@ import Foundation
 public enum Sources {
     /// `aislectl import events FILE`: interchange events, one JSON object per line.
     public static func importEvents(path: String, into importer: Importer) throws {
-        let reader = try LineReader(path: path)
-        try importer.importLines(from: reader, label: "events") { line, _ in
-            jsonObject(line).map { $0.flatMap { v in Result { () throws(FieldError) in .event(try Interchange.event(from: v), nil) } } }
+        try importer.importLines(path: path, label: "events") {
+            { line, _ in
+                jsonObject(line).map { $0.flatMap { v in Result { () throws(FieldError) in .event(try Interchange.event(from: v), nil) } } }
+            }
         }
     }
 
     /// `aislectl import catalog FILE`: `{"item","title","category"?,"price"?,"active"?}` per line.
     public static func importCatalog(path: String, into importer: Importer) throws {
-        let reader = try LineReader(path: path)
-        try importer.importLines(from: reader, label: "catalog") { line, _ in
-            jsonObject(line).map { $0.flatMap { v in Result { () throws(FieldError) in .catalog(try Interchange.catalogEntry(from: v)) } } }
+        try importer.importLines(path: path, label: "catalog") {
+            { line, _ in
+                jsonObject(line).map { $0.flatMap { v in Result { () throws(FieldError) in .catalog(try Interchange.catalogEntry(from: v)) } } }
+            }
         }
     }
 

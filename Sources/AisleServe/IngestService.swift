@@ -25,14 +25,15 @@ public struct IngestResponse: Codable, Sendable {
 /// The answer is sent only after the transaction is durable (synchronous = FULL).
 public actor IngestService {
     private let store: Store
-    private var writer: EventWriter
+    private var writer = EventWriter()
+    private var preparer: EventPreparer
     private let accepted = Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "accepted")])
     private let duplicates = Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "duplicate")])
     private let rejected = Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "rejected")])
 
     public init(store: Store, pseudonymizer: Pseudonymizer) {
         self.store = store
-        writer = EventWriter(pseudonymizer: pseudonymizer)
+        preparer = EventPreparer(pseudonymizer: pseudonymizer)
     }
 
     /// Validates and writes a batch: every valid event is kept, every invalid one is answered
@@ -40,10 +41,10 @@ public actor IngestService {
     public func ingest(_ values: [JSONValue]) throws -> IngestResponse {
         var results: [EventResult] = []
         results.reserveCapacity(values.count)
-        var valid: [(Int, IncomingEvent)] = []
+        var valid: [(Int, PreparedEvent)] = []
         for (i, v) in values.enumerated() {
             do throws(FieldError) {
-                valid.append((i, try Interchange.event(from: v)))
+                valid.append((i, preparer.prepare(try Interchange.event(from: v))))
                 results.append(EventResult(index: i, status: "accepted"))
             } catch {
                 results.append(EventResult(index: i, status: "rejected", field: error.field, reason: error.reason))
@@ -52,9 +53,11 @@ public actor IngestService {
         let now = Int64(Date().timeIntervalSince1970)
         do {
             try store.database.write { db in
-                for (i, e) in valid where try writer.write(e, now: now, db: db) == .duplicate {
+                let outcomes = try writer.write(valid.map(\.1), now: now, db: db)
+                for ((i, _), outcome) in zip(valid, outcomes) where outcome == .duplicate {
                     results[i].status = "duplicate"
                 }
+                try writer.finishTransaction(db)
             }
         } catch {
             writer.resetCaches()

@@ -28,8 +28,9 @@ public struct Store: Sendable {
     public static let databaseName = "store.sqlite"
 
     /// How durable a commit is. `full` fsyncs every transaction (the agent: an acknowledged
-    /// event survives power loss); `normal` may lose the last transactions on power loss but
-    /// never corrupts (bulk imports, which can be re-run idempotently).
+    /// event survives power loss) and keeps memory small; `normal` may lose the last
+    /// transactions on power loss but never corrupts, and uses a large page cache (bulk
+    /// imports, which can be re-run idempotently).
     public enum Durability: Sendable { case full, normal }
 
     /// Opens an existing store and brings its schema up to date.
@@ -41,9 +42,15 @@ public struct Store: Sendable {
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.readonly = readOnly
+        config.foreignKeysEnabled = durability == .full
         config.label = "aisle-store"
         config.prepareDatabase { db in
-            try db.execute(sql: durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            switch durability {
+            case .full:
+                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 67108864; PRAGMA cache_size = -16384")
+            case .normal:
+                try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 32768")
+            }
         }
         let pool = try DatabasePool(path: file.path, configuration: config)
         let migrator = Schema.migrator

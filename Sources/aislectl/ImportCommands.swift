@@ -21,7 +21,7 @@ struct ImportCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Write every rejected line (file, line, field, reason) as JSON Lines.", valueName: "FILE"))
         var rejects: String?
         @Flag(help: "No progress output.") var quiet = false
-        @Option(help: "Lines per transaction.") var batchSize = 5_000
+        @Option(help: "Lines per transaction.") var batchSize = 50_000
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 

@@ -1,0 +1,54 @@
+# Aisle — the two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+SHARED ?= ../shared
+DEMO ?= demo-data
+RELEASE := .build/release
+SOCKET := $(DEMO)/aisled.sock
+ifneq ($(wildcard $(SHARED)/data/online_retail/lines.csv.gz),)
+RETAIL := $(SHARED)/data/online_retail
+else
+RETAIL := tools/sample
+endif
+
+.PHONY: run test deps build release demo-store start stop answers bench clean
+
+## run: install what is missing, build in release, load the demo store, start the agent, show answers
+run: deps release demo-store start answers
+
+## test: build and run the whole test suite
+test: deps
+	swift build --build-tests
+	swift test --skip-build
+
+deps:
+	@tools/install-deps
+
+build:
+	swift build
+
+release:
+	swift build -c release
+
+demo-store: stop
+	@rm -rf $(DEMO)/store
+	@mkdir -p $(DEMO)
+	$(RELEASE)/aislectl init --store $(DEMO)/store
+	$(RELEASE)/aislectl import online-retail $(RETAIL)/lines.csv.gz $(RETAIL)/invoices.csv.gz --store $(DEMO)/store --rejects $(DEMO)/rejects.jsonl || [ $$? -eq 3 ]
+
+start: stop
+	@echo "starting aisled on $(SOCKET) (log: $(DEMO)/aisled.log)"
+	@nohup $(RELEASE)/aisled --config firmware-config/aisled.toml --store $(DEMO)/store --socket $(SOCKET) > $(DEMO)/aisled.log 2>&1 & echo $$! > $(DEMO)/aisled.pid
+	@for i in $$(seq 1 100); do [ -S $(SOCKET) ] && break; sleep 0.1; done; [ -S $(SOCKET) ] || { cat $(DEMO)/aisled.log; exit 1; }
+
+stop:
+	@if [ -f $(DEMO)/aisled.pid ]; then kill $$(cat $(DEMO)/aisled.pid) 2>/dev/null || true; rm -f $(DEMO)/aisled.pid; sleep 0.5; fi
+
+answers:
+	@tools/show-answers $(SOCKET)
+
+## bench: the measurements quoted in docs/BENCHMARKS.md (release build)
+bench: deps release
+	tools/bench/run $(RETAIL)
+
+clean: stop
+	rm -rf $(DEMO) .build

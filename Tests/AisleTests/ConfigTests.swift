@@ -1,0 +1,49 @@
+import AisleConfig
+import Foundation
+import Testing
+
+@Suite struct ConfigTests {
+    @Test func shippedConfigIsValidAndEqualsTheDefaults() throws {
+        let c = try AgentConfig.load(path: TestSupport.repository.appendingPathComponent("firmware-config/aisled.toml").path)
+        #expect(c == AgentConfig())
+        let h = try HubConfig.load(path: TestSupport.repository.appendingPathComponent("firmware-config/aisle-hub.toml").path)
+        #expect(h == HubConfig())
+    }
+
+    @Test func emptyFileGivesDefaults() throws {
+        #expect(try AgentConfig.parse("") == AgentConfig())
+    }
+
+    @Test func everyErrorIsReportedWithItsKey() {
+        let toml = """
+            [socket]
+            mode = "0666"
+            path = 12
+            [http]
+            max_batch_events = 0
+            [log]
+            level = "loud"
+            colour = true
+            [stroe]
+            path = "/x"
+            """
+        #expect {
+            try AgentConfig.parse(toml, path: "bad.toml")
+        } throws: { error in
+            guard let e = error as? ConfigError else { return false }
+            let keys = e.issues.map(\.key)
+            return e.path == "bad.toml"
+                && keys.contains("socket.mode") && keys.contains("socket.path") && keys.contains("http.max_batch_events")
+                && keys.contains("log.level") && keys.contains("log.colour") && keys.contains("stroe.path")
+                && e.issues.first { $0.key == "socket.path" }?.reason == "expected a string, got a integer"
+                && e.issues.first { $0.key == "log.colour" }?.reason == "unknown key"
+                && e.issues.first { $0.key == "http.max_batch_events" }?.reason == "must be between 1 and 1000000; got 0"
+        }
+    }
+
+    @Test func syntaxErrorsNameTheLine() {
+        #expect {
+            try AgentConfig.parse("[store]\npath = \n", path: "x.toml")
+        } throws: { ($0 as? ConfigError)?.issues.first?.reason.hasPrefix("line 2") == true }
+    }
+}

@@ -1,0 +1,234 @@
+import AisleCore
+import AisleIngest
+import AisleStore
+import Foundation
+import GRDB
+import Testing
+
+/// A fresh store in a temporary directory.
+struct TempStore {
+    let directory: URL
+    let store: Store
+
+    init(secret: Data? = nil) throws {
+        directory = try TestSupport.temporaryDirectory().appendingPathComponent("store")
+        store = try StoreSetup.initialise(at: directory, importedSecret: secret ?? Data(repeating: 7, count: 32))
+    }
+
+    func importer(kind: String = "events", rejects: String? = nil) throws -> Importer {
+        var options = ImportOptions()
+        options.quiet = true
+        options.rejectsPath = rejects
+        options.batchSize = 7
+        return try Importer(store: store, pseudonymizer: try Pseudonymizer(storeDirectory: directory), kind: kind, source: "test", options: options)
+    }
+
+    func importEvents(_ text: String, rejects: String? = nil) throws -> ImportReport {
+        let file = directory.deletingLastPathComponent().appendingPathComponent("events-\(UUID().uuidString.prefix(6)).jsonl")
+        try Data(text.utf8).write(to: file)
+        let imp = try importer(rejects: rejects)
+        try Sources.importEvents(path: file.path, into: imp)
+        return try imp.finish()
+    }
+
+    func digest() throws -> String { try store.database.read { try ContentDigest.compute($0) } }
+    func count(_ sql: String) throws -> Int { try store.database.read { try Int.fetchOne($0, sql: sql) ?? -1 } }
+}
+
+@Suite struct IngestTests {
+    @Test func mixedFileKeepsEveryValidRowAndRejectsEachBadOneWithItsLine() throws {
+        let s = try TempStore()
+        var lines: [[UInt8]] = [
+            Array(#"{"ts":"2011-09-01 08:26","type":"purchase","customer":"c1","receipt":"r1","item":"A","qty":2,"price":1.5}"#.utf8),
+            Array(#"{"ts":"2011-09-01 08:26","type":"purchase","customer":"c1","receipt":"r1","item":"B"#.utf8),  // malformed JSON
+            Array(#"{"ts":"2011-09-01 08:27","type":"view","customer":"c2","item":"A"}"#.utf8),
+            Array(#"{"ts":"2011-09-01 08:28","type":"purchase","item":"A","qty":"three"}"#.utf8),  // wrong type
+            Array(#"{"ts":"2011-09-01 08:29","type":"purchase","item":"A","qty":5000000}"#.utf8),  // absurd value
+            Array(#"{"ts":"2011-09-01 08:30","type":"levitate","item":"A"}"#.utf8),  // unknown type
+            Array(#"{"ts":"2011-09-31 08:30","type":"view","item":"A"}"#.utf8),  // bad date
+            Array(#"{"ts":"2011-09-01 08:31","type":"review","item":"A","text":"caf"#.utf8) + [0xE9] + Array(#"","rating":4}"#.utf8),  // invalid UTF-8
+            [],  // blank line: skipped, not a reject
+            Array(#"{"ts":"2011-09-01 08:32","type":"search","session":"k1","text":"red  teapot"}"#.utf8),
+            Array(#"{"ts":"2011-09-01 08:33","type":"purchase","customer":"c2","receipt":"r2","item":"A","price":-4}"#.utf8),  // negative price
+            Array(#"{"ts":"2011-09-01 08:34","type":"return","customer":"c1","receipt":"r3","item":"A","qty":1,"price":1.5}"#.utf8),
+        ]
+        lines.append(Array("not json at all".utf8))
+        let file = s.directory.deletingLastPathComponent().appendingPathComponent("mixed.jsonl")
+        try Data(lines.joined(separator: [10]) + [10]).write(to: file)
+        let rejectsFile = s.directory.deletingLastPathComponent().appendingPathComponent("rejects.jsonl").path
+        let imp = try s.importer(rejects: rejectsFile)
+        try Sources.importEvents(path: file.path, into: imp)
+        let report = try imp.finish()
+
+        #expect(report.lines == 12)
+        #expect(report.accepted == 4)
+        #expect(report.rejected == 8)
+        #expect(report.duplicates == 0)
+        let rejects = try String(contentsOfFile: rejectsFile, encoding: .utf8).split(separator: "\n").map {
+            try JSONDecoder().decode(Reject.self, from: Data($0.utf8))
+        }
+        let byLine = Dictionary(uniqueKeysWithValues: rejects.map { ($0.line, $0) })
+        #expect(byLine.keys.sorted() == [2, 4, 5, 6, 7, 8, 11, 13])
+        #expect(byLine[2]?.reason.hasPrefix("malformed JSON at byte") == true)
+        #expect(byLine[4]?.field == "qty" && byLine[4]?.reason == "expected an integer, got string")
+        #expect(byLine[5]?.field == "qty" && byLine[5]?.reason.hasPrefix("absurd") == true)
+        #expect(byLine[6]?.field == "type" && byLine[6]?.reason == "unknown event type 'levitate'")
+        #expect(byLine[7]?.field == "ts" && byLine[7]?.reason == "no such date or time")
+        #expect(byLine[8]?.reason == "invalid UTF-8")
+        #expect(byLine[11]?.field == "price" && byLine[11]?.reason == "negative (-4.0)")
+        #expect(rejects.allSatisfy { $0.file == "mixed.jsonl" })
+        // The rejects are in the store too, and the return found its sale.
+        #expect(try s.count("SELECT count(*) FROM import_rejects") == 8)
+        #expect(try s.count("SELECT count(*) FROM events") == 4)
+        #expect(try s.count("SELECT count(*) FROM events WHERE type = 'return' AND sale_event_id IS NOT NULL") == 1)
+        #expect(try s.count("SELECT count(*) FROM events WHERE text = 'red teapot'") == 1)
+    }
+
+    @Test func importingAgainAddsNothing() throws {
+        let s = try TempStore()
+        let text = (0..<40).map { i in
+            #"{"ts":\#(1_300_000_000 + i * 60),"type":"purchase","customer":"c\#(i % 6)","receipt":"r\#(i / 3)","item":"SKU\#(i % 9)","qty":\#(1 + i % 4),"price":\#(Double(i % 5) + 0.25)}"#
+        }.joined(separator: "\n")
+        let first = try s.importEvents(text)
+        let digest = try s.digest()
+        let second = try s.importEvents(text)
+        #expect(first.accepted == 40 && first.duplicates == 0)
+        #expect(second.accepted == 0 && second.duplicates == 40)
+        #expect(try s.digest() == digest)
+        #expect(try s.count("SELECT count(*) FROM import_runs WHERE status = 'completed'") == 2)
+    }
+
+    @Test func duplicatesByIdAndByContentAreDroppedAndCounted() throws {
+        let s = try TempStore()
+        let report = try s.importEvents("""
+            {"id":"e1","ts":1300000000,"type":"view","item":"A"}
+            {"id":"e1","ts":1300000099,"type":"view","item":"B"}
+            {"ts":1300000000,"type":"cart","item":"A","customer":"x"}
+            {"ts":1300000000,"type":"cart","item":"A","customer":"x"}
+            {"ts":1300000000,"type":"cart","item":"A","customer":"y"}
+            """)
+        #expect(report.accepted == 3 && report.duplicates == 2)
+    }
+
+    @Test func gzipAndPlainFilesGiveTheSameStore() throws {
+        let text = (0..<25).map { #"{"ts":\#(1_300_000_000 + $0),"type":"view","item":"I\#($0 % 4)","session":"s\#($0 % 3)"}"# }.joined(separator: "\n")
+        let plain = try TempStore()
+        _ = try plain.importEvents(text)
+        let gz = try TempStore()
+        let dir = try TestSupport.temporaryDirectory()
+        let file = dir.appendingPathComponent("e.jsonl")
+        try Data(text.utf8).write(to: file)
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = [file.path]
+        try gzip.run()
+        gzip.waitUntilExit()
+        let imp = try gz.importer()
+        try Sources.importEvents(path: file.path + ".gz", into: imp)
+        #expect(try imp.finish().accepted == 25)
+        #expect(try gz.digest() == plain.digest())
+    }
+
+    @Test func truncatedGzipIsReportedAndEarlierLinesKept() throws {
+        let s = try TempStore()
+        let dir = try TestSupport.temporaryDirectory()
+        let file = dir.appendingPathComponent("big.jsonl")
+        let text = (0..<20_000).map { #"{"ts":\#(1_300_000_000 + $0),"type":"view","item":"I\#($0 % 97)","session":"s\#($0)"}"# }.joined(separator: "\n")
+        try Data(text.utf8).write(to: file)
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = [file.path]
+        try gzip.run()
+        gzip.waitUntilExit()
+        let full = try Data(contentsOf: URL(fileURLWithPath: file.path + ".gz"))
+        try full.prefix(full.count / 2).write(to: URL(fileURLWithPath: file.path + ".gz"))
+        let imp = try s.importer()
+        #expect { try Sources.importEvents(path: file.path + ".gz", into: imp) } throws: {
+            "\($0)".contains("truncated or corrupt gzip data") || "\($0)".contains("unexpected end of file")
+        }
+        #expect(try s.count("SELECT count(*) FROM events") > 0)
+        #expect(try s.store.database.read { try Queries.integrityCheck($0) } == ["ok"])
+    }
+
+    @Test func returnsLinkAnonymousBasketsAndItemDailyTotals() throws {
+        let s = try TempStore()
+        _ = try s.importEvents("""
+            {"ts":"2011-01-01 10:00","type":"purchase","customer":"c1","receipt":"R1","item":"A","qty":3,"price":2}
+            {"ts":"2011-01-01 10:00","type":"purchase","customer":"c1","receipt":"R1","item":"B","qty":1,"price":5}
+            {"ts":"2011-01-01 11:00","type":"purchase","receipt":"R2","item":"A","qty":2,"price":2.5}
+            {"ts":"2011-01-03 09:00","type":"purchase","customer":"c1","receipt":"C9","item":"A","qty":-1,"price":2}
+            """)
+        #expect(try s.count("SELECT count(*) FROM receipts") == 3)
+        #expect(try s.count("SELECT count(*) FROM receipts WHERE customer_id IS NULL") == 1)
+        #expect(try s.count("SELECT count(*) FROM events e JOIN events s ON s.id = e.sale_event_id WHERE e.type = 'return' AND s.receipt_id = (SELECT id FROM receipts WHERE key = 'R1')") == 1)
+        let row = try s.store.database.read { try Row.fetchOne($0, sql: "SELECT purchases, units, revenue, returns, min_price, max_price FROM item_daily JOIN items ON items.id = item_id WHERE sku = 'A' AND day = 14975") }
+        #expect(row?["purchases"] == 2 && row?["units"] == 5 && row?["revenue"] == 11.0 && row?["min_price"] == 2.0 && row?["max_price"] == 2.5)
+    }
+
+    @Test func outliersAreFlaggedNotDropped() throws {
+        let s = try TempStore()
+        var lines = (0..<30).map { #"{"ts":\#(1_300_000_000 + $0 * 3600),"type":"purchase","item":"MUG","qty":\#(1 + $0 % 6),"price":\#(3.0 + Double($0 % 3) * 0.1)}"# }
+        lines.append(#"{"ts":1300200000,"type":"purchase","item":"MUG","qty":80995,"price":3.0}"#)
+        lines.append(#"{"ts":1300300000,"type":"purchase","item":"MUG","qty":2,"price":3000}"#)
+        let report = try s.importEvents(lines.joined(separator: "\n"))
+        #expect(report.accepted == 32 && report.outliersFlagged == 2)
+        #expect(try s.count("SELECT count(*) FROM events WHERE qty = 80995 AND flags = \(EventFlag.quantityOutlier)") == 1)
+        #expect(try s.count("SELECT count(*) FROM events WHERE price = 3000 AND flags = \(EventFlag.priceOutlier)") == 1)
+    }
+
+    @Test func catalogImportKeepsPriceHistoryAndIsIdempotent() throws {
+        let s = try TempStore()
+        let dir = s.directory.deletingLastPathComponent()
+        func load(_ text: String) throws -> ImportReport {
+            let file = dir.appendingPathComponent("cat-\(UUID().uuidString.prefix(4)).jsonl")
+            try Data(text.utf8).write(to: file)
+            let imp = try s.importer(kind: "catalog")
+            try Sources.importCatalog(path: file.path, into: imp)
+            return try imp.finish()
+        }
+        let a = try load("""
+            {"item":"t1","title":"Red teapot","category":"Kitchen","price":20}
+            {"item":"t2","title":"Blue mug","price":4.5,"active":false}
+            {"item":"t3"}
+            """)
+        #expect(a.accepted == 2 && a.rejected == 1)
+        let again = try load(#"{"item":"t1","title":"Red teapot","category":"Kitchen","price":20}"#)
+        #expect(again.accepted == 0 && again.duplicates == 1)
+        try s.store.database.write { try $0.execute(sql: "UPDATE item_prices SET ts = ts - 10") }
+        _ = try load(#"{"item":"t1","title":"Red teapot","category":"Kitchen","price":18}"#)
+        #expect(try s.count("SELECT count(*) FROM item_prices JOIN items ON items.id = item_id WHERE sku = 'T1'") == 2)
+        #expect(try s.count("SELECT count(*) FROM items WHERE sku = 'T2' AND active = 0") == 1)
+    }
+
+    @Test func onlineRetailSampleImports() throws {
+        let s = try TempStore()
+        let imp = try s.importer(kind: "online-retail")
+        let sample = TestSupport.repository.appendingPathComponent("tools/sample")
+        try OnlineRetail.importPair(
+            lines: sample.appendingPathComponent("lines.csv.gz").path,
+            invoices: sample.appendingPathComponent("invoices.csv.gz").path, into: imp)
+        let r = try imp.finish()
+        #expect(r.lines == 20_814)
+        #expect(r.accepted + r.duplicates + r.rejected == r.lines)
+        #expect(r.accepted > 20_000 && r.returns > 0 && r.returnsLinked > 0 && r.anonymousPurchases > 0)
+        #expect(try s.count("SELECT count(*) FROM items WHERE sku = 'POST' AND sellable = 0") == 1)
+        #expect(try s.count("SELECT count(*) FROM items WHERE sku = '85123A' AND title = 'WHITE HANGING HEART T-LIGHT HOLDER'") == 1)
+        #expect(try s.count("SELECT count(DISTINCT store) FROM events") > 3)
+    }
+
+    @Test func rawIdentifiersNeverReachTheDatabaseFiles() throws {
+        let s = try TempStore()
+        let raws = (0..<50).map { "LOYALTY-CARD-\(9_000_000 + $0 * 7919)" }
+        let text = raws.enumerated().map { i, raw in
+            #"{"ts":\#(1_300_000_000 + i),"type":"purchase","customer":"\#(raw)","receipt":"R\#(i)","item":"X\#(i % 3)","price":1}"#
+        }.joined(separator: "\n")
+        _ = try s.importEvents(text)
+        let status = try s.store.database.read { try Queries.status($0, directory: s.directory) }
+        #expect(status.customers == 50)
+        for name in [Store.databaseName, Store.databaseName + "-wal"] {
+            guard let bytes = FileManager.default.contents(atPath: s.directory.appendingPathComponent(name).path) else { continue }
+            for raw in raws { #expect(bytes.range(of: Data(raw.utf8)) == nil, "\(raw) found in \(name)") }
+            #expect(bytes.range(of: Data("LOYALTY-CARD".utf8)) == nil)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import AisleClient
+import Foundation
+import Testing
+
+/// Helpers shared by the tests: temporary directories, the built executables, real processes.
+enum TestSupport {
+    /// The directory holding the built products (beside the test bundle).
+    static let productsDirectory: URL = {
+        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        return exe.deletingLastPathComponent()
+    }()
+
+    /// `../shared` beside the repository, if present.
+    static let shared: URL? = {
+        var dir = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { dir.deleteLastPathComponent() }
+        let shared = dir.deletingLastPathComponent().appendingPathComponent("shared")
+        return FileManager.default.fileExists(atPath: shared.path) ? shared : nil
+    }()
+
+    /// The repository root.
+    static let repository: URL = {
+        var dir = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { dir.deleteLastPathComponent() }
+        return dir
+    }()
+
+    /// A new empty directory under /tmp (short, so socket paths fit).
+    static func temporaryDirectory() throws -> URL {
+        let dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("aisle-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Runs a built executable to completion.
+    @discardableResult
+    static func run(_ tool: String, _ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
+        let p = try launch(tool, args, environment: environment)
+        let out = p.stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = p.stderr.fileHandleForReading.readDataToEndOfFile()
+        p.process.waitUntilExit()
+        return (p.process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    struct Launched {
+        var process: Process
+        var stdout: Pipe
+        var stderr: Pipe
+    }
+
+    /// Starts a built executable; the caller waits or kills it.
+    static func launch(_ tool: String, _ args: [String], environment: [String: String]? = nil, stderrTo file: URL? = nil) throws -> Launched {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent(tool)
+        p.arguments = args
+        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        if let file {
+            FileManager.default.createFile(atPath: file.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: file)
+        } else {
+            p.standardError = err
+        }
+        try p.run()
+        return Launched(process: p, stdout: out, stderr: err)
+    }
+
+    /// Starts `aisled` on a store and waits until its socket answers.
+    static func startAgent(store: URL, socket: String, log: URL) async throws -> Process {
+        let p = try launch("aisled", ["--store", store.path, "--socket", socket], stderrTo: log)
+        for _ in 0..<200 {
+            if (try? await UnixHTTP.request(path: socket, .GET, "/v1/health"))?.status == 200 { return p.process }
+            guard p.process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        p.process.terminate()
+        throw TestFailure("aisled did not come up: \(text)")
+    }
+
+    /// Sends SIGKILL and waits for the process to go.
+    static func kill9(_ p: Process) {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// Writes text as a file.
+    static func write(_ text: String, to url: URL) throws {
+        try Data(text.utf8).write(to: url)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
