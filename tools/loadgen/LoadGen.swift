@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 
 /// Load generator for the agent's Unix socket. Bounded in count and time; it stops by itself.
+@main
 struct LoadGen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisle-loadgen",
@@ -129,4 +130,3 @@ struct Percentiles {
     }
 }
 
-await LoadGen.main()

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Logging
 
+@main
 struct AisleHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisle-hub",
@@ -40,4 +41,3 @@ struct AisleHubCommand: AsyncParsableCommand {
     }
 }
 
-await AisleHubCommand.main()

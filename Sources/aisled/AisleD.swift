@@ -5,6 +5,7 @@ import Foundation
 import Logging
 
 /// The store agent.
+@main
 struct AisleD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisled",
@@ -43,4 +44,3 @@ struct AisleD: AsyncParsableCommand {
     }
 }
 
-await AisleD.main()
