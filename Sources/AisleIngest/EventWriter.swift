@@ -51,9 +51,10 @@ public struct EventPreparer {
         return prepared
     }
 
-    /// 16 bytes: SHA-256 of the event id when there is one; else the hour of the event and 12
-    /// bytes of SHA-256 of its whole content, so that the same line imported twice is
-    /// recognised.
+    /// 16 bytes: the hour of the event, then 12 bytes of SHA-256 of its id when it has one, else
+    /// of its whole content, so that the same line imported twice, or a till's retry, is
+    /// recognised. Leading with the hour keeps a day's events together in the key index, so a
+    /// commit rewrites a few index pages instead of pages all over it.
     static func idempotencyKey(_ e: IncomingEvent, pseudonym: Data?, scratch: inout [UInt8]) -> Data {
         scratch.removeAll(keepingCapacity: true)
         if let id = e.id {
@@ -74,12 +75,8 @@ public struct EventPreparer {
             int(e.rating)
             if let pseudonym { scratch.append(contentsOf: pseudonym) }
         }
-        // Content keys start with the event's hour, so that a day's events land together in the
-        // key index instead of all over it (far fewer pages rewritten per commit).
         var key = Data(capacity: 16)
-        if e.id == nil {
-            withUnsafeBytes(of: UInt32(truncatingIfNeeded: e.ts.floorDiv(3600)).bigEndian) { key.append(contentsOf: $0) }
-        }
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: e.ts.floorDiv(3600)).bigEndian) { key.append(contentsOf: $0) }
         SHA256.hash(data: scratch).withUnsafeBytes { key.append(contentsOf: $0.prefix(16 - key.count)) }
         return key
     }
@@ -196,11 +193,12 @@ public struct EventWriter {
         try flushPending(db)
         guard !daily.isEmpty else { return }
         let upsert = try db.cachedStatement(sql: """
-            INSERT INTO item_daily(item_id, day, purchases, units, revenue, returns, min_price, max_price)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO item_daily(item_id, day, purchases, units, revenue, returns, returned_value, min_price, max_price)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(item_id, day) DO UPDATE SET
                 purchases = purchases + excluded.purchases, units = units + excluded.units,
                 revenue = revenue + excluded.revenue, returns = returns + excluded.returns,
+                returned_value = returned_value + excluded.returned_value,
                 min_price = min(coalesce(min_price, excluded.min_price), coalesce(excluded.min_price, min_price)),
                 max_price = max(coalesce(max_price, excluded.max_price), coalesce(excluded.max_price, max_price))
             """)
@@ -212,8 +210,9 @@ public struct EventWriter {
             f.bind(4, v.units)
             f.bind(5, v.revenue)
             f.bind(6, v.returns)
-            f.bind(7, v.minPrice)
-            f.bind(8, v.maxPrice)
+            f.bind(7, v.returnedValue)
+            f.bind(8, v.minPrice)
+            f.bind(9, v.maxPrice)
             try f.step()
         }
         daily.removeAll(keepingCapacity: true)
@@ -271,6 +270,7 @@ public struct EventWriter {
         var units: Int64 = 0
         var revenue = 0.0
         var returns: Int64 = 0
+        var returnedValue = 0.0
         var minPrice: Double?
         var maxPrice: Double?
 
@@ -281,6 +281,7 @@ public struct EventWriter {
                 revenue += Double(e.qty) * (e.price ?? 0)
             } else {
                 returns += e.qty
+                returnedValue += Double(e.qty) * (e.price ?? 0)
             }
             if let p = e.price {
                 minPrice = min(minPrice ?? p, p)

@@ -8,7 +8,7 @@ public final class ProgressReporter {
     private let interactive: Bool
     private let quiet: Bool
     private let started = Date()
-    private var lastShown = Date.distantPast
+    private lazy var lastShown = started
 
     public init(label: String, totalBytes: Int64, quiet: Bool = false) {
         self.label = label
@@ -36,7 +36,7 @@ public final class ProgressReporter {
 
     /// Clears the progress line.
     public func finish() {
-        if interactive && !quiet && lastShown != .distantPast { write("\r\u{1B}[K") }
+        if interactive && !quiet && lastShown != started { write("\r\u{1B}[K") }
     }
 
     private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }

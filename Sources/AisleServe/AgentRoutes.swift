@@ -68,7 +68,8 @@ struct AgentRoutes: Sendable {
         guard values.count <= config.maxBatchEvents else {
             return HTTPJSON.error(.contentTooLarge, "batch_too_large", "\(values.count) events; at most \(config.maxBatchEvents) per request (http.max_batch_events)")
         }
-        return try HTTPJSON.response(try await ingest.ingest(values))
+        let answer = try await ingest.ingest(values)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer.json)))
     }
 
     struct HistoryResponse: Encodable {

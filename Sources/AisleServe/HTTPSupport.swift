@@ -32,3 +32,21 @@ public enum HTTPJSON {
             ?? Response(status: status)
     }
 }
+
+/// JSON string literals.
+enum JSONText {
+    /// `s` as a quoted, escaped JSON string.
+    static func quoted(_ s: String) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for u in s.utf8 {
+            switch u {
+            case UInt8(ascii: "\""): out += [92, 34]
+            case UInt8(ascii: "\\"): out += [92, 92]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", u).utf8)
+            default: out.append(u)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        return out
+    }
+}

@@ -4,9 +4,10 @@ import AisleStore
 import Foundation
 import GRDB
 import Metrics
+import Synchronization
 
 /// The result for one event of a `POST /v1/events` batch.
-public struct EventResult: Codable, Sendable, Equatable {
+public struct EventResult: Sendable, Equatable {
     public var index: Int
     public var status: String
     public var field: String?
@@ -14,34 +15,48 @@ public struct EventResult: Codable, Sendable, Equatable {
 }
 
 /// The answer to a `POST /v1/events` batch.
-public struct IngestResponse: Codable, Sendable {
+public struct IngestResponse: Sendable {
     public var accepted: Int
     public var duplicates: Int
     public var rejected: Int
     public var results: [EventResult]
+
+    /// The JSON body, written directly: a batch answer has one entry per event, and a generic
+    /// encoder would spend longer on it than the store spends on the events.
+    public var json: [UInt8] {
+        var out = Array("{\"accepted\":\(accepted),\"duplicates\":\(duplicates),\"rejected\":\(rejected),\"results\":[".utf8)
+        out.reserveCapacity(out.count + results.count * 40)
+        for (n, r) in results.enumerated() {
+            if n > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: "{\"index\":\(r.index),\"status\":\"\(r.status)\"".utf8)
+            if let field = r.field { out.append(contentsOf: ",\"field\":".utf8 + JSONText.quoted(field)) }
+            if let reason = r.reason { out.append(contentsOf: ",\"reason\":".utf8 + JSONText.quoted(reason)) }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(contentsOf: "]}".utf8)
+        return out
+    }
 }
 
-/// Serialises event writes from the socket into the store, one transaction per batch.
-/// The answer is sent only after the transaction is durable (synchronous = FULL).
-public actor IngestService {
-    private let store: Store
-    private var writer = EventWriter()
-    private var preparer: EventPreparer
-    private let accepted = Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "accepted")])
-    private let duplicates = Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "duplicate")])
-    private let rejected = Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "rejected")])
+/// Validates event batches and serialises their writes into the store, one transaction per
+/// batch. The answer is sent only after the transaction is durable (synchronous = FULL).
+public struct IngestService: Sendable {
+    private let writer: StoreWriter
+    private let pseudonymizer: Pseudonymizer
 
     public init(store: Store, pseudonymizer: Pseudonymizer) {
-        self.store = store
-        preparer = EventPreparer(pseudonymizer: pseudonymizer)
+        writer = StoreWriter(store: store)
+        self.pseudonymizer = pseudonymizer
     }
 
     /// Validates and writes a batch: every valid event is kept, every invalid one is answered
-    /// with its field and reason.
-    public func ingest(_ values: [JSONValue]) throws -> IngestResponse {
+    /// with its field and reason. Validation and hashing run on the caller's task, in
+    /// parallel with other requests; only the write is serialised.
+    public func ingest(_ values: [JSONValue]) async throws -> IngestResponse {
         var results: [EventResult] = []
         results.reserveCapacity(values.count)
         var valid: [(Int, PreparedEvent)] = []
+        var preparer = EventPreparer(pseudonymizer: pseudonymizer)
         for (i, v) in values.enumerated() {
             do throws(FieldError) {
                 valid.append((i, preparer.prepare(try Interchange.event(from: v))))
@@ -50,25 +65,74 @@ public actor IngestService {
                 results.append(EventResult(index: i, status: "rejected", field: error.field, reason: error.reason))
             }
         }
-        let now = Int64(Date().timeIntervalSince1970)
-        do {
-            try store.database.write { db in
-                let outcomes = try writer.write(valid.map(\.1), now: now, db: db)
-                for ((i, _), outcome) in zip(valid, outcomes) where outcome == .duplicate {
-                    results[i].status = "duplicate"
-                }
-                try writer.finishTransaction(db)
-            }
-        } catch {
-            writer.resetCaches()
-            throw error
+        let outcomes = try await writer.write(valid.map(\.1))
+        for ((i, _), outcome) in zip(valid, outcomes) where outcome == .duplicate {
+            results[i].status = "duplicate"
         }
         let counts = results.reduce(into: [String: Int]()) { $0[$1.status, default: 0] += 1 }
-        accepted.increment(by: counts["accepted", default: 0])
-        duplicates.increment(by: counts["duplicate", default: 0])
-        rejected.increment(by: counts["rejected", default: 0])
+        Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "accepted")]).increment(by: counts["accepted", default: 0])
+        Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "duplicate")]).increment(by: counts["duplicate", default: 0])
+        Counter(label: "aisle_events_ingested_total", dimensions: [("outcome", "rejected")]).increment(by: counts["rejected", default: 0])
         return IngestResponse(
             accepted: counts["accepted", default: 0], duplicates: counts["duplicate", default: 0],
             rejected: counts["rejected", default: 0], results: results)
+    }
+}
+
+/// The agent's single writer, with group commit: batches that arrive while a transaction is
+/// being written wait and then go together into the next one, so concurrent tills share one
+/// commit (and one fsync) instead of queueing for one each.
+final class StoreWriter: Sendable {
+    private struct Job: Sendable {
+        var events: [PreparedEvent]
+        var done: CheckedContinuation<[EventOutcome], any Error>
+    }
+
+    private let store: Store
+    private let queue = Mutex<(jobs: [Job], draining: Bool)>(([], false))
+    private let writer = Mutex(EventWriter())
+    private let thread = DispatchQueue(label: "aisle.store-writer")
+
+    init(store: Store) { self.store = store }
+
+    func write(_ events: [PreparedEvent]) async throws -> [EventOutcome] {
+        try await withCheckedThrowingContinuation { done in
+            let start = queue.withLock { q in
+                q.jobs.append(Job(events: events, done: done))
+                defer { q.draining = true }
+                return !q.draining
+            }
+            if start { thread.async { self.drain() } }
+        }
+    }
+
+    /// Writes queued jobs, a transaction per round, until the queue is empty.
+    private func drain() {
+        while true {
+            let jobs = queue.withLock { q in
+                let jobs = q.jobs
+                q.jobs = []
+                if jobs.isEmpty { q.draining = false }
+                return jobs
+            }
+            guard !jobs.isEmpty else { return }
+            let now = Int64(Date().timeIntervalSince1970)
+            let result = writer.withLock { writer in
+                Result {
+                    try store.database.write { db in
+                        let outcomes = try jobs.map { try writer.write($0.events, now: now, db: db) }
+                        try writer.finishTransaction(db)
+                        return outcomes
+                    }
+                }.mapError { error in
+                    writer.resetCaches()
+                    return error
+                }
+            }
+            switch result {
+            case .success(let outcomes): for (job, o) in zip(jobs, outcomes) { job.done.resume(returning: o) }
+            case .failure(let error): for job in jobs { job.done.resume(throwing: error) }
+            }
+        }
     }
 }

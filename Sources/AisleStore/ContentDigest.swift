@@ -16,7 +16,7 @@ public enum ContentDigest {
             "SELECT sku, title, category, price, active, sellable FROM items ORDER BY sku",
             "SELECT i.sku, p.ts, p.price FROM item_prices p JOIN items i ON i.id = p.item_id ORDER BY i.sku, p.ts",
             """
-            SELECT i.sku, d.day, d.purchases, d.units, round(d.revenue, 6), d.returns, d.min_price, d.max_price
+            SELECT i.sku, d.day, d.purchases, d.units, round(d.revenue, 6), d.returns, round(d.returned_value, 6), d.min_price, d.max_price
             FROM item_daily d JOIN items i ON i.id = d.item_id ORDER BY i.sku, d.day
             """,
             """

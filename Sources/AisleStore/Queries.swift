@@ -117,10 +117,12 @@ public enum Queries {
         try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events")
     }
 
-    /// Best-selling sellable items by units between `from` (inclusive) and `to` (exclusive).
+    /// Best-selling sellable items by net units (sold minus returned) between `from`
+    /// (inclusive) and `to` (exclusive); revenue is net of returns too.
     public static func topItems(_ db: Database, from: Int64, to: Int64, limit: Int) throws -> [TopItem] {
         let sql = """
-            SELECT i.id, i.sku, i.title, sum(d.units) AS units, sum(d.revenue) AS revenue
+            SELECT i.id, i.sku, i.title, sum(d.units) - sum(d.returns) AS units,
+                   round(sum(d.revenue) - sum(d.returned_value), 2) AS revenue
             FROM item_daily d JOIN items i ON i.id = d.item_id
             WHERE d.day >= ? AND d.day < ? AND i.sellable = 1
             GROUP BY d.item_id ORDER BY units DESC, i.sku LIMIT ?

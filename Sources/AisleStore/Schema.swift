@@ -30,7 +30,7 @@ enum Schema {
                     price REAL NOT NULL,
                     PRIMARY KEY(item_id, ts)) WITHOUT ROWID;
 
-                -- Observed sales per item and day: units, revenue and the price range paid.
+                -- Observed sales per item and day: units and revenue sold and returned, the price range paid.
                 CREATE TABLE item_daily(
                     item_id INTEGER NOT NULL REFERENCES items(id),
                     day INTEGER NOT NULL,
@@ -38,6 +38,7 @@ enum Schema {
                     units INTEGER NOT NULL DEFAULT 0,
                     revenue REAL NOT NULL DEFAULT 0,
                     returns INTEGER NOT NULL DEFAULT 0,
+                    returned_value REAL NOT NULL DEFAULT 0,
                     min_price REAL,
                     max_price REAL,
                     PRIMARY KEY(item_id, day)) WITHOUT ROWID;

@@ -47,7 +47,7 @@ public struct Store: Sendable {
         config.prepareDatabase { db in
             switch durability {
             case .full:
-                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 67108864; PRAGMA cache_size = -16384")
+                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 67108864; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 16384")
             case .normal:
                 try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 32768")
             }
