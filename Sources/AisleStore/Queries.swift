@@ -139,9 +139,13 @@ public enum Queries {
         }
     }
 
-    /// `PRAGMA integrity_check`: "ok" or the problems found.
+    /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check`: `["ok"]` or the problems found.
     public static func integrityCheck(_ db: Database) throws -> [String] {
-        try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        let orphans = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").map { row in
+            "row \(row[1] as Int64? ?? -1) of \(row[0] as String? ?? "?") refers to a missing \(row[2] as String? ?? "?") row"
+        }
+        return orphans.isEmpty ? integrity : (integrity == ["ok"] ? [] : integrity) + orphans
     }
 }
 

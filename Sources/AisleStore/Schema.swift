@@ -102,7 +102,7 @@ enum Schema {
                     import_run_id INTEGER,
                     ingested_at INTEGER NOT NULL);
                 CREATE INDEX events_customer_ts ON events(customer_id, ts) WHERE customer_id IS NOT NULL;
-                CREATE INDEX events_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL;
+                CREATE INDEX events_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL AND customer_id IS NOT NULL;
                 CREATE INDEX events_ts ON events(ts);
                 CREATE INDEX events_receipt ON events(receipt_id) WHERE receipt_id IS NOT NULL;
                 CREATE INDEX events_session ON events(session_id) WHERE session_id IS NOT NULL;
