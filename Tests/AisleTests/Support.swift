@@ -100,6 +100,12 @@ enum TestSupport {
         p.waitUntilExit()
     }
 
+    /// Compresses `file` in place to `file.gz`.
+    static func gzip(_ file: URL) throws {
+        let r = try runExternal("/bin/gzip", [file.path])
+        guard r.status == 0 else { throw TestFailure("gzip: \(r.err)") }
+    }
+
     /// Writes text as a file.
     static func write(_ text: String, to url: URL) throws {
         try Data(text.utf8).write(to: url)

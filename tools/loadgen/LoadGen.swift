@@ -23,26 +23,13 @@ struct LoadGen: AsyncParsableCommand {
         @Option(help: "Prefix of event ids (use a new one per run to avoid duplicates).") var runID = String(Int(Date().timeIntervalSince1970))
 
         func run() async throws {
-            let next = Counter()
             let bodies = (0..<batches).map { Array(payload(batch: $0).utf8) }  // built before the clock starts
             let start = ContinuousClock.now
-            let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-                for _ in 0..<connections {
-                    group.addTask {
-                        try await UnixHTTP.withConnection(path: socket) { session in
-                            var lat: [Double] = []
-                            while true {
-                                let n = next.take()
-                                guard n < batches else { return lat }
-                                let t0 = ContinuousClock.now
-                                let r = try await session.request(.POST, "/v1/events", body: bodies[n])
-                                guard r.status == 200 else { throw ValidationError("status \(r.status): \(r.text.prefix(200))") }
-                                lat.append(seconds(ContinuousClock.now - t0))
-                            }
-                        }
-                    }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
+            let latencies = try await drive(socket: socket, connections: connections, requests: batches) { session, n in
+                let t0 = ContinuousClock.now
+                let r = try await session.request(.POST, "/v1/events", body: bodies[n])
+                guard r.status == 200 else { throw ValidationError("status \(r.status): \(r.text.prefix(200))") }
+                return seconds(ContinuousClock.now - t0)
             }
             let elapsed = seconds(ContinuousClock.now - start)
             let events = batches * batch
@@ -76,32 +63,40 @@ struct LoadGen: AsyncParsableCommand {
         func run() async throws {
             guard duration > 0, duration <= 600, rate > 0 else { throw ValidationError("need 0 < duration ≤ 600 and rate > 0") }
             let total = Int(rate * duration)
-            let next = Counter()
             let start = ContinuousClock.now
             let interval = Duration.seconds(1 / rate)
-            let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-                for _ in 0..<connections {
-                    group.addTask {
-                        try await UnixHTTP.withConnection(path: socket) { session in
-                            var lat: [Double] = []
-                            while true {
-                                let n = next.take()
-                                guard n < total else { return lat }
-                                let due = start + interval * n
-                                if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
-                                let r = try await session.request(.GET, path)
-                                guard r.status == 200 else { throw ValidationError("status \(r.status)") }
-                                lat.append(seconds(ContinuousClock.now - due))
-                            }
-                        }
-                    }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
+            let latencies = try await drive(socket: socket, connections: connections, requests: total) { session, n in
+                let due = start + interval * n
+                if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                let r = try await session.request(.GET, path)
+                guard r.status == 200 else { throw ValidationError("status \(r.status)") }
+                return seconds(ContinuousClock.now - due)
             }
             let elapsed = seconds(ContinuousClock.now - start)
             print("get \(path): " + String(format: "%d requests in %.2f s = %.0f req/s (offered %.0f/s, %d connections)", total, elapsed, Double(total) / elapsed, rate, connections))
             print(Percentiles(latencies).line(unit: "latency"))
         }
+    }
+}
+
+/// Sends requests 0..<requests over `connections` keep-alive connections, each taking the next
+/// request number as it is free; returns what `send` measured for each request.
+func drive(
+    socket: String, connections: Int, requests: Int,
+    _ send: @escaping @Sendable (inout UnixHTTP.Session, Int) async throws -> Double
+) async throws -> [Double] {
+    let next = Counter()
+    return try await withThrowingTaskGroup(of: [Double].self) { group in
+        for _ in 0..<connections {
+            group.addTask {
+                try await UnixHTTP.withConnection(path: socket) { session in
+                    var measured: [Double] = []
+                    while case let n = next.take(), n < requests { measured.append(try await send(&session, n)) }
+                    return measured
+                }
+            }
+        }
+        return try await group.reduce(into: []) { $0 += $1 }
     }
 }
 
