@@ -75,9 +75,8 @@ public struct EventPreparer {
             int(e.rating)
             if let pseudonym { scratch.append(contentsOf: pseudonym) }
         }
-        var key = Data(capacity: 16)
-        withUnsafeBytes(of: UInt32(truncatingIfNeeded: e.ts.floorDiv(3600)).bigEndian) { key.append(contentsOf: $0) }
-        SHA256.hash(data: scratch).withUnsafeBytes { key.append(contentsOf: $0.prefix(16 - key.count)) }
+        var key = EventKey.hourPrefix(e.ts)
+        SHA256.hash(data: scratch).withUnsafeBytes { key.append(contentsOf: $0.prefix(12)) }
         return key
     }
 }

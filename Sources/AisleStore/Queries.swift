@@ -61,7 +61,7 @@ public enum Queries {
         for row in try Row.fetchAll(db, sql: "SELECT type, count(*) AS n FROM events GROUP BY type") {
             byType[row["type"]] = row["n"]
         }
-        let range = try Row.fetchOne(db, sql: "SELECT min(ts) AS a, max(ts) AS b FROM events")
+        let range = try timeRange(db)
         let size = ["", "-wal"].reduce(Int64(0)) { total, suffix in
             let path = directory.appendingPathComponent(Store.databaseName + suffix).path
             let attrs = try? FileManager.default.attributesOfItem(atPath: path)
@@ -72,8 +72,8 @@ public enum Queries {
             events: byType.values.reduce(0, +), eventsByType: byType,
             customers: try count("customers"), items: try count("items"),
             receipts: try count("receipts"), sessions: try count("sessions"),
-            firstEvent: (range?["a"] as Int64?).map(Timestamp.format),
-            lastEvent: (range?["b"] as Int64?).map(Timestamp.format),
+            firstEvent: range.map { Timestamp.format($0.first) },
+            lastEvent: range.map { Timestamp.format($0.last) },
             databaseBytes: size, schemaVersion: applied.sorted().last ?? "none",
             lastImport: try importRuns(db, limit: 1).first)
     }
@@ -112,10 +112,23 @@ public enum Queries {
         }
     }
 
-    /// The latest event time in the store.
-    public static func lastEventTime(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events")
+    /// The first and last event times, read from the ends of the key index (keys lead with the
+    /// hour; see ``EventKey``).
+    public static func timeRange(_ db: Database) throws -> (first: Int64, last: Int64)? {
+        guard let low = try Data.fetchOne(db, sql: "SELECT key FROM events ORDER BY key LIMIT 1"),
+            let high = try Data.fetchOne(db, sql: "SELECT key FROM events ORDER BY key DESC LIMIT 1")
+        else { return nil }
+        func bound(_ key: Data, _ aggregate: String) throws -> Int64? {
+            let start = Int64(key.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) * 3600
+            let (lower, upper) = EventKey.range(from: start, to: start + 3600)
+            return try Int64.fetchOne(db, sql: "SELECT \(aggregate)(ts) FROM events WHERE key >= ? AND key < ?", arguments: [lower, upper])
+        }
+        guard let first = try bound(low, "min"), let last = try bound(high, "max") else { return nil }
+        return (first, last)
     }
+
+    /// The latest event time in the store.
+    public static func lastEventTime(_ db: Database) throws -> Int64? { try timeRange(db)?.last }
 
     /// Best-selling sellable items by net units (sold minus returned) between `from`
     /// (inclusive) and `to` (exclusive); revenue is net of returns too.

@@ -80,8 +80,9 @@ enum Schema {
                     reason TEXT NOT NULL);
                 CREATE INDEX import_rejects_run ON import_rejects(run_id, line);
 
-                -- Append-only events. `key` is the idempotency key: a hash of the event id, or of
-                -- the content when there is no id.
+                -- Append-only events. `key` is the idempotency key: the event's hour (4 bytes, big
+                -- endian) then a hash of its id, or of its content when there is no id. Leading with
+                -- the hour makes the key index a time index too (see EventKey).
                 CREATE TABLE events(
                     id INTEGER PRIMARY KEY,
                     key BLOB NOT NULL UNIQUE,
@@ -103,7 +104,6 @@ enum Schema {
                     ingested_at INTEGER NOT NULL);
                 CREATE INDEX events_customer_ts ON events(customer_id, ts) WHERE customer_id IS NOT NULL;
                 CREATE INDEX events_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL AND customer_id IS NOT NULL;
-                CREATE INDEX events_ts ON events(ts);
                 CREATE INDEX events_receipt ON events(receipt_id) WHERE receipt_id IS NOT NULL;
                 CREATE INDEX events_session ON events(session_id) WHERE session_id IS NOT NULL;
 

@@ -35,6 +35,10 @@ struct TempStore {
     func count(_ sql: String) throws -> Int { try store.database.read { try Int.fetchOne($0, sql: sql) ?? -1 } }
 }
 
+extension Data {
+    var hex: String { map { String(format: "%02x", $0) }.joined() }
+}
+
 @Suite struct IngestTests {
     @Test func mixedFileKeepsEveryValidRowAndRejectsEachBadOneWithItsLine() throws {
         let s = try TempStore()
@@ -158,6 +162,23 @@ struct TempStore {
         let low: Double? = row?["min_price"], high: Double? = row?["max_price"]
         #expect(purchases == 2 && units == 5 && revenue == 11.0)
         #expect(low == 2.0 && high == 2.5)
+    }
+
+    @Test func timeRangeComesFromTheKeyIndex() throws {
+        let s = try TempStore()
+        #expect(try s.store.database.read { try Queries.timeRange($0) } == nil)
+        _ = try s.importEvents("""
+            {"ts":"2011-05-01 10:59:59","type":"view","item":"A"}
+            {"ts":"2011-05-01 10:00:01","type":"view","item":"B"}
+            {"id":"x","ts":"2011-06-02 23:30:00","type":"view","item":"A"}
+            {"ts":"2011-06-02 23:59:30","type":"view","item":"C"}
+            {"ts":"2011-05-20 12:00:00","type":"view","item":"C"}
+            """)
+        let range = try s.store.database.read { try Queries.timeRange($0) }
+        #expect(range?.first == (try Timestamp.parse("2011-05-01 10:00:01")))
+        #expect(range?.last == (try Timestamp.parse("2011-06-02 23:59:30")))
+        let (lower, upper) = EventKey.range(from: try Timestamp.parse("2011-05-20"), to: try Timestamp.parse("2011-05-21"))
+        #expect(try s.count("SELECT count(*) FROM events WHERE key >= X'\(lower.hex)' AND key < X'\(upper.hex)'") == 1)
     }
 
     @Test func outliersAreFlaggedNotDropped() throws {
