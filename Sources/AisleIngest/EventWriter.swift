@@ -112,7 +112,12 @@ public struct EventWriter {
         public var customersCreated = 0
     }
 
-    public init() {}
+    /// The tier new events enter (see ``Tiers``).
+    private let tier: Int64
+
+    /// A writer whose events enter `tier`: ``Tiers/recent`` for the agent's steady trickle,
+    /// ``Tiers/settled`` for bulk imports.
+    public init(tier: Int64) { self.tier = tier }
 
     /// Forgets cached row ids (after a rolled-back transaction).
     public mutating func resetCaches() {
@@ -162,8 +167,14 @@ public struct EventWriter {
         if e.type == .return, let customerID, let itemID {
             try flushPending(db)  // the sale may be among them
             let find = FastStatement(try db.cachedStatement(sql: """
-                SELECT id FROM events INDEXED BY events_item_customer
-                WHERE item_id = ? AND customer_id = ? AND type = 'purchase' AND ts <= ?
+                SELECT id FROM (
+                    SELECT id, ts FROM events INDEXED BY events_item_customer
+                    WHERE item_id = ?1 AND item_id IS NOT NULL AND customer_id = ?2 AND customer_id IS NOT NULL
+                        AND tier = 1 AND type = 'purchase' AND ts <= ?3
+                    UNION ALL
+                    SELECT id, ts FROM events INDEXED BY events_recent_item_customer
+                    WHERE item_id = ?1 AND item_id IS NOT NULL AND customer_id = ?2 AND customer_id IS NOT NULL
+                        AND tier = 0 AND type = 'purchase' AND ts <= ?3)
                 ORDER BY ts DESC, id DESC LIMIT 1
                 """), in: db)
             find.bind(1, itemID)
@@ -226,16 +237,16 @@ public struct EventWriter {
     }
 
     /// Rows per INSERT statement: one statement per row would spend more time opening the
-    /// table's seven B-tree cursors than inserting.
+    /// table's B-tree cursors than inserting.
     static let rowsPerInsert = 64
-    static let columns = "key, ts, type, customer_id, session_id, receipt_id, item_id, qty, price, text, rating, source, store, sale_event_id, import_run_id, ingested_at"
+    static let columns = "key, ts, type, customer_id, session_id, receipt_id, item_id, qty, price, text, rating, source, store, sale_event_id, import_run_id, ingested_at, tier"
 
     private mutating func flushPending(_ db: Database) throws {
         guard !pending.isEmpty else { return }
-        let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: pending.count).joined(separator: ", ")
+        let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: pending.count).joined(separator: ", ")
         let insert = FastStatement(try db.cachedStatement(sql: "INSERT INTO events(\(Self.columns)) VALUES \(values)"), in: db)
         for (n, p) in pending.enumerated() {
-            let b = Int32(n * 16)
+            let b = Int32(n * 17)
             let e = p.event
             insert.bind(b + 1, p.key)
             insert.bind(b + 2, e.ts)
@@ -253,6 +264,7 @@ public struct EventWriter {
             insert.bind(b + 14, p.saleID)
             insert.bind(b + 15, p.runID)
             insert.bind(b + 16, p.now)
+            insert.bind(b + 17, tier)
         }
         try insert.step()
         pending.removeAll(keepingCapacity: true)

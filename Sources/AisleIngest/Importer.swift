@@ -72,7 +72,7 @@ public struct ImportReport: Codable, Sendable {
 /// every event carries an idempotency key.
 public final class Importer {
     private let store: Store
-    private var writer = EventWriter()
+    private var writer = EventWriter(tier: Tiers.settled)
     private let pseudonymizer: Pseudonymizer
     private let options: ImportOptions
     private var pending: [Entry] = []

@@ -90,7 +90,11 @@ final class StoreWriter: Sendable {
 
     private let store: Store
     private let queue = Mutex<(jobs: [Job], draining: Bool)>(([], false))
-    private let writer = Mutex(EventWriter())
+    private let writer = Mutex(EventWriter(tier: Tiers.recent))
+    /// Recent-tier events since the last settling (an estimate; settling re-reads the count).
+    private let recent = Mutex<Int?>(nil)
+    /// Settle once this many events wait in the recent tier, in transactions of this size.
+    static let settleBatch = 50_000
     private let thread = DispatchQueue(label: "aisle.store-writer")
 
     init(store: Store) { self.store = store }
@@ -133,6 +137,24 @@ final class StoreWriter: Sendable {
             case .success(let outcomes): for (job, o) in zip(jobs, outcomes) { job.done.resume(returning: o) }
             case .failure(let error): for job in jobs { job.done.resume(throwing: error) }
             }
+            settleIfDue(added: jobs.reduce(0) { $0 + $1.events.count })
+        }
+    }
+
+    /// Moves recent events into the settled tier once enough have gathered (see ``Tiers``),
+    /// a batch per transaction so queued requests wait at most one batch.
+    private func settleIfDue(added: Int) {
+        let due = recent.withLock { count -> Bool in
+            let total = (count ?? (try? store.database.read { try Tiers.recentCount($0) }) ?? 0) + added
+            count = total
+            return total >= Self.settleBatch
+        }
+        guard due else { return }
+        do {
+            let moved = try store.database.write { try Tiers.settle($0, limit: Self.settleBatch) }
+            recent.withLock { $0 = max(0, ($0 ?? 0) - moved) }
+        } catch {
+            recent.withLock { $0 = nil }  // re-read next time
         }
     }
 }

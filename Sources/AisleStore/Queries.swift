@@ -96,9 +96,15 @@ public enum Queries {
     /// A customer's events, newest first.
     public static func history(_ db: Database, customerID: Int64, limit: Int) throws -> [HistoryEntry] {
         let sql = """
+            WITH latest AS (
+                SELECT id, ts FROM events WHERE customer_id = ?1 AND customer_id IS NOT NULL AND tier = 1
+                UNION ALL
+                SELECT id, ts FROM events WHERE customer_id = ?1 AND customer_id IS NOT NULL AND tier = 0
+                ORDER BY ts DESC, id DESC LIMIT ?2)
             SELECT e.ts, e.type, i.sku, i.title, e.qty, e.price, r.key AS receipt, e.text, e.flags
-            FROM events e LEFT JOIN items i ON i.id = e.item_id LEFT JOIN receipts r ON r.id = e.receipt_id
-            WHERE e.customer_id = ? ORDER BY e.ts DESC, e.id DESC LIMIT ?
+            FROM latest JOIN events e ON e.id = latest.id
+            LEFT JOIN items i ON i.id = e.item_id LEFT JOIN receipts r ON r.id = e.receipt_id
+            ORDER BY e.ts DESC, e.id DESC
             """
         return try Row.fetchAll(db, sql: sql, arguments: [customerID, limit]).map { r in
             let flags: Int64 = r["flags"]
@@ -141,8 +147,12 @@ public enum Queries {
             GROUP BY d.item_id ORDER BY units DESC, i.sku LIMIT ?
             """
         let buyers = try db.cachedStatement(sql: """
-            SELECT count(DISTINCT customer_id) FROM events
-            WHERE item_id = ? AND customer_id IS NOT NULL AND type = 'purchase' AND ts >= ? AND ts < ?
+            SELECT count(DISTINCT customer_id) FROM (
+                SELECT customer_id FROM events WHERE item_id = ?1 AND item_id IS NOT NULL AND customer_id IS NOT NULL
+                    AND tier = 1 AND type = 'purchase' AND ts >= ?2 AND ts < ?3
+                UNION ALL
+                SELECT customer_id FROM events WHERE item_id = ?1 AND item_id IS NOT NULL AND customer_id IS NOT NULL
+                    AND tier = 0 AND type = 'purchase' AND ts >= ?2 AND ts < ?3)
             """)
         let days = (from.floorDiv(86_400), (to + 86_399).floorDiv(86_400))
         return try Row.fetchAll(db, sql: sql, arguments: [days.0, days.1, limit]).map { r in

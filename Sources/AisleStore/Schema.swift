@@ -101,9 +101,16 @@ enum Schema {
                     flags INTEGER NOT NULL DEFAULT 0,
                     sale_event_id INTEGER REFERENCES events(id),
                     import_run_id INTEGER,
-                    ingested_at INTEGER NOT NULL);
-                CREATE INDEX events_customer_ts ON events(customer_id, ts) WHERE customer_id IS NOT NULL;
-                CREATE INDEX events_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL AND customer_id IS NOT NULL;
+                    ingested_at INTEGER NOT NULL,
+                    tier INTEGER NOT NULL DEFAULT 1 CHECK(tier IN (0, 1)));
+                -- Two tiers (see Tiers.swift): events the agent takes one by one arrive in tier 0,
+                -- whose indexes stay small and cached; they are settled into tier 1 in large sorted
+                -- batches. Queries by customer or item read both tiers.
+                CREATE INDEX events_customer_ts ON events(customer_id, ts) WHERE customer_id IS NOT NULL AND tier = 1;
+                CREATE INDEX events_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL AND customer_id IS NOT NULL AND tier = 1;
+                CREATE INDEX events_recent_customer_ts ON events(customer_id, ts) WHERE customer_id IS NOT NULL AND tier = 0;
+                CREATE INDEX events_recent_item_customer ON events(item_id, customer_id) WHERE item_id IS NOT NULL AND customer_id IS NOT NULL AND tier = 0;
+                CREATE INDEX events_recent ON events(id) WHERE tier = 0;
                 CREATE INDEX events_receipt ON events(receipt_id) WHERE receipt_id IS NOT NULL;
                 CREATE INDEX events_session ON events(session_id) WHERE session_id IS NOT NULL;
 

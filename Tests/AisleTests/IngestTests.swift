@@ -181,6 +181,36 @@ extension Data {
         #expect(try s.count("SELECT count(*) FROM events WHERE key >= X'\(lower.hex)' AND key < X'\(upper.hex)'") == 1)
     }
 
+    @Test func recentTierIsQueriedAndSettlesWithoutChangingContent() throws {
+        let s = try TempStore()
+        let pseudonymizer = try Pseudonymizer(storeDirectory: s.directory)
+        var preparer = EventPreparer(pseudonymizer: pseudonymizer)
+        var writer = EventWriter(tier: Tiers.recent)
+        let events = try [
+            #"{"ts":"2011-01-01 10:00","type":"purchase","customer":"c1","receipt":"R1","item":"A","qty":2,"price":3}"#,
+            #"{"ts":"2011-01-02 10:00","type":"purchase","customer":"c1","receipt":"R2","item":"B","price":5}"#,
+            #"{"ts":"2011-01-03 10:00","type":"return","customer":"c1","receipt":"C3","item":"A","price":3}"#,
+        ].map { try Interchange.event(from: try JSONParser.parse(Array($0.utf8))) }
+        _ = try s.store.database.write { db in
+            let outcomes = try writer.write(events.map { preparer.prepare($0) }, now: 0, db: db)
+            try writer.finishTransaction(db)
+            return outcomes
+        }
+        let customer = try s.store.database.read { try Queries.customerID($0, pseudonym: pseudonymizer.pseudonym("c1")) }
+        let id = try #require(customer)
+        func history() throws -> [HistoryEntry] { try s.store.database.read { try Queries.history($0, customerID: id, limit: 10) } }
+        let before = try history()
+        let digest = try s.digest()
+        #expect(before.map(\.type) == ["return", "purchase", "purchase"])
+        #expect(try s.count("SELECT count(*) FROM events WHERE tier = 0") == 3)
+        #expect(try s.count("SELECT count(*) FROM events WHERE type = 'return' AND sale_event_id IS NOT NULL") == 1)
+        #expect(try s.store.database.write { try Tiers.settle($0, limit: 2) } == 2)
+        #expect(try s.store.database.write { try Tiers.settle($0, limit: 10) } == 1)
+        #expect(try s.count("SELECT count(*) FROM events WHERE tier = 1") == 3)
+        #expect(try history() == before)
+        #expect(try s.digest() == digest)
+    }
+
     @Test func outliersAreFlaggedNotDropped() throws {
         let s = try TempStore()
         var lines = (0..<30).map { #"{"ts":\#(1_300_000_000 + $0 * 3600),"type":"purchase","item":"MUG","qty":\#(1 + $0 % 6),"price":\#(3.0 + Double($0 % 3) * 0.1)}"# }
