@@ -40,8 +40,8 @@ struct AgentRoutes: Sendable {
     }
 
     func status() async throws -> Response {
-        let directory = store.directory
-        let s = try await store.database.read { db in try Queries.status(db, directory: directory) }
+        let bytes = store.diskBytes
+        let s = try await store.database.read { db in try Queries.status(db, diskBytes: bytes) }
         return try HTTPJSON.response(AgentStatus(
             version: AisleVersion.current, pid: getpid(), uptimeSeconds: Int(Date().timeIntervalSince(started)),
             socket: config.socketPath, store: s))
@@ -112,12 +112,7 @@ struct AgentRoutes: Sendable {
     }
 
     func metrics() -> Response {
-        let directory = store.directory
-        let bytes = ["", "-wal"].reduce(Int64(0)) { total, suffix in
-            let attrs = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(Store.databaseName + suffix).path)
-            return total + ((attrs?[.size] as? NSNumber)?.int64Value ?? 0)
-        }
-        Gauge(label: "aisle_database_bytes").record(bytes)
+        Gauge(label: "aisle_database_bytes").record(store.diskBytes)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
             body: .init(byteBuffer: ByteBuffer(string: Telemetry.exposition())))

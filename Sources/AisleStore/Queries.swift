@@ -55,18 +55,13 @@ public struct TopItem: Codable, Sendable, Equatable {
 
 /// Read-only queries that the CLI and the agent both answer.
 public enum Queries {
-    public static func status(_ db: Database, directory: URL) throws -> StoreStatus {
+    public static func status(_ db: Database, diskBytes: Int64) throws -> StoreStatus {
         func count(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
         var byType: [String: Int] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT type, count(*) AS n FROM events GROUP BY type") {
             byType[row["type"]] = row["n"]
         }
         let range = try timeRange(db)
-        let size = ["", "-wal"].reduce(Int64(0)) { total, suffix in
-            let path = directory.appendingPathComponent(Store.databaseName + suffix).path
-            let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-            return total + ((attrs?[.size] as? NSNumber)?.int64Value ?? 0)
-        }
         let applied = try DatabaseMigrator().appliedIdentifiers(db)
         return StoreStatus(
             events: byType.values.reduce(0, +), eventsByType: byType,
@@ -74,7 +69,7 @@ public enum Queries {
             receipts: try count("receipts"), sessions: try count("sessions"),
             firstEvent: range.map { Timestamp.format($0.first) },
             lastEvent: range.map { Timestamp.format($0.last) },
-            databaseBytes: size, schemaVersion: applied.sorted().last ?? "none",
+            databaseBytes: diskBytes, schemaVersion: applied.sorted().last ?? "none",
             lastImport: try importRuns(db, limit: 1).first)
     }
 

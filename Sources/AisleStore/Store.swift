@@ -67,7 +67,9 @@ public struct Store: Sendable {
         guard !FileManager.default.fileExists(atPath: file.path) else {
             throw StoreError.alreadyInitialised(directory.path)
         }
-        FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o640])
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
+        }
         let store = try open(at: directory)
         try store.database.write { db in
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('created_at', ?)", arguments: [Int64(Date().timeIntervalSince1970)])
@@ -88,6 +90,15 @@ public struct Store: Sendable {
     public static var currentActor: String {
         let env = ProcessInfo.processInfo.environment
         return env["SUDO_USER"] ?? env["USER"] ?? "uid-\(getuid())"
+    }
+
+    /// Bytes the database takes on disk: the file and its write-ahead log.
+    public var diskBytes: Int64 {
+        ["", "-wal"].reduce(Int64(0)) { total, suffix in
+            let path = directory.appendingPathComponent(Self.databaseName + suffix).path
+            let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+            return total + ((attrs?[.size] as? NSNumber)?.int64Value ?? 0)
+        }
     }
 
     /// Closes the database, checkpointing the WAL.

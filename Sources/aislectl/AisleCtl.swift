@@ -1,4 +1,5 @@
 import AisleConfig
+import AisleStore
 import ArgumentParser
 import Foundation
 
@@ -27,6 +28,9 @@ struct StoreOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("Agent configuration to take store.path from.", valueName: "FILE"))
     var config: String?
+
+    /// Opens the store for reading.
+    func openForReading() throws -> Store { try Store.open(at: try directory(), readOnly: true) }
 
     func directory() throws -> URL {
         if let store { return URL(fileURLWithPath: store) }

@@ -50,9 +50,9 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let dir = try storeOptions.directory()
-            let store = try Store.open(at: dir, readOnly: true)
-            let s = try store.database.read { try Queries.status($0, directory: dir) }
+            let store = try storeOptions.openForReading()
+            let dir = store.directory
+            let s = try store.database.read { try Queries.status($0, diskBytes: store.diskBytes) }
             if output.json { return try printJSON(s) }
             print("store      \(dir.path) (schema \(s.schemaVersion), \(ByteCountFormatter.string(fromByteCount: s.databaseBytes, countStyle: .file)))")
             print("events     \(s.events.formatted())  " + s.eventsByType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.formatted())" }.joined(separator: ", "))
@@ -82,7 +82,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let store = try Store.open(at: try storeOptions.directory(), readOnly: true)
+            let store = try storeOptions.openForReading()
             struct Out: Encodable { var integrity: [String]; var digest: String }
             let out = try store.database.read { db in
                 Out(integrity: try Queries.integrityCheck(db), digest: try ContentDigest.compute(db))
@@ -118,9 +118,8 @@ struct CustomerCommand: ParsableCommand {
 
         func run() throws {
             try reporting {
-                let dir = try storeOptions.directory()
-                let store = try Store.open(at: dir, readOnly: true)
-                let pseudonym = try Pseudonymizer(storeDirectory: dir).pseudonym(Normalize.text(rawID))
+                let store = try storeOptions.openForReading()
+                let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
                 let history = try store.database.read { db in
                     try Queries.customerID(db, pseudonym: pseudonym).map { try Queries.history(db, customerID: $0, limit: limit) }
                 }
@@ -157,7 +156,7 @@ struct TopItemsCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let store = try Store.open(at: try storeOptions.directory(), readOnly: true)
+            let store = try storeOptions.openForReading()
             let window = try TopItemsWindow(from: from, to: to)
             let r = try store.database.read { try window.query($0, limit: limit) }
             struct Out: Encodable { var from: String; var to: String; var items: [TopItem] }

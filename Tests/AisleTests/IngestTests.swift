@@ -269,7 +269,7 @@ extension Data {
             #"{"ts":\#(1_300_000_000 + i),"type":"purchase","customer":"\#(raw)","receipt":"R\#(i)","item":"X\#(i % 3)","price":1}"#
         }.joined(separator: "\n")
         _ = try s.importEvents(text)
-        let status = try s.store.database.read { try Queries.status($0, directory: s.directory) }
+        let status = try s.store.database.read { try Queries.status($0, diskBytes: s.store.diskBytes) }
         #expect(status.customers == 50)
         for name in [Store.databaseName, Store.databaseName + "-wal"] {
             guard let bytes = FileManager.default.contents(atPath: s.directory.appendingPathComponent(name).path) else { continue }
