@@ -49,7 +49,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         // The on-box sentence encoder: tokenizer, model files (issue 3).
-        .target(name: "AisleText", swiftSettings: strict),
+        .target(name: "AisleText", dependencies: ["AisleCore", "COpenBLAS"], swiftSettings: strict),
+        // OpenBLAS (cblas_sgemm) for the float matrix products.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // TOML configuration of the agent and the hub, with key-by-key validation.
         .target(
             name: "AisleConfig",
