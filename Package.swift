@@ -49,7 +49,13 @@ let package = Package(
             ],
             swiftSettings: strict),
         // The on-box sentence encoder: tokenizer, model files (issue 3).
-        .target(name: "AisleText", dependencies: ["AisleCore", "COpenBLAS"], swiftSettings: strict),
+        .target(
+            name: "AisleText",
+            dependencies: ["AisleCore", "COpenBLAS", "CAisleKernels", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        // Int8 matrix kernels (AVX-512 VNNI, AVX2, NEON, scalar), chosen at run time. Optimised
+        // in every configuration: SwiftPM builds C at -O0 in debug, far too slow to test with.
+        .target(name: "CAisleKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // OpenBLAS (cblas_sgemm) for the float matrix products.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // TOML configuration of the agent and the hub, with key-by-key validation.

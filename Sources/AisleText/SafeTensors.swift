@@ -117,10 +117,44 @@ public final class SafeTensors: @unchecked Sendable {
 
     /// The float32 tensor `name`, checked to have `shape`.
     public func float32(_ name: String, shape: [Int]) throws -> UnsafeBufferPointer<Float> {
+        try tensor(name, dtype: "F32", shape: shape)
+    }
+
+    /// The int8 tensor `name`, checked to have `shape`.
+    public func int8(_ name: String, shape: [Int]) throws -> UnsafeBufferPointer<Int8> {
+        try tensor(name, dtype: "I8", shape: shape)
+    }
+
+    private func tensor<T>(_ name: String, dtype: String, shape: [Int]) throws -> UnsafeBufferPointer<T> {
         guard let e = entries[name] else { throw TensorFileError(path: path, reason: "no tensor \(name)") }
-        guard e.dtype == "F32" else { throw TensorFileError(path: path, reason: "tensor \(name) is \(e.dtype), expected F32") }
+        guard e.dtype == dtype else { throw TensorFileError(path: path, reason: "tensor \(name) is \(e.dtype), expected \(dtype)") }
         guard e.shape == shape else { throw TensorFileError(path: path, reason: "tensor \(name) has shape \(e.shape), expected \(shape)") }
-        let start = base.advanced(by: dataStart + e.range.lowerBound).assumingMemoryBound(to: Float.self)
-        return UnsafeBufferPointer(start: start, count: e.range.count / 4)
+        let start = base.advanced(by: dataStart + e.range.lowerBound).assumingMemoryBound(to: T.self)
+        return UnsafeBufferPointer(start: start, count: e.range.count / MemoryLayout<T>.stride)
+    }
+
+    /// The raw bytes of the whole file (for hashing).
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
+
+    /// Writes a safetensors file: the header padded with spaces to 8 bytes, then the tensors in
+    /// the order given. Written to a temporary name and renamed, so a reader never sees half a file.
+    public static func write(_ tensors: [(name: String, dtype: String, shape: [Int], data: Data)], metadata: [String: String], to url: URL) throws {
+        var header: [String: Any] = ["__metadata__": metadata]
+        var offset = 0
+        for t in tensors {
+            header[t.name] = ["dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]]
+            offset += t.data.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (json.count + 8) % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        for t in tensors { out.append(t.data) }
+        let partial = url.appendingPathExtension("partial")
+        try out.write(to: partial)
+        guard rename(partial.path, url.path) == 0 else {
+            throw TensorFileError(path: url.path, reason: "cannot move the new file into place: \(String(cString: strerror(errno)))")
+        }
     }
 }

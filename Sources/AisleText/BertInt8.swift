@@ -1,0 +1,154 @@
+import Crypto
+import Foundation
+
+/// Symmetric int8 quantisation of one row: scale = max|x| / 127, q = round(x / scale).
+func quantizeRow(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePointer<Int8>) -> Float {
+    var m: Float = 0
+    for i in 0..<count { m = max(m, abs(x[i])) }
+    guard m > 0 else {
+        q.update(repeating: 0, count: count)
+        return 0
+    }
+    let inverse = 127 / m
+    for i in 0..<count { q[i] = Int8((x[i] * inverse).rounded()) }
+    return m / 127
+}
+
+/// A linear layer with int8 weights (per output channel scales): activations are quantised per
+/// row on the fly, multiplied on the int8 kernel, and rescaled to float with the bias added.
+struct DenseInt8: LinearLayer {
+    let weight: UnsafeBufferPointer<Int8>
+    let scales: UnsafeBufferPointer<Float>
+    let bias: UnsafeBufferPointer<Float>
+    let inputs: Int
+    let outputs: Int
+    let kernel: Int8Kernel
+
+    init(_ file: SafeTensors, _ name: String, inputs: Int, outputs: Int, kernel: Int8Kernel) throws {
+        weight = try file.int8("\(name).weight", shape: [outputs, inputs])
+        scales = try file.float32("\(name).weight_scale", shape: [outputs])
+        bias = try file.float32("\(name).bias", shape: [outputs])
+        self.inputs = inputs
+        self.outputs = outputs
+        self.kernel = kernel
+    }
+
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        var qx = [Int8](repeating: 0, count: rows * inputs)
+        var rowScales = [Float](repeating: 0, count: rows)
+        var acc = [Int32](repeating: 0, count: rows * outputs)
+        qx.withUnsafeMutableBufferPointer { qx in
+            for r in 0..<rows { rowScales[r] = quantizeRow(x + r * inputs, count: inputs, into: qx.baseAddress! + r * inputs) }
+            acc.withUnsafeMutableBufferPointer { acc in
+                kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
+                for r in 0..<rows {
+                    let s = rowScales[r]
+                    for o in 0..<outputs { y[r * outputs + o] = Float(acc[r * outputs + o]) * s * scales[o] + bias[o] }
+                }
+            }
+        }
+    }
+}
+
+/// Int8 embedding rows with a float scale per row.
+struct Int8Table: EmbeddingTable {
+    let data: UnsafeBufferPointer<Int8>
+    let scales: UnsafeBufferPointer<Float>
+    let width: Int
+
+    func add(row index: Int, to out: UnsafeMutablePointer<Float>) {
+        let base = index * width
+        let s = scales[index]
+        for j in 0..<width { out[j] += Float(data[base + j]) * s }
+    }
+}
+
+/// The int8 model file: a safetensors file whose linear-layer weights and embedding tables are
+/// int8 with a float32 scale per output channel (per row for tables), biases and LayerNorms in
+/// float32, and metadata naming the format, its version, the scheme, the source weights' SHA-256
+/// and the model configuration (docs/INT8-MODEL.md).
+public enum Int8ModelFile {
+    public static let format = "aisle-int8"
+    public static let version = "1"
+    public static let scheme = "symmetric int8, per output channel (weights) and per row (embeddings); activations per row at run time"
+    static let tables = ["embeddings.word_embeddings", "embeddings.position_embeddings", "embeddings.token_type_embeddings"]
+
+    /// Quantises the float32 model in `files` into `output`; returns the file's size in bytes.
+    @discardableResult
+    public static func quantize(from files: ModelFiles, to output: URL) throws -> Int {
+        let c = try BertConfig.load(files.config)
+        let source = try SafeTensors(path: files.weights.path)
+        var tensors: [(name: String, dtype: String, shape: [Int], data: Data)] = []
+        for (name, entry) in source.entries.sorted(by: { $0.key < $1.key }) where entry.dtype == "F32" {
+            let base = String(name.dropLast(".weight".count))
+            let values = try source.float32(name, shape: entry.shape)
+            if name.hasSuffix(".weight"), entry.shape.count == 2, !name.contains("LayerNorm"), !name.hasPrefix("pooler") {
+                let (rows, width) = (entry.shape[0], entry.shape[1])
+                var q = Data(count: rows * width)
+                var scales = [Float](repeating: 0, count: rows)
+                q.withUnsafeMutableBytes { raw in
+                    let out = raw.bindMemory(to: Int8.self).baseAddress!
+                    for r in 0..<rows { scales[r] = quantizeRow(values.baseAddress! + r * width, count: width, into: out + r * width) }
+                }
+                tensors.append((name, "I8", entry.shape, q))
+                tensors.append(("\(base).weight_scale", "F32", [rows], scales.withUnsafeBytes { Data($0) }))
+            } else if !name.hasPrefix("pooler") {
+                tensors.append((name, "F32", entry.shape, Data(buffer: values)))
+            }
+        }
+        let digest = SHA256.hash(data: source.bytes).map { String(format: "%02x", $0) }.joined()
+        let metadata = ["format": format, "format_version": version, "scheme": scheme, "source_sha256": digest, "config": c.json]
+        try SafeTensors.write(tensors, metadata: metadata, to: output)
+        return (try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0
+    }
+}
+
+/// The int8 encoder: the same forward pass as ``BertFP32`` with int8 linear layers and
+/// embedding tables, from an ``Int8ModelFile``.
+///
+/// Immutable after `init` (weights are pointers into the file's read-only mapping), so any
+/// thread may call `embed`.
+public final class BertInt8: @unchecked Sendable {
+    public let config: BertConfig
+    public let kernel: Int8Kernel
+    public let sourceSHA256: String
+    private let file: SafeTensors
+    private let encoder: BertEncoder<DenseInt8, Int8Table>
+
+    /// Loads and validates an int8 model file; `kernel` defaults to ``Int8Kernel/selected(environment:)``.
+    public init(path: String, kernel: Int8Kernel? = nil) throws {
+        let f = try SafeTensors(path: path)
+        guard f.metadata["format"] == Int8ModelFile.format else {
+            throw TensorFileError(path: path, reason: "not an Aisle int8 model (metadata format is \(f.metadata["format"] ?? "missing"))")
+        }
+        guard f.metadata["format_version"] == Int8ModelFile.version else {
+            throw TensorFileError(path: path, reason: "int8 format version \(f.metadata["format_version"] ?? "missing"); this build reads \(Int8ModelFile.version)")
+        }
+        guard let configText = f.metadata["config"], let source = f.metadata["source_sha256"] else {
+            throw TensorFileError(path: path, reason: "metadata lacks config or source_sha256")
+        }
+        let c = try BertConfig.parse(Array(configText.utf8), path: path)
+        let k = try kernel ?? Int8Kernel.selected()
+        func table(_ name: String, rows: Int) throws -> Int8Table {
+            Int8Table(data: try f.int8("\(name).weight", shape: [rows, c.hidden]), scales: try f.float32("\(name).weight_scale", shape: [rows]), width: c.hidden)
+        }
+        config = c
+        self.kernel = k
+        sourceSHA256 = source
+        file = f
+        encoder = BertEncoder(
+            config: c,
+            words: try table("embeddings.word_embeddings", rows: c.vocabulary),
+            positions: try table("embeddings.position_embeddings", rows: c.maxPositions),
+            types: try table("embeddings.token_type_embeddings", rows: c.typeVocabulary),
+            embeddingNorm: try LayerNormF32(f, "embeddings.LayerNorm", size: c.hidden, epsilon: c.layerNormEpsilon),
+            layers: try (0..<c.layers).map { i in
+                try BertLayer(index: i, config: c, file: f) { name, inputs, outputs in
+                    try DenseInt8(f, name, inputs: inputs, outputs: outputs, kernel: k)
+                }
+            })
+    }
+
+    /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
+    public func embed(_ ids: [Int32]) -> [Float] { encoder.embed(ids, unknown: 100) }
+}

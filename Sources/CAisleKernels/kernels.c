@@ -1,0 +1,126 @@
+#include "aisle_kernels.h"
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define AISLE_X86 1
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+const char *aisle_kernel_name(aisle_kernel kernel) {
+    switch (kernel) {
+    case AISLE_KERNEL_AVX2: return "avx2";
+    case AISLE_KERNEL_AVX512_VNNI: return "avx512-vnni";
+    case AISLE_KERNEL_NEON: return "neon";
+    default: return "scalar";
+    }
+}
+
+int aisle_kernel_available(aisle_kernel kernel) {
+    switch (kernel) {
+    case AISLE_KERNEL_SCALAR: return 1;
+#ifdef AISLE_X86
+    case AISLE_KERNEL_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2");
+    case AISLE_KERNEL_AVX512_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+#endif
+#if defined(__aarch64__)
+    case AISLE_KERNEL_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+aisle_kernel aisle_kernel_best(void) {
+    if (aisle_kernel_available(AISLE_KERNEL_AVX512_VNNI)) return AISLE_KERNEL_AVX512_VNNI;
+    if (aisle_kernel_available(AISLE_KERNEL_AVX2)) return AISLE_KERNEL_AVX2;
+    if (aisle_kernel_available(AISLE_KERNEL_NEON)) return AISLE_KERNEL_NEON;
+    return AISLE_KERNEL_SCALAR;
+}
+
+static int32_t dot_scalar(const int8_t *a, const int8_t *b, int k) {
+    int32_t s = 0;
+    for (int i = 0; i < k; i++) s += (int32_t)a[i] * (int32_t)b[i];
+    return s;
+}
+
+#ifdef AISLE_X86
+// |a|·sign(b, a) keeps maddubs (unsigned × signed) exact: with both in [-127, 127] a pair sums
+// to at most 2·127·127, inside int16.
+__attribute__((target("avx2"))) static int32_t dot_avx2(const int8_t *a, const int8_t *b, int k) {
+    __m256i acc = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi16(1);
+    int i = 0;
+    for (; i + 32 <= k; i += 32) {
+        __m256i va = _mm256_loadu_si256((const __m256i *)(a + i));
+        __m256i vb = _mm256_loadu_si256((const __m256i *)(b + i));
+        __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(va), _mm256_sign_epi8(vb, va));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_hadd_epi32(s, s);
+    s = _mm_hadd_epi32(s, s);
+    return _mm_cvtsi128_si32(s) + dot_scalar(a + i, b + i, k - i);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int32_t dot_avx512_vnni(const int8_t *a, const int8_t *b, int k) {
+    __m512i acc = _mm512_setzero_si512();
+    const __m512i zero = _mm512_setzero_si512();
+    int i = 0;
+    for (; i + 64 <= k; i += 64) {
+        __m512i va = _mm512_loadu_si512((const void *)(a + i));
+        __m512i vb = _mm512_loadu_si512((const void *)(b + i));
+        __mmask64 negative = _mm512_movepi8_mask(va);
+        __m512i signedB = _mm512_mask_sub_epi8(vb, negative, zero, vb);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(va), signedB);
+    }
+    if (i < k) {
+        __mmask64 tail = (k - i) == 64 ? ~(__mmask64)0 : (((__mmask64)1 << (k - i)) - 1);
+        __m512i va = _mm512_maskz_loadu_epi8(tail, a + i);
+        __m512i vb = _mm512_maskz_loadu_epi8(tail, b + i);
+        __mmask64 negative = _mm512_movepi8_mask(va);
+        __m512i signedB = _mm512_mask_sub_epi8(vb, negative, zero, vb);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(va), signedB);
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+#endif
+
+#if defined(__aarch64__)
+static int32_t dot_neon(const int8_t *a, const int8_t *b, int k) {
+    int32x4_t acc = vdupq_n_s32(0);
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        int8x16_t va = vld1q_s8(a + i), vb = vld1q_s8(b + i);
+        int16x8_t lo = vmull_s8(vget_low_s8(va), vget_low_s8(vb));
+        int16x8_t hi = vmull_s8(vget_high_s8(va), vget_high_s8(vb));
+        acc = vpadalq_s16(acc, lo);
+        acc = vpadalq_s16(acc, hi);
+    }
+    return vaddvq_s32(acc) + dot_scalar(a + i, b + i, k - i);
+}
+#endif
+
+void aisle_gemm_s8(aisle_kernel kernel, int m, int n, int k, const int8_t *a, const int8_t *b, int32_t *c) {
+    int32_t (*dot)(const int8_t *, const int8_t *, int) = dot_scalar;
+#ifdef AISLE_X86
+    if (kernel == AISLE_KERNEL_AVX2) dot = dot_avx2;
+    if (kernel == AISLE_KERNEL_AVX512_VNNI) dot = dot_avx512_vnni;
+#endif
+#if defined(__aarch64__)
+    if (kernel == AISLE_KERNEL_NEON) dot = dot_neon;
+#endif
+    // Blocked so that a panel of B's rows stays in cache while every row of A passes over it.
+    const int panel = 64;
+    for (int j0 = 0; j0 < n; j0 += panel) {
+        int j1 = j0 + panel < n ? j0 + panel : n;
+        for (int i = 0; i < m; i++) {
+            const int8_t *row = a + (long)i * k;
+            int32_t *out = c + (long)i * n;
+            for (int j = j0; j < j1; j++) out[j] = dot(row, b + (long)j * k, k);
+        }
+    }
+}
