@@ -1,3 +1,4 @@
+import AisleCore
 import AisleText
 import Foundation
 import Testing
@@ -58,6 +59,25 @@ import Testing
             let other = try BertInt8(path: path.path, kernel: kernel)
             #expect(sample.map { other.embed($0.ids) } == best, "\(kernel)")
         }
+    }
+
+    /// A second text set, our own: customer-service requests, int8 against our float32 encoder.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func int8IsCloseToFP32OnSupportRequests() throws {
+        let int8 = try BertInt8(path: try Self.quantized.get().path)
+        let fp32 = try BertFP32(files: .default)
+        let tokenizer = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
+        let file = try #require(TestSupport.shared).appendingPathComponent("splits/assist/bitext_test.jsonl")
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+        var cosines: [Float] = []
+        for line in stride(from: 0, to: lines.count, by: max(1, lines.count / 150)).map({ lines[$0] }) {
+            guard case .object(let o) = try JSONParser.parse(Array(line.utf8)), case .string(let text)? = o["text"] else { continue }
+            let ids = tokenizer.encode(text)
+            cosines.append(cosine(int8.embed(ids), fp32.embed(ids)))
+        }
+        #expect(cosines.count >= 150)
+        #expect(cosines.reduce(0, +) / Float(cosines.count) >= 0.995)
+        #expect((cosines.min() ?? 0) >= 0.98)
     }
 
     @Test func damagedOrForeignModelFilesAreRefused() throws {

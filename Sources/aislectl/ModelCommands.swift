@@ -1,0 +1,100 @@
+import AisleCore
+import AisleText
+import ArgumentParser
+import Foundation
+
+struct ModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model", abstract: "Manage the on-box models.", subcommands: [Quantize.self])
+
+    struct Quantize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the int8 encoder from the float32 model (docs/INT8-MODEL.md).",
+            discussion: """
+                Reads the model that tools/fetch-model unpacked ($AISLE_MODEL_CACHE, default \
+                ~/.cache/aisle/models) and writes int8 weights with per-channel scales.
+
+                Example: aislectl model quantize --out /var/lib/aisle/models/minilm-int8.safetensors
+                """)
+        @Option(help: ArgumentHelp("The int8 model file to write.", valueName: "FILE"))
+        var out: String = EncoderChoice.defaultInt8Path
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let started = Date()
+                let bytes = try Int8ModelFile.quantize(from: .default, to: URL(fileURLWithPath: out))
+                let model = try BertInt8(path: out)
+                struct Out: Encodable { var file: String; var bytes: Int; var sourceSha256: String; var seconds: Double }
+                let result = Out(file: out, bytes: bytes, sourceSha256: model.sourceSHA256, seconds: Date().timeIntervalSince(started))
+                if output.json { try printJSON(result) } else {
+                    print("wrote \(out): \(bytes.formatted()) bytes, from source \(model.sourceSHA256.prefix(16))…, in \(String(format: "%.1f", result.seconds)) s")
+                }
+            }
+        }
+    }
+}
+
+/// Which encoder to run.
+enum EncoderChoice {
+    static var defaultInt8Path: String { ModelFiles.default.directory.appendingPathComponent("minilm-int8.safetensors").path }
+}
+
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Embed texts with the on-box encoder.",
+        discussion: """
+            Reads JSON Lines {"id","text"} and writes {"id","embedding":[…]} (384 floats, L2-normalised), \
+            plus "input_ids" with --with-ids. Lines that are not such objects are reported with their \
+            line number and skipped; exit 3 if any were.
+
+            Example: aislectl embed --in titles.jsonl --out titles-emb.jsonl --precision int8
+            """)
+
+    enum Precision: String, ExpressibleByArgument { case int8, fp32 }
+
+    @Option(name: .customLong("in"), help: ArgumentHelp("Input JSON Lines.", valueName: "FILE")) var input: String
+    @Option(name: .customLong("out"), help: ArgumentHelp("Output JSON Lines.", valueName: "FILE")) var output: String
+    @Option(help: "int8 (the int8 model file, made by `aislectl model quantize`) or fp32.") var precision: Precision = .int8
+    @Option(help: ArgumentHelp("The int8 model file.", valueName: "FILE")) var model: String = EncoderChoice.defaultInt8Path
+    @Flag(help: "Also write the token ids.") var withIds = false
+
+    func run() throws {
+        try reporting {
+            let tokenizer = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
+            let embed: ([Int32]) -> [Float]
+            switch precision {
+            case .fp32: embed = try BertFP32(files: .default).embed
+            case .int8: embed = try BertInt8(path: model).embed
+            }
+            let text = try String(contentsOfFile: input, encoding: .utf8)
+            FileManager.default.createFile(atPath: output, contents: nil)
+            guard let out = FileHandle(forWritingAtPath: output) else { throw CLIError("cannot write \(output)") }
+            defer { try? out.close() }
+            var bad = 0
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+                guard case .object(let o)? = try? JSONParser.parse(Array(line.utf8)), case .string(let t)? = o["text"] else {
+                    FileHandle.standardError.write(Data("\(input):\(n + 1): expected {\"id\",\"text\"}\n".utf8))
+                    bad += 1
+                    continue
+                }
+                let id: String
+                switch o["id"] {
+                case .string(let s)?: id = s
+                case .int(let v)?: id = String(v)
+                default: id = String(n + 1)
+                }
+                let ids = tokenizer.encode(t)
+                var json = "{\"id\":\(jsonString(id)),\"embedding\":[" + embed(ids).map { "\($0)" }.joined(separator: ",") + "]"
+                if withIds { json += ",\"input_ids\":[" + ids.map(String.init).joined(separator: ",") + "]" }
+                out.write(Data((json + "}\n").utf8))
+            }
+            if bad > 0 { throw ExitCode(3) }
+        }
+    }
+
+    func jsonString(_ s: String) -> String {
+        String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+    }
+}
