@@ -123,6 +123,18 @@ enum Schema {
                     detail TEXT);
                 """)
         }
+        m.registerMigration("v2-embeddings") { db in
+            try db.execute(sql: """
+                -- Text embeddings by encoder version and SHA-256 of the text: a catalog is encoded
+                -- once, and again only when the model changes.
+                CREATE TABLE embeddings(
+                    model TEXT NOT NULL,
+                    text_hash BLOB NOT NULL,
+                    dimensions INTEGER NOT NULL,
+                    vector BLOB NOT NULL,
+                    PRIMARY KEY(model, text_hash)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

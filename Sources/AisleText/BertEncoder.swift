@@ -1,6 +1,16 @@
 import COpenBLAS
 import Foundation
 
+/// A sentence encoder: token sequences in, L2-normalised embeddings out, each independent of
+/// the others in its batch.
+public protocol SentenceEncoder: Sendable {
+    /// Names the weights and the arithmetic: embeddings are cached under it.
+    var version: String { get }
+    /// Embedding width.
+    var dimensions: Int { get }
+    func embed(batch: [[Int32]]) -> [[Float]]
+}
+
 /// A linear layer `y = x·Wᵀ + b` over float rows, however its weights are stored.
 protocol LinearLayer {
     var inputs: Int { get }
@@ -31,43 +41,60 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
     let embeddingNorm: LayerNormF32
     let layers: [BertLayer<Linear>]
 
-    /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
-    func embed(_ ids: [Int32], unknown: Int32) -> [Float] {
+    /// The normalised sentence embeddings of several token sequences (`[CLS]` … `[SEP]`),
+    /// packed: the linear layers run once over every token of every sequence, attention runs
+    /// per sequence, so nothing is padded and no sequence sees another.
+    func embed(batch: [[Int32]], unknown: Int32) -> [[Float]] {
         let c = config
-        let t = min(ids.count, c.maxPositions)
         let h = c.hidden
-        var x = [Float](repeating: 0, count: t * h)
-        var scratch = Scratch(tokens: t, config: c)
+        let lengths = batch.map { max(1, min($0.count, c.maxPositions)) }
+        let rows = lengths.reduce(0, +)
+        guard rows > 0 else { return [] }
+        var x = [Float](repeating: 0, count: rows * h)
+        var scratch = Scratch(rows: rows, longest: lengths.max() ?? 1, config: c)
         x.withUnsafeMutableBufferPointer { xb in
             let x = xb.baseAddress!
-            for (i, id) in ids.prefix(t).enumerated() {
-                let token = id >= 0 && Int(id) < c.vocabulary ? Int(id) : Int(unknown)
-                words.add(row: token, to: x + i * h)
-                positions.add(row: i, to: x + i * h)
-                types.add(row: 0, to: x + i * h)
+            var row = 0
+            for (ids, t) in zip(batch, lengths) {
+                for i in 0..<t {
+                    let id = i < ids.count ? ids[i] : unknown
+                    let token = id >= 0 && Int(id) < c.vocabulary ? Int(id) : Int(unknown)
+                    words.add(row: token, to: x + (row + i) * h)
+                    positions.add(row: i, to: x + (row + i) * h)
+                    types.add(row: 0, to: x + (row + i) * h)
+                }
+                row += t
             }
-            embeddingNorm.apply(x, rows: t)
-            for layer in layers { scratch.run(layer, on: x, tokens: t, config: c) }
+            embeddingNorm.apply(x, rows: rows)
+            for layer in layers { scratch.run(layer, on: x, lengths: lengths, config: c) }
         }
-        return Self.meanPoolNormalized(x, tokens: t, hidden: h)
+        var out: [[Float]] = []
+        var row = 0
+        for t in lengths {
+            out.append(Self.meanPoolNormalized(x, from: row, tokens: t, hidden: h))
+            row += t
+        }
+        return out
     }
 
-    /// Working memory for one sequence.
+    /// Working memory for one packed batch.
     struct Scratch {
         var q, k, v, context, out, scores, wide: [Float]
 
-        init(tokens t: Int, config c: BertConfig) {
-            q = [Float](repeating: 0, count: t * c.hidden)
+        init(rows: Int, longest: Int, config c: BertConfig) {
+            q = [Float](repeating: 0, count: rows * c.hidden)
             k = q
             v = q
             context = q
             out = q
-            scores = [Float](repeating: 0, count: t * t)
-            wide = [Float](repeating: 0, count: t * c.intermediate)
+            scores = [Float](repeating: 0, count: longest * longest)
+            wide = [Float](repeating: 0, count: rows * c.intermediate)
         }
 
-        mutating func run(_ layer: BertLayer<Linear>, on x: UnsafeMutablePointer<Float>, tokens t: Int, config c: BertConfig) {
-            let n = t * c.hidden
+        mutating func run(_ layer: BertLayer<Linear>, on x: UnsafeMutablePointer<Float>, lengths: [Int], config c: BertConfig) {
+            let rows = lengths.reduce(0, +)
+            let h = c.hidden
+            let n = rows * h
             q.withUnsafeMutableBufferPointer { q in
             k.withUnsafeMutableBufferPointer { k in
             v.withUnsafeMutableBufferPointer { v in
@@ -75,25 +102,30 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
             scores.withUnsafeMutableBufferPointer { s in
             out.withUnsafeMutableBufferPointer { out in
             wide.withUnsafeMutableBufferPointer { w in
-                layer.query.apply(x, rows: t, into: q.baseAddress!)
-                layer.key.apply(x, rows: t, into: k.baseAddress!)
-                layer.value.apply(x, rows: t, into: v.baseAddress!)
-                attention(q: q.baseAddress!, k: k.baseAddress!, v: v.baseAddress!, into: ctx.baseAddress!, scores: s.baseAddress!, tokens: t, config: c)
-                layer.attentionOutput.apply(ctx.baseAddress!, rows: t, into: out.baseAddress!)
+                layer.query.apply(x, rows: rows, into: q.baseAddress!)
+                layer.key.apply(x, rows: rows, into: k.baseAddress!)
+                layer.value.apply(x, rows: rows, into: v.baseAddress!)
+                var start = 0
+                for t in lengths {
+                    let o = start * h
+                    attention(q: q.baseAddress! + o, k: k.baseAddress! + o, v: v.baseAddress! + o, into: ctx.baseAddress! + o, scores: s.baseAddress!, tokens: t, config: c)
+                    start += t
+                }
+                layer.attentionOutput.apply(ctx.baseAddress!, rows: rows, into: out.baseAddress!)
                 for i in 0..<n { x[i] += out[i] }
-                layer.attentionNorm.apply(x, rows: t)
-                layer.intermediate.apply(x, rows: t, into: w.baseAddress!)
-                for i in 0..<w.count { w[i] = gelu(w[i]) }
-                layer.output.apply(w.baseAddress!, rows: t, into: out.baseAddress!)
+                layer.attentionNorm.apply(x, rows: rows)
+                layer.intermediate.apply(x, rows: rows, into: w.baseAddress!)
+                for i in 0..<rows * c.intermediate { w[i] = gelu(w[i]) }
+                layer.output.apply(w.baseAddress!, rows: rows, into: out.baseAddress!)
                 for i in 0..<n { x[i] += out[i] }
-                layer.outputNorm.apply(x, rows: t)
+                layer.outputNorm.apply(x, rows: rows)
             } } } } } } }
         }
     }
 
-    static func meanPoolNormalized(_ x: [Float], tokens t: Int, hidden h: Int) -> [Float] {
+    static func meanPoolNormalized(_ x: [Float], from row: Int, tokens t: Int, hidden h: Int) -> [Float] {
         var pooled = [Float](repeating: 0, count: h)
-        for i in 0..<t { for j in 0..<h { pooled[j] += x[i * h + j] } }
+        for i in row..<row + t { for j in 0..<h { pooled[j] += x[i * h + j] } }
         var norm: Float = 0
         for j in 0..<h { pooled[j] /= Float(t); norm += pooled[j] * pooled[j] }
         let inverse = 1 / max(norm.squareRoot(), 1e-12)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Float32 embedding rows.
@@ -17,8 +18,9 @@ extension DenseF32: LinearLayer {}
 ///
 /// Immutable after `init`: every weight is a pointer into `file`'s read-only mapping, which the
 /// instance keeps alive; `embed` allocates its own scratch, so any thread may call it.
-public final class BertFP32: @unchecked Sendable {
+public final class BertFP32: SentenceEncoder, @unchecked Sendable {
     public let config: BertConfig
+    public let version: String
     private let file: SafeTensors
     private let encoder: BertEncoder<DenseF32, FloatTable>
 
@@ -27,6 +29,7 @@ public final class BertFP32: @unchecked Sendable {
         let f = try SafeTensors(path: files.weights.path)
         config = c
         file = f
+        version = "fp32:" + SHA256.hash(data: f.bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
         encoder = BertEncoder(
             config: c,
             words: FloatTable(data: try f.float32("embeddings.word_embeddings.weight", shape: [c.vocabulary, c.hidden]), width: c.hidden),
@@ -40,6 +43,10 @@ public final class BertFP32: @unchecked Sendable {
             })
     }
 
+    public var dimensions: Int { config.hidden }
+
     /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
-    public func embed(_ ids: [Int32]) -> [Float] { encoder.embed(ids, unknown: 100) }
+    public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
+
+    public func embed(batch: [[Int32]]) -> [[Float]] { encoder.embed(batch: batch, unknown: 100) }
 }

@@ -108,8 +108,9 @@ public enum Int8ModelFile {
 ///
 /// Immutable after `init` (weights are pointers into the file's read-only mapping), so any
 /// thread may call `embed`.
-public final class BertInt8: @unchecked Sendable {
+public final class BertInt8: SentenceEncoder, @unchecked Sendable {
     public let config: BertConfig
+    public let version: String
     public let kernel: Int8Kernel
     public let sourceSHA256: String
     private let file: SafeTensors
@@ -135,6 +136,7 @@ public final class BertInt8: @unchecked Sendable {
         config = c
         self.kernel = k
         sourceSHA256 = source
+        version = "int8-v\(Int8ModelFile.version):" + source.prefix(16)
         file = f
         encoder = BertEncoder(
             config: c,
@@ -149,6 +151,10 @@ public final class BertInt8: @unchecked Sendable {
             })
     }
 
+    public var dimensions: Int { config.hidden }
+
     /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
-    public func embed(_ ids: [Int32]) -> [Float] { encoder.embed(ids, unknown: 100) }
+    public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
+
+    public func embed(batch: [[Int32]]) -> [[Float]] { encoder.embed(batch: batch, unknown: 100) }
 }

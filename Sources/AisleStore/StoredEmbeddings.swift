@@ -1,0 +1,37 @@
+import AisleCore
+import Foundation
+import GRDB
+
+/// The embedding cache in the store's SQLite database (table `embeddings`).
+public struct StoredEmbeddings: EmbeddingCache {
+    let database: DatabasePool
+
+    public init(store: Store) { database = store.database }
+
+    public func vectors(model: String, keys: [Data]) throws -> [Data: [Float]] {
+        guard !keys.isEmpty else { return [:] }
+        return try database.read { db in
+            var found: [Data: [Float]] = [:]
+            let select = try db.cachedStatement(sql: "SELECT vector FROM embeddings WHERE model = ? AND text_hash = ?")
+            for key in keys {
+                if let blob = try Data.fetchOne(select, arguments: [model, key]) {
+                    found[key] = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                }
+            }
+            return found
+        }
+    }
+
+    public func store(model: String, vectors: [(key: Data, vector: [Float])]) throws {
+        guard !vectors.isEmpty else { return }
+        try database.write { db in
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO embeddings(model, text_hash, dimensions, vector) VALUES (?, ?, ?, ?)
+                ON CONFLICT(model, text_hash) DO NOTHING
+                """)
+            for (key, vector) in vectors {
+                try insert.execute(arguments: [model, key, vector.count, vector.withUnsafeBytes { Data($0) }])
+            }
+        }
+    }
+}

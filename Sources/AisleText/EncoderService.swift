@@ -1,0 +1,102 @@
+import AisleCore
+import Crypto
+import Foundation
+import Synchronization
+
+/// The encoder as a service: safe to call from any task; concurrent requests are gathered into
+/// packed batches (up to ``maxBatchTokens`` tokens, waiting at most ``maxWait`` for company) and
+/// run on one dedicated thread, so memory stays bounded by one batch; embeddings found in the
+/// cache are not computed again.
+public final class EncoderService: Sendable {
+    public let encoder: any SentenceEncoder
+    public let tokenizer: WordPieceTokenizer
+    public let maxBatchTokens: Int
+    public let maxWait: Duration
+    private let cache: (any EmbeddingCache)?
+    private let queue = Mutex<(jobs: [Job], running: Bool)>(([], false))
+    private let thread = DispatchQueue(label: "aisle.encoder")
+    /// Batches run so far (for tests and metrics).
+    private let batchCount = Mutex(0)
+
+    private struct Job: Sendable {
+        var ids: [Int32]
+        var done: CheckedContinuation<[Float], Never>
+    }
+
+    public init(
+        encoder: any SentenceEncoder, tokenizer: WordPieceTokenizer, cache: (any EmbeddingCache)? = nil,
+        maxBatchTokens: Int = 4096, maxWait: Duration = .milliseconds(2)
+    ) {
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.cache = cache
+        self.maxBatchTokens = maxBatchTokens
+        self.maxWait = maxWait
+    }
+
+    public var batchesRun: Int { batchCount.withLock { $0 } }
+
+    /// The key a text is cached under: SHA-256 of its UTF-8 bytes.
+    public static func key(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
+
+    /// Embeds texts: from the cache where possible, else through the batched encoder (and then
+    /// into the cache).
+    public func embed(_ texts: [String]) async throws -> [[Float]] {
+        let keys = texts.map(Self.key)
+        let cached = try cache?.vectors(model: encoder.version, keys: keys) ?? [:]
+        var result = [[Float]?](repeating: nil, count: texts.count)
+        var fresh: [(key: Data, vector: [Float])] = []
+        try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, text) in texts.enumerated() {
+                if let hit = cached[keys[i]], hit.count == encoder.dimensions {
+                    result[i] = hit
+                } else {
+                    let ids = tokenizer.encode(text)
+                    group.addTask { (i, await self.submit(ids)) }
+                }
+            }
+            for try await (i, vector) in group {
+                result[i] = vector
+                fresh.append((keys[i], vector))
+            }
+        }
+        try cache?.store(model: encoder.version, vectors: fresh)
+        return result.map { $0 ?? [] }
+    }
+
+    /// Embeds one text.
+    public func embed(_ text: String) async throws -> [Float] { try await embed([text])[0] }
+
+    private func submit(_ ids: [Int32]) async -> [Float] {
+        await withCheckedContinuation { done in
+            let start = queue.withLock { q in
+                q.jobs.append(Job(ids: ids, done: done))
+                defer { q.running = true }
+                return !q.running
+            }
+            if start { thread.async { self.drain() } }
+        }
+    }
+
+    /// Runs batches until no job waits. The first job of a batch waits up to `maxWait` for others.
+    private func drain() {
+        while true {
+            let first = queue.withLock { $0.jobs.count }
+            if first > 0, first * 16 < maxBatchTokens { Thread.sleep(forTimeInterval: Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18) }
+            let batch = queue.withLock { q -> [Job] in
+                var taken: [Job] = []
+                var tokens = 0
+                while let next = q.jobs.first, taken.isEmpty || tokens + next.ids.count <= maxBatchTokens {
+                    taken.append(q.jobs.removeFirst())
+                    tokens += next.ids.count
+                }
+                if taken.isEmpty { q.running = false }
+                return taken
+            }
+            guard !batch.isEmpty else { return }
+            let vectors = encoder.embed(batch: batch.map(\.ids))
+            batchCount.withLock { $0 += 1 }
+            for (job, v) in zip(batch, vectors) { job.done.resume(returning: v) }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import AisleCore
+import AisleIngest
+import AisleStore
+import AisleText
+import Foundation
+import Testing
+
+@Suite(.serialized) struct EncoderServiceTests {
+    static let texts = [
+        "RED TEAPOT FOR A WEDDING PRESENT", "where do I return a gift?", "12 IVORY ROSE PEG PLACE SETTINGS",
+        "这个茶壶很好看", "Café crème 🍰", "", String(repeating: "long text ", count: 300), "ok",
+    ]
+
+    @Test func packedBatchesEqualSingleSequences() throws {
+        let int8 = try BertInt8(path: try Int8Tests.quantized.get().path)
+        let tok = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
+        let ids = Self.texts.map { tok.encode($0) }
+        let batch = int8.embed(batch: ids)
+        for (i, one) in ids.enumerated() { #expect(int8.embed(one) == batch[i], "int8 text \(i) depends on its batch") }
+        let fp32 = try BertFP32(files: .default)
+        let fb = fp32.embed(batch: ids)
+        for (i, one) in ids.enumerated() { #expect(cosine(fp32.embed(one), fb[i]) > 0.99999) }
+    }
+
+    @Test func concurrentRequestsAreBatchedAndCached() async throws {
+        let model = try BertInt8(path: try Int8Tests.quantized.get().path)
+        let tok = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
+        let store = try TempStore()
+        let cache = StoredEmbeddings(store: store.store)
+        let service = EncoderService(encoder: model, tokenizer: tok, cache: cache, maxWait: .milliseconds(20))
+        let texts = (0..<40).map { "gift basket number \($0)" }
+        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, t) in texts.enumerated() { group.addTask { (i, try await service.embed(t)) } }
+            return try await group.reduce(into: [Int: [Float]]()) { $0[$1.0] = $1.1 }
+        }
+        for (i, t) in texts.enumerated() { #expect(results[i] == model.embed(tok.encode(t))) }
+        #expect(service.batchesRun < 40, "\(service.batchesRun) batches for 40 concurrent requests")
+        #expect(try store.count("SELECT count(*) FROM embeddings") == 40)
+
+        // A second service on the same store finds them all and runs nothing.
+        let again = EncoderService(encoder: model, tokenizer: tok, cache: cache)
+        #expect(try await again.embed(texts) == texts.map { results[texts.firstIndex(of: $0)!]! })
+        #expect(again.batchesRun == 0)
+
+        // Another model version misses the cache.
+        let fp32 = EncoderService(encoder: try BertFP32(files: .default), tokenizer: tok, cache: cache)
+        _ = try await fp32.embed(texts[0])
+        #expect(fp32.batchesRun == 1)
+        #expect(try store.count("SELECT count(DISTINCT model) FROM embeddings") == 2)
+    }
+}
