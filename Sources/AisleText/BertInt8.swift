@@ -10,7 +10,10 @@ func quantizeRow(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePoi
         return 0
     }
     let inverse = 127 / m
-    for i in 0..<count { q[i] = Int8((x[i] * inverse).rounded()) }
+    // Round to nearest (ties to even) without a libm call: adding 1.5·2²³ pushes the fraction
+    // out of a float's mantissa. |x·inverse| ≤ 127, far inside the trick's range.
+    let magic: Float = 12_582_912
+    for i in 0..<count { q[i] = Int8(truncatingIfNeeded: Int32((x[i] * inverse + magic) - magic)) }
     return m / 127
 }
 
@@ -41,9 +44,11 @@ struct DenseInt8: LinearLayer {
             for r in 0..<rows { rowScales[r] = quantizeRow(x + r * inputs, count: inputs, into: qx.baseAddress! + r * inputs) }
             acc.withUnsafeMutableBufferPointer { acc in
                 kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
+                let scale = scales.baseAddress!, offset = bias.baseAddress!
                 for r in 0..<rows {
                     let s = rowScales[r]
-                    for o in 0..<outputs { y[r * outputs + o] = Float(acc[r * outputs + o]) * s * scales[o] + bias[o] }
+                    let a = acc.baseAddress! + r * outputs, out = y + r * outputs
+                    for o in 0..<outputs { out[o] = Float(a[o]) * (s * scale[o]) + offset[o] }
                 }
             }
         }
