@@ -26,9 +26,11 @@ struct DenseInt8: LinearLayer {
     let inputs: Int
     let outputs: Int
     let kernel: Int8Kernel
+    let packed: PackedInt8Matrix?
 
     init(_ file: SafeTensors, _ name: String, inputs: Int, outputs: Int, kernel: Int8Kernel) throws {
         weight = try file.int8("\(name).weight", shape: [outputs, inputs])
+        packed = PackedInt8Matrix(weight, rows: outputs, columns: inputs, kernel: kernel)
         scales = try file.float32("\(name).weight_scale", shape: [outputs])
         bias = try file.float32("\(name).bias", shape: [outputs])
         self.inputs = inputs
@@ -43,7 +45,11 @@ struct DenseInt8: LinearLayer {
         qx.withUnsafeMutableBufferPointer { qx in
             for r in 0..<rows { rowScales[r] = quantizeRow(x + r * inputs, count: inputs, into: qx.baseAddress! + r * inputs) }
             acc.withUnsafeMutableBufferPointer { acc in
-                kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
+                if let packed {
+                    packed.gemm(m: rows, a: qx.baseAddress!, c: acc.baseAddress!)
+                } else {
+                    kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
+                }
                 let scale = scales.baseAddress!, offset = bias.baseAddress!
                 for r in 0..<rows {
                     let s = rowScales[r]

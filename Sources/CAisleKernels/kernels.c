@@ -152,3 +152,84 @@ void aisle_gemm_s8(aisle_kernel kernel, int m, int n, int k, const int8_t *a, co
         }
     }
 }
+
+// ---- Packed B for the AVX-512 VNNI micro-kernel -------------------------------------------
+// dpbusd multiplies unsigned bytes by signed ones, four at a time into each int32 lane. A row
+// of A is shifted to unsigned (a + 128, a flip of the top bit) and broadcast four bytes at a
+// time; B is packed so that one 64-byte load holds those four bytes for 16 rows of B. The
+// shift adds 128 · Σ B[j] to every result, which the packed sums take back off.
+
+long aisle_packed_size(int n, int k) { return (long)((n + 15) / 16) * 16 * ((k + 3) / 4) * 4; }
+
+void aisle_pack_b(int n, int k, const int8_t *b, int8_t *packed, int32_t *sums) {
+    int k4 = (k + 3) / 4, blocks = (n + 15) / 16;
+    memset(packed, 0, (size_t)aisle_packed_size(n, k));
+    for (int jb = 0; jb < blocks; jb++)
+        for (int g = 0; g < k4; g++)
+            for (int l = 0; l < 16; l++) {
+                int j = jb * 16 + l;
+                if (j >= n) continue;
+                for (int t = 0; t < 4; t++) {
+                    int kk = g * 4 + t;
+                    if (kk < k) packed[(((long)jb * k4 + g) * 16 + l) * 4 + t] = b[(long)j * k + kk];
+                }
+            }
+    for (int j = 0; j < n; j++) {
+        int32_t s = 0;
+        for (int kk = 0; kk < k; kk++) s += b[(long)j * k + kk];
+        sums[j] = 128 * s;
+    }
+}
+
+#ifdef AISLE_X86
+// A tile of up to 4 rows of A × 4 blocks of 16 rows of B: per group of four bytes, 4 loads of B
+// and 4 broadcasts of A feed 16 dot products held in registers.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void packed_tile(
+    int rows, int nb, int k4, const uint8_t *a, int lda, const int8_t *p, __m512i acc[4][4]) {
+    for (int r = 0; r < 4; r++)
+        for (int b = 0; b < 4; b++) acc[r][b] = _mm512_setzero_si512();
+    for (int g = 0; g < k4; g++) {
+        __m512i vb[4];
+        for (int b = 0; b < nb; b++) vb[b] = _mm512_loadu_si512((const void *)(p + ((long)b * k4 + g) * 64));
+        for (int r = 0; r < rows; r++) {
+            int32_t four;
+            memcpy(&four, a + (long)r * lda + g * 4, 4);
+            __m512i va = _mm512_set1_epi32(four);
+            for (int b = 0; b < nb; b++) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], va, vb[b]);
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void packed_rows(
+    int rows, int n, int k4, const uint8_t *a, int lda, const int8_t *packed, const int32_t *sums, int32_t *c, int ldc) {
+    int blocks = (n + 15) / 16;
+    for (int jb = 0; jb < blocks; jb += 4) {
+        int nb = blocks - jb < 4 ? blocks - jb : 4;
+        __m512i acc[4][4];
+        packed_tile(rows, nb, k4, a, lda, packed + (long)jb * k4 * 64, acc);
+        for (int b = 0; b < nb; b++) {
+            int col = (jb + b) * 16;
+            int width = n - col < 16 ? n - col : 16;
+            __mmask16 mask = width == 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
+            __m512i s = _mm512_maskz_loadu_epi32(mask, sums + col);
+            for (int r = 0; r < rows; r++) _mm512_mask_storeu_epi32(c + (long)r * ldc + col, mask, _mm512_sub_epi32(acc[r][b], s));
+        }
+    }
+}
+#endif
+
+void aisle_gemm_s8_packed(int m, int n, int k, const int8_t *a, const int8_t *packed, const int32_t *sums, int32_t *c) {
+#ifdef AISLE_X86
+    int k4 = (k + 3) / 4, lda = k4 * 4;
+    uint8_t shifted[4 * AISLE_PACKED_K_MAX];  // k ≤ AISLE_PACKED_K_MAX is the caller's contract
+    for (int i = 0; i < m; i += 4) {
+        int rows = m - i < 4 ? m - i : 4;
+        memset(shifted, 128, (size_t)lda * 4);  // padding columns: 128 - 128 = 0 against zero-packed B
+        for (int r = 0; r < rows; r++)
+            for (int kk = 0; kk < k; kk++) shifted[r * lda + kk] = (uint8_t)(a[(long)(i + r) * k + kk] ^ 0x80);
+        packed_rows(rows, n, k4, shifted, lda, packed, sums, c + (long)i * n, n);
+    }
+#else
+    (void)m; (void)n; (void)k; (void)a; (void)packed; (void)sums; (void)c;
+#endif
+}

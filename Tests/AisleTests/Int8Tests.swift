@@ -1,5 +1,5 @@
 import AisleCore
-import AisleText
+@testable import AisleText
 import Foundation
 import Testing
 
@@ -21,6 +21,22 @@ import Testing
             // And the scalar kernel is right: spot-check one entry by hand.
             let direct = (0..<k).reduce(Int32(0)) { $0 + Int32(a[$1]) * Int32(b[(n - 1) * k + $1]) }
             #expect(expected[n - 1] == direct)
+        }
+    }
+
+    /// The packed AVX-512 VNNI micro-kernel gives exactly the scalar results.
+    @Test(.enabled(if: Int8Kernel.avx512VNNI.isAvailable, "needs AVX-512 VNNI"))
+    func packedKernelMatchesScalar() throws {
+        var rng = SystemRandomNumberGenerator()
+        for (m, n, k) in [(1, 1, 1), (3, 5, 31), (7, 70, 64), (9, 129, 385), (17, 64, 1536), (5, 384, 1536), (2, 3, 1000)] {
+            let a = (0..<m * k).map { _ in Int8.random(in: -127...127, using: &rng) }
+            let b = (0..<n * k).map { _ in Int8.random(in: -127...127, using: &rng) }
+            var expected = [Int32](repeating: 0, count: m * n)
+            var got = [Int32](repeating: -1, count: m * n)
+            Int8Kernel.scalar.gemm(m: m, n: n, k: k, a: a, b: b, c: &expected)
+            let packed = try #require(b.withUnsafeBufferPointer { PackedInt8Matrix($0, rows: n, columns: k, kernel: .avx512VNNI) })
+            a.withUnsafeBufferPointer { pa in got.withUnsafeMutableBufferPointer { pc in packed.gemm(m: m, a: pa.baseAddress!, c: pc.baseAddress!) } }
+            #expect(got == expected, "packed differs at m=\(m) n=\(n) k=\(k)")
         }
     }
 

@@ -25,4 +25,18 @@ const char *aisle_kernel_name(aisle_kernel kernel);
 /// A and B are row-major with row strides `k`; C has row stride `n`. `kernel` must be available.
 void aisle_gemm_s8(aisle_kernel kernel, int m, int n, int k, const int8_t *a, const int8_t *b, int32_t *c);
 
+/// The largest k the packed kernel takes.
+#define AISLE_PACKED_K_MAX 2048
+
+/// Bytes needed to pack a [n×k] int8 matrix B for ``aisle_gemm_s8_packed``.
+long aisle_packed_size(int n, int k);
+
+/// Packs B [n×k] (row-major) for the AVX-512 VNNI micro-kernel: per block of 16 rows of B and
+/// group of 4 columns, 64 bytes (zero-padded), plus `sums[j] = 128 · Σₖ B[j][k]`.
+void aisle_pack_b(int n, int k, const int8_t *b, int8_t *packed, int32_t *sums);
+
+/// C[m×n] = A[m×k] · Bᵀ with B packed by ``aisle_pack_b``; AVX-512 VNNI only (check
+/// ``aisle_kernel_available``) and k ≤ AISLE_PACKED_K_MAX. Same results as ``aisle_gemm_s8``.
+void aisle_gemm_s8_packed(int m, int n, int k, const int8_t *a, const int8_t *packed, const int32_t *sums, int32_t *c);
+
 #endif
