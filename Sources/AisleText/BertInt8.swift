@@ -1,20 +1,12 @@
+import CAisleKernels
 import Crypto
 import Foundation
 
 /// Symmetric int8 quantisation of one row: scale = max|x| / 127, q = round(x / scale).
 func quantizeRow(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePointer<Int8>) -> Float {
-    var m: Float = 0
-    for i in 0..<count { m = max(m, abs(x[i])) }
-    guard m > 0 else {
-        q.update(repeating: 0, count: count)
-        return 0
-    }
-    let inverse = 127 / m
-    // Round to nearest (ties to even) without a libm call: adding 1.5·2²³ pushes the fraction
-    // out of a float's mantissa. |x·inverse| ≤ 127, far inside the trick's range.
-    let magic: Float = 12_582_912
-    for i in 0..<count { q[i] = Int8(truncatingIfNeeded: Int32((x[i] * inverse + magic) - magic)) }
-    return m / 127
+    var scale: Float = 0
+    aisle_quantize_rows(1, Int32(count), x, q, &scale)
+    return scale
 }
 
 /// A linear layer with int8 weights (per output channel scales): activations are quantised per
@@ -43,18 +35,15 @@ struct DenseInt8: LinearLayer {
         var rowScales = [Float](repeating: 0, count: rows)
         var acc = [Int32](repeating: 0, count: rows * outputs)
         qx.withUnsafeMutableBufferPointer { qx in
-            for r in 0..<rows { rowScales[r] = quantizeRow(x + r * inputs, count: inputs, into: qx.baseAddress! + r * inputs) }
-            acc.withUnsafeMutableBufferPointer { acc in
-                if let packed {
-                    packed.gemm(m: rows, a: qx.baseAddress!, c: acc.baseAddress!)
-                } else {
-                    kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
-                }
-                let scale = scales.baseAddress!, offset = bias.baseAddress!
-                for r in 0..<rows {
-                    let s = rowScales[r]
-                    let a = acc.baseAddress! + r * outputs, out = y + r * outputs
-                    for o in 0..<outputs { out[o] = Float(a[o]) * (s * scale[o]) + offset[o] }
+            rowScales.withUnsafeMutableBufferPointer { rs in
+                aisle_quantize_rows(Int32(rows), Int32(inputs), x, qx.baseAddress!, rs.baseAddress!)
+                acc.withUnsafeMutableBufferPointer { acc in
+                    if let packed {
+                        packed.gemm(m: rows, a: qx.baseAddress!, c: acc.baseAddress!)
+                    } else {
+                        kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
+                    }
+                    aisle_rescale(Int32(rows), Int32(outputs), acc.baseAddress!, rs.baseAddress!, scales.baseAddress!, bias.baseAddress!, y)
                 }
             }
         }

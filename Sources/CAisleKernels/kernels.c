@@ -233,3 +233,36 @@ void aisle_gemm_s8_packed(int m, int n, int k, const int8_t *a, const int8_t *pa
     (void)m; (void)n; (void)k; (void)a; (void)packed; (void)sums; (void)c;
 #endif
 }
+
+// ---- Activation quantisation and rescaling (plain C; the compiler vectorises the loops) ----
+
+void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *scales) {
+    const float magic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to nearest even
+    for (int r = 0; r < rows; r++) {
+        const float *in = x + (long)r * cols;
+        int8_t *out = q + (long)r * cols;
+        float m = 0;
+        for (int i = 0; i < cols; i++) {
+            float v = in[i] < 0 ? -in[i] : in[i];
+            m = v > m ? v : m;
+        }
+        if (m == 0) {
+            memset(out, 0, (size_t)cols);
+            scales[r] = 0;
+            continue;
+        }
+        float inverse = 127.0f / m;
+        // Without -ffast-math the compiler may not fold (v + magic) - magic back to v.
+        for (int i = 0; i < cols; i++) out[i] = (int8_t)(int32_t)((in[i] * inverse + magic) - magic);
+        scales[r] = m / 127.0f;
+    }
+}
+
+void aisle_rescale(int rows, int cols, const int32_t *acc, const float *rowScales, const float *colScales, const float *bias, float *y) {
+    for (int r = 0; r < rows; r++) {
+        float s = rowScales[r];
+        const int32_t *a = acc + (long)r * cols;
+        float *out = y + (long)r * cols;
+        for (int o = 0; o < cols; o++) out[o] = (float)a[o] * (s * colScales[o]) + bias[o];
+    }
+}

@@ -25,6 +25,13 @@ const char *aisle_kernel_name(aisle_kernel kernel);
 /// A and B are row-major with row strides `k`; C has row stride `n`. `kernel` must be available.
 void aisle_gemm_s8(aisle_kernel kernel, int m, int n, int k, const int8_t *a, const int8_t *b, int32_t *c);
 
+/// Quantises each of `rows` float rows of `cols` values symmetrically to int8 in [-127, 127]
+/// (scale = max|x| / 127, round to nearest, ties to even); writes the scales (0 for a zero row).
+void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *scales);
+
+/// y[r][o] = acc[r][o] · rowScales[r] · colScales[o] + bias[o].
+void aisle_rescale(int rows, int cols, const int32_t *acc, const float *rowScales, const float *colScales, const float *bias, float *y);
+
 /// The largest k the packed kernel takes.
 #define AISLE_PACKED_K_MAX 2048
 
