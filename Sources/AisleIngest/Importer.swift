@@ -81,7 +81,6 @@ public final class Importer {
     private let started = Date()
     private let now = Int64(Date().timeIntervalSince1970)
     private var rejectsFile: FileHandle?
-    private var progress: ProgressReporter?
     private static let rejectEncoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -89,35 +89,27 @@ final class StoreWriter: Sendable {
     }
 
     private let store: Store
-    private let queue = Mutex<(jobs: [Job], draining: Bool)>(([], false))
+    private let queue = WorkQueue<Job>(label: "aisle.store-writer")
     private let writer = Mutex(EventWriter(tier: Tiers.recent))
     /// Recent-tier events since the last settling (an estimate; settling re-reads the count).
     private let recent = Mutex<Int?>(nil)
     /// Settle once this many events wait in the recent tier, in transactions of this size.
     static let settleBatch = 50_000
-    private let thread = DispatchQueue(label: "aisle.store-writer")
 
     init(store: Store) { self.store = store }
 
     func write(_ events: [PreparedEvent]) async throws -> [EventOutcome] {
         try await withCheckedThrowingContinuation { done in
-            let start = queue.withLock { q in
-                q.jobs.append(Job(events: events, done: done))
-                defer { q.draining = true }
-                return !q.draining
-            }
-            if start { thread.async { self.drain() } }
+            queue.submit(Job(events: events, done: done)) { self.drain() }
         }
     }
 
     /// Writes queued jobs, a transaction per round, until the queue is empty.
     private func drain() {
         while true {
-            let jobs = queue.withLock { q in
-                let jobs = q.jobs
-                q.jobs = []
-                if jobs.isEmpty { q.draining = false }
-                return jobs
+            let jobs = queue.take { waiting in
+                defer { waiting = [] }
+                return waiting
             }
             guard !jobs.isEmpty else { return }
             let now = Int64(Date().timeIntervalSince1970)

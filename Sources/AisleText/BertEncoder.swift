@@ -11,6 +11,11 @@ public protocol SentenceEncoder: Sendable {
     func embed(batch: [[Int32]]) -> [[Float]]
 }
 
+extension SentenceEncoder {
+    /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
+    public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
+}
+
 /// A linear layer `y = x·Wᵀ + b` over float rows, however its weights are stored.
 protocol LinearLayer {
     var inputs: Int { get }

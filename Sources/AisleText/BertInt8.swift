@@ -153,8 +153,5 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
 
     public var dimensions: Int { config.hidden }
 
-    /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
-    public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
-
     public func embed(batch: [[Int32]]) -> [[Float]] { encoder.embed(batch: batch, unknown: 100) }
 }

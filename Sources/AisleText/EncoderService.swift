@@ -13,8 +13,7 @@ public final class EncoderService: Sendable {
     public let maxBatchTokens: Int
     public let maxWait: Duration
     private let cache: (any EmbeddingCache)?
-    private let queue = Mutex<(jobs: [Job], running: Bool)>(([], false))
-    private let thread = DispatchQueue(label: "aisle.encoder")
+    private let queue = WorkQueue<Job>(label: "aisle.encoder")
     /// Batches run so far (for tests and metrics).
     private let batchCount = Mutex(0)
 
@@ -69,28 +68,22 @@ public final class EncoderService: Sendable {
 
     private func submit(_ ids: [Int32]) async -> [Float] {
         await withCheckedContinuation { done in
-            let start = queue.withLock { q in
-                q.jobs.append(Job(ids: ids, done: done))
-                defer { q.running = true }
-                return !q.running
-            }
-            if start { thread.async { self.drain() } }
+            queue.submit(Job(ids: ids, done: done)) { self.drain() }
         }
     }
 
     /// Runs batches until no job waits. The first job of a batch waits up to `maxWait` for others.
     private func drain() {
         while true {
-            let first = queue.withLock { $0.jobs.count }
+            let first = queue.waiting
             if first > 0, first * 16 < maxBatchTokens { Thread.sleep(forTimeInterval: Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18) }
-            let batch = queue.withLock { q -> [Job] in
+            let batch = queue.take { waiting in
                 var taken: [Job] = []
                 var tokens = 0
-                while let next = q.jobs.first, taken.isEmpty || tokens + next.ids.count <= maxBatchTokens {
-                    taken.append(q.jobs.removeFirst())
+                while let next = waiting.first, taken.isEmpty || tokens + next.ids.count <= maxBatchTokens {
+                    taken.append(waiting.removeFirst())
                     tokens += next.ids.count
                 }
-                if taken.isEmpty { q.running = false }
                 return taken
             }
             guard !batch.isEmpty else { return }

@@ -1,0 +1,35 @@
+import Dispatch
+import Synchronization
+
+/// Jobs waiting for one dedicated thread that takes them in batches: submitters never block,
+/// and exactly one drain loop runs while there is work. The owner's drain loop calls ``take(_:)``
+/// until it returns nothing, which marks the queue idle.
+public final class WorkQueue<Job: Sendable>: Sendable {
+    private let state = Mutex<(jobs: [Job], draining: Bool)>(([], false))
+    private let thread: DispatchQueue
+
+    public init(label: String) { thread = DispatchQueue(label: label) }
+
+    /// Queues `job`; starts `drain` on the queue's thread unless a drain loop is already running.
+    public func submit(_ job: Job, drain: @escaping @Sendable () -> Void) {
+        let start = state.withLock { q in
+            q.jobs.append(job)
+            defer { q.draining = true }
+            return !q.draining
+        }
+        if start { thread.async(execute: drain) }
+    }
+
+    /// How many jobs wait.
+    public var waiting: Int { state.withLock { $0.jobs.count } }
+
+    /// Removes the jobs `choose` picks from the waiting ones (in order); an empty result ends the
+    /// drain loop, and the next ``submit(_:drain:)`` starts a new one.
+    public func take(_ choose: (inout [Job]) -> [Job]) -> [Job] {
+        state.withLock { q in
+            let taken = q.jobs.isEmpty ? [] : choose(&q.jobs)
+            if taken.isEmpty { q.draining = false }
+            return taken
+        }
+    }
+}
