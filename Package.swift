@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "aislectl", targets: ["aislectl"]),
         .executable(name: "aisle-hub", targets: ["aisle-hub"]),
         .executable(name: "aisle-loadgen", targets: ["aisle-loadgen"]),
+        .executable(name: "aisle-encoder-bench", targets: ["aisle-encoder-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -120,6 +121,12 @@ let package = Package(
             name: "aisle-loadgen",
             dependencies: ["AisleClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/loadgen",
+            swiftSettings: strict),
+        // Encoder timing, side by side with ONNX Runtime (tools/bench/onnx, `make bench`).
+        .executableTarget(
+            name: "aisle-encoder-bench",
+            dependencies: ["AisleText", "AisleCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "tools/encoder-bench",
             swiftSettings: strict),
         .testTarget(
             name: "AisleTests",

@@ -1,4 +1,4 @@
-import COpenBLAS
+import CAisleKernels
 import Foundation
 
 /// A sentence encoder: token sequences in, L2-normalised embeddings out, each independent of
@@ -16,23 +16,16 @@ extension SentenceEncoder {
     public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
 }
 
-/// A linear layer `y = x·Wᵀ + b` over float rows, however its weights are stored.
-protocol LinearLayer {
-    var inputs: Int { get }
-    var outputs: Int { get }
-    /// `x` is `rows × inputs`, `y` is `rows × outputs`, both row-major.
-    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>)
-}
-
 /// A table of embedding rows, however stored.
 protocol EmbeddingTable {
     /// Adds row `index` to `out` (`width` floats).
     func add(row index: Int, to out: UnsafeMutablePointer<Float>)
 }
 
-/// One transformer layer's weights.
+/// One transformer layer's weights; query, key and value are one layer with three outputs side
+/// by side.
 struct BertLayer<Linear: LinearLayer> {
-    let query, key, value, attentionOutput, intermediate, output: Linear
+    let queryKeyValue, attentionOutput, intermediate, output: Linear
     let attentionNorm, outputNorm: LayerNormF32
 }
 
@@ -40,11 +33,13 @@ struct BertLayer<Linear: LinearLayer> {
 /// with residual LayerNorms — then mean pooling and L2 normalisation, as sentence-transformers'
 /// all-MiniLM-L6-v2 computes a sentence embedding. Generic over how linear layers and embedding
 /// tables are stored (float32 or int8); softmax, LayerNorm, GELU and attention stay in float.
+/// Linear layers split their columns, attention its (sequence, head) pairs, over `parallel`.
 struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
     let config: BertConfig
     let words, positions, types: Table
     let embeddingNorm: LayerNormF32
     let layers: [BertLayer<Linear>]
+    let parallel: Parallel
 
     /// The normalised sentence embeddings of several token sequences (`[CLS]` … `[SEP]`),
     /// packed: the linear layers run once over every token of every sequence, attention runs
@@ -56,7 +51,8 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
         let rows = lengths.reduce(0, +)
         guard rows > 0 else { return [] }
         var x = [Float](repeating: 0, count: rows * h)
-        var scratch = Scratch(rows: rows, longest: lengths.max() ?? 1, config: c)
+        let scratch = Scratch(rows: rows, longest: lengths.max() ?? 1, threads: parallel.threads, config: c)
+        defer { scratch.free() }
         x.withUnsafeMutableBufferPointer { xb in
             let x = xb.baseAddress!
             var row = 0
@@ -70,8 +66,8 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
                 }
                 row += t
             }
-            embeddingNorm.apply(x, rows: rows)
-            for layer in layers { scratch.run(layer, on: x, lengths: lengths, config: c) }
+            embeddingNorm.apply(x, rows: rows, parallel: parallel)
+            for layer in layers { run(layer, on: x, lengths: lengths, scratch: scratch) }
         }
         var out: [[Float]] = []
         var row = 0
@@ -84,48 +80,42 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
 
     /// Working memory for one packed batch.
     struct Scratch {
-        var q, k, v, context, out, scores, wide: [Float]
+        let qkv, context, wide, attention: UnsafeMutablePointer<Float>
+        let attentionPerThread: Int
 
-        init(rows: Int, longest: Int, config c: BertConfig) {
-            q = [Float](repeating: 0, count: rows * c.hidden)
-            k = q
-            v = q
-            context = q
-            out = q
-            scores = [Float](repeating: 0, count: longest * longest)
-            wide = [Float](repeating: 0, count: rows * c.intermediate)
+        init(rows: Int, longest: Int, threads: Int, config c: BertConfig) {
+            qkv = .allocate(capacity: rows * 3 * c.hidden)
+            context = .allocate(capacity: rows * c.hidden)
+            wide = .allocate(capacity: rows * c.intermediate)
+            attentionPerThread = (c.headSize + 1) * longest
+            attention = .allocate(capacity: attentionPerThread * threads)
         }
 
-        mutating func run(_ layer: BertLayer<Linear>, on x: UnsafeMutablePointer<Float>, lengths: [Int], config c: BertConfig) {
-            let rows = lengths.reduce(0, +)
-            let h = c.hidden
-            let n = rows * h
-            q.withUnsafeMutableBufferPointer { q in
-            k.withUnsafeMutableBufferPointer { k in
-            v.withUnsafeMutableBufferPointer { v in
-            context.withUnsafeMutableBufferPointer { ctx in
-            scores.withUnsafeMutableBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { out in
-            wide.withUnsafeMutableBufferPointer { w in
-                layer.query.apply(x, rows: rows, into: q.baseAddress!)
-                layer.key.apply(x, rows: rows, into: k.baseAddress!)
-                layer.value.apply(x, rows: rows, into: v.baseAddress!)
-                var start = 0
-                for t in lengths {
-                    let o = start * h
-                    attention(q: q.baseAddress! + o, k: k.baseAddress! + o, v: v.baseAddress! + o, into: ctx.baseAddress! + o, scores: s.baseAddress!, tokens: t, config: c)
-                    start += t
-                }
-                layer.attentionOutput.apply(ctx.baseAddress!, rows: rows, into: out.baseAddress!)
-                for i in 0..<n { x[i] += out[i] }
-                layer.attentionNorm.apply(x, rows: rows)
-                layer.intermediate.apply(x, rows: rows, into: w.baseAddress!)
-                for i in 0..<rows * c.intermediate { w[i] = gelu(w[i]) }
-                layer.output.apply(w.baseAddress!, rows: rows, into: out.baseAddress!)
-                for i in 0..<n { x[i] += out[i] }
-                layer.outputNorm.apply(x, rows: rows)
-            } } } } } } }
+        func free() { for p in [qkv, context, wide, attention] { p.deallocate() } }
+    }
+
+    private func run(_ layer: BertLayer<Linear>, on x: UnsafeMutablePointer<Float>, lengths: [Int], scratch s: Scratch) {
+        let c = config
+        let (h, rows) = (c.hidden, lengths.reduce(0, +))
+        layer.queryKeyValue.apply(x, rows: rows, into: s.qkv, AISLE_EPILOGUE_STORE, parallel: parallel)
+        var starts: [Int] = []
+        var start = 0
+        for t in lengths { starts.append(start); start += t }
+        parallel.forEach { part in
+            let work = s.attention + part * s.attentionPerThread
+            for unit in parallel.share(part, of: lengths.count * c.heads) {
+                let (sequence, head) = unit.quotientAndRemainder(dividingBy: c.heads)
+                let q = s.qkv + starts[sequence] * 3 * h
+                aisle_attention(
+                    Int32(lengths[sequence]), Int32(c.headSize), Int32(head), Int32(head + 1), q, q + h, q + 2 * h, Int32(3 * h),
+                    s.context + starts[sequence] * h, Int32(h), work)
+            }
         }
+        layer.attentionOutput.apply(s.context, rows: rows, into: x, AISLE_EPILOGUE_ACCUMULATE, parallel: parallel)
+        layer.attentionNorm.apply(x, rows: rows, parallel: parallel)
+        layer.intermediate.apply(x, rows: rows, into: s.wide, AISLE_EPILOGUE_GELU, parallel: parallel)
+        layer.output.apply(s.wide, rows: rows, into: x, AISLE_EPILOGUE_ACCUMULATE, parallel: parallel)
+        layer.outputNorm.apply(x, rows: rows, parallel: parallel)
     }
 
     static func meanPoolNormalized(_ x: [Float], from row: Int, tokens t: Int, hidden h: Int) -> [Float] {
@@ -138,43 +128,16 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
     }
 }
 
-/// Multi-head self-attention of one unpadded sequence: per head, softmax(Q·Kᵀ/√d)·V, on OpenBLAS.
-func attention(
-    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, into context: UnsafeMutablePointer<Float>,
-    scores: UnsafeMutablePointer<Float>, tokens t: Int, config c: BertConfig
-) {
-    let h = c.hidden, d = c.headSize
-    let scale = 1 / Float(d).squareRoot()
-    for head in 0..<c.heads {
-        let o = head * d
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(d), scale, q + o, Int32(h), k + o, Int32(h), 0, scores, Int32(t))
-        for r in 0..<t { softmax(scores + r * t, count: t) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(d), Int32(t), 1, scores, Int32(t), v + o, Int32(h), 0, context + o, Int32(h))
-    }
-}
-
-func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
-    var m = -Float.infinity
-    for i in 0..<count { m = max(m, row[i]) }
-    var sum: Float = 0
-    for i in 0..<count { row[i] = expf(row[i] - m); sum += row[i] }
-    for i in 0..<count { row[i] /= sum }
-}
-
-/// GELU as BERT defines it: x·Φ(x), with the exact error function.
-func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erff(x * 0.70710678118654752)) }
-
 extension BertLayer {
-    /// Reads layer `index`'s weights, making each linear layer with `linear(name, inputs, outputs)`.
-    init(index: Int, config c: BertConfig, file: SafeTensors, linear: (String, Int, Int) throws -> Linear) throws {
+    /// Reads layer `index`'s weights, making each linear layer with `linear(names, inputs,
+    /// outputs)` (several names: one layer over the same input, outputs side by side).
+    init(index: Int, config c: BertConfig, file: SafeTensors, linear: ([String], Int, Int) throws -> Linear) throws {
         let p = "encoder.layer.\(index)"
-        query = try linear("\(p).attention.self.query", c.hidden, c.hidden)
-        key = try linear("\(p).attention.self.key", c.hidden, c.hidden)
-        value = try linear("\(p).attention.self.value", c.hidden, c.hidden)
-        attentionOutput = try linear("\(p).attention.output.dense", c.hidden, c.hidden)
+        queryKeyValue = try linear(["query", "key", "value"].map { "\(p).attention.self.\($0)" }, c.hidden, c.hidden)
+        attentionOutput = try linear(["\(p).attention.output.dense"], c.hidden, c.hidden)
         attentionNorm = try LayerNormF32(file, "\(p).attention.output.LayerNorm", size: c.hidden, epsilon: c.layerNormEpsilon)
-        intermediate = try linear("\(p).intermediate.dense", c.hidden, c.intermediate)
-        output = try linear("\(p).output.dense", c.intermediate, c.hidden)
+        intermediate = try linear(["\(p).intermediate.dense"], c.hidden, c.intermediate)
+        output = try linear(["\(p).output.dense"], c.intermediate, c.hidden)
         outputNorm = try LayerNormF32(file, "\(p).output.LayerNorm", size: c.hidden, epsilon: c.layerNormEpsilon)
     }
 }

@@ -1,3 +1,4 @@
+import COpenBLAS
 import Crypto
 import Foundation
 
@@ -12,8 +13,6 @@ struct FloatTable: EmbeddingTable {
     }
 }
 
-extension DenseF32: LinearLayer {}
-
 /// The float32 reference encoder over the original safetensors weights (OpenBLAS products).
 ///
 /// Immutable after `init`: every weight is a pointer into `file`'s read-only mapping, which the
@@ -24,7 +23,9 @@ public final class BertFP32: SentenceEncoder, @unchecked Sendable {
     private let file: SafeTensors
     private let encoder: BertEncoder<DenseF32, FloatTable>
 
-    public init(files: ModelFiles) throws {
+    /// Loads the float32 weights; each batch runs on `threads` threads.
+    public init(files: ModelFiles, threads: Int = 1) throws {
+        openblas_set_num_threads(1)
         let c = try BertConfig.load(files.config)
         let f = try SafeTensors(path: files.weights.path)
         config = c
@@ -37,10 +38,11 @@ public final class BertFP32: SentenceEncoder, @unchecked Sendable {
             types: FloatTable(data: try f.float32("embeddings.token_type_embeddings.weight", shape: [c.typeVocabulary, c.hidden]), width: c.hidden),
             embeddingNorm: try LayerNormF32(f, "embeddings.LayerNorm", size: c.hidden, epsilon: c.layerNormEpsilon),
             layers: try (0..<c.layers).map { i in
-                try BertLayer(index: i, config: c, file: f) { name, inputs, outputs in
-                    try DenseF32(f, name, inputs: inputs, outputs: outputs)
+                try BertLayer(index: i, config: c, file: f) { names, inputs, outputs in
+                    try DenseF32(f, names, inputs: inputs, outputs: outputs)
                 }
-            })
+            },
+            parallel: Parallel(threads: threads))
     }
 
     public var dimensions: Int { config.hidden }

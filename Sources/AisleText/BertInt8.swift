@@ -10,42 +10,58 @@ func quantizeRow(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePoi
 }
 
 /// A linear layer with int8 weights (per output channel scales): activations are quantised per
-/// row on the fly, multiplied on the int8 kernel, and rescaled to float with the bias added.
+/// row on the fly and multiplied on the int8 kernel, which rescales to float, adds the bias and
+/// applies the epilogue in one pass. On AVX-512 VNNI the weights are packed once at load time.
+/// Several layers over the same input (query, key, value) can be read as one.
 struct DenseInt8: LinearLayer {
-    let weight: UnsafeBufferPointer<Int8>
-    let scales: UnsafeBufferPointer<Float>
-    let bias: UnsafeBufferPointer<Float>
     let inputs: Int
     let outputs: Int
-    let kernel: Int8Kernel
-    let packed: PackedInt8Matrix?
+    private let weight: OwnedBuffer<Int8>?
+    private let packed: OwnedBuffer<Int8>?
+    private let sums: OwnedBuffer<Int32>?
+    private let scales: OwnedBuffer<Float>
+    private let bias: OwnedBuffer<Float>
+    private let kernel: Int8Kernel
 
-    init(_ file: SafeTensors, _ name: String, inputs: Int, outputs: Int, kernel: Int8Kernel) throws {
-        weight = try file.int8("\(name).weight", shape: [outputs, inputs])
-        packed = PackedInt8Matrix(weight, rows: outputs, columns: inputs, kernel: kernel)
-        scales = try file.float32("\(name).weight_scale", shape: [outputs])
-        bias = try file.float32("\(name).bias", shape: [outputs])
+    init(_ file: SafeTensors, _ names: [String], inputs: Int, outputs: Int, kernel: Int8Kernel) throws {
+        let n = outputs * names.count
+        let w = OwnedBuffer(concatenating: try names.map { try file.int8("\($0).weight", shape: [outputs, inputs]) }, zero: 0)
+        scales = OwnedBuffer(concatenating: try names.map { try file.float32("\($0).weight_scale", shape: [outputs]) }, zero: 0)
+        bias = OwnedBuffer(concatenating: try names.map { try file.float32("\($0).bias", shape: [outputs]) }, zero: 0)
+        if kernel == .avx512VNNI {
+            let p = OwnedBuffer<Int8>(count: aisle_packed_size(Int32(n), Int32(inputs)), repeating: 0)
+            let s = OwnedBuffer<Int32>(count: (n + 63) / 64 * 64, repeating: 0)
+            aisle_pack_b(Int32(n), Int32(inputs), w.base, p.base, s.base)
+            (packed, sums, weight) = (p, s, nil)
+        } else {
+            (packed, sums, weight) = (nil, nil, w)
+        }
         self.inputs = inputs
-        self.outputs = outputs
+        self.outputs = n
         self.kernel = kernel
     }
 
-    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
-        var qx = [Int8](repeating: 0, count: rows * inputs)
-        var rowScales = [Float](repeating: 0, count: rows)
-        var acc = [Int32](repeating: 0, count: rows * outputs)
-        qx.withUnsafeMutableBufferPointer { qx in
-            rowScales.withUnsafeMutableBufferPointer { rs in
-                aisle_quantize_rows(Int32(rows), Int32(inputs), x, qx.baseAddress!, rs.baseAddress!)
-                acc.withUnsafeMutableBufferPointer { acc in
-                    if let packed {
-                        packed.gemm(m: rows, a: qx.baseAddress!, c: acc.baseAddress!)
-                    } else {
-                        kernel.gemm(m: rows, n: outputs, k: inputs, a: qx.baseAddress!, b: weight.baseAddress!, c: acc.baseAddress!)
-                    }
-                    aisle_rescale(Int32(rows), Int32(outputs), acc.baseAddress!, rs.baseAddress!, scales.baseAddress!, bias.baseAddress!, y)
-                }
-            }
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ epilogue: aisle_epilogue, parallel: Parallel) {
+        let q = UnsafeMutablePointer<Int8>.allocate(capacity: rows * inputs)
+        let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        defer { q.deallocate(); rowScales.deallocate() }
+        aisle_quantize_rows(Int32(rows), Int32(inputs), x, q, rowScales)
+        var operand = UnsafeRawPointer(q)
+        var shifted: UnsafeMutablePointer<UInt8>?
+        if packed != nil {
+            let s = UnsafeMutablePointer<UInt8>.allocate(capacity: aisle_shifted_size(Int32(rows), Int32(inputs)))
+            aisle_shift_rows(Int32(rows), Int32(inputs), q, s)
+            (shifted, operand) = (s, UnsafeRawPointer(s))
+        }
+        defer { shifted?.deallocate() }
+        var layer = aisle_dense(
+            kernel: kernel.c, n: Int32(outputs), k: Int32(inputs), b: weight.map { UnsafePointer($0.base) },
+            packed: packed.map { UnsafePointer($0.base) }, sums: sums.map { UnsafePointer($0.base) },
+            scales: scales.base, bias: bias.base)
+        parallel.forEach { part in
+            let cols = parallel.columns(part, of: outputs)
+            guard !cols.isEmpty else { return }
+            aisle_dense_apply(&layer, Int32(rows), operand, rowScales, y, Int32(cols.lowerBound), Int32(cols.upperBound), epilogue)
         }
     }
 }
@@ -116,8 +132,9 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
     private let file: SafeTensors
     private let encoder: BertEncoder<DenseInt8, Int8Table>
 
-    /// Loads and validates an int8 model file; `kernel` defaults to ``Int8Kernel/selected(environment:)``.
-    public init(path: String, kernel: Int8Kernel? = nil) throws {
+    /// Loads and validates an int8 model file; `kernel` defaults to ``Int8Kernel/selected(environment:)``;
+    /// each batch runs on `threads` threads.
+    public init(path: String, kernel: Int8Kernel? = nil, threads: Int = 1) throws {
         let f = try SafeTensors(path: path)
         guard f.metadata["format"] == Int8ModelFile.format else {
             throw TensorFileError(path: path, reason: "not an Aisle int8 model (metadata format is \(f.metadata["format"] ?? "missing"))")
@@ -145,10 +162,11 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
             types: try table("embeddings.token_type_embeddings", rows: c.typeVocabulary),
             embeddingNorm: try LayerNormF32(f, "embeddings.LayerNorm", size: c.hidden, epsilon: c.layerNormEpsilon),
             layers: try (0..<c.layers).map { i in
-                try BertLayer(index: i, config: c, file: f) { name, inputs, outputs in
-                    try DenseInt8(f, name, inputs: inputs, outputs: outputs, kernel: k)
+                try BertLayer(index: i, config: c, file: f) { names, inputs, outputs in
+                    try DenseInt8(f, names, inputs: inputs, outputs: outputs, kernel: k)
                 }
-            })
+            },
+            parallel: Parallel(threads: threads))
     }
 
     public var dimensions: Int { config.hidden }

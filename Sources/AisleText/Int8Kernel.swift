@@ -41,34 +41,3 @@ public enum Int8Kernel: String, CaseIterable, Sendable {
         aisle_gemm_s8(c, Int32(m), Int32(n), Int32(k), a, b, out)
     }
 }
-
-/// An int8 weight matrix packed once for the AVX-512 VNNI micro-kernel (see `aisle_pack_b`).
-struct PackedInt8Matrix: Sendable {
-    let rows: Int
-    let columns: Int
-    private let data: [Int8]
-    private let sums: [Int32]
-
-    /// Packs `b` (`rows × columns`) when the VNNI kernel is in use and fits; nil otherwise.
-    init?(_ b: UnsafeBufferPointer<Int8>, rows: Int, columns: Int, kernel: Int8Kernel) {
-        guard kernel == .avx512VNNI, columns <= Int(AISLE_PACKED_K_MAX), let base = b.baseAddress else { return nil }
-        self.rows = rows
-        self.columns = columns
-        var data = [Int8](repeating: 0, count: aisle_packed_size(Int32(rows), Int32(columns)))
-        var sums = [Int32](repeating: 0, count: rows)
-        data.withUnsafeMutableBufferPointer { d in
-            sums.withUnsafeMutableBufferPointer { s in aisle_pack_b(Int32(rows), Int32(columns), base, d.baseAddress, s.baseAddress) }
-        }
-        self.data = data
-        self.sums = sums
-    }
-
-    /// C[m×rows] = A[m×columns] · thisᵀ.
-    func gemm(m: Int, a: UnsafePointer<Int8>, c: UnsafeMutablePointer<Int32>) {
-        data.withUnsafeBufferPointer { d in
-            sums.withUnsafeBufferPointer { s in
-                aisle_gemm_s8_packed(Int32(m), Int32(rows), Int32(columns), a, d.baseAddress, s.baseAddress, c)
-            }
-        }
-    }
-}

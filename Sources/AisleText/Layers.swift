@@ -1,26 +1,100 @@
+import CAisleKernels
 import COpenBLAS
 import Foundation
 
-/// A linear layer `y = x·Wᵀ + b` with `W` stored `[out, in]`, multiplied on OpenBLAS.
-struct DenseF32 {
-    let weight: UnsafeBufferPointer<Float>
-    let bias: UnsafeBufferPointer<Float>
+/// Splits work over a fixed number of threads; with one thread the work runs inline.
+struct Parallel: Sendable {
+    let threads: Int
+
+    init(threads: Int) { self.threads = max(1, threads) }
+
+    /// Calls `body(part)` for every part in `0..<threads` concurrently; returns when all have.
+    /// The parts must touch disjoint memory (each writes only its own share).
+    func forEach(_ body: (Int) -> Void) {
+        guard threads > 1 else { return body(0) }
+        withoutActuallyEscaping(body) { body in
+            let shared = Unchecked(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { shared.value($0) }
+        }
+    }
+
+    /// Hands the body to the other threads: sound because `forEach` waits for every part and the
+    /// parts write disjoint memory.
+    private struct Unchecked<Value>: @unchecked Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+
+    /// Part `part`'s even share of `count` units.
+    func share(_ part: Int, of count: Int) -> Range<Int> { count * part / threads..<count * (part + 1) / threads }
+
+    /// Part `part`'s share of `columns` output columns, in whole panels of 64.
+    func columns(_ part: Int, of columns: Int) -> Range<Int> {
+        let panels = share(part, of: (columns + 63) / 64)
+        return min(columns, panels.lowerBound * 64)..<min(columns, panels.upperBound * 64)
+    }
+}
+
+/// A linear layer `y = x·Wᵀ + b` over float rows, however its weights are stored.
+protocol LinearLayer {
+    var inputs: Int { get }
+    var outputs: Int { get }
+    /// `x` is `rows × inputs`, `y` is `rows × outputs`, both row-major; each result goes through
+    /// `epilogue` (store, GELU, or add to `y`). Output columns are split over `parallel`.
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ epilogue: aisle_epilogue, parallel: Parallel)
+}
+
+/// Memory this process owns (weights built at load time: concatenated or packed), freed with it.
+final class OwnedBuffer<Element>: @unchecked Sendable {
+    let pointer: UnsafeMutableBufferPointer<Element>
+
+    init(count: Int, repeating value: Element) {
+        pointer = .allocate(capacity: max(1, count))
+        pointer.initialize(repeating: value)
+    }
+
+    /// The parts, one after another.
+    convenience init(concatenating parts: [UnsafeBufferPointer<Element>], zero: Element) {
+        self.init(count: parts.reduce(0) { $0 + $1.count }, repeating: zero)
+        var at = 0
+        for p in parts {
+            _ = UnsafeMutableBufferPointer(rebasing: pointer[at..<at + p.count]).initialize(from: p)
+            at += p.count
+        }
+    }
+
+    var base: UnsafeMutablePointer<Element> { pointer.baseAddress! }
+
+    deinit { pointer.deallocate() }
+}
+
+/// A linear layer `y = x·Wᵀ + b` with float `W` stored `[out, in]`, multiplied on OpenBLAS (one
+/// OpenBLAS thread per call; ``Parallel`` splits the columns). Several layers over the same input
+/// (query, key, value) can be read as one, their outputs side by side.
+struct DenseF32: LinearLayer {
+    let weight: OwnedBuffer<Float>
+    let bias: OwnedBuffer<Float>
     let inputs: Int
     let outputs: Int
 
-    init(_ file: SafeTensors, _ name: String, inputs: Int, outputs: Int) throws {
-        weight = try file.float32("\(name).weight", shape: [outputs, inputs])
-        bias = try file.float32("\(name).bias", shape: [outputs])
+    init(_ file: SafeTensors, _ names: [String], inputs: Int, outputs: Int) throws {
+        weight = OwnedBuffer(concatenating: try names.map { try file.float32("\($0).weight", shape: [outputs, inputs]) }, zero: 0)
+        bias = OwnedBuffer(concatenating: try names.map { try file.float32("\($0).bias", shape: [outputs]) }, zero: 0)
         self.inputs = inputs
-        self.outputs = outputs
+        self.outputs = outputs * names.count
     }
 
-    /// `x` is `rows × inputs`, `y` is `rows × outputs`, both row-major.
-    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows { (y + r * outputs).update(from: bias.baseAddress!, count: outputs) }
-        cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs),
-            1, x, Int32(inputs), weight.baseAddress, Int32(inputs), 1, y, Int32(outputs))
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ epilogue: aisle_epilogue, parallel: Parallel) {
+        let (n, k) = (Int32(outputs), Int32(inputs))
+        parallel.forEach { part in
+            let cols = parallel.columns(part, of: outputs)
+            guard !cols.isEmpty else { return }
+            let beta: Float = epilogue == AISLE_EPILOGUE_ACCUMULATE ? 1 : 0
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols.count), k,
+                1, x, k, weight.base + cols.lowerBound * inputs, k, beta, y + cols.lowerBound, n)
+            aisle_bias_epilogue(Int32(rows), n, Int32(cols.lowerBound), Int32(cols.upperBound), y, bias.base, epilogue)
+        }
     }
 }
 
@@ -36,17 +110,19 @@ struct LayerNormF32 {
         self.epsilon = epsilon
     }
 
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int) {
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, parallel: Parallel = Parallel(threads: 1)) {
         let n = gamma.count
-        for r in 0..<rows {
-            let row = x + r * n
-            var mean: Float = 0
-            for i in 0..<n { mean += row[i] }
-            mean /= Float(n)
-            var variance: Float = 0
-            for i in 0..<n { let d = row[i] - mean; variance += d * d }
-            let scale = 1 / (variance / Float(n) + epsilon).squareRoot()
-            for i in 0..<n { row[i] = (row[i] - mean) * scale * gamma[i] + beta[i] }
+        parallel.forEach { part in
+            for r in parallel.share(part, of: rows) {
+                let row = x + r * n
+                var mean: Float = 0
+                for i in 0..<n { mean += row[i] }
+                mean /= Float(n)
+                var variance: Float = 0
+                for i in 0..<n { let d = row[i] - mean; variance += d * d }
+                let scale = 1 / (variance / Float(n) + epsilon).squareRoot()
+                for i in 0..<n { row[i] = (row[i] - mean) * scale * gamma[i] + beta[i] }
+            }
         }
     }
 }

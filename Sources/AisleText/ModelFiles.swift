@@ -18,4 +18,6 @@ public struct ModelFiles: Sendable {
     public var vocabulary: URL { directory.appendingPathComponent("vocab.txt") }
     public var weights: URL { directory.appendingPathComponent("model.safetensors") }
     public var config: URL { directory.appendingPathComponent("config.json") }
+    /// Where `aislectl model quantize` writes the int8 model by default.
+    public var int8Weights: URL { directory.appendingPathComponent("minilm-int8.safetensors") }
 }

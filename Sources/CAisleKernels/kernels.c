@@ -1,4 +1,5 @@
 #include "aisle_kernels.h"
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -157,12 +158,15 @@ void aisle_gemm_s8(aisle_kernel kernel, int m, int n, int k, const int8_t *a, co
 // dpbusd multiplies unsigned bytes by signed ones, four at a time into each int32 lane. A row
 // of A is shifted to unsigned (a + 128, a flip of the top bit) and broadcast four bytes at a
 // time; B is packed so that one 64-byte load holds those four bytes for 16 rows of B. The
-// shift adds 128 · Σ B[j] to every result, which the packed sums take back off.
+// shift adds 128 · Σ B[j] to every result, which the packed sums take back off. Rows of B are
+// padded with zeros to a multiple of 64, so every tile is whole.
 
-long aisle_packed_size(int n, int k) { return (long)((n + 15) / 16) * 16 * ((k + 3) / 4) * 4; }
+static int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+long aisle_packed_size(int n, int k) { return (long)round_up(n, 64) * round_up(k, 4); }
 
 void aisle_pack_b(int n, int k, const int8_t *b, int8_t *packed, int32_t *sums) {
-    int k4 = (k + 3) / 4, blocks = (n + 15) / 16;
+    int k4 = (k + 3) / 4, blocks = round_up(n, 64) / 16;
     memset(packed, 0, (size_t)aisle_packed_size(n, k));
     for (int jb = 0; jb < blocks; jb++)
         for (int g = 0; g < k4; g++)
@@ -181,60 +185,131 @@ void aisle_pack_b(int n, int k, const int8_t *b, int8_t *packed, int32_t *sums) 
     }
 }
 
+long aisle_shifted_size(int m, int k) { return (long)round_up(m, AISLE_ROW_TILE) * round_up(k, 4); }
+
+void aisle_shift_rows(int m, int k, const int8_t *a, uint8_t *shifted) {
+    int lda = round_up(k, 4);
+    memset(shifted, 128, (size_t)aisle_shifted_size(m, k));  // padding: 128 - 128 = 0 against anything
+    for (int r = 0; r < m; r++)
+        for (int kk = 0; kk < k; kk++) shifted[(long)r * lda + kk] = (uint8_t)(a[(long)r * k + kk] ^ 0x80);
+}
+
 #ifdef AISLE_X86
-// A tile of up to 4 rows of A × 4 blocks of 16 rows of B: per group of four bytes, 4 loads of B
-// and 4 broadcasts of A feed 16 dot products held in registers.
+// One tile: AISLE_ROW_TILE rows of A × 64 columns (4 blocks of 16 rows of B). Per group of four
+// bytes, 4 loads of B and 6 broadcasts of A feed 24 dot products held in registers.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void packed_tile(
-    int rows, int nb, int k4, const uint8_t *a, int lda, const int8_t *p, __m512i acc[4][4]) {
-    for (int r = 0; r < 4; r++)
+    int k4, const uint8_t *a, int lda, const int8_t *p, const int32_t *sums, int32_t out[AISLE_ROW_TILE][64]) {
+    __m512i acc[AISLE_ROW_TILE][4];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < AISLE_ROW_TILE; r++)
+#pragma clang loop unroll(full)
         for (int b = 0; b < 4; b++) acc[r][b] = _mm512_setzero_si512();
     for (int g = 0; g < k4; g++) {
         __m512i vb[4];
-        for (int b = 0; b < nb; b++) vb[b] = _mm512_loadu_si512((const void *)(p + ((long)b * k4 + g) * 64));
-        for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+        for (int b = 0; b < 4; b++) vb[b] = _mm512_loadu_si512((const void *)(p + ((long)b * k4 + g) * 64));
+#pragma clang loop unroll(full)
+        for (int r = 0; r < AISLE_ROW_TILE; r++) {
             int32_t four;
             memcpy(&four, a + (long)r * lda + g * 4, 4);
             __m512i va = _mm512_set1_epi32(four);
-            for (int b = 0; b < nb; b++) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], va, vb[b]);
+#pragma clang loop unroll(full)
+            for (int b = 0; b < 4; b++) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], va, vb[b]);
         }
     }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void packed_rows(
-    int rows, int n, int k4, const uint8_t *a, int lda, const int8_t *packed, const int32_t *sums, int32_t *c, int ldc) {
-    int blocks = (n + 15) / 16;
-    for (int jb = 0; jb < blocks; jb += 4) {
-        int nb = blocks - jb < 4 ? blocks - jb : 4;
-        __m512i acc[4][4];
-        packed_tile(rows, nb, k4, a, lda, packed + (long)jb * k4 * 64, acc);
-        for (int b = 0; b < nb; b++) {
-            int col = (jb + b) * 16;
-            int width = n - col < 16 ? n - col : 16;
-            __mmask16 mask = width == 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
-            __m512i s = _mm512_maskz_loadu_epi32(mask, sums + col);
-            for (int r = 0; r < rows; r++) _mm512_mask_storeu_epi32(c + (long)r * ldc + col, mask, _mm512_sub_epi32(acc[r][b], s));
-        }
+#pragma clang loop unroll(full)
+    for (int b = 0; b < 4; b++) {
+        __m512i s = _mm512_loadu_si512((const void *)(sums + b * 16));
+#pragma clang loop unroll(full)
+        for (int r = 0; r < AISLE_ROW_TILE; r++) _mm512_storeu_si512((void *)(out[r] + b * 16), _mm512_sub_epi32(acc[r][b], s));
     }
 }
 #endif
 
-void aisle_gemm_s8_packed(int m, int n, int k, const int8_t *a, const int8_t *packed, const int32_t *sums, int32_t *c) {
+// ---- The fused dense layer -----------------------------------------------------------------
+
+/// erf by a rational approximation (odd degree-13 numerator over even degree-8 denominator, on
+/// x clamped to [-4, 4]); within 1e-6 of erff. Plain float arithmetic, so it vectorises.
+static inline float erf_approx(float x) {
+    x = x < -4.f ? -4.f : (x > 4.f ? 4.f : x);
+    float x2 = x * x;
+    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = x2 * p + -2.10102402082508e-06f;
+    p = x2 * p + -5.69250639462346e-05f;
+    p = x2 * p + -7.34990630326855e-04f;
+    p = x2 * p + -2.95459980854025e-03f;
+    p = x2 * p + -1.60960333262415e-02f;
+    p = x * p;
+    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+    q = x2 * q + -1.68282697438203e-03f;
+    q = x2 * q + -7.37332916720468e-03f;
+    q = x2 * q + -1.42647390514189e-02f;
+    return p / q;
+}
+
+float aisle_erf(float x) { return erf_approx(x); }
+
+void aisle_gelu(int count, float *x) {
+    for (int i = 0; i < count; i++) x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+}
+
+// One row segment of the epilogue; every kernel path calls this same function, so every path
+// gives bit-identical floats.
+static void epilogue(int count, const int32_t *acc, float rowScale, const float *colScales, const float *bias, float *y, aisle_epilogue mode) {
+    switch (mode) {
+    case AISLE_EPILOGUE_STORE:
+        for (int j = 0; j < count; j++) y[j] = (float)acc[j] * (rowScale * colScales[j]) + bias[j];
+        break;
+    case AISLE_EPILOGUE_GELU:
+        for (int j = 0; j < count; j++) {
+            float v = (float)acc[j] * (rowScale * colScales[j]) + bias[j];
+            y[j] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+        }
+        break;
+    case AISLE_EPILOGUE_ACCUMULATE:
+        for (int j = 0; j < count; j++) y[j] += (float)acc[j] * (rowScale * colScales[j]) + bias[j];
+        break;
+    }
+}
+
+void aisle_dense_apply(const aisle_dense *d, int m, const void *a, const float *rowScales, float *y, int j0, int j1, aisle_epilogue mode) {
+    int32_t tile[AISLE_ROW_TILE][64];
 #ifdef AISLE_X86
-    int k4 = (k + 3) / 4, lda = k4 * 4;
-    uint8_t shifted[4 * AISLE_PACKED_K_MAX];  // k ≤ AISLE_PACKED_K_MAX is the caller's contract
-    for (int i = 0; i < m; i += 4) {
-        int rows = m - i < 4 ? m - i : 4;
-        memset(shifted, 128, (size_t)lda * 4);  // padding columns: 128 - 128 = 0 against zero-packed B
-        for (int r = 0; r < rows; r++)
-            for (int kk = 0; kk < k; kk++) shifted[r * lda + kk] = (uint8_t)(a[(long)(i + r) * k + kk] ^ 0x80);
-        packed_rows(rows, n, k4, shifted, lda, packed, sums, c + (long)i * n, n);
+    if (d->packed) {
+        int k4 = (d->k + 3) / 4, lda = k4 * 4;
+        const uint8_t *shifted = (const uint8_t *)a;
+        for (int c0 = j0; c0 < j1; c0 += 64) {  // j0 is a multiple of 64: one panel of B stays in L1
+            int width = j1 - c0 < 64 ? j1 - c0 : 64;
+            const int8_t *panel = d->packed + (long)c0 * lda;
+            for (int r0 = 0; r0 < m; r0 += AISLE_ROW_TILE) {
+                packed_tile(k4, shifted + (long)r0 * lda, lda, panel, d->sums + c0, tile);
+                int rows = m - r0 < AISLE_ROW_TILE ? m - r0 : AISLE_ROW_TILE;
+                for (int r = 0; r < rows; r++)
+                    epilogue(width, tile[r], rowScales[r0 + r], d->scales + c0, d->bias + c0, y + (long)(r0 + r) * d->n + c0, mode);
+            }
+        }
+        return;
     }
-#else
-    (void)m; (void)n; (void)k; (void)a; (void)packed; (void)sums; (void)c;
 #endif
+    const int8_t *q = (const int8_t *)a;
+    for (int c0 = j0; c0 < j1; c0 += 64) {
+        int width = j1 - c0 < 64 ? j1 - c0 : 64;
+        for (int r = 0; r < m; r++) {
+            aisle_gemm_s8(d->kernel, 1, width, d->k, q + (long)r * d->k, d->b + (long)c0 * d->k, tile[0]);
+            epilogue(width, tile[0], rowScales[r], d->scales + c0, d->bias + c0, y + (long)r * d->n + c0, mode);
+        }
+    }
 }
 
-// ---- Activation quantisation and rescaling (plain C; the compiler vectorises the loops) ----
+void aisle_bias_epilogue(int m, int n, int j0, int j1, float *y, const float *bias, aisle_epilogue mode) {
+    for (int r = 0; r < m; r++) {
+        float *row = y + (long)r * n;
+        for (int j = j0; j < j1; j++) row[j] += bias[j];
+        if (mode == AISLE_EPILOGUE_GELU) aisle_gelu(j1 - j0, row + j0);
+    }
+}
+
+// ---- Activation quantisation (plain C; the compiler vectorises the loops) ------------------
 
 void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *scales) {
     const float magic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to nearest even
@@ -258,11 +333,36 @@ void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *s
     }
 }
 
-void aisle_rescale(int rows, int cols, const int32_t *acc, const float *rowScales, const float *colScales, const float *bias, float *y) {
-    for (int r = 0; r < rows; r++) {
-        float s = rowScales[r];
-        const int32_t *a = acc + (long)r * cols;
-        float *out = y + (long)r * cols;
-        for (int o = 0; o < cols; o++) out[o] = (float)a[o] * (s * colScales[o]) + bias[o];
+// ---- Attention -----------------------------------------------------------------------------
+
+void aisle_attention(int t, int d, int h0, int h1, const float *q, const float *k, const float *v, int ld, float *ctx, int ldc, float *scratch) {
+    float *kt = scratch;         // d × t: this head's keys, transposed
+    float *s = scratch + d * t;  // t scores
+    float scale = 1.0f / sqrtf((float)d);
+    for (int h = h0; h < h1; h++) {
+        int o = h * d;
+        for (int j = 0; j < t; j++)
+            for (int c = 0; c < d; c++) kt[c * t + j] = k[(long)j * ld + o + c];
+        for (int i = 0; i < t; i++) {
+            const float *qi = q + (long)i * ld + o;
+            for (int j = 0; j < t; j++) s[j] = 0;
+            for (int c = 0; c < d; c++) {
+                float qc = qi[c] * scale;
+                const float *kc = kt + c * t;
+                for (int j = 0; j < t; j++) s[j] += qc * kc[j];
+            }
+            float mx = s[0];
+            for (int j = 1; j < t; j++) mx = s[j] > mx ? s[j] : mx;
+            float sum = 0;
+            for (int j = 0; j < t; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+            float inv = 1.0f / sum;
+            float *out = ctx + (long)i * ldc + o;
+            for (int c = 0; c < d; c++) out[c] = 0;
+            for (int j = 0; j < t; j++) {
+                float p = s[j] * inv;
+                const float *vj = v + (long)j * ld + o;
+                for (int c = 0; c < d; c++) out[c] += p * vj[c];
+            }
+        }
     }
 }

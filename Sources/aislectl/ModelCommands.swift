@@ -37,7 +37,7 @@ struct ModelCommand: ParsableCommand {
 
 /// Which encoder to run.
 enum EncoderChoice {
-    static var defaultInt8Path: String { ModelFiles.default.directory.appendingPathComponent("minilm-int8.safetensors").path }
+    static var defaultInt8Path: String { ModelFiles.default.int8Weights.path }
 }
 
 struct EmbedCommand: ParsableCommand {
@@ -69,7 +69,7 @@ struct EmbedCommand: ParsableCommand {
             case .int8: try BertInt8(path: model)
             }
             let text = try String(contentsOfFile: input, encoding: .utf8)
-            FileManager.default.createFile(atPath: output, contents: nil)
+            _ = FileManager.default.createFile(atPath: output, contents: nil)
             guard let out = FileHandle(forWritingAtPath: output) else { throw CLIError("cannot write \(output)") }
             defer { try? out.close() }
             var bad = 0

@@ -1,4 +1,5 @@
 import AisleCore
+import CAisleKernels
 @testable import AisleText
 import Foundation
 import Testing
@@ -24,19 +25,107 @@ import Testing
         }
     }
 
-    /// The packed AVX-512 VNNI micro-kernel gives exactly the scalar results.
-    @Test(.enabled(if: Int8Kernel.avx512VNNI.isAvailable, "needs AVX-512 VNNI"))
-    func packedKernelMatchesScalar() throws {
+    /// The fused dense layer (int8 product, rescale, bias, epilogue) gives bit-identical floats on
+    /// every kernel this CPU runs — the packed AVX-512 VNNI tiles included — whether its columns
+    /// are computed at once or split in panels as threads split them, and matches the arithmetic
+    /// done by hand.
+    @Test(arguments: Int8Kernel.allCases.filter(\.isAvailable))
+    func denseLayerMatchesScalar(kernel: Int8Kernel) {
         var rng = SystemRandomNumberGenerator()
-        for (m, n, k) in [(1, 1, 1), (3, 5, 31), (7, 70, 64), (9, 129, 385), (17, 64, 1536), (5, 384, 1536), (2, 3, 1000)] {
+        for (m, n, k) in [(1, 1, 1), (3, 5, 31), (7, 70, 64), (9, 129, 385), (17, 64, 1536), (5, 384, 1536), (13, 1152, 384)] {
             let a = (0..<m * k).map { _ in Int8.random(in: -127...127, using: &rng) }
             let b = (0..<n * k).map { _ in Int8.random(in: -127...127, using: &rng) }
-            var expected = [Int32](repeating: 0, count: m * n)
-            var got = [Int32](repeating: -1, count: m * n)
-            Int8Kernel.scalar.gemm(m: m, n: n, k: k, a: a, b: b, c: &expected)
-            let packed = try #require(b.withUnsafeBufferPointer { PackedInt8Matrix($0, rows: n, columns: k, kernel: .avx512VNNI) })
-            a.withUnsafeBufferPointer { pa in got.withUnsafeMutableBufferPointer { pc in packed.gemm(m: m, a: pa.baseAddress!, c: pc.baseAddress!) } }
-            #expect(got == expected, "packed differs at m=\(m) n=\(n) k=\(k)")
+            let rowScales = (0..<m).map { _ in Float.random(in: 0.001...0.1, using: &rng) }
+            let scales = (0..<n).map { _ in Float.random(in: 0.001...0.1, using: &rng) }
+            let bias = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+            let start = (0..<m * n).map { _ in Float.random(in: -1...1, using: &rng) }
+            for mode in [AISLE_EPILOGUE_STORE, AISLE_EPILOGUE_GELU, AISLE_EPILOGUE_ACCUMULATE] {
+                let expected = dense(.scalar, m, n, k, a, b, rowScales, scales, bias, start, mode, panels: [0..<n])
+                let split = stride(from: 0, to: n, by: 64).map { $0..<min(n, $0 + 128) }.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+                #expect(dense(kernel, m, n, k, a, b, rowScales, scales, bias, start, mode, panels: [0..<n]) == expected, "\(kernel) m=\(m) n=\(n) k=\(k) \(mode)")
+                #expect(dense(kernel, m, n, k, a, b, rowScales, scales, bias, start, mode, panels: split) == expected, "\(kernel) split m=\(m) n=\(n) k=\(k)")
+                // By hand, for the last column of the last row.
+                let (r, j) = (m - 1, n - 1)
+                let dot = (0..<k).reduce(Int32(0)) { $0 + Int32(a[r * k + $1]) * Int32(b[j * k + $1]) }
+                let v = Float(dot) * (rowScales[r] * scales[j]) + bias[j]
+                let want: Float = switch mode {
+                case AISLE_EPILOGUE_GELU: 0.5 * v * (1 + erff(v * 0.70710678118654752))
+                case AISLE_EPILOGUE_ACCUMULATE: start[r * n + j] + v
+                default: v
+                }
+                #expect(abs(expected[r * n + j] - want) <= 1e-5 * max(1, abs(want)))
+            }
+        }
+    }
+
+    /// Runs the dense layer on `kernel` over the given column panels (each starting on a multiple of 64).
+    func dense(
+        _ kernel: Int8Kernel, _ m: Int, _ n: Int, _ k: Int, _ a: [Int8], _ b: [Int8], _ rowScales: [Float], _ scales: [Float],
+        _ bias: [Float], _ start: [Float], _ mode: aisle_epilogue, panels: [Range<Int>]
+    ) -> [Float] {
+        var y = start
+        var packed = [Int8](repeating: 0, count: aisle_packed_size(Int32(n), Int32(k)))
+        var sums = [Int32](repeating: 0, count: (n + 63) / 64 * 64)
+        var shifted = [UInt8](repeating: 0, count: aisle_shifted_size(Int32(m), Int32(k)))
+        let usePacked = kernel == .avx512VNNI
+        if usePacked {
+            aisle_pack_b(Int32(n), Int32(k), b, &packed, &sums)
+            aisle_shift_rows(Int32(m), Int32(k), a, &shifted)
+        }
+        b.withUnsafeBufferPointer { b in
+        packed.withUnsafeBufferPointer { p in
+        sums.withUnsafeBufferPointer { s in
+        scales.withUnsafeBufferPointer { sc in
+        bias.withUnsafeBufferPointer { bi in
+            var layer = aisle_dense(
+                kernel: kernel.c, n: Int32(n), k: Int32(k), b: b.baseAddress, packed: usePacked ? p.baseAddress : nil,
+                sums: s.baseAddress, scales: sc.baseAddress, bias: bi.baseAddress)
+            for panel in panels {
+                if usePacked {
+                    aisle_dense_apply(&layer, Int32(m), shifted, rowScales, &y, Int32(panel.lowerBound), Int32(panel.upperBound), mode)
+                } else {
+                    aisle_dense_apply(&layer, Int32(m), a, rowScales, &y, Int32(panel.lowerBound), Int32(panel.upperBound), mode)
+                }
+            }
+        } } } } }
+        if panels.count > 1 {  // columns no panel covered keep their start values; compare only covered ones
+            for r in 0..<m { for j in 0..<n where !panels.contains(where: { $0.contains(j) }) { y[r * n + j] = .nan } }
+        }
+        return panels.count > 1 ? y.map { $0.isNaN ? 0 : $0 } : y
+    }
+
+    /// The GELU's error function is within 1e-6 of libm's over the range that matters.
+    @Test func erfApproximation() {
+        var worst: Float = 0
+        for i in -60_000...60_000 {
+            let x = Float(i) / 10_000
+            worst = max(worst, abs(aisle_erf(x) - erff(x)))
+        }
+        #expect(worst <= 1e-6, "max |erf error| \(worst)")
+    }
+
+    /// Attention of one sequence equals softmax(Q·Kᵀ/√d)·V computed naively in double precision.
+    @Test func attentionMatchesNaive() {
+        var rng = SystemRandomNumberGenerator()
+        let (t, heads, d) = (11, 3, 32)
+        let ld = 3 * heads * d
+        let qkv = (0..<t * ld).map { _ in Float.random(in: -2...2, using: &rng) }
+        var ctx = [Float](repeating: 0, count: t * heads * d)
+        var scratch = [Float](repeating: 0, count: (d + 1) * t)
+        qkv.withUnsafeBufferPointer { p in
+            let q = p.baseAddress!
+            aisle_attention(Int32(t), Int32(d), 0, Int32(heads), q, q + heads * d, q + 2 * heads * d, Int32(ld), &ctx, Int32(heads * d), &scratch)
+        }
+        for h in 0..<heads {
+            for i in 0..<t {
+                let s = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + Double(qkv[i * ld + h * d + $1]) * Double(qkv[j * ld + heads * d + h * d + $1]) } / Double(d).squareRoot() }
+                let e = s.map { exp($0 - (s.max() ?? 0)) }
+                let total = e.reduce(0, +)
+                for c in 0..<d {
+                    let want = (0..<t).reduce(0.0) { $0 + e[$1] / total * Double(qkv[$1 * ld + 2 * heads * d + h * d + c]) }
+                    #expect(abs(Double(ctx[i * heads * d + h * d + c]) - want) < 1e-4)
+                }
+            }
         }
     }
 

@@ -72,7 +72,7 @@ enum TestSupport {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         if let file {
-            FileManager.default.createFile(atPath: file.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil)
             p.standardError = try FileHandle(forWritingTo: file)
         } else {
             p.standardError = err

@@ -29,21 +29,60 @@ void aisle_gemm_s8(aisle_kernel kernel, int m, int n, int k, const int8_t *a, co
 /// (scale = max|x| / 127, round to nearest, ties to even); writes the scales (0 for a zero row).
 void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *scales);
 
-/// y[r][o] = acc[r][o] · rowScales[r] · colScales[o] + bias[o].
-void aisle_rescale(int rows, int cols, const int32_t *acc, const float *rowScales, const float *colScales, const float *bias, float *y);
+/// Rows of A the packed kernel computes at once.
+#define AISLE_ROW_TILE 6
 
-/// The largest k the packed kernel takes.
-#define AISLE_PACKED_K_MAX 2048
-
-/// Bytes needed to pack a [n×k] int8 matrix B for ``aisle_gemm_s8_packed``.
+/// Bytes needed to pack a [n×k] int8 matrix B for the packed kernel.
 long aisle_packed_size(int n, int k);
 
 /// Packs B [n×k] (row-major) for the AVX-512 VNNI micro-kernel: per block of 16 rows of B and
-/// group of 4 columns, 64 bytes (zero-padded), plus `sums[j] = 128 · Σₖ B[j][k]`.
+/// group of 4 columns, 64 bytes; rows padded with zeros to a multiple of 64; and
+/// `sums[j] = 128 · Σₖ B[j][k]` (`sums` has room for n rounded up to 64).
 void aisle_pack_b(int n, int k, const int8_t *b, int8_t *packed, int32_t *sums);
 
-/// C[m×n] = A[m×k] · Bᵀ with B packed by ``aisle_pack_b``; AVX-512 VNNI only (check
-/// ``aisle_kernel_available``) and k ≤ AISLE_PACKED_K_MAX. Same results as ``aisle_gemm_s8``.
-void aisle_gemm_s8_packed(int m, int n, int k, const int8_t *a, const int8_t *packed, const int32_t *sums, int32_t *c);
+/// Bytes of the packed kernel's A operand for m rows of k.
+long aisle_shifted_size(int m, int k);
+
+/// Writes A [m×k] as the packed kernel reads it: unsigned (a ^ 0x80), rows of k rounded up to
+/// 4, row count rounded up to AISLE_ROW_TILE, padding 0x80.
+void aisle_shift_rows(int m, int k, const int8_t *a, uint8_t *shifted);
+
+/// What the dense layer does with each result v: y = v, y = gelu(v) or y += v.
+typedef enum {
+    AISLE_EPILOGUE_STORE = 0,
+    AISLE_EPILOGUE_GELU = 1,
+    AISLE_EPILOGUE_ACCUMULATE = 2,
+} aisle_epilogue;
+
+/// An int8 linear layer y = x·Bᵀ·scales + bias: B [n×k] row-major, or packed (then `sums` too).
+typedef struct {
+    aisle_kernel kernel;
+    int n, k;
+    const int8_t *b;
+    const int8_t *packed;
+    const int32_t *sums;
+    const float *scales;
+    const float *bias;
+} aisle_dense;
+
+/// Columns [j0, j1) of y (m × n, row stride n): v = (A·Bᵀ)[r][j] · rowScales[r] · scales[j] +
+/// bias[j], then `mode`. A is m rows of k int8 (``aisle_quantize_rows``), or for a packed layer
+/// the ``aisle_shift_rows`` form of them. j0 is a multiple of 64. The float results are the same
+/// on every kernel path.
+void aisle_dense_apply(const aisle_dense *d, int m, const void *a, const float *rowScales, float *y, int j0, int j1, aisle_epilogue mode);
+
+/// For float layers: columns [j0, j1) of y (m × n) get bias added, then GELU if `mode` says so.
+void aisle_bias_epilogue(int m, int n, int j0, int j1, float *y, const float *bias, aisle_epilogue mode);
+
+/// GELU in place, x·Φ(x) with ``aisle_erf``.
+void aisle_gelu(int count, float *x);
+
+/// The error function by a rational approximation, within 1e-6 of erff.
+float aisle_erf(float x);
+
+/// Multi-head self-attention of one sequence of t tokens, heads [h0, h1) of width d:
+/// ctx = softmax(Q·Kᵀ/√d)·V per head. Q, K, V rows have stride `ld` floats, ctx rows `ldc`.
+/// `scratch` holds (d + 1) · t floats.
+void aisle_attention(int t, int d, int h0, int h1, const float *q, const float *k, const float *v, int ld, float *ctx, int ldc, float *scratch);
 
 #endif
