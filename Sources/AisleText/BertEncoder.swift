@@ -87,7 +87,7 @@ struct BertEncoder<Linear: LinearLayer, Table: EmbeddingTable> {
             qkv = .allocate(capacity: rows * 3 * c.hidden)
             context = .allocate(capacity: rows * c.hidden)
             wide = .allocate(capacity: rows * c.intermediate)
-            attentionPerThread = (c.headSize + 1) * longest
+            attentionPerThread = aisle_attention_scratch(Int32(longest), Int32(c.headSize))
             attention = .allocate(capacity: attentionPerThread * threads)
         }
 

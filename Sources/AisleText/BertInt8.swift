@@ -41,19 +41,9 @@ struct DenseInt8: LinearLayer {
         self.kernel = kernel
     }
 
+    /// Every thread quantises all rows itself (a small fraction of its share of the product),
+    /// so no thread waits for another before multiplying.
     func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ epilogue: aisle_epilogue, parallel: Parallel) {
-        let q = UnsafeMutablePointer<Int8>.allocate(capacity: rows * inputs)
-        let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: rows)
-        defer { q.deallocate(); rowScales.deallocate() }
-        aisle_quantize_rows(Int32(rows), Int32(inputs), x, q, rowScales)
-        var operand = UnsafeRawPointer(q)
-        var shifted: UnsafeMutablePointer<UInt8>?
-        if packed != nil {
-            let s = UnsafeMutablePointer<UInt8>.allocate(capacity: aisle_shifted_size(Int32(rows), Int32(inputs)))
-            aisle_shift_rows(Int32(rows), Int32(inputs), q, s)
-            (shifted, operand) = (s, UnsafeRawPointer(s))
-        }
-        defer { shifted?.deallocate() }
         var layer = aisle_dense(
             kernel: kernel.c, n: Int32(outputs), k: Int32(inputs), b: weight.map { UnsafePointer($0.base) },
             packed: packed.map { UnsafePointer($0.base) }, sums: sums.map { UnsafePointer($0.base) },
@@ -61,7 +51,18 @@ struct DenseInt8: LinearLayer {
         parallel.forEach { part in
             let cols = parallel.columns(part, of: outputs)
             guard !cols.isEmpty else { return }
-            aisle_dense_apply(&layer, Int32(rows), operand, rowScales, y, Int32(cols.lowerBound), Int32(cols.upperBound), epilogue)
+            let q = UnsafeMutablePointer<Int8>.allocate(capacity: rows * inputs)
+            let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+            defer { q.deallocate(); rowScales.deallocate() }
+            aisle_quantize_rows(Int32(rows), Int32(inputs), x, q, rowScales)
+            if packed != nil {
+                let shifted = UnsafeMutablePointer<UInt8>.allocate(capacity: aisle_shifted_size(Int32(rows), Int32(inputs)))
+                defer { shifted.deallocate() }
+                aisle_shift_rows(Int32(rows), Int32(inputs), q, shifted)
+                aisle_dense_apply(&layer, Int32(rows), shifted, rowScales, y, Int32(cols.lowerBound), Int32(cols.upperBound), epilogue)
+            } else {
+                aisle_dense_apply(&layer, Int32(rows), q, rowScales, y, Int32(cols.lowerBound), Int32(cols.upperBound), epilogue)
+            }
         }
     }
 }

@@ -1,28 +1,24 @@
 import CAisleKernels
 import COpenBLAS
 import Foundation
+import Synchronization
 
-/// Splits work over a fixed number of threads; with one thread the work runs inline.
+/// Splits work over a fixed number of threads: the caller's and `threads - 1` workers of a
+/// ``WorkerPool``; with one thread the work runs inline.
 struct Parallel: Sendable {
     let threads: Int
+    private let pool: WorkerPool?
 
-    init(threads: Int) { self.threads = max(1, threads) }
+    init(threads: Int) {
+        self.threads = max(1, threads)
+        pool = self.threads > 1 ? WorkerPool(workers: self.threads - 1) : nil
+    }
 
     /// Calls `body(part)` for every part in `0..<threads` concurrently; returns when all have.
     /// The parts must touch disjoint memory (each writes only its own share).
     func forEach(_ body: (Int) -> Void) {
-        guard threads > 1 else { return body(0) }
-        withoutActuallyEscaping(body) { body in
-            let shared = Unchecked(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { shared.value($0) }
-        }
-    }
-
-    /// Hands the body to the other threads: sound because `forEach` waits for every part and the
-    /// parts write disjoint memory.
-    private struct Unchecked<Value>: @unchecked Sendable {
-        let value: Value
-        init(_ value: Value) { self.value = value }
+        guard let pool else { return body(0) }
+        pool.run(body)
     }
 
     /// Part `part`'s even share of `count` units.
@@ -110,19 +106,10 @@ struct LayerNormF32 {
         self.epsilon = epsilon
     }
 
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, parallel: Parallel = Parallel(threads: 1)) {
-        let n = gamma.count
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, parallel: Parallel) {
         parallel.forEach { part in
-            for r in parallel.share(part, of: rows) {
-                let row = x + r * n
-                var mean: Float = 0
-                for i in 0..<n { mean += row[i] }
-                mean /= Float(n)
-                var variance: Float = 0
-                for i in 0..<n { let d = row[i] - mean; variance += d * d }
-                let scale = 1 / (variance / Float(n) + epsilon).squareRoot()
-                for i in 0..<n { row[i] = (row[i] - mean) * scale * gamma[i] + beta[i] }
-            }
+            let mine = parallel.share(part, of: rows)
+            aisle_layernorm(Int32(mine.count), Int32(gamma.count), x + mine.lowerBound * gamma.count, gamma.baseAddress!, beta.baseAddress!, epsilon)
         }
     }
 }

@@ -2,6 +2,16 @@
 #include <math.h>
 #include <string.h>
 
+// No fused multiply-adds: each float operation rounds on its own, so code built for any vector
+// width (target_clones below) gives the same bits as the scalar loop.
+#pragma STDC FP_CONTRACT OFF
+
+#if defined(__x86_64__) && defined(__clang__)
+#define AISLE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AISLE_CLONES
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define AISLE_X86 1
@@ -255,7 +265,7 @@ void aisle_gelu(int count, float *x) {
 
 // One row segment of the epilogue; every kernel path calls this same function, so every path
 // gives bit-identical floats.
-static void epilogue(int count, const int32_t *acc, float rowScale, const float *colScales, const float *bias, float *y, aisle_epilogue mode) {
+AISLE_CLONES static void epilogue(int count, const int32_t *acc, float rowScale, const float *colScales, const float *bias, float *y, aisle_epilogue mode) {
     switch (mode) {
     case AISLE_EPILOGUE_STORE:
         for (int j = 0; j < count; j++) y[j] = (float)acc[j] * (rowScale * colScales[j]) + bias[j];
@@ -301,7 +311,7 @@ void aisle_dense_apply(const aisle_dense *d, int m, const void *a, const float *
     }
 }
 
-void aisle_bias_epilogue(int m, int n, int j0, int j1, float *y, const float *bias, aisle_epilogue mode) {
+AISLE_CLONES void aisle_bias_epilogue(int m, int n, int j0, int j1, float *y, const float *bias, aisle_epilogue mode) {
     for (int r = 0; r < m; r++) {
         float *row = y + (long)r * n;
         for (int j = j0; j < j1; j++) row[j] += bias[j];
@@ -311,16 +321,21 @@ void aisle_bias_epilogue(int m, int n, int j0, int j1, float *y, const float *bi
 
 // ---- Activation quantisation (plain C; the compiler vectorises the loops) ------------------
 
-void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *scales) {
+AISLE_CLONES void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *scales) {
     const float magic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to nearest even
     for (int r = 0; r < rows; r++) {
         const float *in = x + (long)r * cols;
         int8_t *out = q + (long)r * cols;
+        float lanes[16] = {0};  // 16 running maxima, so the loop vectorises without reassociation
+        int i = 0;
+        for (; i + 16 <= cols; i += 16)
+            for (int l = 0; l < 16; l++) {
+                float v = fabsf(in[i + l]);
+                lanes[l] = v > lanes[l] ? v : lanes[l];
+            }
         float m = 0;
-        for (int i = 0; i < cols; i++) {
-            float v = in[i] < 0 ? -in[i] : in[i];
-            m = v > m ? v : m;
-        }
+        for (int l = 0; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;
+        for (; i < cols; i++) m = fabsf(in[i]) > m ? fabsf(in[i]) : m;
         if (m == 0) {
             memset(out, 0, (size_t)cols);
             scales[r] = 0;
@@ -333,36 +348,112 @@ void aisle_quantize_rows(int rows, int cols, const float *x, int8_t *q, float *s
     }
 }
 
+// ---- LayerNorm ----------------------------------------------------------------------------
+
+AISLE_CLONES void aisle_layernorm(int rows, int n, float *x, const float *gamma, const float *beta, float epsilon) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (long)r * n;
+        float lanes[16] = {0}, squares[16] = {0};
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int l = 0; l < 16; l++) lanes[l] += row[i + l];
+        float mean = 0;
+        for (int l = 0; l < 16; l++) mean += lanes[l];
+        for (; i < n; i++) mean += row[i];
+        mean /= (float)n;
+        for (i = 0; i + 16 <= n; i += 16)
+            for (int l = 0; l < 16; l++) { float d = row[i + l] - mean; squares[l] += d * d; }
+        float variance = 0;
+        for (int l = 0; l < 16; l++) variance += squares[l];
+        for (; i < n; i++) { float d = row[i] - mean; variance += d * d; }
+        float scale = 1.0f / sqrtf(variance / (float)n + epsilon);
+        for (i = 0; i < n; i++) row[i] = (row[i] - mean) * scale * gamma[i] + beta[i];
+    }
+}
+
 // ---- Attention -----------------------------------------------------------------------------
 
-void aisle_attention(int t, int d, int h0, int h1, const float *q, const float *k, const float *v, int ld, float *ctx, int ldc, float *scratch) {
-    float *kt = scratch;         // d × t: this head's keys, transposed
-    float *s = scratch + d * t;  // t scores
+/// e^x for x ≤ 0 (softmax arguments): 2^n · p(r) with x = n·ln2 + r, |r| ≤ ln2/2, and a degree-6
+/// polynomial; relative error below 2e-7. Plain float and integer arithmetic, so it vectorises.
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float magic = 12582912.0f;
+    float n = (x * 1.44269504088896341f + magic) - magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+long aisle_attention_scratch(int t, int d) { return (long)(d + 1) * ((t + 15) / 16 * 16); }
+
+AISLE_CLONES void aisle_attention(int t, int d, int h0, int h1, const float *q, const float *k, const float *v, int ld, float *ctx, int ldc, float *scratch) {
+#pragma clang fp contract(fast)  // attention is shared by every kernel path, so fused multiply-adds are fine here
+    int tp = (t + 15) / 16 * 16;
+    float *restrict kt = scratch;         // d × tp: this head's keys, transposed, zero-padded
+    float *restrict s = scratch + d * tp;  // tp scores
     float scale = 1.0f / sqrtf((float)d);
     for (int h = h0; h < h1; h++) {
         int o = h * d;
-        for (int j = 0; j < t; j++)
-            for (int c = 0; c < d; c++) kt[c * t + j] = k[(long)j * ld + o + c];
+        for (int c = 0; c < d; c++) {
+            for (int j = 0; j < t; j++) kt[c * tp + j] = k[(long)j * ld + o + c] * scale;
+            for (int j = t; j < tp; j++) kt[c * tp + j] = 0;
+        }
         for (int i = 0; i < t; i++) {
             const float *qi = q + (long)i * ld + o;
-            for (int j = 0; j < t; j++) s[j] = 0;
-            for (int c = 0; c < d; c++) {
-                float qc = qi[c] * scale;
-                const float *kc = kt + c * t;
-                for (int j = 0; j < t; j++) s[j] += qc * kc[j];
+            for (int j0 = 0; j0 < tp; j0 += 16) {  // 16 scores at a time, four partial sums in registers
+                float acc[4][16] = {{0}};
+                int c = 0;
+                for (; c + 4 <= d; c += 4)
+                    for (int u = 0; u < 4; u++)
+                        for (int l = 0; l < 16; l++) acc[u][l] += qi[c + u] * kt[(c + u) * tp + j0 + l];
+                for (; c < d; c++)
+                    for (int l = 0; l < 16; l++) acc[0][l] += qi[c] * kt[c * tp + j0 + l];
+                for (int l = 0; l < 16; l++) s[j0 + l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
             }
             float mx = s[0];
             for (int j = 1; j < t; j++) mx = s[j] > mx ? s[j] : mx;
+            for (int j = 0; j < t; j++) s[j] = exp_nonpositive(s[j] - mx);
             float sum = 0;
-            for (int j = 0; j < t; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+            for (int j = 0; j < t; j++) sum += s[j];
             float inv = 1.0f / sum;
             float *out = ctx + (long)i * ldc + o;
-            for (int c = 0; c < d; c++) out[c] = 0;
-            for (int j = 0; j < t; j++) {
-                float p = s[j] * inv;
-                const float *vj = v + (long)j * ld + o;
-                for (int c = 0; c < d; c++) out[c] += p * vj[c];
+            if (d % 16 == 0) {
+                for (int c0 = 0; c0 < d; c0 += 16) {  // 16 outputs at a time, four partial sums in registers
+                    float acc[4][16] = {{0}};
+                    int j = 0;
+                    for (; j + 4 <= t; j += 4)
+                        for (int u = 0; u < 4; u++) {
+                            const float *vj = v + (long)(j + u) * ld + o + c0;
+                            for (int l = 0; l < 16; l++) acc[u][l] += s[j + u] * vj[l];
+                        }
+                    for (; j < t; j++)
+                        for (int l = 0; l < 16; l++) acc[0][l] += s[j] * v[(long)j * ld + o + c0 + l];
+                    for (int l = 0; l < 16; l++) out[c0 + l] = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * inv;
+                }
+            } else {
+                for (int c = 0; c < d; c++) out[c] = 0;
+                for (int j = 0; j < t; j++)
+                    for (int c = 0; c < d; c++) out[c] += s[j] * v[(long)j * ld + o + c];
+                for (int c = 0; c < d; c++) out[c] *= inv;
             }
         }
     }
+}
+
+void aisle_cpu_relax(void) {
+#ifdef AISLE_X86
+    _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
 }

@@ -111,7 +111,7 @@ import Testing
         let ld = 3 * heads * d
         let qkv = (0..<t * ld).map { _ in Float.random(in: -2...2, using: &rng) }
         var ctx = [Float](repeating: 0, count: t * heads * d)
-        var scratch = [Float](repeating: 0, count: (d + 1) * t)
+        var scratch = [Float](repeating: 0, count: aisle_attention_scratch(Int32(t), Int32(d)))
         qkv.withUnsafeBufferPointer { p in
             let q = p.baseAddress!
             aisle_attention(Int32(t), Int32(d), 0, Int32(heads), q, q + heads * d, q + 2 * heads * d, Int32(ld), &ctx, Int32(heads * d), &scratch)
@@ -164,6 +164,10 @@ import Testing
             let other = try BertInt8(path: path.path, kernel: kernel)
             #expect(sample.map { other.embed($0.ids) } == best, "\(kernel)")
         }
+        // Two threads split the work but not the arithmetic: the same floats, alone or in a batch.
+        let twoThreads = try BertInt8(path: path.path, threads: 2)
+        #expect(sample.map { twoThreads.embed($0.ids) } == best)
+        #expect(twoThreads.embed(batch: sample.map(\.ids)) == best)
     }
 
     /// A second text set, our own: customer-service requests, int8 against our float32 encoder.

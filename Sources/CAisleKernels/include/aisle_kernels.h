@@ -80,9 +80,18 @@ void aisle_gelu(int count, float *x);
 /// The error function by a rational approximation, within 1e-6 of erff.
 float aisle_erf(float x);
 
+/// Layer normalisation of `rows` rows of n floats in place: (x - mean) / √(variance + ε) · γ + β.
+void aisle_layernorm(int rows, int n, float *x, const float *gamma, const float *beta, float epsilon);
+
 /// Multi-head self-attention of one sequence of t tokens, heads [h0, h1) of width d:
 /// ctx = softmax(Q·Kᵀ/√d)·V per head. Q, K, V rows have stride `ld` floats, ctx rows `ldc`.
-/// `scratch` holds (d + 1) · t floats.
+/// `scratch` holds ``aisle_attention_scratch`` floats.
 void aisle_attention(int t, int d, int h0, int h1, const float *q, const float *k, const float *v, int ld, float *ctx, int ldc, float *scratch);
+
+/// Floats of scratch ``aisle_attention`` needs for t tokens of head width d.
+long aisle_attention_scratch(int t, int d);
+
+/// A pause for spin-wait loops (x86 `pause`, Arm `yield`).
+void aisle_cpu_relax(void);
 
 #endif
