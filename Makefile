@@ -10,10 +10,10 @@ else
 RETAIL := tools/sample
 endif
 
-.PHONY: run test deps model build release demo-store start stop answers bench clean
+.PHONY: run test deps model build release int8-model demo-store start stop answers bench clean
 
 ## run: install what is missing, build in release, load the demo store, start the agent, show answers
-run: deps model release demo-store start answers
+run: deps model release int8-model demo-store start answers
 
 ## test: build and run the whole test suite
 test: deps model
@@ -33,6 +33,10 @@ build:
 release:
 	swift build -c release
 
+## int8-model: our int8 encoder from the float32 weights (skipped when up to date)
+int8-model:
+	@$(RELEASE)/aislectl model quantize --if-needed
+
 demo-store: stop
 	@rm -rf $(DEMO)/store
 	@mkdir -p $(DEMO)
@@ -51,8 +55,9 @@ answers:
 	@tools/show-answers $(SOCKET)
 
 ## bench: the measurements quoted in docs/BENCHMARKS.md (release build)
-bench: deps release
-	tools/bench/run $(RETAIL)
+BENCH ?= all
+bench: deps model release int8-model
+	tools/bench/run $(BENCH)
 
 clean: stop
 	rm -rf $(DEMO) .build

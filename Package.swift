@@ -29,6 +29,8 @@ let package = Package(
     targets: [
         // Domain types, the interchange codec, time and text normalisation.
         .target(name: "AisleCore", swiftSettings: strict),
+        // Pure models: frequent itemsets and rules, BG/NBD, optimisers (no I/O).
+        .target(name: "AisleModels", swiftSettings: strict),
         // zlib, for reading .gz files directly.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // SQLite schema, migrations and queries.
@@ -68,7 +70,7 @@ let package = Package(
         .target(
             name: "AisleServe",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -95,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -131,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

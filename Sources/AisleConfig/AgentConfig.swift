@@ -12,6 +12,11 @@ public struct AgentConfig: Sendable, Equatable {
     public var maxBodyBytes = 16 << 20
     /// Most events accepted in one `POST /v1/events`.
     public var maxBatchEvents = 10_000
+    /// The int8 encoder model file; empty: `minilm-int8.safetensors` in the model cache
+    /// (`$AISLE_MODEL_CACHE/all-MiniLM-L6-v2`, default `~/.cache/aisle/models`).
+    public var encoderModel = ""
+    /// Threads one encoder batch runs on.
+    public var encoderThreads = 2
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -37,6 +42,8 @@ public struct AgentConfig: Sendable, Equatable {
         c.socketGroup = r.string("socket.group", c.socketGroup)
         c.maxBodyBytes = r.int("http.max_body_bytes", c.maxBodyBytes, in: 1024...(1 << 30))
         c.maxBatchEvents = r.int("http.max_batch_events", c.maxBatchEvents, in: 1...1_000_000)
+        c.encoderModel = r.string("encoder.model", c.encoderModel)
+        c.encoderThreads = r.int("encoder.threads", c.encoderThreads, in: 1...16)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

@@ -1,6 +1,7 @@
 import AisleConfig
 import AisleIngest
 import AisleStore
+import AisleText
 import Foundation
 import Hummingbird
 import Logging
@@ -32,10 +33,17 @@ public enum Agent {
         try SocketFile.prepare(config.socketPath)
         _ = Telemetry.registry
 
+        let encoder = EncoderHost(
+            path: config.encoderModel.isEmpty ? ModelFiles.default.int8Weights.path : config.encoderModel,
+            threads: config.encoderThreads, cache: StoredEmbeddings(store: store), logger: logger)
+        Task { await encoder.reload() }  // the socket comes up meanwhile; /v1/embed answers 503 until loaded
+        let hangup = reloadOnHangup(encoder)
+        defer { hangup.cancel() }
+
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         AgentRoutes(
-            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer),
+            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder,
             config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
         ).register(on: router)
 
@@ -60,6 +68,15 @@ public enum Agent {
             logger.info("stopped", metadata: ["socket": "\(path)"])
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    /// SIGHUP (`systemctl reload aisled`) reloads the encoder model.
+    static func reloadOnHangup(_ encoder: EncoderHost) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP)
+        source.setEventHandler { Task { await encoder.reload() } }
+        source.resume()
+        return source
     }
 
     static func groupID(_ name: String) throws -> gid_t? {

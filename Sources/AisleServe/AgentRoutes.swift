@@ -11,6 +11,7 @@ struct AgentRoutes: Sendable {
     let store: Store
     let pseudonymizer: Pseudonymizer
     let ingest: IngestService
+    let encoder: EncoderHost
     let config: AgentConfigSnapshot
     let started = Date()
 
@@ -27,6 +28,7 @@ struct AgentRoutes: Sendable {
         router.post("/v1/events") { request, _ in try await events(request) }
         router.get("/v1/customers/:id/history") { request, context in try await history(request, context) }
         router.get("/v1/items/top") { request, _ in try await topItems(request) }
+        router.post("/v1/embed") { request, _ in try await embed(request) }
         router.get("/metrics") { _, _ in metrics() }
     }
 
@@ -37,6 +39,7 @@ struct AgentRoutes: Sendable {
         var uptimeSeconds: Int
         var socket: String
         var store: StoreStatus
+        var encoder: EncoderHost.Status
     }
 
     func status() async throws -> Response {
@@ -44,23 +47,65 @@ struct AgentRoutes: Sendable {
         let s = try await store.database.read { db in try Queries.status(db, diskBytes: bytes) }
         return try HTTPJSON.response(AgentStatus(
             version: AisleVersion.current, pid: getpid(), uptimeSeconds: Int(Date().timeIntervalSince(started)),
-            socket: config.socketPath, store: s))
+            socket: config.socketPath, store: s, encoder: await encoder.currentStatus))
     }
 
-    func events(_ request: Request) async throws -> Response {
+    /// The body as JSON, or the error response to send instead.
+    func jsonBody(_ request: Request) async -> Result<JSONValue, ErrorResponse> {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: config.maxBodyBytes)
         } catch {
-            return HTTPJSON.error(.contentTooLarge, "body_too_large", "the body exceeds \(config.maxBodyBytes) bytes (http.max_body_bytes)")
+            return .failure(ErrorResponse(.contentTooLarge, "body_too_large", "the body exceeds \(config.maxBodyBytes) bytes (http.max_body_bytes)"))
         }
-        let parsed: JSONValue
         do throws(JSONSyntaxError) {
-            parsed = try body.withUnsafeReadableBytes { raw throws(JSONSyntaxError) in
+            return .success(try body.withUnsafeReadableBytes { raw throws(JSONSyntaxError) in
                 try JSONParser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
-            }
+            })
         } catch {
-            return HTTPJSON.error(.badRequest, "malformed_json", error.description)
+            return .failure(ErrorResponse(.badRequest, "malformed_json", error.description))
+        }
+    }
+
+    static let maxEmbedTexts = 256
+
+    struct EmbedResponse: Encodable {
+        var model: String
+        var dimensions: Int
+        var embeddings: [[Float]]
+    }
+
+    /// `{"texts": ["…", …]}` → one L2-normalised embedding per text, from the cache when known.
+    func embed(_ request: Request) async throws -> Response {
+        let parsed: JSONValue
+        switch await jsonBody(request) {
+        case .success(let v): parsed = v
+        case .failure(let e): return e.response
+        }
+        guard case .object(let o) = parsed, case .array(let values)? = o["texts"] else {
+            return HTTPJSON.error(.badRequest, "expected_texts", "the body must be {\"texts\": [\"…\", …]}")
+        }
+        guard (1...Self.maxEmbedTexts).contains(values.count) else {
+            return HTTPJSON.error(.badRequest, "bad_texts", "texts: 1 to \(Self.maxEmbedTexts) texts, got \(values.count)")
+        }
+        var texts: [String] = []
+        for (i, v) in values.enumerated() {
+            guard case .string(let t) = v else { return HTTPJSON.error(.badRequest, "bad_texts", "texts[\(i)]: expected a string, got \(v.typeName)") }
+            texts.append(t)
+        }
+        guard let service = await encoder.current else {
+            let why = await encoder.currentStatus.lastError ?? "no model loaded"
+            return HTTPJSON.error(.serviceUnavailable, "encoder_unavailable", "the encoder is not loaded: \(why)")
+        }
+        let vectors = try await service.embed(texts)
+        return try HTTPJSON.response(EmbedResponse(model: service.encoder.version, dimensions: service.encoder.dimensions, embeddings: vectors))
+    }
+
+    func events(_ request: Request) async throws -> Response {
+        let parsed: JSONValue
+        switch await jsonBody(request) {
+        case .success(let v): parsed = v
+        case .failure(let e): return e.response
         }
         guard case .array(let values) = parsed else {
             return HTTPJSON.error(.badRequest, "expected_array", "the body must be a JSON array of events, got \(parsed.typeName)")

@@ -33,6 +33,19 @@ public enum HTTPJSON {
     }
 }
 
+/// An error answer, as a value (for `Result`).
+struct ErrorResponse: Error {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        (self.status, self.code, self.message) = (status, code, message)
+    }
+
+    var response: Response { HTTPJSON.error(status, code, message) }
+}
+
 /// JSON string literals.
 enum JSONText {
     /// `s` as a quoted, escaped JSON string.

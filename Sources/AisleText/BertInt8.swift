@@ -69,24 +69,30 @@ struct DenseInt8: LinearLayer {
 
 /// Int8 embedding rows with a float scale per row.
 struct Int8Table: EmbeddingTable {
-    let data: UnsafeBufferPointer<Int8>
-    let scales: UnsafeBufferPointer<Float>
+    let data: OwnedBuffer<Int8>
+    let scales: OwnedBuffer<Float>
     let width: Int
 
+    init(_ file: SafeTensors, _ name: String, rows: Int, width: Int) throws {
+        data = OwnedBuffer(concatenating: [try file.int8("\(name).weight", shape: [rows, width])], zero: 0)
+        scales = OwnedBuffer(concatenating: [try file.float32("\(name).weight_scale", shape: [rows])], zero: 0)
+        self.width = width
+    }
+
     func add(row index: Int, to out: UnsafeMutablePointer<Float>) {
-        let base = index * width
-        let s = scales[index]
-        for j in 0..<width { out[j] += Float(data[base + j]) * s }
+        let row = data.base + index * width
+        let s = scales.base[index]
+        for j in 0..<width { out[j] += Float(row[j]) * s }
     }
 }
 
 /// The int8 model file: a safetensors file whose linear-layer weights and embedding tables are
 /// int8 with a float32 scale per output channel (per row for tables), biases and LayerNorms in
-/// float32, and metadata naming the format, its version, the scheme, the source weights' SHA-256
-/// and the model configuration (docs/INT8-MODEL.md).
+/// float32, and metadata naming the format, its version, the scheme, the source weights' SHA-256,
+/// the SHA-256 of its own tensor data and the model configuration (docs/INT8-MODEL.md).
 public enum Int8ModelFile {
     public static let format = "aisle-int8"
-    public static let version = "1"
+    public static let version = "2"
     public static let scheme = "symmetric int8, per output channel (weights) and per row (embeddings); activations per row at run time"
     static let tables = ["embeddings.word_embeddings", "embeddings.position_embeddings", "embeddings.token_type_embeddings"]
 
@@ -113,24 +119,36 @@ public enum Int8ModelFile {
                 tensors.append((name, "F32", entry.shape, Data(buffer: values)))
             }
         }
-        let digest = SHA256.hash(data: source.bytes).map { String(format: "%02x", $0) }.joined()
-        let metadata = ["format": format, "format_version": version, "scheme": scheme, "source_sha256": digest, "config": c.json]
+        var content = SHA256()
+        for t in tensors { content.update(data: t.data) }
+        let metadata = [
+            "format": format, "format_version": version, "scheme": scheme, "source_sha256": hex(SHA256.hash(data: source.bytes)),
+            "content_sha256": hex(content.finalize()), "config": c.json,
+        ]
         try SafeTensors.write(tensors, metadata: metadata, to: output)
         return (try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0
     }
+
+    /// SHA-256 (hex) of the float32 weights an int8 file is made from.
+    public static func sourceDigest(_ files: ModelFiles) throws -> String {
+        hex(SHA256.hash(data: try SafeTensors(path: files.weights.path).bytes))
+    }
+
+    static func hex(_ digest: some Sequence<UInt8>) -> String { digest.map { String(format: "%02x", $0) }.joined() }
 }
 
 /// The int8 encoder: the same forward pass as ``BertFP32`` with int8 linear layers and
 /// embedding tables, from an ``Int8ModelFile``.
 ///
-/// Immutable after `init` (weights are pointers into the file's read-only mapping), so any
-/// thread may call `embed`.
+/// Everything it needs is copied out of the file at `init` (packed for the kernel where that
+/// applies) and the file is unmapped: replacing or even truncating the file later cannot touch a
+/// loaded model. Immutable after `init`, so any thread may call `embed` (calls take turns on
+/// the model's worker threads).
 public final class BertInt8: SentenceEncoder, @unchecked Sendable {
     public let config: BertConfig
     public let version: String
     public let kernel: Int8Kernel
     public let sourceSHA256: String
-    private let file: SafeTensors
     private let encoder: BertEncoder<DenseInt8, Int8Table>
 
     /// Loads and validates an int8 model file; `kernel` defaults to ``Int8Kernel/selected(environment:)``;
@@ -141,21 +159,22 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
             throw TensorFileError(path: path, reason: "not an Aisle int8 model (metadata format is \(f.metadata["format"] ?? "missing"))")
         }
         guard f.metadata["format_version"] == Int8ModelFile.version else {
-            throw TensorFileError(path: path, reason: "int8 format version \(f.metadata["format_version"] ?? "missing"); this build reads \(Int8ModelFile.version)")
+            throw TensorFileError(path: path, reason: "int8 format version \(f.metadata["format_version"] ?? "missing"); this build reads \(Int8ModelFile.version) (run `aislectl model quantize` again)")
         }
-        guard let configText = f.metadata["config"], let source = f.metadata["source_sha256"] else {
-            throw TensorFileError(path: path, reason: "metadata lacks config or source_sha256")
+        guard let configText = f.metadata["config"], let source = f.metadata["source_sha256"], let content = f.metadata["content_sha256"] else {
+            throw TensorFileError(path: path, reason: "metadata lacks config, source_sha256 or content_sha256")
+        }
+        let actual = Int8ModelFile.hex(SHA256.hash(data: f.dataSection))
+        guard actual == content else {
+            throw TensorFileError(path: path, reason: "corrupt: the tensor data's SHA-256 is \(actual.prefix(16))…, the file records \(content.prefix(16))…")
         }
         let c = try BertConfig.parse(Array(configText.utf8), path: path)
         let k = try kernel ?? Int8Kernel.selected()
-        func table(_ name: String, rows: Int) throws -> Int8Table {
-            Int8Table(data: try f.int8("\(name).weight", shape: [rows, c.hidden]), scales: try f.float32("\(name).weight_scale", shape: [rows]), width: c.hidden)
-        }
+        func table(_ name: String, rows: Int) throws -> Int8Table { try Int8Table(f, name, rows: rows, width: c.hidden) }
         config = c
         self.kernel = k
         sourceSHA256 = source
         version = "int8-v\(Int8ModelFile.version):" + source.prefix(16)
-        file = f
         encoder = BertEncoder(
             config: c,
             words: try table("embeddings.word_embeddings", rows: c.vocabulary),

@@ -54,7 +54,7 @@ final class OwnedBuffer<Element>: @unchecked Sendable {
         self.init(count: parts.reduce(0) { $0 + $1.count }, repeating: zero)
         var at = 0
         for p in parts {
-            _ = UnsafeMutableBufferPointer(rebasing: pointer[at..<at + p.count]).initialize(from: p)
+            if let source = p.baseAddress { (base + at).update(from: source, count: p.count) }
             at += p.count
         }
     }
@@ -96,20 +96,22 @@ struct DenseF32: LinearLayer {
 
 /// Layer normalisation over the last dimension.
 struct LayerNormF32 {
-    let gamma: UnsafeBufferPointer<Float>
-    let beta: UnsafeBufferPointer<Float>
+    let gamma: OwnedBuffer<Float>
+    let beta: OwnedBuffer<Float>
+    let size: Int
     let epsilon: Float
 
     init(_ file: SafeTensors, _ name: String, size: Int, epsilon: Float) throws {
-        gamma = try file.float32("\(name).weight", shape: [size])
-        beta = try file.float32("\(name).bias", shape: [size])
+        gamma = OwnedBuffer(concatenating: [try file.float32("\(name).weight", shape: [size])], zero: 0)
+        beta = OwnedBuffer(concatenating: [try file.float32("\(name).bias", shape: [size])], zero: 0)
+        self.size = size
         self.epsilon = epsilon
     }
 
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, parallel: Parallel) {
         parallel.forEach { part in
             let mine = parallel.share(part, of: rows)
-            aisle_layernorm(Int32(mine.count), Int32(gamma.count), x + mine.lowerBound * gamma.count, gamma.baseAddress!, beta.baseAddress!, epsilon)
+            aisle_layernorm(Int32(mine.count), Int32(size), x + mine.lowerBound * size, gamma.base, beta.base, epsilon)
         }
     }
 }

@@ -31,8 +31,9 @@ public final class SafeTensors: @unchecked Sendable {
 
     static let elementSize: [String: Int] = ["F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1, "F64": 8]
 
-    /// Maps and validates the file at `path`. The mapping is read-only and private, so the file
-    /// the agent serves from cannot change under it.
+    /// Maps and validates the file at `path`. The mapping is read-only; it still reflects later
+    /// writes to the file, so a model that must outlive changes to its file copies what it needs
+    /// at load time (``BertInt8`` does) and lets this go.
     public init(path: String) throws {
         self.path = path
         func fail(_ reason: String) -> TensorFileError { TensorFileError(path: path, reason: reason) }
@@ -135,6 +136,9 @@ public final class SafeTensors: @unchecked Sendable {
 
     /// The raw bytes of the whole file (for hashing).
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
+
+    /// The bytes after the header: every tensor's data.
+    public var dataSection: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + dataStart, count: length - dataStart) }
 
     /// Writes a safetensors file: the header padded with spaces to 8 bytes, then the tensors in
     /// the order given. Written to a temporary name and renamed, so a reader never sees half a file.

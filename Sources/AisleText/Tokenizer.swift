@@ -19,6 +19,8 @@ public struct WordPieceTokenizer: Sendable {
     public let cls: Int32
     public let sep: Int32
     public let unk: Int32
+    /// Ids run from 0 to `size - 1`.
+    public let size: Int
     /// Words longer than this many characters become `[UNK]`.
     public static let maxWordCharacters = 100
 
@@ -40,6 +42,7 @@ public struct WordPieceTokenizer: Sendable {
         self.cls = cls
         self.sep = sep
         self.unk = unk
+        size = Int(vocab.values.max() ?? -1) + 1
     }
 
     /// The ids of `text`, with `[CLS]` and `[SEP]`, at most ``maxLength``.

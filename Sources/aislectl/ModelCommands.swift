@@ -5,7 +5,7 @@ import Foundation
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "model", abstract: "Manage the on-box models.", subcommands: [Quantize.self])
+        commandName: "model", abstract: "Manage the on-box models.", subcommands: [Quantize.self, Check.self])
 
     struct Quantize: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -18,10 +18,16 @@ struct ModelCommand: ParsableCommand {
                 """)
         @Option(help: ArgumentHelp("The int8 model file to write.", valueName: "FILE"))
         var out: String = EncoderChoice.defaultInt8Path
+        @Flag(help: "Do nothing when FILE is already a valid int8 model of the current float32 weights.")
+        var ifNeeded = false
         @OptionGroup var output: OutputOptions
 
         func run() throws {
             try reporting {
+                if ifNeeded, let existing = try? BertInt8(path: out), existing.sourceSHA256 == (try Int8ModelFile.sourceDigest(.default)) {
+                    if !output.json { print("\(out) is up to date (\(existing.version))") }
+                    return
+                }
                 let started = Date()
                 let bytes = try Int8ModelFile.quantize(from: .default, to: URL(fileURLWithPath: out))
                 let model = try BertInt8(path: out)
@@ -29,6 +35,34 @@ struct ModelCommand: ParsableCommand {
                 let result = Out(file: out, bytes: bytes, sourceSha256: model.sourceSHA256, seconds: Date().timeIntervalSince(started))
                 if output.json { try printJSON(result) } else {
                     print("wrote \(out): \(bytes.formatted()) bytes, from source \(model.sourceSHA256.prefix(16))…, in \(String(format: "%.1f", result.seconds)) s")
+                }
+            }
+        }
+    }
+}
+
+extension ModelCommand {
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check an int8 model file and the vocabulary beside it, as the agent would load them.",
+            discussion: """
+                Exit 0 when the agent would take the file, 1 with the reason when it would refuse it. \
+                Run it before `systemctl reload aisled`.
+
+                Example: aislectl model check /var/lib/aisle/models/all-MiniLM-L6-v2/minilm-int8.safetensors
+                """)
+        @Argument(help: ArgumentHelp("The int8 model file.", valueName: "FILE")) var file: String = EncoderChoice.defaultInt8Path
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let model = try TextModel.load(path: file, threads: 1)
+                let probe = model.encoder.embed(model.tokenizer.encode("aisle model check"))
+                guard probe.count == model.encoder.dimensions, probe.allSatisfy(\.isFinite) else { throw CLIError("\(file): the model computes non-finite embeddings") }
+                struct Out: Encodable { var file: String; var model: String; var kernel: String; var sourceSha256: String; var vocabulary: Int }
+                let result = Out(file: file, model: model.encoder.version, kernel: model.encoder.kernel.rawValue, sourceSha256: model.encoder.sourceSHA256, vocabulary: model.tokenizer.size)
+                if output.json { try printJSON(result) } else {
+                    print("ok: \(file)\n  model \(result.model), kernel \(result.kernel), \(result.vocabulary) words")
                 }
             }
         }

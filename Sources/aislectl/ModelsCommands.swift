@@ -1,0 +1,77 @@
+import AisleCore
+import AisleModels
+import AisleStore
+import ArgumentParser
+import Foundation
+
+struct RulesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "Association rules between items bought together (FP-Growth).",
+        discussion: """
+            One basket per receipt: its distinct sellable items, lines priced above zero. Prints \
+            mlxtend's columns: antecedents, consequents, antecedent support, consequent support, \
+            support, confidence, lift, leverage, conviction, count, antecedent_count, \
+            consequent_count; sorted by lift.
+
+            Example: aislectl rules --min-support 0.02 --min-confidence 0.3 --customers-only --format csv
+            """)
+
+    enum Format: String, ExpressibleByArgument { case table, csv, json }
+
+    @Option(help: "Least share of baskets an itemset must be in.") var minSupport = 0.01
+    @Option(help: "Least confidence of a rule.") var minConfidence = 0.3
+    @Option(help: "Largest itemset.") var maxLength: Int?
+    @Option(help: "Receipts from this date (inclusive), e.g. 2011-01-01.") var from: String?
+    @Option(help: "Receipts before this date.") var to: String?
+    @Flag(help: "Only receipts of known customers.") var customersOnly = false
+    @Option(help: "table, csv or json.") var format: Format = .table
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        guard minSupport > 0, minSupport <= 1 else { throw ValidationError("--min-support must be in (0, 1]") }
+        guard (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be in [0, 1]") }
+    }
+
+    func run() throws {
+        try reporting {
+            let store = try storeOptions.openForReading()
+            let window = try (from.map { try Timestamp.parse($0) }, to.map { try Timestamp.parse($0) })
+            let data = try store.database.read { try Baskets.load($0, from: window.0, to: window.1, customersOnly: customersOnly) }
+            let itemsets = FPGrowth.frequentItemsets(data.baskets, minSupport: minSupport, maxLength: maxLength)
+            let rules = AssociationRule.mine(itemsets, baskets: data.baskets.count, minConfidence: minConfidence)
+            let sku = { (ids: [Int]) in ids.map { data.skus[$0] ?? "?" }.sorted() }
+            switch format {
+            case .csv:
+                print("antecedents,consequents,antecedent support,consequent support,support,confidence,lift,leverage,conviction,count,antecedent_count,consequent_count")
+                for r in rules {
+                    let lists = [sku(r.antecedents), sku(r.consequents)].map { "\"" + jsonList($0).replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+                    let numbers = [r.antecedentSupport, r.consequentSupport, r.support, r.confidence, r.lift, r.leverage, r.conviction].map(number)
+                    print((lists + numbers + [r.count, r.antecedentCount, r.consequentCount].map(String.init)).joined(separator: ","))
+                }
+            case .json:
+                struct Rule: Encodable {
+                    var antecedents, consequents: [String]
+                    var antecedentSupport, consequentSupport, support, confidence, lift, leverage: Double
+                    var conviction: Double?
+                    var count, antecedentCount, consequentCount: Int
+                }
+                struct Out: Encodable { var baskets: Int; var itemsets: Int; var rules: [Rule] }
+                try printJSON(Out(baskets: data.baskets.count, itemsets: itemsets.count, rules: rules.map {
+                    Rule(antecedents: sku($0.antecedents), consequents: sku($0.consequents), antecedentSupport: $0.antecedentSupport,
+                         consequentSupport: $0.consequentSupport, support: $0.support, confidence: $0.confidence, lift: $0.lift,
+                         leverage: $0.leverage, conviction: $0.conviction.isFinite ? $0.conviction : nil, count: $0.count,
+                         antecedentCount: $0.antecedentCount, consequentCount: $0.consequentCount)
+                }))
+            case .table:
+                print("\(data.baskets.count) baskets, \(itemsets.count) frequent itemsets, \(rules.count) rules")
+                for r in rules {
+                    print("\(sku(r.antecedents).joined(separator: " + ")) → \(sku(r.consequents).joined(separator: " + "))  support \(String(format: "%.4f", r.support))  confidence \(String(format: "%.3f", r.confidence))  lift \(String(format: "%.2f", r.lift))")
+                }
+            }
+        }
+    }
+
+    func jsonList(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+    func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "inf" }
+}

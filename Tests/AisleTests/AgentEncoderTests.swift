@@ -1,0 +1,138 @@
+import AisleClient
+import AisleCore
+@testable import AisleText
+import Foundation
+import Testing
+
+/// The agent with its encoder: loads the int8 model, serves embeddings, stays small, and keeps
+/// serving with the model it has when a reload meets a bad file.
+@Suite(.serialized) struct AgentEncoderTests {
+    struct Status: Decodable {
+        struct Encoder: Decodable { var state: String; var model: String?; var loads: Int; var attempts: Int; var lastError: String? }
+        var encoder: Encoder
+    }
+
+    struct Embedded: Decodable { var model: String; var dimensions: Int; var embeddings: [[Float]] }
+
+    func status(_ socket: String) async throws -> Status.Encoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(Status.self, from: Data(try await UnixHTTP.request(path: socket, .GET, "/v1/status").body)).encoder
+    }
+
+    /// Polls the status until `done` holds (the load runs in the background).
+    func waitFor(_ socket: String, _ done: (Status.Encoder) -> Bool) async throws -> Status.Encoder {
+        for _ in 0..<300 {
+            let s = try await status(socket)
+            if done(s) { return s }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("encoder status did not change: \(try await status(socket))")
+    }
+
+    func embed(_ socket: String, _ body: String) async throws -> HTTPResult {
+        try await UnixHTTP.request(path: socket, .POST, "/v1/embed", body: Array(body.utf8))
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs the model"))
+    func agentServesEmbeddingsAndSurvivesBadModels() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let models = dir.appendingPathComponent("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        let model = models.appendingPathComponent("minilm-int8.safetensors")
+        let vocabulary = models.appendingPathComponent("vocab.txt")
+        let good = try Data(contentsOf: try Int8Tests.quantized.get())
+        let goodVocabulary = try Data(contentsOf: ModelFiles.default.vocabulary)
+        try good.write(to: model)
+        try goodVocabulary.write(to: vocabulary)
+        let store = dir.appendingPathComponent("store")
+        #expect(try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0)
+        let config = dir.appendingPathComponent("aisled.toml")
+        try TestSupport.write("[encoder]\nmodel = \"\(model.path)\"\nthreads = 2\n", to: config)
+        let socket = dir.appendingPathComponent("a.sock").path
+        let log = dir.appendingPathComponent("aisled.log")
+        let agent = try TestSupport.launch("aisled", ["--config", config.path, "--store", store.path, "--socket", socket], stderrTo: log)
+        defer { TestSupport.kill9(agent.process) }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { try await Task.sleep(for: .milliseconds(50)) }
+
+        let ready = try await waitFor(socket) { $0.state != "loading" }
+        #expect(ready.state == "ready" && ready.loads == 1 && ready.lastError == nil)
+        let version = try #require(ready.model)
+
+        // Embeddings over the socket equal the library's, and rank a near text above a far one.
+        let answer = try await embed(socket, #"{"texts": ["red ceramic mug", "red coffee cup", "garden hose 20m"]}"#)
+        #expect(answer.status == 200)
+        let e = try JSONDecoder().decode(Embedded.self, from: Data(answer.body))
+        #expect(e.model == version && e.dimensions == 384 && e.embeddings.count == 3)
+        let local = try TextModel.load(path: model.path, threads: 1)
+        #expect(e.embeddings[0] == local.encoder.embed(local.tokenizer.encode("red ceramic mug")))
+        func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        #expect(dot(e.embeddings[0], e.embeddings[1]) > dot(e.embeddings[0], e.embeddings[2]) + 0.1)
+
+        // Bad requests name what is wrong.
+        #expect(try await embed(socket, "{}").text.contains("expected_texts"))
+        let notString = try await embed(socket, #"{"texts": ["ok", 7]}"#)
+        #expect(notString.status == 400 && notString.text.contains("texts[1]"))
+        #expect(try await embed(socket, #"{"texts": []}"#).status == 400)
+
+        // Resident memory with the model loaded.
+        let rss = try String(contentsOfFile: "/proc/\(agent.process.processIdentifier)/status", encoding: .utf8)
+            .split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Int($0.split(separator: " ")[1]) } ?? .max
+        #expect(rss < 120 * 1024, "aisled resident \(rss) kB")
+
+        // Each bad file is refused on SIGHUP; the agent keeps answering with the model it had.
+        var loads = ready.loads
+        var attempts = ready.attempts
+        func reload(expecting reason: String) async throws {
+            kill(agent.process.processIdentifier, SIGHUP)
+            attempts += 1
+            let s = try await waitFor(socket) { $0.attempts >= attempts }
+            #expect(s.lastError?.contains(reason) == true, "\(s.lastError ?? "no error")")
+            #expect(s.state == "ready" && s.model == version && s.loads == loads)
+            let again = try await embed(socket, #"{"texts": ["red ceramic mug"]}"#)
+            #expect(again.status == 200)
+            let vector = try JSONDecoder().decode(Embedded.self, from: Data(again.body)).embeddings.first
+            #expect(vector == e.embeddings[0])
+        }
+        try good.prefix(good.count / 2).write(to: model)  // truncated in place, under the running agent
+        try await reload(expecting: "truncated")
+        var flipped = good
+        flipped[good.count - 1000] ^= 0x55
+        try flipped.write(to: model)
+        try await reload(expecting: "corrupt")
+        try good.write(to: model)
+        try Data(goodVocabulary.prefix(goodVocabulary.count / 2)).write(to: vocabulary)
+        try await reload(expecting: "mismatched")
+        try FileManager.default.removeItem(at: model)
+        try await reload(expecting: "No such file")
+
+        // A good file again is taken.
+        try good.write(to: model)
+        try goodVocabulary.write(to: vocabulary)
+        kill(agent.process.processIdentifier, SIGHUP)
+        let back = try await waitFor(socket) { $0.loads > loads }
+        loads = back.loads
+        #expect(back.lastError == nil && back.model == version && loads == 2)
+        let logText = try String(contentsOf: log, encoding: .utf8)
+        #expect(logText.contains("still serving the previous one") && logText.contains(#""msg":"encoder loaded""#))
+    }
+
+    @Test func agentWithoutAModelStillTakesEvents() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = dir.appendingPathComponent("store")
+        #expect(try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0)
+        let config = dir.appendingPathComponent("aisled.toml")
+        try TestSupport.write("[encoder]\nmodel = \"\(dir.path)/missing.safetensors\"\n", to: config)
+        let socket = dir.appendingPathComponent("a.sock").path
+        let agent = try TestSupport.launch("aisled", ["--config", config.path, "--store", store.path, "--socket", socket], stderrTo: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent.process) }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { try await Task.sleep(for: .milliseconds(50)) }
+        let s = try await waitFor(socket) { $0.state != "loading" }
+        #expect(s.state == "unavailable" && s.lastError?.contains("No such file") == true)
+        let refused = try await embed(socket, #"{"texts": ["mug"]}"#)
+        #expect(refused.status == 503 && refused.text.contains("encoder_unavailable"))
+        let events = try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(#"[{"ts":1300000000,"type":"view","item":"A"}]"#.utf8))
+        #expect(events.status == 200 && events.text.contains(#""accepted":1"#))
+    }
+}

@@ -1,0 +1,131 @@
+@testable import AisleIngest
+import AisleCore
+import AisleModels
+import Foundation
+import Testing
+
+/// The pure models against published results: mlxtend's rules and lifetimes' BG/NBD fit.
+@Suite struct ModelsTests {
+    static func csv(_ url: URL) throws -> [[String]] {
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { line in
+            var fields: [String] = []
+            try Array(line.utf8).withUnsafeBufferPointer { try CSV.fields($0, into: &fields) }
+            return fields
+        }
+    }
+
+    /// `["a", "b"]` (mlxtend's printed lists) as names.
+    static func names(_ json: String) throws -> [String] {
+        try JSONDecoder().decode([String].self, from: Data(json.utf8)).sorted()
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func groceriesRulesEqualMlxtend() throws {
+        let shared = try #require(TestSupport.shared)
+        let rows = try Self.csv(shared.appendingPathComponent("data/groceries/groceries_baskets.csv"))
+        var ids: [String: Int] = [:]
+        var names: [String] = []
+        let baskets = rows.map { row in
+            row.filter { !$0.isEmpty }.map { name in
+                if let id = ids[name] { return id }
+                ids[name] = names.count
+                names.append(name)
+                return names.count - 1
+            }
+        }
+        #expect(baskets.count == 9835)
+        let itemsets = FPGrowth.frequentItemsets(baskets, minSupport: 0.01)
+        let expectedSets = try Self.csv(shared.appendingPathComponent("expected/itemsets_groceries_s0.01.csv")).dropFirst()
+        #expect(itemsets.count == expectedSets.count && itemsets.count == 333)
+        var byNames: [[String]: Int] = [:]
+        for s in itemsets { byNames[s.items.map { names[$0] }.sorted()] = s.count }
+        for row in expectedSets { #expect(byNames[try Self.names(row[0])] == Int(row[2]), "\(row[0])") }
+
+        let rules = AssociationRule.mine(itemsets, baskets: baskets.count, minConfidence: 0.3)
+        let expected = try Self.csv(shared.appendingPathComponent("expected/rules_groceries_s0.01_c0.3.csv")).dropFirst()
+        #expect(rules.count == expected.count && rules.count == 125)
+        var got: [[String]: AssociationRule] = [:]
+        for r in rules { got[r.antecedents.map { names[$0] }.sorted() + ["→"] + r.consequents.map { names[$0] }.sorted()] = r }
+        for row in expected {
+            let key = try Self.names(row[0]) + ["→"] + Self.names(row[1])
+            let rule = try #require(got[key], "missing rule \(key)")
+            let want = row[2...8].map { Double($0) ?? .nan }
+            let have = [rule.antecedentSupport, rule.consequentSupport, rule.support, rule.confidence, rule.lift, rule.leverage, rule.conviction]
+            for (h, w) in zip(have, want) { #expect(abs(h - w) <= 1e-9, "\(key): \(have) vs \(want)") }
+            #expect([rule.count, rule.antecedentCount, rule.consequentCount] == row[9...11].map { Int($0) ?? -1 })
+        }
+    }
+
+    /// The same through a store: the baskets imported as interchange events, then `aislectl rules`.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func rulesCommandOnAStoreEqualsMlxtend() throws {
+        let shared = try #require(TestSupport.shared)
+        let dir = try TestSupport.temporaryDirectory()
+        let rows = try Self.csv(shared.appendingPathComponent("data/groceries/groceries_baskets.csv"))
+        var lines: [String] = []
+        for (n, row) in rows.enumerated() {
+            for item in row where !item.isEmpty {
+                let escaped = item.replacingOccurrences(of: "\"", with: "\\\"")
+                lines.append(#"{"ts":"2024-01-01","type":"purchase","receipt":"g\#(n)","item":"\#(escaped)","qty":1,"price":1.5}"#)
+            }
+        }
+        let events = dir.appendingPathComponent("groceries.jsonl")
+        try TestSupport.write(lines.joined(separator: "\n") + "\n", to: events)
+        let store = dir.appendingPathComponent("store").path
+        #expect(try TestSupport.run("aislectl", ["init", "--store", store]).status == 0)
+        let imported = try TestSupport.run("aislectl", ["import", "events", events.path, "--store", store, "--quiet"])
+        #expect(imported.status == 0, "\(imported.err)")
+        let out = try TestSupport.run("aislectl", ["rules", "--store", store, "--min-support", "0.01", "--min-confidence", "0.3", "--format", "csv"])
+        #expect(out.status == 0, "\(out.err)")
+        let got = try out.out.split(separator: "\n").dropFirst().map { line in
+            var f: [String] = []
+            try Array(line.utf8).withUnsafeBufferPointer { try CSV.fields($0, into: &f) }
+            return f
+        }
+        let expected = try Self.csv(shared.appendingPathComponent("expected/rules_groceries_s0.01_c0.3.csv")).dropFirst()
+        #expect(got.count == expected.count)
+        var byKey: [[String]: [String]] = [:]
+        for f in got { byKey[try Self.names(f[0]) + ["→"] + Self.names(f[1])] = f }
+        for row in expected {
+            // The store keeps SKUs trimmed and in upper case (docs/INTERCHANGE.md).
+            let key = try (Self.names(row[0]) + ["→"] + Self.names(row[1])).map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+            let f = try #require(byKey[key], "missing \(key)")
+            for c in 2...6 { #expect(abs((Double(f[c]) ?? .nan) - (Double(row[c]) ?? 0)) <= 1e-9) }
+            #expect(f[9...11] == row[9...11])
+        }
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func bgnbdReproducesLifetimesOnCDNOW() throws {
+        let shared = try #require(TestSupport.shared)
+        let text = try String(contentsOf: shared.appendingPathComponent("data/cdnow_sample/CDNOW_sample.txt"), encoding: .utf8)
+        var days: [String: Set<Int>] = [:]
+        func day(_ yyyymmdd: Substring) -> Int {
+            let v = Int(yyyymmdd) ?? 0
+            return daysFromCivil(v / 10000, v / 100 % 100, v % 100)
+        }
+        for line in text.split(whereSeparator: \.isNewline) {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count == 5 else { continue }
+            days[String(f[0]), default: []].insert(day(f[2]))
+        }
+        let end = daysFromCivil(1997, 9, 30)
+        let customers = days.values.compactMap { all -> PurchaseSummary? in
+            let d = all.filter { $0 <= end }.sorted()
+            guard let first = d.first, let last = d.last else { return nil }
+            return PurchaseSummary(frequency: d.count - 1, recency: Double(last - first) / 7, age: Double(end - first) / 7)
+        }
+        #expect(customers.count == 2357)
+        let (model, ll) = BGNBD.fit(customers)
+        for (got, published) in [(model.r, 0.2426), (model.alpha, 4.4135), (model.a, 0.7929), (model.b, 2.4258)] {
+            #expect(abs(got - published) / published < 0.001, "\(model)")
+        }
+        #expect(abs(ll - -9582.43) < 0.05, "log-likelihood \(ll)")
+        // Sanity of the derived quantities: a one-off buyer is alive; a lapsed frequent buyer less so.
+        #expect(model.probabilityAlive(PurchaseSummary(frequency: 0, recency: 0, age: 38)) == 1)
+        #expect(model.probabilityAlive(PurchaseSummary(frequency: 5, recency: 5, age: 38)) < 0.5)
+        #expect(model.expectedPurchases(PurchaseSummary(frequency: 5, recency: 37, age: 38), in: 39) > 1)
+    }
+
+    func daysFromCivil(_ y: Int, _ m: Int, _ d: Int) -> Int { Timestamp.daysFromCivil(year: y, month: m, day: d) }
+}
