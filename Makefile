@@ -46,7 +46,7 @@ demo-store: stop
 start: stop
 	@echo "starting aisled on $(SOCKET) (log: $(DEMO)/aisled.log)"
 	@nohup $(RELEASE)/aisled --config firmware-config/aisled.toml --store $(DEMO)/store --socket $(SOCKET) > $(DEMO)/aisled.log 2>&1 & echo $$! > $(DEMO)/aisled.pid
-	@for i in $$(seq 1 100); do [ -S $(SOCKET) ] && break; sleep 0.1; done; [ -S $(SOCKET) ] || { cat $(DEMO)/aisled.log; exit 1; }
+	@for i in $$(seq 1 100); do curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null 2>&1 && break; sleep 0.1; done; curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null || { cat $(DEMO)/aisled.log; exit 1; }
 
 stop:
 	@if [ -f $(DEMO)/aisled.pid ]; then kill $$(cat $(DEMO)/aisled.pid) 2>/dev/null || true; rm -f $(DEMO)/aisled.pid; sleep 0.5; fi

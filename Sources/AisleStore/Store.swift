@@ -28,7 +28,9 @@ public struct Store: Sendable {
     public static let databaseName = "store.sqlite"
 
     /// How durable a commit is. `full` fsyncs every transaction (the agent: an acknowledged
-    /// event survives power loss) and keeps memory small; `normal` may lose the last
+    /// event survives power loss) and keeps memory small and bounded — no memory-mapped reads,
+    /// an 8 MiB page cache per connection, two readers — so the agent stays within its budget
+    /// however much of the store a query touches; `normal` may lose the last
     /// transactions on power loss but never corrupts, and uses a large page cache (bulk
     /// imports, which can be re-run idempotently).
     public enum Durability: Sendable { case full, normal }
@@ -44,10 +46,11 @@ public struct Store: Sendable {
         config.readonly = readOnly
         config.foreignKeysEnabled = durability == .full
         config.label = "aisle-store"
+        if durability == .full { config.maximumReaderCount = 2 }
         config.prepareDatabase { db in
             switch durability {
             case .full:
-                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 67108864; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 16384")
+                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 0; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384")
             case .normal:
                 try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 32768")
             }
