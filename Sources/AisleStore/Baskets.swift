@@ -36,3 +36,19 @@ public struct Baskets: Sendable {
         return result
     }
 }
+
+/// Each known customer's purchase days (UTC days since 1970-01-01, ascending, distinct): the
+/// repeat-buying data of BG/NBD, where several purchases on one day are one purchase.
+public enum PurchaseDays {
+    /// Purchases up to and including `through` (a day number), all when nil.
+    public static func load(_ db: Database, through: Int? = nil) throws -> [Int64: [Int]] {
+        var sql = "SELECT DISTINCT customer_id, ts / 86400 AS day FROM events WHERE type = 'purchase' AND customer_id IS NOT NULL"
+        var arguments: StatementArguments = []
+        if let through { sql += " AND ts < ?"; arguments += [Int64(through + 1) * 86_400] }
+        sql += " ORDER BY customer_id, day"
+        var result: [Int64: [Int]] = [:]
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        while let row = try rows.next() { result[row[0], default: []].append(row[1]) }
+        return result
+    }
+}

@@ -75,3 +75,61 @@ struct RulesCommand: ParsableCommand {
     func jsonList(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
     func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "inf" }
 }
+
+struct BTYDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "btyd", abstract: "Buy-till-you-die models of repeat buying.", subcommands: [Fit.self])
+
+    struct Fit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fit BG/NBD by maximum likelihood on the purchases up to a cutoff.",
+            discussion: """
+                Known customers with a purchase on or before --cutoff (inclusive); purchases on one day \
+                count once. With --holdout-end, also scores every customer's expected purchases over \
+                (cutoff, holdout end] and reports the AUC for "bought again in the holdout".
+
+                Example: aislectl btyd fit --cutoff 1997-09-30 --holdout-end 1998-06-30 --unit weeks --json
+                """)
+
+        enum Unit: String, ExpressibleByArgument { case days, weeks }
+
+        @Option(help: "Last day of the calibration period, e.g. 1997-09-30.") var cutoff: String
+        @Option(help: "Last day of the holdout period.") var holdoutEnd: String?
+        @Option(help: "days or weeks.") var unit: Unit = .weeks
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let day = { (text: String) throws -> Int in Int(try Timestamp.parse(text) / 86_400) }
+                let end = try day(cutoff)
+                let holdout = try holdoutEnd.map(day)
+                if let holdout, holdout <= end { throw CLIError("--holdout-end must come after --cutoff", code: 2) }
+                let store = try storeOptions.openForReading()
+                let days = try store.database.read { try PurchaseDays.load($0, through: holdout ?? end) }
+                let scale = unit == .weeks ? 7.0 : 1.0
+                var customers: [PurchaseSummary] = []
+                var returned: [Bool] = []
+                for (_, all) in days.sorted(by: { $0.key < $1.key }) {
+                    let calibration = all.filter { $0 <= end }
+                    guard let first = calibration.first, let last = calibration.last else { continue }
+                    customers.append(PurchaseSummary(frequency: calibration.count - 1, recency: Double(last - first) / scale, age: Double(end - first) / scale))
+                    returned.append(all.contains { $0 > end })
+                }
+                guard customers.count >= 10 else { throw CLIError("only \(customers.count) customers bought by \(cutoff); BG/NBD needs more", code: 1) }
+                let (model, logLikelihood) = BGNBD.fit(customers)
+                var auc: Double?
+                if let holdout {
+                    let horizon = Double(holdout - end) / scale
+                    auc = Metrics.auc(scores: customers.map { model.expectedPurchases($0, in: horizon) }, labels: returned)
+                }
+                struct Out: Encodable { var r, alpha, a, b, loglik: Double; var customers: Int; var unit: String; var auc: Double? }
+                let result = Out(r: model.r, alpha: model.alpha, a: model.a, b: model.b, loglik: logLikelihood, customers: customers.count, unit: unit.rawValue, auc: auc)
+                if output.json { return try printJSON(result) }
+                print(String(format: "BG/NBD on %d customers (unit %@): r %.4f  alpha %.4f  a %.4f  b %.4f  log-likelihood %.2f",
+                             customers.count, unit.rawValue, model.r, model.alpha, model.a, model.b, logLikelihood))
+                if let auc { print(String(format: "holdout AUC (any purchase after the cutoff): %.4f", auc)) }
+            }
+        }
+    }
+}

@@ -95,21 +95,22 @@ import Testing
         }
     }
 
+    /// CDNOW sample purchase lines: customer, day number, date text (yyyy-mm-dd), dollars.
+    static func cdnow() throws -> [(customer: String, day: Int, date: String, dollars: Double)] {
+        let file = try #require(TestSupport.shared).appendingPathComponent("data/cdnow_sample/CDNOW_sample.txt")
+        return try String(contentsOf: file, encoding: .utf8).split(whereSeparator: \.isNewline).compactMap { line in
+            let f = line.split(separator: " ")
+            guard f.count == 5, let v = Int(f[2]) else { return nil }
+            let date = String(format: "%04d-%02d-%02d", v / 10000, v / 100 % 100, v % 100)
+            return (String(f[0]), Timestamp.daysFromCivil(year: v / 10000, month: v / 100 % 100, day: v % 100), date, Double(f[4]) ?? 0)
+        }
+    }
+
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
     func bgnbdReproducesLifetimesOnCDNOW() throws {
-        let shared = try #require(TestSupport.shared)
-        let text = try String(contentsOf: shared.appendingPathComponent("data/cdnow_sample/CDNOW_sample.txt"), encoding: .utf8)
         var days: [String: Set<Int>] = [:]
-        func day(_ yyyymmdd: Substring) -> Int {
-            let v = Int(yyyymmdd) ?? 0
-            return daysFromCivil(v / 10000, v / 100 % 100, v % 100)
-        }
-        for line in text.split(whereSeparator: \.isNewline) {
-            let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard f.count == 5 else { continue }
-            days[String(f[0]), default: []].insert(day(f[2]))
-        }
-        let end = daysFromCivil(1997, 9, 30)
+        for line in try Self.cdnow() { days[line.customer, default: []].insert(line.day) }
+        let end = Timestamp.daysFromCivil(year: 1997, month: 9, day: 30)
         let customers = days.values.compactMap { all -> PurchaseSummary? in
             let d = all.filter { $0 <= end }.sorted()
             guard let first = d.first, let last = d.last else { return nil }
@@ -117,15 +118,49 @@ import Testing
         }
         #expect(customers.count == 2357)
         let (model, ll) = BGNBD.fit(customers)
-        for (got, published) in [(model.r, 0.2426), (model.alpha, 4.4135), (model.a, 0.7929), (model.b, 2.4258)] {
-            #expect(abs(got - published) / published < 0.001, "\(model)")
-        }
-        #expect(abs(ll - -9582.43) < 0.05, "log-likelihood \(ll)")
+        Self.expectPublishedFit(r: model.r, alpha: model.alpha, a: model.a, b: model.b, loglik: ll)
         // Sanity of the derived quantities: a one-off buyer is alive; a lapsed frequent buyer less so.
         #expect(model.probabilityAlive(PurchaseSummary(frequency: 0, recency: 0, age: 38)) == 1)
         #expect(model.probabilityAlive(PurchaseSummary(frequency: 5, recency: 5, age: 38)) < 0.5)
         #expect(model.expectedPurchases(PurchaseSummary(frequency: 5, recency: 37, age: 38), in: 39) > 1)
     }
 
-    func daysFromCivil(_ y: Int, _ m: Int, _ d: Int) -> Int { Timestamp.daysFromCivil(year: y, month: m, day: d) }
+    /// lifetimes' published CDNOW fit: r 0.2426, α 4.4135, a 0.7929, b 2.4258, log-likelihood −9582.43.
+    static func expectPublishedFit(r: Double, alpha: Double, a: Double, b: Double, loglik: Double) {
+        for (got, published) in [(r, 0.2426), (alpha, 4.4135), (a, 0.7929), (b, 2.4258)] {
+            #expect(abs(got - published) / published < 0.001, "\(got) vs \(published)")
+        }
+        #expect(abs(loglik - -9582.43) < 0.05, "log-likelihood \(loglik)")
+    }
+
+    /// The same through a store and `aislectl btyd fit`, with the holdout AUC of EVALUATION.md.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func btydCommandOnAStore() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let lines = try Self.cdnow().enumerated().map { n, l in
+            #"{"ts":"\#(l.date)","type":"purchase","customer":"cd\#(l.customer)","receipt":"cd\#(n)","price":\#(l.dollars)}"#
+        }
+        let events = dir.appendingPathComponent("cdnow.jsonl")
+        try TestSupport.write(lines.joined(separator: "\n") + "\n", to: events)
+        let store = dir.appendingPathComponent("store").path
+        #expect(try TestSupport.run("aislectl", ["init", "--store", store]).status == 0)
+        let imported = try TestSupport.run("aislectl", ["import", "events", events.path, "--store", store, "--quiet"])
+        #expect(imported.status == 0, "\(imported.err)")
+        let out = try TestSupport.run("aislectl", ["btyd", "fit", "--store", store, "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30", "--unit", "weeks", "--json"])
+        #expect(out.status == 0, "\(out.err)")
+        struct Fit: Decodable { var r, alpha, a, b, loglik: Double; var customers: Int; var auc: Double? }
+        let fit = try JSONDecoder().decode(Fit.self, from: Data(out.out.utf8))
+        #expect(fit.customers == 2357)
+        Self.expectPublishedFit(r: fit.r, alpha: fit.alpha, a: fit.a, b: fit.b, loglik: fit.loglik)
+        #expect(abs((fit.auc ?? 0) - 0.7725) < 0.01, "holdout AUC \(fit.auc ?? .nan)")
+        let bad = try TestSupport.run("aislectl", ["btyd", "fit", "--store", store, "--cutoff", "1998-01-01", "--holdout-end", "1997-01-01"])
+        #expect(bad.status == 2 && bad.err.contains("--holdout-end must come after --cutoff"))
+    }
+
+    @Test func aucCountsTiesAsHalf() {
+        #expect(Metrics.auc(scores: [0.1, 0.4, 0.35, 0.8], labels: [false, false, true, true]) == 0.75)
+        #expect(Metrics.auc(scores: [1, 1, 1, 1], labels: [false, true, false, true]) == 0.5)
+        #expect(Metrics.auc(scores: [1, 2], labels: [true, true]) == nil)
+    }
+
 }

@@ -1,0 +1,22 @@
+/// Ranking and classification metrics.
+public enum Metrics {
+    /// Area under the ROC curve of `scores` for binary `labels`: the probability that a random
+    /// positive scores above a random negative, ties counting half (Mann–Whitney). Nil when one
+    /// class is absent.
+    public static func auc(scores: [Double], labels: [Bool]) -> Double? {
+        let positives = labels.filter { $0 }.count, negatives = labels.count - positives
+        guard positives > 0, negatives > 0 else { return nil }
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var rankSum = 0.0
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count, scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            let averageRank = Double(i + j) / 2 + 1
+            for k in i...j where labels[order[k]] { rankSum += averageRank }
+            i = j + 1
+        }
+        let p = Double(positives)
+        return (rankSum - p * (p + 1) / 2) / (p * Double(negatives))
+    }
+}
