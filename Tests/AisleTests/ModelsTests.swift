@@ -6,8 +6,10 @@ import Testing
 
 /// The pure models against published results: mlxtend's rules and lifetimes' BG/NBD fit.
 @Suite struct ModelsTests {
-    static func csv(_ url: URL) throws -> [[String]] {
-        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { line in
+    static func csv(_ url: URL) throws -> [[String]] { try csv(text: String(contentsOf: url, encoding: .utf8)) }
+
+    static func csv(text: String) throws -> [[String]] {
+        try text.split(separator: "\n").map { line in
             var fields: [String] = []
             try Array(line.utf8).withUnsafeBufferPointer { try CSV.fields($0, into: &fields) }
             return fields
@@ -77,19 +79,36 @@ import Testing
         #expect(imported.status == 0, "\(imported.err)")
         let out = try TestSupport.run("aislectl", ["rules", "--store", store, "--min-support", "0.01", "--min-confidence", "0.3", "--format", "csv"])
         #expect(out.status == 0, "\(out.err)")
-        let got = try out.out.split(separator: "\n").dropFirst().map { line in
-            var f: [String] = []
-            try Array(line.utf8).withUnsafeBufferPointer { try CSV.fields($0, into: &f) }
-            return f
-        }
+        let got = Array(try Self.csv(text: out.out).dropFirst())
         let expected = try Self.csv(shared.appendingPathComponent("expected/rules_groceries_s0.01_c0.3.csv")).dropFirst()
         #expect(got.count == expected.count)
+        try Self.expectSameRules(got, expected)
+    }
+
+    /// Online Retail invoices of known customers, sellable items priced above zero (EVALUATION.md,
+    /// RULES): the 79 rules of mlxtend at support 0.02, confidence 0.3.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func onlineRetailRulesEqualMlxtend() throws {
+        let store = try TestSupport.onlineRetailStore.get()
+        let out = try TestSupport.run("aislectl", ["rules", "--store", store.path, "--min-support", "0.02", "--min-confidence", "0.3", "--customers-only", "--format", "csv"])
+        #expect(out.status == 0, "\(out.err)")
+        let got = Array(try Self.csv(text: out.out).dropFirst())
+        let expected = try Self.csv(try #require(TestSupport.shared).appendingPathComponent("expected/rules_online_retail_s0.02_c0.3.csv")).dropFirst()
+        #expect(got.count == 79 && expected.count == 79)
+        try Self.expectSameRules(got, expected)
+    }
+
+    /// Equal rule sets: the same antecedents and consequents, support, confidence and lift within
+    /// 1e-9, the same counts. Names compare as the store keeps SKUs: trimmed, upper case.
+    static func expectSameRules(_ got: [[String]], _ expected: ArraySlice<[String]>) throws {
+        func key(_ f: [String]) throws -> [String] {
+            try (names(f[0]) + ["→"] + names(f[1])).map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+        }
         var byKey: [[String]: [String]] = [:]
-        for f in got { byKey[try Self.names(f[0]) + ["→"] + Self.names(f[1])] = f }
+        for f in got { byKey[try key(f)] = f }
         for row in expected {
-            // The store keeps SKUs trimmed and in upper case (docs/INTERCHANGE.md).
-            let key = try (Self.names(row[0]) + ["→"] + Self.names(row[1])).map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
-            let f = try #require(byKey[key], "missing \(key)")
+            let k = try key(row)
+            let f = try #require(byKey[k], "missing \(k)")
             for c in 2...6 { #expect(abs((Double(f[c]) ?? .nan) - (Double(row[c]) ?? 0)) <= 1e-9) }
             #expect(f[9...11] == row[9...11])
         }

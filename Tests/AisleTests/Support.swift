@@ -25,6 +25,21 @@ enum TestSupport {
         return dir
     }()
 
+    /// A store holding the whole UCI Online Retail data, imported once per test run (about 20 s
+    /// in a debug build) and shared read-only by the tests that evaluate on it.
+    static let onlineRetailStore: Result<URL, any Error> = Result {
+        guard let shared else { throw TestFailure("needs ../shared") }
+        let store = try temporaryDirectory().appendingPathComponent("online-retail")
+        let data = shared.appendingPathComponent("data/online_retail")
+        guard try run("aislectl", ["init", "--store", store.path]).status == 0 else { throw TestFailure("init failed") }
+        let r = try run("aislectl", [
+            "import", "online-retail", data.appendingPathComponent("lines.csv.gz").path, data.appendingPathComponent("invoices.csv.gz").path,
+            "--store", store.path, "--quiet",
+        ])
+        guard r.status == 0 || r.status == 3 else { throw TestFailure("import failed: \(r.err)") }
+        return store
+    }
+
     /// A new empty directory under /tmp (short, so socket paths fit).
     static func temporaryDirectory() throws -> URL {
         let dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("aisle-test-\(UUID().uuidString.prefix(8))")
