@@ -29,8 +29,13 @@ let package = Package(
     targets: [
         // Domain types, the interchange codec, time and text normalisation.
         .target(name: "AisleCore", swiftSettings: strict),
-        // Pure models: frequent itemsets and rules, BG/NBD, optimisers (no I/O).
+        // Pure models: frequent itemsets and rules, BG/NBD, logistic regression, metrics (no I/O).
         .target(name: "AisleModels", swiftSettings: strict),
+        // Point-in-time features over the store, for training, evaluation and serving.
+        .target(
+            name: "AisleFeatures",
+            dependencies: ["AisleStore", "AisleModels", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         // zlib, for reading .gz files directly.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // SQLite schema, migrations and queries.
@@ -97,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -133,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

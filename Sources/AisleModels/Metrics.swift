@@ -20,3 +20,25 @@ public enum Metrics {
         return (rankSum - p * (p + 1) / 2) / (p * Double(negatives))
     }
 }
+
+extension Metrics {
+    /// Area under the precision–recall curve as average precision (scikit-learn's definition):
+    /// Σ (Rₖ − Rₖ₋₁) · Pₖ over the thresholds, ties taken together. Nil without positives.
+    public static func averagePrecision(scores: [Double], labels: [Bool]) -> Double? {
+        let positives = labels.filter { $0 }.count
+        guard positives > 0 else { return nil }
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        var truePositives = 0, seen = 0, previousRecall = 0.0, total = 0.0
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count, scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            for k in i...j { seen += 1; if labels[order[k]] { truePositives += 1 } }
+            let recall = Double(truePositives) / Double(positives)
+            total += (recall - previousRecall) * Double(truePositives) / Double(seen)
+            previousRecall = recall
+            i = j + 1
+        }
+        return total
+    }
+}

@@ -31,6 +31,9 @@ public enum NelderMead {
             simplex = order.map { simplex[$0] }
             values = order.map { values[$0] }
             if abs(values[n] - values[0]) <= tolerance * (abs(values[0]) + tolerance) { break }
+            // Or the simplex has shrunk to a point (the values then differ by rounding only).
+            let spread = simplex[1...].reduce(0.0) { m, p in max(m, zip(p, simplex[0]).reduce(0.0) { max($0, abs($1.0 - $1.1)) }) }
+            if spread < 1e-10 { break }
             let centroid = (0..<n).map { j in simplex[0..<n].reduce(0) { $0 + $1[j] } / Double(n) }
             func toward(_ t: Double) -> [Double] { (0..<n).map { centroid[$0] + t * (simplex[n][$0] - centroid[$0]) } }
             let reflected = toward(-1), fr = value(f, reflected)

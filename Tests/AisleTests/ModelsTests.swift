@@ -1,6 +1,8 @@
 @testable import AisleIngest
 import AisleCore
+import AisleFeatures
 import AisleModels
+import AisleStore
 import Foundation
 import Testing
 
@@ -182,4 +184,71 @@ import Testing
         #expect(Metrics.auc(scores: [1, 2], labels: [true, true]) == nil)
     }
 
+}
+
+/// Classifiers, features as of a moment, and the churn evaluation.
+@Suite struct PredictionTests {
+    /// Trees learn an interaction a linear model cannot: y = (x0 > 0) xor (x1 > 0).
+    @Test func treesLearnAnInteraction() {
+        var rng = SystemRandomNumberGenerator()
+        let x = (0..<2000).map { _ in [Double.random(in: -1...1, using: &rng), Double.random(in: -1...1, using: &rng)] }
+        let y = x.map { ($0[0] > 0) != ($0[1] > 0) }
+        let trees = GradientBoostedTrees.fit(x, y)
+        let linear = LogisticRegression.fit(x, y)
+        let treeAUC = Metrics.auc(scores: x.map(trees.probability), labels: y) ?? 0
+        let linearAUC = Metrics.auc(scores: x.map(linear.probability), labels: y) ?? 0
+        #expect(treeAUC > 0.95 && linearAUC < 0.6, "trees \(treeAUC), linear \(linearAUC)")
+    }
+
+    /// Logistic regression recovers known coefficients of a simulated logit.
+    @Test func logisticRegressionRecoversCoefficients() {
+        var rng = SystemRandomNumberGenerator()
+        let x = (0..<20_000).map { _ in [Double.random(in: -2...2, using: &rng), Double.random(in: -2...2, using: &rng)] }
+        let y = x.map { Double.random(in: 0..<1, using: &rng) < 1 / (1 + exp(-(0.5 + 1.5 * $0[0] - 1.0 * $0[1]))) }
+        let m = LogisticRegression.fit(x, y, l2: 0)
+        let raw = zip(m.weights, m.scales).map { $0 / $1 }  // back to the unstandardised scale
+        #expect(abs(raw[0] - 1.5) < 0.1 && abs(raw[1] + 1.0) < 0.1, "\(raw)")
+    }
+
+    /// Features as of T use events before T only: events added at or after T change nothing.
+    @Test func featuresAsOfTIgnoreLaterEvents() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = dir.appendingPathComponent("store")
+        #expect(try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0)
+        func events(_ lines: [String], _ name: String) throws {
+            let file = dir.appendingPathComponent(name)
+            try TestSupport.write(lines.joined(separator: "\n") + "\n", to: file)
+            #expect(try TestSupport.run("aislectl", ["import", "events", file.path, "--store", store.path, "--quiet"]).status == 0)
+        }
+        var before: [String] = []
+        for c in 0..<30 {
+            for k in 0..<(1 + c % 5) {
+                before.append(#"{"ts":"2024-0\#(1 + k)-1\#(c % 10)","type":"purchase","customer":"c\#(c)","receipt":"r\#(c)-\#(k)","item":"I\#(k + c % 3)","qty":\#(1 + k),"price":\#(2.5 + Double(c))}"#)
+            }
+        }
+        try events(before, "before.jsonl")
+        let t = try Timestamp.parse("2024-07-01")
+        func features() throws -> [[Double]] {
+            let s = try Store.open(at: store, readOnly: true)
+            defer { try? s.close() }
+            return ChurnFeatures.rows(try s.database.read { try CustomerSnapshot.load($0, asOf: t) }, horizonDays: 91).rows
+        }
+        let first = try features()
+        #expect(first.count == 30)
+        try events((0..<30).map { #"{"ts":"2024-07-0\#(1 + $0 % 9)","type":"purchase","customer":"c\#($0)","receipt":"late\#($0)","item":"I9","price":99}"# }
+            + [#"{"ts":"2024-07-01T00:00:00Z","type":"return","customer":"c1","item":"I1","price":3.5}"#, #"{"ts":"2025-01-01","type":"purchase","customer":"new","item":"I1","price":1}"#], "after.jsonl")
+        #expect(try features() == first)
+    }
+
+    /// EVALUATION.md, CH: Online Retail churn at 2011-09-10 over 91 days.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func onlineRetailChurn() throws {
+        let store = try TestSupport.onlineRetailStore.get()
+        let out = try TestSupport.run("aislectl", ["eval", "churn", "--store", store.path, "--cutoff", "2011-09-10", "--horizon-days", "91", "--json"])
+        #expect(out.status == 0, "\(out.err)")
+        struct Result: Decodable { var customers: Int; var churn_rate: Double; var auc: Double; var pr_auc: Double; var seconds: Double }
+        let r = try JSONDecoder().decode(Result.self, from: Data(out.out.utf8))
+        #expect(r.customers == 3368 && abs(r.churn_rate - 0.430) < 0.001)
+        #expect(r.auc >= 0.745, "AUC \(r.auc)")  // the best baseline, logistic regression: 0.7453
+    }
 }

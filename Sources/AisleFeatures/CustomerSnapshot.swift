@@ -1,0 +1,84 @@
+import AisleStore
+import Foundation
+import GRDB
+
+/// Every known customer's purchase history as of a moment T, from events strictly before T:
+/// the point-in-time view that training, evaluation and serving share. Purchases are lines of
+/// sellable items (or receipt-level amounts) priced above zero.
+public struct CustomerSnapshot: Sendable {
+    /// One customer's history before T.
+    public struct History: Sendable {
+        /// Receipt (or purchase-event) timestamps, ascending, one per receipt.
+        public var receipts: [Int64] = []
+        /// Spend per receipt, parallel to `receipts`.
+        public var receiptValues: [Double] = []
+        public var units = 0
+        /// Spend per item.
+        public var itemSpend: [Int64: Double] = [:]
+        public var returns = 0
+        public var returnedValue = 0.0
+    }
+
+    public let asOf: Int64
+    public let customers: [Int64: History]
+
+    /// Reads the histories of every customer with a purchase before `asOf`.
+    public static func load(_ db: Database, asOf: Int64) throws -> CustomerSnapshot {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT e.customer_id, e.ts, e.type, e.qty, e.price, coalesce(e.receipt_id, -e.id), e.item_id
+            FROM events e LEFT JOIN items i ON i.id = e.item_id
+            WHERE e.customer_id IS NOT NULL AND e.ts < ? AND e.type IN ('purchase', 'return')
+              AND (i.sellable IS NULL OR i.sellable = 1) AND (e.price IS NULL OR e.price > 0)
+            ORDER BY e.customer_id, e.ts
+            """, arguments: [asOf])
+        var customers: [Int64: History] = [:]
+        // Rows come grouped by customer: build one history at a time, in place.
+        var current: (id: Int64, history: History, receipt: Int64?)?
+        func flush() { if let c = current, !c.history.receipts.isEmpty { customers[c.id] = c.history } }
+        while let row = try rows.next() {
+            let customer: Int64 = row[0], ts: Int64 = row[1], type: String = row[2], qty: Int = row[3]
+            let value = Double(qty) * ((row[4] as Double?) ?? 0)
+            if current?.id != customer {
+                flush()
+                current = (customer, History(), nil)
+            }
+            if type == "return" {
+                current?.history.returns += 1
+                current?.history.returnedValue += value
+            } else {
+                let receipt: Int64 = row[5]
+                if current?.receipt != receipt {
+                    current?.receipt = receipt
+                    current?.history.receipts.append(ts)
+                    current?.history.receiptValues.append(0)
+                }
+                if let last = current?.history.receiptValues.indices.last { current?.history.receiptValues[last] += value }
+                current?.history.units += qty
+                if let item = row[6] as Int64? { current?.history.itemSpend[item, default: 0] += value }
+            }
+        }
+        flush()
+        return CustomerSnapshot(asOf: asOf, customers: customers)
+    }
+
+    /// Customers with at least one purchase in [from, to).
+    public static func buyers(_ db: Database, from: Int64, to: Int64) throws -> Set<Int64> {
+        Set(try Int64.fetchAll(db, sql: """
+            SELECT DISTINCT e.customer_id FROM events e LEFT JOIN items i ON i.id = e.item_id
+            WHERE e.customer_id IS NOT NULL AND e.type = 'purchase' AND e.ts >= ? AND e.ts < ?
+              AND (i.sellable IS NULL OR i.sellable = 1) AND (e.price IS NULL OR e.price > 0)
+            """, arguments: [from, to]))
+    }
+}
+
+extension CustomerSnapshot.History {
+    /// Distinct purchase days (UTC), ascending.
+    public var purchaseDays: [Int] {
+        var days: [Int] = []
+        for ts in receipts {
+            let d = Int(ts / 86_400)
+            if days.last != d { days.append(d) }
+        }
+        return days
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+
+/// Gradient-boosted decision trees for binary classification (log loss, Newton leaf values,
+/// histogram splits over at most 32 quantile bins per feature), as LightGBM and XGBoost fit
+/// them, at the scale of a store: thousands of rows, tens of features.
+public struct GradientBoostedTrees: Sendable, Codable, Equatable {
+    public struct Parameters: Sendable, Codable, Equatable {
+        public var trees = 200
+        public var depth = 3
+        public var learningRate = 0.05
+        public var minLeaf = 20
+        public var l2 = 1.0
+        public init() {}
+    }
+
+    /// A tree as arrays: node i splits on `feature[i]` at `threshold[i]` (to `left[i]` when ≤,
+    /// else `right[i]`), or is a leaf worth `value[i]` when `feature[i]` is -1. Node 0 is the root.
+    struct Tree: Sendable, Codable, Equatable {
+        var feature: [Int] = []
+        var threshold: [Double] = []
+        var left: [Int] = []
+        var right: [Int] = []
+        var value: [Double] = []
+
+        func predict(_ x: [Double]) -> Double {
+            var i = 0
+            while feature[i] >= 0 { i = x[feature[i]] <= threshold[i] ? left[i] : right[i] }
+            return value[i]
+        }
+    }
+
+    var base: Double
+    var trees: [Tree]
+    public var parameters: Parameters
+
+    public func probability(_ x: [Double]) -> Double { sigmoid(trees.reduce(base) { $0 + $1.predict(x) }) }
+
+    public static func fit(_ x: [[Double]], _ y: [Bool], parameters p: Parameters = Parameters()) -> GradientBoostedTrees {
+        let n = x.count, d = x.first?.count ?? 0
+        let positives = Double(y.filter { $0 }.count)
+        let prior = min(max(positives / Double(max(n, 1)), 1e-6), 1 - 1e-6)
+        let base = log(prior / (1 - prior))
+        // Quantile bin edges per feature, and every row's bin.
+        let edges: [[Double]] = (0..<d).map { j in
+            let sorted = x.map { $0[j] }.sorted()
+            var cuts: [Double] = []
+            for q in 1..<32 {
+                let v = sorted[min(sorted.count - 1, q * sorted.count / 32)]
+                if cuts.last.map({ v > $0 }) ?? true { cuts.append(v) }
+            }
+            return cuts
+        }
+        let bins: [[UInt8]] = x.map { row in (0..<d).map { j in UInt8(edges[j].partitionIndex { row[j] <= $0 }) } }
+        var margin = [Double](repeating: base, count: n)
+        var model = GradientBoostedTrees(base: base, trees: [], parameters: p)
+        for _ in 0..<p.trees {
+            var g = [Double](repeating: 0, count: n), h = g
+            for i in 0..<n {
+                let q = sigmoid(margin[i])
+                g[i] = q - (y[i] ? 1 : 0)
+                h[i] = max(q * (1 - q), 1e-12)
+            }
+            var tree = Tree()
+            grow(&tree, rows: Array(0..<n), depth: 0, bins: bins, edges: edges, g: g, h: h, p: p)
+            for i in 0..<n { margin[i] += tree.predict(x[i]) }
+            model.trees.append(tree)
+        }
+        return model
+    }
+
+    /// Adds the node for `rows` (and its subtree) to `tree`; returns its index.
+    @discardableResult
+    private static func grow(_ tree: inout Tree, rows: [Int], depth: Int, bins: [[UInt8]], edges: [[Double]], g: [Double], h: [Double], p: Parameters) -> Int {
+        let node = tree.feature.count
+        tree.feature.append(-1); tree.threshold.append(0); tree.left.append(0); tree.right.append(0); tree.value.append(0)
+        let G = rows.reduce(0) { $0 + g[$1] }, H = rows.reduce(0) { $0 + h[$1] }
+        tree.value[node] = -G / (H + p.l2) * p.learningRate
+        guard depth < p.depth, rows.count >= 2 * p.minLeaf else { return node }
+        var best: (gain: Double, feature: Int, bin: Int) = (1e-9, -1, 0)
+        let parent = G * G / (H + p.l2)
+        for j in edges.indices where !edges[j].isEmpty {
+            let k = edges[j].count + 1
+            var gs = [Double](repeating: 0, count: k), hs = gs, cs = [Int](repeating: 0, count: k)
+            for r in rows { let b = Int(bins[r][j]); gs[b] += g[r]; hs[b] += h[r]; cs[b] += 1 }
+            var gl = 0.0, hl = 0.0, cl = 0
+            for b in 0..<(k - 1) {
+                gl += gs[b]; hl += hs[b]; cl += cs[b]
+                guard cl >= p.minLeaf, rows.count - cl >= p.minLeaf else { continue }
+                let gain = gl * gl / (hl + p.l2) + (G - gl) * (G - gl) / (H - hl + p.l2) - parent
+                if gain > best.gain { best = (gain, j, b) }
+            }
+        }
+        guard best.feature >= 0 else { return node }
+        let j = best.feature, cut = best.bin
+        let leftRows = rows.filter { Int(bins[$0][j]) <= cut }, rightRows = rows.filter { Int(bins[$0][j]) > cut }
+        tree.feature[node] = j
+        tree.threshold[node] = edges[j][cut]
+        tree.left[node] = grow(&tree, rows: leftRows, depth: depth + 1, bins: bins, edges: edges, g: g, h: h, p: p)
+        tree.right[node] = grow(&tree, rows: rightRows, depth: depth + 1, bins: bins, edges: edges, g: g, h: h, p: p)
+        return node
+    }
+}
+
+extension Array where Element == Double {
+    /// The first index whose element satisfies `belongs` (the elements are ascending), or count.
+    func partitionIndex(where belongs: (Double) -> Bool) -> Int {
+        var lo = 0, hi = count
+        while lo < hi { let mid = (lo + hi) / 2; if belongs(self[mid]) { hi = mid } else { lo = mid + 1 } }
+        return lo
+    }
+}
