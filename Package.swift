@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "AisleCore", swiftSettings: strict),
         // Pure models: frequent itemsets and rules, BG/NBD, logistic regression, metrics (no I/O).
         .target(name: "AisleModels", swiftSettings: strict),
+        // Customer insight: sentiment (later: segments, interests, churn and intent models in use).
+        .target(name: "AisleInsight", dependencies: ["AisleCore", "AisleText", "AisleModels"], swiftSettings: strict),
         // Point-in-time features over the store, for training, evaluation and serving.
         .target(
             name: "AisleFeatures",
@@ -102,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -138,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

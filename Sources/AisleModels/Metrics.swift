@@ -42,3 +42,20 @@ extension Metrics {
         return total
     }
 }
+
+extension Metrics {
+    public static func accuracy(_ predicted: [Bool], _ actual: [Bool]) -> Double {
+        Double(zip(predicted, actual).filter { $0 == $1 }.count) / Double(max(1, actual.count))
+    }
+
+    /// The mean of the two classes' F1 scores.
+    public static func macroF1(_ predicted: [Bool], _ actual: [Bool]) -> Double {
+        func f1(_ cls: Bool) -> Double {
+            let tp = Double(zip(predicted, actual).filter { $0 == cls && $1 == cls }.count)
+            let fp = Double(zip(predicted, actual).filter { $0 == cls && $1 != cls }.count)
+            let fn = Double(zip(predicted, actual).filter { $0 != cls && $1 == cls }.count)
+            return tp == 0 ? 0 : 2 * tp / (2 * tp + fp + fn)
+        }
+        return (f1(true) + f1(false)) / 2
+    }
+}
