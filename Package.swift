@@ -3,6 +3,9 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+/// Numeric code (the encoder, model fitting) is optimised in debug builds too, so that `make test`
+/// trains and evaluates on the real datasets in seconds rather than minutes.
+let numeric: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "Aisle",
@@ -30,9 +33,9 @@ let package = Package(
         // Domain types, the interchange codec, time and text normalisation.
         .target(name: "AisleCore", swiftSettings: strict),
         // Pure models: frequent itemsets and rules, BG/NBD, logistic regression, metrics (no I/O).
-        .target(name: "AisleModels", swiftSettings: strict),
+        .target(name: "AisleModels", swiftSettings: numeric),
         // Customer insight: sentiment (later: segments, interests, churn and intent models in use).
-        .target(name: "AisleInsight", dependencies: ["AisleCore", "AisleText", "AisleModels"], swiftSettings: strict),
+        .target(name: "AisleInsight", dependencies: ["AisleCore", "AisleText", "AisleModels"], swiftSettings: numeric),
         // Point-in-time features over the store, for training, evaluation and serving.
         .target(
             name: "AisleFeatures",
@@ -62,7 +65,7 @@ let package = Package(
         .target(
             name: "AisleText",
             dependencies: ["AisleCore", "COpenBLAS", "CAisleKernels", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strict),
+            swiftSettings: numeric),
         // Int8 matrix kernels (AVX-512 VNNI, AVX2, NEON, scalar), chosen at run time. Optimised
         // in every configuration: SwiftPM builds C at -O0 in debug, far too slow to test with.
         .target(name: "CAisleKernels", cSettings: [.unsafeFlags(["-O2"])]),

@@ -44,12 +44,14 @@ public struct SentimentClassifier: Sendable {
     /// Korean, where the English encoder adds nothing the n-grams do not (EVALUATION.md).
     public let model: TextModel?
 
-    /// `l2` defaults to 3e-4 with the encoder and 1e-5 for n-grams alone (chosen on the public
-    /// training splits; docs/MODELS.md).
-    public static func train(_ data: LabelledTexts, encoderPath: String, l2: Double? = nil, buckets: Int = 1 << 18) throws -> SentimentClassifier {
-        let model = cjkShare(data.texts) > 0.5 ? nil : try TextModel.load(path: encoderPath, threads: 2)
-        let l2 = l2 ?? (model == nil ? 1e-5 : 3e-4)
-        var features = TextFeatures(training: data.texts, buckets: buckets)
+    /// Defaults (chosen on the public splits, docs/MODELS.md): with the encoder, 1–4-grams in
+    /// 2^18 buckets and `l2` 3e-4; for CJK texts, 1–3-grams in 2^20 buckets and `l2` 3e-6.
+    public static func train(_ data: LabelledTexts, encoderPath: String, l2: Double? = nil, buckets: Int? = nil) throws -> SentimentClassifier {
+        let cjk = cjkShare(data.texts) > 0.5
+        let model = cjk ? nil : try TextModel.load(path: encoderPath, threads: 2)
+        let l2 = l2 ?? (cjk ? 3e-6 : 3e-4)
+        // In Chinese most words are one or two characters; longer grams add mostly noise there.
+        var features = TextFeatures(training: data.texts, buckets: buckets ?? (cjk ? 1 << 20 : 1 << 18), maxOrder: cjk ? 3 : 4)
         features.weightByLabel(data.texts, data.labels)
         let rows = vectors(data.texts, features, model)
         let regression = SparseLogisticRegression.fit(rows, data.labels, dimension: features.buckets + (model?.encoder.dimensions ?? 0), l2: l2)

@@ -9,13 +9,16 @@ public struct TextFeatures: Sendable, Codable, Equatable {
     public let buckets: Int
     /// Inverse document frequency per bucket, from the training texts.
     public var idf: [Float]
-    public static let orders = 1...4
+    /// The n-gram lengths: 1–4 characters, or 1–`maxOrder`.
+    public let maxOrder: Int
 
     /// Learns the IDF weights from training texts.
-    public init(training texts: [String], buckets: Int = 1 << 16) {
+    public init(training texts: [String], buckets: Int = 1 << 16, maxOrder: Int = 4) {
         self.buckets = buckets
+        self.maxOrder = maxOrder
+        idf = []
         var df = [Int](repeating: 0, count: buckets)
-        for text in texts { for bucket in Set(Self.grams(text, buckets: buckets).keys) { df[bucket] += 1 } }
+        for text in texts { for bucket in Set(grams(text).keys) { df[bucket] += 1 } }
         let n = Double(texts.count)
         idf = df.map { Float(log((1 + n) / (1 + Double($0))) + 1) }
     }
@@ -26,7 +29,7 @@ public struct TextFeatures: Sendable, Codable, Equatable {
     public mutating func weightByLabel(_ texts: [String], _ labels: [Bool]) {
         var positive = [Double](repeating: 1, count: buckets), negative = positive
         for (text, label) in zip(texts, labels) {
-            for bucket in Self.grams(text, buckets: buckets).keys {
+            for bucket in grams(text).keys {
                 if label { positive[bucket] += 1 } else { negative[bucket] += 1 }
             }
         }
@@ -36,17 +39,17 @@ public struct TextFeatures: Sendable, Codable, Equatable {
 
     /// The L2-normalised TF-IDF vector of `text` (sublinear term frequency).
     public func vector(_ text: String) -> [(index: Int, value: Double)] {
-        var v = Self.grams(text, buckets: buckets).map { (index: $0.key, value: (1 + log(Double($0.value))) * Double(idf[$0.key])) }
+        var v = grams(text).map { (index: $0.key, value: (1 + log(Double($0.value))) * Double(idf[$0.key])) }
         let norm = v.reduce(0) { $0 + $1.value * $1.value }.squareRoot()
         if norm > 0 { for i in v.indices { v[i].value /= norm } }
         return v.sorted { $0.index < $1.index }
     }
 
     /// Hashed n-gram counts of the lower-cased text with a space on each side (word edges count).
-    static func grams(_ text: String, buckets: Int) -> [Int: Int] {
+    func grams(_ text: String) -> [Int: Int] {
         let scalars = [UInt32(32)] + text.lowercased().unicodeScalars.map(\.value) + [32]
         var counts: [Int: Int] = [:]
-        for n in orders where scalars.count >= n {
+        for n in 1...maxOrder where scalars.count >= n {
             for start in 0...(scalars.count - n) {
                 var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(n)
                 for s in scalars[start..<start + n] { h = (h ^ UInt64(s)) &* 0x100_0000_01b3 }

