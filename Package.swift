@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "AisleFeatures",
             dependencies: ["AisleStore", "AisleModels", .product(name: "GRDB", package: "GRDB.swift")],
-            swiftSettings: strict),
+            swiftSettings: numeric),
         // zlib, for reading .gz files directly.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // SQLite schema, migrations and queries.

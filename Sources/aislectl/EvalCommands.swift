@@ -9,7 +9,7 @@ import GRDB
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, Classify.self])
+        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self])
 
     struct Churn: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -132,5 +132,74 @@ extension EvalCommand {
                 print(String(format: "%@: %d test texts, accuracy %.4f, macro-F1 %.4f, %.1f s", task.rawValue, out.n, out.accuracy, out.macroF1, out.seconds))
             }
         }
+    }
+}
+
+extension EvalCommand {
+    struct PurchaseIntent: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "purchase-intent",
+            abstract: "Purchase intent: which shoppers active before a moment buy after it.",
+            discussion: """
+                Units: sessions (or known customers without one) with an event in the lookback before \
+                --cutoff; label: a purchase in the horizon after it. Trains on --train-cutoffs earlier cutoffs, 10 \
+                minutes apart, whose horizons end by the cutoff, so nothing from the cutoff on is seen. \
+                Prints units, positives, auc, pr_auc.
+
+                Example: aislectl eval purchase-intent --cutoff 1511664000 --lookback-minutes 70 --horizon-minutes 31 --json
+                """)
+
+        @Option(help: "The moment, RFC 3339 or Unix seconds.") var cutoff: String
+        @Option var lookbackMinutes = 70
+        @Option var horizonMinutes = 30
+        @Option(help: "lr, gbt or blend.") var model: Churn.ChurnModel = .lr
+        @Option(help: "Training cutoffs, 10 minutes apart.") var trainCutoffs = 4
+        @Option(help: "L2 penalty of the logistic regression.") var l2 = 100.0
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let started = Date()
+                let t = try Timestamp.parse(cutoff)
+                let (lookback, horizon) = (Int64(lookbackMinutes) * 60, Int64(horizonMinutes) * 60)
+                let store = try storeOptions.openForReading()
+                let (train, test) = try store.database.read { db -> (ChurnData, ChurnData) in
+                    var train = ChurnData(rows: [], churned: [])
+                    for k in 0..<trainCutoffs {
+                        let tk = t - horizon - Int64(k) * 600
+                        let part = try IntentData.load(db, asOf: tk, lookback: lookback, until: tk + horizon)
+                        train.rows += part.rows
+                        train.churned += part.churned
+                    }
+                    return (train, try IntentData.load(db, asOf: t, lookback: lookback, until: t + horizon))
+                }
+                guard Set(train.churned).count == 2 else { throw CLIError("the training windows before the cutoff have no buyers or no non-buyers") }
+                let lr = LogisticRegression.fit(train.rows, train.churned, l2: l2)
+                let lrScores = test.rows.map(lr.probability)
+                let gbt = model == .lr ? nil : GradientBoostedTrees.fit(train.rows, train.churned)
+                let scores: [Double] = switch (model, gbt) {
+                case (.gbt, let g?): test.rows.map(g.probability)
+                case (.blend, let g?): zip(ranks(lrScores), ranks(test.rows.map(g.probability))).map { $0 + $1 }
+                default: lrScores
+                }
+                struct Out: Encodable { var units: Int; var positives: Int; var auc: Double?; var prAuc: Double?; var seconds: Double; var trainUnits: Int; var model: String }
+                let out = Out(
+                    units: test.rows.count, positives: test.churned.filter { $0 }.count, auc: Metrics.auc(scores: scores, labels: test.churned),
+                    prAuc: Metrics.averagePrecision(scores: scores, labels: test.churned), seconds: Date().timeIntervalSince(started),
+                    trainUnits: train.rows.count, model: "\(model.rawValue) on \(IntentFeatures.names.count) features")
+                if output.json { return try printJSON(out) }
+                print(String(format: "purchase intent at %@: %d units, %d buyers, AUC %.4f, PR-AUC %.4f, %.1f s", cutoff, out.units, out.positives, out.auc ?? .nan, out.prAuc ?? .nan, out.seconds))
+            }
+        }
+    }
+}
+
+/// Intent feature rows and "bought" labels (in `churned`, which here means bought) as of one moment.
+enum IntentData {
+    static func load(_ db: Database, asOf t: Int64, lookback: Int64, until: Int64) throws -> ChurnData {
+        let features = try IntentFeatures.rows(db, asOf: t, lookback: lookback)
+        let buyers = try IntentFeatures.buyers(db, from: t, to: until)
+        return ChurnData(rows: features.rows, churned: features.units.map { buyers.contains($0) })
     }
 }
