@@ -315,3 +315,34 @@ import Testing
         #expect(r.auc >= 0.69, "AUC \(r.auc)")  // logistic regression baseline 0.7057; 141 positives, noisy
     }
 }
+
+/// RFM scores and named segments.
+@Suite struct SegmentTests {
+    @Test func quintilesShareScoresOnTiesAndSpanOneToFive() {
+        #expect(RFM.quintiles([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+        #expect(RFM.quintiles([1, 1, 1, 1, 1, 1, 9, 10, 11, 12]) == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5])
+    }
+
+    @Test func segmentRules() {
+        #expect(RFM.Segment(r: 5, f: 5) == .champions && RFM.Segment(r: 4, f: 4) == .champions)
+        #expect(RFM.Segment(r: 3, f: 5) == .loyal && RFM.Segment(r: 5, f: 3) == .loyal)
+        #expect(RFM.Segment(r: 5, f: 1) == .new && RFM.Segment(r: 4, f: 2) == .promising)
+        #expect(RFM.Segment(r: 3, f: 2) == .needsAttention && RFM.Segment(r: 1, f: 5) == .atRisk)
+        #expect(RFM.Segment(r: 2, f: 2) == .hibernating)
+        // Every (R, F) pair has exactly one segment and every segment is reachable.
+        let all = Set((1...5).flatMap { r in (1...5).map { RFM.Segment(r: r, f: $0) } })
+        #expect(all == Set(RFM.Segment.allCases))
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func onlineRetailSegmentsAndMovement() throws {
+        let store = try TestSupport.onlineRetailStore.get()
+        let out = try TestSupport.run("aislectl", ["segments", "--store", store.path, "--at", "2011-12-01", "--since", "2011-09-01", "--json"])
+        #expect(out.status == 0, "\(out.err)")
+        struct R: Decodable { var customers: Int; var sizes: [String: Int]; var movement: [String: [String: Int]] }
+        let r = try JSONDecoder().decode(R.self, from: Data(out.out.utf8))
+        #expect(r.sizes.values.reduce(0, +) == r.customers && r.customers > 4000)
+        #expect(r.movement.values.flatMap(\.values).reduce(0, +) == r.customers)
+        #expect((r.movement["none"]?.values.reduce(0, +) ?? 0) > 0 && (r.sizes["champions"] ?? 0) > 0)
+    }
+}
