@@ -27,9 +27,7 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "Days after the cutoff in which a purchase means not churned.") var horizonDays = 91
         @Option(help: "Training snapshots, 28 days apart, the latest one horizon before the cutoff.") var snapshots = 4
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 10.0
-        @Option(help: "lr (logistic regression), gbt (gradient-boosted trees) or blend (the sum of both ranks).") var model: ChurnModel = .lr
-
-        enum ChurnModel: String, ExpressibleByArgument { case lr, gbt, blend }
+        @Option(help: "lr (logistic regression), gbt (gradient-boosted trees) or blend (the sum of both ranks).") var model: Classifier = .lr
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -40,37 +38,43 @@ struct EvalCommand: ParsableCommand {
                 let h = Int64(horizonDays) * 86_400
                 let store = try storeOptions.openForReading()
                 let (train, test) = try store.database.read { db in
-                    var train = ChurnData(rows: [], churned: [])
-                    for k in 0..<snapshots {
-                        let part = try ChurnData.load(db, asOf: t - h - Int64(k) * 28 * 86_400, horizon: h)
-                        train.rows += part.rows
-                        train.churned += part.churned
-                    }
-                    return (train, try ChurnData.load(db, asOf: t, horizon: h))
+                    let train = LabelledRows(stacking: try (0..<snapshots).map { k in
+                        try LabelledRows.churn(db, asOf: t - h - Int64(k) * 28 * 86_400, horizon: h)
+                    })
+                    return (train, try LabelledRows.churn(db, asOf: t, horizon: h))
                 }
-                guard Set(train.churned).count == 2 else { throw CLIError("the training window before \(cutoff) has no churners or no returners") }
-                let lr = LogisticRegression.fit(train.rows, train.churned, l2: l2)
-                let gbt = model == .lr ? nil : GradientBoostedTrees.fit(train.rows, train.churned)
-                let lrScores = test.rows.map(lr.probability)
-                let scores: [Double] = switch (model, gbt) {
-                case (.gbt, let g?): test.rows.map(g.probability)
-                case (.blend, let g?): zip(ranks(lrScores), ranks(test.rows.map(g.probability))).map { $0 + $1 }
-                default: lrScores
-                }
+                guard Set(train.labels).count == 2 else { throw CLIError("the training window before \(cutoff) has no churners or no returners") }
+                let scores = model.scores(train: train, test: test, l2: l2)
                 let bgnbdIndex = ChurnFeatures.names.firstIndex(of: "bgnbd_log_expected") ?? 0
                 struct Out: Encodable {
                     var customers: Int; var churnRate: Double; var auc: Double?; var prAuc: Double?; var seconds: Double
                     var model: String; var aucBgnbd: Double?; var trainCustomers: Int
                 }
                 let out = Out(
-                    customers: test.rows.count, churnRate: Double(test.churned.filter { $0 }.count) / Double(max(1, test.rows.count)),
-                    auc: Metrics.auc(scores: scores, labels: test.churned), prAuc: Metrics.averagePrecision(scores: scores, labels: test.churned),
+                    customers: test.rows.count, churnRate: Double(test.labels.filter { $0 }.count) / Double(max(1, test.rows.count)),
+                    auc: Metrics.auc(scores: scores, labels: test.labels), prAuc: Metrics.averagePrecision(scores: scores, labels: test.labels),
                     seconds: Date().timeIntervalSince(started), model: "\(model.rawValue) on \(ChurnFeatures.names.count) point-in-time features, \(snapshots) training snapshots",
-                    aucBgnbd: Metrics.auc(scores: test.rows.map { -$0[bgnbdIndex] }, labels: test.churned), trainCustomers: train.rows.count)
+                    aucBgnbd: Metrics.auc(scores: test.rows.map { -$0[bgnbdIndex] }, labels: test.labels), trainCustomers: train.rows.count)
                 if output.json { return try printJSON(out) }
                 print(String(format: "churn at %@, horizon %d days: %d customers, churn rate %.3f, AUC %.4f (BG/NBD alone %.4f), PR-AUC %.4f, %.1f s",
                              cutoff, horizonDays, out.customers, out.churnRate, out.auc ?? .nan, out.aucBgnbd ?? .nan, out.prAuc ?? .nan, out.seconds))
             }
+        }
+    }
+}
+
+/// The binary classifiers an evaluation can train.
+enum Classifier: String, ExpressibleByArgument {
+    case lr, gbt, blend
+
+    /// Trains on `train` and scores `test` (higher: more likely the positive label).
+    func scores(train: LabelledRows, test: LabelledRows, l2: Double) -> [Double] {
+        let linear = { test.rows.map(LogisticRegression.fit(train.rows, train.labels, l2: l2).probability) }
+        let trees = { test.rows.map(GradientBoostedTrees.fit(train.rows, train.labels).probability) }
+        switch self {
+        case .lr: return linear()
+        case .gbt: return trees()
+        case .blend: return zip(ranks(linear()), ranks(trees())).map { $0 + $1 }
         }
     }
 }
@@ -82,16 +86,22 @@ func ranks(_ v: [Double]) -> [Double] {
     return r
 }
 
-/// Feature rows and churn labels as of one moment.
-struct ChurnData {
+/// Feature rows and their labels (churned; bought) as of one moment.
+struct LabelledRows {
     var rows: [[Double]]
-    var churned: [Bool]
+    var labels: [Bool]
 
-    static func load(_ db: Database, asOf t: Int64, horizon: Int64) throws -> ChurnData {
+    init(rows: [[Double]], labels: [Bool]) { (self.rows, self.labels) = (rows, labels) }
+
+    /// The parts, one after another (training rows from several moments).
+    init(stacking parts: [LabelledRows]) { self.init(rows: parts.flatMap(\.rows), labels: parts.flatMap(\.labels)) }
+
+    /// Churn: customers with a purchase before t; label: no purchase in [t, t + horizon).
+    static func churn(_ db: Database, asOf t: Int64, horizon: Int64) throws -> LabelledRows {
         let snapshot = try CustomerSnapshot.load(db, asOf: t)
         let buyers = try CustomerSnapshot.buyers(db, from: t, to: t + horizon)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(horizon) / 86_400)
-        return ChurnData(rows: features.rows, churned: features.ids.map { !buyers.contains($0) })
+        return LabelledRows(rows: features.rows, labels: features.ids.map { !buyers.contains($0) })
     }
 }
 
@@ -152,7 +162,7 @@ extension EvalCommand {
         @Option(help: "The moment, RFC 3339 or Unix seconds.") var cutoff: String
         @Option var lookbackMinutes = 70
         @Option var horizonMinutes = 30
-        @Option(help: "lr, gbt or blend.") var model: Churn.ChurnModel = .lr
+        @Option(help: "lr, gbt or blend.") var model: Classifier = .lr
         @Option(help: "Training cutoffs, 10 minutes apart.") var trainCutoffs = 4
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 100.0
         @OptionGroup var storeOptions: StoreOptions
@@ -164,29 +174,19 @@ extension EvalCommand {
                 let t = try Timestamp.parse(cutoff)
                 let (lookback, horizon) = (Int64(lookbackMinutes) * 60, Int64(horizonMinutes) * 60)
                 let store = try storeOptions.openForReading()
-                let (train, test) = try store.database.read { db -> (ChurnData, ChurnData) in
-                    var train = ChurnData(rows: [], churned: [])
-                    for k in 0..<trainCutoffs {
+                let (train, test) = try store.database.read { db in
+                    let train = LabelledRows(stacking: try (0..<trainCutoffs).map { k in
                         let tk = t - horizon - Int64(k) * 600
-                        let part = try IntentData.load(db, asOf: tk, lookback: lookback, until: tk + horizon)
-                        train.rows += part.rows
-                        train.churned += part.churned
-                    }
-                    return (train, try IntentData.load(db, asOf: t, lookback: lookback, until: t + horizon))
+                        return try LabelledRows.intent(db, asOf: tk, lookback: lookback, until: tk + horizon)
+                    })
+                    return (train, try LabelledRows.intent(db, asOf: t, lookback: lookback, until: t + horizon))
                 }
-                guard Set(train.churned).count == 2 else { throw CLIError("the training windows before the cutoff have no buyers or no non-buyers") }
-                let lr = LogisticRegression.fit(train.rows, train.churned, l2: l2)
-                let lrScores = test.rows.map(lr.probability)
-                let gbt = model == .lr ? nil : GradientBoostedTrees.fit(train.rows, train.churned)
-                let scores: [Double] = switch (model, gbt) {
-                case (.gbt, let g?): test.rows.map(g.probability)
-                case (.blend, let g?): zip(ranks(lrScores), ranks(test.rows.map(g.probability))).map { $0 + $1 }
-                default: lrScores
-                }
+                guard Set(train.labels).count == 2 else { throw CLIError("the training windows before the cutoff have no buyers or no non-buyers") }
+                let scores = model.scores(train: train, test: test, l2: l2)
                 struct Out: Encodable { var units: Int; var positives: Int; var auc: Double?; var prAuc: Double?; var seconds: Double; var trainUnits: Int; var model: String }
                 let out = Out(
-                    units: test.rows.count, positives: test.churned.filter { $0 }.count, auc: Metrics.auc(scores: scores, labels: test.churned),
-                    prAuc: Metrics.averagePrecision(scores: scores, labels: test.churned), seconds: Date().timeIntervalSince(started),
+                    units: test.rows.count, positives: test.labels.filter { $0 }.count, auc: Metrics.auc(scores: scores, labels: test.labels),
+                    prAuc: Metrics.averagePrecision(scores: scores, labels: test.labels), seconds: Date().timeIntervalSince(started),
                     trainUnits: train.rows.count, model: "\(model.rawValue) on \(IntentFeatures.names.count) features")
                 if output.json { return try printJSON(out) }
                 print(String(format: "purchase intent at %@: %d units, %d buyers, AUC %.4f, PR-AUC %.4f, %.1f s", cutoff, out.units, out.positives, out.auc ?? .nan, out.prAuc ?? .nan, out.seconds))
@@ -195,11 +195,11 @@ extension EvalCommand {
     }
 }
 
-/// Intent feature rows and "bought" labels (in `churned`, which here means bought) as of one moment.
-enum IntentData {
-    static func load(_ db: Database, asOf t: Int64, lookback: Int64, until: Int64) throws -> ChurnData {
+extension LabelledRows {
+    /// Purchase intent: units active in the lookback before t; label: a purchase in [t, until).
+    static func intent(_ db: Database, asOf t: Int64, lookback: Int64, until: Int64) throws -> LabelledRows {
         let features = try IntentFeatures.rows(db, asOf: t, lookback: lookback)
         let buyers = try IntentFeatures.buyers(db, from: t, to: until)
-        return ChurnData(rows: features.rows, churned: features.units.map { buyers.contains($0) })
+        return LabelledRows(rows: features.rows, labels: features.units.map { buyers.contains($0) })
     }
 }

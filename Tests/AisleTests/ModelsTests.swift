@@ -73,12 +73,7 @@ import Testing
                 lines.append(#"{"ts":"2024-01-01","type":"purchase","receipt":"g\#(n)","item":"\#(escaped)","qty":1,"price":1.5}"#)
             }
         }
-        let events = dir.appendingPathComponent("groceries.jsonl")
-        try TestSupport.write(lines.joined(separator: "\n") + "\n", to: events)
-        let store = dir.appendingPathComponent("store").path
-        #expect(try TestSupport.run("aislectl", ["init", "--store", store]).status == 0)
-        let imported = try TestSupport.run("aislectl", ["import", "events", events.path, "--store", store, "--quiet"])
-        #expect(imported.status == 0, "\(imported.err)")
+        let store = try Self.store(events: lines, in: dir)
         let out = try TestSupport.run("aislectl", ["rules", "--store", store, "--min-support", "0.01", "--min-confidence", "0.3", "--format", "csv"])
         #expect(out.status == 0, "\(out.err)")
         let got = Array(try Self.csv(text: out.out).dropFirst())
@@ -114,6 +109,19 @@ import Testing
             for c in 2...6 { #expect(abs((Double(f[c]) ?? .nan) - (Double(row[c]) ?? 0)) <= 1e-9) }
             #expect(f[9...11] == row[9...11])
         }
+    }
+
+    /// A new store in `dir` holding the interchange events; its path.
+    static func store(events lines: [String], catalog: [String] = [], in dir: URL) throws -> String {
+        let store = dir.appendingPathComponent("store").path
+        guard try TestSupport.run("aislectl", ["init", "--store", store]).status == 0 else { throw TestFailure("init failed") }
+        for (kind, content) in [("catalog", catalog), ("events", lines)] where !content.isEmpty {
+            let file = dir.appendingPathComponent("\(kind).jsonl")
+            try TestSupport.write(content.joined(separator: "\n") + "\n", to: file)
+            let r = try TestSupport.run("aislectl", ["import", kind, file.path, "--store", store, "--quiet"])
+            guard r.status == 0 else { throw TestFailure("import \(kind): \(r.err)") }
+        }
+        return store
     }
 
     /// CDNOW sample purchase lines: customer, day number, date text (yyyy-mm-dd), dollars.
@@ -161,12 +169,7 @@ import Testing
         let lines = try Self.cdnow().enumerated().map { n, l in
             #"{"ts":"\#(l.date)","type":"purchase","customer":"cd\#(l.customer)","receipt":"cd\#(n)","price":\#(l.dollars)}"#
         }
-        let events = dir.appendingPathComponent("cdnow.jsonl")
-        try TestSupport.write(lines.joined(separator: "\n") + "\n", to: events)
-        let store = dir.appendingPathComponent("store").path
-        #expect(try TestSupport.run("aislectl", ["init", "--store", store]).status == 0)
-        let imported = try TestSupport.run("aislectl", ["import", "events", events.path, "--store", store, "--quiet"])
-        #expect(imported.status == 0, "\(imported.err)")
+        let store = try Self.store(events: lines, in: dir)
         let out = try TestSupport.run("aislectl", ["btyd", "fit", "--store", store, "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30", "--unit", "weeks", "--json"])
         #expect(out.status == 0, "\(out.err)")
         struct Fit: Decodable { var r, alpha, a, b, loglik: Double; var customers: Int; var auc: Double? }
@@ -299,12 +302,7 @@ import Testing
             categories[r[1]] = r[2]
         }
         let catalog = categories.map { #"{"item":"tb\#($0.key)","title":"item \#($0.key)","category":"\#($0.value)"}"# }
-        try TestSupport.write(events.joined(separator: "\n") + "\n", to: dir.appendingPathComponent("events.jsonl"))
-        try TestSupport.write(catalog.joined(separator: "\n") + "\n", to: dir.appendingPathComponent("catalog.jsonl"))
-        let store = dir.appendingPathComponent("store").path
-        #expect(try TestSupport.run("aislectl", ["init", "--store", store]).status == 0)
-        #expect(try TestSupport.run("aislectl", ["import", "catalog", dir.appendingPathComponent("catalog.jsonl").path, "--store", store, "--quiet"]).status == 0)
-        #expect(try TestSupport.run("aislectl", ["import", "events", dir.appendingPathComponent("events.jsonl").path, "--store", store, "--quiet"]).status == 0)
+        let store = try ModelsTests.store(events: events, catalog: catalog, in: dir)
         let out = try TestSupport.run("aislectl", [
             "eval", "purchase-intent", "--store", store, "--cutoff", "1511664000", "--lookback-minutes", "70", "--horizon-minutes", "31", "--json",
         ])
