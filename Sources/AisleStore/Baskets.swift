@@ -37,18 +37,27 @@ public struct Baskets: Sendable {
     }
 }
 
-/// Each known customer's purchase days (UTC days since 1970-01-01, ascending, distinct): the
-/// repeat-buying data of BG/NBD, where several purchases on one day are one purchase.
+/// Each known customer's purchase days (UTC days since 1970-01-01, ascending) with the day's
+/// spend: the repeat-buying data of BG/NBD and Gamma-Gamma, where several purchases on one day
+/// are one purchase.
 public enum PurchaseDays {
+    public struct Day: Sendable, Equatable {
+        public var day: Int
+        public var value: Double
+    }
+
     /// Purchases up to and including `through` (a day number), all when nil.
-    public static func load(_ db: Database, through: Int? = nil) throws -> [Int64: [Int]] {
-        var sql = "SELECT DISTINCT customer_id, ts / 86400 AS day FROM events WHERE type = 'purchase' AND customer_id IS NOT NULL"
+    public static func load(_ db: Database, through: Int? = nil) throws -> [Int64: [Day]] {
+        var sql = """
+            SELECT customer_id, ts / 86400 AS day, sum(qty * coalesce(price, 0)) FROM events
+            WHERE type = 'purchase' AND customer_id IS NOT NULL
+            """
         var arguments: StatementArguments = []
         if let through { sql += " AND ts < ?"; arguments += [Int64(through + 1) * 86_400] }
-        sql += " ORDER BY customer_id, day"
-        var result: [Int64: [Int]] = [:]
+        sql += " GROUP BY customer_id, day ORDER BY customer_id, day"
+        var result: [Int64: [Day]] = [:]
         let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-        while let row = try rows.next() { result[row[0], default: []].append(row[1]) }
+        while let row = try rows.next() { result[row[0], default: []].append(Day(day: row[1], value: row[2])) }
         return result
     }
 }

@@ -82,7 +82,7 @@ struct BTYDCommand: ParsableCommand {
 
     struct Fit: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Fit BG/NBD by maximum likelihood on the purchases up to a cutoff.",
+            abstract: "Fit BG/NBD (repeat purchases) and Gamma-Gamma (spend) on the purchases up to a cutoff.",
             discussion: """
                 Known customers with a purchase on or before --cutoff (inclusive); purchases on one day \
                 count once. With --holdout-end, also scores every customer's expected purchases over \
@@ -109,26 +109,35 @@ struct BTYDCommand: ParsableCommand {
                 let days = try store.database.read { try PurchaseDays.load($0, through: holdout ?? end) }
                 let scale = unit == .weeks ? 7.0 : 1.0
                 var customers: [PurchaseSummary] = []
+                var spend: [(frequency: Int, meanValue: Double)] = []
                 var returned: [Bool] = []
                 for (_, all) in days.sorted(by: { $0.key < $1.key }) {
-                    let calibration = all.filter { $0 <= end }
-                    guard let first = calibration.first, let last = calibration.last else { continue }
+                    let calibration = all.filter { $0.day <= end }
+                    guard let first = calibration.first?.day, let last = calibration.last?.day else { continue }
                     customers.append(PurchaseSummary(frequency: calibration.count - 1, recency: Double(last - first) / scale, age: Double(end - first) / scale))
-                    returned.append(all.contains { $0 > end })
+                    let repeats = calibration.dropFirst().map(\.value)
+                    spend.append((repeats.count, repeats.isEmpty ? 0 : repeats.reduce(0, +) / Double(repeats.count)))
+                    returned.append(all.contains { $0.day > end })
                 }
                 guard customers.count >= 10 else { throw CLIError("only \(customers.count) customers bought by \(cutoff); BG/NBD needs more", code: 1) }
                 let (model, logLikelihood) = BGNBD.fit(customers)
+                let usable = spend.filter { $0.frequency > 0 && $0.meanValue > 0 }
+                let value = usable.count >= 10 ? GammaGamma.fit(usable).model : nil
                 var auc: Double?
                 if let holdout {
                     let horizon = Double(holdout - end) / scale
                     auc = Metrics.auc(scores: customers.map { model.expectedPurchases($0, in: horizon) }, labels: returned)
                 }
-                struct Out: Encodable { var r, alpha, a, b, loglik: Double; var customers: Int; var unit: String; var auc: Double? }
-                let result = Out(r: model.r, alpha: model.alpha, a: model.a, b: model.b, loglik: logLikelihood, customers: customers.count, unit: unit.rawValue, auc: auc)
+                struct Spend: Encodable { var p, q, v: Double; var customers: Int }
+                struct Out: Encodable { var r, alpha, a, b, loglik: Double; var customers: Int; var unit: String; var auc: Double?; var spend: Spend? }
+                let result = Out(
+                    r: model.r, alpha: model.alpha, a: model.a, b: model.b, loglik: logLikelihood, customers: customers.count, unit: unit.rawValue,
+                    auc: auc, spend: value.map { Spend(p: $0.p, q: $0.q, v: $0.v, customers: usable.count) })
                 if output.json { return try printJSON(result) }
                 print(String(format: "BG/NBD on %d customers (unit %@): r %.4f  alpha %.4f  a %.4f  b %.4f  log-likelihood %.2f",
                              customers.count, unit.rawValue, model.r, model.alpha, model.a, model.b, logLikelihood))
                 if let auc { print(String(format: "holdout AUC (any purchase after the cutoff): %.4f", auc)) }
+                if let value { print(String(format: "Gamma-Gamma spend on %d repeat customers: p %.4f  q %.4f  v %.4f", usable.count, value.p, value.q, value.v)) }
             }
         }
     }

@@ -172,11 +172,17 @@ import Testing
         let store = try Self.store(events: lines, in: dir)
         let out = try TestSupport.run("aislectl", ["btyd", "fit", "--store", store, "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30", "--unit", "weeks", "--json"])
         #expect(out.status == 0, "\(out.err)")
-        struct Fit: Decodable { var r, alpha, a, b, loglik: Double; var customers: Int; var auc: Double? }
+        struct Spend: Decodable { var p, q, v: Double; var customers: Int }
+        struct Fit: Decodable { var r, alpha, a, b, loglik: Double; var customers: Int; var auc: Double?; var spend: Spend? }
         let fit = try JSONDecoder().decode(Fit.self, from: Data(out.out.utf8))
         #expect(fit.customers == 2357)
         Self.expectPublishedFit(r: fit.r, alpha: fit.alpha, a: fit.a, b: fit.b, loglik: fit.loglik)
         #expect(abs((fit.auc ?? 0) - 0.7725) < 0.01, "holdout AUC \(fit.auc ?? .nan)")
+        // Gamma-Gamma on the repeat customers' mean repeat-purchase value (same-day purchases
+        // summed): lifetimes publishes 946 subjects, p 6.25, q 3.74, v 15.44.
+        let spend = try #require(fit.spend)
+        #expect(spend.customers == 946)
+        for (got, published) in [(spend.p, 6.25), (spend.q, 3.74), (spend.v, 15.44)] { #expect(abs(got - published) < 0.01, "\(spend)") }
         let bad = try TestSupport.run("aislectl", ["btyd", "fit", "--store", store, "--cutoff", "1998-01-01", "--holdout-end", "1997-01-01"])
         #expect(bad.status == 2 && bad.err.contains("--holdout-end must come after --cutoff"))
     }
