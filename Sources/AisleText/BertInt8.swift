@@ -122,7 +122,7 @@ public enum Int8ModelFile {
         var content = SHA256()
         for t in tensors { content.update(data: t.data) }
         let metadata = [
-            "format": format, "format_version": version, "scheme": scheme, "source_sha256": hex(SHA256.hash(data: source.bytes)),
+            "format": format, "format_version": version, "scheme": scheme, "source_sha256": withExtendedLifetime(source) { hex(SHA256.hash(data: source.bytes)) },
             "content_sha256": hex(content.finalize()), "config": c.json,
         ]
         try SafeTensors.write(tensors, metadata: metadata, to: output)
@@ -131,7 +131,8 @@ public enum Int8ModelFile {
 
     /// SHA-256 (hex) of the float32 weights an int8 file is made from.
     public static func sourceDigest(_ files: ModelFiles) throws -> String {
-        hex(SHA256.hash(data: try SafeTensors(path: files.weights.path).bytes))
+        let file = try SafeTensors(path: files.weights.path)
+        return withExtendedLifetime(file) { hex(SHA256.hash(data: file.bytes)) }  // the bytes live as long as the mapping
     }
 
     static func hex(_ digest: some Sequence<UInt8>) -> String { digest.map { String(format: "%02x", $0) }.joined() }

@@ -189,6 +189,25 @@ import Testing
         #expect((cosines.min() ?? 0) >= 0.98)
     }
 
+    /// The CLI: quantise, skip when up to date, check a good file, refuse a bad one with the reason.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs the model"))
+    func quantizeAndCheckCommands() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let out = dir.appendingPathComponent("m.safetensors").path
+        let first = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed"])
+        #expect(first.status == 0 && first.out.contains("wrote"), "\(first.err)")
+        let again = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed"])
+        #expect(again.status == 0 && again.out.contains("is up to date"), "\(again.err)")
+        try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: dir.appendingPathComponent("vocab.txt"))
+        let check = try TestSupport.run("aislectl", ["model", "check", out])
+        #expect(check.status == 0 && check.out.contains("ok:"), "\(check.err)")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: out))
+        bytes[bytes.count - 10] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: out))
+        let bad = try TestSupport.run("aislectl", ["model", "check", out])
+        #expect(bad.status == 1 && bad.err.contains("corrupt"), "\(bad.err)")
+    }
+
     @Test func damagedOrForeignModelFilesAreRefused() throws {
         let path = try Self.quantized.get()
         let dir = try TestSupport.temporaryDirectory()
