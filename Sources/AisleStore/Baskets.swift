@@ -61,3 +61,31 @@ public enum PurchaseDays {
         return result
     }
 }
+
+/// Known customers' purchase lines of sellable items priced above zero, by customer and time.
+public enum CustomerPurchases {
+    public struct Line: Sendable {
+        public var customer: Int64
+        /// The receipt, or the event itself when it has none.
+        public var receipt: Int64
+        public var ts: Int64
+        public var sku: String
+        public var category: String?
+    }
+
+    /// Lines in [from, to) (all time when nil).
+    public static func load(_ db: Database, from: Int64? = nil, to: Int64? = nil) throws -> [Line] {
+        var sql = """
+            SELECT e.customer_id, coalesce(e.receipt_id, -e.id), e.ts, i.sku, i.category FROM events e JOIN items i ON i.id = e.item_id
+            WHERE e.type = 'purchase' AND e.customer_id IS NOT NULL AND i.sellable = 1 AND (e.price IS NULL OR e.price > 0)
+            """
+        var arguments: StatementArguments = []
+        if let from { sql += " AND e.ts >= ?"; arguments += [from] }
+        if let to { sql += " AND e.ts < ?"; arguments += [to] }
+        sql += " ORDER BY e.customer_id, e.ts, 2"
+        var lines: [Line] = []
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        while let row = try rows.next() { lines.append(Line(customer: row[0], receipt: row[1], ts: row[2], sku: row[3], category: row[4])) }
+        return lines
+    }
+}

@@ -350,3 +350,44 @@ import Testing
         #expect((r.movement["none"]?.values.reduce(0, +) ?? 0) > 0 && (r.sizes["champions"] ?? 0) > 0)
     }
 }
+
+/// Next-purchase transitions and repurchase cycles.
+@Suite struct SequenceTests {
+    @Test func transitionsCountConsecutivePurchases() {
+        let customers: [[Set<String>]] = [
+            [["tea"], ["cups"], ["tea"]],          // tea→cups, cups→tea
+            [["tea", "cake"], ["cups"]],            // tea→cups, cake→cups
+            [["tea"]],                              // no pair
+        ]
+        let t = Sequences.transitions(customers, minCount: 1)
+        let teaCups = t.first { $0.from == "tea" && $0.to == "cups" }
+        #expect(teaCups?.count == 2 && teaCups?.confidence == 1)
+        // 3 pairs; "cups" is the second purchase of 2 of them: lift = 1 / (2/3).
+        #expect(abs((teaCups?.lift ?? 0) - 1.5) < 1e-12)
+        #expect(t.first?.from == "tea" && t.count == 3)
+        #expect(Sequences.transitions(customers, minCount: 2).count == 1)
+    }
+
+    @Test func cyclesAreTheGapsBetweenPurchaseDays() {
+        var purchases: [(item: String, customer: Int64, day: Int)] = []
+        for c in 0..<5 { for d in [0, 10, 30] { purchases.append(("milk", Int64(c), d + c)) } }  // gaps 10 and 20 each
+        purchases.append(("milk", 9, 3))  // bought once: no gap
+        purchases.append(("milk", 0, 10))  // same day twice counts once
+        let cycles = Sequences.repurchaseCycles(purchases, minCustomers: 5)
+        #expect(cycles.count == 1 && cycles[0].customers == 5 && cycles[0].gaps == 10)
+        #expect(cycles[0].medianDays == 15 && cycles[0].lowerQuartileDays == 10 && cycles[0].upperQuartileDays == 20)
+        #expect(Sequences.repurchaseCycles(purchases, minCustomers: 6).isEmpty)
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func onlineRetailPatterns() throws {
+        let store = try TestSupport.onlineRetailStore.get()
+        let cycles = try TestSupport.run("aislectl", ["patterns", "cycles", "--store", store.path, "--min-customers", "50", "--json"])
+        #expect(cycles.status == 0, "\(cycles.err)")
+        struct C: Decodable { var item: String; var customers: Int; var median_days: Double }
+        let c = try JSONDecoder().decode([C].self, from: Data(cycles.out.utf8))
+        #expect(!c.isEmpty && c.allSatisfy { $0.customers >= 50 && $0.median_days >= 1 && $0.median_days <= 373 })
+        let next = try TestSupport.run("aislectl", ["patterns", "next", "--level", "item", "--store", store.path, "--json"])
+        #expect(next.status == 0 && next.out.contains("\"lift\""), "\(next.err)")
+    }
+}
