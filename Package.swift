@@ -34,8 +34,11 @@ let package = Package(
         .target(name: "AisleCore", swiftSettings: strict),
         // Pure models: frequent itemsets and rules, BG/NBD, logistic regression, metrics (no I/O).
         .target(name: "AisleModels", swiftSettings: numeric),
-        // Customer insight: sentiment (later: segments, interests, churn and intent models in use).
-        .target(name: "AisleInsight", dependencies: ["AisleCore", "AisleText", "AisleModels"], swiftSettings: numeric),
+        // Customer insight in use: per-customer insight (segment, BG/NBD, spend, churn), sentiment.
+        .target(
+            name: "AisleInsight",
+            dependencies: ["AisleCore", "AisleText", "AisleModels", "AisleFeatures", "AisleStore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: numeric),
         // Point-in-time features over the store, for training, evaluation and serving.
         .target(
             name: "AisleFeatures",
@@ -80,7 +83,7 @@ let package = Package(
         .target(
             name: "AisleServe",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -37,13 +37,16 @@ public enum Agent {
             path: config.encoderModel.isEmpty ? ModelFiles.default.int8Weights.path : config.encoderModel,
             threads: config.encoderThreads, cache: StoredEmbeddings(store: store), logger: logger)
         Task { await encoder.reload() }  // the socket comes up meanwhile; /v1/embed answers 503 until loaded
+        let insight = InsightHost(store: store, logger: logger)
+        let insightTask = Task { await insight.run(every: .seconds(3600)) }
+        defer { insightTask.cancel() }
         let hangup = reloadOnHangup(encoder)
         defer { hangup.cancel() }
 
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         AgentRoutes(
-            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder,
+            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder, insight: insight,
             config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
         ).register(on: router)
 

@@ -1,5 +1,6 @@
 import AisleCore
 import AisleIngest
+import AisleInsight
 import AisleStore
 import Foundation
 import GRDB
@@ -12,6 +13,7 @@ struct AgentRoutes: Sendable {
     let pseudonymizer: Pseudonymizer
     let ingest: IngestService
     let encoder: EncoderHost
+    let insight: InsightHost
     let config: AgentConfigSnapshot
     let started = Date()
 
@@ -27,6 +29,7 @@ struct AgentRoutes: Sendable {
         router.get("/v1/status") { _, _ in try await status() }
         router.post("/v1/events") { request, _ in try await events(request) }
         router.get("/v1/customers/:id/history") { request, context in try await history(request, context) }
+        router.get("/v1/customers/:id/insight") { _, context in try await customerInsight(context) }
         router.get("/v1/items/top") { request, _ in try await topItems(request) }
         router.post("/v1/embed") { request, _ in try await embed(request) }
         router.get("/metrics") { _, _ in metrics() }
@@ -134,6 +137,27 @@ struct AgentRoutes: Sendable {
         }
         guard let entries else { return HTTPJSON.error(.notFound, "unknown_customer", "no events for this customer") }
         return try HTTPJSON.response(HistoryResponse(customer: Pseudonym.display(pseudonym), events: entries))
+    }
+
+    struct InsightResponse: Encodable {
+        var customer: String
+        var insight: CustomerInsight
+    }
+
+    /// The customer's segment, RFM scores, probability alive, expected purchases and spend, and
+    /// churn risk with its drivers, from the table the insight host keeps.
+    func customerInsight(_ context: BasicRequestContext) async throws -> Response {
+        guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
+            return HTTPJSON.error(.badRequest, "missing_id", "no customer id in the path")
+        }
+        guard await insight.ready else {
+            return HTTPJSON.error(.serviceUnavailable, "insight_not_ready", "customer insight is being computed; try again shortly")
+        }
+        let pseudonym = pseudonymizer.pseudonym(raw)
+        guard let id = try await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }),
+            let found = await insight.insight(customer: id)
+        else { return HTTPJSON.error(.notFound, "unknown_customer", "no purchases known for this customer") }
+        return try HTTPJSON.response(InsightResponse(customer: Pseudonym.display(pseudonym), insight: found))
     }
 
     struct TopResponse: Encodable {

@@ -136,3 +136,39 @@ import Testing
         #expect(events.status == 200 && events.text.contains(#""accepted":1"#))
     }
 }
+
+/// `GET /v1/customers/{id}/insight` on the Online Retail store.
+@Suite struct AgentInsightTests {
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func insightForACustomer() async throws {
+        let store = try TestSupport.onlineRetailStore.get()
+        let dir = try TestSupport.temporaryDirectory()
+        let socket = dir.appendingPathComponent("i.sock").path
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
+        var answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/12347/insight")
+        for _ in 0..<600 where answer.status == 503 {
+            try await Task.sleep(for: .milliseconds(100))
+            answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/12347/insight")
+        }
+        #expect(answer.status == 200, "\(answer.text)")
+        struct R: Decodable {
+            struct Driver: Decodable { var feature: String; var contribution: Double }
+            struct Insight: Decodable {
+                var as_of: String; var segment: String; var rfm: [String: Int]; var probability_alive: Double
+                var expected_purchases: Double; var horizon_days: Int; var expected_value_per_purchase: Double; var churn_probability: Double; var churn_drivers: [Driver]
+            }
+            var customer: String; var insight: Insight
+        }
+        let r = try JSONDecoder().decode(R.self, from: Data(answer.body))
+        let i = r.insight
+        #expect(!r.customer.contains("12347"))  // a pseudonym, never the raw id
+        #expect(i.as_of == "2011-12-09T12:50:01Z" && !i.segment.isEmpty)
+        #expect(["r", "f", "m"].allSatisfy { (1...5).contains(i.rfm[$0] ?? 0) })
+        #expect((0...1).contains(i.probability_alive) && (0...1).contains(i.churn_probability) && i.expected_purchases > 0 && i.horizon_days == 91)
+        #expect(i.expected_value_per_purchase > 0 && i.churn_drivers.count == 3)
+        // 12347 bought every one to two months through December 2011: a champion, unlikely to churn.
+        #expect(i.segment == "champions" && i.churn_probability < 0.3)
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/nobody/insight").status == 404)
+    }
+}
