@@ -1,5 +1,6 @@
 import AisleCore
 import AisleIngest
+import AisleInsight
 import AisleStore
 import ArgumentParser
 import Foundation
@@ -102,10 +103,12 @@ struct CustomerCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show a customer's recent history.",
+            abstract: "Show a customer's recent history and, with --insight, what the store knows of them.",
             discussion: """
                 The raw id is hashed with the store secret to find the customer; it is not stored \
-                or logged. Exits 4 when the store has no such customer.
+                or logged. Exits 4 when the store has no such customer. --insight computes the agent's \
+                customer insight (segment, RFM, BG/NBD, spend, churn risk and its drivers) as of the \
+                store's latest event; it takes seconds, as it scores every customer.
 
                 Example: aislectl customer show 17850 --store demo-data/store --limit 5
                 """)
@@ -113,6 +116,7 @@ struct CustomerCommand: ParsableCommand {
         @Argument(help: "The customer's raw identifier (loyalty card, account number).")
         var rawID: String
         @Option(help: "How many events to show, newest first.") var limit = 20
+        @Flag(help: "Also show the customer's insight.") var insight = false
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -120,13 +124,22 @@ struct CustomerCommand: ParsableCommand {
             try reporting {
                 let store = try storeOptions.openForReading()
                 let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
-                let history = try store.database.read { db in
-                    try Queries.customerID(db, pseudonym: pseudonym).map { try Queries.history(db, customerID: $0, limit: limit) }
+                let found = try store.database.read { db -> (history: [HistoryEntry], insight: CustomerInsight?)? in
+                    guard let id = try Queries.customerID(db, pseudonym: pseudonym) else { return nil }
+                    let history = try Queries.history(db, customerID: id, limit: limit)
+                    guard insight, let last = try Queries.lastEventTime(db) else { return (history, nil) }
+                    return (history, try CustomerInsight.computeAll(db, asOf: last + 1)[id])
                 }
-                guard let history else { throw CLIError("no customer with that id in this store", code: 4) }
-                struct Out: Encodable { var customer: String; var events: [HistoryEntry] }
-                let out = Out(customer: Pseudonym.display(pseudonym), events: history)
+                guard let (history, customerInsight) = found else { throw CLIError("no customer with that id in this store", code: 4) }
+                struct Out: Encodable { var customer: String; var events: [HistoryEntry]; var insight: CustomerInsight? }
+                let out = Out(customer: Pseudonym.display(pseudonym), events: history, insight: customerInsight)
                 if output.json { return try printJSON(out) }
+                if let i = customerInsight {
+                    print("customer \(out.customer) as of \(i.asOf): \(i.segment) (R \(i.rfm["r"] ?? 0) F \(i.rfm["f"] ?? 0) M \(i.rfm["m"] ?? 0))")
+                    print(String(format: "  churn risk %.2f (%@); P(alive) %.2f; %.1f purchases expected in %d days, %.2f each",
+                                 i.churnProbability, i.churnDrivers.map { String(format: "%@ %+.2f", $0.feature, $0.contribution) }.joined(separator: ", "),
+                                 i.probabilityAlive, i.expectedPurchases, i.horizonDays, i.expectedValuePerPurchase))
+                }
                 print("customer \(out.customer) — last \(history.count) events")
                 for e in history {
                     let what = [e.item, e.title].compactMap { $0 }.joined(separator: " ")

@@ -170,5 +170,11 @@ import Testing
         // 12347 bought every one to two months through December 2011: a champion, unlikely to churn.
         #expect(i.segment == "champions" && i.churn_probability < 0.3)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/nobody/insight").status == 404)
+        // The CLI computes the same insight.
+        let cli = try TestSupport.run("aislectl", ["customer", "show", "12347", "--store", store.path, "--insight", "--json", "--limit", "1"])
+        #expect(cli.status == 0, "\(cli.err)")
+        struct Shown: Decodable { var customer: String; var insight: R.Insight }
+        let shown = try JSONDecoder().decode(Shown.self, from: Data(cli.out.utf8))
+        #expect(shown.customer == r.customer && shown.insight.segment == i.segment && shown.insight.churn_probability == i.churn_probability)
     }
 }
