@@ -1,5 +1,6 @@
 import AisleModels
 import Foundation
+import GRDB
 
 /// The features the churn and repurchase models read, from a ``CustomerSnapshot``: recency,
 /// frequency, monetary value, tenure, the rhythm of purchases (gaps and how overdue the next
@@ -12,15 +13,14 @@ public enum ChurnFeatures {
         "log_spend_90d", "log_distinct_items", "return_rate", "bgnbd_p_alive", "bgnbd_log_expected",
     ]
 
-    /// The feature rows of every customer in the snapshot (same order as `ids`) and the BG/NBD fit used.
-    public static func rows(_ snapshot: CustomerSnapshot, horizonDays: Double) -> (ids: [Int64], rows: [[Double]], bgnbd: BGNBD) {
+    /// The feature rows of every customer in the snapshot (same order as `ids`), their purchase
+    /// summaries in weeks, and the BG/NBD fit used.
+    public static func rows(_ snapshot: CustomerSnapshot, horizonDays: Double)
+        -> (ids: [Int64], rows: [[Double]], summaries: [PurchaseSummary], bgnbd: BGNBD)
+    {
         let entries = snapshot.customers.sorted { $0.key < $1.key }
         let today = Double(snapshot.asOf) / 86_400
-        let summaries = entries.map { _, h -> PurchaseSummary in
-            let days = h.purchaseDays
-            let first = Double(days.first ?? 0), last = Double(days.last ?? 0)
-            return PurchaseSummary(frequency: days.count - 1, recency: (last - first) / 7, age: (today - first) / 7)
-        }
+        let summaries = entries.map { PurchaseSummary(days: $0.value.purchaseDays, end: today) }
         let bgnbd = BGNBD.fit(summaries).model
         let rows = zip(entries, summaries).map { entry, summary -> [Double] in
             let h = entry.value
@@ -42,6 +42,15 @@ public enum ChurnFeatures {
                 bgnbd.probabilityAlive(summary), log1p(bgnbd.expectedPurchases(summary, in: horizonDays / 7)),
             ]
         }
-        return (entries.map(\.key), rows, bgnbd)
+        return (entries.map(\.key), rows, summaries, bgnbd)
+    }
+
+    /// The feature rows of the customers who bought before `t`, and whether each churned: no
+    /// purchase in [t, t + horizon). Training data when t + horizon is still in the past.
+    public static func labelled(_ db: Database, asOf t: Int64, horizonDays: Int) throws -> (rows: [[Double]], churned: [Bool]) {
+        let horizon = Int64(horizonDays) * 86_400
+        let features = rows(try CustomerSnapshot.load(db, asOf: t), horizonDays: Double(horizonDays))
+        let buyers = try CustomerSnapshot.buyers(db, from: t, to: t + horizon)
+        return (features.rows, features.ids.map { !buyers.contains($0) })
     }
 }

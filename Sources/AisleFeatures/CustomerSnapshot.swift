@@ -1,3 +1,4 @@
+import AisleModels
 import AisleStore
 import Foundation
 import GRDB
@@ -71,7 +72,25 @@ public struct CustomerSnapshot: Sendable {
     }
 }
 
+extension CustomerSnapshot {
+    /// RFM scores and segments of every customer: recency in days since the last receipt,
+    /// frequency in receipts, monetary value in spend.
+    public func rfm() -> [Int64: RFM.Score] {
+        RFM.score(customers.map { id, h in
+            RFM.Customer(
+                id: id, recencyDays: Double(asOf - (h.receipts.last ?? asOf)) / 86_400, frequency: Double(h.receipts.count),
+                monetary: h.receiptValues.reduce(0, +))
+        })
+    }
+}
+
 extension CustomerSnapshot.History {
+    /// The mean value of the purchases after the first, and how many there are (Gamma-Gamma's input).
+    public var repeatSpend: (frequency: Int, meanValue: Double) {
+        let repeats = receiptValues.dropFirst()
+        return (repeats.count, repeats.isEmpty ? 0 : repeats.reduce(0, +) / Double(repeats.count))
+    }
+
     /// Distinct purchase days (UTC), ascending.
     public var purchaseDays: [Int] {
         var days: [Int] = []

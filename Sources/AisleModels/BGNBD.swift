@@ -11,6 +11,13 @@ public struct PurchaseSummary: Sendable, Equatable {
     public init(frequency: Int, recency: Double, age: Double) {
         (self.frequency, self.recency, self.age) = (frequency, recency, age)
     }
+
+    /// From distinct purchase days (ascending, at least one) up to the window's last day `end`,
+    /// in units of `unitDays` days (7: weeks).
+    public init(days: [Int], end: Double, unitDays: Double = 7) {
+        let first = Double(days.first ?? 0), last = Double(days.last ?? 0)
+        self.init(frequency: max(0, days.count - 1), recency: (last - first) / unitDays, age: (end - first) / unitDays)
+    }
 }
 
 /// The BG/NBD model of repeat buying (Fader, Hardie & Lee 2005): while alive a customer buys at

@@ -98,10 +98,8 @@ struct LabelledRows {
 
     /// Churn: customers with a purchase before t; label: no purchase in [t, t + horizon).
     static func churn(_ db: Database, asOf t: Int64, horizon: Int64) throws -> LabelledRows {
-        let snapshot = try CustomerSnapshot.load(db, asOf: t)
-        let buyers = try CustomerSnapshot.buyers(db, from: t, to: t + horizon)
-        let features = ChurnFeatures.rows(snapshot, horizonDays: Double(horizon) / 86_400)
-        return LabelledRows(rows: features.rows, labels: features.ids.map { !buyers.contains($0) })
+        let data = try ChurnFeatures.labelled(db, asOf: t, horizonDays: Int(horizon / 86_400))
+        return LabelledRows(rows: data.rows, labels: data.churned)
     }
 }
 

@@ -49,13 +49,6 @@ struct SegmentsCommand: ParsableCommand {
     }
 
     func segments(_ store: Store, at t: Int64) throws -> [Int64: RFM.Score] {
-        let snapshot = try store.database.read { try CustomerSnapshot.load($0, asOf: t) }
-        var customers: [RFM.Customer] = []
-        for (id, h) in snapshot.customers {
-            let last = h.receipts.last ?? t
-            let spend = h.receiptValues.reduce(0, +)
-            customers.append(RFM.Customer(id: id, recencyDays: Double(t - last) / 86_400, frequency: Double(h.receipts.count), monetary: spend))
-        }
-        return RFM.score(customers)
+        try store.database.read { try CustomerSnapshot.load($0, asOf: t) }.rfm()
     }
 }

@@ -113,8 +113,8 @@ struct BTYDCommand: ParsableCommand {
                 var returned: [Bool] = []
                 for (_, all) in days.sorted(by: { $0.key < $1.key }) {
                     let calibration = all.filter { $0.day <= end }
-                    guard let first = calibration.first?.day, let last = calibration.last?.day else { continue }
-                    customers.append(PurchaseSummary(frequency: calibration.count - 1, recency: Double(last - first) / scale, age: Double(end - first) / scale))
+                    guard !calibration.isEmpty else { continue }
+                    customers.append(PurchaseSummary(days: calibration.map(\.day), end: Double(end), unitDays: scale))
                     let repeats = calibration.dropFirst().map(\.value)
                     spend.append((repeats.count, repeats.isEmpty ? 0 : repeats.reduce(0, +) / Double(repeats.count)))
                     returned.append(all.contains { $0.day > end })
