@@ -17,6 +17,14 @@ public struct AgentConfig: Sendable, Equatable {
     public var encoderModel = ""
     /// Threads one encoder batch runs on.
     public var encoderThreads = 2
+    /// Hours between scheduled retraining of the registry's models (0: never; train with
+    /// `aislectl train`).
+    public var trainingEveryHours = 24
+    /// Days without a purchase that count as churn.
+    public var churnHorizonDays = 91
+    /// Minutes of a shopper's recent activity the intent model reads, and the horizon it predicts.
+    public var intentLookbackMinutes = 70
+    public var intentHorizonMinutes = 30
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -44,6 +52,10 @@ public struct AgentConfig: Sendable, Equatable {
         c.maxBatchEvents = r.int("http.max_batch_events", c.maxBatchEvents, in: 1...1_000_000)
         c.encoderModel = r.string("encoder.model", c.encoderModel)
         c.encoderThreads = r.int("encoder.threads", c.encoderThreads, in: 1...16)
+        c.trainingEveryHours = r.int("training.every_hours", c.trainingEveryHours, in: 0...24 * 365)
+        c.churnHorizonDays = r.int("training.churn_horizon_days", c.churnHorizonDays, in: 7...365)
+        c.intentLookbackMinutes = r.int("training.intent_lookback_minutes", c.intentLookbackMinutes, in: 5...1440)
+        c.intentHorizonMinutes = r.int("training.intent_horizon_minutes", c.intentHorizonMinutes, in: 5...1440)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

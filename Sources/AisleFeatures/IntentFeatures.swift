@@ -87,6 +87,14 @@ public enum IntentFeatures {
         return (keys, rows)
     }
 
+    /// The feature rows of the units active in the lookback before `t`, and whether each bought
+    /// in [t, until). Training data when `until` is still in the past.
+    public static func labelled(_ db: Database, asOf t: Int64, lookback: Int64, until: Int64) throws -> (rows: [[Double]], bought: [Bool]) {
+        let features = try rows(db, asOf: t, lookback: lookback)
+        let buyers = try buyers(db, from: t, to: until)
+        return (features.rows, features.units.map { buyers.contains($0) })
+    }
+
     /// Units (as in ``rows``) with a purchase in [from, to).
     public static func buyers(_ db: Database, from: Int64, to: Int64) throws -> Set<Unit> {
         var out = Set<Unit>()

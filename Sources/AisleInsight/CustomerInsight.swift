@@ -11,7 +11,7 @@ import GRDB
 public struct CustomerInsight: Sendable, Encodable {
     public struct Driver: Sendable, Encodable {
         public var feature: String
-        /// Contribution to the log-odds of churn (standardised value × weight).
+        /// Contribution to the log-odds of churn (``TabularModel/contributions(_:)``).
         public var contribution: Double
     }
 
@@ -25,14 +25,19 @@ public struct CustomerInsight: Sendable, Encodable {
     public var expectedValuePerPurchase: Double
     public var churnProbability: Double
     public var churnDrivers: [Driver]
+    /// The model behind `churnProbability`: a registry version, one trained at refresh, or BG/NBD.
+    public var churnModel: String
 
-    /// Every customer with a purchase before `t` (their store ids), from one snapshot; the churn
-    /// model is trained on the same set-up one horizon earlier.
-    public static func computeAll(_ db: Database, asOf t: Int64, horizonDays: Int = 91) throws -> [Int64: CustomerInsight] {
+    /// Every customer with a purchase before `t` (their store ids), from one snapshot. Churn risk
+    /// comes from the registry's active churn model (``ChurnModel/active(_:)``), or from BG/NBD
+    /// alone while none has been trained.
+    public static func computeAll(_ db: Database, asOf t: Int64) throws -> [Int64: CustomerInsight] {
+        let active = try ChurnModel.active(db)
+        let churn = active?.model
+        let churnModel = active.map { "churn v\($0.version) (\($0.model.model.method.rawValue))" } ?? "bgnbd"
+        let horizonDays = churn?.horizonDays ?? 91
         let snapshot = try CustomerSnapshot.load(db, asOf: t)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(horizonDays))
-        let training = try ChurnFeatures.labelled(db, asOf: t - Int64(horizonDays) * 86_400, horizonDays: horizonDays)
-        let churn = Set(training.churned).count == 2 ? LogisticRegression.fit(training.rows, training.churned, l2: 10) : nil
         let scores = snapshot.rfm()
         let spend = snapshot.customers.values.map(\.repeatSpend).filter { $0.frequency > 0 && $0.meanValue > 0 }
         let value = spend.count >= 10 ? GammaGamma.fit(spend).model : nil
@@ -41,15 +46,15 @@ public struct CustomerInsight: Sendable, Encodable {
         for (id, (row, summary)) in zip(features.ids, zip(features.rows, features.summaries)) {
             guard let score = scores[id], let history = snapshot.customers[id] else { continue }
             let repeats = history.repeatSpend
-            let drivers = zip(ChurnFeatures.names, churn?.contributions(row) ?? []).sorted { abs($0.1) > abs($1.1) }.prefix(3)
+            let drivers = zip(ChurnFeatures.names, churn?.model.contributions(row) ?? []).sorted { abs($0.1) > abs($1.1) }.prefix(3)
             out[id] = CustomerInsight(
                 asOf: asOf, segment: score.segment.rawValue, rfm: ["r": score.r, "f": score.f, "m": score.m],
                 probabilityAlive: features.bgnbd.probabilityAlive(summary),
                 expectedPurchases: features.bgnbd.expectedPurchases(summary, in: Double(horizonDays) / 7), horizonDays: horizonDays,
                 expectedValuePerPurchase: value?.expectedValue(frequency: repeats.frequency, meanValue: repeats.meanValue)
                     ?? (history.receiptValues.reduce(0, +) / Double(max(1, history.receipts.count))),
-                churnProbability: churn?.probability(row) ?? (1 - features.bgnbd.probabilityAlive(summary)),
-                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) })
+                churnProbability: churn?.model.probability(row) ?? (1 - features.bgnbd.probabilityAlive(summary)),
+                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, churnModel: churnModel)
         }
         return out
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Ranking and classification metrics.
 public enum Metrics {
     /// Area under the ROC curve of `scores` for binary `labels`: the probability that a random
@@ -57,5 +59,41 @@ extension Metrics {
             return tp == 0 ? 0 : 2 * tp / (2 * tp + fp + fn)
         }
         return (f1(true) + f1(false)) / 2
+    }
+}
+
+extension Metrics {
+    /// Mean negative log-likelihood of the labels under the probabilities (clipped at 1e-15).
+    public static func logLoss(_ probabilities: [Double], _ labels: [Bool]) -> Double {
+        let total = zip(probabilities, labels).reduce(0.0) { sum, pair in
+            let p = min(max(pair.0, 1e-15), 1 - 1e-15)
+            return sum - (pair.1 ? log(p) : log(1 - p))
+        }
+        return total / Double(max(1, labels.count))
+    }
+
+    /// Mean squared difference between probability and outcome.
+    public static func brier(_ probabilities: [Double], _ labels: [Bool]) -> Double {
+        zip(probabilities, labels).reduce(0.0) { $0 + ($1.0 - ($1.1 ? 1 : 0)) * ($1.0 - ($1.1 ? 1 : 0)) } / Double(max(1, labels.count))
+    }
+
+    /// Expected calibration error over ten equal-width probability bins: the row-weighted mean
+    /// gap between a bin's mean probability and its observed rate.
+    public static func calibrationError(_ probabilities: [Double], _ labels: [Bool], bins: Int = 10) -> Double {
+        var sum = [Double](repeating: 0, count: bins), hits = sum, count = sum
+        for (p, y) in zip(probabilities, labels) {
+            let b = min(bins - 1, max(0, Int(p * Double(bins))))
+            sum[b] += p; count[b] += 1; if y { hits[b] += 1 }
+        }
+        return (0..<bins).reduce(0.0) { $0 + abs(sum[$1] - hits[$1]) } / Double(max(1, labels.count))
+    }
+
+    /// F1 of the positive class when predicting positive at `threshold`.
+    public static func f1(_ probabilities: [Double], _ labels: [Bool], threshold: Double = 0.5) -> Double {
+        var tp = 0.0, fp = 0.0, fn = 0.0
+        for (p, y) in zip(probabilities, labels) {
+            if p >= threshold { if y { tp += 1 } else { fp += 1 } } else if y { fn += 1 }
+        }
+        return tp == 0 ? 0 : 2 * tp / (2 * tp + fp + fn)
     }
 }

@@ -1,5 +1,6 @@
 import AisleConfig
 import AisleIngest
+import AisleInsight
 import AisleStore
 import AisleText
 import Foundation
@@ -37,10 +38,15 @@ public enum Agent {
             path: config.encoderModel.isEmpty ? ModelFiles.default.int8Weights.path : config.encoderModel,
             threads: config.encoderThreads, cache: StoredEmbeddings(store: store), logger: logger)
         Task { await encoder.reload() }  // the socket comes up meanwhile; /v1/embed answers 503 until loaded
+        var settings = ModelTrainer.Settings()
+        settings.churnHorizonDays = config.churnHorizonDays
+        (settings.intentLookbackMinutes, settings.intentHorizonMinutes) = (config.intentLookbackMinutes, config.intentHorizonMinutes)
+        let retrainer = Retrainer(
+            store: store, settings: settings, interval: config.trainingEveryHours > 0 ? .seconds(config.trainingEveryHours * 3600) : nil, logger: logger)
         let insight = InsightHost(store: store, logger: logger)
-        let insightTask = Task { await insight.run(every: .seconds(3600)) }
+        let insightTask = Task { await insight.run(every: .seconds(3600)) { await retrainer.trainDue() } }
         defer { insightTask.cancel() }
-        let hangup = reloadOnHangup(encoder)
+        let hangup = reloadOnHangup(encoder, insight)
         defer { hangup.cancel() }
 
         let router = Router(context: BasicRequestContext.self)
@@ -73,11 +79,15 @@ public enum Agent {
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 
-    /// SIGHUP (`systemctl reload aisled`) reloads the encoder model.
-    static func reloadOnHangup(_ encoder: EncoderHost) -> any DispatchSourceSignal {
+    /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and switches to newly
+    /// activated models at once rather than at the next poll.
+    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
-        source.setEventHandler { Task { await encoder.reload() } }
+        source.setEventHandler {
+            Task { await encoder.reload() }
+            Task { await insight.refreshIfModelChanged() }
+        }
         source.resume()
         return source
     }

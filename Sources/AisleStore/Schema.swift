@@ -135,6 +135,30 @@ enum Schema {
                     PRIMARY KEY(model, text_hash)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v3-models") { db in
+            try db.execute(sql: """
+                -- The model registry: every trained model (sentiment, churn, intent …) with what it
+                -- was trained on and how well it did; one version per kind is active.
+                CREATE TABLE models(
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    data_from INTEGER,
+                    data_until INTEGER,
+                    parameters TEXT NOT NULL,
+                    metrics TEXT NOT NULL,
+                    features TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    sha256 BLOB NOT NULL CHECK(length(sha256) = 32),
+                    UNIQUE(kind, version));
+                CREATE TABLE active_models(
+                    kind TEXT PRIMARY KEY,
+                    model_id INTEGER NOT NULL REFERENCES models(id),
+                    since INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

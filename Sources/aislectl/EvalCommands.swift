@@ -27,7 +27,7 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "Days after the cutoff in which a purchase means not churned.") var horizonDays = 91
         @Option(help: "Training snapshots, 28 days apart, the latest one horizon before the cutoff.") var snapshots = 4
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 10.0
-        @Option(help: "lr (logistic regression), gbt (gradient-boosted trees) or blend (the sum of both ranks).") var model: Classifier = .lr
+        @Option(help: "lr (logistic regression), gbt (gradient-boosted trees), blend (the sum of both ranks) or auto (what `aislectl train churn` registers: the better of lr and gbt on a validation window, calibrated).") var model: Classifier = .lr
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -37,14 +37,15 @@ struct EvalCommand: ParsableCommand {
                 let t = try Timestamp.parse(cutoff)
                 let h = Int64(horizonDays) * 86_400
                 let store = try storeOptions.openForReading()
-                let (train, test) = try store.database.read { db in
+                let (train, test, trained) = try store.database.read { db in
                     let train = LabelledRows(stacking: try (0..<snapshots).map { k in
                         try LabelledRows.churn(db, asOf: t - h - Int64(k) * 28 * 86_400, horizon: h)
                     })
-                    return (train, try LabelledRows.churn(db, asOf: t, horizon: h))
+                    let trained = model == .auto ? try ChurnModel.train(db, asOf: t, horizonDays: horizonDays, snapshots: snapshots, l2: l2).model.model : nil
+                    return (train, try LabelledRows.churn(db, asOf: t, horizon: h), trained)
                 }
                 guard Set(train.labels).count == 2 else { throw CLIError("the training window before \(cutoff) has no churners or no returners") }
-                let scores = model.scores(train: train, test: test, l2: l2)
+                let scores = trained.map { test.rows.map($0.probability) } ?? model.scores(train: train, test: test, l2: l2)
                 let bgnbdIndex = ChurnFeatures.names.firstIndex(of: "bgnbd_log_expected") ?? 0
                 struct Out: Encodable {
                     var customers: Int; var churnRate: Double; var auc: Double?; var prAuc: Double?; var seconds: Double
@@ -53,7 +54,7 @@ struct EvalCommand: ParsableCommand {
                 let out = Out(
                     customers: test.rows.count, churnRate: Double(test.labels.filter { $0 }.count) / Double(max(1, test.rows.count)),
                     auc: Metrics.auc(scores: scores, labels: test.labels), prAuc: Metrics.averagePrecision(scores: scores, labels: test.labels),
-                    seconds: Date().timeIntervalSince(started), model: "\(model.rawValue) on \(ChurnFeatures.names.count) point-in-time features, \(snapshots) training snapshots",
+                    seconds: Date().timeIntervalSince(started), model: "\(trained?.method.rawValue ?? model.rawValue)\(trained == nil ? "" : " (auto)") on \(ChurnFeatures.names.count) point-in-time features, \(snapshots) training snapshots",
                     aucBgnbd: Metrics.auc(scores: test.rows.map { -$0[bgnbdIndex] }, labels: test.labels), trainCustomers: train.rows.count)
                 if output.json { return try printJSON(out) }
                 print(String(format: "churn at %@, horizon %d days: %d customers, churn rate %.3f, AUC %.4f (BG/NBD alone %.4f), PR-AUC %.4f, %.1f s",
@@ -63,16 +64,17 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-/// The binary classifiers an evaluation can train.
+/// The binary classifiers an evaluation can train; `auto` is the registry's training
+/// (``TabularModel/select``), run by each command itself.
 enum Classifier: String, ExpressibleByArgument {
-    case lr, gbt, blend
+    case lr, gbt, blend, auto
 
     /// Trains on `train` and scores `test` (higher: more likely the positive label).
     func scores(train: LabelledRows, test: LabelledRows, l2: Double) -> [Double] {
         let linear = { test.rows.map(LogisticRegression.fit(train.rows, train.labels, l2: l2).probability) }
         let trees = { test.rows.map(GradientBoostedTrees.fit(train.rows, train.labels).probability) }
         switch self {
-        case .lr: return linear()
+        case .lr, .auto: return linear()
         case .gbt: return trees()
         case .blend: return zip(ranks(linear()), ranks(trees())).map { $0 + $1 }
         }
@@ -160,7 +162,7 @@ extension EvalCommand {
         @Option(help: "The moment, RFC 3339 or Unix seconds.") var cutoff: String
         @Option var lookbackMinutes = 70
         @Option var horizonMinutes = 30
-        @Option(help: "lr, gbt or blend.") var model: Classifier = .lr
+        @Option(help: "lr, gbt, blend or auto (as `aislectl train intent`).") var model: Classifier = .lr
         @Option(help: "Training cutoffs, 10 minutes apart.") var trainCutoffs = 4
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 100.0
         @OptionGroup var storeOptions: StoreOptions
@@ -172,20 +174,22 @@ extension EvalCommand {
                 let t = try Timestamp.parse(cutoff)
                 let (lookback, horizon) = (Int64(lookbackMinutes) * 60, Int64(horizonMinutes) * 60)
                 let store = try storeOptions.openForReading()
-                let (train, test) = try store.database.read { db in
+                let (train, test, trained) = try store.database.read { db in
                     let train = LabelledRows(stacking: try (0..<trainCutoffs).map { k in
                         let tk = t - horizon - Int64(k) * 600
                         return try LabelledRows.intent(db, asOf: tk, lookback: lookback, until: tk + horizon)
                     })
-                    return (train, try LabelledRows.intent(db, asOf: t, lookback: lookback, until: t + horizon))
+                    let trained = model == .auto
+                        ? try IntentModel.train(db, asOf: t, lookbackMinutes: lookbackMinutes, horizonMinutes: horizonMinutes, cutoffs: trainCutoffs, l2: l2).model.model : nil
+                    return (train, try LabelledRows.intent(db, asOf: t, lookback: lookback, until: t + horizon), trained)
                 }
                 guard Set(train.labels).count == 2 else { throw CLIError("the training windows before the cutoff have no buyers or no non-buyers") }
-                let scores = model.scores(train: train, test: test, l2: l2)
+                let scores = trained.map { test.rows.map($0.probability) } ?? model.scores(train: train, test: test, l2: l2)
                 struct Out: Encodable { var units: Int; var positives: Int; var auc: Double?; var prAuc: Double?; var seconds: Double; var trainUnits: Int; var model: String }
                 let out = Out(
                     units: test.rows.count, positives: test.labels.filter { $0 }.count, auc: Metrics.auc(scores: scores, labels: test.labels),
                     prAuc: Metrics.averagePrecision(scores: scores, labels: test.labels), seconds: Date().timeIntervalSince(started),
-                    trainUnits: train.rows.count, model: "\(model.rawValue) on \(IntentFeatures.names.count) features")
+                    trainUnits: train.rows.count, model: "\(trained?.method.rawValue ?? model.rawValue)\(trained == nil ? "" : " (auto)") on \(IntentFeatures.names.count) features")
                 if output.json { return try printJSON(out) }
                 print(String(format: "purchase intent at %@: %d units, %d buyers, AUC %.4f, PR-AUC %.4f, %.1f s", cutoff, out.units, out.positives, out.auc ?? .nan, out.prAuc ?? .nan, out.seconds))
             }
@@ -196,8 +200,7 @@ extension EvalCommand {
 extension LabelledRows {
     /// Purchase intent: units active in the lookback before t; label: a purchase in [t, until).
     static func intent(_ db: Database, asOf t: Int64, lookback: Int64, until: Int64) throws -> LabelledRows {
-        let features = try IntentFeatures.rows(db, asOf: t, lookback: lookback)
-        let buyers = try IntentFeatures.buyers(db, from: t, to: until)
-        return LabelledRows(rows: features.rows, labels: features.units.map { buyers.contains($0) })
+        let data = try IntentFeatures.labelled(db, asOf: t, lookback: lookback, until: until)
+        return LabelledRows(rows: data.rows, labels: data.bought)
     }
 }

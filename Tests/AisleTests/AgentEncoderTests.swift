@@ -137,30 +137,46 @@ import Testing
     }
 }
 
-/// `GET /v1/customers/{id}/insight` on the Online Retail store.
+/// `GET /v1/customers/{id}/insight` on the Online Retail store, with the registry's churn model,
+/// switched without a restart when another version becomes active.
 @Suite struct AgentInsightTests {
+    struct Driver: Decodable { var feature: String; var contribution: Double }
+    struct Insight: Decodable {
+        var as_of: String; var segment: String; var rfm: [String: Int]; var probability_alive: Double
+        var expected_purchases: Double; var horizon_days: Int; var expected_value_per_purchase: Double; var churn_probability: Double
+        var churn_drivers: [Driver]; var churn_model: String
+    }
+    struct Answer: Decodable { var customer: String; var insight: Insight }
+    struct Registered: Decodable { var kind: String; var version: Int; var active: Bool }
+
+    /// Polls the insight of 12347 until `until` holds (the first computation and model switches
+    /// take seconds).
+    func insight(_ socket: String, until: (Insight) -> Bool) async throws -> Answer {
+        for _ in 0..<600 {
+            let answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/12347/insight")
+            if answer.status == 200, let r = try? JSONDecoder().decode(Answer.self, from: Data(answer.body)), until(r.insight) { return r }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("the insight did not reach the expected state within a minute")
+    }
+
+    func train(_ store: URL, _ extra: [String] = []) throws -> Registered {
+        let r = try TestSupport.run("aislectl", ["train", "churn", "--store", store.path, "--json"] + extra)
+        #expect(r.status == 0, "\(r.err)")
+        guard let record = try JSONDecoder().decode([Registered].self, from: Data(r.out.utf8)).first else { throw TestFailure("no record: \(r.out)") }
+        return record
+    }
+
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
     func insightForACustomer() async throws {
         let store = try TestSupport.onlineRetailStore.get()
+        let first = try train(store)
+        #expect(first.kind == "churn" && first.active)
         let dir = try TestSupport.temporaryDirectory()
         let socket = dir.appendingPathComponent("i.sock").path
         let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
         defer { TestSupport.kill9(agent) }
-        var answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/12347/insight")
-        for _ in 0..<600 where answer.status == 503 {
-            try await Task.sleep(for: .milliseconds(100))
-            answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/12347/insight")
-        }
-        #expect(answer.status == 200, "\(answer.text)")
-        struct R: Decodable {
-            struct Driver: Decodable { var feature: String; var contribution: Double }
-            struct Insight: Decodable {
-                var as_of: String; var segment: String; var rfm: [String: Int]; var probability_alive: Double
-                var expected_purchases: Double; var horizon_days: Int; var expected_value_per_purchase: Double; var churn_probability: Double; var churn_drivers: [Driver]
-            }
-            var customer: String; var insight: Insight
-        }
-        let r = try JSONDecoder().decode(R.self, from: Data(answer.body))
+        let r = try await insight(socket) { $0.churn_model.hasPrefix("churn v\(first.version) ") }
         let i = r.insight
         #expect(!r.customer.contains("12347"))  // a pseudonym, never the raw id
         #expect(i.as_of == "2011-12-09T12:50:01Z" && !i.segment.isEmpty)
@@ -170,11 +186,23 @@ import Testing
         // 12347 bought every one to two months through December 2011: a champion, unlikely to churn.
         #expect(i.segment == "champions" && i.churn_probability < 0.3)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/nobody/insight").status == 404)
-        // The CLI computes the same insight.
+        // The CLI computes the same insight with the same model.
         let cli = try TestSupport.run("aislectl", ["customer", "show", "12347", "--store", store.path, "--insight", "--json", "--limit", "1"])
         #expect(cli.status == 0, "\(cli.err)")
-        struct Shown: Decodable { var customer: String; var insight: R.Insight }
-        let shown = try JSONDecoder().decode(Shown.self, from: Data(cli.out.utf8))
+        let shown = try JSONDecoder().decode(Answer.self, from: Data(cli.out.utf8))
         #expect(shown.customer == r.customer && shown.insight.segment == i.segment && shown.insight.churn_probability == i.churn_probability)
+
+        // A model trained on less history becomes active: the agent switches on SIGHUP, no restart.
+        let second = try train(store, ["--as-of", "2011-11-01"])
+        #expect(second.version == first.version + 1 && second.active)
+        kill(agent.processIdentifier, SIGHUP)
+        let switched = try await insight(socket) { $0.churn_model.hasPrefix("churn v\(second.version) ") }
+        #expect(switched.insight.churn_probability != i.churn_probability)
+        // Rolled back: the first model's answer again.
+        let rollback = try TestSupport.run("aislectl", ["model", "rollback", "churn", "--store", store.path])
+        #expect(rollback.status == 0 && rollback.out.contains("churn v\(first.version) is active"), "\(rollback.out)\(rollback.err)")
+        kill(agent.processIdentifier, SIGHUP)
+        let back = try await insight(socket) { $0.churn_model.hasPrefix("churn v\(first.version) ") }
+        #expect(back.insight.churn_probability == i.churn_probability)
     }
 }

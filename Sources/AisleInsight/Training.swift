@@ -1,0 +1,125 @@
+import AisleFeatures
+import AisleModels
+import AisleStore
+import Foundation
+import GRDB
+
+/// The churn model as the registry keeps it: who of the customers who bought before a moment
+/// buys nothing in the `horizonDays` after it.
+public struct ChurnModel: Sendable, Codable {
+    public static let kind = "churn"
+    public var horizonDays: Int
+    public var model: TabularModel
+
+    /// Trains as of `t` from events before `t` only: the validation window is the customers as of
+    /// t − horizon (labels: their purchases up to t); the training windows are `snapshots` moments
+    /// 28 days apart ending one horizon before that, so their labels end before validation starts.
+    /// Logistic regression and gradient-boosted trees are compared on validation; the better one
+    /// is calibrated there and refitted on everything (``TabularModel/select``).
+    public static func train(_ db: Database, asOf t: Int64, horizonDays: Int = 91, snapshots: Int = 4, l2: Double = 10)
+        throws -> (model: ChurnModel, report: TabularModel.Report, dataFrom: Int64)
+    {
+        let h = Int64(horizonDays) * 86_400
+        let validation = try ChurnFeatures.labelled(db, asOf: t - h, horizonDays: horizonDays)
+        let training = try (0..<max(1, snapshots)).map { k in
+            try ChurnFeatures.labelled(db, asOf: t - 2 * h - Int64(k) * 28 * 86_400, horizonDays: horizonDays)
+        }
+        let train = (rows: training.flatMap(\.rows), labels: training.flatMap(\.churned))
+        try requireBothLabels(train.labels, "training windows", "churners", "returning customers")
+        try requireBothLabels(validation.churned, "validation window", "churners", "returning customers")
+        let (model, report) = TabularModel.select(features: ChurnFeatures.names, train: train, validation: (validation.rows, validation.churned), l2: l2)
+        let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events") ?? t
+        return (ChurnModel(horizonDays: horizonDays, model: model), report, first)
+    }
+
+    /// The registry's active churn model and its version; nil when none has been trained.
+    public static func active(_ db: Database) throws -> (model: ChurnModel, version: Int)? {
+        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
+        do {
+            return (try JSONDecoder().decode(ChurnModel.self, from: entry.payload), entry.record.version)
+        } catch {
+            throw InputError("churn v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback churn` or `aislectl train churn`")
+        }
+    }
+}
+
+/// The purchase-intent model as the registry keeps it: which shoppers active in the
+/// `lookbackMinutes` before a moment buy in the `horizonMinutes` after it.
+public struct IntentModel: Sendable, Codable {
+    public static let kind = "intent"
+    public var lookbackMinutes: Int
+    public var horizonMinutes: Int
+    public var model: TabularModel
+
+    /// Trains as of `t`: validation at t − horizon; `cutoffs` training moments 10 minutes apart
+    /// ending one horizon before that; then as ``ChurnModel/train``.
+    public static func train(_ db: Database, asOf t: Int64, lookbackMinutes: Int = 70, horizonMinutes: Int = 30, cutoffs: Int = 4, l2: Double = 100)
+        throws -> (model: IntentModel, report: TabularModel.Report, dataFrom: Int64)
+    {
+        let (lookback, h) = (Int64(lookbackMinutes) * 60, Int64(horizonMinutes) * 60)
+        let validation = try IntentFeatures.labelled(db, asOf: t - h, lookback: lookback, until: t)
+        let training = try (0..<max(1, cutoffs)).map { k in
+            let tk = t - 2 * h - Int64(k) * 600
+            return try IntentFeatures.labelled(db, asOf: tk, lookback: lookback, until: tk + h)
+        }
+        let train = (rows: training.flatMap(\.rows), labels: training.flatMap(\.bought))
+        try requireBothLabels(train.labels, "training windows", "buyers", "non-buyers")
+        try requireBothLabels(validation.bought, "validation window", "buyers", "non-buyers")
+        let (model, report) = TabularModel.select(features: IntentFeatures.names, train: train, validation: (validation.rows, validation.bought), l2: l2)
+        return (IntentModel(lookbackMinutes: lookbackMinutes, horizonMinutes: horizonMinutes, model: model), report, t - 2 * h - Int64(max(1, cutoffs) - 1) * 600 - lookback)
+    }
+}
+
+func requireBothLabels(_ labels: [Bool], _ what: String, _ positive: String, _ negative: String) throws {
+    if !labels.contains(true) { throw InputError("no \(positive) in the \(what); the store needs more history to train on") }
+    if !labels.contains(false) { throw InputError("no \(negative) in the \(what); the store needs more history to train on") }
+}
+
+/// Trains a model of the registry by name and registers the result: what `aislectl train` and
+/// the agent's scheduled retraining both run.
+public enum ModelTrainer {
+    /// The tabular models trained from the store's events.
+    public static let kinds = [ChurnModel.kind, IntentModel.kind]
+
+    public struct Settings: Sendable, Equatable {
+        public var churnHorizonDays = 91
+        public var churnSnapshots = 4
+        public var intentLookbackMinutes = 70
+        public var intentHorizonMinutes = 30
+        public var intentCutoffs = 4
+        public init() {}
+    }
+
+    /// Trains `kind` as of `t` (events before `t` only), registers it and, with `activate`,
+    /// makes it active. Reading and training happen outside the write transaction.
+    public static func train(_ kind: String, store: Store, asOf t: Int64, settings s: Settings = .init(), activate: Bool = true, actor: String = Store.currentActor)
+        throws -> (record: ModelRecord, report: TabularModel.Report)
+    {
+        let payload: Data, report: TabularModel.Report, from: Int64, parameters: [String: Double]
+        switch kind {
+        case ChurnModel.kind:
+            let r = try store.database.read { try ChurnModel.train($0, asOf: t, horizonDays: s.churnHorizonDays, snapshots: s.churnSnapshots) }
+            (payload, report, from) = (try JSONEncoder().encode(r.model), r.report, r.dataFrom)
+            parameters = ["horizon_days": Double(s.churnHorizonDays), "snapshots": Double(s.churnSnapshots), "l2": 10]
+        case IntentModel.kind:
+            let r = try store.database.read {
+                try IntentModel.train($0, asOf: t, lookbackMinutes: s.intentLookbackMinutes, horizonMinutes: s.intentHorizonMinutes, cutoffs: s.intentCutoffs)
+            }
+            (payload, report, from) = (try JSONEncoder().encode(r.model), r.report, r.dataFrom)
+            parameters = [
+                "lookback_minutes": Double(s.intentLookbackMinutes), "horizon_minutes": Double(s.intentHorizonMinutes),
+                "cutoffs": Double(s.intentCutoffs), "l2": 100,
+            ]
+        default:
+            throw InputError("unknown model kind \"\(kind)\"; trainable: \(kinds.joined(separator: ", "))")
+        }
+        let features = kind == ChurnModel.kind ? ChurnFeatures.names : IntentFeatures.names
+        let record = try store.database.write { db in
+            try ModelRegistry.register(
+                db, kind: kind, payload: payload, parameters: parameters, metrics: report, features: features,
+                dataFrom: from, dataUntil: t, activate: activate, actor: actor)
+        }
+        try store.audit("train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
+        return (record, report)
+    }
+}

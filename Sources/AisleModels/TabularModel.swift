@@ -1,0 +1,106 @@
+import Foundation
+
+/// A binary classifier over a fixed list of numeric features, chosen per store between logistic
+/// regression and gradient-boosted trees on a later validation window, with Platt-calibrated
+/// probabilities. The churn and purchase-intent models are this.
+public struct TabularModel: Sendable, Codable, Equatable {
+    public enum Method: String, Sendable, Codable, CaseIterable { case lr, gbt }
+
+    public var method: Method
+    public var features: [String]
+    var regression: LogisticRegression?
+    var trees: GradientBoostedTrees?
+    /// Platt scaling of the raw log-odds: P = σ(a · logit + b).
+    var calibration: [Double]
+    /// Training means: a feature's contribution is the change in log-odds when it takes its mean.
+    var means: [Double]
+
+    /// Calibrated probability of the positive label.
+    public func probability(_ x: [Double]) -> Double { sigmoid(calibration[0] * rawLogit(x) + calibration[1]) }
+
+    /// Each feature's contribution to this prediction's log-odds: the calibrated log-odds minus
+    /// those with the feature at its training mean (for logistic regression, weight × standardised
+    /// value). Positive pushes towards the positive label.
+    public func contributions(_ x: [Double]) -> [Double] {
+        let full = rawLogit(x)
+        return x.indices.map { j in
+            var y = x
+            y[j] = means[j]
+            return calibration[0] * (full - rawLogit(y))
+        }
+    }
+
+    func rawLogit(_ x: [Double]) -> Double {
+        let p = regression?.probability(x) ?? trees?.probability(x) ?? 0.5
+        let q = min(max(p, 1e-12), 1 - 1e-12)
+        return log(q / (1 - q))
+    }
+
+    /// How the candidates did on the validation window, and what was chosen.
+    public struct Report: Sendable, Codable {
+        public var method: Method
+        public var trainRows: Int
+        public var validationRows: Int
+        public var validationPositiveRate: Double
+        /// AUC of each candidate on the validation window.
+        public var validationAuc: [String: Double]
+        public var validationPrAuc: Double?
+        /// Log loss, Brier score and calibration error of the chosen model's calibrated
+        /// probabilities on the validation window (in-sample for the calibration), and before it.
+        public var logLoss: Double
+        public var logLossUncalibrated: Double
+        public var brier: Double
+        public var calibrationError: Double
+        public var calibrationErrorUncalibrated: Double
+        public var f1: Double
+    }
+
+    /// Validation AUC a more complex method must gain over a simpler one to be chosen: on one
+    /// window of a few thousand rows smaller differences are noise (docs/MODELS.md).
+    public static let complexityMargin = 0.005
+
+    /// Fits both methods on `train`, keeps the simplest whose AUC on `validation` is not beaten
+    /// by more than ``complexityMargin`` (methods listed from simple to complex), fits
+    /// Platt scaling to its validation scores, then refits it on train and validation together
+    /// (the calibration carries over). Needs both labels in each set.
+    public static func select(
+        features: [String], train: (rows: [[Double]], labels: [Bool]), validation: (rows: [[Double]], labels: [Bool]),
+        l2: Double, trees parameters: GradientBoostedTrees.Parameters = .init(), methods: [Method] = Method.allCases
+    ) -> (model: TabularModel, report: Report) {
+        func fit(_ method: Method, _ rows: [[Double]], _ labels: [Bool]) -> TabularModel {
+            let d = rows.first?.count ?? 0
+            let means = (0..<d).map { j in rows.reduce(0) { $0 + $1[j] } / Double(max(1, rows.count)) }
+            return TabularModel(
+                method: method, features: features,
+                regression: method == .lr ? LogisticRegression.fit(rows, labels, l2: l2) : nil,
+                trees: method == .gbt ? GradientBoostedTrees.fit(rows, labels, parameters: parameters) : nil,
+                calibration: [1, 0], means: means)
+        }
+        var aucs: [String: Double] = [:]
+        var best: (model: TabularModel, auc: Double)?
+        for method in methods {
+            let model = fit(method, train.rows, train.labels)
+            let auc = Metrics.auc(scores: validation.rows.map(model.rawLogit), labels: validation.labels) ?? 0.5
+            aucs[method.rawValue] = auc
+            if best.map({ auc > $0.auc + complexityMargin }) ?? true { best = (model, auc) }
+        }
+        let chosen = best?.model ?? fit(.lr, train.rows, train.labels)
+        let logits = validation.rows.map(chosen.rawLogit)
+        let platt = LogisticRegression.fit(logits.map { [$0] }, validation.labels, l2: 1e-3)
+        // σ(w · (z − m) / s + c) = σ(a z + b)
+        let a = platt.weights[0] / platt.scales[0], b = platt.intercept - a * platt.means[0]
+        let raw = logits.map(sigmoid), calibrated = logits.map { sigmoid(a * $0 + b) }
+        var final = fit(chosen.method, train.rows + validation.rows, train.labels + validation.labels)
+        final.calibration = [a, b]
+        let report = Report(
+            method: chosen.method, trainRows: train.rows.count, validationRows: validation.rows.count,
+            validationPositiveRate: Double(validation.labels.filter { $0 }.count) / Double(max(1, validation.labels.count)),
+            validationAuc: aucs, validationPrAuc: Metrics.averagePrecision(scores: logits, labels: validation.labels),
+            logLoss: Metrics.logLoss(calibrated, validation.labels), logLossUncalibrated: Metrics.logLoss(raw, validation.labels),
+            brier: Metrics.brier(calibrated, validation.labels),
+            calibrationError: Metrics.calibrationError(calibrated, validation.labels),
+            calibrationErrorUncalibrated: Metrics.calibrationError(raw, validation.labels),
+            f1: Metrics.f1(calibrated, validation.labels))
+        return (final, report)
+    }
+}

@@ -1,0 +1,149 @@
+import AisleCore
+import Crypto
+import Foundation
+import GRDB
+
+/// One trained model in the registry: what it is, what it was trained on, how well it did.
+public struct ModelRecord: Sendable, Encodable {
+    public var kind: String
+    public var version: Int
+    public var createdAt: String
+    public var actor: String
+    /// The events it learnt from: from (when known) up to, not including, `dataUntil`.
+    public var dataFrom: String?
+    public var dataUntil: String?
+    public var parameters: JSONValue
+    public var metrics: JSONValue
+    public var features: [String]
+    public var bytes: Int
+    public var sha256: String
+    public var active: Bool
+}
+
+/// Why the registry refused a request.
+public struct RegistryError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The store's model registry: versioned models per kind (`sentiment`, `churn`, `intent` …),
+/// each with its data window, parameters, metrics and feature list, and one active version per
+/// kind. Registering, activating and rolling back are single transactions, so a reader sees the
+/// old model or the new one, never a mix; payloads are checked against their SHA-256 on load.
+public enum ModelRegistry {
+    /// Versions kept per kind; older ones that are not active are deleted when a new one arrives.
+    public static let keptVersions = 10
+
+    /// Stores a new version of `kind` (the next number) and, with `activate`, makes it the
+    /// active one. `parameters` and `metrics` are stored as JSON.
+    @discardableResult
+    public static func register(
+        _ db: Database, kind: String, payload: Data, parameters: some Encodable, metrics: some Encodable,
+        features: [String], dataFrom: Int64?, dataUntil: Int64?, activate: Bool = true, actor: String = Store.currentActor
+    ) throws -> ModelRecord {
+        guard kind.range(of: "^[a-z][a-z0-9_-]{0,31}$", options: .regularExpression) != nil else {
+            throw RegistryError("model kind \"\(kind)\": use lower-case letters, digits, - and _")
+        }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = .sortedKeys
+        let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0) + 1
+        try db.execute(
+            sql: """
+                INSERT INTO models(kind, version, created_at, actor, data_from, data_until, parameters, metrics, features, payload, sha256)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                kind, version, Int64(Date().timeIntervalSince1970), actor, dataFrom, dataUntil,
+                String(decoding: try encoder.encode(parameters), as: UTF8.self), String(decoding: try encoder.encode(metrics), as: UTF8.self),
+                String(decoding: try encoder.encode(features), as: UTF8.self), payload, Data(SHA256.hash(data: payload)),
+            ])
+        if activate { try self.activate(db, kind: kind, version: version) }
+        try db.execute(
+            sql: """
+                DELETE FROM models WHERE kind = ? AND version <= ? - ?
+                  AND id NOT IN (SELECT model_id FROM active_models)
+                """,
+            arguments: [kind, version, keptVersions])
+        guard let record = try record(db, kind: kind, version: version) else { throw RegistryError("model \(kind) v\(version) vanished") }
+        return record
+    }
+
+    /// Every version, newest first; of one kind when given.
+    public static func list(_ db: Database, kind: String? = nil) throws -> [ModelRecord] {
+        try Row.fetchAll(db, sql: select() + (kind == nil ? "" : " WHERE m.kind = ?") + " ORDER BY m.kind, m.version DESC", arguments: kind.map { [$0] } ?? [])
+            .map(decode)
+    }
+
+    /// One version's record.
+    public static func record(_ db: Database, kind: String, version: Int) throws -> ModelRecord? {
+        try Row.fetchOne(db, sql: select() + " WHERE m.kind = ? AND m.version = ?", arguments: [kind, version]).map(decode)
+    }
+
+    /// The active version of each kind.
+    public static func activeVersions(_ db: Database) throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT a.kind, m.version FROM active_models a JOIN models m ON m.id = a.model_id") {
+            out[row[0]] = row[1]
+        }
+        return out
+    }
+
+    /// The active model of `kind` and its payload, checked against its digest; nil when none is active.
+    public static func active(_ db: Database, kind: String) throws -> (record: ModelRecord, payload: Data)? {
+        guard let row = try Row.fetchOne(db, sql: select(payload: true) + " WHERE m.kind = ? AND a.kind IS NOT NULL", arguments: [kind]) else {
+            return nil
+        }
+        let payload: Data = row["payload"]
+        let record = try decode(row)
+        guard Data(SHA256.hash(data: payload)).hexString == record.sha256 else {
+            throw RegistryError("model \(kind) v\(record.version): payload does not match its SHA-256; roll back with `aislectl model rollback \(kind)`")
+        }
+        return (record, payload)
+    }
+
+    /// Makes `version` the active one of `kind`.
+    public static func activate(_ db: Database, kind: String, version: Int) throws {
+        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) else {
+            throw RegistryError("no model \(kind) v\(version); `aislectl model list` shows what there is")
+        }
+        try db.execute(
+            sql: "INSERT INTO active_models(kind, model_id, since) VALUES (?, ?, ?) ON CONFLICT(kind) DO UPDATE SET model_id = excluded.model_id, since = excluded.since",
+            arguments: [kind, id, Int64(Date().timeIntervalSince1970)])
+    }
+
+    /// Activates the newest version older than the active one and returns it.
+    public static func rollback(_ db: Database, kind: String) throws -> ModelRecord {
+        guard let current = try activeVersions(db)[kind] else { throw RegistryError("no active \(kind) model to roll back") }
+        guard let previous = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ? AND version < ?", arguments: [kind, current]) else {
+            throw RegistryError("\(kind) v\(current) is the oldest version kept; nothing to roll back to")
+        }
+        try activate(db, kind: kind, version: previous)
+        guard let record = try record(db, kind: kind, version: previous) else { throw RegistryError("model \(kind) v\(previous) vanished") }
+        return record
+    }
+
+    private static func select(payload: Bool = false) -> String {
+        """
+        SELECT m.kind, m.version, m.created_at, m.actor, m.data_from, m.data_until, m.parameters, m.metrics, m.features,
+               length(m.payload) AS bytes, m.sha256, a.kind IS NOT NULL AS active\(payload ? ", m.payload" : "")
+        FROM models m LEFT JOIN active_models a ON a.model_id = m.id
+        """
+    }
+
+    private static func decode(_ row: Row) throws -> ModelRecord {
+        func json(_ column: String) throws -> JSONValue { try JSONParser.parse(Array((row[column] as String).utf8)) }
+        let features: [String]
+        if case .array(let names) = try json("features") { features = names.compactMap { if case .string(let s) = $0 { s } else { nil } } } else { features = [] }
+        return ModelRecord(
+            kind: row["kind"], version: row["version"], createdAt: Timestamp.format(row["created_at"]), actor: row["actor"],
+            dataFrom: (row["data_from"] as Int64?).map(Timestamp.format), dataUntil: (row["data_until"] as Int64?).map(Timestamp.format),
+            parameters: try json("parameters"), metrics: try json("metrics"), features: features,
+            bytes: row["bytes"], sha256: (row["sha256"] as Data).hexString, active: row["active"])
+    }
+}
+
+extension Data {
+    /// Lower-case hexadecimal.
+    var hexString: String { map { String(format: "%02x", $0) }.joined() }
+}

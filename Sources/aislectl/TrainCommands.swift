@@ -1,0 +1,105 @@
+import AisleCore
+import AisleInsight
+import AisleModels
+import AisleStore
+import ArgumentParser
+import Foundation
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train models on the store and register them as new versions (docs/MODELS.md).",
+        discussion: """
+            Each run writes a new version to the store's model registry with its data window, \
+            parameters, metrics and feature list, and makes it active unless --no-activate. The \
+            agent picks up a newly active version within a minute, without a restart. \
+            `aislectl model list` shows the versions; `aislectl model rollback KIND` goes back one.
+            """,
+        subcommands: [All.self, Churn.self, Intent.self])
+
+    /// What every training command shares: the store, the moment and whether to activate.
+    struct Common: ParsableArguments {
+        @Option(help: "Train as of this moment, RFC 3339 or Unix seconds (default: just after the latest event).") var asOf: String?
+        @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        /// Trains each kind with `settings`; a kind that fails is reported and skipped when
+        /// `skipFailures`, else fails the command.
+        func train(_ kinds: [String], settings: ModelTrainer.Settings, skipFailures: Bool = false) throws {
+            let store = try Store.open(at: try storeOptions.directory())
+            let t: Int64
+            if let asOf { t = try Timestamp.parse(asOf) } else {
+                guard let last = try store.database.read(Queries.lastEventTime) else { throw CLIError("the store has no events to train on") }
+                t = last + 1
+            }
+            var records: [ModelRecord] = []
+            for kind in kinds {
+                let started = Date()
+                do {
+                    let (record, report) = try ModelTrainer.train(kind, store: store, asOf: t, settings: settings, activate: activate)
+                    records.append(record)
+                    if !output.json { print(summary(record, report, seconds: Date().timeIntervalSince(started))) }
+                } catch where skipFailures {
+                    FileHandle.standardError.write(Data("aislectl: \(kind) skipped: \(error)\n".utf8))
+                }
+            }
+            if records.isEmpty { throw CLIError("no model could be trained") }
+            if output.json { try printJSON(records) }
+        }
+
+        func summary(_ record: ModelRecord, _ report: TabularModel.Report, seconds: Double) -> String {
+            let aucs = report.validationAuc.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
+            return String(
+                format: "%@ v%d%@: %@ on %d rows; validation (%d rows) AUC %@; calibrated log loss %.4f (was %.4f), calibration error %.4f (was %.4f); %.1f s",
+                record.kind, record.version, activate ? " (active)" : "", report.method.rawValue, report.trainRows, report.validationRows, aucs,
+                report.logLoss, report.logLossUncalibrated, report.calibrationError, report.calibrationErrorUncalibrated, seconds)
+        }
+    }
+
+    struct Churn: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Churn: logistic regression or gradient-boosted trees, whichever validates better, calibrated.",
+            discussion: "Example: aislectl train churn --horizon-days 91")
+        @Option(help: "Days without a purchase that count as churn.") var horizonDays = 91
+        @Option(help: "Training snapshots, 28 days apart.") var snapshots = 4
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try reporting {
+                var s = ModelTrainer.Settings()
+                (s.churnHorizonDays, s.churnSnapshots) = (horizonDays, snapshots)
+                try common.train([ChurnModel.kind], settings: s)
+            }
+        }
+    }
+
+    struct Intent: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Purchase intent of recent shoppers: logistic regression or gradient-boosted trees, calibrated.",
+            discussion: "Example: aislectl train intent --lookback-minutes 70 --horizon-minutes 30")
+        @Option var lookbackMinutes = 70
+        @Option var horizonMinutes = 30
+        @Option(help: "Training moments, 10 minutes apart.") var cutoffs = 4
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try reporting {
+                var s = ModelTrainer.Settings()
+                (s.intentLookbackMinutes, s.intentHorizonMinutes, s.intentCutoffs) = (lookbackMinutes, horizonMinutes, cutoffs)
+                try common.train([IntentModel.kind], settings: s)
+            }
+        }
+    }
+
+    struct All: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train every model the store has data for, with default settings.",
+            discussion: "A model whose data is missing (no kiosk sessions for intent, say) is skipped with the reason; exit 1 when none trained.")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try reporting { try common.train(ModelTrainer.kinds, settings: .init(), skipFailures: true) }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import AisleCore
+@testable import AisleModels
+@testable import AisleStore
+import Foundation
+import GRDB
+import Testing
+
+/// The model registry on a real store file, and the per-store model choice and calibration.
+@Suite struct RegistryTests {
+    struct Params: Encodable { var l2: Double }
+    struct Scores: Encodable { var auc: Double }
+
+    @Test func versionsActivationRollbackAndIntegrity() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = try Store.create(at: dir)
+        let db = store.database
+        func register(_ text: String, activate: Bool = true) throws -> ModelRecord {
+            try db.write { try ModelRegistry.register($0, kind: "churn", payload: Data(text.utf8), parameters: Params(l2: 10), metrics: Scores(auc: 0.74),
+                                                        features: ["a", "b"], dataFrom: 0, dataUntil: 86_400, activate: activate) }
+        }
+        let v1 = try register("one")
+        #expect(v1.version == 1 && v1.active && v1.features == ["a", "b"] && v1.metrics == .object(["auc": .double(0.74)]) && v1.dataUntil == "1970-01-02T00:00:00Z")
+        let v2 = try register("two", activate: false)
+        #expect(v2.version == 2 && !v2.active)
+        #expect(try db.read { try ModelRegistry.active($0, kind: "churn")?.payload } == Data("one".utf8))
+        try db.write { try ModelRegistry.activate($0, kind: "churn", version: 2) }
+        #expect(try db.read { try ModelRegistry.activeVersions($0) } == ["churn": 2])
+        #expect(try db.write { try ModelRegistry.rollback($0, kind: "churn") }.version == 1)
+        #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "churn") } }  // nothing older
+        #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.activate($0, kind: "churn", version: 9) } }
+        #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "intent") } }
+        #expect(throws: RegistryError.self) {
+            try db.write { try ModelRegistry.register($0, kind: "Bad Kind", payload: Data(), parameters: Params(l2: 1), metrics: Scores(auc: 0), features: [], dataFrom: nil, dataUntil: nil) }
+        }
+        // A payload altered on disk is refused, not loaded.
+        try db.write { try $0.execute(sql: "UPDATE models SET payload = X'00' WHERE kind = 'churn' AND version = 1") }
+        #expect(throws: RegistryError.self) { try db.read { try ModelRegistry.active($0, kind: "churn") } }
+        // Old versions are pruned beyond the kept number; the active one stays whatever its age.
+        for n in 0..<ModelRegistry.keptVersions + 2 { _ = try register("more \(n)", activate: false) }
+        let versions = try db.read { try ModelRegistry.list($0, kind: "churn") }.map(\.version)
+        #expect(versions.count == ModelRegistry.keptVersions + 1 && versions.contains(1) && !versions.contains(2))
+    }
+
+    /// Deterministic pseudo-random numbers in [0, 1).
+    struct LCG {
+        var state: UInt64
+        mutating func next() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+    }
+
+    /// Rows of two features and labels drawn from P(y) = σ(logit(x)).
+    func sample(_ n: Int, seed: UInt64, logit: ([Double]) -> Double) -> (rows: [[Double]], labels: [Bool]) {
+        var rng = LCG(state: seed)
+        var rows: [[Double]] = [], labels: [Bool] = []
+        for _ in 0..<n {
+            let x = [rng.next() * 4 - 2, rng.next() * 4 - 2]
+            rows.append(x)
+            labels.append(rng.next() < 1 / (1 + exp(-logit(x))))
+        }
+        return (rows, labels)
+    }
+
+    @Test func choosesTheMethodTheDataNeedsAndCalibrates() {
+        // Linear log-odds: logistic regression is as good, and simpler.
+        let linear = { (x: [Double]) in 1.5 * x[0] - x[1] }
+        let (lr, lrReport) = TabularModel.select(
+            features: ["a", "b"], train: sample(3000, seed: 1, logit: linear), validation: sample(2000, seed: 2, logit: linear), l2: 1)
+        #expect(lr.method == .lr && lrReport.validationAuc.keys.sorted() == ["gbt", "lr"])
+        // An interaction (same sign of both features) only trees can represent.
+        let interaction = { (x: [Double]) in x[0] * x[1] > 0 ? 2.0 : -2.0 }
+        let (gbt, gbtReport) = TabularModel.select(
+            features: ["a", "b"], train: sample(3000, seed: 3, logit: interaction), validation: sample(2000, seed: 4, logit: interaction), l2: 1)
+        #expect(gbt.method == .gbt && (gbtReport.validationAuc["gbt"] ?? 0) > (gbtReport.validationAuc["lr"] ?? 1) + 0.2)
+        // Calibration: on a fresh sample, predicted probabilities match observed rates.
+        let test = sample(4000, seed: 5, logit: interaction)
+        let p = test.rows.map(gbt.probability)
+        #expect(Metrics.calibrationError(p, test.labels) < 0.04 && gbtReport.calibrationError <= gbtReport.calibrationErrorUncalibrated)
+        // For logistic regression the contributions are weight × standardised value, scaled by
+        // the calibration slope.
+        let x = [1.0, -0.5]
+        let expected = lr.regression?.contributions(x).map { $0 * lr.calibration[0] } ?? []
+        #expect(zip(lr.contributions(x), expected).allSatisfy { abs($0 - $1) < 1e-9 })
+        // Serialised and read back, the same model.
+        let decoded = try? JSONDecoder().decode(TabularModel.self, from: JSONEncoder().encode(gbt))
+        #expect(decoded == gbt)
+    }
+}
