@@ -25,6 +25,9 @@ public struct CustomerInsight: Sendable, Encodable {
     public var expectedValuePerPurchase: Double
     public var churnProbability: Double
     public var churnDrivers: [Driver]
+    /// The customer's reviews: how many, their mean P(positive) and the share positive; nil
+    /// without scored reviews.
+    public var sentiment: ReviewSentiment.Aggregate?
     /// The model behind `churnProbability`: a registry version, one trained at refresh, or BG/NBD.
     public var churnModel: String
 
@@ -39,6 +42,7 @@ public struct CustomerInsight: Sendable, Encodable {
         let snapshot = try CustomerSnapshot.load(db, asOf: t)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(horizonDays))
         let scores = snapshot.rfm()
+        let sentiment = try ReviewSentiment.byCustomer(db, before: t)
         let spend = snapshot.customers.values.map(\.repeatSpend).filter { $0.frequency > 0 && $0.meanValue > 0 }
         let value = spend.count >= 10 ? GammaGamma.fit(spend).model : nil
         let asOf = Timestamp.format(t)
@@ -54,7 +58,7 @@ public struct CustomerInsight: Sendable, Encodable {
                 expectedValuePerPurchase: value?.expectedValue(frequency: repeats.frequency, meanValue: repeats.meanValue)
                     ?? (history.receiptValues.reduce(0, +) / Double(max(1, history.receipts.count))),
                 churnProbability: churn?.model.probability(row) ?? (1 - features.bgnbd.probabilityAlive(summary)),
-                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, churnModel: churnModel)
+                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, sentiment: sentiment[id], churnModel: churnModel)
         }
         return out
     }

@@ -69,6 +69,8 @@ public struct SparseLogisticRegression: Sendable, Codable, Equatable {
     public var weights: [Double]
     public var intercept: Double
 
+    public init(weights: [Double], intercept: Double) { (self.weights, self.intercept) = (weights, intercept) }
+
     public static func fit(_ x: [SparseVector], _ y: [Bool], dimension: Int, l2: Double = 1e-4, balanced: Bool = true) -> SparseLogisticRegression {
         let n = Double(x.count)
         let positives = Double(y.filter { $0 }.count)

@@ -46,7 +46,10 @@ public enum Agent {
         let insight = InsightHost(store: store, logger: logger)
         let insightTask = Task { await insight.run(every: .seconds(3600)) { await retrainer.trainDue() } }
         defer { insightTask.cancel() }
-        let hangup = reloadOnHangup(encoder, insight)
+        let reviews = ReviewScorer(store: store, encoder: encoder, logger: logger)
+        let reviewTask = Task { await reviews.run() }
+        defer { reviewTask.cancel() }
+        let hangup = reloadOnHangup(encoder, insight, reviews)
         defer { hangup.cancel() }
 
         let router = Router(context: BasicRequestContext.self)
@@ -81,11 +84,14 @@ public enum Agent {
 
     /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and switches to newly
     /// activated models at once rather than at the next poll.
-    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost) -> any DispatchSourceSignal {
+    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: ReviewScorer) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
         source.setEventHandler {
-            Task { await encoder.reload() }
+            Task {
+                await encoder.reload()
+                try? await reviews.scorePending()
+            }
             Task { await insight.refreshIfModelChanged() }
         }
         source.resume()

@@ -30,6 +30,7 @@ public actor EncoderHost {
     private let cache: (any EmbeddingCache)?
     private let logger: Logger
     private(set) var service: EncoderService?
+    private var model: TextModel?
     private var status: Status
 
     public init(path: String, threads: Int, cache: (any EmbeddingCache)?, logger: Logger) {
@@ -42,6 +43,9 @@ public actor EncoderHost {
 
     /// The service to encode with, or nil when no model is loaded.
     public var current: EncoderService? { service }
+
+    /// The loaded model itself (for classifiers that read its embeddings), or nil.
+    public var currentModel: TextModel? { model }
 
     public var currentStatus: Status { status }
 
@@ -56,6 +60,7 @@ public actor EncoderHost {
         switch loaded {
         case .success(let model):
             service = EncoderService(encoder: model.encoder, tokenizer: model.tokenizer, cache: cache)
+            self.model = model
             status.state = "ready"
             status.model = model.encoder.version
             status.kernel = model.encoder.kernel.rawValue

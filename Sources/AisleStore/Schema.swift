@@ -159,6 +159,16 @@ enum Schema {
                     since INTEGER NOT NULL) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v4-review-sentiment") { db in
+            try db.execute(sql: """
+                -- Each review's P(positive) under a version of the sentiment model; rescored when
+                -- another version becomes active.
+                CREATE TABLE review_sentiment(
+                    event_id INTEGER PRIMARY KEY REFERENCES events(id) ON DELETE CASCADE,
+                    model_version INTEGER NOT NULL,
+                    score REAL NOT NULL CHECK(score BETWEEN 0 AND 1));
+                """)
+        }
         return m
     }
 }

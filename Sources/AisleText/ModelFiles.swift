@@ -21,3 +21,21 @@ public struct ModelFiles: Sendable {
     /// Where `aislectl model quantize` writes the int8 model by default.
     public var int8Weights: URL { directory.appendingPathComponent("minilm-int8.safetensors") }
 }
+
+/// The small default models that ship with Aisle (the sentiment and assistant classifiers):
+/// `$AISLE_DEFAULT_MODELS`, else `/usr/share/aisle/models` on an appliance, else
+/// `firmware-config/models` of the source tree the running binary was built in.
+public enum ShippedModels {
+    /// The file `name` in the first of those places that has it; nil when none has.
+    public static func path(_ name: String) -> String? {
+        var places: [URL] = []
+        if let env = ProcessInfo.processInfo.environment["AISLE_DEFAULT_MODELS"], !env.isEmpty { places.append(URL(fileURLWithPath: env)) }
+        places.append(URL(fileURLWithPath: "/usr/share/aisle/models"))
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            places.append(dir.appendingPathComponent("firmware-config/models"))
+            dir.deleteLastPathComponent()
+        }
+        return places.map { $0.appendingPathComponent(name).path }.first { FileManager.default.fileExists(atPath: $0) }
+    }
+}

@@ -12,6 +12,11 @@ public struct TextFeatures: Sendable, Codable, Equatable {
     /// The n-gram lengths: 1–4 characters, or 1–`maxOrder`.
     public let maxOrder: Int
 
+    /// Features with known weights (a saved classifier's).
+    public init(buckets: Int, maxOrder: Int, idf: [Float]) {
+        (self.buckets, self.maxOrder, self.idf) = (buckets, maxOrder, idf)
+    }
+
     /// Learns the IDF weights from training texts.
     public init(training texts: [String], buckets: Int = 1 << 16, maxOrder: Int = 4) {
         self.buckets = buckets
@@ -39,10 +44,11 @@ public struct TextFeatures: Sendable, Codable, Equatable {
 
     /// The L2-normalised TF-IDF vector of `text` (sublinear term frequency).
     public func vector(_ text: String) -> [(index: Int, value: Double)] {
-        var v = grams(text).map { (index: $0.key, value: (1 + log(Double($0.value))) * Double(idf[$0.key])) }
+        // Sorted before summing: the same text gives the same bits in every process.
+        var v = grams(text).map { (index: $0.key, value: (1 + log(Double($0.value))) * Double(idf[$0.key])) }.sorted { $0.index < $1.index }
         let norm = v.reduce(0) { $0 + $1.value * $1.value }.squareRoot()
         if norm > 0 { for i in v.indices { v[i].value /= norm } }
-        return v.sorted { $0.index < $1.index }
+        return v
     }
 
     /// Hashed n-gram counts of the lower-cased text with a space on each side (word edges count).

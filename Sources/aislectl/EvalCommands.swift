@@ -110,9 +110,11 @@ extension EvalCommand {
         static let configuration = CommandConfiguration(
             abstract: "Text classification: train on labelled JSON Lines, score a test file.",
             discussion: """
-                Features: hashed character 1–4-gram TF-IDF (any script) and the on-box int8 encoder's \
-                sentence embedding; a class-balanced logistic regression (L-BFGS). Prints n, accuracy \
-                and macro_f1. Files hold {"text","label"} per line; sentiment labels are positive / negative.
+                Trains on --train (hashed character n-gram TF-IDF and the on-box int8 encoder's sentence \
+                embedding into a class-balanced logistic regression), or reads --model (`default`: the \
+                shipped model; or a file from `aislectl train sentiment --out`), then scores --test. \
+                Prints n, accuracy and macro_f1. Files hold {"text","label"} per line; sentiment labels \
+                are positive / negative.
 
                 Example: aislectl eval classify --task sentiment --train uci_train.jsonl --test uci_test.jsonl --json
                 """)
@@ -120,19 +122,29 @@ extension EvalCommand {
         enum Task: String, ExpressibleByArgument { case sentiment }
 
         @Option var task: Task
-        @Option(help: ArgumentHelp("Labelled training texts.", valueName: "FILE")) var train: String
+        @Option(help: ArgumentHelp("Labelled training texts.", valueName: "FILE")) var train: String?
+        @Option(help: ArgumentHelp("A trained model instead of --train: `default` or a file.", valueName: "default|FILE")) var model: String?
         @Option(help: ArgumentHelp("Labelled test texts.", valueName: "FILE")) var test: String
-        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var model: String = EncoderChoice.defaultInt8Path
+        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
         @Option(help: "L2 penalty (default: 3e-4 with the encoder, 3e-6 for CJK texts).") var l2: Double?
         @Option(help: "Hash buckets for the n-grams, log2 (default 18; 20 for CJK texts).") var bucketBits: Int?
         @OptionGroup var output: OutputOptions
 
+        func validate() throws {
+            guard (train == nil) != (model == nil) else { throw ValidationError("give --train FILE or --model default|FILE") }
+        }
+
         func run() throws {
             try reporting {
                 let started = Date()
-                let trainSet = try LabelledTexts.load(train, positive: "positive", negative: "negative")
                 let testSet = try LabelledTexts.load(test, positive: "positive", negative: "negative")
-                let classifier = try SentimentClassifier.train(trainSet, encoderPath: model, l2: l2, buckets: bucketBits.map { 1 << $0 })
+                let classifier: SentimentClassifier
+                if let train {
+                    let trainSet = try LabelledTexts.load(train, positive: "positive", negative: "negative")
+                    classifier = try SentimentClassifier.train(trainSet, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
+                } else {
+                    classifier = try SentimentClassifier.load(model == "default" ? nil : model, encoderPath: encoder)
+                }
                 let predictions = classifier.predict(testSet.texts).map { $0 >= 0.5 }
                 struct Out: Encodable { var n: Int; var accuracy: Double; var macroF1: Double; var seconds: Double }
                 let out = Out(

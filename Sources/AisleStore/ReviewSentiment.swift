@@ -1,0 +1,63 @@
+import AisleCore
+import GRDB
+
+/// Review sentiment scores and their aggregates per customer, item and month.
+public enum ReviewSentiment {
+    /// Reviews scored, mean P(positive), and the share scored positive (≥ 0.5).
+    public struct Aggregate: Sendable, Encodable, Equatable {
+        public var reviews: Int
+        public var meanScore: Double
+        public var positiveShare: Double
+    }
+
+    /// Reviews with text after event `after` (by id) that `version` has not scored, oldest first.
+    public static func pending(_ db: Database, version: Int, after: Int64, limit: Int) throws -> [(id: Int64, text: String)] {
+        try Row.fetchAll(db, sql: """
+            SELECT e.id, e.text FROM events e LEFT JOIN review_sentiment r ON r.event_id = e.id
+            WHERE e.id > ? AND e.type = 'review' AND e.text IS NOT NULL AND e.text != ''
+              AND (r.event_id IS NULL OR r.model_version != ?)
+            ORDER BY e.id LIMIT ?
+            """, arguments: [after, version, limit]).map { ($0[0], $0[1]) }
+    }
+
+    /// Records scores of one model version.
+    public static func record(_ db: Database, version: Int, scores: [(id: Int64, score: Double)]) throws {
+        let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO review_sentiment(event_id, model_version, score) VALUES (?, ?, ?)")
+        for (id, score) in scores { try statement.execute(arguments: [id, version, min(1, max(0, score))]) }
+    }
+
+    /// The highest review event id that `version` has scored (where to resume after a restart).
+    public static func highWater(_ db: Database, version: Int) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT max(event_id) FROM review_sentiment WHERE model_version = ?", arguments: [version]) ?? 0
+    }
+
+    /// Per customer (store id), over reviews before `t`.
+    public static func byCustomer(_ db: Database, before t: Int64) throws -> [Int64: Aggregate] {
+        var out: [Int64: Aggregate] = [:]
+        for row in try Row.fetchAll(db, sql: aggregate("e.customer_id", where: "e.customer_id IS NOT NULL AND e.ts < ?"), arguments: [t]) {
+            out[row[0]] = Aggregate(reviews: row[1], meanScore: row[2], positiveShare: row[3])
+        }
+        return out
+    }
+
+    /// Per item: SKU, title and aggregate, items with at least `minReviews`, lowest mean first.
+    public static func byItem(_ db: Database, minReviews: Int) throws -> [(sku: String, title: String, sentiment: Aggregate)] {
+        try Row.fetchAll(db, sql: """
+            SELECT i.sku, i.title, a.n, a.mean, a.positive FROM (\(aggregate("e.item_id", where: "e.item_id IS NOT NULL"))) a
+            JOIN items i ON i.id = a.key WHERE a.n >= ? ORDER BY a.mean, i.sku
+            """, arguments: [minReviews]).map { ($0[0], $0[1], Aggregate(reviews: $0[2], meanScore: $0[3], positiveShare: $0[4])) }
+    }
+
+    /// Per calendar month (UTC, `YYYY-MM`), oldest first.
+    public static func byMonth(_ db: Database) throws -> [(month: String, sentiment: Aggregate)] {
+        try Row.fetchAll(db, sql: aggregate("strftime('%Y-%m', e.ts, 'unixepoch')", where: "1") + " ORDER BY 1")
+            .map { ($0[0], Aggregate(reviews: $0[1], meanScore: $0[2], positiveShare: $0[3])) }
+    }
+
+    private static func aggregate(_ key: String, where condition: String) -> String {
+        """
+        SELECT \(key) AS key, count(*) AS n, avg(r.score) AS mean, avg(r.score >= 0.5) AS positive
+        FROM review_sentiment r JOIN events e ON e.id = r.event_id WHERE \(condition) GROUP BY 1
+        """
+    }
+}

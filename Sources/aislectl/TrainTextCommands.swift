@@ -1,0 +1,90 @@
+import AisleCore
+import AisleInsight
+import AisleStore
+import AisleText
+import ArgumentParser
+import Foundation
+
+extension TrainCommand {
+    struct Sentiment: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Review sentiment from labelled JSON Lines ({\"text\",\"label\"}, labels positive / negative).",
+            discussion: """
+                Character n-gram TF-IDF plus the int8 encoder's embedding (n-grams alone when the texts \
+                are mostly Chinese, Japanese or Korean) into logistic regression. Reports accuracy and \
+                macro-F1 on every fifth example held back, then trains on all. Registers the model in \
+                the store, or with --out writes the file (`aislectl model import sentiment FILE` \
+                registers it later; tools/train-default-models makes the shipped default this way).
+
+                Example: aislectl train sentiment --data reviews.jsonl
+                """)
+        @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
+        @Option(help: ArgumentHelp("Write the model here instead of registering it.", valueName: "FILE")) var out: String?
+        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
+        @Option(help: "L2 penalty (default: 3e-4 with the encoder, 3e-6 for CJK texts).") var l2: Double?
+        @Option(help: "Hash buckets for the n-grams, log2 (default 18; 20 for CJK texts).") var bucketBits: Int?
+        @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let started = Date()
+                let texts = try LabelledTexts.load(data, positive: "positive", negative: "negative")
+                let store = out == nil ? try Store.open(at: try storeOptions.directory()) : nil
+                let trained = try SentimentClassifier.trainWithHoldout(texts, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
+                let file = trained.classifier.file
+                let bytes = try file.encoded()
+                struct Metrics: Encodable { var heldOut: Int; var accuracy: Double; var macroF1: Double; var examples: Int; var positiveShare: Double }
+                let metrics = Metrics(
+                    heldOut: trained.heldOut, accuracy: trained.accuracy, macroF1: trained.macroF1, examples: texts.texts.count,
+                    positiveShare: Double(texts.labels.filter { $0 }.count) / Double(texts.labels.count))
+                let summary = String(format: "held-out accuracy %.4f, macro-F1 %.4f (%d of %d texts); %@ bytes; %.1f s",
+                                     metrics.accuracy, metrics.macroF1, metrics.heldOut, metrics.examples, bytes.count.formatted(), Date().timeIntervalSince(started))
+                if let out {
+                    try bytes.write(to: URL(fileURLWithPath: out), options: .atomic)
+                    if output.json { return try printJSON(metrics) }
+                    return print("wrote \(out): \(summary)")
+                }
+                guard let store else { return }
+                let record = try TextClassifierFile.register(store, kind: SentimentClassifier.kind, file: file, bytes: bytes, source: URL(fileURLWithPath: data).lastPathComponent, metrics: metrics, activate: activate)
+                if output.json { return try printJSON(record) }
+                print("sentiment v\(record.version)\(activate ? " (active)" : ""): \(summary)")
+            }
+        }
+    }
+}
+
+extension ModelCommand {
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a model file (from `aislectl train sentiment --out`, or shipped) as a new version.",
+            discussion: """
+                The file is checked as the agent would load it (signature, sizes, finite weights, the \
+                encoder it was trained with) before it is registered.
+
+                Example: aislectl model import sentiment firmware-config/models/sentiment-en.aisletc
+                """)
+        @Argument(help: "sentiment") var kind: String
+        @Argument(help: ArgumentHelp("The model file.", valueName: "FILE")) var file: String
+        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
+        @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                guard kind == SentimentClassifier.kind else { throw CLIError("only sentiment models are imported from files; train the others with `aislectl train`", code: 2) }
+                guard let bytes = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read") }
+                let parsed = try TextClassifierFile(data: bytes, name: file)
+                _ = try SentimentClassifier(file: parsed, encoder: parsed.encoderVersion == nil ? nil : try TextModel.load(path: encoder, threads: 1))
+                let store = try Store.open(at: try storeOptions.directory())
+                struct Source: Encodable { var importedFrom: String }
+                let record = try TextClassifierFile.register(store, kind: SentimentClassifier.kind, file: parsed, bytes: bytes, source: URL(fileURLWithPath: file).lastPathComponent, metrics: Source(importedFrom: file), activate: activate)
+                if output.json { return try printJSON(record) }
+                print("sentiment v\(record.version)\(activate ? " (active)" : "") from \(file)")
+            }
+        }
+    }
+}
+
