@@ -25,6 +25,10 @@ public struct CustomerInsight: Sendable, Encodable {
     public var expectedValuePerPurchase: Double
     public var churnProbability: Double
     public var churnDrivers: [Driver]
+    /// The catalog themes and categories the customer cares about most, with their shares of a
+    /// recency-weighted profile (``Interests``).
+    public var interests: [Interests.Share]
+    public var categories: [Interests.Share]
     /// The customer's reviews: how many, their mean P(positive) and the share positive; nil
     /// without scored reviews.
     public var sentiment: ReviewSentiment.Aggregate?
@@ -43,6 +47,8 @@ public struct CustomerInsight: Sendable, Encodable {
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(horizonDays))
         let scores = snapshot.rfm()
         let sentiment = try ReviewSentiment.byCustomer(db, before: t)
+        let themes = try ThemeModel.active(db)
+        let profiles = try Interests.profiles(db, asOf: t, themes: themes)
         let spend = snapshot.customers.values.map(\.repeatSpend).filter { $0.frequency > 0 && $0.meanValue > 0 }
         let value = spend.count >= 10 ? GammaGamma.fit(spend).model : nil
         let asOf = Timestamp.format(t)
@@ -50,6 +56,7 @@ public struct CustomerInsight: Sendable, Encodable {
         for (id, (row, summary)) in zip(features.ids, zip(features.rows, features.summaries)) {
             guard let score = scores[id], let history = snapshot.customers[id] else { continue }
             let repeats = history.repeatSpend
+            let top = profiles[id].map { Interests.top($0, themes: themes?.model) } ?? (themes: [], categories: [])
             let drivers = zip(ChurnFeatures.names, churn?.model.contributions(row) ?? []).sorted { abs($0.1) > abs($1.1) }.prefix(3)
             out[id] = CustomerInsight(
                 asOf: asOf, segment: score.segment.rawValue, rfm: ["r": score.r, "f": score.f, "m": score.m],
@@ -58,7 +65,7 @@ public struct CustomerInsight: Sendable, Encodable {
                 expectedValuePerPurchase: value?.expectedValue(frequency: repeats.frequency, meanValue: repeats.meanValue)
                     ?? (history.receiptValues.reduce(0, +) / Double(max(1, history.receipts.count))),
                 churnProbability: churn?.model.probability(row) ?? (1 - features.bgnbd.probabilityAlive(summary)),
-                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, sentiment: sentiment[id], churnModel: churnModel)
+                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, interests: top.themes, categories: top.categories, sentiment: sentiment[id], churnModel: churnModel)
         }
         return out
     }

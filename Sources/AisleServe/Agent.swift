@@ -42,11 +42,12 @@ public enum Agent {
         settings.churnHorizonDays = config.churnHorizonDays
         (settings.intentLookbackMinutes, settings.intentHorizonMinutes) = (config.intentLookbackMinutes, config.intentHorizonMinutes)
         let retrainer = Retrainer(
-            store: store, settings: settings, interval: config.trainingEveryHours > 0 ? .seconds(config.trainingEveryHours * 3600) : nil, logger: logger)
+            store: store, settings: settings, interval: config.trainingEveryHours > 0 ? .seconds(config.trainingEveryHours * 3600) : nil, encoder: encoder,
+            logger: logger)
         let insight = InsightHost(store: store, logger: logger)
         let insightTask = Task { await insight.run(every: .seconds(3600)) { await retrainer.trainDue() } }
         defer { insightTask.cancel() }
-        let reviews = ReviewScorer(store: store, encoder: encoder, logger: logger)
+        let reviews = TextScorer(store: store, encoder: encoder, logger: logger)
         let reviewTask = Task { await reviews.run() }
         defer { reviewTask.cancel() }
         let hangup = reloadOnHangup(encoder, insight, reviews)
@@ -84,7 +85,7 @@ public enum Agent {
 
     /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and switches to newly
     /// activated models at once rather than at the next poll.
-    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: ReviewScorer) -> any DispatchSourceSignal {
+    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
         source.setEventHandler {

@@ -6,17 +6,19 @@ import Logging
 
 /// Per-customer insight for `GET /v1/customers/{id}/insight`: computed for every customer in the
 /// background at start and then every `interval`, as of the store's latest event, and served
-/// from memory (a lookup per request). Churn risk comes from the registry's active churn model;
-/// when another version becomes active (trained, rolled back) the table is recomputed with it
-/// and swapped in whole.
+/// from memory (a lookup per request). Churn risk and interests come from the registry's active
+/// churn and themes models; when another version becomes active (trained, rolled back) the
+/// table is recomputed with it and swapped in whole.
 public actor InsightHost {
     private let store: Store
     private let logger: Logger
     private var table: [Int64: CustomerInsight] = [:]
     private(set) var computedAt: Date?
     private(set) var lastError: String?
-    /// The churn model version the table was computed with (nil: none was active).
-    private(set) var churnVersion: Int?
+    /// The active versions of the models the table was computed with (churn, themes).
+    private(set) var modelVersions: [String: Int] = [:]
+    /// The models the insight reads.
+    static let kinds: Set<String> = [ChurnModel.kind, ThemeModel.kind]
 
     public init(store: Store, logger: Logger) {
         self.store = store
@@ -31,17 +33,18 @@ public actor InsightHost {
         let store = store
         let started = Date()
         let result = await Task.detached {
-            Result { () -> (table: [Int64: CustomerInsight], version: Int?) in
+            Result { () -> (table: [Int64: CustomerInsight], versions: [String: Int]) in
                 try store.database.read { db in
-                    guard let last = try Queries.lastEventTime(db) else { return ([:], nil) }
-                    return (try CustomerInsight.computeAll(db, asOf: last + 1), try ModelRegistry.activeVersions(db)[ChurnModel.kind])
+                    let versions = try ModelRegistry.activeVersions(db).filter { InsightHost.kinds.contains($0.key) }
+                    guard let last = try Queries.lastEventTime(db) else { return ([:], versions) }
+                    return (try CustomerInsight.computeAll(db, asOf: last + 1), versions)
                 }
             }
         }.value
         switch result {
-        case .success(let (t, version)):
+        case .success(let (t, versions)):
             table = t
-            churnVersion = version
+            modelVersions = versions
             computedAt = Date()
             lastError = nil
             logger.info("customer insight computed", metadata: ["customers": "\(t.count)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))"])
@@ -52,7 +55,7 @@ public actor InsightHost {
     }
 
     /// Runs `retrain` (the models that are due) and refreshes, then every `poll` retrains what is
-    /// due and refreshes when `interval` has passed or another churn model version became active,
+    /// due and refreshes when `interval` has passed or another model version became active,
     /// until the task is cancelled.
     public func run(every interval: Duration, poll: Duration = .seconds(60), retrain: @Sendable () async -> Void) async {
         await retrain()
@@ -61,21 +64,21 @@ public actor InsightHost {
         while !Task.isCancelled {
             try? await Task.sleep(for: poll)
             await retrain()
-            let active = await activeChurnVersion()
-            if ContinuousClock.now - last >= interval || active != churnVersion {
+            let active = await activeVersions()
+            if ContinuousClock.now - last >= interval || (active.map { $0 != modelVersions } ?? false) {
                 last = ContinuousClock.now
                 await refresh()
             }
         }
     }
 
-    /// Refreshes now when another churn model version is active than the table was computed with.
+    /// Refreshes now when other model versions are active than the table was computed with.
     public func refreshIfModelChanged() async {
-        if await activeChurnVersion() != churnVersion { await refresh() }
+        if let active = await activeVersions(), active != modelVersions { await refresh() }
     }
 
-    private func activeChurnVersion() async -> Int? {
+    private func activeVersions() async -> [String: Int]? {
         let store = store
-        return try? await store.database.read { try ModelRegistry.activeVersions($0)[ChurnModel.kind] }
+        return try? await store.database.read { try ModelRegistry.activeVersions($0).filter { InsightHost.kinds.contains($0.key) } }
     }
 }

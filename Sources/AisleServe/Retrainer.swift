@@ -7,39 +7,42 @@ import Logging
 /// The agent's scheduled retraining: each trainable model whose active version is older than
 /// `interval` (or missing) is trained as of the latest event and registered as the new active
 /// version. ``InsightHost`` calls it at start and at each poll; a model the store has no data
-/// for yet is logged and tried again an hour later.
+/// for yet is logged and tried again an hour later; the themes wait for the encoder to load.
 actor Retrainer {
     let store: Store
     let settings: ModelTrainer.Settings
     /// Nil: never (the agent's `training.every_hours = 0`).
     let interval: Duration?
     let logger: Logger
+    let encoder: EncoderHost
     private var lastAttempt: [String: Date] = [:]
 
-    init(store: Store, settings: ModelTrainer.Settings, interval: Duration?, logger: Logger) {
-        (self.store, self.settings, self.interval, self.logger) = (store, settings, interval, logger)
+    init(store: Store, settings: ModelTrainer.Settings, interval: Duration?, encoder: EncoderHost, logger: Logger) {
+        (self.store, self.settings, self.interval, self.encoder, self.logger) = (store, settings, interval, encoder, logger)
     }
 
     func trainDue() async {
         guard let interval else { return }
         let store = store, settings = settings, seconds = Double(interval.components.seconds)
         let started = Date()
+        let textModel = await encoder.currentModel
         let active = (try? await store.database.read { db in try ModelRegistry.list(db).filter(\.active) }) ?? []
         let due = ModelTrainer.kinds.filter { kind in
             guard let made = active.first(where: { $0.kind == kind }).flatMap({ try? Timestamp.parse($0.createdAt) }) else { return true }
             return started.timeIntervalSince1970 - Double(made) >= seconds
         }.filter { kind in lastAttempt[kind].map { started.timeIntervalSince($0) >= min(seconds, 3600) } ?? true }
+            .filter { $0 != ThemeModel.kind || textModel != nil }  // the themes wait for the encoder
         for kind in due { lastAttempt[kind] = started }
         for kind in due where !Task.isCancelled {
             let result: Result<ModelRecord?, any Error> = await Task.detached {
                 Result { () throws -> ModelRecord? in
                     guard let last = try store.database.read(Queries.lastEventTime) else { return nil }
-                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, actor: "aisled").record
+                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, actor: "aisled").record
                 }
             }.value
             switch result {
             case .success(let record?):
-                logger.info("model trained", metadata: ["kind": "\(kind)", "version": "\(record.version)", "metrics": "\(record.metrics)"])
+                logger.info("model trained", metadata: ["kind": "\(kind)", "version": "\(record.version)"])
             case .success(nil):
                 break
             case .failure(let error):

@@ -10,25 +10,10 @@ public enum ReviewSentiment {
         public var positiveShare: Double
     }
 
-    /// Reviews with text after event `after` (by id) that `version` has not scored, oldest first.
-    public static func pending(_ db: Database, version: Int, after: Int64, limit: Int) throws -> [(id: Int64, text: String)] {
-        try Row.fetchAll(db, sql: """
-            SELECT e.id, e.text FROM events e LEFT JOIN review_sentiment r ON r.event_id = e.id
-            WHERE e.id > ? AND e.type = 'review' AND e.text IS NOT NULL AND e.text != ''
-              AND (r.event_id IS NULL OR r.model_version != ?)
-            ORDER BY e.id LIMIT ?
-            """, arguments: [after, version, limit]).map { ($0[0], $0[1]) }
-    }
-
     /// Records scores of one model version.
     public static func record(_ db: Database, version: Int, scores: [(id: Int64, score: Double)]) throws {
         let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO review_sentiment(event_id, model_version, score) VALUES (?, ?, ?)")
         for (id, score) in scores { try statement.execute(arguments: [id, version, min(1, max(0, score))]) }
-    }
-
-    /// The highest review event id that `version` has scored (where to resume after a restart).
-    public static func highWater(_ db: Database, version: Int) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT max(event_id) FROM review_sentiment WHERE model_version = ?", arguments: [version]) ?? 0
     }
 
     /// Per customer (store id), over reviews before `t`.

@@ -169,6 +169,17 @@ enum Schema {
                     score REAL NOT NULL CHECK(score BETWEEN 0 AND 1));
                 """)
         }
+        m.registerMigration("v5-text-themes") { db in
+            try db.execute(sql: """
+                -- The catalog theme nearest each search, question and review text under a version of
+                -- the themes model (customers' interests count what they ask and write).
+                CREATE TABLE text_themes(
+                    event_id INTEGER PRIMARY KEY REFERENCES events(id) ON DELETE CASCADE,
+                    model_version INTEGER NOT NULL,
+                    theme INTEGER NOT NULL,
+                    similarity REAL NOT NULL);
+                """)
+        }
         return m
     }
 }

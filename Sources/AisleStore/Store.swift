@@ -6,12 +6,14 @@ public enum StoreError: Error, CustomStringConvertible {
     case notInitialised(String)
     case alreadyInitialised(String)
     case newerSchema(String)
+    case olderSchema(String, String)
 
     public var description: String {
         switch self {
         case .notInitialised(let d): "no store at \(d) (run `aislectl init --store \(d)` first)"
         case .alreadyInitialised(let d): "a store already exists at \(d)"
         case .newerSchema(let d): "the store at \(d) was written by a newer Aisle; upgrade this one"
+        case .olderSchema(let d, let why): "the store at \(d) has an older schema and could not be upgraded (\(why)); start the agent or run this as the store's owner"
         }
     }
 }
@@ -61,6 +63,14 @@ public struct Store: Sendable {
             throw StoreError.newerSchema(directory.path)
         }
         if !readOnly { try migrator.migrate(pool) }
+        if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
+            // An older schema: bring it up to date once (a writer's job), then read.
+            try pool.close()
+            do { try open(at: directory, durability: durability).close() } catch {
+                throw StoreError.olderSchema(directory.path, "\(error)")
+            }
+            return try open(at: directory, durability: durability, readOnly: true)
+        }
         return Store(directory: directory, database: pool)
     }
 

@@ -2,6 +2,7 @@ import AisleCore
 import AisleInsight
 import AisleModels
 import AisleStore
+import AisleText
 import ArgumentParser
 import Foundation
 
@@ -15,7 +16,7 @@ struct TrainCommand: ParsableCommand {
             agent picks up a newly active version within a minute, without a restart. \
             `aislectl model list` shows the versions; `aislectl model rollback KIND` goes back one.
             """,
-        subcommands: [All.self, Churn.self, Intent.self, Sentiment.self])
+        subcommands: [All.self, Churn.self, Intent.self, Themes.self, Sentiment.self])
 
     /// What every training command shares: the store, the moment and whether to activate.
     struct Common: ParsableArguments {
@@ -26,8 +27,12 @@ struct TrainCommand: ParsableCommand {
 
         /// Trains each kind with `settings`; a kind that fails is reported and skipped when
         /// `skipFailures`, else fails the command.
-        func train(_ kinds: [String], settings: ModelTrainer.Settings, skipFailures: Bool = false) throws {
+        func train(_ kinds: [String], settings: ModelTrainer.Settings, encoder: String? = nil, skipFailures: Bool = false) throws {
             let store = try Store.open(at: try storeOptions.directory())
+            var textModel: TextModel?
+            do { textModel = try encoder.map { try TextModel.load(path: $0, threads: 2) } } catch where skipFailures {
+                FileHandle.standardError.write(Data("aislectl: the encoder did not load (\(error))\n".utf8))
+            }
             let t: Int64
             if let asOf { t = try Timestamp.parse(asOf) } else {
                 guard let last = try store.database.read(Queries.lastEventTime) else { throw CLIError("the store has no events to train on") }
@@ -35,25 +40,16 @@ struct TrainCommand: ParsableCommand {
             }
             var records: [ModelRecord] = []
             for kind in kinds {
-                let started = Date()
                 do {
-                    let (record, report) = try ModelTrainer.train(kind, store: store, asOf: t, settings: settings, activate: activate)
-                    records.append(record)
-                    if !output.json { print(summary(record, report, seconds: Date().timeIntervalSince(started))) }
+                    let result = try ModelTrainer.train(kind, store: store, asOf: t, settings: settings, encoder: textModel, activate: activate)
+                    records.append(result.record)
+                    if !output.json { print(result.summary) }
                 } catch where skipFailures {
                     FileHandle.standardError.write(Data("aislectl: \(kind) skipped: \(error)\n".utf8))
                 }
             }
             if records.isEmpty { throw CLIError("no model could be trained") }
             if output.json { try printJSON(records) }
-        }
-
-        func summary(_ record: ModelRecord, _ report: TabularModel.Report, seconds: Double) -> String {
-            let aucs = report.validationAuc.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-            return String(
-                format: "%@ v%d%@: %@ on %d rows; validation (%d rows) AUC %@; calibrated log loss %.4f (was %.4f), calibration error %.4f (was %.4f); %.1f s",
-                record.kind, record.version, activate ? " (active)" : "", report.method.rawValue, report.trainRows, report.validationRows, aucs,
-                report.logLoss, report.logLossUncalibrated, report.calibrationError, report.calibrationErrorUncalibrated, seconds)
         }
     }
 
@@ -92,14 +88,27 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    struct Themes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Themes of the catalog: title embeddings clustered, the number of themes chosen by the silhouette.",
+            discussion: "Example: aislectl train themes")
+        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try reporting { try common.train([ThemeModel.kind], settings: .init(), encoder: encoder) }
+        }
+    }
+
     struct All: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train every model the store has data for, with default settings.",
             discussion: "A model whose data is missing (no kiosk sessions for intent, say) is skipped with the reason; exit 1 when none trained.")
+        @Option(help: ArgumentHelp("The int8 encoder (for the themes).", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
         @OptionGroup var common: Common
 
         func run() throws {
-            try reporting { try common.train(ModelTrainer.kinds, settings: .init(), skipFailures: true) }
+            try reporting { try common.train(ModelTrainer.kinds, settings: .init(), encoder: encoder, skipFailures: true) }
         }
     }
 }

@@ -145,6 +145,8 @@ import Testing
         var as_of: String; var segment: String; var rfm: [String: Int]; var probability_alive: Double
         var expected_purchases: Double; var horizon_days: Int; var expected_value_per_purchase: Double; var churn_probability: Double
         var churn_drivers: [Driver]; var churn_model: String
+        struct Share: Decodable { var name: String; var theme: Int?; var share: Double }
+        var interests: [Share]
     }
     struct Answer: Decodable { var customer: String; var insight: Insight }
     struct Registered: Decodable { var kind: String; var version: Int; var active: Bool }
@@ -172,6 +174,8 @@ import Testing
         let store = try TestSupport.onlineRetailStore.get()
         let first = try train(store)
         #expect(first.kind == "churn" && first.active)
+        let themes = try TestSupport.run("aislectl", ["train", "themes", "--store", store.path])
+        #expect(themes.status == 0 && themes.out.contains(" themes over 38"), "\(themes.out)\(themes.err)")
         let dir = try TestSupport.temporaryDirectory()
         let socket = dir.appendingPathComponent("i.sock").path
         let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
@@ -183,6 +187,8 @@ import Testing
         #expect(["r", "f", "m"].allSatisfy { (1...5).contains(i.rfm[$0] ?? 0) })
         #expect((0...1).contains(i.probability_alive) && (0...1).contains(i.churn_probability) && i.expected_purchases > 0 && i.horizon_days == 91)
         #expect(i.expected_value_per_purchase > 0 && i.churn_drivers.count == 3)
+        // Interests: three catalog themes by their words, shares of a whole.
+        #expect(i.interests.count == 3 && i.interests.allSatisfy { $0.name.contains(" · ") && $0.theme != nil } && i.interests.map(\.share).reduce(0, +) <= 1)
         // 12347 bought every one to two months through December 2011: a champion, unlikely to churn.
         #expect(i.segment == "champions" && i.churn_probability < 0.3)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/nobody/insight").status == 404)

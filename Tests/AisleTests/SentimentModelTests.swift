@@ -52,7 +52,8 @@ import Testing
     }
 
     /// The agent registers the shipped default, scores every review with it, and scores them all
-    /// again when a model trained by `aislectl train sentiment` becomes active.
+    /// again when a model trained by `aislectl train sentiment` becomes active; it also gives
+    /// every review text its nearest catalog theme.
     @Test(.enabled(if: TestSupport.shared != nil && shippedDefault != nil, "needs ../shared and the default model"))
     func agentScoresReviews() async throws {
         let shared = try #require(TestSupport.shared)
@@ -64,8 +65,12 @@ import Testing
         let events = reviews.enumerated().map { n, r in
             #"{"id":"r\#(n)","ts":\#(1_600_000_000 + n * 3600),"type":"review","customer":"c\#(n % 7)","item":"i\#(n % 5)","text":\#(json(r.text))}"#
         }
+        let kinds = ["PORCELAIN TEAPOT", "SCENTED PILLAR CANDLE", "SILVER NECKLACE", "VELVET CUSHION COVER"]
+        let catalog = (0..<80).map { n in #"{"item":"I\#(n)","title":"\#(kinds[n / 20]) STYLE \#(n)"}"# }
         let dir = try TestSupport.temporaryDirectory()
-        let store = URL(fileURLWithPath: try ModelsTests.store(events: events, in: dir))
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: events, catalog: catalog, in: dir))
+        let themes = try TestSupport.run("aislectl", ["train", "themes", "--store", store.path])
+        #expect(themes.status == 0 && themes.out.contains("themes v1: 4 themes over 80 items"), "\(themes.out)\(themes.err)")
         let socket = dir.appendingPathComponent("s.sock").path
         let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
         defer { TestSupport.kill9(agent) }
@@ -89,6 +94,8 @@ import Testing
             throw TestFailure("reviews not scored by sentiment v\(version) in three minutes: \(try String(contentsOf: dir.appendingPathComponent("log"), encoding: .utf8).suffix(2000))")
         }
         try await waitFor(version: 1)
+        for _ in 0..<300 where try themedTexts(store) < reviews.count { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(try themedTexts(store) == reviews.count)
         let list = try TestSupport.run("aislectl", ["model", "list", "sentiment", "--store", store.path])
         #expect(list.out.contains("by aisled"))
         let shown = try scored()
@@ -104,6 +111,10 @@ import Testing
         #expect(trained.status == 0 && trained.out.contains("sentiment v2 (active)"), "\(trained.err)")
         kill(agent.processIdentifier, SIGHUP)  // at once rather than at the next poll
         try await waitFor(version: 2)
+    }
+
+    func themedTexts(_ store: URL) throws -> Int {
+        try Store.open(at: store, readOnly: true).database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM text_themes WHERE model_version = 1") ?? 0 }
     }
 
     func scoredVersions(_ store: URL) throws -> Set<Int> {

@@ -1,0 +1,144 @@
+import AisleInsight
+import AisleStore
+import AisleText
+import Foundation
+import GRDB
+import Logging
+
+/// Derives what the agent needs from event texts, in the background: every review's sentiment
+/// with the registry's active sentiment model, and the nearest catalog theme of every search,
+/// question and review with the active themes model (customers' interests count them). New
+/// texts are scored within a poll of their arrival; all of them again when another version
+/// becomes active. A store without a sentiment model gets the shipped default registered as its
+/// first version. Nothing runs until the encoder is loaded.
+actor TextScorer {
+    private struct Loaded<Model: Sendable>: Sendable {
+        var version: Int
+        var model: Model
+        var highWater: Int64
+    }
+
+    private let store: Store
+    private let encoder: EncoderHost
+    private let logger: Logger
+    private var sentiment: Loaded<SentimentClassifier>?
+    private var themes: Loaded<ThemeModel>?
+    private var offeredDefault = false
+    /// Model versions and encoders that failed to load together, so they are not retried every poll.
+    private var refused: Set<String> = []
+
+    init(store: Store, encoder: EncoderHost, logger: Logger) {
+        (self.store, self.encoder, self.logger) = (store, encoder, logger)
+    }
+
+    /// Scores every `poll` (every second while the encoder is still loading) until cancelled.
+    func run(poll: Duration = .seconds(30)) async {
+        while !Task.isCancelled {
+            do { try await scorePending() } catch { logger.error("text scoring failed", metadata: ["error": "\(error)"]) }
+            let loading = await encoder.currentStatus.state == "loading"
+            try? await Task.sleep(for: loading ? .seconds(1) : poll)
+        }
+    }
+
+    /// Scores the texts the active models have not scored yet.
+    func scorePending() async throws {
+        guard let textModel = await encoder.currentModel else { return }
+        try await offerDefaultSentiment(textModel)
+        sentiment = try await load(SentimentClassifier.kind, current: sentiment, textModel) { payload, version in
+            try SentimentClassifier(file: TextClassifierFile(data: payload, name: "sentiment v\(version)"), encoder: textModel)
+        }
+        if var s = sentiment {
+            let (model, version) = (s.model, s.version)
+            s.highWater = try await drain(.reviewSentiment, version: version, after: s.highWater) { batch in
+                let scores = model.predict(batch.map(\.text))
+                return { try ReviewSentiment.record($0, version: version, scores: zip(batch, scores).map { ($0.id, $1) }) }
+            }
+            sentiment = s
+        }
+        themes = try await load(ThemeModel.kind, current: themes, textModel) { payload, version in
+            let model = try JSONDecoder().decode(ThemeModel.self, from: payload)
+            guard model.encoderVersion == textModel.encoder.version else {
+                throw InputError("themes v\(version) were made with encoder \(model.encoderVersion); the loaded encoder is \(textModel.encoder.version) — train them again")
+            }
+            return model
+        }
+        if var t = themes {
+            let (model, version) = (t.model, t.version)
+            t.highWater = try await drain(.textThemes, version: version, after: t.highWater) { batch in
+                let vectors = textModel.encoder.embed(batch: batch.map { textModel.tokenizer.encode($0.text) })
+                let nearest = zip(batch, vectors).map { event, v in
+                    let a = model.clusters.assign(v)
+                    return (id: event.id, theme: a.cluster, similarity: Double(a.similarity))
+                }
+                return { try TextScores.recordThemes($0, version: version, themes: nearest) }
+            }
+            themes = t
+        }
+    }
+
+    /// Scores pending texts of `kind` in batches: `compute` runs off the actor and returns the
+    /// write. Returns the new high-water mark.
+    private func drain(
+        _ kind: TextScores.Kind, version: Int, after start: Int64,
+        compute: @escaping @Sendable ([(id: Int64, text: String)]) -> @Sendable (Database) throws -> Void
+    ) async throws -> Int64 {
+        let store = store
+        var after = start, scored = 0
+        let started = Date()
+        while !Task.isCancelled {
+            let from = after
+            let batch = try await store.database.read { try TextScores.pending($0, kind, version: version, after: from, limit: 128) }
+            guard let last = batch.last?.id else { break }
+            let write = await Task.detached { compute(batch) }.value
+            try await store.database.write(write)
+            after = last
+            scored += batch.count
+        }
+        if scored > 0 {
+            logger.info("texts scored", metadata: [
+                "texts": "\(scored)", "table": "\(kind)", "version": "\(version)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
+            ])
+        }
+        return after
+    }
+
+    /// The active version of `kind`, decoded by `decode` when it changed; nil when there is none
+    /// or it was refused (logged once).
+    private func load<Model: Sendable>(
+        _ kind: String, current: Loaded<Model>?, _ textModel: TextModel, decode: (Data, Int) throws -> Model
+    ) async throws -> Loaded<Model>? {
+        let store = store
+        guard let (record, payload) = try await store.database.read({ try ModelRegistry.active($0, kind: kind) }) else { return nil }
+        if let current, current.version == record.version { return current }
+        let attempt = "\(kind) \(record.version) \(textModel.encoder.version)"
+        guard !refused.contains(attempt) else { return nil }
+        do {
+            let model = try decode(payload, record.version)
+            let kindTable: TextScores.Kind = kind == SentimentClassifier.kind ? .reviewSentiment : .textThemes
+            let highWater = try await store.database.read { try TextScores.highWater($0, kindTable, version: record.version) }
+            logger.info("model loaded", metadata: ["kind": "\(kind)", "version": "\(record.version)"])
+            return Loaded(version: record.version, model: model, highWater: highWater)
+        } catch {
+            refused.insert(attempt)
+            logger.error("model refused; earlier scores stay", metadata: ["kind": "\(kind)", "version": "\(record.version)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Registers the shipped default sentiment model when the store has none (once per start).
+    private func offerDefaultSentiment(_ textModel: TextModel) async throws {
+        guard !offeredDefault else { return }
+        offeredDefault = true
+        let store = store
+        guard try await store.database.read({ try ModelRegistry.activeVersions($0)[SentimentClassifier.kind] }) == nil,
+              let path = ShippedModels.path(SentimentClassifier.defaultFile), let bytes = FileManager.default.contents(atPath: path)
+        else { return }
+        let file = try TextClassifierFile(data: bytes, name: path)
+        _ = try SentimentClassifier(file: file, encoder: textModel)
+        struct Source: Encodable { var shippedDefault: String }
+        let record = try TextClassifierFile.register(
+            store, kind: SentimentClassifier.kind, file: file, bytes: bytes, source: SentimentClassifier.defaultFile,
+            metrics: Source(shippedDefault: path), activate: true, actor: "aisled")
+        logger.info("default sentiment model registered", metadata: ["version": "\(record.version)", "path": "\(path)"])
+    }
+}
