@@ -16,33 +16,58 @@ public enum IntentFeatures {
     ]
 
     /// The unit key of an event: its session, else its customer.
-    public struct Unit: Hashable, Sendable { public var session: Int64?; public var customer: Int64? }
+    public struct Unit: Hashable, Sendable {
+        public var session: Int64?
+        public var customer: Int64?
+        public init(session: Int64?, customer: Int64?) { (self.session, self.customer) = (session, customer) }
+    }
 
-    struct Event { var ts: Int64; var type: String; var item: Int64?; var category: String? }
+    /// One event of a unit's recent activity.
+    public struct Event: Sendable {
+        public var ts: Int64
+        public var type: String
+        public var item: Int64?
+        public var category: String?
+    }
 
-    /// Feature rows of every unit active in [t − lookback, t).
-    public static func rows(_ db: Database, asOf t: Int64, lookback: Int64) throws -> (units: [Unit], rows: [[Double]]) {
-        // Conversion rates from everything before t: buys / views per item and per category, smoothed.
+    /// How well items and categories convert for everyone: purchases / views before a moment,
+    /// smoothed towards the store's overall rate (20 views' worth).
+    public struct ConversionRates: Sendable {
         var itemViews: [Int64: Double] = [:], itemBuys: [Int64: Double] = [:]
         var categoryViews: [String: Double] = [:], categoryBuys: [String: Double] = [:]
-        var allViews = 0.0, allBuys = 0.0
-        let history = try Row.fetchCursor(db, sql: """
-            SELECT e.type, e.item_id, i.category FROM events e LEFT JOIN items i ON i.id = e.item_id
-            WHERE e.ts < ? AND e.type IN ('view', 'purchase') AND e.item_id IS NOT NULL
-            """, arguments: [t])
-        while let row = try history.next() {
-            let type: String = row[0], item: Int64 = row[1], category: String? = row[2]
-            if type == "view" {
-                itemViews[item, default: 0] += 1; allViews += 1
-                if let category { categoryViews[category, default: 0] += 1 }
-            } else {
-                itemBuys[item, default: 0] += 1; allBuys += 1
-                if let category { categoryBuys[category, default: 0] += 1 }
-            }
-        }
-        let prior = (allBuys + 1) / (allViews + 20)
-        func rate(_ buys: Double?, _ views: Double?) -> Double { ((buys ?? 0) + 20 * prior) / ((views ?? 0) + 20) }
+        /// The store's overall rate.
+        public private(set) var prior = 0.05
 
+        /// From every view and purchase before `t`.
+        public static func load(_ db: Database, before t: Int64) throws -> ConversionRates {
+            var r = ConversionRates()
+            var allViews = 0.0, allBuys = 0.0
+            let history = try Row.fetchCursor(db, sql: """
+                SELECT e.type, e.item_id, i.category FROM events e LEFT JOIN items i ON i.id = e.item_id
+                WHERE e.ts < ? AND e.type IN ('view', 'purchase') AND e.item_id IS NOT NULL
+                """, arguments: [t])
+            while let row = try history.next() {
+                let type: String = row[0], item: Int64 = row[1], category: String? = row[2]
+                if type == "view" {
+                    r.itemViews[item, default: 0] += 1; allViews += 1
+                    if let category { r.categoryViews[category, default: 0] += 1 }
+                } else {
+                    r.itemBuys[item, default: 0] += 1; allBuys += 1
+                    if let category { r.categoryBuys[category, default: 0] += 1 }
+                }
+            }
+            r.prior = (allBuys + 1) / (allViews + 20)
+            return r
+        }
+
+        func item(_ id: Int64) -> Double { ((itemBuys[id] ?? 0) + 20 * prior) / ((itemViews[id] ?? 0) + 20) }
+        func category(_ c: String) -> Double { ((categoryBuys[c] ?? 0) + 20 * prior) / ((categoryViews[c] ?? 0) + 20) }
+    }
+
+    /// Feature rows of every unit active in [t − lookback, t); conversion rates from before t
+    /// unless given.
+    public static func rows(_ db: Database, asOf t: Int64, lookback: Int64, rates given: ConversionRates? = nil) throws -> (units: [Unit], rows: [[Double]]) {
+        let rates = try given ?? ConversionRates.load(db, before: t)
         var units: [Unit: [Event]] = [:]
         let recent = try Row.fetchCursor(db, sql: """
             SELECT e.session_id, e.customer_id, e.ts, e.type, e.item_id, i.category FROM events e LEFT JOIN items i ON i.id = e.item_id
@@ -58,33 +83,53 @@ public enum IntentFeatures {
             """, arguments: [t - lookback])
         while let row = try counts.next() { purchasesBefore[row[0]] = row[1] }
         let keys = units.keys.sorted { ($0.session ?? -1, $0.customer ?? -1) < ($1.session ?? -1, $1.customer ?? -1) }
-        let rows = keys.map { key -> [Double] in
-            let events = units[key] ?? []
-            func count(_ type: String) -> Double { Double(events.filter { $0.type == type }.count) }
-            let views = events.filter { $0.type == "view" }, carts = events.filter { $0.type == "cart" }
-            let viewedItems = Set(views.compactMap(\.item)), cartItems = Set(carts.compactMap(\.item))
-            let boughtItems = Set(events.filter { $0.type == "purchase" }.compactMap(\.item))
-            let last = Double(t - (events.last?.ts ?? t)) / 60
-            let lastCart = carts.last.map { Double(t - $0.ts) / 60 } ?? Double(lookback) / 60 * 2
-            let span = Double((events.last?.ts ?? t) - (events.first?.ts ?? t)) / 60
-            let items = Set(events.compactMap(\.item))
-            func mean(_ values: [Double]) -> Double { values.isEmpty ? prior : values.reduce(0, +) / Double(values.count) }
-            return [
-                log1p(Double(events.count)), log1p(count("view")), log1p(count("cart")), log1p(count("fav")), log1p(count("purchase")),
-                log1p(count("search") + count("question")), log1p(Double(items.count)), log1p(Double(Set(events.compactMap(\.category)).count)),
-                views.isEmpty ? 0 : 1 - Double(viewedItems.count) / Double(views.count), log1p(last), log1p(lastCart), log1p(span),
-                Double(events.filter { $0.ts >= t - 600 }.count),
-                cartItems.isEmpty ? 0 : Double(cartItems.intersection(viewedItems).count) / Double(cartItems.count),
-                mean(items.map { rate(itemBuys[$0], itemViews[$0]) }),
-                mean(events.compactMap(\.category).map { rate(categoryBuys[$0], categoryViews[$0]) }),
-                mean(cartItems.map { rate(itemBuys[$0], itemViews[$0]) }),
-                log1p(key.customer.flatMap { purchasesBefore[$0] } ?? 0),
-                log1p(Double(cartItems.subtracting(boughtItems).count)),
-                log1p(Double(Set(events.filter { $0.type == "fav" }.compactMap(\.item)).subtracting(boughtItems).count)),
-                boughtItems.isEmpty ? 0 : 1,
-            ]
+        let rows = keys.map { key in
+            features(units[key] ?? [], asOf: t, lookback: lookback, rates: rates, purchasesBefore: key.customer.flatMap { purchasesBefore[$0] } ?? 0)
         }
         return (keys, rows)
+    }
+
+    /// The features of one unit's events in [t − lookback, t) (in time order), given the rates
+    /// and the customer's purchases before the lookback.
+    public static func features(_ events: [Event], asOf t: Int64, lookback: Int64, rates: ConversionRates, purchasesBefore: Double) -> [Double] {
+        func count(_ type: String) -> Double { Double(events.filter { $0.type == type }.count) }
+        let views = events.filter { $0.type == "view" }, carts = events.filter { $0.type == "cart" }
+        let viewedItems = Set(views.compactMap(\.item)), cartItems = Set(carts.compactMap(\.item))
+        let boughtItems = Set(events.filter { $0.type == "purchase" }.compactMap(\.item))
+        let last = Double(t - (events.last?.ts ?? t)) / 60
+        let lastCart = carts.last.map { Double(t - $0.ts) / 60 } ?? Double(lookback) / 60 * 2
+        let span = Double((events.last?.ts ?? t) - (events.first?.ts ?? t)) / 60
+        let items = Set(events.compactMap(\.item))
+        func mean(_ values: [Double]) -> Double { values.isEmpty ? rates.prior : values.reduce(0, +) / Double(values.count) }
+        return [
+            log1p(Double(events.count)), log1p(count("view")), log1p(count("cart")), log1p(count("fav")), log1p(count("purchase")),
+            log1p(count("search") + count("question")), log1p(Double(items.count)), log1p(Double(Set(events.compactMap(\.category)).count)),
+            views.isEmpty ? 0 : 1 - Double(viewedItems.count) / Double(views.count), log1p(last), log1p(lastCart), log1p(span),
+            Double(events.filter { $0.ts >= t - 600 }.count),
+            cartItems.isEmpty ? 0 : Double(cartItems.intersection(viewedItems).count) / Double(cartItems.count),
+            mean(items.sorted().map(rates.item)),
+            mean(events.compactMap(\.category).map(rates.category)),
+            mean(cartItems.sorted().map(rates.item)),
+            log1p(purchasesBefore),
+            log1p(Double(cartItems.subtracting(boughtItems).count)),
+            log1p(Double(Set(events.filter { $0.type == "fav" }.compactMap(\.item)).subtracting(boughtItems).count)),
+            boughtItems.isEmpty ? 0 : 1,
+        ]
+    }
+
+    /// One unit's events in [t − lookback, t), in time order, and (for a customer) the
+    /// purchases before the lookback: what the agent reads to score a shopper as they go.
+    public static func recent(_ db: Database, unit: Unit, asOf t: Int64, lookback: Int64) throws -> (events: [Event], purchasesBefore: Double) {
+        let (column, id) = unit.session.map { ("session_id", $0) } ?? ("customer_id", unit.customer ?? -1)
+        let filter = unit.session == nil ? " AND e.session_id IS NULL" : ""
+        let events = try Row.fetchAll(db, sql: """
+            SELECT e.ts, e.type, e.item_id, i.category FROM events e LEFT JOIN items i ON i.id = e.item_id
+            WHERE e.\(column) = ? AND e.ts >= ? AND e.ts < ?\(filter) ORDER BY e.ts
+            """, arguments: [id, t - lookback, t]).map { Event(ts: $0[0], type: $0[1], item: $0[2], category: $0[3]) }
+        let before = try unit.customer.map { c in
+            try Double.fetchOne(db, sql: "SELECT count(*) FROM events WHERE customer_id = ? AND type = 'purchase' AND ts < ?", arguments: [c, t - lookback]) ?? 0
+        } ?? 0
+        return (events, before)
     }
 
     /// The feature rows of the units active in the lookback before `t`, and whether each bought

@@ -11,7 +11,7 @@ import GRDB
 public struct CustomerInsight: Sendable, Encodable {
     public struct Driver: Sendable, Encodable {
         public var feature: String
-        /// Contribution to the log-odds of churn (``TabularModel/contributions(_:)``).
+        /// Contribution to the log-odds of the score (``TabularModel/contributions(_:)``).
         public var contribution: Double
     }
 
@@ -32,6 +32,10 @@ public struct CustomerInsight: Sendable, Encodable {
     /// The customer's reviews: how many, their mean P(positive) and the share positive; nil
     /// without scored reviews.
     public var sentiment: ReviewSentiment.Aggregate?
+    /// The probability of a purchase soon from the customer's last minutes of activity, scored
+    /// when asked (``IntentModel/score(_:purchasesBefore:asOf:rates:version:)``); nil without
+    /// an intent model.
+    public var purchaseIntent: IntentScore?
     /// The model behind `churnProbability`: a registry version, one trained at refresh, or BG/NBD.
     public var churnModel: String
 

@@ -72,6 +72,42 @@ public struct IntentModel: Sendable, Codable {
     }
 }
 
+/// A shopper's purchase intent as the agent serves it.
+public struct IntentScore: Sendable, Encodable {
+    /// Calibrated probability of a purchase within `horizonMinutes`.
+    public var probability: Double
+    public var model: String
+    public var asOf: String
+    public var lookbackMinutes: Int
+    public var horizonMinutes: Int
+    /// Events of the shopper in the lookback.
+    public var events: Int
+    /// The three features that moved the score most.
+    public var drivers: [CustomerInsight.Driver]
+}
+
+extension IntentModel {
+    /// Scores one shopper from their events in the lookback before `t` (``IntentFeatures/recent``).
+    public func score(_ events: [IntentFeatures.Event], purchasesBefore: Double, asOf t: Int64, rates: IntentFeatures.ConversionRates, version: Int) -> IntentScore {
+        let row = IntentFeatures.features(events, asOf: t, lookback: Int64(lookbackMinutes) * 60, rates: rates, purchasesBefore: purchasesBefore)
+        let drivers = zip(model.features, model.contributions(row)).sorted { abs($0.1) > abs($1.1) }.prefix(3)
+        return IntentScore(
+            probability: model.probability(row), model: "intent v\(version) (\(model.method.rawValue))", asOf: Timestamp.format(t),
+            lookbackMinutes: lookbackMinutes, horizonMinutes: horizonMinutes, events: events.count,
+            drivers: drivers.map { CustomerInsight.Driver(feature: $0.0, contribution: $0.1) })
+    }
+
+    /// The registry's active intent model and its version; nil when none has been trained.
+    public static func active(_ db: Database) throws -> (model: IntentModel, version: Int)? {
+        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
+        do {
+            return (try JSONDecoder().decode(IntentModel.self, from: entry.payload), entry.record.version)
+        } catch {
+            throw InputError("intent v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback intent` or `aislectl train intent`")
+        }
+    }
+}
+
 func requireBothLabels(_ labels: [Bool], _ what: String, _ positive: String, _ negative: String) throws {
     if !labels.contains(true) { throw InputError("no \(positive) in the \(what); the store needs more history to train on") }
     if !labels.contains(false) { throw InputError("no \(negative) in the \(what); the store needs more history to train on") }

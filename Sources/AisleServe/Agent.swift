@@ -47,16 +47,19 @@ public enum Agent {
         let insight = InsightHost(store: store, logger: logger)
         let insightTask = Task { await insight.run(every: .seconds(3600)) { await retrainer.trainDue() } }
         defer { insightTask.cancel() }
+        let intent = IntentHost(store: store, logger: logger)
+        let intentTask = Task { await intent.run() }
+        defer { intentTask.cancel() }
         let reviews = TextScorer(store: store, encoder: encoder, logger: logger)
         let reviewTask = Task { await reviews.run() }
         defer { reviewTask.cancel() }
-        let hangup = reloadOnHangup(encoder, insight, reviews)
+        let hangup = reloadOnHangup(encoder, insight, reviews, intent)
         defer { hangup.cancel() }
 
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         AgentRoutes(
-            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder, insight: insight,
+            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder, insight: insight, intent: intent,
             config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
         ).register(on: router)
 
@@ -85,7 +88,7 @@ public enum Agent {
 
     /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and switches to newly
     /// activated models at once rather than at the next poll.
-    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer) -> any DispatchSourceSignal {
+    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer, _ intent: IntentHost) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
         source.setEventHandler {
@@ -94,6 +97,7 @@ public enum Agent {
                 try? await reviews.scorePending()
             }
             Task { await insight.refreshIfModelChanged() }
+            Task { await intent.refresh() }
         }
         source.resume()
         return source

@@ -14,6 +14,7 @@ struct AgentRoutes: Sendable {
     let ingest: IngestService
     let encoder: EncoderHost
     let insight: InsightHost
+    let intent: IntentHost
     let config: AgentConfigSnapshot
     let started = Date()
 
@@ -29,7 +30,9 @@ struct AgentRoutes: Sendable {
         router.get("/v1/status") { _, _ in try await status() }
         router.post("/v1/events") { request, _ in try await events(request) }
         router.get("/v1/customers/:id/history") { request, context in try await history(request, context) }
-        router.get("/v1/customers/:id/insight") { _, context in try await customerInsight(context) }
+        router.get("/v1/customers/:id/insight") { request, context in try await customerInsight(request, context) }
+        router.get("/v1/customers/:id/intent") { request, context in try await customerIntent(request, context) }
+        router.get("/v1/sessions/:key/intent") { request, context in try await sessionIntent(request, context) }
         router.get("/v1/items/top") { request, _ in try await topItems(request) }
         router.post("/v1/embed") { request, _ in try await embed(request) }
         router.get("/metrics") { _, _ in metrics() }
@@ -144,20 +147,79 @@ struct AgentRoutes: Sendable {
         var insight: CustomerInsight
     }
 
-    /// The customer's segment, RFM scores, probability alive, expected purchases and spend, and
-    /// churn risk with its drivers, from the table the insight host keeps.
-    func customerInsight(_ context: BasicRequestContext) async throws -> Response {
-        guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
-            return HTTPJSON.error(.badRequest, "missing_id", "no customer id in the path")
+    /// The customer's segment, RFM scores, interests, sentiment, probability alive, expected
+    /// purchases and spend, and churn risk with its drivers, from the table the insight host
+    /// keeps; purchase intent scored now (or `at`).
+    func customerInsight(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let customer: (id: Int64, pseudonym: Data), t: Int64
+        switch await (customerParameter(context), atParameter(request)) {
+        case (.failure(let e), _), (_, .failure(let e)): return e.response
+        case (.success(let c), .success(let at)): (customer, t) = (c, at)
         }
         guard await insight.ready else {
             return HTTPJSON.error(.serviceUnavailable, "insight_not_ready", "customer insight is being computed; try again shortly")
         }
+        guard var found = await insight.insight(customer: customer.id) else {
+            return HTTPJSON.error(.notFound, "unknown_customer", "no purchases known for this customer")
+        }
+        found.purchaseIntent = try await intent.score(.init(session: nil, customer: customer.id), asOf: t)
+        return try HTTPJSON.response(InsightResponse(customer: Pseudonym.display(customer.pseudonym), insight: found))
+    }
+
+    struct IntentResponse: Encodable {
+        var customer: String?
+        var session: String?
+        var intent: IntentScore
+    }
+
+    /// A known customer's purchase intent from their events outside kiosk sessions.
+    func customerIntent(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        switch await (customerParameter(context), atParameter(request)) {
+        case (.failure(let e), _), (_, .failure(let e)): return e.response
+        case (.success(let c), .success(let t)):
+            guard let score = try await intent.score(.init(session: nil, customer: c.id), asOf: t) else { return Self.noIntentModel }
+            return try HTTPJSON.response(IntentResponse(customer: Pseudonym.display(c.pseudonym), intent: score))
+        }
+    }
+
+    /// A kiosk session's purchase intent, as its events arrive.
+    func sessionIntent(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let key = context.parameters.get("key")?.removingPercentEncoding.map(Normalize.text), !key.isEmpty else {
+            return HTTPJSON.error(.badRequest, "missing_key", "no session key in the path")
+        }
+        let t: Int64
+        switch atParameter(request) {
+        case .failure(let e): return e.response
+        case .success(let at): t = at
+        }
+        guard let id = try await store.database.read({ try Int64.fetchOne($0, sql: "SELECT id FROM sessions WHERE key = ?", arguments: [key]) }) else {
+            return HTTPJSON.error(.notFound, "unknown_session", "no events for this session")
+        }
+        guard let score = try await intent.score(.init(session: id, customer: nil), asOf: t) else { return Self.noIntentModel }
+        return try HTTPJSON.response(IntentResponse(session: key, intent: score))
+    }
+
+    static let noIntentModel = HTTPJSON.error(
+        .serviceUnavailable, "intent_model_unavailable", "no purchase-intent model is active; train one with `aislectl train intent`")
+
+    /// The store id and pseudonym of the customer in the path.
+    func customerParameter(_ context: BasicRequestContext) async -> Result<(id: Int64, pseudonym: Data), ErrorResponse> {
+        guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
+            return .failure(ErrorResponse(.badRequest, "missing_id", "no customer id in the path"))
+        }
         let pseudonym = pseudonymizer.pseudonym(raw)
-        guard let id = try await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }),
-            let found = await insight.insight(customer: id)
-        else { return HTTPJSON.error(.notFound, "unknown_customer", "no purchases known for this customer") }
-        return try HTTPJSON.response(InsightResponse(customer: Pseudonym.display(pseudonym), insight: found))
+        guard let id = try? await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
+            return .failure(ErrorResponse(.notFound, "unknown_customer", "no events for this customer"))
+        }
+        return .success((id, pseudonym))
+    }
+
+    /// `?at=` (RFC 3339 or Unix seconds), default now.
+    func atParameter(_ request: Request) -> Result<Int64, ErrorResponse> {
+        guard let at = request.uri.queryParameters.get("at") else { return .success(Int64(Date().timeIntervalSince1970)) }
+        do { return .success(try Timestamp.parse(String(at))) } catch {
+            return .failure(ErrorResponse(.badRequest, "bad_at", "at: \(error)"))
+        }
     }
 
     struct TopResponse: Encodable {

@@ -1,5 +1,6 @@
 import AisleCore
 import AisleIngest
+import AisleFeatures
 import AisleInsight
 import AisleStore
 import ArgumentParser
@@ -128,7 +129,14 @@ struct CustomerCommand: ParsableCommand {
                     guard let id = try Queries.customerID(db, pseudonym: pseudonym) else { return nil }
                     let history = try Queries.history(db, customerID: id, limit: limit)
                     guard insight, let last = try Queries.lastEventTime(db) else { return (history, nil) }
-                    return (history, try CustomerInsight.computeAll(db, asOf: last + 1)[id])
+                    var found = try CustomerInsight.computeAll(db, asOf: last + 1)[id]
+                    if let (model, version) = try IntentModel.active(db) {
+                        let now = Int64(Date().timeIntervalSince1970)
+                        let rates = try IntentFeatures.ConversionRates.load(db, before: last + 1)
+                        let recent = try IntentFeatures.recent(db, unit: .init(session: nil, customer: id), asOf: now, lookback: Int64(model.lookbackMinutes) * 60)
+                        found?.purchaseIntent = model.score(recent.events, purchasesBefore: recent.purchasesBefore, asOf: now, rates: rates, version: version)
+                    }
+                    return (history, found)
                 }
                 guard let (history, customerInsight) = found else { throw CLIError("no customer with that id in this store", code: 4) }
                 struct Out: Encodable { var customer: String; var events: [HistoryEntry]; var insight: CustomerInsight? }
@@ -139,6 +147,11 @@ struct CustomerCommand: ParsableCommand {
                     print(String(format: "  churn risk %.2f (%@); P(alive) %.2f; %.1f purchases expected in %d days, %.2f each",
                                  i.churnProbability, i.churnDrivers.map { String(format: "%@ %+.2f", $0.feature, $0.contribution) }.joined(separator: ", "),
                                  i.probabilityAlive, i.expectedPurchases, i.horizonDays, i.expectedValuePerPurchase))
+                    if !i.interests.isEmpty {
+                        print("  interests: " + i.interests.map { String(format: "%@ %.0f%%", $0.name, 100 * $0.share) }.joined(separator: ", "))
+                    }
+                    if let s = i.sentiment { print(String(format: "  reviews: %d, mean P(positive) %.2f", s.reviews, s.meanScore)) }
+                    if let p = i.purchaseIntent { print(String(format: "  purchase intent now: %.3f within %d minutes (%d recent events; %@)", p.probability, p.horizonMinutes, p.events, p.model)) }
                 }
                 print("customer \(out.customer) — last \(history.count) events")
                 for e in history {

@@ -1,6 +1,8 @@
 @testable import AisleIngest
 import AisleCore
+import AisleClient
 import AisleFeatures
+import AisleInsight
 import AisleModels
 import AisleStore
 import Foundation
@@ -296,27 +298,90 @@ import Testing
 
 /// EVALUATION.md, PI: purchase intent on the Taobao slice, converted to interchange events.
 @Suite struct PurchaseIntentTests {
-    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
-    func taobaoPurchaseIntent() throws {
+    static let cutoff = 1_511_664_000
+
+    /// The Taobao slice as interchange events (user → customer), built once per run.
+    static let taobao: Result<(store: String, rows: [[String]]), any Error> = Result {
         let shared = try #require(TestSupport.shared)
         let dir = try TestSupport.temporaryDirectory()
-        let rows = try ModelsTests.csv(shared.appendingPathComponent("data/taobao_userbehavior/ub_timeslice_110k.csv"))
+        let rows = try ModelsTests.csv(shared.appendingPathComponent("data/taobao_userbehavior/ub_timeslice_110k.csv")).filter { $0.count == 5 }
         let types = ["pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"]
         var events: [String] = [], categories: [String: String] = [:]
-        for r in rows where r.count == 5 {
+        for r in rows {
             events.append(#"{"ts":\#(r[4]),"type":"\#(types[r[3]] ?? r[3])","customer":"tb\#(r[0])","item":"tb\#(r[1])"}"#)
             categories[r[1]] = r[2]
         }
         let catalog = categories.map { #"{"item":"tb\#($0.key)","title":"item \#($0.key)","category":"\#($0.value)"}"# }
-        let store = try ModelsTests.store(events: events, catalog: catalog, in: dir)
+        return (try ModelsTests.store(events: events, catalog: catalog, in: dir), rows)
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func taobaoPurchaseIntent() throws {
+        let store = try Self.taobao.get().store
         let out = try TestSupport.run("aislectl", [
-            "eval", "purchase-intent", "--store", store, "--cutoff", "1511664000", "--lookback-minutes", "70", "--horizon-minutes", "31", "--json",
+            "eval", "purchase-intent", "--store", store, "--cutoff", "\(Self.cutoff)", "--lookback-minutes", "70", "--horizon-minutes", "31", "--json",
         ])
         #expect(out.status == 0, "\(out.err)")
         struct R: Decodable { var units: Int; var positives: Int; var auc: Double }
         let r = try JSONDecoder().decode(R.self, from: Data(out.out.utf8))
         #expect(r.units == 38_486 && r.positives == 141)  // the protocol's units and buyers
         #expect(r.auc >= 0.69, "AUC \(r.auc)")  // logistic regression baseline 0.7057; 141 positives, noisy
+    }
+
+    /// The agent scores a shopper as the offline features and the registered model do, and an
+    /// event posted a moment ago counts at once.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func servedIntentEqualsTheOfflineScoreAndFollowsNewEvents() async throws {
+        let (path, rows) = try Self.taobao.get()
+        let trained = try TestSupport.run("aislectl", ["train", "intent", "--store", path, "--as-of", "\(Self.cutoff)", "--horizon-minutes", "31"])
+        #expect(trained.status == 0 && trained.out.contains("intent v1 (active)"), "\(trained.out)\(trained.err)")
+        let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
+        let pseudonymizer = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path))
+        let t = Int64(Self.cutoff)
+        // Offline: every active unit's features as of the cutoff, scored by the registered model.
+        let (offline, users) = try await store.database.read { db -> ([Int64: Double], [(raw: String, id: Int64)]) in
+            let model = try #require(try IntentModel.active(db)).model
+            // The agent's conversion rates are from all of the store's history.
+            let rates = try IntentFeatures.ConversionRates.load(db, before: (try Queries.lastEventTime(db) ?? 0) + 1)
+            let features = try IntentFeatures.rows(db, asOf: t, lookback: 70 * 60, rates: rates)
+            let scores = Dictionary(uniqueKeysWithValues: zip(features.units, features.rows).compactMap { unit, row in
+                unit.customer.map { ($0, model.model.probability(row)) }
+            })
+            let active = Set(rows.filter { (t - 4200..<t).contains(Int64($0[4]) ?? 0) }.map { "tb" + $0[0] }).sorted().prefix(8)
+            let users = try active.compactMap { raw in try Queries.customerID(db, pseudonym: pseudonymizer.pseudonym(raw)).map { (raw, $0) } }
+            return (scores, users)
+        }
+        #expect(users.count == 8)
+        let dir = try TestSupport.temporaryDirectory()
+        let socket = dir.appendingPathComponent("p.sock").path
+        let agent = try await TestSupport.startAgent(store: URL(fileURLWithPath: path), socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
+        struct Answer: Decodable { struct Intent: Decodable { var probability: Double; var model: String; var events: Int }; var intent: Intent }
+        func served(_ raw: String, at: Int64 = t) async throws -> Answer {
+            for _ in 0..<100 {
+                let r = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/\(raw)/intent?at=\(at)")
+                if r.status == 200 { return try JSONDecoder().decode(Answer.self, from: Data(r.body)) }
+                #expect(r.status == 503, "\(r.text)")  // the model loads in the background
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw TestFailure("no intent for \(raw)")
+        }
+        for user in users {
+            let answer = try await served(user.raw)
+            #expect(answer.intent.model == "intent v1 (lr)" && answer.intent.events > 0)
+            #expect(abs(answer.intent.probability - (offline[user.id] ?? -1)) < 1e-9, "\(user.raw)")
+        }
+        // A cart add a minute before the cutoff: counted at once, the score moves.
+        let user = try #require(users.first)
+        let before = try await served(user.raw)
+        let item: String = rows.first { "tb" + $0[0] == user.raw }.map { $0[1] } ?? ""
+        let body = #"[{"ts":\#(t - 60),"type":"cart","customer":"\#(user.raw)","item":"tb"# + item + #""}]"#
+        let post = try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(body.utf8))
+        #expect(post.status == 200, "\(body) \(post.text)")
+        let after = try await served(user.raw)
+        #expect(after.intent.events == before.intent.events + 1 && after.intent.probability != before.intent.probability)
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/\(user.raw)/intent?at=yesterday").status == 400)
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/sessions/nope/intent").status == 404)
     }
 }
 
