@@ -39,6 +39,11 @@ let package = Package(
             name: "AisleInsight",
             dependencies: ["AisleCore", "AisleText", "AisleModels", "AisleFeatures", "AisleStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: numeric),
+        // Recommendations: candidates, learning-to-rank, explanations (issue 5).
+        .target(
+            name: "AisleRecommend",
+            dependencies: ["AisleCore", "AisleStore", "AisleModels", "AisleFeatures", "AisleInsight", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: numeric),
         // Point-in-time features over the store, for training, evaluation and serving.
         .target(
             name: "AisleFeatures",
@@ -83,7 +88,7 @@ let package = Package(
         .target(
             name: "AisleServe",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -110,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -146,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

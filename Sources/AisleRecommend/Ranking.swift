@@ -1,0 +1,125 @@
+import AisleModels
+import Foundation
+
+/// Where a candidate came from; each source also explains it (``Explanation``).
+public enum CandidateSource: String, Sendable, Codable, CaseIterable {
+    /// The customer bought it before.
+    case repurchase
+    /// Customers with similar purchases buy it.
+    case similarCustomers = "similar_customers"
+    /// Bought together with what the customer bought (or has in the cart).
+    case boughtTogether = "bought_together"
+    /// Popular in the store over the last 30 days.
+    case popular
+    /// Buyers grew fastest over the last 30 days.
+    case trending
+}
+
+/// One item for one customer, with what the ranker reads and what explains it.
+public struct Candidate: Sendable {
+    public var item: Int
+    public var sources: Set<CandidateSource>
+    public var features: [Double]
+    /// For `boughtTogether`: the customer's item behind it and the baskets they share.
+    public var because: (item: Int, baskets: Int)?
+}
+
+/// Candidate generation and the ranking features, from ``Signals``.
+public enum Ranking {
+    public static let featureNames = [
+        "own_weight", "log_own_days", "log_days_since_bought", "cycle_ratio", "neighbours", "bought_together",
+        "log_buyers_30d", "log_buyers_90d", "trend", "log_item_age_days", "log_customer_days", "log_customer_recency", "owned",
+        "own_share", "log_own_rank",
+    ]
+
+    /// Candidates per source: the customer's own items (all), and the best of the others.
+    public static let perSource = 60
+
+    /// Every candidate for `customer` (known or not: an unknown one gets the store's), with features.
+    public static func candidates(_ s: Signals, customer: Int64) -> [Candidate] {
+        var found: [Int: Candidate] = [:]
+        func add(_ item: Int, _ source: CandidateSource) {
+            found[item, default: Candidate(item: item, sources: [], features: [])].sources.insert(source)
+        }
+        let counts = s.counts[customer] ?? [:]
+        for item in counts.keys { add(item, .repurchase) }
+        let neighbour = s.neighbourScores(customer)
+        for (item, _) in top(neighbour, perSource) { add(item, .similarCustomers) }
+        let together = s.cooccurrenceScores(customer)
+        for (item, _) in top(together.mapValues(\.score), perSource) {
+            add(item, .boughtTogether)
+            if let t = together[item] { found[item]?.because = (t.because, t.baskets) }
+        }
+        for item in s.popular.prefix(perSource) { add(item, .popular) }
+        for item in s.trending.prefix(perSource / 2) { add(item, .trending) }
+
+        let profile = s.profiles[customer] ?? [:]
+        let norm = max(1e-12, profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        let customerDays = s.purchaseDays[customer] ?? 0
+        let lastAny = counts.values.map(\.last).max()
+        let ownRank = Dictionary(uniqueKeysWithValues: counts.sorted { $0.value.days != $1.value.days ? $0.value.days > $1.value.days : $0.key < $1.key }
+            .enumerated().map { ($0.element.key, $0.offset) })
+        return found.values.sorted { $0.item < $1.item }.map { c in
+            var c = c
+            let own = counts[c.item]
+            let since = own.map { Double(s.end - $0.last) } ?? 730
+            let cycle = own != nil ? s.cycleDays[c.item].map { since / max(1, $0) } ?? 0 : 0
+            let b30 = Double(s.buyers30[c.item] ?? 0), b90 = Double(s.buyers90[c.item] ?? 0), prior = Double(s.buyersPrior90[c.item] ?? 0)
+            c.features = [
+                (profile[c.item] ?? 0) / norm, log1p(Double(own?.days ?? 0)), log1p(since), cycle, neighbour[c.item] ?? 0,
+                together[c.item]?.score ?? 0, log1p(b30), log1p(b90), log((b30 + 1) / (prior / 3 + 1)),
+                log1p(Double(s.end - (s.firstDay[c.item] ?? s.end))), log1p(Double(customerDays)),
+                log1p(Double(lastAny.map { s.end - $0 } ?? 730)), own == nil ? 0 : 1,
+                Double(own?.days ?? 0) / Double(max(1, customerDays)), log1p(Double(ownRank[c.item] ?? 1000)),
+            ]
+            return c
+        }
+    }
+
+    static func top(_ scores: [Int: Double], _ n: Int) -> [(Int, Double)] {
+        Array(scores.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(n).map { ($0.key, $0.value) })
+    }
+}
+
+/// The learning-to-rank model: gradient-boosted trees over ``Ranking/featureNames``, trained
+/// point in time — signals as of one horizon before the moment, labels from the horizon after.
+public struct Ranker: Sendable, Codable {
+    public var trees: GradientBoostedTrees
+    public var horizonDays: Int
+
+    /// Trains as of day `end` of `history` (purchases strictly before it) on `windows` splits,
+    /// `horizonDays` apart: at each split, signals from the history before it, label = bought
+    /// in the horizon after it; customers who bought on both sides. Nil when the store has too
+    /// little history.
+    public static func train(_ history: PurchaseHistory, horizonDays: Int = 60, windows: Int = 3, settings: Signals.Settings = .init())
+        -> (ranker: Ranker, rows: Int, positives: Int)?
+    {
+        var rows: [[Double]] = [], labels: [Bool] = []
+        for w in 1...max(1, windows) {
+            let split = history.end - w * horizonDays, stop = split + horizonDays
+            var before = PurchaseHistory(customers: [:], end: split), after: [Int64: Set<Int>] = [:]
+            for (c, lines) in history.customers {
+                let early = lines.filter { $0.day < split }
+                if !early.isEmpty { before.customers[c] = early }
+                let late = Set(lines.filter { $0.day >= split && $0.day < stop }.map(\.item))
+                if !late.isEmpty { after[c] = late }
+            }
+            guard !before.customers.isEmpty else { break }
+            let signals = Signals(before, settings: settings)
+            for c in before.customers.keys.sorted() {
+                guard let bought = after[c] else { continue }
+                for cand in Ranking.candidates(signals, customer: c) {
+                    rows.append(cand.features)
+                    labels.append(bought.contains(cand.item))
+                }
+            }
+        }
+        let positives = labels.filter { $0 }.count
+        guard positives >= 20, positives < labels.count else { return nil }
+        var p = GradientBoostedTrees.Parameters()
+        (p.trees, p.depth, p.learningRate, p.minLeaf) = (150, 4, 0.1, 50)
+        return (Ranker(trees: GradientBoostedTrees.fit(rows, labels, parameters: p), horizonDays: horizonDays), rows.count, positives)
+    }
+
+    public func score(_ c: Candidate) -> Double { trees.probability(c.features) }
+}

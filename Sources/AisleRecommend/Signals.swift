@@ -1,0 +1,148 @@
+import Foundation
+
+/// What the recommender knows as of a day, computed once from a ``PurchaseHistory``: each
+/// customer's recency-weighted item profile, their nearest neighbours by that profile, item
+/// co-occurrence in baskets, item popularity, trend and repurchase cycles. Candidates and
+/// ranking features are read from it; serving keeps one in memory.
+public struct Signals: Sendable {
+    public struct Settings: Sendable, Equatable {
+        /// Days after which a purchase counts half in a customer's profile.
+        public var halfLifeDays = 90.0
+        /// Neighbours per customer.
+        public var neighbours = 40
+        public init() {}
+    }
+
+    public let end: Int
+    /// Customer → item → recency-weighted purchase days (un-normalised), and its L2 norm.
+    public let profiles: [Int64: [Int: Double]]
+    let norms: [Int64: Double]
+    /// Customer → (item → distinct purchase days, last day).
+    public let counts: [Int64: [Int: (days: Int, last: Int)]]
+    /// Customer → distinct days with a purchase.
+    public let purchaseDays: [Int64: Int]
+    /// Customer → nearest customers with their cosine similarity.
+    public let neighbours: [Int64: [(customer: Int64, similarity: Double)]]
+    /// Item → co-bought items with cosine-normalised basket counts (top 50 each).
+    public let cooccurrence: [Int: [(item: Int, score: Double, baskets: Int)]]
+    /// Item → distinct buyers in the last 30 and 90 days, and the 90 before those.
+    public let buyers30: [Int: Int], buyers90: [Int: Int], buyersPrior90: [Int: Int]
+    /// Item → first day it was bought; median days between a customer's purchase days of it.
+    public let firstDay: [Int: Int]
+    public let cycleDays: [Int: Double]
+    /// Items by buyers in the last 30 days, most first.
+    public let popular: [Int]
+    /// Items whose buyers grew most (last 30 days against the 30 before), most first.
+    public let trending: [Int]
+
+    public init(_ history: PurchaseHistory, settings: Settings = .init()) {
+        end = history.end
+        var profiles: [Int64: [Int: Double]] = [:], counts: [Int64: [Int: (days: Int, last: Int)]] = [:]
+        var b30: [Int: Set<Int64>] = [:], b90: [Int: Set<Int64>] = [:], bPrior: [Int: Set<Int64>] = [:], bPrev30: [Int: Set<Int64>] = [:]
+        var first: [Int: Int] = [:], gaps: [Int: [Int]] = [:]
+        var baskets: [Int64: Set<Int>] = [:]
+        for (customer, lines) in history.customers {
+            var days: [Int: [Int]] = [:]
+            for line in lines {
+                if days[line.item]?.last != line.day { days[line.item, default: []].append(line.day) }
+                let age = history.end - line.day
+                if age <= 30 { b30[line.item, default: []].insert(customer) } else if age <= 60 { bPrev30[line.item, default: []].insert(customer) }
+                if age <= 90 { b90[line.item, default: []].insert(customer) } else if age <= 180 { bPrior[line.item, default: []].insert(customer) }
+                first[line.item] = min(first[line.item] ?? line.day, line.day)
+                if age <= 365 { baskets[line.receipt, default: []].insert(line.item) }
+            }
+            var profile: [Int: Double] = [:], count: [Int: (days: Int, last: Int)] = [:]
+            for (item, ds) in days {
+                profile[item] = ds.reduce(0) { $0 + pow(0.5, Double(history.end - $1) / settings.halfLifeDays) }
+                count[item] = (ds.count, ds.last ?? 0)
+                gaps[item, default: []] += zip(ds.dropFirst(), ds).map { $0 - $1 }
+            }
+            profiles[customer] = profile
+            counts[customer] = count
+        }
+        self.profiles = profiles
+        self.counts = counts
+        purchaseDays = history.customers.mapValues { Set($0.map(\.day)).count }
+        norms = profiles.mapValues { $0.values.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        buyers30 = b30.mapValues(\.count)
+        buyers90 = b90.mapValues(\.count)
+        buyersPrior90 = bPrior.mapValues(\.count)
+        firstDay = first
+        cycleDays = gaps.compactMapValues { g in g.count >= 3 ? Double(g.sorted()[g.count / 2]) : nil }
+        popular = buyers30.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
+        let prev30 = bPrev30.mapValues(\.count)
+        let growth: [(item: Int, ratio: Double)] = buyers30.filter { $0.value >= 5 }.map { item, n in
+            (item, Double(n) / Double((prev30[item] ?? 0) + 3))
+        }
+        trending = growth.sorted { $0.ratio != $1.ratio ? $0.ratio > $1.ratio : $0.item < $1.item }.map(\.item)
+        cooccurrence = Self.cooccurrence(Array(baskets.values))
+        neighbours = Self.neighbours(profiles, norms: norms, k: settings.neighbours)
+    }
+
+    /// Cosine of basket counts, count(i, j) / √(count(i) · count(j)), for pairs in two or more
+    /// baskets; the 50 best partners of each item.
+    static func cooccurrence(_ baskets: [Set<Int>]) -> [Int: [(item: Int, score: Double, baskets: Int)]] {
+        var single: [Int: Int] = [:], pair: [Int: [Int: Int]] = [:]
+        for basket in baskets where basket.count <= 100 {
+            let items = basket.sorted()
+            for (a, i) in items.enumerated() {
+                single[i, default: 0] += 1
+                for j in items[(a + 1)...] { pair[i, default: [:]][j, default: 0] += 1 }
+            }
+        }
+        var partners: [Int: [(item: Int, score: Double, baskets: Int)]] = [:]
+        for (i, row) in pair {
+            for (j, n) in row where n >= 2 {
+                let score = Double(n) / (Double(single[i] ?? 1) * Double(single[j] ?? 1)).squareRoot()
+                partners[i, default: []].append((j, score, n))
+                partners[j, default: []].append((i, score, n))
+            }
+        }
+        return partners.mapValues { Array($0.sorted { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }.prefix(50)) }
+    }
+
+    /// Each customer's `k` most similar customers by the cosine of their profiles, through an
+    /// inverted index (only customers sharing an item are compared).
+    static func neighbours(_ profiles: [Int64: [Int: Double]], norms: [Int64: Double], k: Int) -> [Int64: [(customer: Int64, similarity: Double)]] {
+        var buyers: [Int: [(Int64, Double)]] = [:]
+        for (c, p) in profiles { for (i, w) in p { buyers[i, default: []].append((c, w)) } }
+        var out: [Int64: [(customer: Int64, similarity: Double)]] = [:]
+        for (c, p) in profiles {
+            var dot: [Int64: Double] = [:]
+            for (i, w) in p { for (other, v) in buyers[i] ?? [] where other != c { dot[other, default: 0] += w * v } }
+            let n = norms[c] ?? 1
+            let sims = dot.map { (customer: $0.key, similarity: $0.value / max(1e-12, n * (norms[$0.key] ?? 1))) }
+            out[c] = Array(sims.sorted { $0.similarity != $1.similarity ? $0.similarity > $1.similarity : $0.customer < $1.customer }.prefix(k))
+        }
+        return out
+    }
+
+    /// The neighbours' normalised profiles, weighted by similarity: what customers like this one buy.
+    public func neighbourScores(_ customer: Int64) -> [Int: Double] {
+        var scores: [Int: Double] = [:]
+        let nn = neighbours[customer] ?? []
+        let total = nn.reduce(0) { $0 + $1.similarity }
+        guard total > 0 else { return [:] }
+        for (other, sim) in nn {
+            let n = norms[other] ?? 1
+            for (i, w) in profiles[other] ?? [:] { scores[i, default: 0] += sim / total * w / n }
+        }
+        return scores
+    }
+
+    /// Items bought with what the customer bought, weighted by their profile (normalised), and
+    /// for each the strongest basket partner behind it.
+    public func cooccurrenceScores(_ customer: Int64) -> [Int: (score: Double, because: Int, baskets: Int)] {
+        var out: [Int: (score: Double, because: Int, baskets: Int)] = [:]
+        let p = profiles[customer] ?? [:], n = norms[customer] ?? 1
+        for (i, w) in p {
+            for partner in cooccurrence[i] ?? [] {
+                let add = w / n * partner.score
+                let old = out[partner.item]
+                let strongest = old.map { add > $0.score ? (i, partner.baskets) : ($0.because, $0.baskets) } ?? (i, partner.baskets)
+                out[partner.item] = ((old?.score ?? 0) + add, strongest.0, strongest.1)
+            }
+        }
+        return out
+    }
+}
