@@ -44,6 +44,11 @@ let package = Package(
             name: "AisleRecommend",
             dependencies: ["AisleCore", "AisleStore", "AisleModels", "AisleFeatures", "AisleInsight", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: numeric),
+        // Trains every kind of model and registers it (aislectl train, the agent's schedule).
+        .target(
+            name: "AisleTraining",
+            dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         // Point-in-time features over the store, for training, evaluation and serving.
         .target(
             name: "AisleFeatures",
@@ -88,7 +93,7 @@ let package = Package(
         .target(
             name: "AisleServe",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend", "AisleTraining",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -115,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -151,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

@@ -1,5 +1,8 @@
+import AisleInsight
 import AisleModels
+import AisleStore
 import Foundation
+import GRDB
 
 /// Where a candidate came from; each source also explains it (``Explanation``).
 public enum CandidateSource: String, Sendable, Codable, CaseIterable {
@@ -7,8 +10,10 @@ public enum CandidateSource: String, Sendable, Codable, CaseIterable {
     case repurchase
     /// Customers with similar purchases buy it.
     case similarCustomers = "similar_customers"
-    /// Bought together with what the customer bought (or has in the cart).
+    /// Bought together with what the customer bought before.
     case boughtTogether = "bought_together"
+    /// Bought together with what is in the cart or was looked at this visit.
+    case thisVisit = "this_visit"
     /// Popular in the store over the last 30 days.
     case popular
     /// Buyers grew fastest over the last 30 days.
@@ -35,27 +40,32 @@ public enum Ranking {
     /// Candidates per source: the customer's own items (all), and the best of the others.
     public static let perSource = 60
 
-    /// Every candidate for `customer` (known or not: an unknown one gets the store's), with features.
-    public static func candidates(_ s: Signals, customer: Int64) -> [Candidate] {
+    /// Every candidate for `customer` (known or not: an unknown one gets the store's), with
+    /// features; `visit` holds what is in the cart or was looked at this visit (item → weight),
+    /// which counts as part of the profile for what goes with it.
+    public static func candidates(_ s: Signals, customer: Int64?, visit: [Int: Double] = [:]) -> [Candidate] {
         var found: [Int: Candidate] = [:]
         func add(_ item: Int, _ source: CandidateSource) {
             found[item, default: Candidate(item: item, sources: [], features: [])].sources.insert(source)
         }
-        let counts = s.counts[customer] ?? [:]
+        let counts = customer.flatMap { s.counts[$0] } ?? [:]
         for item in counts.keys { add(item, .repurchase) }
-        let neighbour = s.neighbourScores(customer)
+        let neighbour = customer.map(s.neighbourScores) ?? [:]
         for (item, _) in top(neighbour, perSource) { add(item, .similarCustomers) }
-        let together = s.cooccurrenceScores(customer)
+        var profile = customer.flatMap { s.profiles[$0] } ?? [:]
+        let ownMax = profile.values.max() ?? 1
+        for (item, w) in visit { profile[item, default: 0] += w * ownMax }
+        let together = s.cooccurrenceScores(profile)
         for (item, _) in top(together.mapValues(\.score), perSource) {
-            add(item, .boughtTogether)
-            if let t = together[item] { found[item]?.because = (t.because, t.baskets) }
+            guard let t = together[item] else { continue }
+            add(item, visit[t.because] != nil ? .thisVisit : .boughtTogether)
+            found[item]?.because = (t.because, t.baskets)
         }
         for item in s.popular.prefix(perSource) { add(item, .popular) }
         for item in s.trending.prefix(perSource / 2) { add(item, .trending) }
 
-        let profile = s.profiles[customer] ?? [:]
         let norm = max(1e-12, profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot())
-        let customerDays = s.purchaseDays[customer] ?? 0
+        let customerDays = customer.flatMap { s.purchaseDays[$0] } ?? 0
         let lastAny = counts.values.map(\.last).max()
         let ownRank = Dictionary(uniqueKeysWithValues: counts.sorted { $0.value.days != $1.value.days ? $0.value.days > $1.value.days : $0.key < $1.key }
             .enumerated().map { ($0.element.key, $0.offset) })
@@ -84,13 +94,14 @@ public enum Ranking {
 /// The learning-to-rank model: gradient-boosted trees over ``Ranking/featureNames``, trained
 /// point in time — signals as of one horizon before the moment, labels from the horizon after.
 public struct Ranker: Sendable, Codable {
+    public static let kind = "ranker"
     public var trees: GradientBoostedTrees
     public var horizonDays: Int
 
     /// Trains as of day `end` of `history` (purchases strictly before it) on `windows` splits,
     /// `horizonDays` apart: at each split, signals from the history before it, label = bought
-    /// in the horizon after it; customers who bought on both sides. Nil when the store has too
-    /// little history.
+    /// in the horizon after it; customers who bought on both sides, each with every bought
+    /// candidate and a sample of the others. Nil when the store has too little history.
     public static func train(_ history: PurchaseHistory, horizonDays: Int = 60, windows: Int = 3, settings: Signals.Settings = .init())
         -> (ranker: Ranker, rows: Int, positives: Int)?
     {
@@ -108,9 +119,16 @@ public struct Ranker: Sendable, Codable {
             let signals = Signals(before, settings: settings)
             for c in before.customers.keys.sorted() {
                 guard let bought = after[c] else { continue }
-                for cand in Ranking.candidates(signals, customer: c) {
+                let candidates = Ranking.candidates(signals, customer: c)
+                // Every bought candidate; of the others an even sample of at most four per bought one.
+                let positives = candidates.filter { bought.contains($0.item) }.count
+                let keep = min(1, Double(4 * max(1, positives)) / Double(max(1, candidates.count - positives)))
+                var rng = SplitMix(state: UInt64(bitPattern: c) &+ UInt64(w))
+                for cand in candidates {
+                    let label = bought.contains(cand.item)
+                    guard label || Double(rng.next() >> 11) / Double(1 << 53) < keep else { continue }
                     rows.append(cand.features)
-                    labels.append(bought.contains(cand.item))
+                    labels.append(label)
                 }
             }
         }
@@ -122,4 +140,14 @@ public struct Ranker: Sendable, Codable {
     }
 
     public func score(_ c: Candidate) -> Double { trees.probability(c.features) }
+
+    /// The registry's active ranker and its version; nil when none has been trained.
+    public static func active(_ db: Database) throws -> (model: Ranker, version: Int)? {
+        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
+        do {
+            return (try JSONDecoder().decode(Ranker.self, from: entry.payload), entry.record.version)
+        } catch {
+            throw InputError("ranker v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback ranker` or `aislectl train ranker`")
+        }
+    }
 }

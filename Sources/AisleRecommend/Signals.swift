@@ -130,12 +130,13 @@ public struct Signals: Sendable {
         return scores
     }
 
-    /// Items bought with what the customer bought, weighted by their profile (normalised), and
-    /// for each the strongest basket partner behind it.
-    public func cooccurrenceScores(_ customer: Int64) -> [Int: (score: Double, because: Int, baskets: Int)] {
+    /// Items bought with those of a profile (the customer's, plus what is in the cart or was
+    /// looked at this visit), weighted by the profile (normalised), and for each the strongest
+    /// basket partner behind it.
+    public func cooccurrenceScores(_ profile: [Int: Double]) -> [Int: (score: Double, because: Int, baskets: Int)] {
         var out: [Int: (score: Double, because: Int, baskets: Int)] = [:]
-        let p = profiles[customer] ?? [:], n = norms[customer] ?? 1
-        for (i, w) in p {
+        let n = max(1e-12, profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        for (i, w) in profile.sorted(by: { $0.key < $1.key }) {
             for partner in cooccurrence[i] ?? [] {
                 let add = w / n * partner.score
                 let old = out[partner.item]

@@ -1,6 +1,7 @@
 import AisleConfig
 import AisleIngest
 import AisleInsight
+import AisleTraining
 import AisleStore
 import AisleText
 import Foundation
@@ -50,16 +51,19 @@ public enum Agent {
         let intent = IntentHost(store: store, logger: logger)
         let intentTask = Task { await intent.run() }
         defer { intentTask.cancel() }
+        let recommendations = RecommendationHost(store: store, logger: logger)
+        let recommendationTask = Task { await recommendations.run() }
+        defer { recommendationTask.cancel() }
         let reviews = TextScorer(store: store, encoder: encoder, logger: logger)
         let reviewTask = Task { await reviews.run() }
         defer { reviewTask.cancel() }
-        let hangup = reloadOnHangup(encoder, insight, reviews, intent)
+        let hangup = reloadOnHangup(encoder, insight, reviews, intent, recommendations)
         defer { hangup.cancel() }
 
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         AgentRoutes(
-            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder, insight: insight, intent: intent,
+            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder, insight: insight, intent: intent, recommendations: recommendations,
             config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
         ).register(on: router)
 
@@ -88,7 +92,7 @@ public enum Agent {
 
     /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and switches to newly
     /// activated models at once rather than at the next poll.
-    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer, _ intent: IntentHost) -> any DispatchSourceSignal {
+    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer, _ intent: IntentHost, _ recommendations: RecommendationHost) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
         source.setEventHandler {
@@ -98,6 +102,7 @@ public enum Agent {
             }
             Task { await insight.refreshIfModelChanged() }
             Task { await intent.refresh() }
+            Task { await recommendations.refresh() }
         }
         source.resume()
         return source

@@ -1,6 +1,7 @@
 import AisleCore
 import AisleIngest
 import AisleInsight
+import AisleRecommend
 import AisleStore
 import Foundation
 import GRDB
@@ -15,6 +16,7 @@ struct AgentRoutes: Sendable {
     let encoder: EncoderHost
     let insight: InsightHost
     let intent: IntentHost
+    let recommendations: RecommendationHost
     let config: AgentConfigSnapshot
     let started = Date()
 
@@ -33,6 +35,8 @@ struct AgentRoutes: Sendable {
         router.get("/v1/customers/:id/insight") { request, context in try await customerInsight(request, context) }
         router.get("/v1/customers/:id/intent") { request, context in try await customerIntent(request, context) }
         router.get("/v1/sessions/:key/intent") { request, context in try await sessionIntent(request, context) }
+        router.post("/v1/recommendations") { request, _ in try await recommend(request) }
+        router.post("/v1/feedback") { request, _ in try await feedback(request) }
         router.get("/v1/items/top") { request, _ in try await topItems(request) }
         router.post("/v1/embed") { request, _ in try await embed(request) }
         router.get("/metrics") { _, _ in metrics() }
@@ -220,6 +224,67 @@ struct AgentRoutes: Sendable {
         do { return .success(try Timestamp.parse(String(at))) } catch {
             return .failure(ErrorResponse(.badRequest, "bad_at", "at: \(error)"))
         }
+    }
+
+    struct RecommendationResponse: Encodable {
+        var requestId: String
+        var model: String
+        var placement: String
+        var asOf: String
+        /// Whether the customer was known (else the slate comes from the visit and the store).
+        var customerKnown: Bool
+        var items: [RecommendationIndex.Recommendation]
+    }
+
+    /// `{customer?, session?, viewed?, cart?, k?, placement?, exclude?}` → the slate with reasons.
+    func recommend(_ request: Request) async throws -> Response {
+        let body: [String: JSONValue]
+        switch await jsonBody(request) {
+        case .failure(let e): return e.response
+        case .success(.object(let o)): body = o
+        case .success(let other): return HTTPJSON.error(.badRequest, "expected_object", "the body must be a JSON object, got \(other.typeName)")
+        }
+        guard let index = await recommendations.current else {
+            return HTTPJSON.error(.serviceUnavailable, "recommendations_not_ready", "the recommendation index is being built; try again shortly")
+        }
+        let fields: RecommendationRequest
+        do { fields = try RecommendationRequest(body) } catch { return error.response }
+        let customer = fields.customer.flatMap { index.customer(pseudonymizer.pseudonym($0)) }
+        let ids = { (skus: [String]) in skus.compactMap { index.skus[$0] } }
+        let query = RecommendationIndex.Query(
+            customer: customer, viewed: ids(fields.viewed), cart: ids(fields.cart), k: fields.k, exclude: Set(ids(fields.exclude)))
+        let slate = index.recommend(query)
+        let requestID = await recommendations.served(
+            slate, ids: slate.compactMap { index.skus[$0.sku] }, customer: customer, session: fields.session, placement: fields.placement, model: index.model)
+        return try HTTPJSON.response(RecommendationResponse(
+            requestId: requestID, model: index.model, placement: fields.placement, asOf: Timestamp.format(index.asOf),
+            customerKnown: customer != nil, items: slate))
+    }
+
+    /// `{request_id, item, action}`: what the shopper did with an item of a slate.
+    func feedback(_ request: Request) async throws -> Response {
+        let body: [String: JSONValue]
+        switch await jsonBody(request) {
+        case .failure(let e): return e.response
+        case .success(.object(let o)): body = o
+        case .success(let other): return HTTPJSON.error(.badRequest, "expected_object", "the body must be a JSON object, got \(other.typeName)")
+        }
+        guard case .string(let requestID)? = body["request_id"] else { return HTTPJSON.error(.badRequest, "bad_request_id", "request_id: expected the string from the recommendation") }
+        guard case .string(let sku)? = body["item"] else { return HTTPJSON.error(.badRequest, "bad_item", "item: expected the SKU shown") }
+        guard case .string(let action)? = body["action"], ["click", "cart", "purchase", "dismiss"].contains(action) else {
+            return HTTPJSON.error(.badRequest, "bad_action", "action: one of click, cart, purchase, dismiss")
+        }
+        guard let item = await recommendations.current?.skus[Normalize.sku(sku)] else {
+            return HTTPJSON.error(.badRequest, "unknown_item", "item: no SKU \(sku) in the catalog")
+        }
+        do {
+            try await recommendations.feedback(request: requestID, item: item, action: action)
+        } catch .unknownRequest {
+            return HTTPJSON.error(.notFound, "unknown_request", "request_id: no recent recommendation \(requestID)")
+        } catch {
+            return HTTPJSON.error(.badRequest, "item_not_shown", "item: \(sku) was not in that slate")
+        }
+        return try HTTPJSON.response(["recorded": true])
     }
 
     struct TopResponse: Encodable {

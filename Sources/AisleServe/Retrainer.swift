@@ -1,5 +1,6 @@
 import AisleCore
 import AisleInsight
+import AisleTraining
 import AisleStore
 import Foundation
 import Logging

@@ -180,6 +180,32 @@ enum Schema {
                     similarity REAL NOT NULL);
                 """)
         }
+        m.registerMigration("v6-recommendation-log") { db in
+            try db.execute(sql: """
+                -- Every slate served (one row per item shown, with the policy's propensity of showing
+                -- it there) and what the shopper did with it: the data for offline policy evaluation.
+                CREATE TABLE rec_impressions(
+                    request_id TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    customer_id INTEGER REFERENCES customers(id) ON DELETE CASCADE,
+                    session TEXT,
+                    placement TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    item_id INTEGER NOT NULL REFERENCES items(id),
+                    score REAL NOT NULL,
+                    source TEXT NOT NULL,
+                    propensity REAL NOT NULL CHECK(propensity > 0 AND propensity <= 1),
+                    PRIMARY KEY(request_id, position)) WITHOUT ROWID;
+                CREATE INDEX rec_impressions_ts ON rec_impressions(ts);
+                CREATE TABLE rec_feedback(
+                    request_id TEXT NOT NULL,
+                    item_id INTEGER NOT NULL REFERENCES items(id),
+                    action TEXT NOT NULL CHECK(action IN ('click', 'cart', 'purchase', 'dismiss')),
+                    ts INTEGER NOT NULL,
+                    PRIMARY KEY(request_id, item_id, action)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

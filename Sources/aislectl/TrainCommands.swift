@@ -1,6 +1,8 @@
 import AisleCore
 import AisleInsight
+import AisleTraining
 import AisleModels
+import AisleRecommend
 import AisleStore
 import AisleText
 import ArgumentParser
@@ -16,7 +18,7 @@ struct TrainCommand: ParsableCommand {
             agent picks up a newly active version within a minute, without a restart. \
             `aislectl model list` shows the versions; `aislectl model rollback KIND` goes back one.
             """,
-        subcommands: [All.self, Churn.self, Intent.self, Themes.self, Sentiment.self])
+        subcommands: [All.self, Churn.self, Intent.self, Themes.self, RankerCommand.self, Sentiment.self])
 
     /// What every training command shares: the store, the moment and whether to activate.
     struct Common: ParsableArguments {
@@ -97,6 +99,18 @@ struct TrainCommand: ParsableCommand {
 
         func run() throws {
             try reporting { try common.train([ThemeModel.kind], settings: .init(), encoder: encoder) }
+        }
+    }
+
+    struct RankerCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ranker",
+            abstract: "The recommendation ranking: gradient-boosted trees over candidate features, trained point in time.",
+            discussion: "Example: aislectl train ranker")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try reporting { try common.train([Ranker.kind], settings: .init()) }
         }
     }
 

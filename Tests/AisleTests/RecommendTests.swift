@@ -1,4 +1,8 @@
+import AisleClient
+@testable import AisleIngest
 import AisleRecommend
+import AisleStore
+import GRDB
 import Foundation
 import Testing
 
@@ -44,5 +48,103 @@ import Testing
         #expect(r.users == 1346)
         #expect(r.recall > 0.1705 && r.ndcg > 0.4065, "recall \(r.recall), NDCG \(r.ndcg)")  // P-Pop 0.1705 / 0.4065
         #expect(r.newItemRecall > 0.0678, "new-item recall \(r.newItemRecall)")  // item-kNN 0.0678
+    }
+}
+
+/// `POST /v1/recommendations` and `POST /v1/feedback` on the Online Retail store.
+@Suite struct AgentRecommendationTests {
+    struct Slate: Decodable {
+        struct Item: Decodable { var sku: String; var title: String; var score: Double; var source: String; var sources: [String]; var reasons: [String] }
+        var request_id: String; var model: String; var customer_known: Bool; var items: [Item]
+    }
+
+    func slate(_ socket: String, _ body: String) async throws -> Slate {
+        for _ in 0..<900 {
+            let r = try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array(body.utf8))
+            if r.status == 200 { return try JSONDecoder().decode(Slate.self, from: Data(r.body)) }
+            #expect(r.status == 503, "\(r.text)")  // the index is built in the background
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw TestFailure("no recommendations in three minutes")
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func slatesWithReasonsRulesAndFeedback() async throws {
+        let store = try TestSupport.onlineRetailStore.get()
+        let trained = try TestSupport.run("aislectl", ["train", "ranker", "--store", store.path])
+        #expect(trained.status == 0 && trained.out.contains("ranker v"), "\(trained.err)")
+        let dir = try TestSupport.temporaryDirectory()
+        let socket = dir.appendingPathComponent("r.sock").path
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
+
+        // A known customer: ten distinct items, each with its reasons; repurchases say so.
+        let known = try await slate(socket, #"{"customer":"12347","k":10,"placement":"kiosk-home"}"#)
+        #expect(known.customer_known && known.model.hasPrefix("ranker v") && known.items.count == 10)
+        #expect(Set(known.items.map(\.sku)).count == 10 && known.items.allSatisfy { !$0.reasons.isEmpty && $0.sources.contains($0.source) })
+        #expect(zip(known.items, known.items.dropFirst()).allSatisfy { $0.score >= $1.score })
+        let repurchases = known.items.filter { $0.source == "repurchase" }
+        #expect(!repurchases.isEmpty && repurchases.allSatisfy { $0.reasons[0].hasPrefix("you bought this") })
+        // Exclusions and the cart are never recommended.
+        let first = try #require(known.items.first?.sku)
+        let excluded = try await slate(socket, #"{"customer":"12347","k":10,"exclude":["\#(first)"],"cart":["\#(known.items[1].sku)"]}"#)
+        #expect(!excluded.items.contains { $0.sku == first || $0.sku == known.items[1].sku })
+        // An anonymous shopper with a cart: what goes with it, explained.
+        let visit = try await slate(socket, #"{"cart":["85123A"],"k":5}"#)
+        #expect(!visit.customer_known && visit.items.first?.source == "this_visit")
+        #expect(visit.items.first?.reasons.first?.contains("WHITE HANGING HEART T-LIGHT HOLDER in your cart") == true)
+        // Nobody and nothing: the store's popular items.
+        let cold = try await slate(socket, "{}")
+        #expect(cold.items.count == 10 && cold.items.allSatisfy { ["popular", "trending"].contains($0.source) })
+
+        // Feedback on a shown item is recorded; on another item or request it is refused.
+        func feedback(_ body: String) async throws -> Int {
+            try await UnixHTTP.request(path: socket, .POST, "/v1/feedback", body: Array(body.utf8)).status
+        }
+        #expect(try await feedback(#"{"request_id":"\#(known.request_id)","item":"\#(first)","action":"cart"}"#) == 200)
+        #expect(try await feedback(#"{"request_id":"\#(known.request_id)","item":"85123A","action":"cart"}"#) == 400 || known.items.contains { $0.sku == "85123A" })
+        #expect(try await feedback(#"{"request_id":"r0","item":"\#(first)","action":"cart"}"#) == 404)
+        #expect(try await feedback(#"{"request_id":"\#(known.request_id)","item":"\#(first)","action":"like"}"#) == 400)
+        for body in [#"{"k":0}"#, #"{"cart":"85123A"}"#, #"[1]"#] {
+            #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array(body.utf8)).status == 400, "\(body)")
+        }
+        // Impressions (with their propensity) and feedback reach the store within seconds.
+        var logged = (impressions: 0, feedback: 0)
+        for _ in 0..<50 {
+            logged = try await Store.open(at: store, readOnly: true).database.read { db in
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM rec_impressions WHERE request_id = ? AND propensity = 1", arguments: [known.request_id]) ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT count(*) FROM rec_feedback WHERE request_id = ?", arguments: [known.request_id]) ?? 0)
+            }
+            if logged.impressions == 10 && logged.feedback == 1 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(logged.impressions == 10 && logged.feedback == 1)
+    }
+}
+
+/// The business rules on a small store of our own, in process.
+@Suite struct RecommendationRulesTests {
+    @Test func inactiveReturnedAndTooManyOfAKindAreLeftOut() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let day = 86_400, t0 = 1_600_000_000
+        var catalog = (1...6).map { #"{"item":"MUG\#($0)","title":"mug \#($0)","category":"mugs"}"# }
+        catalog += [#"{"item":"TEA","title":"tea","category":"tea"}"#, #"{"item":"OLD","title":"old","category":"tea","active":false}"#,
+                    #"{"item":"RET","title":"returned","category":"tea"}"#]
+        var events: [String] = []
+        for d in 0..<4 {
+            for sku in ["MUG1", "MUG2", "MUG3", "MUG4", "MUG5", "MUG6", "TEA", "OLD", "RET"] {
+                events.append(#"{"ts":\#(t0 + d * 7 * day),"type":"purchase","customer":"c1","item":"\#(sku)","receipt":"r\#(d)","qty":1,"price":3}"#)
+            }
+        }
+        events.append(#"{"ts":\#(t0 + 25 * day),"type":"return","customer":"c1","item":"RET","qty":1,"price":3}"#)
+        let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
+        let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 30 * day), ranker: nil, themes: nil) }
+        let pseudonym = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).pseudonym("c1")
+        let customer = try #require(index.customer(pseudonym))
+        let slate = index.recommend(.init(customer: customer, k: 10)).map(\.sku)
+        #expect(!slate.contains("OLD") && !slate.contains("RET") && slate.contains("TEA"))
+        #expect(slate.filter { $0.hasPrefix("MUG") }.count == RecommendationIndex.perGroup, "\(slate)")
+        #expect(index.model == "heuristic")
     }
 }

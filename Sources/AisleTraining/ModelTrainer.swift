@@ -1,0 +1,107 @@
+import AisleCore
+import AisleFeatures
+import AisleInsight
+import AisleModels
+import AisleRecommend
+import AisleStore
+import AisleText
+import Foundation
+import GRDB
+
+/// Trains a model of the registry by name and registers the result: what `aislectl train` and
+/// the agent's scheduled retraining both run.
+public enum ModelTrainer {
+    /// The models trained from the store: churn, purchase intent and the recommendation ranker
+    /// from its events, the themes from its catalog (these need the encoder).
+    public static let kinds = [ChurnModel.kind, IntentModel.kind, ThemeModel.kind, Ranker.kind]
+
+    public struct Settings: Sendable, Equatable {
+        public var churnHorizonDays = 91
+        public var churnSnapshots = 4
+        public var intentLookbackMinutes = 70
+        public var intentHorizonMinutes = 30
+        public var intentCutoffs = 4
+        public init() {}
+    }
+
+    /// What a training run registered, and a line for people.
+    public struct Result: Sendable {
+        public var record: ModelRecord
+        public var summary: String
+    }
+
+    /// Trains `kind` as of `t` (events before `t` only), registers it and, with `activate`,
+    /// makes it active. Reading and training happen outside the write transaction.
+    public static func train(
+        _ kind: String, store: Store, asOf t: Int64, settings s: Settings = .init(), encoder: TextModel? = nil,
+        activate: Bool = true, actor: String = Store.currentActor
+    ) throws -> Result {
+        let started = Date()
+        let payload: Data, from: Int64?, features: [String], describe: (ModelRecord) -> String
+        let parameters: [String: JSONValue], metrics: any Encodable
+        switch kind {
+        case ChurnModel.kind:
+            let r = try store.database.read { try ChurnModel.train($0, asOf: t, horizonDays: s.churnHorizonDays, snapshots: s.churnSnapshots) }
+            (payload, from, features, metrics) = (try JSONEncoder().encode(r.model), r.dataFrom, ChurnFeatures.names, r.report)
+            parameters = ["horizon_days": .int(Int64(s.churnHorizonDays)), "snapshots": .int(Int64(s.churnSnapshots)), "l2": .double(10)]
+            describe = { tabularSummary($0, r.report) }
+        case IntentModel.kind:
+            let r = try store.database.read {
+                try IntentModel.train($0, asOf: t, lookbackMinutes: s.intentLookbackMinutes, horizonMinutes: s.intentHorizonMinutes, cutoffs: s.intentCutoffs)
+            }
+            (payload, from, features, metrics) = (try JSONEncoder().encode(r.model), r.dataFrom, IntentFeatures.names, r.report)
+            parameters = [
+                "lookback_minutes": .int(Int64(s.intentLookbackMinutes)), "horizon_minutes": .int(Int64(s.intentHorizonMinutes)),
+                "cutoffs": .int(Int64(s.intentCutoffs)), "l2": .double(100),
+            ]
+            describe = { tabularSummary($0, r.report) }
+        case ThemeModel.kind:
+            guard let encoder else { throw InputError("themes need the int8 encoder, which is not loaded") }
+            let items = try CatalogEmbeddings.load(store, model: encoder)
+            let model = try ThemeModel.train(items, encoderVersion: encoder.encoder.version)
+            struct Metrics: Encodable { var themes: Int; var items: Int; var silhouette: [String: Double] }
+            (payload, from, features) = (try JSONEncoder().encode(model), nil, ["title_embedding"])
+            metrics = Metrics(themes: model.themes.count, items: items.count, silhouette: Dictionary(uniqueKeysWithValues: model.silhouettes.map { ("k\($0.key)", $0.value) }))
+            parameters = ["candidates": .array(ThemeModel.candidates.map { .int(Int64($0)) }), "encoder": .string(encoder.encoder.version)]
+            describe = { record in
+                let chosen = model.silhouettes[model.themes.count] ?? 0
+                return String(format: "themes v%d: %d themes over %d items (silhouette %.3f; k tried %@)", record.version, model.themes.count, items.count, chosen,
+                              model.silhouettes.keys.sorted().map(String.init).joined(separator: ", "))
+            }
+        case Ranker.kind:
+            let history = try store.database.read { try PurchaseHistory.load($0, to: t) }
+            guard let r = Ranker.train(history) else { throw InputError("too little purchase history to train the recommendation ranker") }
+            struct Metrics: Encodable { var rows: Int; var positives: Int; var customers: Int }
+            (payload, from, features) = (try JSONEncoder().encode(r.ranker), nil, Ranking.featureNames)
+            metrics = Metrics(rows: r.rows, positives: r.positives, customers: history.customers.count)
+            parameters = ["horizon_days": .int(Int64(r.ranker.horizonDays)), "windows": .int(3), "trees": .int(150), "depth": .int(4)]
+            describe = { record in
+                String(format: "ranker v%d: gradient-boosted trees on %d candidate rows (%d bought) of %d customers", record.version, r.rows, r.positives, history.customers.count)
+            }
+        default:
+            throw InputError("unknown model kind \"\(kind)\"; trainable: \(kinds.joined(separator: ", "))")
+        }
+        let record = try store.database.write { db in
+            try ModelRegistry.register(
+                db, kind: kind, payload: payload, parameters: JSONValue.object(parameters), metrics: AnyEncodable(metrics), features: features,
+                dataFrom: from, dataUntil: t, activate: activate, actor: actor)
+        }
+        try store.audit("train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
+        return Result(record: record, summary: describe(record) + String(format: "; %.1f s", Date().timeIntervalSince(started)))
+    }
+
+    static func tabularSummary(_ record: ModelRecord, _ report: TabularModel.Report) -> String {
+        let aucs = report.validationAuc.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
+        return String(
+            format: "%@ v%d%@: %@ on %d rows; validation (%d rows) AUC %@; calibrated log loss %.4f (was %.4f), calibration error %.4f (was %.4f)",
+            record.kind, record.version, record.active ? " (active)" : "", report.method.rawValue, report.trainRows, report.validationRows, aucs,
+            report.logLoss, report.logLossUncalibrated, report.calibrationError, report.calibrationErrorUncalibrated)
+    }
+}
+
+/// Any encodable value, for metrics whose type depends on the model.
+struct AnyEncodable: Encodable {
+    let value: any Encodable
+    init(_ value: any Encodable) { self.value = value }
+    func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
+}
