@@ -62,12 +62,7 @@ public struct ThemeModel: Sendable, Codable {
 
     /// The registry's active themes and their version; nil when none have been trained.
     public static func active(_ db: Database) throws -> (model: ThemeModel, version: Int)? {
-        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
-        do {
-            return (try JSONDecoder().decode(ThemeModel.self, from: entry.payload), entry.record.version)
-        } catch {
-            throw InputError("themes v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback themes` or `aislectl train themes`")
-        }
+        try ModelRegistry.activeModel(db, kind: kind, as: ThemeModel.self)
     }
 
     /// The k tried by default, those that leave twenty items or more per theme on average.

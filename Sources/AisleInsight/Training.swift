@@ -36,12 +36,7 @@ public struct ChurnModel: Sendable, Codable {
 
     /// The registry's active churn model and its version; nil when none has been trained.
     public static func active(_ db: Database) throws -> (model: ChurnModel, version: Int)? {
-        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
-        do {
-            return (try JSONDecoder().decode(ChurnModel.self, from: entry.payload), entry.record.version)
-        } catch {
-            throw InputError("churn v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback churn` or `aislectl train churn`")
-        }
+        try ModelRegistry.activeModel(db, kind: kind, as: ChurnModel.self)
     }
 }
 
@@ -99,12 +94,7 @@ extension IntentModel {
 
     /// The registry's active intent model and its version; nil when none has been trained.
     public static func active(_ db: Database) throws -> (model: IntentModel, version: Int)? {
-        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
-        do {
-            return (try JSONDecoder().decode(IntentModel.self, from: entry.payload), entry.record.version)
-        } catch {
-            throw InputError("intent v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback intent` or `aislectl train intent`")
-        }
+        try ModelRegistry.activeModel(db, kind: kind, as: IntentModel.self)
     }
 }
 

@@ -42,15 +42,17 @@ public enum Ranking {
 
     /// Every candidate for `customer` (known or not: an unknown one gets the store's), with
     /// features; `visit` holds what is in the cart or was looked at this visit (item → weight),
-    /// which counts as part of the profile for what goes with it.
-    public static func candidates(_ s: Signals, customer: Int64?, visit: [Int: Double] = [:]) -> [Candidate] {
+    /// which counts as part of the profile for what goes with it; `sources` limits where
+    /// candidates come from (popular, trending and similar customers are the expensive or
+    /// precomputable ones).
+    public static func candidates(_ s: Signals, customer: Int64?, visit: [Int: Double] = [:], sources: Set<CandidateSource> = Set(CandidateSource.allCases)) -> [Candidate] {
         var found: [Int: Candidate] = [:]
         func add(_ item: Int, _ source: CandidateSource) {
             found[item, default: Candidate(item: item, sources: [], features: [])].sources.insert(source)
         }
         let counts = customer.flatMap { s.counts[$0] } ?? [:]
         for item in counts.keys { add(item, .repurchase) }
-        let neighbour = customer.map(s.neighbourScores) ?? [:]
+        let neighbour = sources.contains(.similarCustomers) ? customer.map(s.neighbourScores) ?? [:] : [:]
         for (item, _) in top(neighbour, perSource) { add(item, .similarCustomers) }
         var profile = customer.flatMap { s.profiles[$0] } ?? [:]
         let ownMax = profile.values.max() ?? 1
@@ -61,8 +63,8 @@ public enum Ranking {
             add(item, visit[t.because] != nil ? .thisVisit : .boughtTogether)
             found[item]?.because = (t.because, t.baskets)
         }
-        for item in s.popular.prefix(perSource) { add(item, .popular) }
-        for item in s.trending.prefix(perSource / 2) { add(item, .trending) }
+        if sources.contains(.popular) { for item in s.popular.prefix(perSource) { add(item, .popular) } }
+        if sources.contains(.trending) { for item in s.trending.prefix(perSource / 2) { add(item, .trending) } }
 
         let norm = max(1e-12, profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot())
         let customerDays = customer.flatMap { s.purchaseDays[$0] } ?? 0
@@ -143,11 +145,6 @@ public struct Ranker: Sendable, Codable {
 
     /// The registry's active ranker and its version; nil when none has been trained.
     public static func active(_ db: Database) throws -> (model: Ranker, version: Int)? {
-        guard let entry = try ModelRegistry.active(db, kind: kind) else { return nil }
-        do {
-            return (try JSONDecoder().decode(Ranker.self, from: entry.payload), entry.record.version)
-        } catch {
-            throw InputError("ranker v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback ranker` or `aislectl train ranker`")
-        }
+        try ModelRegistry.activeModel(db, kind: kind, as: Ranker.self)
     }
 }

@@ -2,6 +2,7 @@ import AisleCore
 import AisleInsight
 import Foundation
 import GRDB
+import Synchronization
 
 /// Everything a recommendation needs, in memory, built from the store as of a moment: the
 /// signals, the ranker, the catalog, who returned what, and the customers' pseudonyms. Serving
@@ -26,6 +27,29 @@ public struct RecommendationIndex: Sendable {
         }
     }
 
+    /// One ranked item of a precomputed slate: compact, explained when served.
+    public struct Slot: Sendable {
+        public var item: Int32
+        public var score: Float
+        var sources: UInt8
+        var because: Int32
+        var baskets: Int32
+
+        init(_ c: Candidate, score: Double) {
+            item = Int32(c.item)
+            self.score = Float(score)
+            sources = c.sources.reduce(0) { $0 | (1 << UInt8(CandidateSource.allCases.firstIndex(of: $1) ?? 0)) }
+            because = Int32(c.because?.item ?? -1)
+            baskets = Int32(c.because?.baskets ?? 0)
+        }
+
+        func has(_ source: CandidateSource) -> Bool { sources & (1 << UInt8(CandidateSource.allCases.firstIndex(of: source) ?? 0)) != 0 }
+        var candidateSources: [CandidateSource] { CandidateSource.allCases.filter(has) }
+    }
+
+    /// Slates kept per customer, ranked, before the request's own rules.
+    public static let slotsPerCustomer = 80
+
     public let signals: Signals
     public let ranker: Ranker?
     /// "ranker v3" or "heuristic" (no ranker trained yet).
@@ -35,6 +59,9 @@ public struct RecommendationIndex: Sendable {
     let customers: [PseudonymKey: Int64]
     /// Customer → items returned in the last 90 days (not recommended again soon).
     let returned: [Int64: Set<Int>]
+    /// Every known customer's ranked slate, and the store's for nobody in particular.
+    private(set) var ranked: [Int64: [Slot]]
+    private(set) var storeSlate: [Slot]
     public let asOf: Int64
 
     /// Builds the index as of `t` from the store's purchases, catalog and returns.
@@ -55,9 +82,59 @@ public struct RecommendationIndex: Sendable {
             """, arguments: [t - 90 * 86_400, t]) {
             returned[row[0], default: []].insert(Int(row[1] as Int64))
         }
-        return RecommendationIndex(
+        var index = RecommendationIndex(
             signals: signals, ranker: ranker?.model, model: ranker.map { "ranker v\($0.version)" } ?? "heuristic",
-            items: items, skus: skus, customers: customers, returned: returned, asOf: t)
+            items: items, skus: skus, customers: customers, returned: returned, ranked: [:], storeSlate: [], asOf: t)
+        // Every customer's slate, ranked ahead of time on all cores: a request only applies its rules.
+        let ids = Array(signals.profiles.keys)
+        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let results = Mutex([[Int64: [Slot]]](repeating: [:], count: parts))
+        let frozen = index
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var mine: [Int64: [Slot]] = [:]
+            for i in stride(from: part, to: ids.count, by: parts) {
+                mine[ids[i]] = Array(frozen.scored(customer: ids[i], visit: [:]).prefix(slotsPerCustomer))
+            }
+            results.withLock { $0[part] = mine }
+        }
+        index.ranked = results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
+        index.storeSlate = Array(frozen.scored(customer: nil, visit: [:]).prefix(slotsPerCustomer))
+        return index
+    }
+
+    /// What goes with the visit, scored as for a shopper known only by it: basket partners of the
+    /// visit's items, with their affinity on top of the ranker's score.
+    func visitSlots(_ visit: [Int: Double]) -> [Slot] {
+        Ranking.candidates(signals, customer: nil, visit: visit, sources: [.boughtTogether, .thisVisit])
+            .filter { $0.sources.contains(.thisVisit) && items[$0.item]?.recommendable == true }
+            .map { Slot($0, score: (ranker?.score($0) ?? Self.heuristic($0)) + $0.features[5]) }
+    }
+
+    /// Two slates as one, by score; an item in both keeps the higher score and both reasons.
+    func merged(_ a: [Slot], _ b: [Slot]) -> [Slot] {
+        var byItem: [Int32: Slot] = [:]
+        for slot in a + b {
+            if var old = byItem[slot.item] {
+                if slot.score > old.score { (old.score, old.because, old.baskets) = (slot.score, slot.because, slot.baskets) }
+                old.sources |= slot.sources
+                byItem[slot.item] = old
+            } else {
+                byItem[slot.item] = slot
+            }
+        }
+        return byItem.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }
+    }
+
+    /// Candidates for the customer and visit, scored and sorted, without the request's rules
+    /// (only items that may be sold at all, and nothing the customer returned lately).
+    func scored(customer: Int64?, visit: [Int: Double]) -> [Slot] {
+        let returnedItems = customer.flatMap { returned[$0] } ?? []
+        // The ranker learnt from purchase histories, not visits: what goes with this visit gets
+        // its basket affinity (0–1) on top.
+        return Ranking.candidates(signals, customer: customer, visit: visit)
+            .filter { items[$0.item]?.recommendable == true && !returnedItems.contains($0.item) }
+            .map { Slot($0, score: (ranker?.score($0) ?? Self.heuristic($0)) + ($0.sources.contains(.thisVisit) ? $0.features[5] : 0)) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }
     }
 
     /// The store id of a customer by pseudonym, if known.
@@ -96,22 +173,23 @@ public struct RecommendationIndex: Sendable {
         var visit: [Int: Double] = [:]
         for item in q.viewed { visit[item, default: 0] += 0.5 }
         for item in q.cart { visit[item, default: 0] += 1 }
-        let blocked = q.exclude.union(q.cart).union(q.viewed).union(q.customer.flatMap { returned[$0] } ?? [])
-        // The ranker learnt from purchase histories, not visits: what goes with this visit gets
-        // its basket affinity (0–1) on top.
-        let scored = Ranking.candidates(signals, customer: q.customer, visit: visit)
-            .filter { !blocked.contains($0.item) && items[$0.item]?.recommendable == true }
-            .map { ($0, (ranker?.score($0) ?? Self.heuristic($0)) + ($0.sources.contains(.thisVisit) ? $0.features[5] : 0)) }
-            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.item < $1.0.item }
-        var slate: [Recommendation] = [], groups: [String: Int] = [:]
-        for (candidate, score) in scored where slate.count < q.k {
-            if let g = items[candidate.item]?.group {
-                guard groups[g, default: 0] < Self.perGroup else { continue }
-                groups[g, default: 0] += 1
+        let blocked = q.exclude.union(q.cart).union(q.viewed)
+        // Precomputed unless the visit changes the ranking, or the rules leave too few.
+        func pick(_ slots: [Slot]) -> [Recommendation]? {
+            var slate: [Recommendation] = [], groups: [String: Int] = [:]
+            for slot in slots where slate.count < q.k && !blocked.contains(Int(slot.item)) {
+                if let g = items[Int(slot.item)]?.group {
+                    guard groups[g, default: 0] < Self.perGroup else { continue }
+                    groups[g, default: 0] += 1
+                }
+                slate.append(explain(slot, customer: q.customer, cart: Set(q.cart)))
             }
-            slate.append(explain(candidate, score: score, customer: q.customer, cart: Set(q.cart)))
+            return slate.count == q.k || slots.count < Self.slotsPerCustomer ? slate : nil
         }
-        return slate
+        let base = q.customer.flatMap { ranked[$0] } ?? storeSlate
+        if visit.isEmpty, let slate = pick(base) { return slate }
+        if !visit.isEmpty, let slate = pick(merged(base, visitSlots(visit))) { return slate }
+        return pick(scored(customer: q.customer, visit: visit)) ?? []
     }
 
     /// Without a trained ranker: the customer's own weight and the other sources' scores.
@@ -121,36 +199,37 @@ public struct RecommendationIndex: Sendable {
     }
 
     /// The item with its reasons in plain words, most telling first.
-    func explain(_ c: Candidate, score: Double, customer: Int64?, cart: Set<Int>) -> Recommendation {
-        let item = items[c.item]
+    func explain(_ c: Slot, customer: Int64?, cart: Set<Int>) -> Recommendation {
+        let item = items[Int(c.item)]
         var reasons: [String] = [], order: [CandidateSource] = []
-        if c.sources.contains(.thisVisit), let b = c.because, let title = items[b.item]?.title {
+        let b: (item: Int, baskets: Int)? = c.because >= 0 ? (Int(c.because), Int(c.baskets)) : nil
+        if c.has(.thisVisit), let b, let title = items[b.item]?.title {
             reasons.append("goes with \(title) \(cart.contains(b.item) ? "in your cart" : "you looked at"): bought together in \(b.baskets) baskets")
             order.append(.thisVisit)
         }
-        if c.sources.contains(.repurchase), let customer, let own = signals.counts[customer]?[c.item] {
+        if c.has(.repurchase), let customer, let own = signals.counts[customer]?[Int(c.item)] {
             var text = "you bought this \(own.days == 1 ? "once" : own.days == 2 ? "twice" : "on \(own.days) different days"), last \(Timestamp.format(Int64(own.last) * 86_400).prefix(10))"
-            if let cycle = signals.cycleDays[c.item] { text += "; customers buy it again about every \(Int(cycle.rounded())) days" }
+            if let cycle = signals.cycleDays[Int(c.item)] { text += "; customers buy it again about every \(Int(cycle.rounded())) days" }
             reasons.append(text)
             order.append(.repurchase)
         }
-        if c.sources.contains(.boughtTogether), let b = c.because, let title = items[b.item]?.title {
+        if c.has(.boughtTogether), let b, let title = items[b.item]?.title {
             reasons.append("bought together with \(title) in \(b.baskets) baskets")
             order.append(.boughtTogether)
         }
-        if c.sources.contains(.similarCustomers) {
+        if c.has(.similarCustomers) {
             reasons.append("popular with customers who buy what you buy")
             order.append(.similarCustomers)
         }
-        if c.sources.contains(.trending) {
-            reasons.append("trending: \(signals.buyers30[c.item] ?? 0) customers bought it in the last 30 days")
+        if c.has(.trending) {
+            reasons.append("trending: \(signals.buyers30[Int(c.item)] ?? 0) customers bought it in the last 30 days")
             order.append(.trending)
-        } else if c.sources.contains(.popular) {
-            reasons.append("popular this month: \(signals.buyers30[c.item] ?? 0) customers bought it in the last 30 days")
+        } else if c.has(.popular) {
+            reasons.append("popular this month: \(signals.buyers30[Int(c.item)] ?? 0) customers bought it in the last 30 days")
             order.append(.popular)
         }
         return Recommendation(
-            sku: item?.sku ?? "?", title: item?.title ?? "", score: score, source: (order.first ?? .popular).rawValue,
-            sources: c.sources.map(\.rawValue).sorted(), reasons: reasons)
+            sku: item?.sku ?? "?", title: item?.title ?? "", score: Double(c.score), source: (order.first ?? .popular).rawValue,
+            sources: c.candidateSources.map(\.rawValue).sorted(), reasons: reasons)
     }
 }

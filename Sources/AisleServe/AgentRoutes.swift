@@ -226,7 +226,8 @@ struct AgentRoutes: Sendable {
         }
     }
 
-    struct RecommendationResponse: Encodable {
+    /// Written by hand (`json`): this is the agent's busiest answer.
+    struct RecommendationResponse {
         var requestId: String
         var model: String
         var placement: String
@@ -234,6 +235,35 @@ struct AgentRoutes: Sendable {
         /// Whether the customer was known (else the slate comes from the visit and the store).
         var customerKnown: Bool
         var items: [RecommendationIndex.Recommendation]
+
+        var json: [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(256 + 320 * items.count)
+            func key(_ k: String) { out += Array("\"\(k)\":".utf8) }
+            func strings(_ list: [String]) {
+                out.append(UInt8(ascii: "["))
+                for (i, s) in list.enumerated() { if i > 0 { out.append(UInt8(ascii: ",")) }; JSONText.append(s, to: &out) }
+                out.append(UInt8(ascii: "]"))
+            }
+            out += Array("{".utf8)
+            key("request_id"); JSONText.append(requestId, to: &out)
+            out += Array(",".utf8); key("model"); JSONText.append(model, to: &out)
+            out += Array(",".utf8); key("placement"); JSONText.append(placement, to: &out)
+            out += Array(",".utf8); key("as_of"); JSONText.append(asOf, to: &out)
+            out += Array(",\"customer_known\":\(customerKnown),\"items\":[".utf8)
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                out += Array("{".utf8); key("sku"); JSONText.append(item.sku, to: &out)
+                out += Array(",".utf8); key("title"); JSONText.append(item.title, to: &out)
+                out += Array(",\"score\":\(item.score.isFinite ? item.score : 0),".utf8)
+                key("source"); JSONText.append(item.source, to: &out)
+                out += Array(",".utf8); key("sources"); strings(item.sources)
+                out += Array(",".utf8); key("reasons"); strings(item.reasons)
+                out.append(UInt8(ascii: "}"))
+            }
+            out += Array("]}".utf8)
+            return out
+        }
     }
 
     /// `{customer?, session?, viewed?, cart?, k?, placement?, exclude?}` → the slate with reasons.
@@ -256,9 +286,11 @@ struct AgentRoutes: Sendable {
         let slate = index.recommend(query)
         let requestID = await recommendations.served(
             slate, ids: slate.compactMap { index.skus[$0.sku] }, customer: customer, session: fields.session, placement: fields.placement, model: index.model)
-        return try HTTPJSON.response(RecommendationResponse(
-            requestId: requestID, model: index.model, placement: fields.placement, asOf: Timestamp.format(index.asOf),
-            customerKnown: customer != nil, items: slate))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: RecommendationResponse(
+                requestId: requestID, model: index.model, placement: fields.placement, asOf: Timestamp.format(index.asOf),
+                customerKnown: customer != nil, items: slate).json)))
     }
 
     /// `{request_id, item, action}`: what the shopper did with an item of a slate.

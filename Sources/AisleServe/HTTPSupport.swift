@@ -50,8 +50,21 @@ struct ErrorResponse: Error {
 enum JSONText {
     /// `s` as a quoted, escaped JSON string.
     static func quoted(_ s: String) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "\"")]
-        for u in s.utf8 {
+        var out: [UInt8] = []
+        append(s, to: &out)
+        return out
+    }
+
+    /// Appends `s` quoted and escaped (in one copy when nothing needs escaping, the usual case).
+    static func append(_ s: String, to out: inout [UInt8]) {
+        let utf8 = s.utf8
+        out.append(UInt8(ascii: "\""))
+        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        for u in utf8 {
             switch u {
             case UInt8(ascii: "\""): out += [92, 34]
             case UInt8(ascii: "\\"): out += [92, 92]
@@ -60,6 +73,5 @@ enum JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
-        return out
     }
 }

@@ -102,6 +102,17 @@ public enum ModelRegistry {
         return (record, payload)
     }
 
+    /// The active model of `kind` decoded from its JSON payload, with its version; nil when none
+    /// is active. A payload that does not decode is an error that says how to recover.
+    public static func activeModel<Model: Decodable>(_ db: Database, kind: String, as type: Model.Type) throws -> (model: Model, version: Int)? {
+        guard let entry = try active(db, kind: kind) else { return nil }
+        do {
+            return (try JSONDecoder().decode(Model.self, from: entry.payload), entry.record.version)
+        } catch {
+            throw RegistryError("\(kind) v\(entry.record.version) in the registry cannot be read (\(error)); `aislectl model rollback \(kind)` or `aislectl train \(kind)`")
+        }
+    }
+
     /// Makes `version` the active one of `kind`.
     public static func activate(_ db: Database, kind: String, version: Int) throws {
         guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) else {

@@ -9,7 +9,7 @@ struct LoadGen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisle-loadgen",
         abstract: "Drive an aisled socket with load and report throughput and latency percentiles.",
-        subcommands: [Events.self, Get.self])
+        subcommands: [Events.self, Get.self, Post.self])
 
     /// `POST /v1/events` as fast as the agent answers, with `connections` clients.
     struct Events: AsyncParsableCommand {
@@ -61,23 +61,66 @@ struct LoadGen: AsyncParsableCommand {
         @Option(help: "Concurrent connections.") var connections = 8
 
         func run() async throws {
-            guard duration > 0, duration <= 600, rate > 0 else { throw ValidationError("need 0 < duration ≤ 600 and rate > 0") }
-            let total = Int(rate * duration)
-            let start = ContinuousClock.now
-            let interval = Duration.seconds(1 / rate)
-            let latencies = try await drive(socket: socket, connections: connections, requests: total) { session, n in
-                let due = start + interval * n
-                if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
-                let r = try await session.request(.GET, path)
-                guard r.status == 200 else { throw ValidationError("status \(r.status)") }
-                return seconds(ContinuousClock.now - due)
+            try await openLoop(socket: socket, connections: connections, rate: rate, duration: duration, label: "get \(path)") { session, _ in
+                try await session.request(.GET, path)
             }
-            let elapsed = seconds(ContinuousClock.now - start)
-            print("get \(path): " + String(format: "%d requests in %.2f s = %.0f req/s (offered %.0f/s, %d connections)", total, elapsed, Double(total) / elapsed, rate, connections))
-            print(Percentiles(latencies).line(unit: "latency"))
+        }
+    }
+
+    /// POST bodies from a file (JSON, one per line, used in turn) at a fixed offered rate, or as
+    /// fast as the agent answers with `--rate 0` (its saturation throughput).
+    struct Post: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "POST JSON bodies at a fixed offered rate (open loop) or flat out (--rate 0), and report latency percentiles.",
+            discussion: "Example: aisle-loadgen post --socket demo-data/aisled.sock --path /v1/recommendations --bodies requests.jsonl --rate 2000 --duration 60")
+        @Option(help: "The agent's socket.") var socket: String
+        @Option(help: "The path to post to.") var path: String
+        @Option(help: ArgumentHelp("JSON bodies, one per line.", valueName: "FILE")) var bodies: String
+        @Option(help: "Requests per second offered; 0: as fast as answered.") var rate = 1000.0
+        @Option(help: "Seconds to run (at most 600).") var duration = 10.0
+        @Option(help: "Concurrent connections.") var connections = 8
+
+        func run() async throws {
+            guard let text = try? String(contentsOfFile: bodies, encoding: .utf8) else { throw ValidationError("cannot read \(bodies)") }
+            let payloads = text.split(separator: "\n").map { Array($0.utf8) }
+            guard !payloads.isEmpty else { throw ValidationError("\(bodies) has no bodies") }
+            try await openLoop(socket: socket, connections: connections, rate: rate, duration: duration, label: "post \(path)") { session, n in
+                try await session.request(.POST, path, body: payloads[n % payloads.count])
+            }
         }
     }
 }
+
+/// Sends `rate × duration` requests, each due at its place in a fixed schedule (latency counts
+/// from when it was due, so a stalled server shows in the tail instead of slowing the load
+/// down); with rate 0, as fast as answered for `duration` seconds. Prints throughput and
+/// latency percentiles; any status but 200 stops the run.
+func openLoop(
+    socket: String, connections: Int, rate: Double, duration: Double, label: String,
+    _ send: @escaping @Sendable (inout UnixHTTP.Session, Int) async throws -> HTTPResult
+) async throws {
+    guard duration > 0, duration <= 600, rate >= 0 else { throw ValidationError("need 0 < duration ≤ 600 and rate ≥ 0") }
+    let flatOut = rate == 0
+    let total = flatOut ? Int.max : Int(rate * duration)
+    let start = ContinuousClock.now
+    let stop = start + .seconds(duration)
+    let interval = Duration.seconds(flatOut ? 0 : 1 / rate)
+    let latencies = try await drive(socket: socket, connections: connections, requests: total) { session, n in
+        let due = flatOut ? ContinuousClock.now : start + interval * n
+        if flatOut, due >= stop { throw Finished() }
+        if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+        let r = try await send(&session, n)
+        guard r.status == 200 else { throw ValidationError("status \(r.status): \(r.text.prefix(200))") }
+        return seconds(ContinuousClock.now - due)
+    }
+    let elapsed = seconds(ContinuousClock.now - start)
+    let offered = flatOut ? "flat out" : String(format: "offered %.0f/s", rate)
+    print("\(label): " + String(format: "%d requests in %.2f s = %.0f req/s (%@, %d connections)", latencies.count, elapsed, Double(latencies.count) / elapsed, offered, connections))
+    print(Percentiles(latencies).line(unit: "latency"))
+}
+
+/// Ends a connection's loop when a flat-out run's time is up.
+struct Finished: Error {}
 
 /// Sends requests 0..<requests over `connections` keep-alive connections, each taking the next
 /// request number as it is free; returns what `send` measured for each request.
@@ -91,7 +134,9 @@ func drive(
             group.addTask {
                 try await UnixHTTP.withConnection(path: socket) { session in
                     var measured: [Double] = []
-                    while case let n = next.take(), n < requests { measured.append(try await send(&session, n)) }
+                    do {
+                        while case let n = next.take(), n < requests { measured.append(try await send(&session, n)) }
+                    } catch is Finished {}
                     return measured
                 }
             }
