@@ -54,13 +54,15 @@ public actor InsightHost {
         }
     }
 
-    /// Runs `retrain` (the models that are due) and refreshes, then every `poll` retrains what is
-    /// due and refreshes when `interval` has passed or another model version became active,
+    /// Refreshes, runs `retrain` (the models that are due) and refreshes again if that changed
+    /// them; then every `poll` retrains what is due and refreshes when `interval` has passed or
+    /// another model version became active,
     /// until the task is cancelled.
     public func run(every interval: Duration, poll: Duration = .seconds(60), retrain: @Sendable () async -> Void) async {
-        await retrain()
         var last = ContinuousClock.now
-        await refresh()
+        await refresh()  // at once with what there is; again below when training brought new models
+        await retrain()
+        if let active = await activeVersions(), active != modelVersions { await refresh() }
         while !Task.isCancelled {
             try? await Task.sleep(for: poll)
             await retrain()
