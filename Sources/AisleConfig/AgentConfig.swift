@@ -25,6 +25,13 @@ public struct AgentConfig: Sendable, Equatable {
     /// Minutes of a shopper's recent activity the intent model reads, and the horizon it predicts.
     public var intentLookbackMinutes = 70
     public var intentHorizonMinutes = 30
+    /// Slate positions (from the end) the exploration policy chooses, and how it chooses: the
+    /// share of uniform picks, LinUCB's confidence width, and how long a shown item may wait for
+    /// feedback before it counts as not taken.
+    public var exploreSlots = 1
+    public var exploreEpsilon = 0.1
+    public var exploreAlpha = 0.5
+    public var rewardWindowSeconds = 600
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -56,6 +63,10 @@ public struct AgentConfig: Sendable, Equatable {
         c.churnHorizonDays = r.int("training.churn_horizon_days", c.churnHorizonDays, in: 7...365)
         c.intentLookbackMinutes = r.int("training.intent_lookback_minutes", c.intentLookbackMinutes, in: 5...1440)
         c.intentHorizonMinutes = r.int("training.intent_horizon_minutes", c.intentHorizonMinutes, in: 5...1440)
+        c.exploreSlots = r.int("recommendations.explore_slots", c.exploreSlots, in: 0...5)
+        c.exploreEpsilon = r.double("recommendations.epsilon", c.exploreEpsilon, in: 0.0...1.0)
+        c.exploreAlpha = r.double("recommendations.alpha", c.exploreAlpha, in: 0.0...10.0)
+        c.rewardWindowSeconds = r.int("recommendations.reward_window_seconds", c.rewardWindowSeconds, in: 10...86_400)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

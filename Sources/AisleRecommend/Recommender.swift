@@ -165,32 +165,57 @@ public struct RecommendationIndex: Sendable {
     /// At most this many items of one category (or theme) in a slate.
     public static let perGroup = 3
 
+    /// A slate, and the eligible items ranked after it (for exploration to choose from).
+    public struct Slate: Sendable {
+        public var items: [Recommendation]
+        public var slots: [Slot]
+        public var pool: [Slot]
+    }
+
     /// The `k` best items for the query: candidates from every source, ranked, then the business
-    /// rules — only active, sellable items; nothing in the cart, looked at this visit, excluded or
-    /// returned in the last 90 days — and at most ``perGroup`` per category or theme. An unknown customer with an
-    /// empty visit gets the store's popular and trending items (the fallback chain's end).
-    public func recommend(_ q: Query) -> [Recommendation] {
+    /// rules — only active, sellable items; nothing in the cart, looked at this visit, excluded
+    /// or returned in the last 90 days — and at most ``perGroup`` per category or theme. An
+    /// unknown customer with an empty visit gets the store's popular and trending items (the
+    /// fallback chain's end).
+    public func recommend(_ q: Query) -> [Recommendation] { slate(q, pool: 0).items }
+
+    /// As ``recommend(_:)``, with up to `pool` further eligible items after the slate.
+    public func slate(_ q: Query, pool: Int) -> Slate {
         var visit: [Int: Double] = [:]
         for item in q.viewed { visit[item, default: 0] += 0.5 }
         for item in q.cart { visit[item, default: 0] += 1 }
         let blocked = q.exclude.union(q.cart).union(q.viewed)
         // Precomputed unless the visit changes the ranking, or the rules leave too few.
-        func pick(_ slots: [Slot]) -> [Recommendation]? {
-            var slate: [Recommendation] = [], groups: [String: Int] = [:]
-            for slot in slots where slate.count < q.k && !blocked.contains(Int(slot.item)) {
+        func pick(_ slots: [Slot]) -> Slate? {
+            var chosen: [Slot] = [], rest: [Slot] = [], groups: [String: Int] = [:]
+            for slot in slots where !blocked.contains(Int(slot.item)) {
+                guard chosen.count < q.k else {
+                    if rest.count < pool { rest.append(slot); continue } else { break }
+                }
                 if let g = items[Int(slot.item)]?.group {
                     guard groups[g, default: 0] < Self.perGroup else { continue }
                     groups[g, default: 0] += 1
                 }
-                slate.append(explain(slot, customer: q.customer, cart: Set(q.cart)))
+                chosen.append(slot)
             }
-            return slate.count == q.k || slots.count < Self.slotsPerCustomer ? slate : nil
+            guard chosen.count == q.k || slots.count < Self.slotsPerCustomer else { return nil }
+            let cart = Set(q.cart)
+            return Slate(items: chosen.map { explain($0, customer: q.customer, cart: cart) }, slots: chosen, pool: rest)
         }
         let base = q.customer.flatMap { ranked[$0] } ?? storeSlate
         if visit.isEmpty, let slate = pick(base) { return slate }
         if !visit.isEmpty, let slate = pick(merged(base, visitSlots(visit))) { return slate }
-        return pick(scored(customer: q.customer, visit: visit)) ?? []
+        return pick(scored(customer: q.customer, visit: visit)) ?? Slate(items: [], slots: [], pool: [])
     }
+
+    /// What the exploration policy reads of an item: its ranking score, which sources proposed
+    /// it, and how many bought it lately.
+    public func banditContext(_ slot: Slot) -> [Double] {
+        [1, Double(slot.score)] + [CandidateSource.repurchase, .boughtTogether, .similarCustomers, .popular, .trending].map { slot.has($0) ? 1 : 0 }
+            + [log1p(Double(signals.buyers30[Int(slot.item)] ?? 0)) / 5]
+    }
+
+    public static let banditDimensions = 8
 
     /// Without a trained ranker: the customer's own weight and the other sources' scores.
     static func heuristic(_ c: Candidate) -> Double {
@@ -199,7 +224,7 @@ public struct RecommendationIndex: Sendable {
     }
 
     /// The item with its reasons in plain words, most telling first.
-    func explain(_ c: Slot, customer: Int64?, cart: Set<Int>) -> Recommendation {
+    public func explain(_ c: Slot, customer: Int64?, cart: Set<Int>) -> Recommendation {
         let item = items[Int(c.item)]
         var reasons: [String] = [], order: [CandidateSource] = []
         let b: (item: Int, baskets: Int)? = c.because >= 0 ? (Int(c.because), Int(c.baskets)) : nil

@@ -51,7 +51,10 @@ public enum Agent {
         let intent = IntentHost(store: store, logger: logger)
         let intentTask = Task { await intent.run() }
         defer { intentTask.cancel() }
-        let recommendations = RecommendationHost(store: store, logger: logger)
+        let recommendations = RecommendationHost(
+            store: store,
+            exploration: .init(slots: config.exploreSlots, epsilon: config.exploreEpsilon, alpha: config.exploreAlpha, rewardWindow: Int64(config.rewardWindowSeconds)),
+            logger: logger)
         let recommendationTask = Task { await recommendations.run() }
         defer { recommendationTask.cancel() }
         let reviews = TextScorer(store: store, encoder: encoder, logger: logger)

@@ -283,9 +283,8 @@ struct AgentRoutes: Sendable {
         let ids = { (skus: [String]) in skus.compactMap { index.skus[$0] } }
         let query = RecommendationIndex.Query(
             customer: customer, viewed: ids(fields.viewed), cart: ids(fields.cart), k: fields.k, exclude: Set(ids(fields.exclude)))
-        let slate = index.recommend(query)
-        let requestID = await recommendations.served(
-            slate, ids: slate.compactMap { index.skus[$0.sku] }, customer: customer, session: fields.session, placement: fields.placement, model: index.model)
+        let (requestID, slate) = await recommendations.serve(
+            index.slate(query, pool: 30), index: index, customer: customer, cart: Set(query.cart), session: fields.session, placement: fields.placement)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: RecommendationResponse(

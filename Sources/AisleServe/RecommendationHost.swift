@@ -1,5 +1,6 @@
 import AisleCore
 import AisleInsight
+import AisleModels
 import AisleRecommend
 import AisleStore
 import Foundation
@@ -20,13 +21,75 @@ public actor RecommendationHost {
     private var recentOrder: [String] = []
     private var pendingImpressions: [Impression] = []
     private var pendingFeedback: [(request: String, item: Int, action: String, ts: Int64)] = []
+    private var pendingArms: [(request: String, position: Int, chosen: Int, arms: String)] = []
 
     struct Impression: Sendable {
         var request: String, ts: Int64, customer: Int64?, session: String?, placement: String, model: String
-        var position: Int, item: Int, score: Double, source: String
+        var position: Int, item: Int, score: Double, source: String, propensity: Double
     }
 
-    public init(store: Store, logger: Logger) { (self.store, self.logger) = (store, logger) }
+    /// The exploration policy and what it waits to learn: explored items by request, with their
+    /// context and when they were shown.
+    public struct Exploration: Sendable {
+        public var slots: Int
+        public var epsilon: Double
+        public var alpha: Double
+        public var rewardWindow: Int64
+        public init(slots: Int, epsilon: Double, alpha: Double, rewardWindow: Int64) {
+            (self.slots, self.epsilon, self.alpha, self.rewardWindow) = (slots, epsilon, alpha, rewardWindow)
+        }
+    }
+
+    private let exploration: Exploration
+    private var bandit: LinUCB
+    private var awaiting: [String: (ts: Int64, items: [Int: [Double]])] = [:]
+
+    public init(store: Store, exploration: Exploration, logger: Logger) {
+        (self.store, self.exploration, self.logger) = (store, exploration, logger)
+        bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
+    }
+
+    /// The slate to serve: the ranked one, its last `slots` positions chosen by the bandit from
+    /// the slot's own item and the eligible items after the slate. Logs it; returns its request
+    /// id and items.
+    func serve(
+        _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, cart: Set<Int>, session: String?, placement: String
+    ) -> (request: String, items: [RecommendationIndex.Recommendation]) {
+        let request = String(format: "r%016llx", UInt64.random(in: 1...UInt64.max))
+        let ts = Int64(Date().timeIntervalSince1970)
+        var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
+        var pool = slate.pool, explored: [Int: [Double]] = [:]
+        let positions = exploration.slots > 0 && !pool.isEmpty ? Array(max(0, slots.count - exploration.slots)..<slots.count) : []
+        for p in positions where !pool.isEmpty {
+            let arms = [slots[p]] + pool
+            let contexts = arms.map(index.banditContext)
+            let (arm, propensity) = bandit.choose(contexts, epsilon: exploration.epsilon, draw: Double.random(in: 0..<1), pick: Int.random(in: 0..<arms.count))
+            pendingArms.append((request, p, arm, "[" + zip(arms, contexts).map { "[\($0.item),\($1.map { String($0) }.joined(separator: ","))]" }.joined(separator: ",") + "]"))
+            if arm > 0 {
+                pool[arm - 1] = slots[p]  // the displaced item stays eligible for the next explored position
+                slots[p] = arms[arm]
+                var shown = index.explain(arms[arm], customer: customer, cart: cart)
+                shown.sources.append("explore")
+                shown.reasons.append("shown to learn what you like")
+                items[p] = shown
+            }
+            propensities[p] = propensity
+            explored[Int(slots[p].item)] = contexts[arm]
+        }
+        for (position, (slot, item)) in zip(slots, items).enumerated() {
+            pendingImpressions.append(Impression(
+                request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model,
+                position: position, item: Int(slot.item), score: item.score, source: item.source, propensity: propensities[position]))
+        }
+        if !explored.isEmpty { awaiting[request] = (ts, explored) }
+        recent[request] = (customer, Set(slots.map { Int($0.item) }))
+        recentOrder.append(request)
+        if recentOrder.count > 50_000 {
+            for old in recentOrder.prefix(10_000) { recent[old] = nil }
+            recentOrder.removeFirst(10_000)
+        }
+        return (request, items)
+    }
 
     public var current: RecommendationIndex? { index }
 
@@ -75,25 +138,6 @@ public actor RecommendationHost {
         await flush()
     }
 
-    /// Records a served slate (its items in order, each shown with propensity 1: the ranking is
-    /// deterministic) and returns its request id.
-    func served(_ slate: [RecommendationIndex.Recommendation], ids: [Int], customer: Int64?, session: String?, placement: String, model: String) -> String {
-        let request = String(format: "r%016llx", UInt64.random(in: 1...UInt64.max))
-        let ts = Int64(Date().timeIntervalSince1970)
-        for (position, (rec, id)) in zip(slate, ids).enumerated() {
-            pendingImpressions.append(Impression(
-                request: request, ts: ts, customer: customer, session: session, placement: placement, model: model,
-                position: position, item: id, score: rec.score, source: rec.source))
-        }
-        recent[request] = (customer, Set(ids))
-        recentOrder.append(request)
-        if recentOrder.count > 50_000 {
-            for old in recentOrder.prefix(10_000) { recent[old] = nil }
-            recentOrder.removeFirst(10_000)
-        }
-        return request
-    }
-
     enum FeedbackError: Error { case unknownRequest, itemNotShown }
 
     /// Records what the shopper did with an item of a recent slate.
@@ -101,23 +145,39 @@ public actor RecommendationHost {
         guard let slate = recent[request] else { throw .unknownRequest }
         guard slate.items.contains(item) else { throw .itemNotShown }
         pendingFeedback.append((request, item, action, Int64(Date().timeIntervalSince1970)))
+        // A taken explored item teaches the bandit at once; one left alone, when its window ends.
+        if action != "dismiss", let context = awaiting[request]?.items.removeValue(forKey: item) {
+            bandit.update(context, reward: 1)
+        }
+    }
+
+    /// Explored items whose reward window has passed without them being taken: reward 0.
+    func expireRewards(now: Int64) {
+        for (request, waiting) in awaiting where now - waiting.ts >= exploration.rewardWindow {
+            for context in waiting.items.values { bandit.update(context, reward: 0) }
+            awaiting[request] = nil
+        }
     }
 
     /// Writes the queued impressions and feedback in one transaction.
     func flush() async {
+        expireRewards(now: Int64(Date().timeIntervalSince1970))
         guard !pendingImpressions.isEmpty || !pendingFeedback.isEmpty else { return }
-        let (impressions, feedback) = (pendingImpressions, pendingFeedback)
+        let (impressions, feedback, arms) = (pendingImpressions, pendingFeedback, pendingArms)
         pendingImpressions = []
         pendingFeedback = []
+        pendingArms = []
         do {
             try await store.database.write { db in
                 let insert = try db.cachedStatement(sql: """
                     INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for i in impressions {
-                    try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source])
+                    try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity])
                 }
+                let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
+                for a in arms { try arm.execute(arguments: [a.request, a.position, a.chosen, a.arms]) }
                 let fb = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, ?, ?)")
                 for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }
             }

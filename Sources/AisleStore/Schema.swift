@@ -206,6 +206,18 @@ enum Schema {
                     PRIMARY KEY(request_id, item_id, action)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v7-exploration") { db in
+            try db.execute(sql: """
+                -- For each explored slate position: the arms the bandit chose among (their contexts)
+                -- and which it chose, so a different policy can be evaluated offline.
+                CREATE TABLE rec_explore(
+                    request_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    chosen INTEGER NOT NULL,
+                    arms TEXT NOT NULL,
+                    PRIMARY KEY(request_id, position)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

@@ -9,7 +9,7 @@ import GRDB
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self, Nextbasket.self])
+        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self, Nextbasket.self, Policy.self])
 
     struct Churn: ParsableCommand {
         static let configuration = CommandConfiguration(

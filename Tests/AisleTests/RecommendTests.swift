@@ -1,5 +1,6 @@
 import AisleClient
 @testable import AisleIngest
+import AisleModels
 import AisleRecommend
 import AisleStore
 import GRDB
@@ -108,17 +109,21 @@ import Testing
         for body in [#"{"k":0}"#, #"{"cart":"85123A"}"#, #"[1]"#] {
             #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array(body.utf8)).status == 400, "\(body)")
         }
-        // Impressions (with their propensity) and feedback reach the store within seconds.
-        var logged = (impressions: 0, feedback: 0)
+        // Impressions with their propensity (1 for the ranked positions; the explored last one
+        // below 1, its arms logged) and feedback reach the store within seconds.
+        var logged = (ranked: 0, explored: 0, arms: 0, feedback: 0)
         for _ in 0..<50 {
             logged = try await Store.open(at: store, readOnly: true).database.read { db in
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM rec_impressions WHERE request_id = ? AND propensity = 1", arguments: [known.request_id]) ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM rec_feedback WHERE request_id = ?", arguments: [known.request_id]) ?? 0)
+                let count = { (sql: String) in try Int.fetchOne(db, sql: sql, arguments: [known.request_id]) ?? 0 }
+                return (try count("SELECT count(*) FROM rec_impressions WHERE request_id = ? AND propensity = 1 AND position < 9"),
+                        try count("SELECT count(*) FROM rec_impressions WHERE request_id = ? AND position = 9 AND propensity > 0"),
+                        try count("SELECT count(*) FROM rec_explore WHERE request_id = ? AND position = 9"),
+                        try count("SELECT count(*) FROM rec_feedback WHERE request_id = ?"))
             }
-            if logged.impressions == 10 && logged.feedback == 1 { break }
+            if logged == (9, 1, 1, 1) { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        #expect(logged.impressions == 10 && logged.feedback == 1)
+        #expect(logged == (9, 1, 1, 1))
     }
 }
 
@@ -146,5 +151,75 @@ import Testing
         #expect(!slate.contains("OLD") && !slate.contains("RET") && slate.contains("TEA"))
         #expect(slate.filter { $0.hasPrefix("MUG") }.count == RecommendationIndex.perGroup, "\(slate)")
         #expect(index.model == "heuristic")
+    }
+}
+
+/// Exploration and offline policy evaluation.
+@Suite struct PolicyTests {
+    /// Logs of an ε-uniform policy over five arms with known click rates: each estimator's
+    /// interval holds the true value of a deterministic target policy.
+    @Test func estimatorsRecoverAKnownValue() {
+        var rng = SplitMix(state: 5)
+        func uniform() -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
+        let rates = [0.05, 0.1, 0.3, 0.15, 0.02], epsilon = 0.3, logged = 0
+        var records: [OffPolicy.Record] = []
+        for _ in 0..<20_000 {
+            let arm = uniform() < epsilon ? Int(rng.next() % 5) : logged
+            let propensity = (arm == logged ? 1 - epsilon : 0) + epsilon / 5
+            let reward = uniform() < rates[arm] ? 1.0 : 0
+            // Target: always arm 2 (true value 0.3); a reward model that is off by 0.05 everywhere.
+            records.append(.init(target: arm == 2 ? 1 : 0, propensity: propensity, reward: reward, modelLogged: rates[arm] + 0.05, modelTarget: 0.35))
+        }
+        for estimator in [OffPolicy.ips, OffPolicy.snips, OffPolicy.doublyRobust] {
+            let e = OffPolicy.estimate(records, resamples: 200, estimator)
+            #expect(e.low <= 0.3 && 0.3 <= e.high && e.low <= e.value && e.value <= e.high, "\(e)")
+        }
+    }
+
+    /// LinUCB learns which context pays, and its propensities are those of its mixture.
+    @Test func banditLearnsTheBetterArm() {
+        var bandit = LinUCB(dimensions: 2, alpha: 0.3)
+        var rng = SplitMix(state: 9)
+        func uniform() -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
+        let arms = [[1.0, 0.0], [0.0, 1.0]], rates = [0.1, 0.6]
+        var picks = [0, 0]
+        for n in 0..<2000 {
+            let (arm, propensity) = bandit.choose(arms, epsilon: 0.1, draw: uniform(), pick: Int(rng.next() % 2))
+            #expect(abs(propensity - 0.95) < 1e-12 || abs(propensity - 0.05) < 1e-12)
+            bandit.update(arms[arm], reward: uniform() < rates[arm] ? 1 : 0)
+            if n >= 1000 { picks[arm] += 1 }
+        }
+        #expect(picks[1] > 850, "\(picks)")
+    }
+
+    /// A simulated kiosk drives the agent; `aislectl eval policy` estimates policies from its logs.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func offlineEvaluationOfASimulatedKiosk() async throws {
+        let shared = try #require(TestSupport.shared)
+        let store = try TestSupport.onlineRetailStore.get()
+        let dir = try TestSupport.temporaryDirectory()
+        let socket = dir.appendingPathComponent("k.sock").path
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
+        for _ in 0..<900 where try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array("{}".utf8)).status == 503 {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let sim = try TestSupport.runExternal("/usr/bin/env", [
+            "python3", TestSupport.repository.appendingPathComponent("tools/kiosk-sim/kiosk-sim").path, socket, "--requests", "1500", "--shared", shared.path,
+        ])
+        #expect(sim.status == 0, "\(sim.err)")
+        #expect(sim.out.contains("\"click_rate\""))
+        try await Task.sleep(for: .seconds(3))  // the agent writes its log every two seconds
+        let r = try TestSupport.run("aislectl", ["eval", "policy", "--store", store.path, "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        struct E: Decodable { var value: Double; var low: Double; var high: Double }
+        struct P: Decodable { var ips: E; var snips: E; var dr: E }
+        struct Out: Decodable { var decisions: Int; var logged_reward: Double; var policies: [String: P] }
+        let out = try JSONDecoder().decode(Out.self, from: Data(r.out.utf8))
+        #expect(out.decisions >= 1500 && out.logged_reward > 0)
+        #expect(Set(out.policies.keys) == ["ranked", "greedy_score", "popular", "uniform"])
+        for (name, p) in out.policies {
+            for e in [p.ips, p.snips, p.dr] { #expect(e.low <= e.value && e.value <= e.high && e.high - e.low < 1, "\(name) \(e)") }
+        }
     }
 }
