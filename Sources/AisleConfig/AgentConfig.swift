@@ -32,6 +32,12 @@ public struct AgentConfig: Sendable, Equatable {
     public var exploreEpsilon = 0.1
     public var exploreAlpha = 0.5
     public var rewardWindowSeconds = 600
+    /// An A/B experiment on the recommendations (empty name: none): the share of customers (or
+    /// sessions) in arm B, and B's exploration settings (arm A has the ones above).
+    public var experimentName = ""
+    public var experimentShareB = 0.5
+    public var experimentBExploreSlots = 1
+    public var experimentBEpsilon = 0.1
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -67,6 +73,13 @@ public struct AgentConfig: Sendable, Equatable {
         c.exploreEpsilon = r.double("recommendations.epsilon", c.exploreEpsilon, in: 0.0...1.0)
         c.exploreAlpha = r.double("recommendations.alpha", c.exploreAlpha, in: 0.0...10.0)
         c.rewardWindowSeconds = r.int("recommendations.reward_window_seconds", c.rewardWindowSeconds, in: 10...86_400)
+        c.experimentName = r.string("experiment.name", c.experimentName)
+        if c.experimentName.range(of: "^[a-z0-9][a-z0-9_-]{0,63}$|^$", options: .regularExpression) == nil {
+            r.fail("experiment.name", "lower-case letters, digits, - and _ (at most 64)")
+        }
+        c.experimentShareB = r.double("experiment.share_b", c.experimentShareB, in: 0.0...1.0)
+        c.experimentBExploreSlots = r.int("experiment.b_explore_slots", c.exploreSlots, in: 0...5)
+        c.experimentBEpsilon = r.double("experiment.b_epsilon", c.exploreEpsilon, in: 0.0...1.0)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

@@ -51,9 +51,13 @@ public enum Agent {
         let intent = IntentHost(store: store, logger: logger)
         let intentTask = Task { await intent.run() }
         defer { intentTask.cancel() }
+        let exploration = RecommendationHost.Exploration(
+            slots: config.exploreSlots, epsilon: config.exploreEpsilon, alpha: config.exploreAlpha, rewardWindow: Int64(config.rewardWindowSeconds))
+        var armB = exploration
+        (armB.slots, armB.epsilon) = (config.experimentBExploreSlots, config.experimentBEpsilon)
         let recommendations = RecommendationHost(
-            store: store,
-            exploration: .init(slots: config.exploreSlots, epsilon: config.exploreEpsilon, alpha: config.exploreAlpha, rewardWindow: Int64(config.rewardWindowSeconds)),
+            store: store, exploration: exploration,
+            experiment: config.experimentName.isEmpty ? nil : .init(name: config.experimentName, shareB: config.experimentShareB, b: armB),
             logger: logger)
         let recommendationTask = Task { await recommendations.run() }
         defer { recommendationTask.cancel() }

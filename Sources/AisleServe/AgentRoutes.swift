@@ -279,12 +279,14 @@ struct AgentRoutes: Sendable {
         }
         let fields: RecommendationRequest
         do { fields = try RecommendationRequest(body) } catch { return error.response }
-        let customer = fields.customer.flatMap { index.customer(pseudonymizer.pseudonym($0)) }
+        let pseudonym = fields.customer.map(pseudonymizer.pseudonym)
+        let customer = pseudonym.flatMap(index.customer)
         let ids = { (skus: [String]) in skus.compactMap { index.skus[$0] } }
         let query = RecommendationIndex.Query(
             customer: customer, viewed: ids(fields.viewed), cart: ids(fields.cart), k: fields.k, exclude: Set(ids(fields.exclude)))
         let (requestID, slate) = await recommendations.serve(
-            index.slate(query, pool: 30), index: index, customer: customer, cart: Set(query.cart), session: fields.session, placement: fields.placement)
+            index.slate(query, pool: 30), index: index, customer: customer,
+            shopperKey: pseudonym.map(Pseudonym.display) ?? fields.session, cart: Set(query.cart), session: fields.session, placement: fields.placement)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: RecommendationResponse(

@@ -1,6 +1,7 @@
 import AisleCore
 import AisleInsight
 import AisleModels
+import Crypto
 import AisleRecommend
 import AisleStore
 import Foundation
@@ -26,6 +27,7 @@ public actor RecommendationHost {
     struct Impression: Sendable {
         var request: String, ts: Int64, customer: Int64?, session: String?, placement: String, model: String
         var position: Int, item: Int, score: Double, source: String, propensity: Double
+        var experiment: String?, arm: String?
     }
 
     /// The exploration policy and what it waits to learn: explored items by request, with their
@@ -40,12 +42,30 @@ public actor RecommendationHost {
         }
     }
 
+    /// An A/B test: who is in arm B (a stable hash of the name and the shopper's key) and how B explores.
+    public struct Experiment: Sendable {
+        public var name: String
+        public var shareB: Double
+        public var b: Exploration
+        public init(name: String, shareB: Double, b: Exploration) { (self.name, self.shareB, self.b) = (name, shareB, b) }
+
+        /// "a" or "b" for a shopper key (a pseudonym's hex or a session id); "a" without a key.
+        public func arm(_ key: String?) -> String {
+            guard let key else { return "a" }
+            let digest = SHA256.hash(data: Data((name + "\u{0}" + key).utf8))
+            let value = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return Double(value >> 11) / Double(1 << 53) < shareB ? "b" : "a"
+        }
+    }
+
+    private let experiment: Experiment?
+
     private let exploration: Exploration
     private var bandit: LinUCB
     private var awaiting: [String: (ts: Int64, items: [Int: [Double]])] = [:]
 
-    public init(store: Store, exploration: Exploration, logger: Logger) {
-        (self.store, self.exploration, self.logger) = (store, exploration, logger)
+    public init(store: Store, exploration: Exploration, experiment: Experiment? = nil, logger: Logger) {
+        (self.store, self.exploration, self.experiment, self.logger) = (store, exploration, experiment, logger)
         bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
     }
 
@@ -53,8 +73,11 @@ public actor RecommendationHost {
     /// the slot's own item and the eligible items after the slate. Logs it; returns its request
     /// id and items.
     func serve(
-        _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, cart: Set<Int>, session: String?, placement: String
+        _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, shopperKey: String?, cart: Set<Int>, session: String?,
+        placement: String
     ) -> (request: String, items: [RecommendationIndex.Recommendation]) {
+        let arm = experiment.map { $0.arm(shopperKey) }
+        let exploration = arm == "b" ? experiment?.b ?? self.exploration : self.exploration
         let request = String(format: "r%016llx", UInt64.random(in: 1...UInt64.max))
         let ts = Int64(Date().timeIntervalSince1970)
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
@@ -79,7 +102,8 @@ public actor RecommendationHost {
         for (position, (slot, item)) in zip(slots, items).enumerated() {
             pendingImpressions.append(Impression(
                 request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model,
-                position: position, item: Int(slot.item), score: item.score, source: item.source, propensity: propensities[position]))
+                position: position, item: Int(slot.item), score: item.score, source: item.source, propensity: propensities[position],
+                experiment: experiment?.name, arm: arm))
         }
         if !explored.isEmpty { awaiting[request] = (ts, explored) }
         recent[request] = (customer, Set(slots.map { Int($0.item) }))
@@ -170,11 +194,11 @@ public actor RecommendationHost {
         do {
             try await store.database.write { db in
                 let insert = try db.cachedStatement(sql: """
-                    INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for i in impressions {
-                    try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity])
+                    try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity, i.experiment, i.arm])
                 }
                 let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
                 for a in arms { try arm.execute(arguments: [a.request, a.position, a.chosen, a.arms]) }

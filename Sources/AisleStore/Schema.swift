@@ -218,6 +218,14 @@ enum Schema {
                     PRIMARY KEY(request_id, position)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v8-experiments") { db in
+            try db.execute(sql: """
+                -- The experiment and arm each slate was served under (NULL: no experiment running).
+                ALTER TABLE rec_impressions ADD COLUMN experiment TEXT;
+                ALTER TABLE rec_impressions ADD COLUMN arm TEXT;
+                CREATE INDEX rec_impressions_experiment ON rec_impressions(experiment, arm) WHERE experiment IS NOT NULL;
+                """)
+        }
         return m
     }
 }

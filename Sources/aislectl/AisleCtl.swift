@@ -17,7 +17,7 @@ struct AisleCtl: ParsableCommand {
             """,
         subcommands: [
             InitCommand.self, StatusCommand.self, ImportCommand.self, CustomerCommand.self,
-            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self,
+            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self, ExperimentsCommand.self,
         ])
 }
 

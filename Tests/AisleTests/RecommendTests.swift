@@ -192,14 +192,18 @@ import Testing
         #expect(picks[1] > 850, "\(picks)")
     }
 
-    /// A simulated kiosk drives the agent; `aislectl eval policy` estimates policies from its logs.
+    /// A simulated kiosk drives the agent under an A/B experiment; `aislectl eval policy`
+    /// estimates policies from its logs and `aislectl experiments report` compares the arms.
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
     func offlineEvaluationOfASimulatedKiosk() async throws {
         let shared = try #require(TestSupport.shared)
         let store = try TestSupport.onlineRetailStore.get()
         let dir = try TestSupport.temporaryDirectory()
         let socket = dir.appendingPathComponent("k.sock").path
-        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        let experiment = "sim-\(UUID().uuidString.prefix(6).lowercased())"
+        let agent = try await TestSupport.startAgent(
+            store: store, socket: socket, log: dir.appendingPathComponent("log"),
+            config: "[experiment]\nname = \"\(experiment)\"\nshare_b = 0.5\nb_explore_slots = 3\n")
         defer { TestSupport.kill9(agent) }
         for _ in 0..<900 where try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array("{}".utf8)).status == 503 {
             try await Task.sleep(for: .milliseconds(200))
@@ -221,5 +225,29 @@ import Testing
         for (name, p) in out.policies {
             for e in [p.ips, p.snips, p.dr] { #expect(e.low <= e.value && e.value <= e.high && e.high - e.low < 1, "\(name) \(e)") }
         }
+
+        // Both arms served, each shopper always in one arm; B explores three positions, A one.
+        let report = try TestSupport.run("aislectl", ["experiments", "report", experiment, "--store", store.path, "--json"])
+        #expect(report.status == 0, "\(report.err)")
+        struct Rate: Decodable { var value: Double; var low: Double; var high: Double }
+        struct Arm: Decodable { var requests: Int; var shown: Int; var taken: Rate; var bought: Rate }
+        struct Report: Decodable { var arms: [String: Arm]; var taken_difference: Rate? }
+        let r2 = try JSONDecoder().decode(Report.self, from: Data(report.out.utf8))
+        let a = try #require(r2.arms["a"]), b = try #require(r2.arms["b"])
+        #expect(a.requests + b.requests >= 1500 && a.requests > 400 && b.requests > 400)
+        #expect(a.shown == 10 * a.requests && b.shown == 10 * b.requests)
+        #expect(a.taken.low <= a.taken.value && a.taken.value <= a.taken.high && a.taken.value > 0.05)
+        #expect(r2.taken_difference.map { $0.low <= $0.value && $0.value <= $0.high } == true)
+        let mixed = try await Store.open(at: store, readOnly: true).database.read { db in
+            (try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM (SELECT customer_id FROM rec_impressions WHERE experiment = ? AND customer_id IS NOT NULL
+                GROUP BY customer_id HAVING count(DISTINCT arm) > 1)
+                """, arguments: [experiment]) ?? -1,
+             try Double.fetchOne(db, sql: """
+                SELECT 1.0 * count(*) / count(DISTINCT x.request_id) FROM rec_explore x
+                JOIN rec_impressions i ON i.request_id = x.request_id AND i.position = 0 WHERE i.experiment = ? AND i.arm = 'b'
+                """, arguments: [experiment]) ?? 0)
+        }
+        #expect(mixed.0 == 0 && abs(mixed.1 - 3) < 1e-9, "\(mixed)")
     }
 }

@@ -98,9 +98,9 @@ enum TestSupport {
 
     /// Starts `aisled` on a store and waits until its socket answers. Scheduled retraining is off
     /// (`training.every_hours = 0`) unless `training`: agents of parallel tests share stores.
-    static func startAgent(store: URL, socket: String, log: URL, training: Bool = false) async throws -> Process {
+    static func startAgent(store: URL, socket: String, log: URL, training: Bool = false, config extra: String = "") async throws -> Process {
         let config = log.deletingLastPathComponent().appendingPathComponent("aisled-\(UUID().uuidString.prefix(8)).toml")
-        try write("[training]\nevery_hours = \(training ? 24 : 0)\n", to: config)
+        try write("[training]\nevery_hours = \(training ? 24 : 0)\n" + extra, to: config)
         let p = try launch("aisled", ["--config", config.path, "--store", store.path, "--socket", socket], stderrTo: log)
         for _ in 0..<200 {
             if (try? await UnixHTTP.request(path: socket, .GET, "/v1/health"))?.status == 200 { return p.process }
