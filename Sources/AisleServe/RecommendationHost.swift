@@ -145,19 +145,25 @@ public actor RecommendationHost {
         }
     }
 
-    /// Rebuilds hourly and within `poll` of a model change; flushes the log every few seconds.
+    /// Rebuilds hourly and within `poll` of a model change; flushes the log every two seconds.
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(60)) async {
+        // The log is written every two seconds whatever the index is doing (a rebuild takes seconds).
+        async let logging: Void = flushEvery(.seconds(2))
         var last = ContinuousClock.now
         await refresh(force: true)
-        var sincePoll = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(2))
-            await flush()
-            guard ContinuousClock.now - sincePoll >= poll else { continue }
-            sincePoll = .now
+            try? await Task.sleep(for: poll)
             let due = ContinuousClock.now - last >= interval
             if due { last = .now }
             await refresh(force: due)
+        }
+        await logging
+    }
+
+    private func flushEvery(_ period: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: period)
+            await flush()
         }
         await flush()
     }

@@ -227,12 +227,17 @@ import Testing
         }
 
         // Both arms served, each shopper always in one arm; B explores three positions, A one.
-        let report = try TestSupport.run("aislectl", ["experiments", "report", experiment, "--store", store.path, "--json"])
-        #expect(report.status == 0, "\(report.err)")
         struct Rate: Decodable { var value: Double; var low: Double; var high: Double }
         struct Arm: Decodable { var requests: Int; var shown: Int; var taken: Rate; var bought: Rate }
         struct Report: Decodable { var arms: [String: Arm]; var taken_difference: Rate? }
-        let r2 = try JSONDecoder().decode(Report.self, from: Data(report.out.utf8))
+        var r2 = Report(arms: [:], taken_difference: nil)
+        for _ in 0..<60 {  // the agent writes its log every two seconds; a loaded machine may lag
+            let report = try TestSupport.run("aislectl", ["experiments", "report", experiment, "--store", store.path, "--json"])
+            #expect(report.status == 0, "\(report.err)")
+            r2 = try JSONDecoder().decode(Report.self, from: Data(report.out.utf8))
+            if r2.arms.values.reduce(0, { $0 + $1.requests }) >= 1500 { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
         let a = try #require(r2.arms["a"]), b = try #require(r2.arms["b"])
         #expect(a.requests + b.requests >= 1500 && a.requests > 400 && b.requests > 400)
         #expect(a.shown == 10 * a.requests && b.shown == 10 * b.requests)
