@@ -77,6 +77,15 @@ struct AgentRoutes: Sendable {
         }
     }
 
+    /// The body as a JSON object, or the error response to send instead.
+    func jsonObject(_ request: Request) async -> Result<[String: JSONValue], ErrorResponse> {
+        switch await jsonBody(request) {
+        case .failure(let e): return .failure(e)
+        case .success(.object(let o)): return .success(o)
+        case .success(let other): return .failure(ErrorResponse(.badRequest, "expected_object", "the body must be a JSON object, got \(other.typeName)"))
+        }
+    }
+
     static let maxEmbedTexts = 256
 
     struct EmbedResponse: Encodable {
@@ -269,10 +278,9 @@ struct AgentRoutes: Sendable {
     /// `{customer?, session?, viewed?, cart?, k?, placement?, exclude?}` → the slate with reasons.
     func recommend(_ request: Request) async throws -> Response {
         let body: [String: JSONValue]
-        switch await jsonBody(request) {
+        switch await jsonObject(request) {
         case .failure(let e): return e.response
-        case .success(.object(let o)): body = o
-        case .success(let other): return HTTPJSON.error(.badRequest, "expected_object", "the body must be a JSON object, got \(other.typeName)")
+        case .success(let o): body = o
         }
         guard let index = await recommendations.current else {
             return HTTPJSON.error(.serviceUnavailable, "recommendations_not_ready", "the recommendation index is being built; try again shortly")
@@ -297,10 +305,9 @@ struct AgentRoutes: Sendable {
     /// `{request_id, item, action}`: what the shopper did with an item of a slate.
     func feedback(_ request: Request) async throws -> Response {
         let body: [String: JSONValue]
-        switch await jsonBody(request) {
+        switch await jsonObject(request) {
         case .failure(let e): return e.response
-        case .success(.object(let o)): body = o
-        case .success(let other): return HTTPJSON.error(.badRequest, "expected_object", "the body must be a JSON object, got \(other.typeName)")
+        case .success(let o): body = o
         }
         guard case .string(let requestID)? = body["request_id"] else { return HTTPJSON.error(.badRequest, "bad_request_id", "request_id: expected the string from the recommendation") }
         guard case .string(let sku)? = body["item"] else { return HTTPJSON.error(.badRequest, "bad_item", "item: expected the SKU shown") }
