@@ -63,6 +63,11 @@ public actor RecommendationHost {
     private let exploration: Exploration
     private var bandit: LinUCB
     private var awaiting: [String: (ts: Int64, items: [Int: [Double]])] = [:]
+    /// Their request ids, oldest first, from `awaitingHead` on.
+    private var awaitingOrder: [String] = []
+    private var awaitingHead = 0
+    /// Explored slates waiting for their reward at most (the oldest give way).
+    static let maxAwaiting = 100_000
 
     public init(store: Store, exploration: Exploration, experiment: Experiment? = nil, logger: Logger) {
         (self.store, self.exploration, self.experiment, self.logger) = (store, exploration, experiment, logger)
@@ -105,7 +110,16 @@ public actor RecommendationHost {
                 position: position, item: Int(slot.item), score: item.score, source: item.source, propensity: propensities[position],
                 experiment: experiment?.name, arm: arm))
         }
-        if !explored.isEmpty { awaiting[request] = (ts, explored) }
+        if !explored.isEmpty {
+            awaiting[request] = (ts, explored)
+            awaitingOrder.append(request)
+            // Bounded: past the cap the oldest wait no longer and count as not taken.
+            while awaiting.count > Self.maxAwaiting, let oldest = nextAwaiting() {
+                if let old = awaiting.removeValue(forKey: oldest) {
+                    for context in old.items.values { bandit.update(context, reward: 0) }
+                }
+            }
+        }
         recent[request] = (customer, Set(slots.map { Int($0.item) }))
         recentOrder.append(request)
         if recentOrder.count > 50_000 {
@@ -181,12 +195,26 @@ public actor RecommendationHost {
         }
     }
 
+    /// The oldest request id still in the queue, taken off it; the queue's storage is compacted
+    /// once half of it is spent.
+    private func nextAwaiting() -> String? {
+        guard awaitingHead < awaitingOrder.count else { return nil }
+        let id = awaitingOrder[awaitingHead]
+        awaitingHead += 1
+        if awaitingHead > 1024, awaitingHead * 2 > awaitingOrder.count {
+            awaitingOrder.removeFirst(awaitingHead)
+            awaitingHead = 0
+        }
+        return id
+    }
+
     /// Explored items whose reward window has passed without them being taken: reward 0.
     func expireRewards(now: Int64) {
         for (request, waiting) in awaiting where now - waiting.ts >= exploration.rewardWindow {
             for context in waiting.items.values { bandit.update(context, reward: 0) }
             awaiting[request] = nil
         }
+        while awaitingHead < awaitingOrder.count, awaiting[awaitingOrder[awaitingHead]] == nil { _ = nextAwaiting() }
     }
 
     /// Writes the queued impressions and feedback in one transaction.
