@@ -44,6 +44,11 @@ let package = Package(
             name: "AisleRecommend",
             dependencies: ["AisleCore", "AisleStore", "AisleModels", "AisleFeatures", "AisleInsight", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: numeric),
+        // The kiosk assistant: request intents, answers, hybrid catalog search (issue 6).
+        .target(
+            name: "AisleAssist",
+            dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleInsight", "COpenBLAS", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: numeric),
         // Trains every kind of model and registers it (aislectl train, the agent's schedule).
         .target(
             name: "AisleTraining",
@@ -93,7 +98,7 @@ let package = Package(
         .target(
             name: "AisleServe",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend", "AisleTraining",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -121,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -157,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

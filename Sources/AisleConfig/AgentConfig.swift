@@ -1,3 +1,5 @@
+import Foundation
+
 /// The store agent's configuration (`firmware-config/aisled.toml` documents every key).
 public struct AgentConfig: Sendable, Equatable {
     /// The store directory.
@@ -15,6 +17,9 @@ public struct AgentConfig: Sendable, Equatable {
     /// The int8 encoder model file; empty: `minilm-int8.safetensors` in the model cache
     /// (`$AISLE_MODEL_CACHE/all-MiniLM-L6-v2`, default `~/.cache/aisle/models`).
     public var encoderModel = ""
+    /// The kiosk assistant's answers file (firmware-config/answers.toml); a relative path is
+    /// taken from the configuration file's directory.
+    public var assistantAnswers = "/etc/aisle/answers.toml"
     /// Threads one encoder batch runs on.
     public var encoderThreads = 2
     /// Hours between scheduled retraining of the registry's models (0: never; train with
@@ -80,6 +85,10 @@ public struct AgentConfig: Sendable, Equatable {
         c.experimentShareB = r.double("experiment.share_b", c.experimentShareB, in: 0.0...1.0)
         c.experimentBExploreSlots = r.int("experiment.b_explore_slots", c.exploreSlots, in: 0...5)
         c.experimentBEpsilon = r.double("experiment.b_epsilon", c.exploreEpsilon, in: 0.0...1.0)
+        let answers = r.string("assistant.answers", "answers.toml")
+        c.assistantAnswers = answers.hasPrefix("/") || path == "(config)" ? answers
+            : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(answers).path
+        if answers.isEmpty { r.fail("assistant.answers", "must not be empty") }
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

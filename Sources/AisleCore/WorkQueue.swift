@@ -33,3 +33,20 @@ public final class WorkQueue<Job: Sendable>: Sendable {
         }
     }
 }
+
+/// Blocking work — synchronous database access, long computation — run on a GCD thread instead
+/// of Swift concurrency's cooperative pool. That pool has one thread per core: two tasks
+/// blocked in it on a database reader can starve the very tasks that would release one.
+public enum Blocking {
+    public static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { done in
+            DispatchQueue.global(qos: .utility).async { done.resume(returning: work()) }
+        }
+    }
+
+    public static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { done in
+            DispatchQueue.global(qos: .utility).async { done.resume(with: Result { try work() }) }
+        }
+    }
+}

@@ -4,14 +4,15 @@ import AisleText
 import AisleStore
 import Foundation
 
-/// A saved text classifier (sentiment; later the assistant's intents): its n-gram weights, one
-/// logistic regression per class (one in all for two labels: P(labels[1])), and the encoder
+/// A saved text classifier (sentiment, the assistant's request intents): its n-gram weights, a
+/// weight vector and intercept per class (a softmax's; for two labels one logistic regression in
+/// all, P(labels[1])), and the encoder
 /// version whose embeddings it reads, if any. Compact: only the n-gram buckets the training texts
 /// touched are stored (the rest share one IDF and weigh nothing), in float32.
 ///
 /// Layout: `AISLETC1`, a little-endian UInt32 header length, the JSON header (`labels`,
 /// `buckets`, `max_order`, `default_idf`, `entries`, `embedding_dimensions`, `encoder`,
-/// `intercepts`), then `entries` UInt32 bucket indices (ascending), `entries` float32 IDFs, and
+/// `intercepts`, optional `threshold` and `calibration`), then `entries` UInt32 bucket indices (ascending), `entries` float32 IDFs, and
 /// per regression `entries` + `embedding_dimensions` float32 weights.
 public struct TextClassifierFile: Sendable {
     public var labels: [String]
@@ -19,11 +20,16 @@ public struct TextClassifierFile: Sendable {
     public var weights: [SparseLogisticRegression]
     public var encoderVersion: String?
     public var embeddingDimensions: Int
+    /// The least confidence to accept the best label (the assistant's out-of-scope threshold).
+    public var threshold: Double?
+    /// Platt scaling of the best label's log-odds to the chance it is right.
+    public var calibration: PlattScaling?
 
     static let magic = Array("AISLETC1".utf8)
 
-    public init(labels: [String], features: TextFeatures, weights: [SparseLogisticRegression], encoderVersion: String?, embeddingDimensions: Int) {
+    public init(labels: [String], features: TextFeatures, weights: [SparseLogisticRegression], encoderVersion: String?, embeddingDimensions: Int, threshold: Double? = nil, calibration: PlattScaling? = nil) {
         (self.labels, self.features, self.weights, self.encoderVersion, self.embeddingDimensions) = (labels, features, weights, encoderVersion, embeddingDimensions)
+        (self.threshold, self.calibration) = (threshold, calibration)
     }
 
     private struct Header: Codable {
@@ -35,6 +41,8 @@ public struct TextClassifierFile: Sendable {
         var embeddingDimensions: Int
         var encoder: String?
         var intercepts: [Double]
+        var threshold: Double?
+        var calibration: PlattScaling?
     }
 
     /// The file's bytes.
@@ -48,7 +56,7 @@ public struct TextClassifierFile: Sendable {
         encoder.outputFormatting = .sortedKeys  // the same model, the same bytes
         let header = try encoder.encode(Header(
             labels: labels, buckets: features.buckets, maxOrder: features.maxOrder, defaultIdf: defaultIdf, entries: kept.count,
-            embeddingDimensions: embeddingDimensions, encoder: encoderVersion, intercepts: weights.map(\.intercept)))
+            embeddingDimensions: embeddingDimensions, encoder: encoderVersion, intercepts: weights.map(\.intercept), threshold: threshold, calibration: calibration))
         var out = Data(Self.magic)
         func put(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         put(UInt32(header.count))
@@ -85,6 +93,7 @@ public struct TextClassifierFile: Sendable {
         guard (0...h.buckets).contains(h.entries), (0...4096).contains(h.embeddingDimensions) else { throw fail("entries or embedding_dimensions out of range") }
         guard h.intercepts.count == (h.labels.count == 2 ? 1 : h.labels.count) else { throw fail("intercepts: \(h.intercepts.count) for \(h.labels.count) labels") }
         guard (h.encoder == nil) == (h.embeddingDimensions == 0) else { throw fail("encoder and embedding_dimensions disagree") }
+        if let t = h.threshold, !(0...1).contains(t) { throw fail("threshold: \(t) is not a probability") }
         let expected = offset + 4 * (2 * h.entries + h.intercepts.count * (h.entries + h.embeddingDimensions))
         guard bytes.count == expected else { throw fail("\(bytes.count) bytes where the header implies \(expected)") }
         let indices = (0..<h.entries).map { _ in Int(u32()) }
@@ -108,6 +117,9 @@ public struct TextClassifierFile: Sendable {
         features = TextFeatures(buckets: h.buckets, maxOrder: h.maxOrder, idf: idf)
         encoderVersion = h.encoder
         embeddingDimensions = h.embeddingDimensions
+        threshold = h.threshold
+        calibration = h.calibration
+        if let c = calibration, !(c.a.isFinite && c.b.isFinite) { throw fail("calibration: not finite") }
     }
 }
 

@@ -46,7 +46,8 @@ extension Metrics {
 }
 
 extension Metrics {
-    public static func accuracy(_ predicted: [Bool], _ actual: [Bool]) -> Double {
+    /// Share of predictions equal to the truth.
+    public static func accuracy<Label: Equatable>(_ predicted: [Label], _ actual: [Label]) -> Double {
         Double(zip(predicted, actual).filter { $0 == $1 }.count) / Double(max(1, actual.count))
     }
 
@@ -95,5 +96,46 @@ extension Metrics {
             if p >= threshold { if y { tp += 1 } else { fp += 1 } } else if y { fn += 1 }
         }
         return tp == 0 ? 0 : 2 * tp / (2 * tp + fp + fn)
+    }
+}
+
+/// Platt scaling (Platt 1999): P = σ(a · z + b) fitted to raw scores `z` (log-odds) and their
+/// outcomes, so a score reads as a probability.
+public struct PlattScaling: Sendable, Codable, Equatable {
+    public var a: Double
+    public var b: Double
+
+    public init(a: Double, b: Double) { (self.a, self.b) = (a, b) }
+
+    public static func fit(_ logits: [Double], _ labels: [Bool]) -> PlattScaling {
+        let platt = LogisticRegression.fit(logits.map { [$0] }, labels, l2: 1e-3)
+        // σ(w · (z − m) / s + c) = σ(a z + b)
+        let a = platt.weights[0] / platt.scales[0]
+        return PlattScaling(a: a, b: platt.intercept - a * platt.means[0])
+    }
+
+    public func probability(_ logit: Double) -> Double { sigmoid(a * logit + b) }
+}
+
+extension Metrics {
+    /// Unweighted mean F1 over every label seen in the truth or the predictions (as
+    /// scikit-learn's `f1_score(average="macro")`).
+    public static func macroF1(_ predicted: [String], _ actual: [String]) -> Double {
+        var tp: [String: Int] = [:], fp: [String: Int] = [:], fn: [String: Int] = [:]
+        for (p, a) in zip(predicted, actual) {
+            if p == a { tp[p, default: 0] += 1 } else { fp[p, default: 0] += 1; fn[a, default: 0] += 1 }
+        }
+        let labels = Set(predicted).union(actual)
+        guard !labels.isEmpty else { return 0 }
+        return labels.reduce(0.0) { sum, label in
+            let t = Double(tp[label] ?? 0)
+            return sum + (t == 0 ? 0 : 2 * t / (2 * t + Double(fp[label] ?? 0) + Double(fn[label] ?? 0)))
+        } / Double(labels.count)
+    }
+
+    /// Share of the rows labelled `label` that were predicted so; nil when there are none.
+    public static func outOfScopeRecall(_ predicted: [String], _ actual: [String], label: String) -> Double? {
+        let rows = actual.indices.filter { actual[$0] == label }
+        return rows.isEmpty ? nil : Double(rows.filter { predicted[$0] == label }.count) / Double(rows.count)
     }
 }

@@ -86,9 +86,8 @@ public struct TabularModel: Sendable, Codable, Equatable {
         }
         let chosen = best?.model ?? fit(.lr, train.rows, train.labels)
         let logits = validation.rows.map(chosen.rawLogit)
-        let platt = LogisticRegression.fit(logits.map { [$0] }, validation.labels, l2: 1e-3)
-        // σ(w · (z − m) / s + c) = σ(a z + b)
-        let a = platt.weights[0] / platt.scales[0], b = platt.intercept - a * platt.means[0]
+        let platt = PlattScaling.fit(logits, validation.labels)
+        let (a, b) = (platt.a, platt.b)
         let raw = logits.map(sigmoid), calibrated = logits.map { sigmoid(a * $0 + b) }
         var final = fit(chosen.method, train.rows + validation.rows, train.labels + validation.labels)
         final.calibration = [a, b]

@@ -38,7 +38,6 @@ public enum Agent {
         let encoder = EncoderHost(
             path: config.encoderModel.isEmpty ? ModelFiles.default.int8Weights.path : config.encoderModel,
             threads: config.encoderThreads, cache: StoredEmbeddings(store: store), logger: logger)
-        Task { await encoder.reload() }  // the socket comes up meanwhile; /v1/embed answers 503 until loaded
         var settings = ModelTrainer.Settings()
         settings.churnHorizonDays = config.churnHorizonDays
         (settings.intentLookbackMinutes, settings.intentHorizonMinutes) = (config.intentLookbackMinutes, config.intentHorizonMinutes)
@@ -64,13 +63,21 @@ public enum Agent {
         let reviews = TextScorer(store: store, encoder: encoder, logger: logger)
         let reviewTask = Task { await reviews.run() }
         defer { reviewTask.cancel() }
-        let hangup = reloadOnHangup(encoder, insight, reviews, intent, recommendations)
+        let ingest = IngestService(store: store, pseudonymizer: pseudonymizer)
+        let assist = AssistHost(store: store, encoder: encoder, ingest: ingest, answersPath: config.assistantAnswers, logger: logger)
+        Task {  // the socket comes up meanwhile; /v1/embed and /v1/assist answer 503 until loaded
+            await encoder.reload()
+            await assist.refresh()
+        }
+        let assistTask = Task { await assist.run() }
+        defer { assistTask.cancel() }
+        let hangup = reloadOnHangup(encoder, insight, reviews, intent, recommendations, assist)
         defer { hangup.cancel() }
 
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         AgentRoutes(
-            store: store, pseudonymizer: pseudonymizer, ingest: IngestService(store: store, pseudonymizer: pseudonymizer), encoder: encoder, insight: insight, intent: intent, recommendations: recommendations,
+            store: store, pseudonymizer: pseudonymizer, ingest: ingest, encoder: encoder, insight: insight, intent: intent, recommendations: recommendations, assist: assist,
             config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
         ).register(on: router)
 
@@ -97,15 +104,18 @@ public enum Agent {
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 
-    /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and switches to newly
-    /// activated models at once rather than at the next poll.
-    static func reloadOnHangup(_ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer, _ intent: IntentHost, _ recommendations: RecommendationHost) -> any DispatchSourceSignal {
+    /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and the assistant's answers
+    /// file, and switches to newly activated models at once rather than at the next poll.
+    static func reloadOnHangup(
+        _ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer, _ intent: IntentHost, _ recommendations: RecommendationHost, _ assist: AssistHost
+    ) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
         source.setEventHandler {
             Task {
                 await encoder.reload()
                 try? await reviews.scorePending()
+                await assist.refresh()
             }
             Task { await insight.refreshIfModelChanged() }
             Task { await intent.refresh() }

@@ -17,6 +17,7 @@ struct AgentRoutes: Sendable {
     let insight: InsightHost
     let intent: IntentHost
     let recommendations: RecommendationHost
+    let assist: AssistHost
     let config: AgentConfigSnapshot
     let started = Date()
 
@@ -37,6 +38,8 @@ struct AgentRoutes: Sendable {
         router.get("/v1/sessions/:key/intent") { request, context in try await sessionIntent(request, context) }
         router.post("/v1/recommendations") { request, _ in try await recommend(request) }
         router.post("/v1/feedback") { request, _ in try await feedback(request) }
+        router.post("/v1/search") { request, _ in try await search(request) }
+        router.post("/v1/assist") { request, _ in try await assistant(request) }
         router.get("/v1/items/top") { request, _ in try await topItems(request) }
         router.post("/v1/embed") { request, _ in try await embed(request) }
         router.get("/metrics") { _, _ in metrics() }

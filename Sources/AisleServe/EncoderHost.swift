@@ -55,7 +55,7 @@ public actor EncoderHost {
     public func reload() async -> Status {
         let (path, threads) = (path, threads)
         let started = Date()
-        let loaded = await Task.detached { Result { try TextModel.load(path: path, threads: threads) } }.value
+        let loaded = await Blocking.run { Result { try TextModel.load(path: path, threads: threads) } }
         status.attempts += 1
         switch loaded {
         case .success(let model):

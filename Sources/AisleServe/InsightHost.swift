@@ -32,7 +32,7 @@ public actor InsightHost {
     public func refresh() async {
         let store = store
         let started = Date()
-        let result = await Task.detached {
+        let result = await Blocking.run {
             Result { () -> (table: [Int64: CustomerInsight], versions: [String: Int]) in
                 try store.database.read { db in
                     let versions = try ModelRegistry.activeVersions(db).filter { InsightHost.kinds.contains($0.key) }
@@ -40,7 +40,7 @@ public actor InsightHost {
                     return (try CustomerInsight.computeAll(db, asOf: last + 1), versions)
                 }
             }
-        }.value
+        }
         switch result {
         case .success(let (t, versions)):
             table = t

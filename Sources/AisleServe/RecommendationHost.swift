@@ -137,14 +137,14 @@ public actor RecommendationHost {
         let active = (try? await store.database.read { try ModelRegistry.activeVersions($0).filter { [Ranker.kind, ThemeModel.kind].contains($0.key) } }) ?? [:]
         guard force || index == nil || active != versions else { return }
         let started = Date()
-        let built = await Task.detached {
+        let built = await Blocking.run {
             Result { () throws -> RecommendationIndex? in
                 try store.database.read { db in
                     guard let last = try Queries.lastEventTime(db) else { return nil }
                     return try RecommendationIndex.build(db, asOf: last + 1, ranker: try Ranker.active(db), themes: try ThemeModel.active(db)?.model)
                 }
             }
-        }.value
+        }
         switch built {
         case .success(let new?):
             index = new

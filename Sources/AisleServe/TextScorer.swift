@@ -1,3 +1,4 @@
+import AisleCore
 import AisleInsight
 import AisleStore
 import AisleText
@@ -89,7 +90,7 @@ actor TextScorer {
             let from = after
             let batch = try await store.database.read { try TextScores.pending($0, kind, version: version, after: from, limit: 128) }
             guard let last = batch.last?.id else { break }
-            let write = await Task.detached { compute(batch) }.value
+            let write = await Blocking.run { compute(batch) }
             try await store.database.write(write)
             after = last
             scored += batch.count
@@ -129,16 +130,25 @@ actor TextScorer {
     private func offerDefaultSentiment(_ textModel: TextModel) async throws {
         guard !offeredDefault else { return }
         offeredDefault = true
-        let store = store
-        guard try await store.database.read({ try ModelRegistry.activeVersions($0)[SentimentClassifier.kind] }) == nil,
-              let path = ShippedModels.path(SentimentClassifier.defaultFile), let bytes = FileManager.default.contents(atPath: path)
+        try await ShippedDefault.register(store, kind: SentimentClassifier.kind, fileName: SentimentClassifier.defaultFile, logger: logger) {
+            _ = try SentimentClassifier(file: $0, encoder: textModel)
+        }
+    }
+}
+
+/// The text models that ship in firmware-config/models (``ShippedModels``).
+enum ShippedDefault {
+    /// Registers the shipped file `fileName` as the active `kind` when the store has no version
+    /// of it; `check` loads it as the agent would, so a file that does not fit is refused.
+    static func register(_ store: Store, kind: String, fileName: String, logger: Logger, check: (TextClassifierFile) throws -> Void) async throws {
+        guard try await store.database.read({ try ModelRegistry.activeVersions($0)[kind] }) == nil,
+              let path = ShippedModels.path(fileName), let bytes = FileManager.default.contents(atPath: path)
         else { return }
         let file = try TextClassifierFile(data: bytes, name: path)
-        _ = try SentimentClassifier(file: file, encoder: textModel)
+        try check(file)
         struct Source: Encodable { var shippedDefault: String }
         let record = try TextClassifierFile.register(
-            store, kind: SentimentClassifier.kind, file: file, bytes: bytes, source: SentimentClassifier.defaultFile,
-            metrics: Source(shippedDefault: path), activate: true, actor: "aisled")
-        logger.info("default sentiment model registered", metadata: ["version": "\(record.version)", "path": "\(path)"])
+            store, kind: kind, file: file, bytes: bytes, source: fileName, metrics: Source(shippedDefault: path), activate: true, actor: "aisled")
+        logger.info("default model registered", metadata: ["kind": "\(kind)", "version": "\(record.version)", "path": "\(path)"])
     }
 }

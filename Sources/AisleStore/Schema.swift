@@ -226,6 +226,26 @@ enum Schema {
                 CREATE INDEX rec_impressions_experiment ON rec_impressions(experiment, arm) WHERE experiment IS NOT NULL;
                 """)
         }
+        m.registerMigration("v9-catalog-search") { db in
+            try db.execute(sql: """
+                -- Full-text index of the catalog (BM25 over titles and categories) for kiosk search,
+                -- kept in step with `items` by triggers; its vocabulary feeds the typo correction.
+                CREATE VIRTUAL TABLE item_search USING fts5(
+                    title, category, content='items', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+                CREATE TRIGGER items_search_insert AFTER INSERT ON items BEGIN
+                    INSERT INTO item_search(rowid, title, category) VALUES (new.id, new.title, new.category);
+                END;
+                CREATE TRIGGER items_search_delete AFTER DELETE ON items BEGIN
+                    INSERT INTO item_search(item_search, rowid, title, category) VALUES ('delete', old.id, old.title, old.category);
+                END;
+                CREATE TRIGGER items_search_update AFTER UPDATE OF title, category ON items BEGIN
+                    INSERT INTO item_search(item_search, rowid, title, category) VALUES ('delete', old.id, old.title, old.category);
+                    INSERT INTO item_search(rowid, title, category) VALUES (new.id, new.title, new.category);
+                END;
+                INSERT INTO item_search(item_search) VALUES ('rebuild');
+                CREATE VIRTUAL TABLE item_search_vocab USING fts5vocab(item_search, 'row');
+                """)
+        }
         return m
     }
 }

@@ -39,8 +39,10 @@ public final class EncoderService: Sendable {
     public static func key(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
 
     /// Embeds texts: from the cache where possible, else through the batched encoder (and then
-    /// into the cache).
-    public func embed(_ texts: [String]) async throws -> [[Float]] {
+    /// into the cache). `cached: false` skips the cache both ways (one-off texts such as kiosk
+    /// queries, which are not worth a disk write).
+    public func embed(_ texts: [String], cached useCache: Bool = true) async throws -> [[Float]] {
+        let cache = useCache ? cache : nil
         let keys = texts.map(Self.key)
         let cached = try cache?.vectors(model: encoder.version, keys: keys) ?? [:]
         var result = [[Float]?](repeating: nil, count: texts.count)
@@ -64,7 +66,7 @@ public final class EncoderService: Sendable {
     }
 
     /// Embeds one text.
-    public func embed(_ text: String) async throws -> [Float] { try await embed([text])[0] }
+    public func embed(_ text: String, cached: Bool = true) async throws -> [Float] { try await embed([text], cached: cached)[0] }
 
     private func submit(_ ids: [Int32]) async -> [Float] {
         await withCheckedContinuation { done in

@@ -88,3 +88,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
     e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try e.encode(value), as: UTF8.self))
 }
+
+/// A note for the operator on standard error (standard output stays the result).
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("aislectl: \(message)\n".utf8))
+}

@@ -1,3 +1,4 @@
+import AisleAssist
 import AisleCore
 import AisleFeatures
 import AisleInsight
@@ -9,7 +10,7 @@ import GRDB
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self, Nextbasket.self, Policy.self])
+        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self, Search.self, Nextbasket.self, Policy.self])
 
     struct Churn: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -111,48 +112,67 @@ extension EvalCommand {
             abstract: "Text classification: train on labelled JSON Lines, score a test file.",
             discussion: """
                 Trains on --train (hashed character n-gram TF-IDF and the on-box int8 encoder's sentence \
-                embedding into a class-balanced logistic regression), or reads --model (`default`: the \
-                shipped model; or a file from `aislectl train sentiment --out`), then scores --test. \
-                Prints n, accuracy and macro_f1. Files hold {"text","label"} per line; sentiment labels \
-                are positive / negative.
+                embedding into logistic regression: class-balanced for sentiment, one per intent for \
+                assist), or reads --model (`default`: the shipped model; or a file from `aislectl train \
+                sentiment|assist --out`), then scores --test. Prints n, accuracy and macro_f1, and for \
+                assist with `oos` rows in the test file oos_recall (an `oos` row is right when predicted \
+                out of scope). Files hold {"text","label"} per line; sentiment labels are positive / negative.
 
-                Example: aislectl eval classify --task sentiment --train uci_train.jsonl --test uci_test.jsonl --json
+                Example: aislectl eval classify --task assist --train bitext_train.jsonl --test bitext_test.jsonl --json
                 """)
 
-        enum Task: String, ExpressibleByArgument { case sentiment }
+        enum Task: String, ExpressibleByArgument { case sentiment, assist }
 
         @Option var task: Task
         @Option(help: ArgumentHelp("Labelled training texts.", valueName: "FILE")) var train: String?
         @Option(help: ArgumentHelp("A trained model instead of --train: `default` or a file.", valueName: "default|FILE")) var model: String?
         @Option(help: ArgumentHelp("Labelled test texts.", valueName: "FILE")) var test: String
         @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
-        @Option(help: "L2 penalty (default: 3e-4 with the encoder, 3e-6 for CJK texts).") var l2: Double?
-        @Option(help: "Hash buckets for the n-grams, log2 (default 18; 20 for CJK texts).") var bucketBits: Int?
+        @Option(help: "L2 penalty (sentiment default: 3e-4 with the encoder, 3e-6 for CJK texts; assist: 1e-4).") var l2: Double?
+        @Option(help: "Hash buckets for the n-grams, log2 (sentiment default 18, 20 for CJK texts; assist 17).") var bucketBits: Int?
         @OptionGroup var output: OutputOptions
 
         func validate() throws {
             guard (train == nil) != (model == nil) else { throw ValidationError("give --train FILE or --model default|FILE") }
         }
 
+        struct Out: Encodable { var n: Int; var accuracy: Double; var macroF1: Double; var oosRecall: Double?; var seconds: Double }
+
         func run() throws {
             try reporting {
                 let started = Date()
-                let testSet = try LabelledTexts.load(test, positive: "positive", negative: "negative")
-                let classifier: SentimentClassifier
-                if let train {
-                    let trainSet = try LabelledTexts.load(train, positive: "positive", negative: "negative")
-                    classifier = try SentimentClassifier.train(trainSet, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
-                } else {
-                    classifier = try SentimentClassifier.load(model == "default" ? nil : model, encoderPath: encoder)
-                }
-                let predictions = classifier.predict(testSet.texts).map { $0 >= 0.5 }
-                struct Out: Encodable { var n: Int; var accuracy: Double; var macroF1: Double; var seconds: Double }
-                let out = Out(
-                    n: testSet.texts.count, accuracy: Metrics.accuracy(predictions, testSet.labels),
-                    macroF1: Metrics.macroF1(predictions, testSet.labels), seconds: Date().timeIntervalSince(started))
+                var out = try task == .sentiment ? sentiment() : assist()
+                out.seconds = Date().timeIntervalSince(started)
                 if output.json { return try printJSON(out) }
-                print(String(format: "%@: %d test texts, accuracy %.4f, macro-F1 %.4f, %.1f s", task.rawValue, out.n, out.accuracy, out.macroF1, out.seconds))
+                let oos = out.oosRecall.map { String(format: ", out-of-scope recall %.4f", $0) } ?? ""
+                print(String(format: "%@: %d test texts, accuracy %.4f, macro-F1 %.4f%@, %.1f s", task.rawValue, out.n, out.accuracy, out.macroF1, oos, out.seconds))
             }
+        }
+
+        func sentiment() throws -> Out {
+            let testSet = try LabelledTexts.load(test, positive: "positive", negative: "negative")
+            let classifier: SentimentClassifier
+            if let train {
+                let trainSet = try LabelledTexts.load(train, positive: "positive", negative: "negative")
+                classifier = try SentimentClassifier.train(trainSet, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
+            } else {
+                classifier = try SentimentClassifier.load(model == "default" ? nil : model, encoderPath: encoder)
+            }
+            let predictions = classifier.predict(testSet.texts).map { $0 >= 0.5 }
+            return Out(n: testSet.texts.count, accuracy: Metrics.accuracy(predictions, testSet.labels), macroF1: Metrics.macroF1(predictions, testSet.labels), seconds: 0)
+        }
+
+        /// Scored over every row: an `oos` row is right when predicted out of scope.
+        func assist() throws -> Out {
+            let testSet = try LabelledExamples.load(test)
+            let classifier = try train.map { try RequestIntents.train(LabelledExamples.load($0), encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 }).classifier }
+                ?? RequestIntents.load(model == "default" ? nil : model, encoderPath: encoder)
+            let unknown = Set(testSet.labels).subtracting(classifier.labels + [RequestIntents.outOfScope])
+            if !unknown.isEmpty { printError("note: the test file has labels the model does not know: \(unknown.sorted().joined(separator: ", "))") }
+            let predicted = classifier.predict(testSet.texts).map(\.intent)
+            return Out(
+                n: testSet.texts.count, accuracy: Metrics.accuracy(predicted, testSet.labels), macroF1: Metrics.macroF1(predicted, testSet.labels),
+                oosRecall: Metrics.outOfScopeRecall(predicted, testSet.labels, label: RequestIntents.outOfScope), seconds: 0)
         }
     }
 }

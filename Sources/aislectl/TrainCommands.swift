@@ -18,7 +18,7 @@ struct TrainCommand: ParsableCommand {
             agent picks up a newly active version within a minute, without a restart. \
             `aislectl model list` shows the versions; `aislectl model rollback KIND` goes back one.
             """,
-        subcommands: [All.self, Churn.self, Intent.self, Themes.self, RankerCommand.self, Sentiment.self])
+        subcommands: [All.self, Churn.self, Intent.self, Themes.self, RankerCommand.self, Sentiment.self, Assist.self])
 
     /// What every training command shares: the store, the moment and whether to activate.
     struct Common: ParsableArguments {

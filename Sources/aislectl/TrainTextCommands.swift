@@ -1,3 +1,4 @@
+import AisleAssist
 import AisleCore
 import AisleInsight
 import AisleStore
@@ -33,25 +34,74 @@ extension TrainCommand {
                 let texts = try LabelledTexts.load(data, positive: "positive", negative: "negative")
                 let store = out == nil ? try Store.open(at: try storeOptions.directory()) : nil
                 let trained = try SentimentClassifier.trainWithHoldout(texts, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
-                let file = trained.classifier.file
-                let bytes = try file.encoded()
                 struct Metrics: Encodable { var heldOut: Int; var accuracy: Double; var macroF1: Double; var examples: Int; var positiveShare: Double }
                 let metrics = Metrics(
                     heldOut: trained.heldOut, accuracy: trained.accuracy, macroF1: trained.macroF1, examples: texts.texts.count,
                     positiveShare: Double(texts.labels.filter { $0 }.count) / Double(texts.labels.count))
-                let summary = String(format: "held-out accuracy %.4f, macro-F1 %.4f (%d of %d texts); %@ bytes; %.1f s",
-                                     metrics.accuracy, metrics.macroF1, metrics.heldOut, metrics.examples, bytes.count.formatted(), Date().timeIntervalSince(started))
-                if let out {
-                    try bytes.write(to: URL(fileURLWithPath: out), options: .atomic)
-                    if output.json { return try printJSON(metrics) }
-                    return print("wrote \(out): \(summary)")
-                }
-                guard let store else { return }
-                let record = try TextClassifierFile.register(store, kind: SentimentClassifier.kind, file: file, bytes: bytes, source: URL(fileURLWithPath: data).lastPathComponent, metrics: metrics, activate: activate)
-                if output.json { return try printJSON(record) }
-                print("sentiment v\(record.version)\(activate ? " (active)" : ""): \(summary)")
+                let summary = String(format: "held-out accuracy %.4f, macro-F1 %.4f (%d of %d texts)", metrics.accuracy, metrics.macroF1, metrics.heldOut, metrics.examples)
+                try TextModelOutput(out: out, store: store, activate: activate, json: output.json)
+                    .save(trained.classifier.file, kind: SentimentClassifier.kind, data: data, metrics: metrics, summary: summary, started: started)
             }
         }
+    }
+
+    struct Assist: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The assistant's request intents from labelled JSON Lines ({\"text\",\"label\"}; label oos = none of them).",
+            discussion: """
+                Character n-gram TF-IDF plus the int8 encoder's embedding into one logistic regression per \
+                intent. Every fifth example is held back to calibrate the confidence and choose the \
+                out-of-scope threshold (the one that gets most held-back requests right when there are \
+                `oos` examples; else 0.5, so a request more likely misread than read is refused), and to \
+                report accuracy, macro-F1 and out-of-scope recall; then trains on all. Registers the model \
+                in the store, or with --out writes the file (tools/train-default-models makes the shipped \
+                default this way).
+
+                Example: aislectl train assist --data intents.jsonl
+                """)
+        @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
+        @Option(help: ArgumentHelp("Write the model here instead of registering it.", valueName: "FILE")) var out: String?
+        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
+        @Option(help: "L2 penalty (default 1e-4).") var l2: Double?
+        @Option(help: "Hash buckets for the n-grams, log2 (default 17).") var bucketBits: Int?
+        @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                let started = Date()
+                let examples = try LabelledExamples.load(data)
+                let store = out == nil ? try Store.open(at: try storeOptions.directory()) : nil
+                let (classifier, metrics) = try RequestIntents.train(examples, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
+                let oos = metrics.oosRecall.map { String(format: ", out-of-scope recall %.4f", $0) } ?? ""
+                let summary = String(
+                    format: "%d intents; held-out accuracy %.4f, macro-F1 %.4f%@ (%d of %d texts); threshold %.3f refuses %.1f%% of in-scope",
+                    classifier.intents.count, metrics.accuracy, metrics.macroF1, oos, metrics.heldOut, metrics.examples, metrics.threshold, 100 * metrics.inScopeRefused)
+                try TextModelOutput(out: out, store: store, activate: activate, json: output.json)
+                    .save(classifier.file, kind: RequestIntents.kind, data: data, metrics: metrics, summary: summary, started: started)
+            }
+        }
+    }
+}
+
+/// Where a trained text classifier goes: a file (--out) or a new version in the store's registry.
+struct TextModelOutput {
+    var out: String?
+    var store: Store?
+    var activate: Bool
+    var json: Bool
+
+    func save(_ file: TextClassifierFile, kind: String, data: String, metrics: some Encodable, summary: String, started: Date) throws {
+        let bytes = try file.encoded()
+        let line = "\(summary); \(bytes.count.formatted()) bytes; \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+        if let out {
+            try bytes.write(to: URL(fileURLWithPath: out), options: .atomic)
+            return json ? try printJSON(metrics) : print("wrote \(out): \(line)")
+        }
+        guard let store else { return }
+        let record = try TextClassifierFile.register(store, kind: kind, file: file, bytes: bytes, source: URL(fileURLWithPath: data).lastPathComponent, metrics: metrics, activate: activate)
+        json ? try printJSON(record) : print("\(kind) v\(record.version)\(activate ? " (active)" : ""): \(line)")
     }
 }
 
@@ -65,7 +115,7 @@ extension ModelCommand {
 
                 Example: aislectl model import sentiment firmware-config/models/sentiment-en.aisletc
                 """)
-        @Argument(help: "sentiment") var kind: String
+        @Argument(help: "sentiment or assist") var kind: String
         @Argument(help: ArgumentHelp("The model file.", valueName: "FILE")) var file: String
         @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
         @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
@@ -74,15 +124,18 @@ extension ModelCommand {
 
         func run() throws {
             try reporting {
-                guard kind == SentimentClassifier.kind else { throw CLIError("only sentiment models are imported from files; train the others with `aislectl train`", code: 2) }
+                guard [SentimentClassifier.kind, RequestIntents.kind].contains(kind) else {
+                    throw CLIError("only sentiment and assist models are imported from files; train the others with `aislectl train`", code: 2)
+                }
                 guard let bytes = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read") }
                 let parsed = try TextClassifierFile(data: bytes, name: file)
-                _ = try SentimentClassifier(file: parsed, encoder: parsed.encoderVersion == nil ? nil : try TextModel.load(path: encoder, threads: 1))
+                let model = parsed.encoderVersion == nil ? nil : try TextModel.load(path: encoder, threads: 1)
+                if kind == SentimentClassifier.kind { _ = try SentimentClassifier(file: parsed, encoder: model) } else { _ = try RequestIntents(file: parsed, encoder: model) }
                 let store = try Store.open(at: try storeOptions.directory())
                 struct Source: Encodable { var importedFrom: String }
                 let record = try TextClassifierFile.register(store, kind: SentimentClassifier.kind, file: parsed, bytes: bytes, source: URL(fileURLWithPath: file).lastPathComponent, metrics: Source(importedFrom: file), activate: activate)
                 if output.json { return try printJSON(record) }
-                print("sentiment v\(record.version)\(activate ? " (active)" : "") from \(file)")
+                print("\(kind) v\(record.version)\(activate ? " (active)" : "") from \(file)")
             }
         }
     }

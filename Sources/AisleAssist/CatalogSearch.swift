@@ -1,0 +1,188 @@
+import AisleInsight
+import COpenBLAS
+import Foundation
+import GRDB
+
+/// Kiosk product search over the active, sellable catalog: lexical (SQLite FTS5 and its BM25,
+/// misspelt words corrected against the catalog's vocabulary, partial words matched as
+/// prefixes) and dense (the query's int8-encoder embedding against the title embeddings), fused
+/// by a convex combination of their scores, optionally boosted towards the shopper's interests.
+/// Built once from the store and swapped whole; a query reads only the full-text index.
+public struct CatalogSearch: Sendable {
+    public enum Mode: String, Sendable, CaseIterable, Codable { case lexical, dense, hybrid }
+
+    public struct Item: Sendable {
+        public var id: Int64
+        public var sku: String
+        public var title: String
+        public var category: String?
+        public var price: Double?
+    }
+
+    public struct Hit: Sendable {
+        public var item: Item
+        public var score: Double
+        /// Why it matched, in plain words.
+        public var reasons: [String]
+        /// Whether it has words of the query (not only a similar meaning).
+        public var lexical: Bool
+        /// The cosine of its title embedding with the query's (nil: not compared).
+        public var similarity: Float?
+
+        /// Whether it is close enough to the request to offer unasked (the assistant's product
+        /// answers): similar in meaning, or — without the encoder — matching words.
+        public var relevant: Bool { similarity.map { $0 >= CatalogSearch.relevantSimilarity } ?? lexical }
+    }
+
+    /// The cosine from which a hit reads as what the shopper asked for (the related products'
+    /// bar; a lunch box for "lunchbox" is 0.69, a rain hat for "what's the weather like" 0.24).
+    public static let relevantSimilarity: Float = 0.45
+
+    /// Results each retriever contributes to the fusion.
+    public static let depth = 50
+    /// The cosine's weight against the scaled BM25 (chosen on known-item queries of seed 11;
+    /// the figures in docs/MODELS.md are seed 7's).
+    public static let denseWeight = 0.5
+    /// How far a full interest share lifts an item: score × (1 + weight × share).
+    public static let personalWeight = 0.5
+
+    public let items: [Item]
+    let position: [Int64: Int]
+    /// Each item's words (title and category), for saying which query words matched.
+    let words: [Set<String>]
+    let vocabulary: Vocabulary
+    /// Row-major embeddings of the items that have one, and their positions in `items`.
+    let matrix: [Float]
+    let embedded: [Int]
+    let rowOf: [Int: Int]
+    public let dimensions: Int
+    /// The encoder the embeddings came from (nil: lexical search only).
+    public let encoderVersion: String?
+    let itemThemes: [Int64: Int]
+
+    /// The active, sellable items with a title, the index's vocabulary, and their title
+    /// embeddings when given (``CatalogEmbeddings``); `themes` for the personal boost.
+    public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderVersion: String?, themes: ThemeModel?) throws {
+        items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE active = 1 AND sellable = 1 AND title != '' ORDER BY id")
+            .map { Item(id: $0["id"], sku: $0["sku"], title: $0["title"], category: $0["category"], price: $0["price"]) }
+        position = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
+        words = items.map { Set(Vocabulary.words($0.title + " " + ($0.category ?? ""))) }
+        let documents = try Row.fetchAll(db, sql: "SELECT term, doc FROM item_search_vocab").map { ($0["term"] as String, $0["doc"] as Int) }
+        vocabulary = Vocabulary(documents: Dictionary(documents, uniquingKeysWith: +))
+        var matrix: [Float] = [], embedded: [Int] = []
+        let dimensions = embeddings?.first?.vector.count ?? 0
+        for e in embeddings ?? [] where e.vector.count == dimensions {
+            guard let p = position[e.id] else { continue }
+            matrix += e.vector
+            embedded.append(p)
+        }
+        (self.matrix, self.embedded, self.dimensions) = (matrix, embedded, dimensions)
+        rowOf = Dictionary(uniqueKeysWithValues: embedded.enumerated().map { ($1, $0) })
+        self.encoderVersion = embedded.isEmpty ? nil : encoderVersion
+        itemThemes = themes?.itemThemes ?? [:]
+    }
+
+    /// A query word and the catalog words it stands for.
+    struct QueryWord {
+        var typed: String
+        var corrections: [String]
+    }
+
+    /// The query's words worth searching for, and its FTS5 expression: each word as a prefix or
+    /// corrected, any of them matching (BM25 ranks items matching more of them first). Words in
+    /// over a quarter of the catalog are left out unless nothing else is left; single letters always.
+    func lexicalQuery(_ query: String) -> (expression: String, words: [QueryWord])? {
+        var found = Vocabulary.words(query).filter { $0.count > 1 }.map { QueryWord(typed: $0, corrections: vocabulary.corrections($0)) }
+        let common = items.count / 4
+        let rare = found.filter { (vocabulary.documents[$0.typed] ?? 0) <= common }
+        if !rare.isEmpty { found = rare }
+        var seen = Set<String>()
+        found = found.filter { seen.insert($0.typed).inserted }
+        guard !found.isEmpty else { return nil }
+        let groups = found.map { word in
+            "(" + (["\"\(word.typed)\"*"] + word.corrections.map { "\"\($0)\"" }).joined(separator: " OR ") + ")"
+        }
+        return (groups.joined(separator: " OR "), found)
+    }
+
+    /// The query with each word the catalog does not have replaced by its likeliest correction:
+    /// what the dense side of a hybrid search embeds.
+    public func corrected(_ query: String) -> String {
+        Vocabulary.words(query).map { vocabulary.corrections($0, limit: 1).first ?? $0 }.joined(separator: " ")
+    }
+
+    /// Positions of the best lexical matches, best first, and their BM25 scores (higher is better).
+    func lexical(_ db: Database, _ query: String, limit: Int) throws -> [(position: Int, bm25: Double)] {
+        guard let (expression, _) = lexicalQuery(query) else { return [] }
+        return try Row.fetchAll(db, sql: """
+            SELECT rowid, -bm25(item_search, 1.0, 0.5) AS score FROM item_search WHERE item_search MATCH ? ORDER BY score DESC LIMIT ?
+            """, arguments: [expression, limit + 20]).compactMap { row in position[row["rowid"]].map { ($0, row["score"]) } }.prefix(limit).map { $0 }
+    }
+
+    /// Positions of the items whose title embeddings are nearest `vector`, and the cosines.
+    func dense(_ vector: [Float], limit: Int) -> [(position: Int, similarity: Float)] {
+        guard dimensions > 0, vector.count == dimensions, !embedded.isEmpty else { return [] }
+        var scores = [Float](repeating: 0, count: embedded.count)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(embedded.count), Int32(dimensions), 1, matrix, Int32(dimensions), vector, 1, 0, &scores, 1)
+        var best: [(position: Int, similarity: Float)] = []
+        for (row, score) in scores.enumerated() where best.count < limit || score > best[best.count - 1].similarity {
+            let at = best.firstIndex { $0.similarity < score } ?? best.count
+            best.insert((embedded[row], score), at: at)
+            if best.count > limit { best.removeLast() }
+        }
+        return best
+    }
+
+    /// The `k` best items for `query` (and its embedding `vector`, for dense and hybrid), boosted
+    /// towards `interests` (a shopper's theme and category shares) when given.
+    public func search(_ db: Database, query: String, vector: [Float]?, interests: [Interests.Share] = [], k: Int, mode: Mode = .hybrid) throws -> [Hit] {
+        let lexicalHits = mode == .dense ? [] : try lexical(db, query, limit: Self.depth)
+        let denseHits = mode == .lexical ? [] : vector.map { dense($0, limit: Self.depth) } ?? []
+        // Convex combination (Bruch et al. 2023): BM25 scaled so the best lexical match is 1, plus
+        // `denseWeight` × the cosine; lexical matches get their cosine too, so meaning breaks ties.
+        let best = lexicalHits.first?.bm25 ?? 1
+        var score: [Int: Double] = [:], similarity: [Int: Float] = [:]
+        for hit in lexicalHits { score[hit.position] = hit.bm25 / best }
+        for hit in denseHits { similarity[hit.position] = hit.similarity }
+        if let vector, mode == .hybrid {
+            for hit in lexicalHits where similarity[hit.position] == nil { similarity[hit.position] = cosine(hit.position, vector) }
+        }
+        for (p, cosine) in similarity { score[p, default: 0] += Self.denseWeight * Double(cosine) }
+        let queryWords = lexicalQuery(query)?.words ?? []
+        let lexicalSet = Set(lexicalHits.map(\.position))
+        var hits: [Hit] = score.map { p, s in
+            var reasons = lexicalSet.contains(p) ? matchReasons(p, queryWords) : []
+            if let cosine = similarity[p] { reasons.append(String(format: "close in meaning to your search (similarity %.2f)", cosine)) }
+            var boosted = s
+            if let (share, name) = interest(p, interests) {
+                boosted *= 1 + Self.personalWeight * share
+                reasons.append("you often shop for \(name)")
+            }
+            return Hit(item: items[p], score: boosted, reasons: reasons, lexical: lexicalSet.contains(p), similarity: similarity[p])
+        }
+        hits.sort { ($0.score, $1.item.id) > ($1.score, $0.item.id) }
+        return Array(hits.prefix(k))
+    }
+
+    /// The cosine of an item's title embedding with `vector` (0 when it has none).
+    func cosine(_ p: Int, _ vector: [Float]) -> Float {
+        guard let row = rowOf[p] else { return 0 }
+        return matrix.withUnsafeBufferPointer { m in cblas_sdot(Int32(dimensions), m.baseAddress! + row * dimensions, 1, vector, 1) }
+    }
+
+    /// Which query words the item has: as typed (or as the start of a word), or corrected.
+    func matchReasons(_ p: Int, _ queryWords: [QueryWord]) -> [String] {
+        queryWords.compactMap { word in
+            if words[p].contains(where: { $0.hasPrefix(word.typed) }) { return "has \"\(word.typed)\"" }
+            if let fixed = word.corrections.first(where: words[p].contains) { return "has \"\(fixed)\" (you typed \"\(word.typed)\")" }
+            return nil
+        }
+    }
+
+    /// The shopper's share of interest in the item's theme or category, and its name.
+    func interest(_ p: Int, _ interests: [Interests.Share]) -> (Double, String)? {
+        let item = items[p], theme = itemThemes[item.id]
+        return interests.filter { ($0.theme != nil && $0.theme == theme) || ($0.theme == nil && $0.name == item.category) }
+            .max { $0.share < $1.share }.map { ($0.share, $0.name) }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// The catalog's words (from the full-text index) and a symmetric-delete index over them
+/// (Garbe's SymSpell idea), so a misspelt query word finds the catalog words one edit away —
+/// a letter dropped, added, changed or two swapped — without scanning the vocabulary.
+public struct Vocabulary: Sendable {
+    /// Word → number of items whose title or category has it.
+    let documents: [String: Int]
+    /// Each word with one letter deleted → the words it came from (words of four letters or more).
+    let deletes: [String: [String]]
+
+    init(documents: [String: Int]) {
+        self.documents = documents
+        var deletes: [String: [String]] = [:]
+        for word in documents.keys where word.count >= 4 {
+            for d in Self.oneDeleted(word) { deletes[d, default: []].append(word) }
+        }
+        self.deletes = deletes.mapValues { Array(Set($0)).sorted() }
+    }
+
+    /// Catalog words within one edit of `word` (two for words of eight letters or more), most
+    /// common first; empty for short words and words the catalog has.
+    func corrections(_ word: String, limit: Int = 3) -> [String] {
+        guard word.count >= 4, documents[word] == nil else { return [] }
+        var found = Set(deletes[word] ?? [])
+        for d in Self.oneDeleted(word) {
+            if documents[d] != nil { found.insert(d) }
+            found.formUnion(deletes[d] ?? [])
+        }
+        let allowed = word.count >= 8 ? 2 : 1
+        return found.filter { Self.editDistance(Array(word), Array($0)) <= allowed }
+            .sorted { (documents[$0] ?? 0, $1) > (documents[$1] ?? 0, $0) }
+            .prefix(limit).map { $0 }
+    }
+
+    static func oneDeleted(_ word: String) -> Set<String> {
+        let letters = Array(word)
+        return Set(letters.indices.map { i in String(letters[..<i] + letters[(i + 1)...]) })
+    }
+
+    /// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+    /// neighbours each cost one.
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous2 = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0...b.count)
+        var current = previous
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { current[j] = min(current[j], previous2[j - 2] + 1) }
+            }
+            (previous2, previous) = (previous, current)
+        }
+        return previous[b.count]
+    }
+
+    /// The text's words joined by single spaces.
+    public static func normalised(_ text: String) -> String { words(text).joined(separator: " ") }
+
+    /// The words of a text as SQLite's `unicode61 remove_diacritics 2` tokenizer sees them:
+    /// runs of letters and digits, lower-cased, accents removed.
+    static func words(_ text: String) -> [String] {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
+            .split { !($0.isLetter || $0.isNumber) }.map(String.init)
+    }
+}

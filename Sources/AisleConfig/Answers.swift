@@ -1,0 +1,100 @@
+import Foundation
+import TOMLKit
+
+/// The kiosk assistant's answers, edited by the store (firmware-config/answers.toml): a `[store]`
+/// table of facts (opening hours, return window, loyalty rules …) and, per request intent, an
+/// answer template whose `{slots}` name those facts. Every slot is checked when the file is read,
+/// so a typo is an error naming the intent and the slot, not a broken sentence at the kiosk.
+public struct Answers: Sendable, Equatable {
+    public struct Answer: Sendable, Equatable {
+        /// The text with its slots filled.
+        public var text: String
+        /// Whether products matching the request are shown with it.
+        public var showProducts: Bool
+    }
+
+    /// Store facts by slot name.
+    public var facts: [String: String]
+    /// Answers by intent.
+    public var intents: [String: Answer]
+    /// Said when the request is none of the intents (products matching it follow, if any).
+    public var outOfScope: String
+    /// Said before the products when the request reads as a product search.
+    public var products: String
+    /// Said for an intent the file has no answer for.
+    public var unanswered: String
+
+    /// Reads and checks the file; every problem is reported with its key.
+    public static func load(_ path: String) throws(ConfigError) -> Answers {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(path: path, issues: [ConfigIssue(key: "(file)", reason: "cannot read")])
+        }
+        do throws(ConfigError) {
+            return try parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            throw ConfigError(path: path, issues: error.issues)
+        }
+    }
+
+    public static func parse(_ toml: String) throws(ConfigError) -> Answers {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: toml)
+        } catch let e as TOMLParseError {
+            throw ConfigError(path: "", issues: [ConfigIssue(key: "(syntax)", reason: "line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")])
+        } catch {
+            throw ConfigError(path: "", issues: [ConfigIssue(key: "(syntax)", reason: "\(error)")])
+        }
+        var issues: [ConfigIssue] = []
+        var facts: [String: String] = [:]
+        for (key, value) in root["store"]?.table ?? TOMLTable() {
+            if let s = value.string { facts[key] = s } else if let n = value.int { facts[key] = String(n) } else if let d = value.double { facts[key] = String(d) } else {
+                issues.append(ConfigIssue(key: "store.\(key)", reason: "expected text or a number"))
+            }
+        }
+        func text(_ key: String, _ value: TOMLValueConvertible?) -> String? {
+            guard let s = value?.string, !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                issues.append(ConfigIssue(key: key, reason: value == nil ? "missing" : "expected non-empty text"))
+                return nil
+            }
+            var out = "", rest = Substring(s)
+            while let open = rest.firstIndex(of: "{") {
+                out += rest[..<open]
+                guard let close = rest[open...].firstIndex(of: "}") else {
+                    issues.append(ConfigIssue(key: key, reason: "a \"{\" is never closed"))
+                    return nil
+                }
+                let slot = String(rest[rest.index(after: open)..<close])
+                guard let fact = facts[slot] else {
+                    issues.append(ConfigIssue(key: key, reason: "unknown slot {\(slot)}; [store] has \(facts.keys.sorted().joined(separator: ", "))"))
+                    return nil
+                }
+                out += fact
+                rest = rest[rest.index(after: close)...]
+            }
+            return out + rest
+        }
+        let fallback = root["fallback"]?.table
+        let outOfScope = text("fallback.out_of_scope", fallback?["out_of_scope"])
+        let products = text("fallback.products", fallback?["products"])
+        let unanswered = text("fallback.unanswered", fallback?["unanswered"])
+        var intents: [String: Answer] = [:]
+        for (intent, value) in root["intents"]?.table ?? TOMLTable() {
+            guard let table = value.table else {
+                issues.append(ConfigIssue(key: "intents.\(intent)", reason: "expected a table with answer = \"…\""))
+                continue
+            }
+            for key in table.keys where !["answer", "products"].contains(key) {
+                issues.append(ConfigIssue(key: "intents.\(intent).\(key)", reason: "unknown key (answer, products)"))
+            }
+            let showProducts = table["products"].map { $0.bool } ?? false
+            if showProducts == nil { issues.append(ConfigIssue(key: "intents.\(intent).products", reason: "expected true or false")) }
+            if let answer = text("intents.\(intent).answer", table["answer"]) { intents[intent] = Answer(text: answer, showProducts: showProducts ?? false) }
+        }
+        for key in root.keys where !["store", "fallback", "intents"].contains(key) {
+            issues.append(ConfigIssue(key: key, reason: "unknown table (store, fallback, intents)"))
+        }
+        guard issues.isEmpty, let outOfScope, let products, let unanswered else { throw ConfigError(path: "", issues: issues.sorted { $0.key < $1.key }) }
+        return Answers(facts: facts, intents: intents, outOfScope: outOfScope, products: products, unanswered: unanswered)
+    }
+}

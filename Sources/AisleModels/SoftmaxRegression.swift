@@ -1,0 +1,65 @@
+import Foundation
+import Synchronization
+
+/// Multinomial logistic regression over sparse features with an L2 penalty, fitted by full-batch
+/// Adam (Kingma & Ba 2015) — deterministic for the same data. Training works on the features the
+/// rows touch only, so a hashed space of any size costs what the data uses.
+public struct SoftmaxRegression: Sendable, Equatable {
+    /// Per class: a weight per feature (`dimension` of them) and an intercept.
+    public var weights: [[Double]]
+    public var intercepts: [Double]
+
+    public init(weights: [[Double]], intercepts: [Double]) { (self.weights, self.intercepts) = (weights, intercepts) }
+
+    public static func fit(
+        _ x: [SparseVector], _ y: [Int], classes k: Int, dimension: Int, l2: Double = 1e-3, epochs: Int = 300, learningRate: Double = 0.05
+    ) -> SoftmaxRegression {
+        let used = Array(Set(x.flatMap { $0.map(\.index) })).sorted()
+        let column = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, $0) })
+        let rows = x.map { $0.map { (column[$0.index] ?? 0, $0.value) } }
+        let n = rows.count, d = used.count, size = (d + 1) * k  // the last k are the intercepts
+        var w = [Double](repeating: 0, count: size), m = w, v = w
+        let parts = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        for t in 1...epochs {
+            let gradient = Mutex([Double](repeating: 0, count: size))
+            let frozen = w
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                var g = [Double](repeating: 0, count: size), z = [Double](repeating: 0, count: k)
+                for r in stride(from: part, to: n, by: parts) {
+                    for c in 0..<k { z[c] = frozen[d * k + c] }
+                    for (j, value) in rows[r] { for c in 0..<k { z[c] += frozen[j * k + c] * value } }
+                    let top = z.max() ?? 0
+                    var total = 0.0
+                    for c in 0..<k { z[c] = exp(z[c] - top); total += z[c] }
+                    for c in 0..<k { z[c] = (z[c] / total - (c == y[r] ? 1 : 0)) / Double(n) }
+                    for (j, value) in rows[r] { for c in 0..<k { g[j * k + c] += z[c] * value } }
+                    for c in 0..<k { g[d * k + c] += z[c] }
+                }
+                gradient.withLock { sum in for i in 0..<size { sum[i] += g[i] } }
+            }
+            let g = gradient.withLock { $0 }
+            let (b1, b2) = (1 - pow(0.9, Double(t)), 1 - pow(0.999, Double(t)))
+            for i in 0..<size {
+                let gi = g[i] + (i < d * k ? l2 * w[i] : 0)
+                m[i] = 0.9 * m[i] + 0.1 * gi
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi
+                w[i] -= learningRate * (m[i] / b1) / ((v[i] / b2).squareRoot() + 1e-8)
+            }
+        }
+        var weights = [[Double]](repeating: [Double](repeating: 0, count: dimension), count: k)
+        for (j, index) in used.enumerated() where index < dimension {
+            for c in 0..<k { weights[c][index] = w[j * k + c] }
+        }
+        return SoftmaxRegression(weights: weights, intercepts: (0..<k).map { w[d * k + $0] })
+    }
+
+    /// Class probabilities of one row.
+    public func probabilities(_ x: SparseVector) -> [Double] {
+        var z = intercepts
+        for c in z.indices { for (i, value) in x where i < weights[c].count { z[c] += weights[c][i] * value } }
+        let top = z.max() ?? 0
+        let e = z.map { exp($0 - top) }
+        let total = e.reduce(0, +)
+        return e.map { $0 / total }
+    }
+}

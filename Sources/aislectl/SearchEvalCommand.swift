@@ -1,0 +1,68 @@
+import AisleAssist
+import AisleInsight
+import AisleStore
+import AisleText
+import ArgumentParser
+import Foundation
+
+extension EvalCommand {
+    struct Search: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Known-item search: lexical, dense and hybrid retrieval on queries made from catalog titles.",
+            discussion: """
+                Each query is 2–4 words of one item's title, lower-cased, with typos (docs/MODELS.md); \
+                the target is that item. Prints, per method, MRR@10 and Recall@10. The catalog's title \
+                embeddings are computed once and cached in the store.
+
+                Example: aislectl eval search --queries 1000 --json
+                """)
+        @Option(help: "How many queries.") var queries = 1000
+        @Option(help: "The seed the queries are drawn with.") var seed: UInt64 = 7
+        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
+        @Option(help: "Print this many sample queries and the hybrid's first hit.") var show = 0
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        struct Out: Encodable {
+            var queries: Int
+            var items: Int
+            var lexical: KnownItemSearch.Scores
+            var dense: KnownItemSearch.Scores
+            var hybrid: KnownItemSearch.Scores
+            var seconds: Double
+        }
+
+        func run() throws {
+            try reporting {
+                let started = Date()
+                let store = try Store.open(at: try storeOptions.directory())
+                let model = try TextModel.load(path: encoder, threads: 2)
+                let embeddings = try CatalogEmbeddings.load(store, model: model)
+                let search = try store.database.read { db in try CatalogSearch(db, embeddings: embeddings, encoderVersion: model.encoder.version, themes: nil) }
+                let sample = KnownItemSearch.queries(search, count: queries, seed: seed)
+                guard !sample.isEmpty else { throw CLIError("the catalog has no items with two or more title words to search for") }
+                // Dense alone embeds the query as typed; the hybrid embeds it spelling-corrected.
+                let vectors = TextInputs.embed(sample.map(\.text), model)
+                let correctedVectors = TextInputs.embed(sample.map { search.corrected($0.text) }, model)
+                let scores = try store.database.read { db in
+                    try CatalogSearch.Mode.allCases.map { mode in
+                        try KnownItemSearch.score(search, db, queries: sample, vectors: mode == .hybrid ? correctedVectors : vectors, mode: mode)
+                    }
+                }
+                if show > 0 {
+                    try store.database.read { db in
+                        for (query, vector) in zip(sample, correctedVectors).prefix(show) {
+                            let first = try search.search(db, query: query.text, vector: vector, k: 1).first
+                            let target = search.items.first { $0.id == query.target }?.title ?? "?"
+                            printError("\"\(query.text)\" → \(first?.item.title ?? "nothing")\(first?.item.id == query.target ? " ✓" : " (wanted \(target))")")
+                        }
+                    }
+                }
+                let out = Out(queries: sample.count, items: search.items.count, lexical: scores[0], dense: scores[1], hybrid: scores[2], seconds: Date().timeIntervalSince(started))
+                if output.json { return try printJSON(out) }
+                print("known-item search, \(out.queries) queries over \(out.items) items:")
+                for (name, s) in zip(["lexical", "dense", "hybrid"], scores) { print(String(format: "  %-8@ MRR@10 %.4f  Recall@10 %.4f", name as NSString, s.mrr, s.recall)) }
+            }
+        }
+    }
+}
