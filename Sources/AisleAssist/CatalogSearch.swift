@@ -40,8 +40,8 @@ public struct CatalogSearch: Sendable {
 
     /// Results each retriever contributes to the fusion.
     public static let depth = 50
-    /// The cosine's weight against the scaled BM25 (chosen on known-item queries of seed 11;
-    /// the figures in docs/MODELS.md are seed 7's).
+    /// The cosine's weight against the scaled BM25 (chosen among 0.1–2 on known-item queries
+    /// of seed 11; the figures in docs/MODELS.md are seed 7's).
     public static let denseWeight = 0.5
     /// How far a full interest share lifts an item: score × (1 + weight × share).
     public static let personalWeight = 0.5

@@ -13,13 +13,24 @@ public enum KnownItemSearch {
         public var target: Int64
     }
 
-    public struct Scores: Sendable, Codable {
+    public struct Scores: Sendable, Encodable {
         public var mrr: Double
         public var recall: Double
+        /// Each query's reciprocal rank (0 when the target is not in the first ten).
+        public var reciprocalRanks: [Double]
 
         enum CodingKeys: String, CodingKey {
             case mrr = "mrr@10"
             case recall = "recall@10"
+        }
+
+        /// How much higher this MRR@10 is than `other`'s on the same queries, with a 95 % paired
+        /// bootstrap interval.
+        public func gain(over other: Scores) -> (value: Double, low: Double, high: Double) {
+            let differences = zip(reciprocalRanks, other.reciprocalRanks).map { $0 - $1 }
+            let mean = { (d: [Double]) in d.reduce(0, +) / Double(max(d.count, 1)) }
+            let (low, high) = Metrics.bootstrap(differences, resamples: 1000, seed: 7, mean)
+            return (mean(differences), low, high)
         }
     }
 
@@ -68,15 +79,11 @@ public enum KnownItemSearch {
 
     /// MRR@10 and Recall@10 of `mode` over the queries, given their embeddings.
     public static func score(_ search: CatalogSearch, _ db: Database, queries: [Query], vectors: [[Float]], mode: CatalogSearch.Mode) throws -> Scores {
-        var reciprocal = 0.0, found = 0
-        for (query, vector) in zip(queries, vectors) {
-            let hits = try search.search(db, query: query.text, vector: vector, k: 10, mode: mode)
-            if let rank = hits.firstIndex(where: { $0.item.id == query.target }) {
-                reciprocal += 1 / Double(rank + 1)
-                found += 1
-            }
+        let ranks = try zip(queries, vectors).map { query, vector in
+            try search.search(db, query: query.text, vector: vector, k: 10, mode: mode).firstIndex { $0.item.id == query.target }
         }
         let n = Double(max(queries.count, 1))
-        return Scores(mrr: reciprocal / n, recall: Double(found) / n)
+        let reciprocal = ranks.map { $0.map { 1 / Double($0 + 1) } ?? 0 }
+        return Scores(mrr: reciprocal.reduce(0, +) / n, recall: Double(ranks.compactMap { $0 }.count) / n, reciprocalRanks: reciprocal)
     }
 }

@@ -29,21 +29,18 @@ public struct Answers: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(path: path, issues: [ConfigIssue(key: "(file)", reason: "cannot read")])
         }
-        do throws(ConfigError) {
-            return try parse(String(decoding: data, as: UTF8.self))
-        } catch {
-            throw ConfigError(path: path, issues: error.issues)
-        }
+        return try parse(String(decoding: data, as: UTF8.self), path: path)
     }
 
-    public static func parse(_ toml: String) throws(ConfigError) -> Answers {
+    /// Reads and checks the text of an answers file; `path` names it in errors.
+    public static func parse(_ toml: String, path: String = "(answers)") throws(ConfigError) -> Answers {
         let root: TOMLTable
         do {
             root = try TOMLTable(string: toml)
         } catch let e as TOMLParseError {
-            throw ConfigError(path: "", issues: [ConfigIssue(key: "(syntax)", reason: "line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")])
+            throw ConfigError(path: path, issues: [ConfigIssue(key: "(syntax)", reason: "line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")])
         } catch {
-            throw ConfigError(path: "", issues: [ConfigIssue(key: "(syntax)", reason: "\(error)")])
+            throw ConfigError(path: path, issues: [ConfigIssue(key: "(syntax)", reason: "\(error)")])
         }
         var issues: [ConfigIssue] = []
         var facts: [String: String] = [:]
@@ -94,7 +91,7 @@ public struct Answers: Sendable, Equatable {
         for key in root.keys where !["store", "fallback", "intents"].contains(key) {
             issues.append(ConfigIssue(key: key, reason: "unknown table (store, fallback, intents)"))
         }
-        guard issues.isEmpty, let outOfScope, let products, let unanswered else { throw ConfigError(path: "", issues: issues.sorted { $0.key < $1.key }) }
+        guard issues.isEmpty, let outOfScope, let products, let unanswered else { throw ConfigError(path: path, issues: issues.sorted { $0.key < $1.key }) }
         return Answers(facts: facts, intents: intents, outOfScope: outOfScope, products: products, unanswered: unanswered)
     }
 }

@@ -88,9 +88,7 @@ public enum OffPolicy {
 
     /// `estimator` on the records with a 95 % percentile bootstrap interval (`resamples`, seeded).
     public static func estimate(_ r: [Record], resamples: Int = 500, seed: UInt64 = 11, _ estimator: ([Record]) -> Double) -> Estimate {
-        var rng = SplitMix(state: seed)
-        let values = (0..<resamples).map { _ in estimator(r.indices.map { _ in r[Int(rng.next() % UInt64(max(1, r.count)))] }) }.sorted()
-        let at = { (q: Double) in values.isEmpty ? .nan : values[min(values.count - 1, Int(q * Double(values.count)))] }
-        return Estimate(value: estimator(r), low: at(0.025), high: at(0.975))
+        let (low, high) = Metrics.bootstrap(r, resamples: resamples, seed: seed, estimator)
+        return Estimate(value: estimator(r), low: low, high: high)
     }
 }

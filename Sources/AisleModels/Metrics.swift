@@ -139,3 +139,14 @@ extension Metrics {
         return rows.isEmpty ? nil : Double(rows.filter { predicted[$0] == label }.count) / Double(rows.count)
     }
 }
+
+extension Metrics {
+    /// The 95 % percentile bootstrap interval of `statistic` over `items` (`resamples` seeded
+    /// resamples with replacement).
+    public static func bootstrap<T>(_ items: [T], resamples: Int = 500, seed: UInt64 = 11, _ statistic: ([T]) -> Double) -> (low: Double, high: Double) {
+        var rng = SplitMix(state: seed)
+        let values = (0..<resamples).map { _ in statistic(items.indices.map { _ in items[Int(rng.next() % UInt64(max(1, items.count)))] }) }.sorted()
+        let at = { (q: Double) in values.isEmpty ? .nan : values[min(values.count - 1, Int(q * Double(values.count)))] }
+        return (at(0.025), at(0.975))
+    }
+}

@@ -128,7 +128,7 @@ extension EvalCommand {
         @Option(help: ArgumentHelp("A trained model instead of --train: `default` or a file.", valueName: "default|FILE")) var model: String?
         @Option(help: ArgumentHelp("Labelled test texts.", valueName: "FILE")) var test: String
         @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
-        @Option(help: "L2 penalty (sentiment default: 3e-4 with the encoder, 3e-6 for CJK texts; assist: 1e-4).") var l2: Double?
+        @Option(help: "L2 penalty (sentiment default: 3e-4 with the encoder, 3e-6 for CJK texts; assist: 1e-3).") var l2: Double?
         @Option(help: "Hash buckets for the n-grams, log2 (sentiment default 18, 20 for CJK texts; assist 17).") var bucketBits: Int?
         @OptionGroup var output: OutputOptions
 

@@ -62,7 +62,7 @@ extension TrainCommand {
         @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
         @Option(help: ArgumentHelp("Write the model here instead of registering it.", valueName: "FILE")) var out: String?
         @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
-        @Option(help: "L2 penalty (default 1e-4).") var l2: Double?
+        @Option(help: "L2 penalty (default 1e-3).") var l2: Double?
         @Option(help: "Hash buckets for the n-grams, log2 (default 17).") var bucketBits: Int?
         @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
         @OptionGroup var storeOptions: StoreOptions
