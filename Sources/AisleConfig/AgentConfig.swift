@@ -17,8 +17,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// The int8 encoder model file; empty: `minilm-int8.safetensors` in the model cache
     /// (`$AISLE_MODEL_CACHE/all-MiniLM-L6-v2`, default `~/.cache/aisle/models`).
     public var encoderModel = ""
-    /// The kiosk assistant's answers file (firmware-config/answers.toml); a relative path is
-    /// taken from the configuration file's directory.
+    /// The kiosk assistant's answers file (firmware-config/answers.toml): by default
+    /// `answers.toml` beside the configuration file; a relative path is taken from there too.
     public var assistantAnswers = "/etc/aisle/answers.toml"
     /// Threads one encoder batch runs on.
     public var encoderThreads = 2
@@ -85,10 +85,15 @@ public struct AgentConfig: Sendable, Equatable {
         c.experimentShareB = r.double("experiment.share_b", c.experimentShareB, in: 0.0...1.0)
         c.experimentBExploreSlots = r.int("experiment.b_explore_slots", c.exploreSlots, in: 0...5)
         c.experimentBEpsilon = r.double("experiment.b_epsilon", c.exploreEpsilon, in: 0.0...1.0)
+        // Beside the configuration file unless absolute (text given without a file: as written).
         let answers = r.string("assistant.answers", "answers.toml")
-        c.assistantAnswers = answers.hasPrefix("/") || path == "(config)" ? answers
-            : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(answers).path
-        if answers.isEmpty { r.fail("assistant.answers", "must not be empty") }
+        if answers.isEmpty {
+            r.fail("assistant.answers", "must not be empty")
+        } else if answers.hasPrefix("/") || path == "(config)" {
+            if answers != "answers.toml" || path != "(config)" { c.assistantAnswers = answers }
+        } else {
+            c.assistantAnswers = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(answers).path
+        }
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

@@ -5,7 +5,11 @@ import Testing
 @Suite struct ConfigTests {
     @Test func shippedConfigIsValidAndEqualsTheDefaults() throws {
         let c = try AgentConfig.load(path: TestSupport.repository.appendingPathComponent("firmware-config/aisled.toml").path)
-        #expect(c == AgentConfig())
+        var expected = AgentConfig()
+        expected.assistantAnswers = TestSupport.repository.appendingPathComponent("firmware-config/answers.toml").path
+        #expect(c == expected)
+        #expect(try AgentConfig.parse("[assistant]\nanswers = \"faq/answers.toml\"\n", path: "/etc/aisle/aisled.toml").assistantAnswers == "/etc/aisle/faq/answers.toml")
+        #expect(try AgentConfig.parse("[assistant]\nanswers = \"/srv/a.toml\"\n", path: "/etc/aisle/aisled.toml").assistantAnswers == "/srv/a.toml")
         let h = try HubConfig.load(path: TestSupport.repository.appendingPathComponent("firmware-config/aisle-hub.toml").path)
         #expect(h == HubConfig())
     }

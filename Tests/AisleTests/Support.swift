@@ -1,5 +1,6 @@
 import AisleClient
 import Foundation
+import Synchronization
 import Testing
 
 /// Helpers shared by the tests: temporary directories, the built executables, real processes.
@@ -40,11 +41,21 @@ enum TestSupport {
         return store
     }
 
-    /// A new empty directory under /tmp (short, so socket paths fit).
+    /// A new empty directory under /tmp (short, so socket paths fit), removed when the test
+    /// run exits.
     static func temporaryDirectory() throws -> URL {
+        _ = sweepAtExit
         let dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("aisle-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        made.withLock { $0.append(dir) }
         return dir
+    }
+
+    private static let made = Mutex<[URL]>([])
+    private static let sweepAtExit: Void = { atexit { TestSupport.sweep() } }()
+
+    static func sweep() {
+        for dir in made.withLock({ $0 }) { try? FileManager.default.removeItem(at: dir) }
     }
 
     /// Runs a built executable to completion.
