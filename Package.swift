@@ -47,7 +47,7 @@ let package = Package(
         // The kiosk assistant: request intents, answers, hybrid catalog search (issue 6).
         .target(
             name: "AisleAssist",
-            dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleInsight", "COpenBLAS", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleInsight", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: numeric),
         // Trains every kind of model and registers it (aislectl train, the agent's schedule).
         .target(

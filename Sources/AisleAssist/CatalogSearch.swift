@@ -1,5 +1,4 @@
 import AisleInsight
-import COpenBLAS
 import Foundation
 import GRDB
 
@@ -111,9 +110,9 @@ public struct CatalogSearch: Sendable {
         Vocabulary.words(query).map { vocabulary.corrections($0, limit: 1).first ?? $0 }.joined(separator: " ")
     }
 
-    /// Positions of the best lexical matches, best first, and their BM25 scores (higher is better).
-    func lexical(_ db: Database, _ query: String, limit: Int) throws -> [(position: Int, bm25: Double)] {
-        guard let (expression, _) = lexicalQuery(query) else { return [] }
+    /// Positions of the best lexical matches for an FTS5 expression, best first, and their BM25
+    /// scores (higher is better).
+    func lexical(_ db: Database, _ expression: String, limit: Int) throws -> [(position: Int, bm25: Double)] {
         return try Row.fetchAll(db, sql: """
             SELECT rowid, -bm25(item_search, 1.0, 0.5) AS score FROM item_search WHERE item_search MATCH ? ORDER BY score DESC LIMIT ?
             """, arguments: [expression, limit + 20]).compactMap { row in position[row["rowid"]].map { ($0, row["score"]) } }.prefix(limit).map { $0 }
@@ -122,8 +121,11 @@ public struct CatalogSearch: Sendable {
     /// Positions of the items whose title embeddings are nearest `vector`, and the cosines.
     func dense(_ vector: [Float], limit: Int) -> [(position: Int, similarity: Float)] {
         guard dimensions > 0, vector.count == dimensions, !embedded.isEmpty else { return [] }
-        var scores = [Float](repeating: 0, count: embedded.count)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(embedded.count), Int32(dimensions), 1, matrix, Int32(dimensions), vector, 1, 0, &scores, 1)
+        // Plain SIMD rather than BLAS: OpenBLAS's threads contend when many requests call it at
+        // once (138 searches/s flat out against 950 without the dense side), and one query is small.
+        let scores = matrix.withUnsafeBufferPointer { m in
+            vector.withUnsafeBufferPointer { v in (0..<embedded.count).map { Self.dot(m.baseAddress! + $0 * dimensions, v.baseAddress!, dimensions) } }
+        }
         var best: [(position: Int, similarity: Float)] = []
         for (row, score) in scores.enumerated() where best.count < limit || score > best[best.count - 1].similarity {
             let at = best.firstIndex { $0.similarity < score } ?? best.count
@@ -136,7 +138,8 @@ public struct CatalogSearch: Sendable {
     /// The `k` best items for `query` (and its embedding `vector`, for dense and hybrid), boosted
     /// towards `interests` (a shopper's theme and category shares) when given.
     public func search(_ db: Database, query: String, vector: [Float]?, interests: [Interests.Share] = [], k: Int, mode: Mode = .hybrid) throws -> [Hit] {
-        let lexicalHits = mode == .dense ? [] : try lexical(db, query, limit: Self.depth)
+        let parsed = lexicalQuery(query)
+        let lexicalHits = try parsed.map { mode == .dense ? [] : try lexical(db, $0.expression, limit: Self.depth) } ?? []
         let denseHits = mode == .lexical ? [] : vector.map { dense($0, limit: Self.depth) } ?? []
         // Convex combination (Bruch et al. 2023): BM25 scaled so the best lexical match is 1, plus
         // `denseWeight` × the cosine; lexical matches get their cosine too, so meaning breaks ties.
@@ -148,7 +151,7 @@ public struct CatalogSearch: Sendable {
             for hit in lexicalHits where similarity[hit.position] == nil { similarity[hit.position] = cosine(hit.position, vector) }
         }
         for (p, cosine) in similarity { score[p, default: 0] += Self.denseWeight * Double(cosine) }
-        let queryWords = lexicalQuery(query)?.words ?? []
+        let queryWords = parsed?.words ?? []
         let lexicalSet = Set(lexicalHits.map(\.position))
         var hits: [Hit] = score.map { p, s in
             var reasons = lexicalSet.contains(p) ? matchReasons(p, queryWords) : []
@@ -166,8 +169,20 @@ public struct CatalogSearch: Sendable {
 
     /// The cosine of an item's title embedding with `vector` (0 when it has none).
     func cosine(_ p: Int, _ vector: [Float]) -> Float {
-        guard let row = rowOf[p] else { return 0 }
-        return matrix.withUnsafeBufferPointer { m in cblas_sdot(Int32(dimensions), m.baseAddress! + row * dimensions, 1, vector, 1) }
+        guard let row = rowOf[p], vector.count == dimensions else { return 0 }
+        return matrix.withUnsafeBufferPointer { m in vector.withUnsafeBufferPointer { Self.dot(m.baseAddress! + row * dimensions, $0.baseAddress!, dimensions) } }
+    }
+
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var sum = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            sum += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var total = sum.sum()
+        while i < n { total += a[i] * b[i]; i += 1 }
+        return total
     }
 
     /// Which query words the item has: as typed (or as the start of a word), or corrected.

@@ -131,12 +131,8 @@ public struct RequestIntents: Sendable {
     /// Reads a model file (nil: the shipped default) with the encoder at `encoderPath` when it
     /// reads embeddings.
     public static func load(_ path: String?, encoderPath: String) throws -> RequestIntents {
-        guard let path = path ?? ShippedModels.path(defaultFile) else {
-            throw InputError("the default assistant model \(defaultFile) is not installed (set AISLE_DEFAULT_MODELS to its directory)")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else { throw InputError("\(path): cannot read") }
-        let file = try TextClassifierFile(data: data, name: path)
-        return try RequestIntents(file: file, encoder: file.encoderVersion == nil ? nil : try TextModel.load(path: encoderPath, threads: 2))
+        let (file, encoder) = try TextClassifierFile.read(path, defaultFile: defaultFile, what: "assistant", encoderPath: encoderPath)
+        return try RequestIntents(file: file, encoder: encoder)
     }
 
     /// The savable form.

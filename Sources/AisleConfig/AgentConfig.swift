@@ -20,8 +20,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// The kiosk assistant's answers file (firmware-config/answers.toml): by default
     /// `answers.toml` beside the configuration file; a relative path is taken from there too.
     public var assistantAnswers = "/etc/aisle/answers.toml"
-    /// Threads one encoder batch runs on.
-    public var encoderThreads = 2
+    /// Threads one encoder batch runs on: 1 on a 2-core box, so kiosk requests keep a core.
+    public var encoderThreads = 1
     /// Hours between scheduled retraining of the registry's models (0: never; train with
     /// `aislectl train`).
     public var trainingEveryHours = 24

@@ -70,12 +70,8 @@ public struct SentimentClassifier: Sendable {
     /// Reads a model file (nil: the shipped default) with the encoder at `encoderPath` when it
     /// reads embeddings.
     public static func load(_ path: String?, encoderPath: String) throws -> SentimentClassifier {
-        guard let path = path ?? ShippedModels.path(defaultFile) else {
-            throw InputError("the default sentiment model \(defaultFile) is not installed (set AISLE_DEFAULT_MODELS to its directory)")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else { throw InputError("\(path): cannot read") }
-        let file = try TextClassifierFile(data: data, name: path)
-        return try SentimentClassifier(file: file, encoder: file.encoderVersion == nil ? nil : try TextModel.load(path: encoderPath, threads: 2))
+        let (file, encoder) = try TextClassifierFile.read(path, defaultFile: defaultFile, what: "sentiment", encoderPath: encoderPath)
+        return try SentimentClassifier(file: file, encoder: encoder)
     }
 
     init(features: TextFeatures, regression: SparseLogisticRegression, model: TextModel?) {

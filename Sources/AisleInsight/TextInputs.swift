@@ -97,3 +97,16 @@ extension TextClassifierFile {
         return encoder
     }
 }
+
+extension TextClassifierFile {
+    /// Reads the model file at `path` (nil: the shipped `defaultFile`; `what` names it in
+    /// errors) and the encoder at `encoderPath` when the file reads embeddings.
+    public static func read(_ path: String?, defaultFile: String, what: String, encoderPath: String) throws -> (file: TextClassifierFile, encoder: TextModel?) {
+        guard let path = path ?? ShippedModels.path(defaultFile) else {
+            throw InputError("the default \(what) model \(defaultFile) is not installed (set AISLE_DEFAULT_MODELS to its directory)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw InputError("\(path): cannot read") }
+        let file = try TextClassifierFile(data: data, name: path)
+        return (file, file.encoderVersion == nil ? nil : try TextModel.load(path: encoderPath, threads: 2))
+    }
+}

@@ -97,6 +97,14 @@ public enum Ranking {
 /// point in time — signals as of one horizon before the moment, labels from the horizon after.
 public struct Ranker: Sendable, Codable {
     public static let kind = "ranker"
+    /// Training windows by default.
+    public static let windows = 3
+    /// The trees' settings (chosen on R1's training period, docs/MODELS.md).
+    public static let treeParameters: GradientBoostedTrees.Parameters = {
+        var p = GradientBoostedTrees.Parameters()
+        (p.trees, p.depth, p.learningRate, p.minLeaf) = (150, 4, 0.1, 50)
+        return p
+    }()
     public var trees: GradientBoostedTrees
     public var horizonDays: Int
 
@@ -104,7 +112,7 @@ public struct Ranker: Sendable, Codable {
     /// `horizonDays` apart: at each split, signals from the history before it, label = bought
     /// in the horizon after it; customers who bought on both sides, each with every bought
     /// candidate and a sample of the others. Nil when the store has too little history.
-    public static func train(_ history: PurchaseHistory, horizonDays: Int = 60, windows: Int = 3, settings: Signals.Settings = .init())
+    public static func train(_ history: PurchaseHistory, horizonDays: Int = 60, windows: Int = Ranker.windows, settings: Signals.Settings = .init())
         -> (ranker: Ranker, rows: Int, positives: Int)?
     {
         var rows: [[Double]] = [], labels: [Bool] = []
@@ -136,9 +144,7 @@ public struct Ranker: Sendable, Codable {
         }
         let positives = labels.filter { $0 }.count
         guard positives >= 20, positives < labels.count else { return nil }
-        var p = GradientBoostedTrees.Parameters()
-        (p.trees, p.depth, p.learningRate, p.minLeaf) = (150, 4, 0.1, 50)
-        return (Ranker(trees: GradientBoostedTrees.fit(rows, labels, parameters: p), horizonDays: horizonDays), rows.count, positives)
+        return (Ranker(trees: GradientBoostedTrees.fit(rows, labels, parameters: treeParameters), horizonDays: horizonDays), rows.count, positives)
     }
 
     public func score(_ c: Candidate) -> Double { trees.probability(c.features) }

@@ -35,7 +35,7 @@ public actor InsightHost {
         let result = await Blocking.run {
             Result { () -> (table: [Int64: CustomerInsight], versions: [String: Int]) in
                 try store.database.read { db in
-                    let versions = try ModelRegistry.activeVersions(db).filter { InsightHost.kinds.contains($0.key) }
+                    let versions = try ModelRegistry.activeVersions(db, of: InsightHost.kinds)
                     guard let last = try Queries.lastEventTime(db) else { return ([:], versions) }
                     return (try CustomerInsight.computeAll(db, asOf: last + 1), versions)
                 }
@@ -81,6 +81,6 @@ public actor InsightHost {
 
     private func activeVersions() async -> [String: Int]? {
         let store = store
-        return try? await store.database.read { try ModelRegistry.activeVersions($0).filter { InsightHost.kinds.contains($0.key) } }
+        return try? await store.database.read { try ModelRegistry.activeVersions($0, of: InsightHost.kinds) }
     }
 }

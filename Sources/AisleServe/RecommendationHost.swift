@@ -134,7 +134,7 @@ public actor RecommendationHost {
     /// Builds a new index when there is none, `every` has passed, or the models changed.
     public func refresh(force: Bool = false) async {
         let store = store
-        let active = (try? await store.database.read { try ModelRegistry.activeVersions($0).filter { [Ranker.kind, ThemeModel.kind].contains($0.key) } }) ?? [:]
+        let active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind]) }) ?? [:]
         guard force || index == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.run {

@@ -45,7 +45,7 @@ actor TextScorer {
     func scorePending() async throws {
         guard let textModel = await encoder.currentModel else { return }
         try await offerDefaultSentiment(textModel)
-        sentiment = try await load(SentimentClassifier.kind, current: sentiment, textModel) { payload, version in
+        sentiment = try await load(SentimentClassifier.kind, into: .reviewSentiment, current: sentiment, textModel) { payload, version in
             try SentimentClassifier(file: TextClassifierFile(data: payload, name: "sentiment v\(version)"), encoder: textModel)
         }
         if var s = sentiment {
@@ -56,7 +56,7 @@ actor TextScorer {
             }
             sentiment = s
         }
-        themes = try await load(ThemeModel.kind, current: themes, textModel) { payload, version in
+        themes = try await load(ThemeModel.kind, into: .textThemes, current: themes, textModel) { payload, version in
             let model = try JSONDecoder().decode(ThemeModel.self, from: payload)
             guard model.encoderVersion == textModel.encoder.version else {
                 throw InputError("themes v\(version) were made with encoder \(model.encoderVersion); the loaded encoder is \(textModel.encoder.version) — train them again")
@@ -103,10 +103,10 @@ actor TextScorer {
         return after
     }
 
-    /// The active version of `kind`, decoded by `decode` when it changed; nil when there is none
-    /// or it was refused (logged once).
+    /// The active version of `kind`, decoded by `decode` when it changed, with how far its scores
+    /// in `table` have got; nil when there is none or it was refused (logged once).
     private func load<Model: Sendable>(
-        _ kind: String, current: Loaded<Model>?, _ textModel: TextModel, decode: (Data, Int) throws -> Model
+        _ kind: String, into table: TextScores.Kind, current: Loaded<Model>?, _ textModel: TextModel, decode: (Data, Int) throws -> Model
     ) async throws -> Loaded<Model>? {
         let store = store
         guard let (record, payload) = try await store.database.read({ try ModelRegistry.active($0, kind: kind) }) else { return nil }
@@ -115,8 +115,7 @@ actor TextScorer {
         guard !refused.contains(attempt) else { return nil }
         do {
             let model = try decode(payload, record.version)
-            let kindTable: TextScores.Kind = kind == SentimentClassifier.kind ? .reviewSentiment : .textThemes
-            let highWater = try await store.database.read { try TextScores.highWater($0, kindTable, version: record.version) }
+            let highWater = try await store.database.read { try TextScores.highWater($0, table, version: record.version) }
             logger.info("model loaded", metadata: ["kind": "\(kind)", "version": "\(record.version)"])
             return Loaded(version: record.version, model: model, highWater: highWater)
         } catch {

@@ -80,11 +80,12 @@ public enum ModelRegistry {
         try Row.fetchOne(db, sql: select() + " WHERE m.kind = ? AND m.version = ?", arguments: [kind, version]).map(decode)
     }
 
-    /// The active version of each kind.
-    public static func activeVersions(_ db: Database) throws -> [String: Int] {
+    /// The active version of each kind (of `kinds` only, when given).
+    public static func activeVersions(_ db: Database, of kinds: Set<String>? = nil) throws -> [String: Int] {
         var out: [String: Int] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT a.kind, m.version FROM active_models a JOIN models m ON m.id = a.model_id") {
-            out[row[0]] = row[1]
+            let kind: String = row[0]
+            if kinds?.contains(kind) ?? true { out[kind] = row[1] }
         }
         return out
     }

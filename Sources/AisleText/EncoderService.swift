@@ -24,7 +24,7 @@ public final class EncoderService: Sendable {
 
     public init(
         encoder: any SentenceEncoder, tokenizer: WordPieceTokenizer, cache: (any EmbeddingCache)? = nil,
-        maxBatchTokens: Int = 4096, maxWait: Duration = .milliseconds(2)
+        maxBatchTokens: Int = 4096, maxWait: Duration = .microseconds(500)
     ) {
         self.encoder = encoder
         self.tokenizer = tokenizer

@@ -74,7 +74,11 @@ public enum ModelTrainer {
             struct Metrics: Encodable { var rows: Int; var positives: Int; var customers: Int }
             (payload, from, features) = (try JSONEncoder().encode(r.ranker), nil, Ranking.featureNames)
             metrics = Metrics(rows: r.rows, positives: r.positives, customers: history.customers.count)
-            parameters = ["horizon_days": .int(Int64(r.ranker.horizonDays)), "windows": .int(3), "trees": .int(150), "depth": .int(4)]
+            let trees = Ranker.treeParameters
+            parameters = [
+                "horizon_days": .int(Int64(r.ranker.horizonDays)), "windows": .int(Int64(Ranker.windows)), "trees": .int(Int64(trees.trees)),
+                "depth": .int(Int64(trees.depth)), "learning_rate": .double(trees.learningRate), "min_leaf": .int(Int64(trees.minLeaf)),
+            ]
             describe = { record in
                 String(format: "ranker v%d: gradient-boosted trees on %d candidate rows (%d bought) of %d customers", record.version, r.rows, r.positives, history.customers.count)
             }

@@ -19,28 +19,20 @@ extension TrainCommand {
 
                 Example: aislectl train sentiment --data reviews.jsonl
                 """)
-        @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
-        @Option(help: ArgumentHelp("Write the model here instead of registering it.", valueName: "FILE")) var out: String?
-        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
-        @Option(help: "L2 penalty (default: 3e-4 with the encoder, 3e-6 for CJK texts).") var l2: Double?
-        @Option(help: "Hash buckets for the n-grams, log2 (default 18; 20 for CJK texts).") var bucketBits: Int?
-        @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
-        @OptionGroup var storeOptions: StoreOptions
-        @OptionGroup var output: OutputOptions
+        @OptionGroup var options: TextTrainingOptions
 
         func run() throws {
             try reporting {
                 let started = Date()
-                let texts = try LabelledTexts.load(data, positive: "positive", negative: "negative")
-                let store = out == nil ? try Store.open(at: try storeOptions.directory()) : nil
-                let trained = try SentimentClassifier.trainWithHoldout(texts, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
+                let texts = try LabelledTexts.load(options.data, positive: "positive", negative: "negative")
+                let output = try options.output()
+                let trained = try SentimentClassifier.trainWithHoldout(texts, encoderPath: options.encoder, l2: options.l2, buckets: options.buckets)
                 struct Metrics: Encodable { var heldOut: Int; var accuracy: Double; var macroF1: Double; var examples: Int; var positiveShare: Double }
                 let metrics = Metrics(
                     heldOut: trained.heldOut, accuracy: trained.accuracy, macroF1: trained.macroF1, examples: texts.texts.count,
                     positiveShare: Double(texts.labels.filter { $0 }.count) / Double(texts.labels.count))
                 let summary = String(format: "held-out accuracy %.4f, macro-F1 %.4f (%d of %d texts)", metrics.accuracy, metrics.macroF1, metrics.heldOut, metrics.examples)
-                try TextModelOutput(out: out, store: store, activate: activate, json: output.json)
-                    .save(trained.classifier.file, kind: SentimentClassifier.kind, data: data, metrics: metrics, summary: summary, started: started)
+                try output.save(trained.classifier.file, kind: SentimentClassifier.kind, metrics: metrics, summary: summary, started: started)
             }
         }
     }
@@ -59,29 +51,40 @@ extension TrainCommand {
 
                 Example: aislectl train assist --data intents.jsonl
                 """)
-        @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
-        @Option(help: ArgumentHelp("Write the model here instead of registering it.", valueName: "FILE")) var out: String?
-        @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
-        @Option(help: "L2 penalty (default 1e-3).") var l2: Double?
-        @Option(help: "Hash buckets for the n-grams, log2 (default 17).") var bucketBits: Int?
-        @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
-        @OptionGroup var storeOptions: StoreOptions
-        @OptionGroup var output: OutputOptions
+        @OptionGroup var options: TextTrainingOptions
 
         func run() throws {
             try reporting {
                 let started = Date()
-                let examples = try LabelledExamples.load(data)
-                let store = out == nil ? try Store.open(at: try storeOptions.directory()) : nil
-                let (classifier, metrics) = try RequestIntents.train(examples, encoderPath: encoder, l2: l2, buckets: bucketBits.map { 1 << $0 })
+                let examples = try LabelledExamples.load(options.data)
+                let output = try options.output()
+                let (classifier, metrics) = try RequestIntents.train(examples, encoderPath: options.encoder, l2: options.l2, buckets: options.buckets)
                 let oos = metrics.oosRecall.map { String(format: ", out-of-scope recall %.4f", $0) } ?? ""
                 let summary = String(
                     format: "%d intents; held-out accuracy %.4f, macro-F1 %.4f%@ (%d of %d texts); threshold %.3f refuses %.1f%% of in-scope",
                     classifier.intents.count, metrics.accuracy, metrics.macroF1, oos, metrics.heldOut, metrics.examples, metrics.threshold, 100 * metrics.inScopeRefused)
-                try TextModelOutput(out: out, store: store, activate: activate, json: output.json)
-                    .save(classifier.file, kind: RequestIntents.kind, data: data, metrics: metrics, summary: summary, started: started)
+                try output.save(classifier.file, kind: RequestIntents.kind, metrics: metrics, summary: summary, started: started)
             }
         }
+    }
+}
+
+/// The options of `aislectl train sentiment|assist`.
+struct TextTrainingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
+    @Option(help: ArgumentHelp("Write the model here instead of registering it.", valueName: "FILE")) var out: String?
+    @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
+    @Option(help: "L2 penalty (sentiment: 3e-4 with the encoder, 3e-6 for CJK texts; assist: 1e-3).") var l2: Double?
+    @Option(help: "Hash buckets for the n-grams, log2 (sentiment: 18, 20 for CJK texts; assist: 17).") var bucketBits: Int?
+    @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var json: OutputOptions
+
+    var buckets: Int? { bucketBits.map { 1 << $0 } }
+
+    /// Where the model goes, the store opened (before training) when it is registered.
+    func output() throws -> TextModelOutput {
+        TextModelOutput(out: out, store: out == nil ? try Store.open(at: try storeOptions.directory()) : nil, source: data, activate: activate, json: json.json)
     }
 }
 
@@ -89,10 +92,11 @@ extension TrainCommand {
 struct TextModelOutput {
     var out: String?
     var store: Store?
+    var source: String
     var activate: Bool
     var json: Bool
 
-    func save(_ file: TextClassifierFile, kind: String, data: String, metrics: some Encodable, summary: String, started: Date) throws {
+    func save(_ file: TextClassifierFile, kind: String, metrics: some Encodable, summary: String, started: Date) throws {
         let bytes = try file.encoded()
         let line = "\(summary); \(bytes.count.formatted()) bytes; \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
         if let out {
@@ -100,7 +104,7 @@ struct TextModelOutput {
             return json ? try printJSON(metrics) : print("wrote \(out): \(line)")
         }
         guard let store else { return }
-        let record = try TextClassifierFile.register(store, kind: kind, file: file, bytes: bytes, source: URL(fileURLWithPath: data).lastPathComponent, metrics: metrics, activate: activate)
+        let record = try TextClassifierFile.register(store, kind: kind, file: file, bytes: bytes, source: URL(fileURLWithPath: source).lastPathComponent, metrics: metrics, activate: activate)
         json ? try printJSON(record) : print("\(kind) v\(record.version)\(activate ? " (active)" : ""): \(line)")
     }
 }
