@@ -105,13 +105,10 @@ public struct RequestIntents: Sendable {
         let scaled = embeddings.map { $0.map { $0.map { $0 * Float(embeddingScale) } } }
         let rows = TextInputs.vectors(data.texts, features, scaled)
         let index = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
-        var regression = SoftmaxRegression.fit(
+        let regression = SoftmaxRegression.fit(
             rows, data.labels.map { index[$0] ?? 0 }, classes: labels.count, dimension: features.buckets + (model?.encoder.dimensions ?? 0), l2: l2 ?? 1e-3)
         // Fold the scale into the weights: the saved model reads embeddings as they come.
-        for c in regression.weights.indices {
-            for j in features.buckets..<regression.weights[c].count { regression.weights[c][j] *= embeddingScale }
-        }
-        return (features, regression)
+        return (features, regression.scaled(from: features.buckets, by: embeddingScale))
     }
 
     init(labels: [String], features: TextFeatures, regression: SoftmaxRegression, calibration: PlattScaling, threshold: Double, model: TextModel?) {
@@ -139,7 +136,7 @@ public struct RequestIntents: Sendable {
     public var file: TextClassifierFile {
         TextClassifierFile(
             labels: labels, features: features,
-            weights: zip(regression.weights, regression.intercepts).map { SparseLogisticRegression(weights: $0, intercept: $1) }, encoderVersion: model?.encoder.version,
+            weights: regression.intercepts.indices.map { SparseLogisticRegression(weights: regression.weights(ofClass: $0), intercept: regression.intercepts[$0]) }, encoderVersion: model?.encoder.version,
             embeddingDimensions: model?.encoder.dimensions ?? 0, threshold: threshold, calibration: calibration)
     }
 

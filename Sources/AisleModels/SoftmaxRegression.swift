@@ -5,11 +5,47 @@ import Synchronization
 /// Adam (Kingma & Ba 2015) — deterministic for the same data. Training works on the features the
 /// rows touch only, so a hashed space of any size costs what the data uses.
 public struct SoftmaxRegression: Sendable, Equatable {
-    /// Per class: a weight per feature (`dimension` of them) and an intercept.
-    public var weights: [[Double]]
-    public var intercepts: [Double]
+    public let classes: Int
+    /// Features: indices `0..<dimension`.
+    public let dimension: Int
+    /// Each feature's row in `table`, -1 when all its weights are 0.
+    let rowOf: [Int32]
+    /// Per row, the classes' weights (float32: what the model files hold).
+    var table: [Float]
+    /// Each row's feature.
+    let features: [Int32]
+    public let intercepts: [Double]
 
-    public init(weights: [[Double]], intercepts: [Double]) { (self.weights, self.intercepts) = (weights, intercepts) }
+    /// From a weight vector per class (all of one length) and the intercepts; kept compact: only
+    /// features with a weight take room.
+    public init(weights: [[Double]], intercepts: [Double]) {
+        classes = weights.count
+        dimension = weights.first?.count ?? 0
+        var rowOf = [Int32](repeating: -1, count: dimension), table: [Float] = [], features: [Int32] = []
+        for j in 0..<dimension where weights.contains(where: { $0[j] != 0 }) {
+            rowOf[j] = Int32(features.count)
+            features.append(Int32(j))
+            for c in 0..<classes { table.append(Float(weights[c][j])) }
+        }
+        (self.rowOf, self.table, self.features, self.intercepts) = (rowOf, table, features, intercepts)
+    }
+
+    /// Class `c`'s weights, one per feature.
+    public func weights(ofClass c: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: dimension)
+        for (row, j) in features.enumerated() { out[Int(j)] = Double(table[row * classes + c]) }
+        return out
+    }
+
+    /// The same model reading features from `start` on multiplied by `factor` (their weights
+    /// scaled by it).
+    public func scaled(from start: Int, by factor: Double) -> SoftmaxRegression {
+        var out = self
+        for (row, j) in features.enumerated() where Int(j) >= start {
+            for c in 0..<classes { out.table[row * classes + c] *= Float(factor) }
+        }
+        return out
+    }
 
     public static func fit(
         _ x: [SparseVector], _ y: [Int], classes k: Int, dimension: Int, l2: Double = 1e-3, epochs: Int = 300, learningRate: Double = 0.05
@@ -48,7 +84,7 @@ public struct SoftmaxRegression: Sendable, Equatable {
         }
         var weights = [[Double]](repeating: [Double](repeating: 0, count: dimension), count: k)
         for (j, index) in used.enumerated() where index < dimension {
-            for c in 0..<k { weights[c][index] = w[j * k + c] }
+            for c in 0..<k { weights[c][index] = Double(Float(w[j * k + c])) }
         }
         return SoftmaxRegression(weights: weights, intercepts: (0..<k).map { w[d * k + $0] })
     }
@@ -56,7 +92,11 @@ public struct SoftmaxRegression: Sendable, Equatable {
     /// Class probabilities of one row.
     public func probabilities(_ x: SparseVector) -> [Double] {
         var z = intercepts
-        for c in z.indices { for (i, value) in x where i < weights[c].count { z[c] += weights[c][i] * value } }
+        for (i, value) in x where i < dimension {
+            let row = Int(rowOf[i])
+            guard row >= 0 else { continue }
+            for c in 0..<classes { z[c] += Double(table[row * classes + c]) * value }
+        }
         let top = z.max() ?? 0
         let e = z.map { exp($0 - top) }
         let total = e.reduce(0, +)
