@@ -1,4 +1,5 @@
 import AisleInsight
+import AisleModels
 import Foundation
 import GRDB
 
@@ -66,8 +67,9 @@ public struct CatalogSearch: Sendable {
             .map { Item(id: $0["id"], sku: $0["sku"], title: $0["title"], category: $0["category"], price: $0["price"]) }
         position = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
         words = items.map { Set(Vocabulary.words($0.title + " " + ($0.category ?? ""))) }
-        let documents = try Row.fetchAll(db, sql: "SELECT term, doc FROM item_search_vocab").map { ($0["term"] as String, $0["doc"] as Int) }
-        vocabulary = Vocabulary(documents: Dictionary(documents, uniquingKeysWith: +))
+        var documents: [String: Int] = [:]
+        for itemWords in words { for w in itemWords { documents[w, default: 0] += 1 } }
+        vocabulary = Vocabulary(documents: documents)
         var matrix: [Float] = [], embedded: [Int] = []
         let dimensions = embeddings?.first?.vector.count ?? 0
         for e in embeddings ?? [] where e.vector.count == dimensions {
@@ -89,14 +91,13 @@ public struct CatalogSearch: Sendable {
 
     /// The query's words worth searching for, and its FTS5 expression: each word as a prefix or
     /// corrected, any of them matching (BM25 ranks items matching more of them first). Words in
-    /// over a quarter of the catalog are left out unless nothing else is left; single letters always.
+    /// over a quarter of the catalog are left out unless nothing else is left; single letters
+    /// always; past ``maxWords`` the rest.
     func lexicalQuery(_ query: String) -> (expression: String, words: [QueryWord])? {
-        var found = Vocabulary.words(query).filter { $0.count > 1 }.map { QueryWord(typed: $0, corrections: vocabulary.corrections($0)) }
+        var found = Self.queryWords(query).map { QueryWord(typed: $0, corrections: vocabulary.corrections($0)) }
         let common = items.count / 4
         let rare = found.filter { (vocabulary.documents[$0.typed] ?? 0) <= common }
         if !rare.isEmpty { found = rare }
-        var seen = Set<String>()
-        found = found.filter { seen.insert($0.typed).inserted }
         guard !found.isEmpty else { return nil }
         let groups = found.map { word in
             "(" + (["\"\(word.typed)\"*"] + word.corrections.map { "\"\($0)\"" }).joined(separator: " OR ") + ")"
@@ -107,15 +108,26 @@ public struct CatalogSearch: Sendable {
     /// The query with each word the catalog does not have replaced by its likeliest correction:
     /// what the dense side of a hybrid search embeds.
     public func corrected(_ query: String) -> String {
-        Vocabulary.words(query).map { vocabulary.corrections($0, limit: 1).first ?? $0 }.joined(separator: " ")
+        Self.queryWords(query).map { vocabulary.corrections($0, limit: 1).first ?? $0 }.joined(separator: " ")
+    }
+
+    /// The most words of a query searched for: a kiosk query is a few words, and each costs an
+    /// FTS5 term and a correction.
+    public static let maxWords = 12
+
+    /// The query's distinct words of two letters or more, at most ``maxWords``.
+    public static func queryWords(_ query: String) -> [String] {
+        var seen = Set<String>()
+        return Array(Vocabulary.words(query).filter { $0.count > 1 && seen.insert($0).inserted }.prefix(maxWords))
     }
 
     /// Positions of the best lexical matches for an FTS5 expression, best first, and their BM25
     /// scores (higher is better).
     func lexical(_ db: Database, _ expression: String, limit: Int) throws -> [(position: Int, bm25: Double)] {
         return try Row.fetchAll(db, sql: """
-            SELECT rowid, -bm25(item_search, 1.0, 0.5) AS score FROM item_search WHERE item_search MATCH ? ORDER BY score DESC LIMIT ?
-            """, arguments: [expression, limit + 20]).compactMap { row in position[row["rowid"]].map { ($0, row["score"]) } }.prefix(limit).map { $0 }
+            SELECT s.rowid, -bm25(item_search, 1.0, 0.5) AS score FROM item_search s JOIN items i ON i.id = s.rowid
+            WHERE item_search MATCH ? AND i.active = 1 AND i.sellable = 1 ORDER BY score DESC LIMIT ?
+            """, arguments: [expression, limit]).compactMap { row in position[row["rowid"]].map { ($0, row["score"]) } }
     }
 
     /// Positions of the items whose title embeddings are nearest `vector`, and the cosines.
@@ -124,7 +136,7 @@ public struct CatalogSearch: Sendable {
         // Plain SIMD rather than BLAS: OpenBLAS's threads contend when many requests call it at
         // once (138 searches/s flat out against 950 without the dense side), and one query is small.
         let scores = matrix.withUnsafeBufferPointer { m in
-            vector.withUnsafeBufferPointer { v in (0..<embedded.count).map { Self.dot(m.baseAddress! + $0 * dimensions, v.baseAddress!, dimensions) } }
+            vector.withUnsafeBufferPointer { v in (0..<embedded.count).map { KMeans.dot(m.baseAddress! + $0 * dimensions, v.baseAddress!, dimensions) } }
         }
         var best: [(position: Int, similarity: Float)] = []
         for (row, score) in scores.enumerated() where best.count < limit || score > best[best.count - 1].similarity {
@@ -167,22 +179,10 @@ public struct CatalogSearch: Sendable {
         return Array(hits.prefix(k))
     }
 
-    /// The cosine of an item's title embedding with `vector` (0 when it has none).
-    func cosine(_ p: Int, _ vector: [Float]) -> Float {
-        guard let row = rowOf[p], vector.count == dimensions else { return 0 }
-        return matrix.withUnsafeBufferPointer { m in vector.withUnsafeBufferPointer { Self.dot(m.baseAddress! + row * dimensions, $0.baseAddress!, dimensions) } }
-    }
-
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var sum = SIMD8<Float>()
-        var i = 0
-        while i + 8 <= n {
-            sum += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
-            i += 8
-        }
-        var total = sum.sum()
-        while i < n { total += a[i] * b[i]; i += 1 }
-        return total
+    /// The cosine of an item's title embedding with `vector` (nil when it has none).
+    func cosine(_ p: Int, _ vector: [Float]) -> Float? {
+        guard let row = rowOf[p], vector.count == dimensions else { return nil }
+        return matrix.withUnsafeBufferPointer { m in vector.withUnsafeBufferPointer { KMeans.dot(m.baseAddress! + row * dimensions, $0.baseAddress!, dimensions) } }
     }
 
     /// Which query words the item has: as typed (or as the start of a word), or corrected.

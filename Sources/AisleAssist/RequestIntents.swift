@@ -117,10 +117,11 @@ public struct RequestIntents: Sendable {
 
     /// A saved classifier; `encoder` must be the model it was trained with when it reads embeddings.
     public init(file: TextClassifierFile, encoder: TextModel?) throws {
-        guard file.weights.count == file.labels.count, let threshold = file.threshold, let calibration = file.calibration else {
+        guard file.intercepts.count == file.labels.count, let threshold = file.threshold, let calibration = file.calibration else {
             throw InputError("not a request-intent model: it has no per-label weights, threshold and calibration")
         }
-        regression = SoftmaxRegression(weights: file.weights.map(\.weights), intercepts: file.weights.map(\.intercept))
+        regression = SoftmaxRegression(
+            dimension: file.features.buckets + file.embeddingDimensions, features: file.columnFeatures, columns: file.columns, intercepts: file.intercepts)
         (labels, features, self.calibration, self.threshold) = (file.labels, file.features, calibration, threshold)
         model = try file.checkedEncoder(encoder, what: "assistant")
     }

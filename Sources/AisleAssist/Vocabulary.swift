@@ -1,9 +1,9 @@
 import Foundation
 
-/// The catalog's words (from the full-text index) and a symmetric-delete index over them
+/// The active catalog's words and a symmetric-delete index over them
 /// (Garbe's SymSpell idea), so a misspelt query word finds the catalog words one edit away —
 /// a letter dropped, added, changed or two swapped — without scanning the vocabulary.
-public struct Vocabulary: Sendable {
+struct Vocabulary: Sendable {
     /// Word → number of items whose title or category has it.
     let documents: [String: Int]
     /// Each word with one letter deleted → the words it came from (words of four letters or more).
@@ -56,9 +56,6 @@ public struct Vocabulary: Sendable {
         }
         return previous[b.count]
     }
-
-    /// The text's words joined by single spaces.
-    public static func normalised(_ text: String) -> String { words(text).joined(separator: " ") }
 
     /// The words of a text as SQLite's `unicode61 remove_diacritics 2` tokenizer sees them:
     /// runs of letters and digits, lower-cased, accents removed.

@@ -18,7 +18,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// (`$AISLE_MODEL_CACHE/all-MiniLM-L6-v2`, default `~/.cache/aisle/models`).
     public var encoderModel = ""
     /// The kiosk assistant's answers file (firmware-config/answers.toml): by default
-    /// `answers.toml` beside the configuration file; a relative path is taken from there too.
+    /// `answers.toml` beside the configuration file (this path without one); a relative path is
+    /// taken from the configuration file's directory too.
     public var assistantAnswers = "/etc/aisle/answers.toml"
     /// Threads one encoder batch runs on: 1 on a 2-core box, so kiosk requests keep a core.
     public var encoderThreads = 1

@@ -3,8 +3,10 @@ import TOMLKit
 
 /// The kiosk assistant's answers, edited by the store (firmware-config/answers.toml): a `[store]`
 /// table of facts (opening hours, return window, loyalty rules …) and, per request intent, an
-/// answer template whose `{slots}` name those facts. Every slot is checked when the file is read,
-/// so a typo is an error naming the intent and the slot, not a broken sentence at the kiosk.
+/// answer template whose `{slots}` name those facts. Every slot and key is checked when the file
+/// is read, so a typo is an error naming the intent and the slot, not a broken sentence at the
+/// kiosk (the agent also logs intents its model has without an answer, and answers for intents
+/// it does not have).
 public struct Answers: Sendable, Equatable {
     public struct Answer: Sendable, Equatable {
         /// The text with its slots filled.

@@ -56,7 +56,7 @@ public struct SentimentClassifier: Sendable {
 
     /// A saved classifier; `encoder` must be the model it was trained with when it reads embeddings.
     public init(file: TextClassifierFile, encoder: TextModel?) throws {
-        guard file.labels == Self.labels, file.weights.count == 1 else {
+        guard file.labels == Self.labels, file.intercepts.count == 1 else {
             throw InputError("not a sentiment model: its labels are \(file.labels.joined(separator: ", "))")
         }
         features = file.features

@@ -17,20 +17,46 @@ import Foundation
 public struct TextClassifierFile: Sendable {
     public var labels: [String]
     public var features: TextFeatures
-    public var weights: [SparseLogisticRegression]
     public var encoderVersion: String?
     public var embeddingDimensions: Int
     /// The least confidence to accept the best label (the assistant's out-of-scope threshold).
     public var threshold: Double?
     /// Platt scaling of the best label's log-odds to the chance it is right.
     public var calibration: PlattScaling?
+    /// The n-gram buckets stored (ascending): those with their own IDF or a weight.
+    public private(set) var kept: [Int]
+    /// Per regression: the weights of the kept buckets, then of the embedding's dimensions — as
+    /// stored, so reading a file never spreads them over every bucket.
+    public private(set) var columns: [[Float]]
+    public private(set) var intercepts: [Double]
+    let defaultIdf: Float
 
     static let magic = Array("AISLETC1".utf8)
 
     public init(labels: [String], features: TextFeatures, weights: [SparseLogisticRegression], encoderVersion: String?, embeddingDimensions: Int, threshold: Double? = nil, calibration: PlattScaling? = nil) {
-        (self.labels, self.features, self.weights, self.encoderVersion, self.embeddingDimensions) = (labels, features, weights, encoderVersion, embeddingDimensions)
+        (self.labels, self.features, self.encoderVersion, self.embeddingDimensions) = (labels, features, encoderVersion, embeddingDimensions)
         (self.threshold, self.calibration) = (threshold, calibration)
+        var counts: [Float: Int] = [:]
+        for v in features.idf { counts[v, default: 0] += 1 }
+        defaultIdf = counts.max { $0.value < $1.value }?.key ?? 1
+        let kept = (0..<features.buckets).filter { [defaultIdf] j in features.idf[j] != defaultIdf || weights.contains { $0.weights[j] != 0 } }
+        self.kept = kept
+        columns = weights.map { w in kept.map { Float(w.weights[$0]) } + (0..<embeddingDimensions).map { Float(w.weights[features.buckets + $0]) } }
+        intercepts = weights.map(\.intercept)
     }
+
+    /// Each regression over every bucket and dimension (the two-label classifiers' form).
+    public var weights: [SparseLogisticRegression] {
+        zip(columns, intercepts).map { column, intercept in
+            var w = [Double](repeating: 0, count: features.buckets + embeddingDimensions)
+            for (n, j) in kept.enumerated() { w[j] = Double(column[n]) }
+            for j in 0..<embeddingDimensions { w[features.buckets + j] = Double(column[kept.count + j]) }
+            return SparseLogisticRegression(weights: w, intercept: intercept)
+        }
+    }
+
+    /// The feature index of each column entry: the kept buckets, then the embedding's dimensions.
+    public var columnFeatures: [Int] { kept + (0..<embeddingDimensions).map { features.buckets + $0 } }
 
     private struct Header: Codable {
         var labels: [String]
@@ -47,26 +73,19 @@ public struct TextClassifierFile: Sendable {
 
     /// The file's bytes.
     public func encoded() throws -> Data {
-        var counts: [Float: Int] = [:]
-        for v in features.idf { counts[v, default: 0] += 1 }
-        let defaultIdf = counts.max { $0.value < $1.value }?.key ?? 1
-        let kept = (0..<features.buckets).filter { j in features.idf[j] != defaultIdf || weights.contains { $0.weights[j] != 0 } }
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = .sortedKeys  // the same model, the same bytes
         let header = try encoder.encode(Header(
             labels: labels, buckets: features.buckets, maxOrder: features.maxOrder, defaultIdf: defaultIdf, entries: kept.count,
-            embeddingDimensions: embeddingDimensions, encoder: encoderVersion, intercepts: weights.map(\.intercept), threshold: threshold, calibration: calibration))
+            embeddingDimensions: embeddingDimensions, encoder: encoderVersion, intercepts: intercepts, threshold: threshold, calibration: calibration))
         var out = Data(Self.magic)
         func put(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         put(UInt32(header.count))
         out.append(header)
         for j in kept { put(UInt32(j)) }
         for j in kept { put(features.idf[j].bitPattern) }
-        for w in weights {
-            for j in kept { put(Float(w.weights[j]).bitPattern) }
-            for j in 0..<embeddingDimensions { put(Float(w.weights[features.buckets + j]).bitPattern) }
-        }
+        for column in columns { for v in column { put(v.bitPattern) } }
         return out
     }
 
@@ -91,7 +110,8 @@ public struct TextClassifierFile: Sendable {
         guard h.buckets > 0, h.buckets <= 1 << 24, h.buckets & (h.buckets - 1) == 0 else { throw fail("buckets: \(h.buckets) is not a power of two up to 2^24") }
         guard (1...8).contains(h.maxOrder) else { throw fail("max_order: \(h.maxOrder) is not 1 to 8") }
         guard (0...h.buckets).contains(h.entries), (0...4096).contains(h.embeddingDimensions) else { throw fail("entries or embedding_dimensions out of range") }
-        guard h.intercepts.count == (h.labels.count == 2 ? 1 : h.labels.count) else { throw fail("intercepts: \(h.intercepts.count) for \(h.labels.count) labels") }
+        // Two labels: one logistic regression — unless calibrated, as a softmax has one per label.
+        guard h.intercepts.count == (h.labels.count == 2 && h.calibration == nil ? 1 : h.labels.count) else { throw fail("intercepts: \(h.intercepts.count) for \(h.labels.count) labels") }
         guard (h.encoder == nil) == (h.embeddingDimensions == 0) else { throw fail("encoder and embedding_dimensions disagree") }
         if let t = h.threshold, !(0...1).contains(t) { throw fail("threshold: \(t) is not a probability") }
         let expected = offset + 4 * (2 * h.entries + h.intercepts.count * (h.entries + h.embeddingDimensions))
@@ -107,12 +127,8 @@ public struct TextClassifierFile: Sendable {
         }
         var idf = [Float](repeating: h.defaultIdf, count: h.buckets)
         for j in indices { idf[j] = try float() }
-        weights = try h.intercepts.map { intercept in
-            var w = [Double](repeating: 0, count: h.buckets + h.embeddingDimensions)
-            for j in indices { w[j] = Double(try float()) }
-            for j in 0..<h.embeddingDimensions { w[h.buckets + j] = Double(try float()) }
-            return SparseLogisticRegression(weights: w, intercept: intercept)
-        }
+        columns = try h.intercepts.map { _ in try (0..<(h.entries + h.embeddingDimensions)).map { _ in try float() } }
+        (kept, intercepts, defaultIdf) = (indices, h.intercepts, h.defaultIdf)
         labels = h.labels
         features = TextFeatures(buckets: h.buckets, maxOrder: h.maxOrder, idf: idf)
         encoderVersion = h.encoder

@@ -16,18 +16,20 @@ public struct SoftmaxRegression: Sendable, Equatable {
     let features: [Int32]
     public let intercepts: [Double]
 
-    /// From a weight vector per class (all of one length) and the intercepts; kept compact: only
-    /// features with a weight take room.
-    public init(weights: [[Double]], intercepts: [Double]) {
-        classes = weights.count
-        dimension = weights.first?.count ?? 0
+    /// From stored columns: `columns[c][r]` is class `c`'s weight of feature `features[r]`.
+    public init(dimension: Int, features columnFeatures: [Int], columns: [[Float]], intercepts: [Double]) {
+        let k = columns.count
         var rowOf = [Int32](repeating: -1, count: dimension), table: [Float] = [], features: [Int32] = []
-        for j in 0..<dimension where weights.contains(where: { $0[j] != 0 }) {
+        for (r, j) in columnFeatures.enumerated() where j < dimension && columns.contains(where: { $0[r] != 0 }) {
             rowOf[j] = Int32(features.count)
             features.append(Int32(j))
-            for c in 0..<classes { table.append(Float(weights[c][j])) }
+            for c in 0..<k { table.append(columns[c][r]) }
         }
-        (self.rowOf, self.table, self.features, self.intercepts) = (rowOf, table, features, intercepts)
+        self.init(classes: k, dimension: dimension, rowOf: rowOf, table: table, features: features, intercepts: intercepts)
+    }
+
+    init(classes: Int, dimension: Int, rowOf: [Int32], table: [Float], features: [Int32], intercepts: [Double]) {
+        (self.classes, self.dimension, self.rowOf, self.table, self.features, self.intercepts) = (classes, dimension, rowOf, table, features, intercepts)
     }
 
     /// Class `c`'s weights, one per feature.
@@ -82,11 +84,13 @@ public struct SoftmaxRegression: Sendable, Equatable {
                 w[i] -= learningRate * (m[i] / b1) / ((v[i] / b2).squareRoot() + 1e-8)
             }
         }
-        var weights = [[Double]](repeating: [Double](repeating: 0, count: dimension), count: k)
-        for (j, index) in used.enumerated() where index < dimension {
-            for c in 0..<k { weights[c][index] = Double(Float(w[j * k + c])) }
+        var rowOf = [Int32](repeating: -1, count: dimension), table: [Float] = [], features: [Int32] = []
+        for (j, index) in used.enumerated() where index < dimension && (0..<k).contains(where: { w[j * k + $0] != 0 }) {
+            rowOf[index] = Int32(features.count)
+            features.append(Int32(index))
+            for c in 0..<k { table.append(Float(w[j * k + c])) }
         }
-        return SoftmaxRegression(weights: weights, intercepts: (0..<k).map { w[d * k + $0] })
+        return SoftmaxRegression(classes: k, dimension: dimension, rowOf: rowOf, table: table, features: features, intercepts: (0..<k).map { w[d * k + $0] })
     }
 
     /// Class probabilities of one row.

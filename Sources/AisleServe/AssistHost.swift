@@ -4,6 +4,7 @@ import AisleCore
 import AisleInsight
 import AisleStore
 import AisleText
+import Crypto
 import Foundation
 import GRDB
 import Logging
@@ -12,7 +13,8 @@ import Logging
 /// registered on a store without one), the store's answers file, and the catalog search index —
 /// each swapped whole when it changes (a new model version, an edited answers file on SIGHUP, a
 /// changed catalog or encoder). Requests read a ``Snapshot`` and run off the actor. Questions
-/// and searches are logged as events, written in batches every second.
+/// and searches are logged as events, written in batches every second (a crash loses at most
+/// that second: they were never acknowledged as events).
 public actor AssistHost {
     /// What one request works with.
     public struct Snapshot: Sendable {
@@ -31,52 +33,79 @@ public actor AssistHost {
     private let ingest: IngestService
     private let answersPath: String
     private let logger: Logger
+    /// What the model and the index were made from (versions, encoder, catalog digest).
+    private var intentsFor: [String] = []
     private var indexedFor: [String] = []
     private var refusedIntents: Set<String> = []
     private var refreshing = false
+    private var refreshAgain = false
     private var offeredDefault = false
     private var pending: [JSONValue] = []
+    private var dropped = 0
+
+    /// Most questions and searches waiting to be written; past it the oldest are dropped (and
+    /// counted in the log).
+    static let maxPending = 20_000
 
     public init(store: Store, encoder: EncoderHost, ingest: IngestService, answersPath: String, logger: Logger) {
         (self.store, self.encoder, self.ingest, self.answersPath, self.logger) = (store, encoder, ingest, answersPath, logger)
     }
 
-    /// Rereads the answers file and brings the model and the search index up to date.
+    /// Rereads the answers file and brings the model and the search index up to date; asked
+    /// during a refresh, it runs once more after it.
     public func refresh() async {
-        guard !refreshing else { return }
+        guard !refreshing else { refreshAgain = true; return }
         refreshing = true
         defer { refreshing = false }
-        reloadAnswers()
-        let model = await encoder.currentModel
-        snapshot.encoder = await encoder.current
-        do {
-            if let model { try await loadIntents(model) }
-            try await rebuildSearch(model)
-        } catch {
-            logger.error("assistant refresh failed", metadata: ["error": "\(error)"])
-        }
+        repeat {
+            refreshAgain = false
+            reloadAnswers()
+            let model = await encoder.currentModel
+            snapshot.encoder = await encoder.current
+            do {
+                if let model { try await loadIntents(model) }
+                try await rebuildSearch(model)
+            } catch {
+                logger.error("assistant refresh failed", metadata: ["error": "\(error)"])
+            }
+            checkAnswersCoverIntents()
+        } while refreshAgain
     }
 
-    /// Refreshes every `poll` (the catalog or the models may have changed) and writes logged
-    /// questions and searches every second.
+    /// Refreshes every `poll` (the catalog or the models may have changed) and, alongside,
+    /// writes logged questions and searches every second.
     public func run(poll: Duration = .seconds(30)) async {
-        var last = ContinuousClock.now - poll
-        while !Task.isCancelled {
-            if ContinuousClock.now - last >= poll {
-                last = .now
-                await refresh()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.refresh()
+                    try? await Task.sleep(for: poll)
+                }
             }
-            await flush()
-            try? await Task.sleep(for: .seconds(1))
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    await self.flush()
+                }
+            }
         }
-        await flush()
     }
 
     /// Queues a question or search event for the store.
-    public func log(_ event: JSONValue) { pending.append(event) }
+    public func log(_ event: JSONValue) {
+        if pending.count >= Self.maxPending {
+            pending.removeFirst(pending.count - Self.maxPending + 1)
+            dropped += 1
+        }
+        pending.append(event)
+    }
 
     /// Writes the queued events in one batch.
     public func flush() async {
+        if dropped > 0 {
+            logger.warning("assistant events dropped: the store did not keep up", metadata: ["events": "\(dropped)"])
+            dropped = 0
+        }
         guard !pending.isEmpty else { return }
         let batch = pending
         pending = []
@@ -102,6 +131,19 @@ public actor AssistHost {
         }
     }
 
+    /// Says once per model and file which intents have no answer and which answers no intent.
+    private var coverageReported: [String] = []
+    private func checkAnswersCoverIntents() {
+        guard let intents = snapshot.intents?.intents, let answers = snapshot.answers else { return }
+        let key = [intentsFor.joined(separator: " "), answers.intents.keys.sorted().joined(separator: " ")]
+        guard key != coverageReported else { return }
+        coverageReported = key
+        let unanswered = Set(intents).subtracting(answers.intents.keys).sorted()
+        let unknown = Set(answers.intents.keys).subtracting(intents).sorted()
+        if !unanswered.isEmpty { logger.warning("intents without an answer (fallback.unanswered)", metadata: ["intents": "\(unanswered.joined(separator: ", "))"]) }
+        if !unknown.isEmpty { logger.warning("answers for intents the model does not have", metadata: ["intents": "\(unknown.joined(separator: ", "))"]) }
+    }
+
     private func loadIntents(_ model: TextModel) async throws {
         let store = store
         if !offeredDefault {
@@ -110,15 +152,19 @@ public actor AssistHost {
                 _ = try RequestIntents(file: $0, encoder: model)
             }
         }
+        guard let version = try await store.database.read({ try ModelRegistry.activeVersions($0, of: [RequestIntents.kind])[RequestIntents.kind] }) else { return }
+        let key = ["\(version)", model.encoder.version]
+        guard key != intentsFor, !refusedIntents.contains(key.joined(separator: " ")) else { return }
         guard let (record, payload) = try await store.database.read({ try ModelRegistry.active($0, kind: RequestIntents.kind) }) else { return }
-        let attempt = "\(record.version) \(model.encoder.version)"
-        guard snapshot.intentsVersion != record.version || snapshot.intents?.model?.encoder.version != model.encoder.version, !refusedIntents.contains(attempt) else { return }
         do {
             snapshot.intents = try RequestIntents(file: TextClassifierFile(data: payload, name: "assist v\(record.version)"), encoder: model)
             snapshot.intentsVersion = record.version
+            intentsFor = ["\(record.version)", model.encoder.version]
             logger.info("model loaded", metadata: ["kind": "\(RequestIntents.kind)", "version": "\(record.version)"])
         } catch {
-            refusedIntents.insert(attempt)
+            refusedIntents.insert(key.joined(separator: " "))
+            // A model that does not fit the encoder now loaded must not read its embeddings.
+            if snapshot.intents?.model.map({ $0.encoder.version != model.encoder.version }) ?? false { (snapshot.intents, snapshot.intentsVersion) = (nil, nil) }
             logger.error("model refused", metadata: ["kind": "\(RequestIntents.kind)", "version": "\(record.version)", "error": "\(error)"])
         }
     }
@@ -126,17 +172,16 @@ public actor AssistHost {
     /// Rebuilds the search index when the catalog, the encoder or the themes changed.
     private func rebuildSearch(_ model: TextModel?) async throws {
         let store = store
-        let (catalog, themes) = try await store.database.read { db in
-            (try Row.fetchOne(db, sql: "SELECT count(*), coalesce(max(id), 0), coalesce(sum(active * 2 + sellable), 0), coalesce(sum(length(title)), 0) FROM items"),
-             try ThemeModel.active(db))
+        let (catalog, themesVersion) = try await store.database.read { db in
+            (try Self.catalogDigest(db), try ModelRegistry.activeVersions(db, of: [ThemeModel.kind])[ThemeModel.kind])
         }
-        let key = [catalog.map { "\($0[0] as Int64)-\($0[1] as Int64)-\($0[2] as Int64)-\($0[3] as Int64)" } ?? "", model?.encoder.version ?? "", themes.map { "\($0.version)" } ?? ""]
+        let key = [catalog, model?.encoder.version ?? "", themesVersion.map(String.init) ?? ""]
         guard key != indexedFor else { return }
         let started = Date()
         let search = try await Blocking.run {
             let embeddings = try model.map { try CatalogEmbeddings.load(store, model: $0) }
             return try store.database.read { db in
-                try CatalogSearch(db, embeddings: embeddings, encoderVersion: model?.encoder.version, themes: themes?.model)
+                try CatalogSearch(db, embeddings: embeddings, encoderVersion: model?.encoder.version, themes: try ThemeModel.active(db)?.model)
             }
         }
         snapshot.search = search
@@ -144,5 +189,16 @@ public actor AssistHost {
         logger.info("search index built", metadata: [
             "items": "\(search.items.count)", "dense": "\(search.encoderVersion != nil)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
         ])
+    }
+
+    /// A digest of everything the index shows of the catalog (ids, titles, categories, prices,
+    /// flags): any edit changes it.
+    static func catalogDigest(_ db: Database) throws -> String {
+        var hash = SHA256()
+        let rows = try Row.fetchCursor(db, sql: "SELECT id, title, coalesce(category, ''), coalesce(price, -1), active, sellable FROM items ORDER BY id")
+        while let row = try rows.next() {
+            hash.update(data: Data("\(row[0] as Int64)\u{1}\(row[1] as String)\u{1}\(row[2] as String)\u{1}\(row[3] as Double)\u{1}\(row[4] as Int64)\(row[5] as Int64)\n".utf8))
+        }
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

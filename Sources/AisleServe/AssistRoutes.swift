@@ -112,7 +112,7 @@ extension AgentRoutes {
         let hits = try await store.database.read { db in try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k, mode: mode) }
         await assist.log(fields.event(.search))
         return try HTTPJSON.response(SearchResponse(
-            query: fields.text, corrected: corrected == Vocabulary.normalised(fields.text) ? nil : corrected, mode: vector == nil ? "lexical" : mode.rawValue,
+            query: fields.text, corrected: corrected == CatalogSearch.queryWords(fields.text).joined(separator: " ") ? nil : corrected, mode: vector == nil ? "lexical" : mode.rawValue,
             personalised: !interests.isEmpty, items: hits.map(FoundItem.init)))
     }
 
@@ -127,8 +127,10 @@ extension AgentRoutes {
         let fields: ShopperText
         do { fields = try ShopperText(body, field: "text", k: 3) } catch { return error.response }
         let state = await assist.snapshot
-        guard let intents = state.intents, let version = state.intentsVersion, let encoder = state.encoder else {
-            return HTTPJSON.error(.serviceUnavailable, "assistant_not_ready", "the assistant's model or the encoder is not loaded yet; try again shortly")
+        guard let intents = state.intents, let version = state.intentsVersion, let encoder = state.encoder,
+              intents.model.map({ $0.encoder.version == encoder.encoder.version }) ?? true
+        else {
+            return HTTPJSON.error(.serviceUnavailable, "assistant_not_ready", "the assistant's model or the encoder is not loaded yet (or they do not fit each other); try again shortly")
         }
         let embedding = try await encoder.embed(fields.text, cached: false)
         let reading = intents.predict(fields.text, embedding: intents.model == nil ? nil : embedding)

@@ -146,8 +146,9 @@ enum ShippedDefault {
         let file = try TextClassifierFile(data: bytes, name: path)
         try check(file)
         struct Source: Encodable { var shippedDefault: String }
-        let record = try TextClassifierFile.register(
-            store, kind: kind, file: file, bytes: bytes, source: fileName, metrics: Source(shippedDefault: path), activate: true, actor: "aisled")
+        let record = try await Blocking.run {
+            try TextClassifierFile.register(store, kind: kind, file: file, bytes: bytes, source: fileName, metrics: Source(shippedDefault: path), activate: true, actor: "aisled")
+        }
         logger.info("default model registered", metadata: ["kind": "\(kind)", "version": "\(record.version)", "path": "\(path)"])
     }
 }

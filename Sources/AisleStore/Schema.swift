@@ -229,7 +229,7 @@ enum Schema {
         m.registerMigration("v9-catalog-search") { db in
             try db.execute(sql: """
                 -- Full-text index of the catalog (BM25 over titles and categories) for kiosk search,
-                -- kept in step with `items` by triggers; its vocabulary feeds the typo correction.
+                -- kept in step with `items` by triggers.
                 CREATE VIRTUAL TABLE item_search USING fts5(
                     title, category, content='items', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
                 CREATE TRIGGER items_search_insert AFTER INSERT ON items BEGIN
@@ -243,7 +243,6 @@ enum Schema {
                     INSERT INTO item_search(rowid, title, category) VALUES (new.id, new.title, new.category);
                 END;
                 INSERT INTO item_search(item_search) VALUES ('rebuild');
-                CREATE VIRTUAL TABLE item_search_vocab USING fts5vocab(item_search, 'row');
                 """)
         }
         return m

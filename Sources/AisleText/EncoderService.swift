@@ -44,7 +44,10 @@ public final class EncoderService: Sendable {
     public func embed(_ texts: [String], cached useCache: Bool = true) async throws -> [[Float]] {
         let cache = useCache ? cache : nil
         let keys = texts.map(Self.key)
-        let cached = try cache?.vectors(model: encoder.version, keys: keys) ?? [:]
+        let version = encoder.version
+        // The cache is the store: its reads and writes block, so they run off the cooperative pool.
+        var cached: [Data: [Float]] = [:]
+        if let cache { cached = try await Blocking.run { try cache.vectors(model: version, keys: keys) } }
         var result = [[Float]?](repeating: nil, count: texts.count)
         var fresh: [(key: Data, vector: [Float])] = []
         try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
@@ -61,7 +64,10 @@ public final class EncoderService: Sendable {
                 fresh.append((keys[i], vector))
             }
         }
-        try cache?.store(model: encoder.version, vectors: fresh)
+        if let cache, !fresh.isEmpty {
+            let fresh = fresh
+            try await Blocking.run { try cache.store(model: version, vectors: fresh) }
+        }
         return result.map { $0 ?? [] }
     }
 

@@ -112,8 +112,8 @@ extension EvalCommand {
             abstract: "Text classification: train on labelled JSON Lines, score a test file.",
             discussion: """
                 Trains on --train (hashed character n-gram TF-IDF and the on-box int8 encoder's sentence \
-                embedding into logistic regression: class-balanced for sentiment, one per intent for \
-                assist), or reads --model (`default`: the shipped model; or a file from `aislectl train \
+                embedding into logistic regression: class-balanced for sentiment, multinomial over the \
+                intents for assist), or reads --model (`default`: the shipped model; or a file from `aislectl train \
                 sentiment|assist --out`), then scores --test. Prints n, accuracy and macro_f1, and for \
                 assist with `oos` rows in the test file oos_recall (an `oos` row is right when predicted \
                 out of scope). Files hold {"text","label"} per line; sentiment labels are positive / negative.

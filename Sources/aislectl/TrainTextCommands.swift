@@ -41,8 +41,8 @@ extension TrainCommand {
         static let configuration = CommandConfiguration(
             abstract: "The assistant's request intents from labelled JSON Lines ({\"text\",\"label\"}; label oos = none of them).",
             discussion: """
-                Character n-gram TF-IDF plus the int8 encoder's embedding into one logistic regression per \
-                intent. Every fifth example is held back to calibrate the confidence and choose the \
+                Character n-gram TF-IDF plus the int8 encoder's embedding into a multinomial logistic \
+                regression over the intents. Every fifth example is held back to calibrate the confidence and choose the \
                 out-of-scope threshold (the one that gets most held-back requests right when there are \
                 `oos` examples; else 0.5, so a request more likely misread than read is refused), and to \
                 report accuracy, macro-F1 and out-of-scope recall; then trains on all. Registers the model \
@@ -137,7 +137,7 @@ extension ModelCommand {
                 if kind == SentimentClassifier.kind { _ = try SentimentClassifier(file: parsed, encoder: model) } else { _ = try RequestIntents(file: parsed, encoder: model) }
                 let store = try Store.open(at: try storeOptions.directory())
                 struct Source: Encodable { var importedFrom: String }
-                let record = try TextClassifierFile.register(store, kind: SentimentClassifier.kind, file: parsed, bytes: bytes, source: URL(fileURLWithPath: file).lastPathComponent, metrics: Source(importedFrom: file), activate: activate)
+                let record = try TextClassifierFile.register(store, kind: kind, file: parsed, bytes: bytes, source: URL(fileURLWithPath: file).lastPathComponent, metrics: Source(importedFrom: file), activate: activate)
                 if output.json { return try printJSON(record) }
                 print("\(kind) v\(record.version)\(activate ? " (active)" : "") from \(file)")
             }
