@@ -102,6 +102,9 @@ public enum Agent {
             logger.info("stopped", metadata: ["socket": "\(path)"])
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        // The last second's questions and searches are written before the store closes.
+        assistTask.cancel()
+        await assistTask.value
     }
 
     /// SIGHUP (`systemctl reload aisled`) reloads the encoder model and the assistant's answers

@@ -73,7 +73,7 @@ public actor AssistHost {
     }
 
     /// Refreshes every `poll` (the catalog or the models may have changed) and, alongside,
-    /// writes logged questions and searches every second.
+    /// writes logged questions and searches every second; cancelled, writes what is left.
     public func run(poll: Duration = .seconds(30)) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -89,6 +89,7 @@ public actor AssistHost {
                 }
             }
         }
+        await flush()
     }
 
     /// Queues a question or search event for the store.

@@ -278,5 +278,14 @@ import Testing
             answer = try await post(socket, "/v1/assist", #"{"text":"I want my money back"}"#, as: Assisted.self).answer ?? ""
         }
         #expect(answer == "Refunds within 35 days at the blue desk.")
+
+        // A search just before SIGTERM is written before the agent exits.
+        _ = try await post(socket, "/v1/search", #"{"query":"last teapot before closing"}"#, as: Searched.self)
+        agent.terminate()
+        agent.waitUntilExit()
+        let last = try await Store.open(at: store, readOnly: true).database.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE type = 'search' AND text = 'last teapot before closing'") ?? 0
+        }
+        #expect(last == 1)
     }
 }
