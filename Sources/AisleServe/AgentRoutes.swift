@@ -223,11 +223,17 @@ struct AgentRoutes: Sendable {
         guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
             return .failure(ErrorResponse(.badRequest, "missing_id", "no customer id in the path"))
         }
-        let pseudonym = pseudonymizer.pseudonym(raw)
-        guard let id = try? await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
+        guard let known = await customer(raw) else {
             return .failure(ErrorResponse(.notFound, "unknown_customer", "no events for this customer"))
         }
-        return .success((id, pseudonym))
+        return .success(known)
+    }
+
+    /// The store's id and the pseudonym of a raw customer id; nil when the store has no events of theirs.
+    func customer(_ raw: String) async -> (id: Int64, pseudonym: Data)? {
+        let pseudonym = pseudonymizer.pseudonym(raw)
+        guard let id = try? await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else { return nil }
+        return (id, pseudonym)
     }
 
     /// `?at=` (RFC 3339 or Unix seconds), default now.

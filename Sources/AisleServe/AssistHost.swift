@@ -22,8 +22,6 @@ public actor AssistHost {
         public var intentsVersion: Int?
         public var search: CatalogSearch?
         public var answers: Answers?
-        /// Why the answers file was refused, when it was.
-        public var answersError: String?
         public var encoder: EncoderService?
     }
 
@@ -42,6 +40,10 @@ public actor AssistHost {
     private var offeredDefault = false
     private var pending: [JSONValue] = []
     private var dropped = 0
+    /// Why the answers file was last refused (logged once per reason).
+    private var answersError: String?
+    /// The model and intents whose coverage by the answers was last reported.
+    private var coverageReported: [String] = []
 
     /// Most questions and searches waiting to be written; past it the oldest are dropped (and
     /// counted in the log).
@@ -122,18 +124,17 @@ public actor AssistHost {
         do throws(ConfigError) {
             let answers = try Answers.load(answersPath)
             if answers != snapshot.answers { logger.info("answers loaded", metadata: ["path": "\(answersPath)", "intents": "\(answers.intents.count)"]) }
-            (snapshot.answers, snapshot.answersError) = (answers, nil)
+            (snapshot.answers, answersError) = (answers, nil)
         } catch {
-            if snapshot.answersError != error.description {
+            if answersError != error.description {
                 logger.error(snapshot.answers == nil ? "answers refused; the assistant answers without them" : "answers refused; keeping the ones loaded before",
                              metadata: ["error": "\(error)"])
             }
-            snapshot.answersError = error.description
+            answersError = error.description
         }
     }
 
     /// Says once per model and file which intents have no answer and which answers no intent.
-    private var coverageReported: [String] = []
     private func checkAnswersCoverIntents() {
         guard let intents = snapshot.intents?.intents, let answers = snapshot.answers else { return }
         let key = [intentsFor.joined(separator: " "), answers.intents.keys.sorted().joined(separator: " ")]

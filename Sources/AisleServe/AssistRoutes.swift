@@ -72,11 +72,7 @@ extension AgentRoutes {
 
     /// The shopper's interests (themes and categories), for the personal boost.
     func interests(_ customer: String?) async -> [Interests.Share] {
-        guard let customer else { return [] }
-        let pseudonym = pseudonymizer.pseudonym(customer)
-        guard let id = try? await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }),
-              let found = await insight.insight(customer: id)
-        else { return [] }
+        guard let raw = customer, let id = await self.customer(raw)?.id, let found = await insight.insight(customer: id) else { return [] }
         return found.interests + found.categories
     }
 
