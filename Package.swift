@@ -49,10 +49,11 @@ let package = Package(
             name: "AisleAssist",
             dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleInsight", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: numeric),
-        // Trains every kind of model and registers it (aislectl train, the agent's schedule).
+        // Trains every kind of model and registers it (aislectl train, the agent's schedule), and
+        // takes global models from the hub after a local check.
         .target(
             name: "AisleTraining",
-            dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["AisleCore", "AisleStore", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleSync", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         // Point-in-time features over the store, for training, evaluation and serving.
         .target(
@@ -98,7 +99,7 @@ let package = Package(
         .target(
             name: "AisleServe",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,13 +108,27 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
-        // The HQ aggregator's logic.
+        // The store ↔ HQ wire protocol (sync/PROTOCOL.md): envelopes, messages, signed model
+        // manifests; the store's outbox and its side of the exchange.
+        .target(
+            name: "AisleSync",
+            dependencies: [
+                "AisleCore", "AisleStore", "AisleClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        // The HQ aggregator: its database, the protocol's hub side, the admin operations.
         .target(
             name: "AisleHub",
             dependencies: [
-                "AisleCore", "AisleConfig", "AisleServe",
+                "AisleCore", "AisleConfig", "AisleServe", "AisleSync",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict),
         .executableTarget(
@@ -126,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "aislectl",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -134,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "aisle-hub",
             dependencies: [
-                "AisleHub", "AisleConfig",
+                "AisleHub", "AisleConfig", "AisleSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -162,8 +177,9 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
     ]

@@ -14,7 +14,13 @@ public struct ConnectionClosed: Error, CustomStringConvertible {
     public var description: String { "the connection closed before a complete response" }
 }
 
-/// HTTP/1.1 over a Unix socket (kiosk tooling, load generation, tests).
+/// Where an HTTP server listens.
+public enum HTTPTarget: Sendable, Equatable {
+    case unix(path: String)
+    case tcp(host: String, port: Int)
+}
+
+/// HTTP/1.1 over a Unix socket (kiosk tooling, load generation, tests) or TCP (the hub).
 public enum UnixHTTP {
     /// Opens one keep-alive connection to the socket at `path`, runs `body` with it, closes it.
     /// Requests on one connection are sequential; open several connections for concurrency.
@@ -22,12 +28,33 @@ public enum UnixHTTP {
         path: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (inout Session) async throws -> R
     ) async throws -> R {
-        let channel = try await ClientBootstrap(group: group).connect(unixDomainSocketPath: path) { channel in
+        try await withConnection(to: .unix(path: path), group: group, body)
+    }
+
+    /// Opens one keep-alive connection to `target`; with a `deadline`, the connection is closed
+    /// when it passes, so a request that has not finished by then fails with ``ConnectionClosed``.
+    public static func withConnection<R: Sendable>(
+        to target: HTTPTarget, deadline: Duration? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (inout Session) async throws -> R
+    ) async throws -> R {
+        let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(5))
+        let setUp: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
             }
         }
+        let channel =
+            switch target {
+            case .unix(let path): try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: setUp)
+            case .tcp(let host, let port): try await bootstrap.connect(host: host, port: port, channelInitializer: setUp)
+            }
+        let timer = deadline.map { d in
+            channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(d.components.seconds) * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)) {
+                channel.channel.close(promise: nil)
+            }
+        }
+        defer { timer?.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
             var session = Session(responses: inbound.makeAsyncIterator(), outbound: outbound)
             return try await body(&session)
@@ -37,6 +64,13 @@ public enum UnixHTTP {
     /// One request on a new connection.
     public static func request(path: String, _ method: HTTPMethod, _ uri: String, body: [UInt8]? = nil) async throws -> HTTPResult {
         try await withConnection(path: path) { try await $0.request(method, uri, body: body) }
+    }
+
+    /// One request on a new connection to `target`, failing if it takes longer than `deadline`.
+    public static func request(
+        _ target: HTTPTarget, _ method: HTTPMethod, _ uri: String, body: [UInt8]? = nil, deadline: Duration = .seconds(30)
+    ) async throws -> HTTPResult {
+        try await withConnection(to: target, deadline: deadline) { try await $0.request(method, uri, body: body) }
     }
 
     /// An open connection.

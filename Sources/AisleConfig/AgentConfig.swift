@@ -44,6 +44,14 @@ public struct AgentConfig: Sendable, Equatable {
     public var experimentShareB = 0.5
     public var experimentBExploreSlots = 1
     public var experimentBEpsilon = 0.1
+    /// Sync with the hub once enrolled (`aislectl sync enroll`): seconds between passes, the
+    /// retry delays after a failed one (exponential with jitter), and how far a global model's
+    /// local AUC may fall below the model in use before it is rolled back.
+    public var syncEnabled = true
+    public var syncIntervalSeconds = 900
+    public var syncRetryMinSeconds = 5
+    public var syncRetryMaxSeconds = 3600
+    public var syncRollbackMargin = 0.02
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -95,6 +103,12 @@ public struct AgentConfig: Sendable, Equatable {
         } else {
             c.assistantAnswers = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(answers).path
         }
+        c.syncEnabled = r.bool("sync.enabled", c.syncEnabled)
+        c.syncIntervalSeconds = r.int("sync.interval_seconds", c.syncIntervalSeconds, in: 1...86_400)
+        c.syncRetryMinSeconds = r.int("sync.retry_min_seconds", c.syncRetryMinSeconds, in: 1...3600)
+        c.syncRetryMaxSeconds = r.int("sync.retry_max_seconds", c.syncRetryMaxSeconds, in: 1...86_400)
+        if c.syncRetryMaxSeconds < c.syncRetryMinSeconds { r.fail("sync.retry_max_seconds", "must be at least sync.retry_min_seconds") }
+        c.syncRollbackMargin = r.double("sync.rollback_margin", c.syncRollbackMargin, in: 0.0...0.5)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }
@@ -115,6 +129,11 @@ public struct HubConfig: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 7443
     public var dataPath = "/var/lib/aisle-hub"
+    /// Largest the hub's database may grow, in MiB (0: as large as the disk allows); past it
+    /// uploads are refused as `storage_full` and the stores keep them.
+    public var maxDatabaseMB = 0
+    /// Hours an enrollment token from `aisle-hub stores add` stays valid.
+    public var tokenHours = 72
     public var logLevel = "info"
     public var logFormat = "json"
 
@@ -127,6 +146,8 @@ public struct HubConfig: Sendable, Equatable {
         c.host = r.string("listen.host", c.host)
         c.port = r.int("listen.port", c.port, in: 0...65_535)
         c.dataPath = r.string("storage.path", c.dataPath)
+        c.maxDatabaseMB = r.int("storage.max_database_mb", c.maxDatabaseMB, in: 0...(1 << 30))
+        c.tokenHours = r.int("enrollment.token_hours", c.tokenHours, in: 1...24 * 90)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         try r.finish(path: path)

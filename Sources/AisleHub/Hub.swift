@@ -1,20 +1,49 @@
 import AisleConfig
 import AisleCore
 import AisleServe
+import AisleSync
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 
-/// The HQ aggregator's server. For now it owns its data directory and answers health checks;
-/// enrollment, rounds and model distribution build on it (docs/ARCHITECTURE.md).
+/// The HQ aggregator's server: the sync protocol over HTTP (sync/PROTOCOL.md), health and
+/// Prometheus metrics. Each request is a transaction over ``HubDatabase``; nothing is cached.
 public enum Hub {
+    /// Largest message body (an upload part is at most 192 KiB before sealing and base64).
+    public static let maxBodyBytes = 1 << 20
+
     public static func run(config: HubConfig, logger: Logger) async throws {
-        try FileManager.default.createDirectory(
-            atPath: config.dataPath, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let database = try HubDatabase.open(path: config.dataPath, maxBytes: Int64(config.maxDatabaseMB) << 20)
+        _ = Telemetry.registry
+        let service = HubService(database: database)
+        let admin = HubAdmin(database: database)
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.get("/v1/health") { _, _ in
             try HTTPJSON.response(["status": "ok", "role": "hub", "version": AisleVersion.current])
+        }
+        router.get("/v1/hub") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: SyncJSON.encode(HubInfo(database.identity.publicKeys)))))
+        }
+        router.post("/v1/messages") { request, _ -> Response in
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: maxBodyBytes) } catch {
+                return reply(SyncError(.tooLarge, "the body is over \(maxBodyBytes) bytes"), logger)
+            }
+            do {
+                let answer = try await Blocking.run { try service.handle(Data(buffer: body)) }
+                Counter(label: "aisle_hub_messages_total", dimensions: [("outcome", "accepted")]).increment()
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+            } catch let e as SyncError {
+                return reply(e, logger)
+            }
+        }
+        router.get("/v1/models/{kind}/{version}") { _, context -> Response in
+            guard let kind = context.parameters.get("kind"), let version = context.parameters.get("version", as: Int.self),
+                let payload = try await Blocking.run({ try admin.payload(kind: kind, version: version) })
+            else { return reply(SyncError(.notFound, "no such model version"), logger) }
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: payload)))
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -25,10 +54,22 @@ public enum Hub {
             router: router,
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "aisle-hub"),
             onServerRunning: { channel in
-                logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info(
+                    "listening",
+                    metadata: [
+                        "address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "data": "\(config.dataPath)",
+                        "fingerprint": "\(database.identity.publicKeys.fingerprint)",
+                    ])
             },
             logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
+    }
+
+    /// A refusal: its HTTP status and `{"error": {"code", "message"}}`, counted and logged.
+    static func reply(_ error: SyncError, _ logger: Logger) -> Response {
+        Counter(label: "aisle_hub_messages_total", dimensions: [("outcome", error.code.rawValue)]).increment()
+        logger.notice("refused", metadata: ["code": "\(error.code.rawValue)", "message": "\(error.message)"])
+        return HTTPJSON.error(.init(code: error.code.httpStatus), error.code.rawValue, error.message)
     }
 }

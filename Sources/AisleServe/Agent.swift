@@ -71,6 +71,15 @@ public enum Agent {
         }
         let assistTask = Task { await assist.run() }
         defer { assistTask.cancel() }
+        let sync = SyncHost(
+            store: store, directory: directory,
+            settings: .init(
+                interval: .seconds(config.syncIntervalSeconds),
+                backoff: .init(minimum: Int64(config.syncRetryMinSeconds), maximum: Int64(config.syncRetryMaxSeconds)),
+                rollbackMargin: config.syncRollbackMargin),
+            intent: intent, logger: logger)
+        let syncTask = Task { if config.syncEnabled { await sync.run() } }
+        defer { syncTask.cancel() }
         let hangup = reloadOnHangup(encoder, insight, reviews, intent, recommendations, assist)
         defer { hangup.cancel() }
 

@@ -245,6 +245,34 @@ enum Schema {
                 INSERT INTO item_search(item_search) VALUES ('rebuild');
                 """)
         }
+        m.registerMigration("v10-sync") { db in
+            try db.execute(sql: """
+                -- What the store sends the hub, kept until the hub acknowledges it (AisleSync.Outbox).
+                CREATE TABLE outbox(
+                    content_id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    round INTEGER NOT NULL DEFAULT 0,
+                    payload BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+                    next_part INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    exported_at INTEGER) WITHOUT ROWID;
+                -- Global models offered by the hub, and what became of each.
+                CREATE TABLE synced_models(
+                    kind TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    round INTEGER NOT NULL,
+                    manifest BLOB NOT NULL,
+                    signature BLOB NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    registry_version INTEGER,
+                    outcome TEXT NOT NULL CHECK(outcome IN ('installed','rolled_back','refused')),
+                    detail TEXT,
+                    PRIMARY KEY(kind, version)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

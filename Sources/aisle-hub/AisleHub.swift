@@ -1,6 +1,7 @@
 import AisleConfig
 import AisleHub
 import AisleServe
+import AisleSync
 import ArgumentParser
 import Foundation
 import Logging
@@ -10,26 +11,18 @@ struct AisleHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisle-hub",
         abstract: "The Aisle HQ aggregator.",
-        subcommands: [Serve.self])
+        discussion: "Exit codes: 0 success; 1 failure; 2 usage error; 4 not found; 78 configuration error.",
+        subcommands: [Serve.self, Stores.self, Rounds.self, Models.self, Import.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve stores over HTTP.",
-            discussion: """
-                Exit codes: 0 clean stop, 1 failure, 78 configuration error.
-                Example: aisle-hub serve --config firmware-config/aisle-hub.toml
-                """)
-        @Option(help: ArgumentHelp("The TOML configuration.", valueName: "FILE")) var config: String?
+            discussion: "Example: aisle-hub serve --config firmware-config/aisle-hub.toml")
+        @OptionGroup var hub: HubOptions
         @Option(help: "Override listen.port.") var port: Int?
 
         func run() async throws {
-            var cfg = HubConfig()
-            if let config {
-                do { cfg = try HubConfig.load(path: config) } catch {
-                    FileHandle.standardError.write(Data("aisle-hub: \(error.description)\n".utf8))
-                    throw ExitCode(78)
-                }
-            }
+            var cfg = try hub.load()
             if let port { cfg.port = port }
             StructuredLogHandler.bootstrap(level: cfg.logLevel, format: cfg.logFormat)
             let logger = Logger(label: "aisle-hub")
@@ -41,3 +34,50 @@ struct AisleHubCommand: AsyncParsableCommand {
     }
 }
 
+/// `--config FILE` (default /etc/aisle/aisle-hub.toml when present) and `--data DIR`.
+struct HubOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The TOML configuration.", valueName: "FILE")) var config: String?
+    @Option(help: ArgumentHelp("The data directory (overrides storage.path).", valueName: "DIR")) var data: String?
+
+    func load() throws -> HubConfig {
+        var cfg = HubConfig()
+        let path = config ?? (FileManager.default.fileExists(atPath: "/etc/aisle/aisle-hub.toml") ? "/etc/aisle/aisle-hub.toml" : nil)
+        if let path {
+            do { cfg = try HubConfig.load(path: path) } catch {
+                FileHandle.standardError.write(Data("aisle-hub: \(error.description)\n".utf8))
+                throw ExitCode(78)
+            }
+        }
+        if let data { cfg.dataPath = data }
+        return cfg
+    }
+
+    /// Opens the hub's database and runs `body` on it, reporting errors with exit codes.
+    func admin<T>(_ body: (HubAdmin, HubConfig) throws -> T) throws -> T {
+        let cfg = try load()
+        do {
+            return try body(HubAdmin(database: try HubDatabase.open(path: cfg.dataPath, maxBytes: Int64(cfg.maxDatabaseMB) << 20)), cfg)
+        } catch let e as SyncError {
+            FileHandle.standardError.write(Data("aisle-hub: \(e.message)\n".utf8))
+            throw ExitCode(e.code == .notFound ? 4 : e.code == .badRequest ? 2 : 1)
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            FileHandle.standardError.write(Data("aisle-hub: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Prints a value as pretty JSON with snake_case keys.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
+func time(_ t: Int64?) -> String {
+    guard let t else { return "-" }
+    return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+}

@@ -1,10 +1,11 @@
 import AisleConfig
 import AisleStore
+import AisleSync
 import ArgumentParser
 import Foundation
 
 @main
-struct AisleCtl: ParsableCommand {
+struct AisleCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aislectl",
         abstract: "Administer an Aisle store: set it up, import data, inspect it.",
@@ -13,11 +14,12 @@ struct AisleCtl: ParsableCommand {
             $AISLE_STORE, then from store.path in --config (default /etc/aisle/aisled.toml).
 
             Exit codes: 0 success; 1 failure; 2 usage error; 3 import finished but some lines were \
-            rejected; 4 not found; 65 the store failed its integrity check; 78 configuration error.
+            rejected; 4 not found; 65 the store failed its integrity check; 69 the hub is out of reach; 78 \
+            configuration error.
             """,
         subcommands: [
             InitCommand.self, StatusCommand.self, ImportCommand.self, CustomerCommand.self,
-            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self, ExperimentsCommand.self,
+            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self, ExperimentsCommand.self, SyncCommand.self,
         ])
 }
 
@@ -65,20 +67,26 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Runs `body`, turning errors into a message on standard error and the documented exit code.
 func reporting(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let e as CLIError {
-        FileHandle.standardError.write(Data("aislectl: \(e.description)\n".utf8))
-        throw ExitCode(e.code)
-    } catch let e as ExitCode {
-        throw e
-    } catch let e as ConfigError {
-        FileHandle.standardError.write(Data("aislectl: \(e.description)\n".utf8))
-        throw ExitCode(78)
-    } catch {
-        FileHandle.standardError.write(Data("aislectl: \(error)\n".utf8))
-        throw ExitCode(1)
-    }
+    do { try body() } catch { throw exitCode(for: error) }
+}
+
+/// The same for async commands.
+func reporting(_ body: () async throws -> Void) async throws {
+    do { try await body() } catch { throw exitCode(for: error) }
+}
+
+/// Prints `error` for the operator and returns the exit code it maps to.
+func exitCode(for error: any Error) -> ExitCode {
+    if let e = error as? ExitCode { return e }
+    let (message, code): (String, Int32) =
+        switch error {
+        case let e as CLIError: (e.description, e.code)
+        case let e as ConfigError: (e.description, 78)
+        case let e as SyncError: (e.description, e.code == .notEnrolled || e.code == .notFound ? 4 : e.code == .unavailable ? 69 : 1)
+        default: ("\(error)", 1)
+        }
+    FileHandle.standardError.write(Data("aislectl: \(message)\n".utf8))
+    return ExitCode(code)
 }
 
 /// Prints a value as pretty JSON with snake_case keys.

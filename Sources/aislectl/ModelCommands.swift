@@ -5,7 +5,7 @@ import Foundation
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "model", abstract: "Manage the on-box models.", subcommands: [List.self, Show.self, Rollback.self, Import.self, Quantize.self, Check.self])
+        commandName: "model", abstract: "Manage the on-box models.", subcommands: [List.self, Show.self, Rollback.self, Import.self, Export.self, Quantize.self, Check.self])
 
     struct Quantize: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import AisleStore
 import ArgumentParser
 import Foundation
+import GRDB
 
 extension ModelCommand {
     struct List: ParsableCommand {
@@ -41,6 +42,28 @@ extension ModelCommand {
                 }
                 guard let record else { throw CLIError("no \(kind) model\(version.map { " v\($0)" } ?? " is active")", code: 4) }
                 try printJSON(record)
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a model version's payload to a file (to publish it from the hub, or import it into another store).",
+            discussion: "Example: aislectl model export intent --out intent.json && aisle-hub models publish intent intent.json")
+        @Argument var kind: String
+        @Option(help: "The version (default: the active one).") var version: Int?
+        @Option(help: ArgumentHelp("Where to write it.", valueName: "FILE")) var out: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try reporting {
+                let payload = try storeOptions.openForReading().database.read { db -> Data? in
+                    guard let v = try version ?? ModelRegistry.activeVersions(db)[kind] else { return nil }
+                    return try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, v])
+                }
+                guard let payload else { throw CLIError("no \(kind) model\(version.map { " v\($0)" } ?? " is active")", code: 4) }
+                try payload.write(to: URL(fileURLWithPath: out), options: .atomic)
+                print("wrote \(kind) (\(payload.count.formatted()) bytes) to \(out)")
             }
         }
     }

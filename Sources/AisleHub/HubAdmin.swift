@@ -1,0 +1,182 @@
+import AisleSync
+import Crypto
+import Foundation
+import GRDB
+
+/// Reads of the hub's state shared by the server and the CLI.
+enum HubQueries {
+    static func openRounds(_ db: Database, now: Int64) throws -> [RoundOffer] {
+        try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).map {
+            RoundOffer(round: UInt64($0["id"] as Int64), kind: $0["kind"], globalVersion: $0["global_version"], deadline: $0["deadline"], minStores: $0["min_stores"])
+        }
+    }
+
+    /// The newest signed manifest of each model kind.
+    static func latestManifests(_ db: Database) throws -> [SignedManifest] {
+        try Row.fetchAll(
+            db, sql: "SELECT manifest, signature FROM models m WHERE version = (SELECT max(version) FROM models WHERE kind = m.kind) ORDER BY kind"
+        ).map { SignedManifest(manifest: $0["manifest"], signature: $0["signature"]) }
+    }
+}
+
+/// What `aisle-hub stores|rounds|models|import` do, over the hub's database.
+public struct HubAdmin: Sendable {
+    public let database: HubDatabase
+
+    public init(database: HubDatabase) { self.database = database }
+
+    /// One store on the list, as `aisle-hub stores list` shows it.
+    public struct StoreRow: Sendable, Encodable {
+        public var id: String
+        public var name: String
+        public var state: String
+        public var fingerprint: String?
+        public var enrolledAt: Int64?
+        public var lastSeen: Int64?
+        public var agentVersion: String?
+        public var uploads: Int
+    }
+
+    /// Adds a store (or re-issues a token for one) and returns its one-time enrollment token:
+    /// `STORE.SECRET.HUB-FINGERPRINT`, valid for `hours`.
+    public func addStore(name: String, id: String? = nil, hours: Int = 72, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (store: String, token: String) {
+        guard !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 100 else { throw SyncError(.badRequest, "name: 1 to 100 characters") }
+        let store = id ?? "s-" + SymmetricKey(size: .bits128).withUnsafeBytes { $0.prefix(5).map { String(format: "%02x", $0) }.joined() }
+        guard store.range(of: "^[a-z0-9][a-z0-9-]{1,39}$", options: .regularExpression) != nil else {
+            throw SyncError(.badRequest, "store id \"\(store)\": lower-case letters, digits and -, 2 to 40")
+        }
+        let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let token = "\(store).\(secret).\(database.identity.publicKeys.fingerprint)"
+        try database.write { db in
+            if let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM stores WHERE id = ?", arguments: [store]) {
+                guard revoked[0] as Int64? == nil else { throw SyncError(.revoked, "store \(store) is revoked; add it under a new id") }
+            } else {
+                try db.execute(sql: "INSERT INTO stores(id, name, created_at) VALUES (?, ?, ?)", arguments: [store, name, now])
+            }
+            try db.execute(
+                sql: "INSERT INTO tokens(hash, store_id, expires_at) VALUES (?, ?, ?)",
+                arguments: [Data(SHA256.hash(data: Data(token.utf8))), store, now + Int64(hours) * 3600])
+            try database.audit(db, "stores add", "\(store) (\(name)), token valid \(hours) h")
+        }
+        return (store, token)
+    }
+
+    /// Cuts a store off at once: its messages are refused from the next one on.
+    public func revoke(_ store: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE stores SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [now, store])
+            guard db.changesCount == 1 else { throw SyncError(.notFound, "no store \(store); `aisle-hub stores list` shows them") }
+            try db.execute(sql: "DELETE FROM tokens WHERE store_id = ?", arguments: [store])
+            try database.audit(db, "stores revoke", store)
+        }
+    }
+
+    public func stores() throws -> [StoreRow] {
+        try database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT s.*, (SELECT count(*) FROM uploads u WHERE u.store_id = s.id) AS uploads FROM stores s ORDER BY id").map { r in
+                let keys = (r["sign_key"] as Data?).flatMap { s in (r["agree_key"] as Data?).flatMap { try? PublicKeys(sign: s, agree: $0) } }
+                let state = r["revoked_at"] as Int64? != nil ? "revoked" : keys == nil ? "awaiting enrollment" : "enrolled"
+                return StoreRow(
+                    id: r["id"], name: r["name"], state: state, fingerprint: keys?.fingerprint, enrolledAt: r["enrolled_at"], lastSeen: r["last_seen"],
+                    agentVersion: r["agent_version"], uploads: r["uploads"])
+            }
+        }
+    }
+
+    /// Signs and publishes a model version (the next number of its kind).
+    public func publish(kind: String, payload: Data, round: UInt64 = 0, epsilon: Double = 0, delta: Double = 0, metrics: [String: Double] = [:]) throws -> ModelManifest {
+        guard kind.range(of: "^[a-z][a-z0-9_-]{0,31}$", options: .regularExpression) != nil else { throw SyncError(.badRequest, "kind \"\(kind)\": lower-case letters, digits, - and _") }
+        guard !payload.isEmpty else { throw SyncError(.badRequest, "the model file is empty") }
+        return try database.write { db in
+            let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0) + 1
+            let manifest = ModelManifest(
+                kind: kind, version: version, round: round, payload: payload, createdAt: Int64(Date().timeIntervalSince1970), epsilon: epsilon, delta: delta,
+                metrics: metrics, hub: database.identity.publicKeys.fingerprint)
+            let signed = SignedManifest(manifest, by: database.identity)
+            try db.execute(
+                sql: "INSERT INTO models(kind, version, round, manifest, signature, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [kind, version, Int64(round), signed.manifest, signed.signature, payload, manifest.createdAt])
+            try database.audit(db, "models publish", "\(kind) v\(version) (\(payload.count) bytes, sha256 \(manifest.sha256.prefix(12)))")
+            return manifest
+        }
+    }
+
+    public func models() throws -> [ModelManifest] {
+        try database.pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT manifest FROM models ORDER BY kind, version DESC").map { try SyncJSON.decode(ModelManifest.self, $0, "manifest") }
+        }
+    }
+
+    /// A published model's payload.
+    public func payload(kind: String, version: Int) throws -> Data? {
+        try database.pool.read { try Data.fetchOne($0, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) }
+    }
+
+    /// Opens a training round of `kind` for `hours`.
+    public func openRound(kind: String, hours: Double, minStores: Int, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> RoundOffer {
+        try database.write { db in
+            let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0
+            let deadline = now + Int64(hours * 3600)
+            try db.execute(
+                sql: "INSERT INTO rounds(kind, global_version, opened_at, deadline, min_stores, state) VALUES (?, ?, ?, ?, ?, 'open')",
+                arguments: [kind, global, now, deadline, minStores])
+            try database.audit(db, "rounds open", "\(kind) round \(db.lastInsertedRowID)")
+            return RoundOffer(round: UInt64(db.lastInsertedRowID), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores)
+        }
+    }
+
+    public func closeRound(_ round: UInt64) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE rounds SET state = 'closed' WHERE id = ?", arguments: [Int64(round)])
+            guard db.changesCount == 1 else { throw SyncError(.notFound, "no round \(round)") }
+            try database.audit(db, "rounds close", "\(round)")
+        }
+    }
+
+    public struct RoundRow: Sendable, Encodable {
+        public var round: UInt64
+        public var kind: String
+        public var state: String
+        public var globalVersion: Int
+        public var deadline: Int64
+        public var minStores: Int
+        public var uploads: Int
+    }
+
+    public func rounds() throws -> [RoundRow] {
+        try database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT r.*, (SELECT count(*) FROM uploads u WHERE u.round = r.id) AS uploads FROM rounds r ORDER BY id DESC").map {
+                RoundRow(
+                    round: UInt64($0["id"] as Int64), kind: $0["kind"], state: $0["state"], globalVersion: $0["global_version"], deadline: $0["deadline"],
+                    minStores: $0["min_stores"], uploads: $0["uploads"])
+            }
+        }
+    }
+
+    /// What `aisle-hub import` did with a folder of envelopes.
+    public struct ImportResult: Sendable, Encodable {
+        public var accepted = 0
+        public var complete = 0
+        public var refused: [String] = []
+    }
+
+    /// Takes every `*.aisle-envelope` file under `folder` (from `aislectl sync export`), in name
+    /// order, exactly as if it had arrived over HTTP.
+    public func importFolder(_ folder: URL) throws -> ImportResult {
+        let service = HubService(database: database)
+        var result = ImportResult()
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".aisle-envelope") }.sorted()
+        for name in names {
+            do {
+                let body = try Data(contentsOf: folder.appendingPathComponent(name))
+                let reply = try service.handle(body)
+                result.accepted += 1
+                if (try? SyncJSON.decode(UploadAck.self, reply, "ack"))?.complete == true { result.complete += 1 }
+            } catch {
+                result.refused.append("\(name): \(error)")
+            }
+        }
+        return result
+    }
+}

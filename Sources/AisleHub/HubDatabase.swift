@@ -1,0 +1,128 @@
+import AisleSync
+import Foundation
+import GRDB
+
+/// The hub's state: one SQLite database (WAL) and one key file in its data directory. Every
+/// request reads and writes it in a transaction and keeps nothing in memory, so the CLI and a
+/// second server process can share it.
+public struct HubDatabase: Sendable {
+    public static let fileName = "hub.sqlite"
+    public static let identityFileName = "identity.key"
+
+    public let pool: DatabasePool
+    public let identity: SyncIdentity
+    public let directory: URL
+
+    /// Opens (creating when missing) the data directory `path`. With `maxBytes` > 0 the
+    /// database may not grow past it: writes then fail as `storage_full`, like a full disk.
+    public static func open(path: String, maxBytes: Int64 = 0) throws -> HubDatabase {
+        let directory = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            if maxBytes > 0 {
+                let pageSize = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                try db.execute(sql: "PRAGMA max_page_count = \(max(16, maxBytes / pageSize))")
+            }
+        }
+        let file = directory.appendingPathComponent(fileName).path
+        if !FileManager.default.fileExists(atPath: file) {
+            FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        let pool = try DatabasePool(path: file, configuration: config)
+        try migrator.migrate(pool)
+        let identity = try SyncIdentity.loadOrCreate(path: directory.appendingPathComponent(identityFileName).path)
+        return HubDatabase(pool: pool, identity: identity, directory: directory)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-hub") { db in
+            try db.execute(sql: """
+                -- The allow-list: a store may send once enrolled, until revoked.
+                CREATE TABLE stores(
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    sign_key BLOB,
+                    agree_key BLOB,
+                    created_at INTEGER NOT NULL,
+                    enrolled_at INTEGER,
+                    revoked_at INTEGER,
+                    last_seen INTEGER,
+                    agent_version TEXT,
+                    hello TEXT) WITHOUT ROWID;
+                -- One-time enrollment tokens, by SHA-256 (the token itself is never stored).
+                CREATE TABLE tokens(
+                    hash BLOB PRIMARY KEY,
+                    store_id TEXT NOT NULL REFERENCES stores(id),
+                    expires_at INTEGER NOT NULL,
+                    used_at INTEGER) WITHOUT ROWID;
+                -- Sequence numbers taken, per store: a second message with one is a replay.
+                CREATE TABLE seen(
+                    store_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    at INTEGER NOT NULL,
+                    PRIMARY KEY(store_id, seq)) WITHOUT ROWID;
+                -- Parts of uploads not yet complete.
+                CREATE TABLE upload_parts(
+                    store_id TEXT NOT NULL,
+                    content_id TEXT NOT NULL,
+                    part INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY(store_id, content_id, part)) WITHOUT ROWID;
+                -- Complete uploads, once each.
+                CREATE TABLE uploads(
+                    store_id TEXT NOT NULL,
+                    content_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    round INTEGER NOT NULL,
+                    size INTEGER NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    payload BLOB NOT NULL,
+                    PRIMARY KEY(store_id, content_id)) WITHOUT ROWID;
+                CREATE TABLE rounds(
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    global_version INTEGER NOT NULL,
+                    opened_at INTEGER NOT NULL,
+                    deadline INTEGER NOT NULL,
+                    min_stores INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK(state IN ('open', 'closed')));
+                -- Published global models: the signed manifest and the payload it describes.
+                CREATE TABLE models(
+                    kind TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    round INTEGER NOT NULL,
+                    manifest BLOB NOT NULL,
+                    signature BLOB NOT NULL,
+                    payload BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY(kind, version)) WITHOUT ROWID;
+                CREATE TABLE audit_log(
+                    id INTEGER PRIMARY KEY,
+                    ts INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    detail TEXT);
+                """)
+        }
+        return m
+    }
+
+    /// Records an admin action.
+    func audit(_ db: Database, _ action: String, _ detail: String) throws {
+        let env = ProcessInfo.processInfo.environment
+        try db.execute(
+            sql: "INSERT INTO audit_log(ts, actor, action, detail) VALUES (?, ?, ?, ?)",
+            arguments: [Int64(Date().timeIntervalSince1970), env["SUDO_USER"] ?? env["USER"] ?? "uid-\(getuid())", action, detail])
+    }
+
+    /// Runs a write, turning a full database or disk into `storage_full`.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.write(body) } catch let e as DatabaseError where e.resultCode == .SQLITE_FULL {
+            throw SyncError(.storageFull, "the hub's storage is full; the store keeps the upload and retries")
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import AisleSync
+import Crypto
+import Foundation
+import GRDB
+
+/// What the hub does with one envelope. Every check runs before anything is written, and the
+/// effect and the sequence number are written in one transaction: a refused message changes
+/// nothing, an accepted one is applied exactly once.
+public struct HubService: Sendable {
+    /// Upload kinds the hub takes, and whether they belong to a round.
+    public static let uploadKinds: [String: Bool] = [StoreSummary.kind: false]
+
+    public let database: HubDatabase
+
+    public init(database: HubDatabase) { self.database = database }
+
+    /// Handles a message as it arrived (the envelope's JSON) and returns the answer's JSON.
+    public func handle(_ body: Data, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(SyncError) -> Data {
+        let envelope = try Envelope.decode(body)
+        do {
+            return try envelope.type == .enroll ? enroll(envelope, now: now) : message(envelope, now: now)
+        } catch let e as SyncError {
+            throw e
+        } catch {
+            throw SyncError(.internal, "\(error)")
+        }
+    }
+
+    func enroll(_ envelope: Envelope, now: Int64) throws -> Data {
+        guard envelope.round == 0, envelope.seq == 0 else { throw SyncError(.badRequest, "enroll: round and seq must be 0") }
+        let identity = database.identity
+        let request = try SyncJSON.decode(EnrollRequest.self, try envelope.open(signedBy: envelope.sender, with: identity), "enroll")
+        guard request.signKey == envelope.sender else { throw SyncError(.wrongKey, "sign_key: differs from the key that signed the envelope") }
+        let keys = try PublicKeys(sign: request.signKey, agree: request.agreeKey)
+        let hash = Data(SHA256.hash(data: Data(request.token.utf8)))
+        return try database.write { db in
+            guard let token = try Row.fetchOne(db, sql: "SELECT store_id, expires_at, used_at FROM tokens WHERE hash = ?", arguments: [hash]),
+                token["store_id"] as String == envelope.store
+            else { throw SyncError(.badToken, "token: not issued for store \(envelope.store) by this hub") }
+            guard token["used_at"] as Int64? == nil else { throw SyncError(.badToken, "token: already used; `aisle-hub stores add` issues a new one") }
+            guard token["expires_at"] as Int64 > now else { throw SyncError(.badToken, "token: expired; `aisle-hub stores add` issues a new one") }
+            guard let store = try Row.fetchOne(db, sql: "SELECT name, revoked_at FROM stores WHERE id = ?", arguments: [envelope.store]) else {
+                throw SyncError(.unknownStore, "store \(envelope.store): not on this hub's list")
+            }
+            guard store["revoked_at"] as Int64? == nil else { throw SyncError(.revoked, "store \(envelope.store): revoked") }
+            try db.execute(sql: "UPDATE tokens SET used_at = ? WHERE hash = ?", arguments: [now, hash])
+            try db.execute(
+                sql: "UPDATE stores SET sign_key = ?, agree_key = ?, enrolled_at = ?, agent_version = ? WHERE id = ?",
+                arguments: [keys.sign, keys.agree, now, request.agentVersion, envelope.store])
+            try db.execute(sql: "DELETE FROM seen WHERE store_id = ?", arguments: [envelope.store])
+            return SyncJSON.encode(EnrollReply(store: envelope.store, name: store["name"]))
+        }
+    }
+
+    func message(_ envelope: Envelope, now: Int64) throws -> Data {
+        let signKey = try database.pool.read { db -> Data in
+            guard let store = try Row.fetchOne(db, sql: "SELECT sign_key, revoked_at FROM stores WHERE id = ?", arguments: [envelope.store]) else {
+                throw SyncError(.unknownStore, "store \(envelope.store): not on this hub's list")
+            }
+            guard store["revoked_at"] as Int64? == nil else { throw SyncError(.revoked, "store \(envelope.store): revoked; its messages are refused") }
+            guard let key = store["sign_key"] as Data? else { throw SyncError(.unknownStore, "store \(envelope.store): not enrolled yet") }
+            return key
+        }
+        let plaintext = try envelope.open(signedBy: signKey, with: database.identity)
+        switch envelope.type {
+        case .hello:
+            guard envelope.round == 0 else { throw SyncError(.wrongRound, "round: \(envelope.round); hello belongs to no round (0)") }
+            let hello = try SyncJSON.decode(Hello.self, plaintext, "hello")
+            return try database.write { db in
+                try take(db, envelope, now: now)
+                try db.execute(
+                    sql: "UPDATE stores SET last_seen = ?, agent_version = ?, hello = ? WHERE id = ?",
+                    arguments: [now, hello.agentVersion, String(decoding: SyncJSON.encode(hello), as: UTF8.self), envelope.store])
+                return SyncJSON.encode(HelloReply(time: now, rounds: try HubQueries.openRounds(db, now: now), models: try HubQueries.latestManifests(db)))
+            }
+        case .upload:
+            let part = try SyncJSON.decode(UploadPart.self, plaintext, "upload")
+            try part.validate()
+            guard part.round == envelope.round else { throw SyncError(.wrongRound, "round: the envelope says \(envelope.round), the upload \(part.round)") }
+            guard let inRound = Self.uploadKinds[part.kind] else {
+                throw SyncError(.badRequest, "kind: \"\(part.kind)\"; this hub takes \(Self.uploadKinds.keys.sorted().joined(separator: ", "))")
+            }
+            return try database.write { db in
+                if inRound {
+                    guard try HubQueries.openRounds(db, now: now).contains(where: { $0.round == part.round && $0.kind == part.kind }) else {
+                        throw SyncError(.wrongRound, "round: \(part.round) is not an open \(part.kind) round")
+                    }
+                } else if part.round != 0 {
+                    throw SyncError(.wrongRound, "round: \(part.round); a \(part.kind) belongs to no round (0)")
+                }
+                try take(db, envelope, now: now)
+                return try receive(db, part, store: envelope.store, now: now)
+            }.get()
+        case .enroll:
+            throw SyncError(.badRequest, "type: enroll is handled apart")
+        }
+    }
+
+    /// Takes the envelope's sequence number; a second use is a replay.
+    func take(_ db: Database, _ envelope: Envelope, now: Int64) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO seen(store_id, seq, at) VALUES (?, ?, ?)", arguments: [envelope.store, Int64(envelope.seq), now])
+        guard db.changesCount == 1 else { throw SyncError(.replayed, "seq: \(envelope.seq) from \(envelope.store) was already received") }
+    }
+
+    /// Stores one part; when all are there, checks the whole against its content id and keeps
+    /// it. Parts that do not add up are dropped (committed) and the upload is refused.
+    func receive(_ db: Database, _ part: UploadPart, store: String, now: Int64) throws -> Result<Data, SyncError> {
+        let id = part.contentId
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM uploads WHERE store_id = ? AND content_id = ?", arguments: [store, id]) ?? false {
+            return .success(ack(store, id, received: Array(0..<part.parts), complete: true))
+        }
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO upload_parts(store_id, content_id, part, data) VALUES (?, ?, ?, ?)",
+            arguments: [store, id, part.part, part.data])
+        let held = try Int.fetchAll(db, sql: "SELECT part FROM upload_parts WHERE store_id = ? AND content_id = ? ORDER BY part", arguments: [store, id])
+        guard held.count == part.parts else { return .success(ack(store, id, received: held, complete: false)) }
+        let payload = try Data.fetchAll(db, sql: "SELECT data FROM upload_parts WHERE store_id = ? AND content_id = ? ORDER BY part", arguments: [store, id])
+            .reduce(into: Data()) { $0.append($1) }
+        try db.execute(sql: "DELETE FROM upload_parts WHERE store_id = ? AND content_id = ?", arguments: [store, id])
+        guard payload.count == part.size, UploadPart.contentId(kind: part.kind, round: part.round, payload: payload) == id else {
+            return .failure(SyncError(.badRequest, "content_id: the \(part.parts) parts do not add up to the content they name; send it again"))
+        }
+        try db.execute(
+            sql: "INSERT INTO uploads(store_id, content_id, kind, round, size, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [store, id, part.kind, Int64(part.round), part.size, now, payload])
+        return .success(ack(store, id, received: held, complete: true))
+    }
+
+    func ack(_ store: String, _ id: String, received: [Int], complete: Bool) -> Data {
+        SyncJSON.encode(
+            UploadAck(
+                contentId: id, received: received, complete: complete,
+                signature: complete ? database.identity.sign(UploadAck.signedBytes(store: store, contentId: id)) : nil))
+    }
+}

@@ -1,0 +1,58 @@
+import AisleClient
+import Foundation
+import NIOHTTP1
+
+/// HTTP to the hub: `GET /v1/hub`, `POST /v1/messages`, `GET /v1/models/{kind}/{version}`.
+/// Every failure is a ``SyncError``: `unavailable` when the hub cannot be reached or the
+/// connection breaks, the hub's own code when it refuses.
+public struct HubConnection: Sendable {
+    public let url: String
+    let target: HTTPTarget
+    let deadline: Duration
+
+    /// `http://HOST[:PORT]` (default port 7443).
+    public init(url: String, deadline: Duration = .seconds(30)) throws(SyncError) {
+        let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
+        guard trimmed.hasPrefix("http://") else {
+            throw SyncError(.badRequest, "hub URL \(url): expected http://HOST[:PORT] (envelopes are end-to-end sealed; terminate TLS in front of the hub)")
+        }
+        let rest = trimmed.dropFirst("http://".count)
+        let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let host = parts.first, !host.isEmpty, !host.contains("/") else { throw SyncError(.badRequest, "hub URL \(url): expected http://HOST[:PORT]") }
+        var port = 7443
+        if parts.count == 2 {
+            guard let p = Int(parts[1]), (1...65_535).contains(p) else { throw SyncError(.badRequest, "hub URL \(url): port \"\(parts[1])\" is not 1–65535") }
+            port = p
+        }
+        (self.url, target, self.deadline) = (trimmed, .tcp(host: String(host), port: port), deadline)
+    }
+
+    /// The hub's public keys.
+    public func info() async throws(SyncError) -> HubInfo {
+        try SyncJSON.decode(HubInfo.self, try await call(.GET, "/v1/hub"), "hub info")
+    }
+
+    /// Sends an envelope; returns the hub's answer (JSON).
+    public func send(_ envelope: Envelope) async throws(SyncError) -> Data {
+        try await call(.POST, "/v1/messages", body: envelope.encoded())
+    }
+
+    /// A model payload.
+    public func model(kind: String, version: Int) async throws(SyncError) -> Data {
+        try await call(.GET, "/v1/models/\(kind)/\(version)")
+    }
+
+    func call(_ method: HTTPMethod, _ uri: String, body: Data? = nil) async throws(SyncError) -> Data {
+        let result: HTTPResult
+        do {
+            result = try await UnixHTTP.request(target, method, uri, body: body.map { Array($0) }, deadline: deadline)
+        } catch {
+            throw SyncError(.unavailable, "hub \(url) unreachable: \(error)")
+        }
+        guard result.status == 200 else {
+            if let reply = try? SyncJSON.decode(ErrorReply.self, Data(result.body), "error") { throw reply.error }
+            throw SyncError(result.status >= 500 ? .unavailable : .badRequest, "hub \(url) answered \(result.status): \(result.text.prefix(200))")
+        }
+        return Data(result.body)
+    }
+}

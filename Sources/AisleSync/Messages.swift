@@ -1,0 +1,145 @@
+import Crypto
+import Foundation
+
+/// The JSON coders of message payloads: snake_case keys, sorted, bytes in standard base64.
+public enum SyncJSON {
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = .sortedKeys
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+
+    public static func encode(_ value: some Encodable) -> Data { (try? encoder.encode(value)) ?? Data() }
+
+    /// Decodes `T`, naming the field that is wrong (`what` names the message).
+    public static func decode<T: Decodable>(_ type: T.Type, _ data: Data, _ what: String) throws(SyncError) -> T {
+        do { return try decoder.decode(T.self, from: data) } catch { throw SyncError(.badRequest, "\(what): \(describe(error))") }
+    }
+}
+
+/// `GET /v1/hub`: the hub's public keys.
+public struct HubInfo: Sendable, Codable, Equatable {
+    public var `protocol`: Int
+    public var signKey: Data
+    public var agreeKey: Data
+    public var fingerprint: String
+
+    public init(_ keys: PublicKeys) {
+        (self.protocol, signKey, agreeKey, fingerprint) = (Envelope.version, keys.sign, keys.agree, keys.fingerprint)
+    }
+}
+
+/// `enroll`: a store registers its keys with a one-time token.
+public struct EnrollRequest: Sendable, Codable, Equatable {
+    public var token: String
+    public var signKey: Data
+    public var agreeKey: Data
+    public var agentVersion: String
+    public init(token: String, keys: PublicKeys, agentVersion: String) {
+        (self.token, signKey, agreeKey, self.agentVersion) = (token, keys.sign, keys.agree, agentVersion)
+    }
+}
+
+public struct EnrollReply: Sendable, Codable, Equatable {
+    public var store: String
+    public var name: String
+    public init(store: String, name: String) { (self.store, self.name) = (store, name) }
+}
+
+/// `hello`: the store's state; the hub answers with open rounds and the current models.
+public struct Hello: Sendable, Codable, Equatable {
+    public var agentVersion: String
+    /// Active registry version of each model kind.
+    public var models: [String: Int]
+    public var outbox: Int
+    public init(agentVersion: String, models: [String: Int], outbox: Int) {
+        (self.agentVersion, self.models, self.outbox) = (agentVersion, models, outbox)
+    }
+}
+
+public struct HelloReply: Sendable, Codable, Equatable {
+    public var time: Int64
+    public var rounds: [RoundOffer]
+    public var models: [SignedManifest]
+    public init(time: Int64, rounds: [RoundOffer], models: [SignedManifest]) { (self.time, self.rounds, self.models) = (time, rounds, models) }
+}
+
+/// A training round a store may join (federated learning, issue 8).
+public struct RoundOffer: Sendable, Codable, Equatable {
+    public var round: UInt64
+    public var kind: String
+    public var globalVersion: Int
+    public var deadline: Int64
+    public var minStores: Int
+    public init(round: UInt64, kind: String, globalVersion: Int, deadline: Int64, minStores: Int) {
+        (self.round, self.kind, self.globalVersion, self.deadline, self.minStores) = (round, kind, globalVersion, deadline, minStores)
+    }
+}
+
+/// `upload`: one part of a content-addressed upload.
+public struct UploadPart: Sendable, Codable, Equatable {
+    /// Largest part, in bytes.
+    public static let maxPartBytes = 192 << 10
+    /// Largest upload, in bytes.
+    public static let maxBytes = 64 << 20
+
+    public var contentId: String
+    public var kind: String
+    public var round: UInt64
+    public var part: Int
+    public var parts: Int
+    public var size: Int
+    public var data: Data
+
+    public init(contentId: String, kind: String, round: UInt64, part: Int, parts: Int, size: Int, data: Data) {
+        (self.contentId, self.kind, self.round, self.part, self.parts, self.size, self.data) = (contentId, kind, round, part, parts, size, data)
+    }
+
+    /// The content id: hex SHA-256 of "aisle-sync/1 content" 0x00 kind 0x00 round (u64 big-endian) payload.
+    public static func contentId(kind: String, round: UInt64, payload: Data) -> String {
+        var d = Data("aisle-sync/1 content".utf8) + Data([0]) + Data(kind.utf8) + Data([0])
+        withUnsafeBytes(of: round.bigEndian) { d.append(contentsOf: $0) }
+        return SHA256.hash(data: d + payload).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Number of parts a payload of `size` bytes travels in.
+    public static func partCount(_ size: Int) -> Int { max(1, (size + maxPartBytes - 1) / maxPartBytes) }
+
+    /// Checks the fields that do not need the hub's state.
+    public func validate() throws(SyncError) {
+        guard contentId.range(of: "^[0-9a-f]{64}$", options: .regularExpression) != nil else { throw SyncError(.badRequest, "content_id: expected 64 hex digits") }
+        guard (0...UploadPart.maxBytes).contains(size) else { throw SyncError(.tooLarge, "size: \(size) bytes; at most \(UploadPart.maxBytes)") }
+        guard parts == UploadPart.partCount(size) else { throw SyncError(.badRequest, "parts: \(parts); \(size) bytes travel in \(UploadPart.partCount(size))") }
+        guard (0..<parts).contains(part) else { throw SyncError(.badRequest, "part: \(part) not in 0..<\(parts)") }
+        let expected = part < parts - 1 ? UploadPart.maxPartBytes : size - UploadPart.maxPartBytes * (parts - 1)
+        guard data.count == expected else { throw SyncError(.badRequest, "data: part \(part) has \(data.count) bytes; expected \(expected)") }
+    }
+}
+
+/// The hub's answer to an upload part: the parts it holds, and once all have arrived its
+/// signature over "aisle-sync/1 ack" 0x00 store 0x00 content id.
+public struct UploadAck: Sendable, Codable, Equatable {
+    public var contentId: String
+    public var received: [Int]
+    public var complete: Bool
+    public var signature: Data?
+    public init(contentId: String, received: [Int], complete: Bool, signature: Data?) {
+        (self.contentId, self.received, self.complete, self.signature) = (contentId, received, complete, signature)
+    }
+
+    public static func signedBytes(store: String, contentId: String) -> Data {
+        Data("aisle-sync/1 ack".utf8) + Data([0]) + Data(store.utf8) + Data([0]) + Data(contentId.utf8)
+    }
+}
+
+/// An error answer: `{"error": {"code": …, "message": …}}`.
+public struct ErrorReply: Sendable, Codable, Equatable {
+    public var error: SyncError
+    public init(_ error: SyncError) { self.error = error }
+}

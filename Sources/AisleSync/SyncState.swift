@@ -1,0 +1,60 @@
+import AisleStore
+import Foundation
+import GRDB
+
+/// A store's link to its hub, kept in the store's `meta` table: the hub's address and public
+/// keys (pinned at enrollment), the store's id there, and the envelope sequence number.
+public struct Enrollment: Sendable, Equatable, Encodable {
+    public var hub: String
+    public var store: String
+    public var name: String
+    public var hubKeys: PublicKeys
+    public var enrolledAt: Int64
+
+    public init(hub: String, store: String, name: String, hubKeys: PublicKeys, enrolledAt: Int64) {
+        (self.hub, self.store, self.name, self.hubKeys, self.enrolledAt) = (hub, store, name, hubKeys, enrolledAt)
+    }
+}
+
+/// Reads and writes the sync keys of the store's `meta` table.
+public enum SyncState {
+    /// The store's key file, beside its database.
+    public static func identityPath(store directory: URL) -> String { directory.appendingPathComponent("sync-identity").path }
+
+    public static func enrollment(_ db: Database) throws -> Enrollment? {
+        let m = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta WHERE key LIKE 'sync.%'").map { ($0[0] as String, $0[1] as String) })
+        guard let hub = m["sync.hub"], let store = m["sync.store"], let sign = m["sync.hub_sign_key"].flatMap({ Data(base64Encoded: $0) }),
+            let agree = m["sync.hub_agree_key"].flatMap({ Data(base64Encoded: $0) })
+        else { return nil }
+        return Enrollment(
+            hub: hub, store: store, name: m["sync.name"] ?? store, hubKeys: try PublicKeys(sign: sign, agree: agree),
+            enrolledAt: Int64(m["sync.enrolled_at"] ?? "") ?? 0)
+    }
+
+    public static func save(_ db: Database, _ e: Enrollment) throws {
+        for (key, value) in [
+            ("sync.hub", e.hub), ("sync.store", e.store), ("sync.name", e.name), ("sync.hub_sign_key", e.hubKeys.sign.base64EncodedString()),
+            ("sync.hub_agree_key", e.hubKeys.agree.base64EncodedString()), ("sync.enrolled_at", String(e.enrolledAt)),
+        ] { try set(db, key, value) }
+    }
+
+    /// The next envelope sequence number (1, 2, …); never handed out twice.
+    public static func nextSequence(_ db: Database) throws -> UInt64 {
+        try add(db, "sync.seq", 1)
+        return UInt64(try integer(db, "sync.seq") ?? 1)
+    }
+
+    public static func set(_ db: Database, _ key: String, _ value: String) throws {
+        try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, value])
+    }
+
+    public static func string(_ db: Database, _ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    static func integer(_ db: Database, _ key: String) throws -> Int64? { try string(db, key).flatMap { Int64($0) } }
+
+    static func add(_ db: Database, _ key: String, _ amount: Int64) throws {
+        try set(db, key, String((try integer(db, key) ?? 0) + amount))
+    }
+}

@@ -1,0 +1,169 @@
+import AisleHub
+import AisleSync
+import ArgumentParser
+import Foundation
+
+struct Stores: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The stores allowed to sync: add one (prints its enrollment token), list, revoke.", subcommands: [Add.self, List.self, Revoke.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a store and print a one-time enrollment token for `aislectl sync enroll`.",
+            discussion: "Run again for a store that lost its token or is replacing hardware: a new token, same id.")
+        @OptionGroup var hub: HubOptions
+        @Argument(help: "A name for people (\"Leeds, Briggate\").") var name: String
+        @Option(help: "The store's id (default: a new one).") var id: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try hub.admin { admin, cfg in
+                let (store, token) = try admin.addStore(name: name, id: id, hours: cfg.tokenHours)
+                if json { return try printJSON(["store": store, "token": token, "hours": String(cfg.tokenHours)]) }
+                print("store \(store) (\(name)); one-time token, valid \(cfg.tokenHours) h:\n\(token)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every store: state, key fingerprint, last contact, uploads.")
+        @OptionGroup var hub: HubOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                let stores = try admin.stores()
+                if json { return try printJSON(stores) }
+                for s in stores {
+                    print("\(s.id)  \(s.state)  \(s.name)  key \(s.fingerprint ?? "-")  last seen \(time(s.lastSeen))  uploads \(s.uploads)")
+                }
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cut a store off at once: every message it sends from now on is refused.")
+        @OptionGroup var hub: HubOptions
+        @Argument var store: String
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                try admin.revoke(store)
+                print("store \(store) revoked")
+            }
+        }
+    }
+}
+
+struct Rounds: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Training rounds: open, list, close.", subcommands: [Open.self, List.self, Close.self])
+
+    struct Open: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Open a round of a model kind that stores join at their next sync.")
+        @OptionGroup var hub: HubOptions
+        @Argument var kind: String
+        @Option(help: "Hours the round stays open.") var hours: Double = 24
+        @Option(help: "Stores needed to aggregate.") var minStores: Int = 3
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                let r = try admin.openRound(kind: kind, hours: hours, minStores: minStores)
+                print("round \(r.round): \(r.kind) from global v\(r.globalVersion), until \(time(r.deadline)), at least \(r.minStores) stores")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every round, newest first.")
+        @OptionGroup var hub: HubOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                let rounds = try admin.rounds()
+                if json { return try printJSON(rounds) }
+                for r in rounds { print("round \(r.round)  \(r.kind)  \(r.state)  global v\(r.globalVersion)  until \(time(r.deadline))  uploads \(r.uploads)") }
+            }
+        }
+    }
+
+    struct Close: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Close a round: later uploads to it are refused as wrong_round.")
+        @OptionGroup var hub: HubOptions
+        @Argument var round: UInt64
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                try admin.closeRound(round)
+                print("round \(round) closed")
+            }
+        }
+    }
+}
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Global models: publish (signed), list.", subcommands: [Publish.self, List.self])
+
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign and publish a model file as the next global version of its kind; stores take it at their next sync.",
+            discussion: "Example: aisle-hub models publish intent intent.json --metric auc=0.71")
+        @OptionGroup var hub: HubOptions
+        @Argument var kind: String
+        @Argument(help: "The model payload (as `aislectl model export` writes it).") var file: String
+        @Option(help: "A metric for the manifest, NAME=VALUE (repeatable).") var metric: [String] = []
+        @Option(help: "Differential privacy spent (ε) and its δ.") var epsilon: Double = 0
+        @Option var delta: Double = 0
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                guard let payload = FileManager.default.contents(atPath: file) else { throw SyncError(.notFound, "cannot read \(file)") }
+                var metrics: [String: Double] = [:]
+                for m in metric {
+                    let kv = m.split(separator: "=", maxSplits: 1)
+                    guard kv.count == 2, let v = Double(kv[1]) else { throw SyncError(.badRequest, "--metric \(m): expected NAME=NUMBER") }
+                    metrics[String(kv[0])] = v
+                }
+                let manifest = try admin.publish(kind: kind, payload: payload, epsilon: epsilon, delta: delta, metrics: metrics)
+                if json { return try printJSON(manifest) }
+                print("\(manifest.kind) v\(manifest.version) published: \(manifest.bytes) bytes, sha256 \(manifest.sha256), signed by \(manifest.hub)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every published version, newest first per kind.")
+        @OptionGroup var hub: HubOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                let models = try admin.models()
+                if json { return try printJSON(models) }
+                for m in models {
+                    print("\(m.kind) v\(m.version)  round \(m.round)  \(m.bytes) bytes  ε \(m.epsilon)  \(time(m.createdAt))  sha256 \(m.sha256.prefix(16))")
+                }
+            }
+        }
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take the envelopes a store wrote with `aislectl sync export DIR` (removable media).",
+        discussion: "Each file is checked as if it had arrived over HTTP; what the hub already holds is acknowledged, not stored twice.")
+    @OptionGroup var hub: HubOptions
+    @Argument(help: "The folder of *.aisle-envelope files.") var folder: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try hub.admin { admin, _ in
+            let r = try admin.importFolder(URL(fileURLWithPath: folder))
+            if json { return try printJSON(r) }
+            print("\(r.accepted) envelopes accepted, \(r.complete) uploads complete, \(r.refused.count) refused")
+            for line in r.refused { print("  refused \(line)") }
+            if !r.refused.isEmpty { throw ExitCode(1) }
+        }
+    }
+}

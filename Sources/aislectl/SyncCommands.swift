@@ -1,0 +1,131 @@
+import AisleCore
+import AisleStore
+import AisleSync
+import AisleTraining
+import ArgumentParser
+import Foundation
+import GRDB
+
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Store ↔ HQ sync: enroll with a hub, see and drive the outbox, carry it on removable media.",
+        discussion: "docs/OPERATIONS.md § Sync; the protocol is sync/PROTOCOL.md.",
+        subcommands: [Enroll.self, Status.self, Now.self, Export.self, Report.self])
+
+    struct Enroll: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register this store with a hub, using the token `aisle-hub stores add` printed.",
+            discussion: "Example: aislectl sync enroll --hub http://hq.example:7443 --token s-1a2b3c4d5e.xxxx.0123456789abcdef")
+        @Option(help: "The hub, http://HOST[:PORT].") var hub: String
+        @Option(help: "The one-time enrollment token.") var token: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reporting {
+                let dir = try storeOptions.directory()
+                let e = try await SyncClient(store: try Store.open(at: dir), directory: dir).enroll(hubURL: hub, token: token)
+                print("enrolled as \(e.store) (\(e.name)) with the hub at \(e.hub), key \(e.hubKeys.fingerprint)")
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The hub this store syncs with, the outbox, the last pass, the global models taken.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        struct Model: Encodable { var kind: String; var version: Int; var round: Int64; var outcome: String; var detail: String?; var registryVersion: Int? }
+        struct Out: Encodable {
+            var enrollment: Enrollment?
+            var outbox: Outbox.Status
+            var lastSuccess: String?
+            var lastError: String?
+            var models: [Model]
+        }
+
+        func run() async throws {
+            try await reporting {
+                let out = try storeOptions.openForReading().database.read { db in
+                    Out(
+                        enrollment: try SyncState.enrollment(db), outbox: try Outbox.status(db),
+                        lastSuccess: try SyncState.string(db, "sync.last_success").flatMap { Int64($0) }.map(Timestamp.format),
+                        lastError: try SyncState.string(db, "sync.last_error"),
+                        models: try Row.fetchAll(db, sql: "SELECT * FROM synced_models ORDER BY kind, version DESC").map {
+                            Model(kind: $0["kind"], version: $0["version"], round: $0["round"], outcome: $0["outcome"], detail: $0["detail"], registryVersion: $0["registry_version"])
+                        })
+                }
+                if output.json { return try printJSON(out) }
+                if let e = out.enrollment {
+                    print("enrolled as \(e.store) (\(e.name)) with \(e.hub), hub key \(e.hubKeys.fingerprint)")
+                } else {
+                    print("not enrolled; `aislectl sync enroll --hub URL --token T`")
+                }
+                let o = out.outbox
+                print("outbox: \(o.pending) pending (\(o.bytes.formatted()) bytes), \(o.sent) delivered in all" + (o.oldest.map { "; oldest queued \(Timestamp.format($0))" } ?? ""))
+                if let next = o.nextAttempt, o.pending > 0 { print("next attempt: \(Timestamp.format(next))") }
+                print("last pass: \(out.lastSuccess ?? "never")" + (out.lastError.map { "; last error: \($0)" } ?? ""))
+                for m in out.models { print("global \(m.kind) v\(m.version) (round \(m.round)): \(m.outcome)" + (m.detail.map { " — \($0)" } ?? "")) }
+            }
+        }
+    }
+
+    struct Now: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a sync pass now: hello, every queued upload (whatever its retry time), the hub's models.",
+            discussion: "Exit 69 when the hub is out of reach (nothing is lost: the outbox keeps everything).")
+        @Option(help: "Largest fall of a global model's local AUC before it is rolled back.") var rollbackMargin = 0.02
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reporting {
+                let dir = try storeOptions.directory()
+                let store = try Store.open(at: dir)
+                let queued = try await store.database.write { try StoreSummary.enqueueDue($0) }
+                let client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin))
+                let report = try await SyncLock.run(store: dir) { try await client.pass(everything: true) }
+                if output.json { return try printJSON(report) }
+                print("delivered \(report.delivered) uploads (\(queued) daily summaries queued); \(report.pending) pending")
+                for line in report.models { print(line) }
+                for line in report.refused { print("refused: \(line)") }
+                if !report.rounds.isEmpty { print("open rounds: " + report.rounds.map { "\($0.round) (\($0.kind))" }.joined(separator: ", ")) }
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the queued uploads, sealed, to a folder (removable media) for `aisle-hub import`.",
+            discussion: "They stay queued until the hub acknowledges them, online or at the next pass; the hub keeps each once.")
+        @Argument(help: "The folder to write *.aisle-envelope files into.") var folder: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reporting {
+                let dir = try storeOptions.directory()
+                let store = try Store.open(at: dir)
+                _ = try await store.database.write { try StoreSummary.enqueueDue($0) }
+                let files = try await SyncLock.run(store: dir) { try await SyncClient(store: store, directory: dir).export(to: URL(fileURLWithPath: folder)) }
+                print("wrote \(files) envelopes to \(folder)")
+            }
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue the store summary of one day for the hub (the agent queues each finished day itself).",
+            discussion: "Example: aislectl sync report --day 2011-12-08")
+        @Option(help: "The day, YYYY-MM-DD (UTC).") var day: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reporting {
+                guard let t = try? Timestamp.parse(day + "T00:00:00Z") else { throw CLIError("--day \(day): expected YYYY-MM-DD", code: 2) }
+                let store = try Store.open(at: try storeOptions.directory())
+                let id = try await store.database.write { try StoreSummary.enqueue($0, day: t.floorDiv(86_400)) }
+                print("queued the summary of \(day) as \(id.prefix(12))")
+            }
+        }
+    }
+}
