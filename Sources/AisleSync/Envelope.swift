@@ -115,7 +115,7 @@ public struct Envelope: Sendable, Equatable, Codable {
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
-        e.outputFormatting = .sortedKeys
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }()
 }

@@ -6,7 +6,7 @@ public enum SyncJSON {
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = .sortedKeys
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }()
     static let decoder: JSONDecoder = {
