@@ -1,0 +1,107 @@
+@testable import AisleSync
+import Foundation
+import Testing
+
+/// Every message the hub must refuse, each against a real hub process: refused with its code
+/// and a message that says why, and the hub's state unchanged.
+@Suite struct SyncRefusalTests {
+    @Test func enrollmentTokensAreOneTimeAndPinTheHubsKey() async throws {
+        let hub = try await HubFixture()
+        let store = try hub.enrolledStore(name: "Leeds")
+        let listed = try hub.cli(["stores", "list", "--json"])
+        #expect(listed.status == 0 && listed.out.contains("\"state\" : \"enrolled\"") && listed.out.contains("Leeds"))
+        // A token is used once; one whose fingerprint is not this hub's is refused before anything is sent.
+        struct Added: Decodable { var token: String }
+        let token = try JSONDecoder().decode(Added.self, from: Data(try hub.cli(["stores", "add", "York", "--json"]).out.utf8)).token
+        let other = hub.dir.appendingPathComponent("other")
+        _ = try TestSupport.run("aislectl", ["init", "--store", other.path])
+        let pinned = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", String(token.dropLast(16)) + "0000000000000000", "--store", other.path])
+        #expect(pinned.status == 1 && pinned.err.contains("wrong_key") && pinned.err.contains("right hub"), "\(pinned.err)")
+        #expect(try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", token, "--store", other.path]).status == 0)
+        let again = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", token, "--store", store.path])
+        #expect(again.status == 1 && again.err.contains("bad_token: token: already used"), "\(again.err)")
+        let status = try TestSupport.run("aislectl", ["sync", "status", "--store", store.path])
+        #expect(status.out.contains("enrolled as s-") && status.out.contains("Leeds"))
+    }
+
+    @Test func aTamperedEnvelopeIsRefusedAndChangesNothing() async throws {
+        let hub = try await HubFixture()
+        let creds = try StoreCredentials(try hub.enrolledStore())
+        let before = try hub.state()
+        var flipped = try creds.report("{\"day\":1}")
+        flipped.ciphertext[flipped.ciphertext.startIndex] ^= 1
+        var moved = try creds.report("{\"day\":2}")
+        moved.round = 3  // the header is authenticated: any change breaks the signature
+        var resigned = try creds.report("{\"day\":3}")
+        resigned.store = "s-someoneelse"
+        for (envelope, code) in [(flipped, "bad_signature"), (moved, "bad_signature"), (resigned, "unknown_store")] {
+            let r = try await hub.post(envelope.encoded())
+            #expect(r.code == code && r.status >= 400)
+        }
+        var truncated = try creds.report("{\"day\":4}").encoded()
+        truncated.removeLast(40)
+        #expect(try await hub.post(truncated).code == "bad_request")
+        #expect(try hub.state() == before)
+    }
+
+    @Test func aReplayedEnvelopeIsRefusedAndChangesNothing() async throws {
+        let hub = try await HubFixture()
+        let creds = try StoreCredentials(try hub.enrolledStore())
+        let upload = try creds.report("{\"day\":5}")
+        #expect(try await hub.post(upload.encoded()).status == 200)
+        let after = try hub.state()
+        let replay = try await hub.post(upload.encoded())
+        #expect(replay.status == 409 && replay.code == "replayed")
+        let hello = try creds.hello()
+        #expect(try await hub.post(hello.encoded()).status == 200)
+        let seen = try hub.state()
+        #expect(seen != after)  // a hello is recorded …
+        #expect(try await hub.post(hello.encoded()).code == "replayed")
+        #expect(try hub.state() == seen)  // … its replay is not
+        #expect(try hub.count("SELECT count(*) FROM uploads") == 1)
+    }
+
+    @Test func aWrongRoundEnvelopeIsRefusedAndChangesNothing() async throws {
+        let hub = try await HubFixture()
+        let creds = try StoreCredentials(try hub.enrolledStore())
+        #expect(try hub.cli(["rounds", "open", "intent", "--hours", "1"]).status == 0)
+        let before = try hub.state()
+        // A report belongs to no round; an envelope whose header and upload disagree; a closed round.
+        let r1 = try await hub.post(try creds.report("{\"day\":6}", round: 1).encoded())
+        #expect(r1.code == "wrong_round" && r1.status == 409)
+        #expect(try await hub.post(try creds.report("{\"day\":7}", round: 0, headerRound: 1).encoded()).code == "wrong_round")
+        #expect(try await hub.post(try creds.envelope(Hello(agentVersion: "t", models: [:], outbox: 0), type: .hello, round: 1).encoded()).code == "wrong_round")
+        #expect(try hub.cli(["rounds", "close", "1"]).status == 0)
+        #expect(try hub.state() == before)
+        #expect(try hub.cli(["rounds", "close", "9"]).status == 4)
+    }
+
+    @Test func aRevokedStoreIsRefusedAndChangesNothing() async throws {
+        let hub = try await HubFixture()
+        let dir = try hub.enrolledStore()
+        let creds = try StoreCredentials(dir)
+        #expect(try hub.cli(["stores", "revoke", creds.enrollment.store]).status == 0)
+        let before = try hub.state()
+        let r = try await hub.post(try creds.report("{\"day\":8}").encoded())
+        #expect(r.status == 403 && r.code == "revoked")
+        _ = try TestSupport.run("aislectl", ["sync", "report", "--day", "2011-12-01", "--store", dir.path])
+        let now = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path])
+        #expect(now.status == 1 && now.err.contains("revoked"), "\(now.err)")
+        #expect(try hub.state() == before)
+        let status = try TestSupport.run("aislectl", ["sync", "status", "--store", dir.path, "--json"])
+        #expect(status.out.contains("\"pending\" : 1"))  // kept for a hub that takes it back
+        #expect(try hub.cli(["stores", "revoke", "s-nosuchstore"]).status == 4)
+    }
+
+    @Test func aWrongKeyEnvelopeIsRefusedAndChangesNothing() async throws {
+        let hub = try await HubFixture()
+        let creds = try StoreCredentials(try hub.enrolledStore())
+        let before = try hub.state()
+        let impostor = SyncIdentity()
+        let signed = try await hub.post(try creds.envelope(Hello(agentVersion: "t", models: [:], outbox: 0), type: .hello, from: impostor).encoded())
+        #expect(signed.status == 401 && signed.code == "wrong_key")
+        let misdirected = try await hub.post(try creds.report("{\"day\":9}", to: SyncIdentity().publicKeys.agree).encoded())
+        #expect(misdirected.code == "undecryptable")
+        #expect(try hub.state() == before)
+    }
+}

@@ -1,0 +1,123 @@
+@testable import AisleSync
+import AisleHub
+import AisleStore
+import Foundation
+import GRDB
+import Testing
+
+/// A real `aisle-hub serve` on loopback, with its own data directory, and stores enrolled with
+/// it through the real CLI.
+final class HubFixture: @unchecked Sendable {
+    let dir: URL
+    let data: URL
+    let port: Int
+    private(set) var process: Process?
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(config extra: String = "") async throws {
+        dir = try TestSupport.temporaryDirectory()
+        data = dir.appendingPathComponent("hub")
+        port = Int.random(in: 20_000..<60_000)
+        try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
+        try await start()
+    }
+
+    /// Starts the hub (again) and waits until it answers.
+    func start(config: String = "hub.toml") async throws {
+        let p = try TestSupport.launch("aisle-hub", ["serve", "--config", dir.appendingPathComponent(config).path], stderrTo: dir.appendingPathComponent("hub-\(UUID().uuidString.prefix(4)).log"))
+        for _ in 0..<200 {
+            if (try? await HubConnection(url: url, deadline: .seconds(2)).info()) != nil {
+                process = p.process
+                return
+            }
+            guard p.process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        p.process.terminate()
+        throw TestFailure("aisle-hub did not come up on port \(port)")
+    }
+
+    /// Kills the hub at once (SIGKILL), as a crash or a power cut would.
+    func kill() {
+        if let process { TestSupport.kill9(process) }
+        process = nil
+    }
+
+    deinit { if let process { TestSupport.kill9(process) } }
+
+    /// Runs `aisle-hub` on this hub's data directory.
+    func cli(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        try TestSupport.run("aisle-hub", args + ["--data", data.path])
+    }
+
+    /// A new empty store, enrolled with this hub through `aisle-hub stores add` and `aislectl sync enroll`.
+    func enrolledStore(name: String = "test store") throws -> URL {
+        let store = dir.appendingPathComponent("store-\(UUID().uuidString.prefix(6))")
+        guard try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0 else { throw TestFailure("init failed") }
+        let added = try cli(["stores", "add", name, "--json"])
+        struct Added: Decodable { var token: String }
+        let token = try JSONDecoder().decode(Added.self, from: Data(added.out.utf8)).token
+        let enrolled = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", url, "--token", token, "--store", store.path])
+        guard enrolled.status == 0 else { throw TestFailure("enroll: \(enrolled.err)") }
+        return store
+    }
+
+    /// What a refused message must not change: the hub's counts and every store row.
+    func state() throws -> String {
+        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        defer { try? queue.close() }
+        return try queue.read { db in
+            let counts = try Row.fetchOne(db, sql: "SELECT (SELECT count(*) FROM seen), (SELECT count(*) FROM uploads), (SELECT count(*) FROM upload_parts), (SELECT count(*) FROM tokens)")
+            let stores = try Row.fetchAll(db, sql: "SELECT id, hex(sign_key), enrolled_at, revoked_at, last_seen, hello FROM stores ORDER BY id")
+            return "\(counts.map { "\($0)" } ?? "")|\(stores.map { "\($0)" }.joined(separator: ";"))"
+        }
+    }
+
+    /// Rows of one table of the hub's database.
+    func count(_ sql: String) throws -> Int {
+        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        defer { try? queue.close() }
+        return try queue.read { try Int.fetchOne($0, sql: sql) ?? 0 }
+    }
+
+    /// Posts raw bytes as a message; returns the status and the error code, if any.
+    func post(_ body: Data) async throws -> (status: Int, code: String?) {
+        do {
+            _ = try await HubConnection(url: url).call(.POST, "/v1/messages", body: body)
+            return (200, nil)
+        } catch {
+            return (error.code.httpStatus, error.code.rawValue)
+        }
+    }
+}
+
+/// A store's credentials, to build envelopes by hand as a test (or an attacker) would.
+struct StoreCredentials {
+    var enrollment: Enrollment
+    var identity: SyncIdentity
+    var store: Store
+
+    init(_ directory: URL) throws {
+        store = try Store.open(at: directory)
+        enrollment = try #require(try store.database.read { try SyncState.enrollment($0) })
+        identity = try SyncIdentity.load(path: SyncState.identityPath(store: directory))
+    }
+
+    /// A correctly sealed envelope with the store's next sequence number, unless `seq` is given.
+    func envelope(_ message: some Encodable, type: MessageType, round: UInt64 = 0, seq: UInt64? = nil, from signer: SyncIdentity? = nil, to hubKey: Data? = nil) throws -> Envelope {
+        let n = try seq ?? store.database.write { try SyncState.nextSequence($0) }
+        return try Envelope.seal(
+            SyncJSON.encode(message), header: .init(store: enrollment.store, type: type, round: round, seq: n), from: signer ?? identity,
+            to: hubKey ?? enrollment.hubKeys.agree)
+    }
+
+    func hello() throws -> Envelope { try envelope(Hello(agentVersion: "test", models: [:], outbox: 0), type: .hello) }
+
+    func report(_ text: String, round: UInt64 = 0, headerRound: UInt64? = nil, to hubKey: Data? = nil) throws -> Envelope {
+        let payload = Data(text.utf8)
+        let id = UploadPart.contentId(kind: StoreSummary.kind, round: round, payload: payload)
+        let part = UploadPart(contentId: id, kind: StoreSummary.kind, round: round, part: 0, parts: 1, size: payload.count, data: payload)
+        return try envelope(part, type: .upload, round: headerRound ?? round, to: hubKey)
+    }
+}
