@@ -14,7 +14,7 @@ struct AisleCtl: AsyncParsableCommand {
             $AISLE_STORE, then from store.path in --config (default /etc/aisle/aisled.toml).
 
             Exit codes: 0 success; 1 failure; 2 usage error; 3 import finished but some lines were \
-            rejected; 4 not found; 65 the store failed its integrity check; 69 the hub is out of reach; 78 \
+            rejected; 4 not found; 65 the store failed its integrity check; 69 the hub is out of reach or full (nothing is lost); 78 \
             configuration error.
             """,
         subcommands: [
@@ -82,7 +82,7 @@ func exitCode(for error: any Error) -> ExitCode {
         switch error {
         case let e as CLIError: (e.description, e.code)
         case let e as ConfigError: (e.description, 78)
-        case let e as SyncError: (e.description, e.code == .notEnrolled || e.code == .notFound ? 4 : e.code == .unavailable ? 69 : 1)
+        case let e as SyncError: (e.description, e.code == .notEnrolled || e.code == .notFound ? 4 : e.code == .unavailable || e.code == .storageFull ? 69 : 1)
         default: ("\(error)", 1)
         }
     FileHandle.standardError.write(Data("aislectl: \(message)\n".utf8))

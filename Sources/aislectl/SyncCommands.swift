@@ -63,7 +63,7 @@ struct SyncCommand: AsyncParsableCommand {
                 }
                 let o = out.outbox
                 print("outbox: \(o.pending) pending (\(o.bytes.formatted()) bytes), \(o.sent) delivered in all" + (o.oldest.map { "; oldest queued \(Timestamp.format($0))" } ?? ""))
-                if let next = o.nextAttempt, o.pending > 0 { print("next attempt: \(Timestamp.format(next))") }
+                if let next = o.nextAttempt, o.pending > 0, next > Int64(Date().timeIntervalSince1970) { print("next attempt: \(Timestamp.format(next))") }
                 print("last pass: \(out.lastSuccess ?? "never")" + (out.lastError.map { "; last error: \($0)" } ?? ""))
                 for m in out.models { print("global \(m.kind) v\(m.version) (round \(m.round)): \(m.outcome)" + (m.detail.map { " — \($0)" } ?? "")) }
             }
@@ -73,7 +73,7 @@ struct SyncCommand: AsyncParsableCommand {
     struct Now: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a sync pass now: hello, every queued upload (whatever its retry time), the hub's models.",
-            discussion: "Exit 69 when the hub is out of reach (nothing is lost: the outbox keeps everything).")
+            discussion: "Exit 69 when the hub is out of reach or full (nothing is lost: the outbox keeps everything).")
         @Option(help: "Largest fall of a global model's local AUC before it is rolled back.") var rollbackMargin = 0.02
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions

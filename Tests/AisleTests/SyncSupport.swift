@@ -65,20 +65,23 @@ final class HubFixture: @unchecked Sendable {
 
     /// What a refused message must not change: the hub's counts and every store row.
     func state() throws -> String {
-        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: { var c = Configuration(); c.readonly = true; return c }())
-        defer { try? queue.close() }
-        return try queue.read { db in
+        try read { db in
             let counts = try Row.fetchOne(db, sql: "SELECT (SELECT count(*) FROM seen), (SELECT count(*) FROM uploads), (SELECT count(*) FROM upload_parts), (SELECT count(*) FROM tokens)")
             let stores = try Row.fetchAll(db, sql: "SELECT id, hex(sign_key), enrolled_at, revoked_at, last_seen, hello FROM stores ORDER BY id")
             return "\(counts.map { "\($0)" } ?? "")|\(stores.map { "\($0)" }.joined(separator: ";"))"
         }
     }
 
-    /// Rows of one table of the hub's database.
-    func count(_ sql: String) throws -> Int {
-        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+    /// A count from the hub's database.
+    func count(_ sql: String) throws -> Int { try read { try Int.fetchOne($0, sql: sql) ?? 0 } }
+
+    /// Reads the hub's database as it is on disk (read-only, beside the running hub).
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        var config = Configuration()
+        config.readonly = true
+        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: config)
         defer { try? queue.close() }
-        return try queue.read { try Int.fetchOne($0, sql: sql) ?? 0 }
+        return try queue.read(body)
     }
 
     /// Posts raw bytes as a message; returns the status and the error code, if any.

@@ -1,0 +1,157 @@
+@testable import AisleSync
+import AisleClient
+import AisleStore
+import Crypto
+import Foundation
+import GRDB
+import Testing
+
+/// The outbox against real hub processes: outages, crashes mid-upload, cut connections, a
+/// full hub, removable media. Whatever happens, every queued upload lands exactly once.
+@Suite struct SyncOutboxTests {
+    /// Queues `count` uploads, the first one large enough to travel in several parts.
+    static func queue(_ dir: URL, count: Int, largeBytes: Int = 900_000) throws -> [String: Data] {
+        let store = try Store.open(at: dir)
+        defer { try? store.close() }
+        return try store.database.write { db in
+            var queued: [String: Data] = [:]
+            for i in 0..<count {
+                var payload = Data("{\"n\":\(i)}".utf8)
+                if i == 0 { payload = Data((0..<largeBytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }) }
+                queued[try Outbox.enqueue(db, kind: StoreSummary.kind, payload: payload)] = payload
+            }
+            return queued
+        }
+    }
+
+    /// The uploads the hub holds from `store`, by content id, with their payloads' digests.
+    static func landed(_ hub: HubFixture) throws -> [String: String] {
+        try hub.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT content_id, payload FROM uploads").map {
+                ($0[0] as String, SHA256.hash(data: $0[1] as Data).description)
+            })
+        }
+    }
+
+    static func pending(_ dir: URL) throws -> Int {
+        let out = try TestSupport.run("aislectl", ["sync", "status", "--store", dir.path, "--json"])
+        struct S: Decodable { struct O: Decodable { var pending: Int; var sent: Int }; var outbox: O }
+        return try JSONDecoder().decode(S.self, from: Data(out.out.utf8)).outbox.pending
+    }
+
+    @Test func queuedUploadsLandExactlyOnceThroughOutagesAndCrashes() async throws {
+        let hub = try await HubFixture()
+        let dir = try hub.enrolledStore()
+        let queued = try Self.queue(dir, count: 30)
+        // The hub is down: nothing is lost, the command says so.
+        hub.kill()
+        let down = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path])
+        #expect(down.status == 69 && down.err.contains("unreachable"), "\(down.err)")
+        #expect(try Self.pending(dir) == 30)
+        // Back up, and killed (SIGKILL) while the store is uploading: once the first upload has
+        // landed, then once twenty have.
+        for threshold in [1, 20] {
+            try await hub.start()
+            let sync = try TestSupport.launch("aislectl", ["sync", "now", "--store", dir.path])
+            while sync.process.isRunning, try Self.landed(hub).count < threshold { try await Task.sleep(for: .milliseconds(2)) }
+            hub.kill()
+            sync.process.waitUntilExit()
+            #expect(try Self.landed(hub).count < 30, "the crash came after the last upload")
+        }
+        try await hub.start()
+        var passes = 0
+        while try Self.pending(dir) > 0, passes < 5 {
+            _ = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path])
+            passes += 1
+        }
+        let landed = try Self.landed(hub)
+        #expect(landed.count == 30 && Set(landed.keys) == Set(queued.keys))
+        #expect(queued.allSatisfy { landed[$0.key] == SHA256.hash(data: $0.value).description })
+        #expect(try hub.count("SELECT count(*) FROM upload_parts") == 0)
+        // Sending everything again (the acks lost, say) stores nothing twice.
+        let again = try Self.queue(dir, count: 30)
+        #expect(Set(again.keys) == Set(queued.keys))
+        #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path]).status == 0)
+        #expect(try Self.landed(hub).count == 30 && Self.pending(dir) == 0)
+    }
+
+    @Test func cutConnectionsAndTruncatedBodiesStoreNothing() async throws {
+        let hub = try await HubFixture()
+        let creds = try StoreCredentials(try hub.enrolledStore())
+        let body = try creds.report("{\"day\":1}").encoded()
+        let before = try hub.state()
+        // The connection closes after a third of the body it announced; then a body cut short.
+        let head = "POST /v1/messages HTTP/1.1\\r\\nHost: hub\\r\\nContent-Length: \(body.count)\\r\\n\\r\\n"
+        let cut = String(decoding: body.prefix(body.count / 3), as: UTF8.self)
+        let r = try TestSupport.runExternal("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(hub.port); printf '%b' '\(head)' >&3; printf '%s' '\(cut)' >&3; exec 3>&-"])
+        #expect(r.status == 0)
+        #expect(try await hub.post(body.prefix(body.count - 10)).code == "bad_request")
+        #expect(try hub.state() == before)
+        #expect(try await hub.post(body).status == 200)  // the hub is still serving, and the intact message is taken
+        #expect(try hub.count("SELECT count(*) FROM uploads") == 1)
+    }
+
+    @Test func aFullHubRefusesUploadsAndTheStoreKeepsThemUntilThereIsRoom() async throws {
+        let hub = try await HubFixture(config: "max_database_mb = 1\n")
+        let dir = try hub.enrolledStore()
+        let queued = try Self.queue(dir, count: 6, largeBytes: 3_000_000)
+        let full = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path])
+        #expect(full.status == 69 && full.err.contains("storage_full"), "\(full.status) \(full.out) \(full.err)")
+        #expect(try Self.pending(dir) >= 1)
+        // Room again (the limit lifted, as when a disk is cleared): everything lands once.
+        hub.kill()
+        try TestSupport.write("[listen]\nport = \(hub.port)\n[storage]\npath = \"\(hub.data.path)\"\n", to: hub.dir.appendingPathComponent("roomy.toml"))
+        try await hub.start(config: "roomy.toml")
+        #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path]).status == 0)
+        #expect(try Set(Self.landed(hub).keys) == Set(queued.keys) && Self.pending(dir) == 0)
+    }
+
+    @Test func removableMediaCarryTheOutboxAndTheHubKeepsEachUploadOnce() async throws {
+        let hub = try await HubFixture()
+        let dir = try hub.enrolledStore()
+        let queued = try Self.queue(dir, count: 5, largeBytes: 500_000)
+        hub.kill()
+        let media = hub.dir.appendingPathComponent("usb")
+        let exported = try TestSupport.run("aislectl", ["sync", "export", media.path, "--store", dir.path])
+        #expect(exported.status == 0 && exported.out.contains("wrote 7 envelopes"), "\(exported.out)\(exported.err)")
+        // A file altered on the way is refused; the others are taken.
+        let files = try FileManager.default.contentsOfDirectory(atPath: media.path).sorted()
+        let victim = media.appendingPathComponent(files[files.count - 1])
+        var text = try String(contentsOf: victim, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"seq\":", with: "\"seq\":1")
+        try text.write(to: victim, atomically: true, encoding: .utf8)
+        let imported = try hub.cli(["import", media.path])
+        #expect(imported.status == 1 && imported.out.contains("6 envelopes accepted") && imported.out.contains("bad_signature"), "\(imported.out)")
+        #expect(try Self.landed(hub).count == 4)
+        // Online again: the store sends what is missing; what the hub has is acknowledged, not stored twice.
+        try await hub.start()
+        #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path]).status == 0)
+        #expect(try Set(Self.landed(hub).keys) == Set(queued.keys) && Self.pending(dir) == 0)
+        #expect(try hub.cli(["import", media.path]).out.contains("refused 0") == false)
+    }
+
+    @Test func theAgentServesKiosksWhileTheHubIsDownAndDeliversWhenItIsBack() async throws {
+        let hub = try await HubFixture()
+        let dir = try hub.enrolledStore()
+        let queued = try Self.queue(dir, count: 8, largeBytes: 400_000)
+        hub.kill()
+        let socket = hub.dir.appendingPathComponent("a.sock").path
+        let log = hub.dir.appendingPathComponent("aisled.log")
+        let agent = try await TestSupport.startAgent(
+            store: dir, socket: socket, log: log, config: "[sync]\ninterval_seconds = 1\nretry_min_seconds = 1\nretry_max_seconds = 1\n")
+        defer { TestSupport.kill9(agent) }
+        var (sent, answered) = (0, 0)
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < .seconds(3) {
+            let event = #"[{"ts":1300000000,"type":"view","customer":"c1","item":"SKU\#(sent)"}]"#
+            sent += 1
+            if (try? await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(event.utf8)))?.status == 200 { answered += 1 }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(answered == sent && sent >= 10, "\(answered) of \(sent) events taken while the hub was down")
+        #expect(try String(contentsOf: log, encoding: .utf8).contains("sync pass failed"))
+        try await hub.start()
+        for _ in 0..<100 where try Self.landed(hub).count < queued.count { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(try Set(Self.landed(hub).keys).isSuperset(of: queued.keys))
+    }
+}
