@@ -8,7 +8,7 @@ import Testing
 @Suite struct HubTests {
     @Test func hubStartsFromItsConfigAndAnswersHealth() async throws {
         let dir = try TestSupport.temporaryDirectory()
-        let port = Int.random(in: 20_000..<40_000)
+        let port = Int.random(in: 20_000..<32_768)
         let config = dir.appendingPathComponent("hub.toml")
         try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(dir.appendingPathComponent("hub").path)\"\n", to: config)
         let hub = try TestSupport.launch("aisle-hub", ["serve", "--config", config.path], stderrTo: dir.appendingPathComponent("hub.log"))

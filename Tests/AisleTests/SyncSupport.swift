@@ -18,14 +18,15 @@ final class HubFixture: @unchecked Sendable {
     init(config extra: String = "") async throws {
         dir = try TestSupport.temporaryDirectory()
         data = dir.appendingPathComponent("hub")
-        port = Int.random(in: 20_000..<60_000)
+        port = Int.random(in: 20_000..<32_768)  // below Linux's ephemeral ports, which clients take
         try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
         try await start()
     }
 
     /// Starts the hub (again) and waits until it answers.
     func start(config: String = "hub.toml") async throws {
-        let p = try TestSupport.launch("aisle-hub", ["serve", "--config", dir.appendingPathComponent(config).path], stderrTo: dir.appendingPathComponent("hub-\(UUID().uuidString.prefix(4)).log"))
+        let log = dir.appendingPathComponent("hub-\(UUID().uuidString.prefix(4)).log")
+        let p = try TestSupport.launch("aisle-hub", ["serve", "--config", dir.appendingPathComponent(config).path], stderrTo: log)
         for _ in 0..<200 {
             if (try? await HubConnection(url: url, deadline: .seconds(2)).info()) != nil {
                 process = p.process
@@ -35,7 +36,7 @@ final class HubFixture: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         p.process.terminate()
-        throw TestFailure("aisle-hub did not come up on port \(port)")
+        throw TestFailure("aisle-hub did not come up on port \(port): \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
     /// Kills the hub at once (SIGKILL), as a crash or a power cut would.
