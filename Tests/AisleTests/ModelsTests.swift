@@ -301,9 +301,11 @@ import Testing
     static let cutoff = 1_511_664_000
 
     /// The Taobao slice as interchange events (user → customer), built once per run.
-    static let taobao: Result<(store: String, rows: [[String]]), any Error> = Result {
+    static let taobao: Result<(store: String, rows: [[String]]), any Error> = Result { try taobaoStore(in: try TestSupport.temporaryDirectory()) }
+
+    /// A new store of the Taobao slice in `dir`.
+    static func taobaoStore(in dir: URL) throws -> (store: String, rows: [[String]]) {
         let shared = try #require(TestSupport.shared)
-        let dir = try TestSupport.temporaryDirectory()
         let rows = try ModelsTests.csv(shared.appendingPathComponent("data/taobao_userbehavior/ub_timeslice_110k.csv")).filter { $0.count == 5 }
         let types = ["pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"]
         var events: [String] = [], categories: [String: String] = [:]

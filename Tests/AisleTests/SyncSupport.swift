@@ -53,9 +53,11 @@ final class HubFixture: @unchecked Sendable {
     }
 
     /// A new empty store, enrolled with this hub through `aisle-hub stores add` and `aislectl sync enroll`.
-    func enrolledStore(name: String = "test store") throws -> URL {
-        let store = dir.appendingPathComponent("store-\(UUID().uuidString.prefix(6))")
-        guard try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0 else { throw TestFailure("init failed") }
+    func enrolledStore(name: String = "test store", existing: URL? = nil) throws -> URL {
+        let store = existing ?? dir.appendingPathComponent("store-\(UUID().uuidString.prefix(6))")
+        if existing == nil {
+            guard try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0 else { throw TestFailure("init failed") }
+        }
         let added = try cli(["stores", "add", name, "--json"])
         struct Added: Decodable { var token: String }
         let token = try JSONDecoder().decode(Added.self, from: Data(added.out.utf8)).token
@@ -75,6 +77,13 @@ final class HubFixture: @unchecked Sendable {
 
     /// A count from the hub's database.
     func count(_ sql: String) throws -> Int { try read { try Int.fetchOne($0, sql: sql) ?? 0 } }
+
+    /// Changes the hub's database behind its back, as an intruder at HQ could.
+    func write(_ body: (Database) throws -> Void) throws {
+        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path)
+        defer { try? queue.close() }
+        try queue.write(body)
+    }
 
     /// Reads the hub's database as it is on disk (read-only, beside the running hub).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
