@@ -39,6 +39,11 @@ public enum Hub {
                 return reply(e, logger)
             }
         }
+        router.get("/v1/models") { _, _ -> Response in
+            struct Models: Encodable { var models: [SignedManifest] }
+            let models = try await Blocking.run { try database.pool.read { try HubQueries.latestManifests($0) } }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: SyncJSON.encode(Models(models: models)))))
+        }
         router.get("/v1/models/{kind}/{version}") { _, context -> Response in
             guard let kind = context.parameters.get("kind"), let version = context.parameters.get("version", as: Int.self),
                 let payload = try await Blocking.run({ try admin.payload(kind: kind, version: version) })

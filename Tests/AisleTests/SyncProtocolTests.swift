@@ -116,6 +116,26 @@ import Testing
         #expect(try database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM uploads") } == 1)
     }
 
+    static let pythonHasCryptography = (try? TestSupport.runExternal("/usr/bin/env", ["python3", "-c", "import cryptography"]).status) == 0
+
+    /// The Python reference writes exactly the committed vectors, and as a third-party store it
+    /// enrolls, says hello, uploads (verifying the hub's signed ack) and is refused a replay.
+    @Test(.enabled(if: pythonHasCryptography, "needs python3 with the cryptography package"))
+    func aThirdPartyClientFromTheSpecTalksToTheRealHub() async throws {
+        let script = TestSupport.repository.appendingPathComponent("tools/sync-reference").path
+        let check = try TestSupport.runExternal("/usr/bin/env", ["python3", script, "check"])
+        #expect(check.status == 0, "\(check.err)")
+        let hub = try await HubFixture()
+        struct Added: Decodable { var token: String }
+        let token = try JSONDecoder().decode(Added.self, from: Data(try hub.cli(["stores", "add", "python", "--json"]).out.utf8)).token
+        let r = try TestSupport.runExternal("/usr/bin/env", ["python3", script, "client", hub.url, token])
+        #expect(r.status == 0, "\(r.err)")
+        for line in ["enroll: 200", "hello: 200", "upload: 200 complete True ack signature verified", "replay: 409 replayed"] {
+            #expect(r.out.contains(line), "\(r.out)")
+        }
+        #expect(try hub.count("SELECT count(*) FROM uploads") == 1)
+    }
+
     @Test func backoffGrowsExponentiallyWithJitterUpToItsCeiling() {
         let b = Outbox.Backoff(minimum: 5, maximum: 300)
         #expect(b.delay(afterAttempts: 1, random: 1) == 5 && b.delay(afterAttempts: 2, random: 1) == 10 && b.delay(afterAttempts: 4, random: 1) == 40)
