@@ -45,6 +45,21 @@ import Testing
         }
     }
 
+    @Test func syncAndHubKeysAreChecked() {
+        #expect {
+            try AgentConfig.parse("[sync]\nretry_min_seconds = 60\nretry_max_seconds = 10\nrollback_margin = 2\n", path: "s.toml")
+        } throws: { error in
+            let keys = (error as? ConfigError)?.issues.map(\.key) ?? []
+            return keys.contains("sync.retry_max_seconds") && keys.contains("sync.rollback_margin")
+        }
+        #expect {
+            try HubConfig.parse("[storage]\nmax_database_mb = -1\n[enrollment]\ntoken_hours = 0\n", path: "h.toml")
+        } throws: { error in
+            let keys = (error as? ConfigError)?.issues.map(\.key) ?? []
+            return keys.contains("storage.max_database_mb") && keys.contains("enrollment.token_hours")
+        }
+    }
+
     @Test func syntaxErrorsNameTheLine() {
         #expect {
             try AgentConfig.parse("[store]\npath = \n", path: "x.toml")
