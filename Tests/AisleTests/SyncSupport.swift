@@ -85,6 +85,15 @@ final class HubFixture: @unchecked Sendable {
         try queue.write(body)
     }
 
+    /// Waits until the hub holds `uploads` complete uploads, or `process` has ended.
+    func waitFor(uploads: Int, while process: Process) throws {
+        var config = Configuration()
+        config.readonly = true
+        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: config)
+        defer { try? queue.close() }
+        while process.isRunning, try queue.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM uploads") ?? 0 }) < uploads { usleep(1000) }
+    }
+
     /// Reads the hub's database as it is on disk (read-only, beside the running hub).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         var config = Configuration()
