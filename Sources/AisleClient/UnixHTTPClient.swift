@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A response from the agent.
 public struct HTTPResult: Sendable {
@@ -17,7 +18,14 @@ public struct ConnectionClosed: Error, CustomStringConvertible {
 /// Where an HTTP server listens.
 public enum HTTPTarget: Sendable, Equatable {
     case unix(path: String)
-    case tcp(host: String, port: Int)
+    /// TCP; with `tls`, HTTPS verified against the system's trust roots, or only against the
+    /// PEM certificates in `tls.caFile` when it is given.
+    case tcp(host: String, port: Int, tls: TLS? = nil)
+
+    public struct TLS: Sendable, Equatable {
+        public var caFile: String?
+        public init(caFile: String? = nil) { self.caFile = caFile }
+    }
 }
 
 /// HTTP/1.1 over a Unix socket (kiosk tooling, load generation, tests) or TCP (the hub).
@@ -38,8 +46,19 @@ public enum UnixHTTP {
         _ body: (inout Session) async throws -> R
     ) async throws -> R {
         let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(5))
-        let setUp: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+        var tlsContext: NIOSSLContext?
+        var serverName: String?
+        if case .tcp(let host, _, let tls?) = target {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = tls.caFile { configuration.trustRoots = .file(caFile) }
+            tlsContext = try NIOSSLContext(configuration: configuration)
+            serverName = host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) ? nil : host
+        }
+        let setUp: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { [tlsContext, serverName] channel in
             channel.eventLoop.makeCompletedFuture {
+                if let tlsContext {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                }
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
             }
@@ -47,7 +66,7 @@ public enum UnixHTTP {
         let channel =
             switch target {
             case .unix(let path): try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: setUp)
-            case .tcp(let host, let port): try await bootstrap.connect(host: host, port: port, channelInitializer: setUp)
+            case .tcp(let host, let port, _): try await bootstrap.connect(host: host, port: port, channelInitializer: setUp)
             }
         let timer = deadline.map { d in
             channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(d.components.seconds) * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)) {

@@ -134,6 +134,9 @@ public struct HubConfig: Sendable, Equatable {
     public var maxDatabaseMB = 0
     /// Hours an enrollment token from `aisle-hub stores add` stays valid.
     public var tokenHours = 72
+    /// HTTPS: the certificate chain and private key (PEM files); both empty: plain HTTP.
+    public var tlsCertificate = ""
+    public var tlsPrivateKey = ""
     public var logLevel = "info"
     public var logFormat = "json"
 
@@ -148,6 +151,9 @@ public struct HubConfig: Sendable, Equatable {
         c.dataPath = r.string("storage.path", c.dataPath)
         c.maxDatabaseMB = r.int("storage.max_database_mb", c.maxDatabaseMB, in: 0...(1 << 30))
         c.tokenHours = r.int("enrollment.token_hours", c.tokenHours, in: 1...24 * 90)
+        c.tlsCertificate = r.string("tls.certificate", c.tlsCertificate)
+        c.tlsPrivateKey = r.string("tls.private_key", c.tlsPrivateKey)
+        if c.tlsCertificate.isEmpty != c.tlsPrivateKey.isEmpty { r.fail(c.tlsCertificate.isEmpty ? "tls.certificate" : "tls.private_key", "give both tls.certificate and tls.private_key, or neither") }
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         try r.finish(path: path)

@@ -4,6 +4,9 @@ import AisleServe
 import AisleSync
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import Metrics
 
@@ -56,7 +59,7 @@ public enum Hub {
                 body: .init(byteBuffer: ByteBuffer(string: Telemetry.exposition())))
         }
         let app = Application(
-            router: router,
+            router: router, server: try server(config),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "aisle-hub"),
             onServerRunning: { channel in
                 logger.info(
@@ -69,6 +72,14 @@ public enum Hub {
             logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
+    }
+
+    /// HTTP/1.1, over TLS when the configuration names a certificate and key.
+    static func server(_ config: HubConfig) throws -> HTTPServerBuilder {
+        guard !config.tlsCertificate.isEmpty else { return .http1() }
+        let chain = try NIOSSLCertificate.fromPEMFile(config.tlsCertificate).map { .certificate($0) } as [NIOSSLCertificateSource]
+        let key = try NIOSSLPrivateKey(file: config.tlsPrivateKey, format: .pem)
+        return try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
     }
 
     /// A refusal: its HTTP status and `{"error": {"code", "message"}}`, counted and logged.

@@ -10,21 +10,22 @@ public struct HubConnection: Sendable {
     let target: HTTPTarget
     let deadline: Duration
 
-    /// `http://HOST[:PORT]` (default port 7443).
-    public init(url: String, deadline: Duration = .seconds(30)) throws(SyncError) {
+    /// `http://HOST[:PORT]` or `https://HOST[:PORT]` (default port 7443); for https, `caFile`
+    /// (PEM) replaces the system's trust roots.
+    public init(url: String, caFile: String? = nil, deadline: Duration = .seconds(30)) throws(SyncError) {
         let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
-        guard trimmed.hasPrefix("http://") else {
-            throw SyncError(.badRequest, "hub URL \(url): expected http://HOST[:PORT] (envelopes are end-to-end sealed; terminate TLS in front of the hub)")
-        }
-        let rest = trimmed.dropFirst("http://".count)
+        let secure = trimmed.hasPrefix("https://")
+        guard secure || trimmed.hasPrefix("http://") else { throw SyncError(.badRequest, "hub URL \(url): expected http(s)://HOST[:PORT]") }
+        let rest = trimmed.dropFirst(secure ? "https://".count : "http://".count)
         let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let host = parts.first, !host.isEmpty, !host.contains("/") else { throw SyncError(.badRequest, "hub URL \(url): expected http://HOST[:PORT]") }
+        guard parts.count <= 2, let host = parts.first, !host.isEmpty, !host.contains("/") else { throw SyncError(.badRequest, "hub URL \(url): expected http(s)://HOST[:PORT]") }
         var port = 7443
         if parts.count == 2 {
             guard let p = Int(parts[1]), (1...65_535).contains(p) else { throw SyncError(.badRequest, "hub URL \(url): port \"\(parts[1])\" is not 1–65535") }
             port = p
         }
-        (self.url, target, self.deadline) = (trimmed, .tcp(host: String(host), port: port), deadline)
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw SyncError(.badRequest, "CA file \(caFile): cannot be read") }
+        (self.url, target, self.deadline) = (trimmed, .tcp(host: String(host), port: port, tls: secure ? .init(caFile: caFile) : nil), deadline)
     }
 
     /// The hub's public keys.

@@ -42,12 +42,12 @@ public struct SyncClient: Sendable {
     }
 
     /// Registers this store with the hub at `hubURL` using a token from `aisle-hub stores add`.
-    public func enroll(hubURL: String, token: String) async throws -> Enrollment {
+    public func enroll(hubURL: String, token: String, caFile: String? = nil) async throws -> Enrollment {
         let parts = token.split(separator: ".")
         guard parts.count == 3, parts[2].count == 16 else {
             throw SyncError(.badToken, "token: expected STORE.SECRET.FINGERPRINT as printed by `aisle-hub stores add`")
         }
-        let connection = try HubConnection(url: hubURL)
+        let connection = try HubConnection(url: hubURL, caFile: caFile)
         let info = try await connection.info()
         let hubKeys = try PublicKeys(sign: info.signKey, agree: info.agreeKey)
         guard hubKeys.fingerprint == parts[2] else {
@@ -58,7 +58,7 @@ public struct SyncClient: Sendable {
         let envelope = try Envelope.seal(
             SyncJSON.encode(request), header: .init(store: String(parts[0]), type: .enroll, seq: 0), from: identity, to: hubKeys.agree)
         let reply = try SyncJSON.decode(EnrollReply.self, try await connection.send(envelope), "enroll reply")
-        let enrollment = Enrollment(hub: connection.url, store: reply.store, name: reply.name, hubKeys: hubKeys, enrolledAt: Int64(Date().timeIntervalSince1970))
+        let enrollment = Enrollment(hub: connection.url, store: reply.store, name: reply.name, hubKeys: hubKeys, enrolledAt: Int64(Date().timeIntervalSince1970), caFile: caFile)
         try await store.database.write { try SyncState.save($0, enrollment) }
         try store.audit("sync enroll", detail: "\(reply.store) at \(connection.url)")
         return enrollment
@@ -68,7 +68,7 @@ public struct SyncClient: Sendable {
     /// out of reach (nothing is lost: the outbox keeps everything for the next pass).
     public func pass(now: Int64 = Int64(Date().timeIntervalSince1970), everything: Bool = false) async throws -> SyncReport {
         let (enrollment, identity) = try credentials()
-        let connection = try HubConnection(url: enrollment.hub)
+        let connection = try enrollment.connection()
         var report = SyncReport()
         let hello = try await store.database.read { db in
             Hello(agentVersion: AisleVersion.current, models: try ModelRegistry.activeVersions(db), outbox: try Outbox.status(db).pending)

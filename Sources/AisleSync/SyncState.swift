@@ -10,10 +10,15 @@ public struct Enrollment: Sendable, Equatable, Encodable {
     public var name: String
     public var hubKeys: PublicKeys
     public var enrolledAt: Int64
+    /// PEM certificates that verify an https hub, instead of the system's trust roots.
+    public var caFile: String?
 
-    public init(hub: String, store: String, name: String, hubKeys: PublicKeys, enrolledAt: Int64) {
-        (self.hub, self.store, self.name, self.hubKeys, self.enrolledAt) = (hub, store, name, hubKeys, enrolledAt)
+    public init(hub: String, store: String, name: String, hubKeys: PublicKeys, enrolledAt: Int64, caFile: String? = nil) {
+        (self.hub, self.store, self.name, self.hubKeys, self.enrolledAt, self.caFile) = (hub, store, name, hubKeys, enrolledAt, caFile)
     }
+
+    /// The connection to the hub.
+    public func connection() throws(SyncError) -> HubConnection { try HubConnection(url: hub, caFile: caFile) }
 }
 
 /// Reads and writes the sync keys of the store's `meta` table.
@@ -28,13 +33,13 @@ public enum SyncState {
         else { return nil }
         return Enrollment(
             hub: hub, store: store, name: m["sync.name"] ?? store, hubKeys: try PublicKeys(sign: sign, agree: agree),
-            enrolledAt: Int64(m["sync.enrolled_at"] ?? "") ?? 0)
+            enrolledAt: Int64(m["sync.enrolled_at"] ?? "") ?? 0, caFile: m["sync.ca_file"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
     public static func save(_ db: Database, _ e: Enrollment) throws {
         for (key, value) in [
             ("sync.hub", e.hub), ("sync.store", e.store), ("sync.name", e.name), ("sync.hub_sign_key", e.hubKeys.sign.base64EncodedString()),
-            ("sync.hub_agree_key", e.hubKeys.agree.base64EncodedString()), ("sync.enrolled_at", String(e.enrolledAt)),
+            ("sync.hub_agree_key", e.hubKeys.agree.base64EncodedString()), ("sync.enrolled_at", String(e.enrolledAt)), ("sync.ca_file", e.caFile ?? ""),
         ] { try set(db, key, value) }
     }
 

@@ -17,14 +17,15 @@ struct SyncCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register this store with a hub, using the token `aisle-hub stores add` printed.",
             discussion: "Example: aislectl sync enroll --hub http://hq.example:7443 --token s-1a2b3c4d5e.xxxx.0123456789abcdef")
-        @Option(help: "The hub, http://HOST[:PORT].") var hub: String
+        @Option(help: "The hub, http(s)://HOST[:PORT].") var hub: String
         @Option(help: "The one-time enrollment token.") var token: String
+        @Option(help: ArgumentHelp("PEM certificates to verify an https hub with (default: the system's trust roots).", valueName: "FILE")) var caFile: String?
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
             try await reporting {
                 let dir = try storeOptions.directory()
-                let e = try await SyncClient(store: try Store.open(at: dir), directory: dir).enroll(hubURL: hub, token: token)
+                let e = try await SyncClient(store: try Store.open(at: dir), directory: dir).enroll(hubURL: hub, token: token, caFile: caFile.map { URL(fileURLWithPath: $0).path })
                 print("enrolled as \(e.store) (\(e.name)) with the hub at \(e.hub), key \(e.hubKeys.fingerprint)")
             }
         }

@@ -1,3 +1,4 @@
+import AisleSync
 import Foundation
 import Testing
 
@@ -31,5 +32,29 @@ import Testing
         try TestSupport.write("[listen]\nport = 99999\n", to: bad)
         let refused = try TestSupport.run("aisle-hub", ["serve", "--config", bad.path])
         #expect(refused.status == 78 && refused.err.contains("listen.port"))
+    }
+
+    /// With a certificate and key configured the hub speaks only HTTPS; a store enrolled with
+    /// the CA file syncs over it, and one that does not trust the certificate cannot connect.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl to make a certificate"))
+    func theHubServesHTTPSWhenConfigured() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let (cert, key) = (dir.appendingPathComponent("cert.pem").path, dir.appendingPathComponent("key.pem").path)
+        let made = try TestSupport.runExternal("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+        ])
+        #expect(made.status == 0, "\(made.err)")
+        let hub = try await HubFixture(config: "[tls]\ncertificate = \"\(cert)\"\nprivate_key = \"\(key)\"\n", caFile: cert, in: dir)
+        let store = try hub.enrolledStore()
+        _ = try TestSupport.run("aislectl", ["sync", "report", "--day", "2011-12-01", "--store", store.path])
+        let now = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path])
+        #expect(now.status == 0 && now.out.contains("delivered 1 uploads"), "\(now.out)\(now.err)")
+        await #expect(throws: SyncError.self, "plain HTTP to a TLS hub") { try await HubConnection(url: "http://127.0.0.1:\(hub.port)", deadline: .seconds(3)).info() }
+        await #expect(throws: SyncError.self, "a certificate the system does not trust") { try await HubConnection(url: hub.url, deadline: .seconds(3)).info() }
+        let bad = dir.appendingPathComponent("half.toml")
+        try TestSupport.write("[tls]\ncertificate = \"\(cert)\"\n", to: bad)
+        let refused = try TestSupport.run("aisle-hub", ["serve", "--config", bad.path])
+        #expect(refused.status == 78 && refused.err.contains("tls.private_key"))
     }
 }

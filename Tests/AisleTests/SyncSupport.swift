@@ -11,12 +11,15 @@ final class HubFixture: @unchecked Sendable {
     let dir: URL
     let data: URL
     let port: Int
+    /// The certificate a TLS hub is verified with (nil: plain HTTP).
+    let caFile: String?
     private(set) var process: Process?
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    var url: String { caFile == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)" }
 
-    init(config extra: String = "") async throws {
-        dir = try TestSupport.temporaryDirectory()
+    init(config extra: String = "", caFile: String? = nil, in directory: URL? = nil) async throws {
+        self.caFile = caFile
+        dir = try directory ?? TestSupport.temporaryDirectory()
         data = dir.appendingPathComponent("hub")
         port = Int.random(in: 20_000..<32_768)  // below Linux's ephemeral ports, which clients take
         try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
@@ -28,7 +31,7 @@ final class HubFixture: @unchecked Sendable {
         let log = dir.appendingPathComponent("hub-\(UUID().uuidString.prefix(4)).log")
         let p = try TestSupport.launch("aisle-hub", ["serve", "--config", dir.appendingPathComponent(config).path], stderrTo: log)
         for _ in 0..<200 {
-            if (try? await HubConnection(url: url, deadline: .seconds(2)).info()) != nil {
+            if (try? await HubConnection(url: url, caFile: caFile, deadline: .seconds(2)).info()) != nil {
                 process = p.process
                 return
             }
@@ -61,7 +64,7 @@ final class HubFixture: @unchecked Sendable {
         let added = try cli(["stores", "add", name, "--json"])
         struct Added: Decodable { var token: String }
         let token = try JSONDecoder().decode(Added.self, from: Data(added.out.utf8)).token
-        let enrolled = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", url, "--token", token, "--store", store.path])
+        let enrolled = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", url, "--token", token, "--store", store.path] + (caFile.map { ["--ca-file", $0] } ?? []))
         guard enrolled.status == 0 else { throw TestFailure("enroll: \(enrolled.err)") }
         return store
     }
