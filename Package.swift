@@ -153,7 +153,7 @@ let package = Package(
         .executableTarget(
             name: "aisle-hub",
             dependencies: [
-                "AisleHub", "AisleConfig", "AisleSync",
+                "AisleHub", "AisleConfig", "AisleCore", "AisleSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -16,6 +16,17 @@ public enum Outbox {
         public var attempts: Int
         /// Parts before this one are known to be at the hub.
         public var nextPart: Int
+
+        /// Number of parts it travels in.
+        public var parts: Int { UploadPart.partCount(payload.count) }
+
+        /// Part `index` of it, as sent.
+        public func part(_ index: Int) -> UploadPart {
+            let start = index * UploadPart.maxPartBytes
+            return UploadPart(
+                contentId: contentId, kind: kind, round: round, part: index, parts: parts, size: payload.count,
+                data: payload.subdata(in: start..<min(payload.count, start + UploadPart.maxPartBytes)))
+        }
     }
 
     /// What `aislectl sync status` shows.

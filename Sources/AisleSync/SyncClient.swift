@@ -102,13 +102,10 @@ public struct SyncClient: Sendable {
 
     /// Sends the parts the hub does not have yet; done when it acknowledges the whole.
     func upload(_ item: Outbox.Item, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws {
-        let parts = UploadPart.partCount(item.payload.count)
+        let parts = item.parts
         var next = min(item.nextPart, parts - 1)
         while true {
-            let start = next * UploadPart.maxPartBytes
-            let data = item.payload.subdata(in: start..<min(item.payload.count, start + UploadPart.maxPartBytes))
-            let part = UploadPart(contentId: item.contentId, kind: item.kind, round: item.round, part: next, parts: parts, size: item.payload.count, data: data)
-            let ack = try SyncJSON.decode(UploadAck.self, try await send(part, type: .upload, round: item.round, e, identity, connection), "upload ack")
+            let ack = try SyncJSON.decode(UploadAck.self, try await send(item.part(next), type: .upload, round: item.round, e, identity, connection), "upload ack")
             guard ack.contentId == item.contentId else { throw SyncError(.badRequest, "upload ack: for \(ack.contentId), not \(item.contentId)") }
             if ack.complete {
                 guard let signature = ack.signature,
@@ -166,13 +163,8 @@ public struct SyncClient: Sendable {
         var files = 0
         let items = try await store.database.read { try Outbox.due($0, at: nil) }
         for item in items {
-            let parts = UploadPart.partCount(item.payload.count)
-            for p in 0..<parts {
-                let start = p * UploadPart.maxPartBytes
-                let part = UploadPart(
-                    contentId: item.contentId, kind: item.kind, round: item.round, part: p, parts: parts, size: item.payload.count,
-                    data: item.payload.subdata(in: start..<min(item.payload.count, start + UploadPart.maxPartBytes)))
-                let envelope = try await seal(part, type: .upload, round: item.round, e, identity)
+            for p in 0..<item.parts {
+                let envelope = try await seal(item.part(p), type: .upload, round: item.round, e, identity)
                 let name = "\(e.store)-\(String(format: "%012llu", envelope.seq)).aisle-envelope"
                 try envelope.encoded().write(to: folder.appendingPathComponent(name), options: .atomic)
                 files += 1

@@ -1,3 +1,4 @@
+import AisleCore
 import AisleHub
 import AisleSync
 import ArgumentParser

@@ -1,4 +1,5 @@
 import AisleConfig
+import AisleCore
 import AisleHub
 import AisleServe
 import AisleSync
@@ -67,14 +68,6 @@ struct HubOptions: ParsableArguments {
             throw ExitCode(1)
         }
     }
-}
-
-/// Prints a value as pretty JSON with snake_case keys.
-func printJSON<T: Encodable>(_ value: T) throws {
-    let e = JSONEncoder()
-    e.keyEncodingStrategy = .convertToSnakeCase
-    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try e.encode(value), as: UTF8.self))
 }
 
 func time(_ t: Int64?) -> String {

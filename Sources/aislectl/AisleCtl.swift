@@ -1,4 +1,5 @@
 import AisleConfig
+import AisleCore
 import AisleStore
 import AisleSync
 import ArgumentParser
@@ -87,14 +88,6 @@ func exitCode(for error: any Error) -> ExitCode {
         }
     FileHandle.standardError.write(Data("aislectl: \(message)\n".utf8))
     return ExitCode(code)
-}
-
-/// Prints a value as pretty JSON with snake_case keys.
-func printJSON<T: Encodable>(_ value: T) throws {
-    let e = JSONEncoder()
-    e.keyEncodingStrategy = .convertToSnakeCase
-    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try e.encode(value), as: UTF8.self))
 }
 
 /// A note for the operator on standard error (standard output stays the result).

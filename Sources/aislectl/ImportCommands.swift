@@ -1,4 +1,5 @@
 import AisleConfig
+import AisleCore
 import AisleIngest
 import AisleStore
 import ArgumentParser

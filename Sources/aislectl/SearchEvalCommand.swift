@@ -1,4 +1,5 @@
 import AisleAssist
+import AisleCore
 import AisleInsight
 import AisleStore
 import AisleText

@@ -1,3 +1,4 @@
+import AisleCore
 import AisleStore
 import ArgumentParser
 import Foundation

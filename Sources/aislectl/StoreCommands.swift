@@ -1,6 +1,6 @@
 import AisleCore
-import AisleIngest
 import AisleFeatures
+import AisleIngest
 import AisleInsight
 import AisleStore
 import ArgumentParser

@@ -1,10 +1,10 @@
 import AisleCore
 import AisleInsight
-import AisleTraining
 import AisleModels
 import AisleRecommend
 import AisleStore
 import AisleText
+import AisleTraining
 import ArgumentParser
 import Foundation
 
