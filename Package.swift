@@ -120,6 +120,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict),
+        // Federated learning's privacy parts: Shamir sharing, secure aggregation (Bonawitz et al.
+        // 2017), fixed-point encoding, the Rényi DP accountant (issue 8).
+        .target(
+            name: "AisleFederated",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // The HQ aggregator: its database, the protocol's hub side, the admin operations.
         .target(
             name: "AisleHub",
@@ -182,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "AisleTests",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync",
+                "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync", "AisleFederated",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

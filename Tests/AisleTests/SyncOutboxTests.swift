@@ -107,6 +107,40 @@ import Testing
         #expect(try Set(Self.landed(hub).keys) == Set(queued.keys) && Self.pending(dir) == 0)
     }
 
+    /// Whether this machine lets the tests mount a small tmpfs (root in a sandbox that allows it).
+    static let canMountTmpfs: Bool = {
+        guard let dir = try? TestSupport.temporaryDirectory().appendingPathComponent("probe") else { return false }
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        guard (try? TestSupport.runExternal("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir.path]))?.status == 0 else { return false }
+        _ = try? TestSupport.runExternal("/bin/umount", [dir.path])
+        return true
+    }()
+
+    /// The hub's data on a real file system that fills up (a 4 MiB tmpfs, most of it taken by
+    /// another file): uploads are refused as `storage_full`, the hub keeps serving, and once the
+    /// other file is deleted everything lands once.
+    @Test(.enabled(if: canMountTmpfs, "needs permission to mount a tmpfs"))
+    func aReallyFullDiskAtTheHubLosesNothing() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let disk = dir.appendingPathComponent("disk")
+        try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+        #expect(try TestSupport.runExternal("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", disk.path]).status == 0)
+        defer { _ = try? TestSupport.runExternal("/bin/umount", ["-l", disk.path]) }
+        let filler = disk.appendingPathComponent("filler")
+        try Data(count: 2_800_000).write(to: filler)
+        let hub = try await HubFixture(in: dir, data: disk.appendingPathComponent("hub"))
+        defer { hub.kill() }
+        let store = try hub.enrolledStore()
+        let queued = try Self.queue(store, count: 6, largeBytes: 1_500_000)
+        let full = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path])
+        #expect(full.status == 69 && full.err.contains("storage_full"), "\(full.status) \(full.out) \(full.err)")
+        #expect(try Self.pending(store) >= 1)
+        #expect(try await HubConnection(url: hub.url).info().protocol == 1)  // still serving
+        try FileManager.default.removeItem(at: filler)
+        #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", store.path]).status == 0)
+        #expect(try Set(Self.landed(hub).keys) == Set(queued.keys) && Self.pending(store) == 0)
+    }
+
     @Test func removableMediaCarryTheOutboxAndTheHubKeepsEachUploadOnce() async throws {
         let hub = try await HubFixture()
         let dir = try hub.enrolledStore()

@@ -17,10 +17,10 @@ final class HubFixture: @unchecked Sendable {
 
     var url: String { caFile == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)" }
 
-    init(config extra: String = "", caFile: String? = nil, in directory: URL? = nil) async throws {
+    init(config extra: String = "", caFile: String? = nil, in directory: URL? = nil, data dataDirectory: URL? = nil) async throws {
         self.caFile = caFile
         dir = try directory ?? TestSupport.temporaryDirectory()
-        data = dir.appendingPathComponent("hub")
+        data = dataDirectory ?? dir.appendingPathComponent("hub")
         port = Int.random(in: 20_000..<32_768)  // below Linux's ephemeral ports, which clients take
         try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
         try await start()

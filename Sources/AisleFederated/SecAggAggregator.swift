@@ -1,0 +1,83 @@
+import Crypto
+import Foundation
+
+/// The hub's side of one secure-aggregation round (``SecureAggregation``): it relays adverts
+/// and sealed shares, collects masked vectors and unmasking shares, and computes the sum. It
+/// holds masked vectors only; no step gives it one store's vector.
+public struct SecAggAggregator: Sendable {
+    public let round: UInt64
+    public let length: Int
+    public private(set) var adverts: [String: SecureAggregation.Advert] = [:]
+    public private(set) var threshold = 0
+    var shares: [String: [SecureAggregation.SealedShares]] = [:]
+    var sharers: Set<String> = []
+    public private(set) var masked: [String: [UInt32]] = [:]
+    var unmaskings: [String: SecureAggregation.Unmasking] = [:]
+
+    public init(round: UInt64, length: Int) { (self.round, self.length) = (round, length) }
+
+    public mutating func add(_ advert: SecureAggregation.Advert) { adverts[advert.store] = advert }
+
+    /// Closes step 0: the roster every store shares with, and the threshold (a majority).
+    public mutating func roster() -> [SecureAggregation.Advert] {
+        threshold = adverts.count / 2 + 1
+        return adverts.values.sorted { $0.store < $1.store }
+    }
+
+    /// Step 1, from one store: its sealed shares, passed on to their recipients.
+    public mutating func add(shares list: [SecureAggregation.SealedShares], from store: String) throws {
+        guard adverts[store] != nil, list.allSatisfy({ $0.from == store && adverts[$0.to] != nil }) else {
+            throw SecureAggregation.ProtocolError(description: "shares from \(store) name stores off the roster")
+        }
+        sharers.insert(store)
+        for s in list { shares[s.to, default: []].append(s) }
+    }
+
+    /// What store `store` receives for step 2: the shares sealed to it by the stores that shared.
+    public func shares(for store: String) -> [SecureAggregation.SealedShares] { (shares[store] ?? []).filter { sharers.contains($0.from) } }
+
+    /// Step 2, from one store that shared: its masked vector.
+    public mutating func add(masked vector: [UInt32], from store: String) throws {
+        guard sharers.contains(store) else { throw SecureAggregation.ProtocolError(description: "\(store) sent a vector without having shared keys") }
+        guard vector.count == length else { throw SecureAggregation.ProtocolError(description: "\(store)'s vector has \(vector.count) values; the round has \(length)") }
+        masked[store] = vector
+    }
+
+    /// The stores whose vectors are in the sum (sent to every survivor for step 3).
+    public var included: [String] { masked.keys.sorted() }
+
+    /// Step 3, from one included store.
+    public mutating func add(_ unmasking: SecureAggregation.Unmasking) throws {
+        guard masked[unmasking.from] != nil else { throw SecureAggregation.ProtocolError(description: "unmasking from \(unmasking.from), whose vector is not in") }
+        guard Set(unmasking.seeds.keys).isDisjoint(with: unmasking.maskKeys.keys) else {
+            throw SecureAggregation.ProtocolError(description: "\(unmasking.from) sent both a seed and a mask key share for one store")
+        }
+        unmaskings[unmasking.from] = unmasking
+    }
+
+    /// The sum of the included vectors, once `threshold` stores have answered step 3.
+    public func sum() throws -> [UInt32] {
+        guard unmaskings.count >= threshold, masked.count >= threshold else {
+            throw SecureAggregation.ProtocolError(description: "\(unmaskings.count) of \(masked.count) stores unmasked; the round needs \(threshold)")
+        }
+        var total = [UInt32](repeating: 0, count: length)
+        for vector in masked.values { for i in 0..<length { total[i] = total[i] &+ vector[i] } }
+        for store in masked.keys {
+            guard let seed = Shamir.combine(unmaskings.values.compactMap { $0.seeds[store] }) else {
+                throw SecureAggregation.ProtocolError(description: "the self-mask of \(store) cannot be rebuilt")
+            }
+            SecureAggregation.addMask(&total, seed: seed, negative: true)
+        }
+        for dropped in sharers.subtracting(masked.keys) {
+            guard let raw = Shamir.combine(unmaskings.values.compactMap { $0.maskKeys[dropped] }),
+                let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
+            else { throw SecureAggregation.ProtocolError(description: "the mask key of \(dropped) cannot be rebuilt") }
+            for store in masked.keys {
+                guard let advert = adverts[store] else { continue }
+                // `store` added +PRG if store < dropped, −PRG otherwise; take the same off.
+                SecureAggregation.addMask(&total, seed: try SecureAggregation.pairSeed(key, advert.maskKey, round: round), negative: store < dropped)
+            }
+        }
+        return total
+    }
+}
