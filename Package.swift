@@ -114,7 +114,7 @@ let package = Package(
         .target(
             name: "AisleSync",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleClient",
+                "AisleCore", "AisleStore", "AisleClient", "AisleFederated",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -130,7 +130,7 @@ let package = Package(
         .target(
             name: "AisleHub",
             dependencies: [
-                "AisleCore", "AisleConfig", "AisleServe", "AisleSync",
+                "AisleCore", "AisleConfig", "AisleServe", "AisleSync", "AisleFederated",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -70,6 +70,16 @@ public enum Hub {
                     ])
             },
             logger: logger)
+        // Rounds whose step has waited long enough move on without waiting for a message.
+        let clock = Task {
+            while !Task.isCancelled {
+                do { try await Blocking.run { try database.write { try HubRounds.advanceAll($0, now: Int64(Date().timeIntervalSince1970)) } } } catch {
+                    logger.error("rounds not advanced", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        defer { clock.cancel() }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
     }

@@ -7,7 +7,9 @@ import GRDB
 enum HubQueries {
     static func openRounds(_ db: Database, now: Int64) throws -> [RoundOffer] {
         try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).map {
-            RoundOffer(round: UInt64($0["id"] as Int64), kind: $0["kind"], globalVersion: $0["global_version"], deadline: $0["deadline"], minStores: $0["min_stores"])
+            RoundOffer(
+                round: UInt64($0["id"] as Int64), kind: $0["kind"], globalVersion: $0["global_version"], deadline: $0["deadline"], minStores: $0["min_stores"],
+                phase: $0["phase"], length: $0["length"])
         }
     }
 
@@ -113,16 +115,23 @@ public struct HubAdmin: Sendable {
         try database.pool.read { try Data.fetchOne($0, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) }
     }
 
-    /// Opens a training round of `kind` for `hours`.
-    public func openRound(kind: String, hours: Double, minStores: Int, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> RoundOffer {
-        try database.write { db in
+    /// Opens a secure-aggregation round of `kind` over vectors of `length`, for `hours`; each
+    /// step waits at most `phaseSeconds` for late stores.
+    public func openRound(kind: String, length: Int, hours: Double, minStores: Int, phaseSeconds: Int = 600, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> RoundOffer {
+        guard length > 0, length <= 1 << 20 else { throw SyncError(.badRequest, "length: 1 to 1048576 values") }
+        guard minStores >= 3 else { throw SyncError(.badRequest, "min-stores: at least 3, or one store's update could be read off the sum") }
+        return try database.write { db in
             let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0
             let deadline = now + Int64(hours * 3600)
             try db.execute(
-                sql: "INSERT INTO rounds(kind, global_version, opened_at, deadline, min_stores, state) VALUES (?, ?, ?, ?, ?, 'open')",
-                arguments: [kind, global, now, deadline, minStores])
+                sql: """
+                    INSERT INTO rounds(kind, global_version, opened_at, deadline, min_stores, state, phase, phase_started, phase_seconds, length)
+                    VALUES (?, ?, ?, ?, ?, 'open', 'advertise', ?, ?, ?)
+                    """,
+                arguments: [kind, global, now, deadline, minStores, now, phaseSeconds, length])
             try database.audit(db, "rounds open", "\(kind) round \(db.lastInsertedRowID)")
-            return RoundOffer(round: UInt64(db.lastInsertedRowID), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores)
+            return RoundOffer(
+                round: UInt64(db.lastInsertedRowID), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores, phase: "advertise", length: length)
         }
     }
 
@@ -138,18 +147,27 @@ public struct HubAdmin: Sendable {
         public var round: UInt64
         public var kind: String
         public var state: String
+        public var phase: String
         public var globalVersion: Int
         public var deadline: Int64
         public var minStores: Int
-        public var uploads: Int
+        public var threshold: Int
+        public var length: Int
+        /// Stores whose vectors are in the sum, once done.
+        public var included: [String]
+        /// The secure sum (Z(2^32) words as signed integers), once done.
+        public var sum: [Int32]?
+        public var failure: String?
     }
 
     public func rounds() throws -> [RoundRow] {
         try database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT r.*, (SELECT count(*) FROM uploads u WHERE u.round = r.id) AS uploads FROM rounds r ORDER BY id DESC").map {
-                RoundRow(
-                    round: UInt64($0["id"] as Int64), kind: $0["kind"], state: $0["state"], globalVersion: $0["global_version"], deadline: $0["deadline"],
-                    minStores: $0["min_stores"], uploads: $0["uploads"])
+            try Row.fetchAll(db, sql: "SELECT * FROM rounds ORDER BY id DESC").map { r in
+                let sum = try (r["result"] as Data?).map { try SyncJSON.decode([UInt32].self, $0, "result").map { Int32(bitPattern: $0) } }
+                return RoundRow(
+                    round: UInt64(r["id"] as Int64), kind: r["kind"], state: r["state"], phase: r["phase"], globalVersion: r["global_version"], deadline: r["deadline"],
+                    minStores: r["min_stores"], threshold: r["threshold"], length: r["length"],
+                    included: (r["included"] as String?)?.split(separator: ",").map(String.init) ?? [], sum: sum, failure: r["failure"])
             }
         }
     }

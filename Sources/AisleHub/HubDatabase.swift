@@ -108,6 +108,29 @@ public struct HubDatabase: Sendable {
                     detail TEXT);
                 """)
         }
+        m.registerMigration("v2-secure-aggregation") { db in
+            try db.execute(sql: """
+                -- A round's secure-aggregation step, how long each step waits for late stores,
+                -- the vector length, the threshold fixed with the roster, and the sum when done.
+                ALTER TABLE rounds ADD COLUMN phase TEXT NOT NULL DEFAULT 'advertise';
+                ALTER TABLE rounds ADD COLUMN phase_started INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rounds ADD COLUMN phase_seconds INTEGER NOT NULL DEFAULT 600;
+                ALTER TABLE rounds ADD COLUMN length INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rounds ADD COLUMN threshold INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rounds ADD COLUMN result BLOB;
+                ALTER TABLE rounds ADD COLUMN included TEXT;
+                ALTER TABLE rounds ADD COLUMN failure TEXT;
+                -- What each store sent in each step (adverts, sealed shares, masked vectors,
+                -- unmasking shares): the aggregator's state, rebuilt from here on every request.
+                CREATE TABLE round_steps(
+                    round INTEGER NOT NULL,
+                    store TEXT NOT NULL,
+                    step TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    at INTEGER NOT NULL,
+                    PRIMARY KEY(round, store, step)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 

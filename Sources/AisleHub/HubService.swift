@@ -91,6 +91,13 @@ public struct HubService: Sendable {
                 try take(db, envelope, now: now)
                 return try receive(db, part, store: envelope.store, now: now)
             }.get()
+        case .round:
+            guard envelope.round > 0 else { throw SyncError(.wrongRound, "round: a round message names its round (not 0)") }
+            let message = try SyncJSON.decode(RoundMessage.self, plaintext, "round")
+            return try database.write { db in
+                try take(db, envelope, now: now)
+                return SyncJSON.encode(try HubRounds.handle(db, round: envelope.round, store: envelope.store, message, now: now))
+            }
         case .enroll:
             throw SyncError(.badRequest, "type: enroll is handled apart")
         }

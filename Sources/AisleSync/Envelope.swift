@@ -3,7 +3,7 @@ import Foundation
 
 /// The kinds of message a store sends the hub (sync/PROTOCOL.md § Messages).
 public enum MessageType: String, Sendable, Codable, CaseIterable {
-    case enroll, hello, upload
+    case enroll, hello, upload, round
 }
 
 /// What the associated data binds: who sends what, for which round, as which message.

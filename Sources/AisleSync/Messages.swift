@@ -1,3 +1,4 @@
+import AisleFederated
 import Crypto
 import Foundation
 
@@ -70,15 +71,50 @@ public struct HelloReply: Sendable, Codable, Equatable {
     public init(time: Int64, rounds: [RoundOffer], models: [SignedManifest]) { (self.time, self.rounds, self.models) = (time, rounds, models) }
 }
 
-/// A training round a store may join (federated learning, issue 8).
+/// A training round a store may join (federated learning): its secure-aggregation step now
+/// (`advertise`, `share`, `mask`, `unmask`) and the length of the vectors it sums.
 public struct RoundOffer: Sendable, Codable, Equatable {
     public var round: UInt64
     public var kind: String
     public var globalVersion: Int
     public var deadline: Int64
     public var minStores: Int
-    public init(round: UInt64, kind: String, globalVersion: Int, deadline: Int64, minStores: Int) {
+    public var phase: String
+    public var length: Int
+    public init(round: UInt64, kind: String, globalVersion: Int, deadline: Int64, minStores: Int, phase: String, length: Int) {
         (self.round, self.kind, self.globalVersion, self.deadline, self.minStores) = (round, kind, globalVersion, deadline, minStores)
+        (self.phase, self.length) = (phase, length)
+    }
+}
+
+/// `round`: one step of a store in a secure-aggregation round (sync/PROTOCOL.md § 4.4), or
+/// `status` to read where the round is.
+public struct RoundMessage: Sendable, Codable, Equatable {
+    public enum Step: String, Sendable, Codable { case advert, shares, masked, unmask, status }
+    public var step: Step
+    public var advert: SecureAggregation.Advert?
+    public var shares: [SecureAggregation.SealedShares]?
+    public var masked: [UInt32]?
+    public var unmasking: SecureAggregation.Unmasking?
+    public init(step: Step, advert: SecureAggregation.Advert? = nil, shares: [SecureAggregation.SealedShares]? = nil, masked: [UInt32]? = nil, unmasking: SecureAggregation.Unmasking? = nil) {
+        (self.step, self.advert, self.shares, self.masked, self.unmasking) = (step, advert, shares, masked, unmasking)
+    }
+}
+
+/// The hub's answer to a `round` message: where the round is and what this store needs from
+/// it for its next step (the roster from `share` on, the shares sealed to it from `mask` on,
+/// the stores whose vectors are in from `unmask` on).
+public struct RoundStatus: Sendable, Codable, Equatable {
+    public var round: UInt64
+    public var phase: String
+    public var threshold: Int
+    public var length: Int
+    public var roster: [SecureAggregation.Advert]
+    public var shares: [SecureAggregation.SealedShares]
+    public var included: [String]
+    public init(round: UInt64, phase: String, threshold: Int, length: Int, roster: [SecureAggregation.Advert], shares: [SecureAggregation.SealedShares], included: [String]) {
+        (self.round, self.phase, self.threshold, self.length) = (round, phase, threshold, length)
+        (self.roster, self.shares, self.included) = (roster, shares, included)
     }
 }
 

@@ -60,16 +60,20 @@ struct Rounds: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Training rounds: open, list, close.", subcommands: [Open.self, List.self, Close.self])
 
     struct Open: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Open a round of a model kind that stores join at their next sync.")
+        static let configuration = CommandConfiguration(
+            abstract: "Open a secure-aggregation round of a model kind; stores join at their next sync.",
+            discussion: "Example: aisle-hub rounds open intent --length 18 --min-stores 10 --phase-seconds 900")
         @OptionGroup var hub: HubOptions
         @Argument var kind: String
+        @Option(help: "Values in each store's vector.") var length: Int
         @Option(help: "Hours the round stays open.") var hours: Double = 24
-        @Option(help: "Stores needed to aggregate.") var minStores: Int = 3
+        @Option(help: "Stores needed to aggregate (at least 3).") var minStores: Int = 3
+        @Option(help: "Seconds each step waits for late stores.") var phaseSeconds: Int = 600
 
         func run() throws {
             try hub.admin { admin, _ in
-                let r = try admin.openRound(kind: kind, hours: hours, minStores: minStores)
-                print("round \(r.round): \(r.kind) from global v\(r.globalVersion), until \(time(r.deadline)), at least \(r.minStores) stores")
+                let r = try admin.openRound(kind: kind, length: length, hours: hours, minStores: minStores, phaseSeconds: phaseSeconds)
+                print("round \(r.round): \(r.kind) from global v\(r.globalVersion), \(r.length) values, until \(time(r.deadline)), at least \(r.minStores) stores")
             }
         }
     }
@@ -83,7 +87,9 @@ struct Rounds: ParsableCommand {
             try hub.admin { admin, _ in
                 let rounds = try admin.rounds()
                 if json { return try printJSON(rounds) }
-                for r in rounds { print("round \(r.round)  \(r.kind)  \(r.state)  global v\(r.globalVersion)  until \(time(r.deadline))  uploads \(r.uploads)") }
+                for r in rounds {
+                    print("round \(r.round)  \(r.kind)  \(r.phase)  global v\(r.globalVersion)  until \(time(r.deadline))  \(r.included.count) stores in the sum" + (r.failure.map { "  (\($0))" } ?? ""))
+                }
             }
         }
     }

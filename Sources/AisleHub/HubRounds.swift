@@ -1,0 +1,162 @@
+import AisleFederated
+import AisleSync
+import Foundation
+import GRDB
+
+/// Secure-aggregation rounds at the hub: each store's steps are stored as they arrive; the
+/// round moves to its next step when every store expected has sent, or when the step has
+/// waited `phase_seconds` and enough have; the aggregator is rebuilt from the stored steps, so
+/// the hub holds masked vectors and shares, and in the end only the sum.
+enum HubRounds {
+    static let phases = ["advertise", "share", "mask", "unmask"]
+    /// The step a store sends in each phase.
+    static let stepOf: [String: RoundMessage.Step] = ["advertise": .advert, "share": .shares, "mask": .masked, "unmask": .unmask]
+
+    struct Round {
+        var id: UInt64
+        var kind: String
+        var phase: String
+        var phaseStarted: Int64
+        var phaseSeconds: Int64
+        var length: Int
+        var threshold: Int
+        var minStores: Int
+        var deadline: Int64
+
+        init(_ row: Row) {
+            (id, kind, phase) = (UInt64(row["id"] as Int64), row["kind"], row["phase"])
+            (phaseStarted, phaseSeconds, length, threshold) = (row["phase_started"], row["phase_seconds"], row["length"], row["threshold"])
+            (minStores, deadline) = (row["min_stores"], row["deadline"])
+        }
+    }
+
+    static func load(_ db: Database, _ id: UInt64) throws -> Round? {
+        try Row.fetchOne(db, sql: "SELECT * FROM rounds WHERE id = ?", arguments: [Int64(id)]).map(Round.init)
+    }
+
+    /// Takes one store's step of round `id` and answers with the round's status for it.
+    static func handle(_ db: Database, round id: UInt64, store: String, _ m: RoundMessage, now: Int64) throws -> RoundStatus {
+        guard var round = try load(db, id), round.phase != "done", round.phase != "failed", round.deadline > now else {
+            throw SyncError(.wrongRound, "round: \(id) is not an open round")
+        }
+        if m.step != .status {
+            guard stepOf[round.phase] == m.step else {
+                throw SyncError(.wrongRound, "step: \(m.step.rawValue) refused; round \(id) is in its \(round.phase) step")
+            }
+            if round.phase != "advertise" {
+                guard try stored(db, id, step: .advert).keys.contains(store) else { throw SyncError(.wrongRound, "store \(store) is not in round \(id)'s roster") }
+            }
+            let payload: Data
+            switch m.step {
+            case .advert:
+                guard let a = m.advert, a.store == store, a.shareKey.count == 32, a.maskKey.count == 32 else { throw SyncError(.badRequest, "advert: missing, or not this store's") }
+                payload = SyncJSON.encode(a)
+            case .shares:
+                guard let s = m.shares else { throw SyncError(.badRequest, "shares: missing") }
+                payload = SyncJSON.encode(s)
+            case .masked:
+                guard let v = m.masked, v.count == round.length else { throw SyncError(.badRequest, "masked: expected \(round.length) values") }
+                payload = SyncJSON.encode(v)
+            case .unmask:
+                guard let u = m.unmasking, u.from == store else { throw SyncError(.badRequest, "unmasking: missing, or not this store's") }
+                payload = SyncJSON.encode(u)
+            case .status:
+                payload = Data()
+            }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO round_steps(round, store, step, payload, at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Int64(id), store, m.step.rawValue, payload, now])
+            guard db.changesCount == 1 else { throw SyncError(.badRequest, "step: \(m.step.rawValue) already sent for round \(id)") }
+            // Checks the step against the protocol by replaying the round with it.
+            do { _ = try aggregator(db, round) } catch let e as SecureAggregation.ProtocolError { throw SyncError(.badRequest, "\(m.step.rawValue): \(e.description)") }
+            try advance(db, &round, now: now)
+        }
+        return try status(db, round, for: store)
+    }
+
+    /// Moves `round` on while its current step is complete or has waited long enough.
+    static func advance(_ db: Database, _ round: inout Round, now: Int64) throws {
+        while let step = stepOf[round.phase] {
+            let senders = try stored(db, round.id, step: step).count
+            let expected = try expectedSenders(db, round)
+            let timedOut = now >= round.phaseStarted + round.phaseSeconds
+            guard senders >= expected || timedOut else { return }
+            let needed = round.phase == "advertise" ? max(round.minStores, 2) : round.threshold
+            guard senders >= needed else {
+                if timedOut { try fail(db, &round, "\(round.phase): \(senders) stores in time, \(needed) needed") }
+                return
+            }
+            let next = phases.firstIndex(of: round.phase).map { $0 + 1 < phases.count ? phases[$0 + 1] : "done" } ?? "done"
+            if round.phase == "advertise" { round.threshold = senders / 2 + 1 }
+            if next == "done" {
+                do {
+                    let aggregator = try aggregator(db, round)
+                    let sum = try aggregator.sum()
+                    try db.execute(
+                        sql: "UPDATE rounds SET result = ?, included = ?, state = 'closed' WHERE id = ?",
+                        arguments: [SyncJSON.encode(sum), aggregator.included.joined(separator: ","), Int64(round.id)])
+                } catch let e as SecureAggregation.ProtocolError {
+                    return try fail(db, &round, e.description)
+                }
+            }
+            round.phase = next
+            round.phaseStarted = now
+            try db.execute(
+                sql: "UPDATE rounds SET phase = ?, phase_started = ?, threshold = ? WHERE id = ?",
+                arguments: [round.phase, now, round.threshold, Int64(round.id)])
+        }
+    }
+
+    /// Moves every open round on (timeouts), for the server's clock.
+    static func advanceAll(_ db: Database, now: Int64) throws {
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE phase NOT IN ('done', 'failed')") {
+            var round = Round(row)
+            try advance(db, &round, now: now)
+        }
+    }
+
+    static func fail(_ db: Database, _ round: inout Round, _ why: String) throws {
+        round.phase = "failed"
+        try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = ? WHERE id = ?", arguments: [why, Int64(round.id)])
+    }
+
+    /// Stores expected in the current step: every enrolled store to advertise; then those that
+    /// sent the step before.
+    static func expectedSenders(_ db: Database, _ round: Round) throws -> Int {
+        switch round.phase {
+        case "advertise": return try Int.fetchOne(db, sql: "SELECT count(*) FROM stores WHERE sign_key IS NOT NULL AND revoked_at IS NULL") ?? 0
+        case "share": return try stored(db, round.id, step: .advert).count
+        case "mask": return try stored(db, round.id, step: .shares).count
+        default: return try stored(db, round.id, step: .masked).count
+        }
+    }
+
+    static func stored(_ db: Database, _ id: UInt64, step: RoundMessage.Step) throws -> [String: Data] {
+        Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT store, payload FROM round_steps WHERE round = ? AND step = ?", arguments: [Int64(id), step.rawValue]).map {
+            ($0[0] as String, $0[1] as Data)
+        })
+    }
+
+    /// The aggregator as the stored steps leave it.
+    static func aggregator(_ db: Database, _ round: Round) throws -> SecAggAggregator {
+        var a = SecAggAggregator(round: round.id, length: round.length)
+        for (_, p) in try stored(db, round.id, step: .advert) { a.add(try SyncJSON.decode(SecureAggregation.Advert.self, p, "advert")) }
+        guard round.phase != "advertise" else { return a }
+        _ = a.roster()
+        for (store, p) in try stored(db, round.id, step: .shares) {
+            try a.add(shares: try SyncJSON.decode([SecureAggregation.SealedShares].self, p, "shares"), from: store)
+        }
+        for (store, p) in try stored(db, round.id, step: .masked) { try a.add(masked: try SyncJSON.decode([UInt32].self, p, "masked"), from: store) }
+        for (_, p) in try stored(db, round.id, step: .unmask) { try a.add(try SyncJSON.decode(SecureAggregation.Unmasking.self, p, "unmasking")) }
+        return a
+    }
+
+    static func status(_ db: Database, _ round: Round, for store: String) throws -> RoundStatus {
+        let past = { (phase: String) in (phases.firstIndex(of: round.phase) ?? phases.count) >= (phases.firstIndex(of: phase) ?? 0) }
+        var a = try aggregator(db, round)
+        let roster = past("share") ? a.roster() : []
+        return RoundStatus(
+            round: round.id, phase: round.phase, threshold: round.threshold, length: round.length, roster: roster,
+            shares: past("mask") ? a.shares(for: store) : [], included: past("unmask") ? a.included : [])
+    }
+}

@@ -1,0 +1,88 @@
+@testable import AisleFederated
+@testable import AisleSync
+import Foundation
+import GRDB
+import Testing
+
+/// Secure aggregation through a real hub process: nine enrolled stores run a round over the
+/// sync channel (signed, sealed `round` messages); a third of them vanish after sending their
+/// masked vectors; the hub publishes the exact sum of all nine, and what it stored holds no
+/// store's vector.
+@Suite struct SyncRoundTests {
+    struct Member {
+        var credentials: StoreCredentials
+        var participant: SecAggParticipant
+        var vector: [UInt32]
+    }
+
+    static func send(_ m: Member, round: UInt64, _ message: RoundMessage, to hub: HubFixture) async throws -> RoundStatus {
+        let envelope = try m.credentials.envelope(message, type: .round, round: round)
+        let reply = try await HubConnection(url: hub.url).call(.POST, "/v1/messages", body: envelope.encoded())
+        return try SyncJSON.decode(RoundStatus.self, reply, "round status")
+    }
+
+    @Test func nineStoresSumSecurelyThroughTheHubWithAThirdGoneAfterMasking() async throws {
+        let hub = try await HubFixture()
+        var members: [Member] = []
+        for i in 0..<9 {
+            let credentials = try StoreCredentials(try hub.enrolledStore(name: "store \(i)"))
+            // Distinctive values, to look for in everything the hub wrote.
+            let vector = FixedPoint().encode((0..<12).map { Double(1000 + 37 * i + $0) + 0.123 })
+            members.append(Member(credentials: credentials, participant: SecAggParticipant(store: credentials.enrollment.store, round: 1), vector: vector))
+        }
+        let opened = try hub.cli(["rounds", "open", "intent", "--length", "12", "--min-stores", "6", "--phase-seconds", "6"])
+        #expect(opened.status == 0, "\(opened.err)")
+        // Step 0: every store advertises its round keys; the ninth closes the roster.
+        var status: RoundStatus?
+        for m in members { status = try await Self.send(m, round: 1, .init(step: .advert, advert: m.participant.advert), to: hub) }
+        let roster = try #require(status?.roster)
+        #expect(status?.phase == "share" && roster.count == 9 && status?.threshold == 5)
+        // A step out of turn is refused.
+        let early = try await hub.post(try members[0].credentials.envelope(RoundMessage(step: .masked, masked: members[0].vector), type: .round, round: 1).encoded())
+        #expect(early.code == "wrong_round")
+        // Step 1: shares.
+        for i in members.indices {
+            let shares = try members[i].participant.share(roster: roster, threshold: 5)
+            status = try await Self.send(members[i], round: 1, .init(step: .shares, shares: shares), to: hub)
+        }
+        #expect(status?.phase == "mask")
+        // Step 2: masked vectors, each from the shares the hub relays to its store.
+        for i in members.indices {
+            let mine = try await Self.send(members[i], round: 1, .init(step: .status), to: hub)
+            let y = try members[i].participant.mask(members[i].vector, shares: mine.shares)
+            status = try await Self.send(members[i], round: 1, .init(step: .masked, masked: y), to: hub)
+        }
+        #expect(status?.phase == "unmask" && status?.included.count == 9)
+        // Step 3: three stores (a third) are gone; six answer, then the step times out (6 s).
+        for m in members.prefix(6) {
+            _ = try await Self.send(m, round: 1, .init(step: .unmask, unmasking: try m.participant.unmask(included: status?.included ?? [])), to: hub)
+        }
+        struct Rounds: Decodable { var phase: String; var sum: [Int32]?; var included: [String] }
+        var round: Rounds?
+        for _ in 0..<150 {
+            round = try JSONDecoder().decode([Rounds].self, from: Data(try hub.cli(["rounds", "list", "--json"]).out.utf8)).first
+            if round?.phase == "done" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let expected = members.reduce([UInt32](repeating: 0, count: 12)) { t, m in zip(t, m.vector).map { $0 &+ $1 } }
+        #expect(round?.phase == "done" && round?.included.count == 9)
+        #expect(round?.sum == expected.map { Int32(bitPattern: $0) })
+        // Nothing the hub stored holds a store's vector, as words or as the JSON it travelled in.
+        let cells = try hub.read { db -> [Data] in
+            var cells: [Data] = []
+            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") {
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
+                    for value in row.databaseValues {
+                        if let d = Data.fromDatabaseValue(value) { cells.append(d) } else if let s = String.fromDatabaseValue(value) { cells.append(Data(s.utf8)) }
+                    }
+                }
+            }
+            return cells
+        }
+        for m in members {
+            let asJSON = SyncJSON.encode(m.vector)
+            let firstWords = String(decoding: SyncJSON.encode(Array(m.vector.prefix(3))), as: UTF8.self).dropFirst().dropLast()
+            #expect(!cells.contains { $0 == asJSON || String(decoding: $0, as: UTF8.self).contains(firstWords) }, "\(m.credentials.enrollment.store)'s vector is in the hub's database")
+        }
+    }
+}
