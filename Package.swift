@@ -120,12 +120,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict),
-        // Federated learning's privacy parts: Shamir sharing, secure aggregation (Bonawitz et al.
-        // 2017), fixed-point encoding, the Rényi DP accountant (issue 8).
+        // Federated learning: Shamir sharing, secure aggregation (Bonawitz et al. 2017), fixed
+        // point, the Rényi DP accountant, federated logistic regression (FedAvg, FedAdam).
         .target(
             name: "AisleFederated",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strict),
+            dependencies: ["AisleModels", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: numeric),
         // The HQ aggregator: its database, the protocol's hub side, the admin operations.
         .target(
             name: "AisleHub",

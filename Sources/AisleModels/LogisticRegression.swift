@@ -9,6 +9,10 @@ public struct LogisticRegression: Sendable, Codable, Equatable {
     public var means: [Double]
     public var scales: [Double]
 
+    public init(weights: [Double], intercept: Double, means: [Double], scales: [Double]) {
+        (self.weights, self.intercept, self.means, self.scales) = (weights, intercept, means, scales)
+    }
+
     /// Fits `P(y) = σ(w·z + b)` with `z` the standardised features; `l2` penalises `w` only.
     public static func fit(_ x: [[Double]], _ y: [Bool], l2: Double = 1.0, iterations: Int = 50) -> LogisticRegression {
         let d = x.first?.count ?? 0

@@ -1,0 +1,77 @@
+@testable import AisleFederated
+import AisleFeatures
+import AisleModels
+import AisleStore
+import Foundation
+import Testing
+
+/// Federated training of the purchase-intent model on the Taobao slice split into ten stores by
+/// shopper, every round's sum taken through real secure aggregation, against central training
+/// on the pooled rows (the same objective, the same features).
+@Suite struct FederatedIntentTests {
+    struct Split { var x: [[[Double]]]; var y: [[Bool]]; var testX: [[[Double]]]; var testY: [[Bool]] }
+
+    static func split(stores: Int) throws -> Split {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = try Store.open(at: URL(fileURLWithPath: try PurchaseIntentTests.taobaoStore(in: dir).store), readOnly: true)
+        let (t, h, lookback) = (Int64(PurchaseIntentTests.cutoff), Int64(31 * 60), Int64(70 * 60))
+        var s = Split(x: .init(repeating: [], count: stores), y: .init(repeating: [], count: stores), testX: .init(repeating: [], count: stores), testY: .init(repeating: [], count: stores))
+        try store.database.read { db in
+            for (k, at) in ((0..<4).map { t - 2 * h - Int64($0) * 600 } + [t]).enumerated() {
+                let f = try IntentFeatures.rows(db, asOf: at, lookback: lookback)
+                let buyers = try IntentFeatures.buyers(db, from: at, to: at + h)
+                for (unit, row) in zip(f.units, f.rows) {
+                    let i = Int(((unit.customer ?? unit.session ?? 0) % Int64(stores) + Int64(stores)) % Int64(stores))
+                    if k < 4 { s.x[i].append(row); s.y[i].append(buyers.contains(unit)) } else { s.testX[i].append(row); s.testY[i].append(buyers.contains(unit)) }
+                }
+            }
+        }
+        return s
+    }
+
+    static func auc(_ m: LogisticRegression, _ x: [[Double]], _ y: [Bool]) -> Double { Metrics.auc(scores: x.map(m.probability), labels: y) ?? 0.5 }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func federatedIntentThroughSecureAggregationMatchesCentralTraining() throws {
+        let stores = 10
+        let data = try Self.split(stores: stores)
+        let d = data.x[0].first?.count ?? 0
+        let (l2, fixed) = (1e-4, FixedPoint(scale: 4096))
+        let pooledX = data.x.flatMap { $0 }, pooledY = data.y.flatMap { $0 }
+        let testX = data.testX.flatMap { $0 }, testY = data.testY.flatMap { $0 }
+        let central = LogisticRegression.fit(pooledX, pooledY, l2: l2 * Double(pooledX.count))
+
+        /// One secure sum of the stores' vectors (real keys, shares, masks).
+        func secureSum(_ vectors: [[Double]], round: UInt64) throws -> [Double] {
+            var members = (0..<stores).map { SecAggParticipant(store: "s-\($0)", round: round) }
+            var hub = SecAggAggregator(round: round, length: vectors[0].count)
+            for m in members { hub.add(m.advert) }
+            let roster = hub.roster()
+            for i in members.indices { try hub.add(shares: try members[i].share(roster: roster, threshold: hub.threshold), from: members[i].store) }
+            for i in members.indices { try hub.add(masked: try members[i].mask(fixed.encode(vectors[i]), shares: hub.shares(for: members[i].store)), from: members[i].store) }
+            for m in members { try hub.add(try m.unmask(included: hub.included)) }
+            return fixed.decode(try hub.sum())
+        }
+
+        let moments = try secureSum((0..<stores).map { FederatedLogistic.moments(data.x[$0], dimension: d) }, round: 1)
+        var global = FederatedLogistic.initial(fromMoments: moments, dimension: d)
+        var server = FederatedLogistic.ServerOptimizer(method: .fedAvg, rate: 1)
+        for round in 0..<25 {
+            // Each store: (rows × its change, rows); the hub sees only the sums.
+            let vectors = (0..<stores).map { i -> [Double] in
+                let delta = FederatedLogistic.localUpdate(global: global, data.x[i], data.y[i], steps: 20, learningRate: 1, l2: l2)
+                return delta.map { $0 * Double(data.x[i].count) } + [Double(data.x[i].count)]
+            }
+            let sum = try secureSum(vectors, round: UInt64(round + 2))
+            let mean = sum.dropLast().map { $0 / (sum.last ?? 1) }
+            global = FederatedLogistic.with(global, parameters: server.step(FederatedLogistic.parameters(global), meanUpdate: mean))
+        }
+        let (aucCentral, aucFederated) = (Self.auc(central, testX, testY), Self.auc(global, testX, testY))
+        let local = (0..<stores).map { i in LogisticRegression.fit(data.x[i], data.y[i], l2: l2 * Double(data.x[i].count)) }
+        let localScores: [Double] = (0..<stores).flatMap { i in data.testX[i].map { local[i].probability($0) } }
+        let aucLocal = Metrics.auc(scores: localScores, labels: testY) ?? 0
+        print("federated intent: central AUC \(aucCentral), federated \(aucFederated), local-only \(aucLocal); \(pooledX.count) train rows, \(testX.count) test")
+        #expect(abs(aucFederated - aucCentral) <= 0.01, "central \(aucCentral), federated \(aucFederated)")
+        #expect(aucCentral > 0.65)
+    }
+}
