@@ -130,7 +130,7 @@ let package = Package(
         .target(
             name: "AisleHub",
             dependencies: [
-                "AisleCore", "AisleConfig", "AisleServe", "AisleSync", "AisleFederated",
+                "AisleCore", "AisleConfig", "AisleServe", "AisleSync", "AisleFederated", "AisleFeatures", "AisleInsight", "AisleModels",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -52,6 +52,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var syncRetryMinSeconds = 5
     public var syncRetryMaxSeconds = 3600
     public var syncRollbackMargin = 0.02
+    /// ε (at each round's δ) this store may spend on federated training rounds; once spent, it
+    /// stops contributing. 0: no limit, and rounds without noise are joined too.
+    public var privacyBudgetEpsilon = 8.0
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -109,6 +112,7 @@ public struct AgentConfig: Sendable, Equatable {
         c.syncRetryMaxSeconds = r.int("sync.retry_max_seconds", c.syncRetryMaxSeconds, in: 1...86_400)
         if c.syncRetryMaxSeconds < c.syncRetryMinSeconds { r.fail("sync.retry_max_seconds", "must be at least sync.retry_min_seconds") }
         c.syncRollbackMargin = r.double("sync.rollback_margin", c.syncRollbackMargin, in: 0.0...0.5)
+        c.privacyBudgetEpsilon = r.double("privacy.budget_epsilon", c.privacyBudgetEpsilon, in: 0.0...1000.0)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

@@ -3,7 +3,7 @@ import Foundation
 
 /// A store's side of one secure-aggregation round (``SecureAggregation``): fresh keys for the
 /// round, its shares for the others, its masked vector, its part of the unmasking.
-public struct SecAggParticipant: Sendable {
+public struct SecAggParticipant: Sendable, Codable {
     public let store: String
     public let round: UInt64
     let shareKey: Curve25519.KeyAgreement.PrivateKey
@@ -18,6 +18,31 @@ public struct SecAggParticipant: Sendable {
         (self.store, self.round) = (store, round)
         (shareKey, maskKey) = (.init(), .init())
         seed = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+    }
+
+    enum CodingKeys: String, CodingKey { case store, round, shareKey, maskKey, seed, roster, threshold, held }
+
+    /// Kept in the store's database between sync passes (the round's own keys, deleted with it).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        (store, round, seed) = (try c.decode(String.self, forKey: .store), try c.decode(UInt64.self, forKey: .round), try c.decode(Data.self, forKey: .seed))
+        shareKey = try .init(rawRepresentation: try c.decode(Data.self, forKey: .shareKey))
+        maskKey = try .init(rawRepresentation: try c.decode(Data.self, forKey: .maskKey))
+        roster = try c.decode([String: SecureAggregation.Advert].self, forKey: .roster)
+        threshold = try c.decode(Int.self, forKey: .threshold)
+        held = try c.decode([String: SecureAggregation.SharePair].self, forKey: .held)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(store, forKey: .store)
+        try c.encode(round, forKey: .round)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(shareKey.rawRepresentation, forKey: .shareKey)
+        try c.encode(maskKey.rawRepresentation, forKey: .maskKey)
+        try c.encode(roster, forKey: .roster)
+        try c.encode(threshold, forKey: .threshold)
+        try c.encode(held, forKey: .held)
     }
 
     public var advert: SecureAggregation.Advert {

@@ -26,7 +26,7 @@ public enum SecureAggregation {
     }
 
     /// What the sealed shares hold: shares of the sender's mask key and self-mask seed.
-    struct SharePair: Codable {
+    struct SharePair: Codable, Sendable {
         var mask: Shamir.Share
         var seed: Shamir.Share
     }

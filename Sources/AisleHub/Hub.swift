@@ -73,7 +73,7 @@ public enum Hub {
         // Rounds whose step has waited long enough move on without waiting for a message.
         let clock = Task {
             while !Task.isCancelled {
-                do { try await Blocking.run { try database.write { try HubRounds.advanceAll($0, now: Int64(Date().timeIntervalSince1970)) } } } catch {
+                do { try await Blocking.run { try database.write { try HubRounds.advanceAll($0, database, now: Int64(Date().timeIntervalSince1970)) } } } catch {
                     logger.error("rounds not advanced", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(1))

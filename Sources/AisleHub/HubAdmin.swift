@@ -9,7 +9,7 @@ enum HubQueries {
         try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).map {
             RoundOffer(
                 round: UInt64($0["id"] as Int64), kind: $0["kind"], globalVersion: $0["global_version"], deadline: $0["deadline"], minStores: $0["min_stores"],
-                phase: $0["phase"], length: $0["length"])
+                phase: $0["phase"], length: $0["length"], settings: (try? SyncJSON.decode(RoundSettings.self, Data(($0["settings"] as String).utf8), "settings")) ?? RoundSettings())
         }
     }
 
@@ -90,18 +90,23 @@ public struct HubAdmin: Sendable {
     public func publish(kind: String, payload: Data, round: UInt64 = 0, epsilon: Double = 0, delta: Double = 0, metrics: [String: Double] = [:]) throws -> ModelManifest {
         guard kind.range(of: "^[a-z][a-z0-9_-]{0,31}$", options: .regularExpression) != nil else { throw SyncError(.badRequest, "kind \"\(kind)\": lower-case letters, digits, - and _") }
         guard !payload.isEmpty else { throw SyncError(.badRequest, "the model file is empty") }
-        return try database.write { db in
-            let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0) + 1
-            let manifest = ModelManifest(
-                kind: kind, version: version, round: round, payload: payload, createdAt: Int64(Date().timeIntervalSince1970), epsilon: epsilon, delta: delta,
-                metrics: metrics, hub: database.identity.publicKeys.fingerprint)
-            let signed = SignedManifest(manifest, by: database.identity)
-            try db.execute(
-                sql: "INSERT INTO models(kind, version, round, manifest, signature, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [kind, version, Int64(round), signed.manifest, signed.signature, payload, manifest.createdAt])
-            try database.audit(db, "models publish", "\(kind) v\(version) (\(payload.count) bytes, sha256 \(manifest.sha256.prefix(12)))")
-            return manifest
-        }
+        return try database.write { db in try Self.publish(db, database, kind: kind, payload: payload, round: round, epsilon: epsilon, delta: delta, metrics: metrics) }
+    }
+
+    /// Signs and stores the next version of `kind` inside the caller's transaction.
+    static func publish(
+        _ db: Database, _ database: HubDatabase, kind: String, payload: Data, round: UInt64, epsilon: Double?, delta: Double, metrics: [String: Double]
+    ) throws -> ModelManifest {
+        let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0) + 1
+        let manifest = ModelManifest(
+            kind: kind, version: version, round: round, payload: payload, createdAt: Int64(Date().timeIntervalSince1970), epsilon: epsilon, delta: delta,
+            metrics: metrics, hub: database.identity.publicKeys.fingerprint)
+        let signed = SignedManifest(manifest, by: database.identity)
+        try db.execute(
+            sql: "INSERT INTO models(kind, version, round, manifest, signature, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [kind, version, Int64(round), signed.manifest, signed.signature, payload, manifest.createdAt])
+        try database.audit(db, "models publish", "\(kind) v\(version) (\(payload.count) bytes, sha256 \(manifest.sha256.prefix(12)))")
+        return manifest
     }
 
     public func models() throws -> [ModelManifest] {
@@ -115,23 +120,34 @@ public struct HubAdmin: Sendable {
         try database.pool.read { try Data.fetchOne($0, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) }
     }
 
-    /// Opens a secure-aggregation round of `kind` over vectors of `length`, for `hours`; each
-    /// step waits at most `phaseSeconds` for late stores.
-    public func openRound(kind: String, length: Int, hours: Double, minStores: Int, phaseSeconds: Int = 600, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> RoundOffer {
-        guard length > 0, length <= 1 << 20 else { throw SyncError(.badRequest, "length: 1 to 1048576 values") }
+    /// Opens a secure-aggregation round of `kind` for `hours`; each step waits at most
+    /// `phaseSeconds` for late stores. Federated kinds (``HubFederation``) fix their own vector
+    /// length and build the next global model from the sum; any other kind is a plain secure
+    /// sum of vectors of `length`.
+    public func openRound(
+        kind: String, length: Int? = nil, hours: Double, minStores: Int, phaseSeconds: Int = 600, settings: RoundSettings = .init(),
+        now: Int64 = Int64(Date().timeIntervalSince1970)
+    ) throws -> RoundOffer {
+        guard let length = HubFederation.length(of: kind) ?? length, length > 0, length <= 1 << 20 else {
+            throw SyncError(.badRequest, "length: 1 to 1048576 values (\(kind) is not a federated model kind, so give --length)")
+        }
         guard minStores >= 3 else { throw SyncError(.badRequest, "min-stores: at least 3, or one store's update could be read off the sum") }
         return try database.write { db in
-            let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0
+            let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [HubFederation.modelKind(of: kind)]) ?? 0
+            if kind == HubFederation.updateKind, global == 0 {
+                throw SyncError(.badRequest, "no global \(kind) model yet: run a \(HubFederation.momentsKind) round first")
+            }
             let deadline = now + Int64(hours * 3600)
             try db.execute(
                 sql: """
-                    INSERT INTO rounds(kind, global_version, opened_at, deadline, min_stores, state, phase, phase_started, phase_seconds, length)
-                    VALUES (?, ?, ?, ?, ?, 'open', 'advertise', ?, ?, ?)
+                    INSERT INTO rounds(kind, global_version, opened_at, deadline, min_stores, state, phase, phase_started, phase_seconds, length, settings)
+                    VALUES (?, ?, ?, ?, ?, 'open', 'advertise', ?, ?, ?, ?)
                     """,
-                arguments: [kind, global, now, deadline, minStores, now, phaseSeconds, length])
+                arguments: [kind, global, now, deadline, minStores, now, phaseSeconds, length, String(decoding: SyncJSON.encode(settings), as: UTF8.self)])
             try database.audit(db, "rounds open", "\(kind) round \(db.lastInsertedRowID)")
             return RoundOffer(
-                round: UInt64(db.lastInsertedRowID), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores, phase: "advertise", length: length)
+                round: UInt64(db.lastInsertedRowID), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores, phase: "advertise", length: length,
+                settings: settings)
         }
     }
 

@@ -131,6 +131,16 @@ public struct HubDatabase: Sendable {
                     PRIMARY KEY(round, store, step)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v3-federation") { db in
+            try db.execute(sql: """
+                -- How stores compute their vectors in a round (RoundSettings, JSON).
+                ALTER TABLE rounds ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+                -- Per federated model kind: the server optimizer's state and the privacy accountant.
+                CREATE TABLE federation(
+                    kind TEXT PRIMARY KEY,
+                    state TEXT NOT NULL) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 

@@ -22,11 +22,14 @@ enum HubRounds {
         var threshold: Int
         var minStores: Int
         var deadline: Int64
+        var globalVersion: Int
+        var settings: RoundSettings
 
         init(_ row: Row) {
             (id, kind, phase) = (UInt64(row["id"] as Int64), row["kind"], row["phase"])
             (phaseStarted, phaseSeconds, length, threshold) = (row["phase_started"], row["phase_seconds"], row["length"], row["threshold"])
-            (minStores, deadline) = (row["min_stores"], row["deadline"])
+            (minStores, deadline, globalVersion) = (row["min_stores"], row["deadline"], row["global_version"])
+            settings = (try? SyncJSON.decode(RoundSettings.self, Data((row["settings"] as String).utf8), "settings")) ?? RoundSettings()
         }
     }
 
@@ -35,7 +38,7 @@ enum HubRounds {
     }
 
     /// Takes one store's step of round `id` and answers with the round's status for it.
-    static func handle(_ db: Database, round id: UInt64, store: String, _ m: RoundMessage, now: Int64) throws -> RoundStatus {
+    static func handle(_ db: Database, _ hub: HubDatabase, round id: UInt64, store: String, _ m: RoundMessage, now: Int64) throws -> RoundStatus {
         guard var round = try load(db, id), round.phase != "done", round.phase != "failed", round.deadline > now else {
             throw SyncError(.wrongRound, "round: \(id) is not an open round")
         }
@@ -69,13 +72,13 @@ enum HubRounds {
             guard db.changesCount == 1 else { throw SyncError(.badRequest, "step: \(m.step.rawValue) already sent for round \(id)") }
             // Checks the step against the protocol by replaying the round with it.
             do { _ = try aggregator(db, round) } catch let e as SecureAggregation.ProtocolError { throw SyncError(.badRequest, "\(m.step.rawValue): \(e.description)") }
-            try advance(db, &round, now: now)
+            try advance(db, hub, &round, now: now)
         }
         return try status(db, round, for: store)
     }
 
     /// Moves `round` on while its current step is complete or has waited long enough.
-    static func advance(_ db: Database, _ round: inout Round, now: Int64) throws {
+    static func advance(_ db: Database, _ hub: HubDatabase, _ round: inout Round, now: Int64) throws {
         while let step = stepOf[round.phase] {
             let senders = try stored(db, round.id, step: step).count
             let expected = try expectedSenders(db, round)
@@ -95,8 +98,11 @@ enum HubRounds {
                     try db.execute(
                         sql: "UPDATE rounds SET result = ?, included = ?, state = 'closed' WHERE id = ?",
                         arguments: [SyncJSON.encode(sum), aggregator.included.joined(separator: ","), Int64(round.id)])
+                    _ = try HubFederation.finish(db, hub, round: round, sum: sum, included: aggregator.included.count)
                 } catch let e as SecureAggregation.ProtocolError {
                     return try fail(db, &round, e.description)
+                } catch let e as SyncError {
+                    return try fail(db, &round, e.message)
                 }
             }
             round.phase = next
@@ -108,10 +114,10 @@ enum HubRounds {
     }
 
     /// Moves every open round on (timeouts), for the server's clock.
-    static func advanceAll(_ db: Database, now: Int64) throws {
+    static func advanceAll(_ db: Database, _ hub: HubDatabase, now: Int64) throws {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE phase NOT IN ('done', 'failed')") {
             var round = Round(row)
-            try advance(db, &round, now: now)
+            try advance(db, hub, &round, now: now)
         }
     }
 

@@ -96,7 +96,7 @@ public struct HubService: Sendable {
             let message = try SyncJSON.decode(RoundMessage.self, plaintext, "round")
             return try database.write { db in
                 try take(db, envelope, now: now)
-                return SyncJSON.encode(try HubRounds.handle(db, round: envelope.round, store: envelope.store, message, now: now))
+                return SyncJSON.encode(try HubRounds.handle(db, database, round: envelope.round, store: envelope.store, message, now: now))
             }
         case .enroll:
             throw SyncError(.badRequest, "type: enroll is handled apart")

@@ -48,6 +48,10 @@ public struct IntentModel: Sendable, Codable {
     public var horizonMinutes: Int
     public var model: TabularModel
 
+    public init(lookbackMinutes: Int, horizonMinutes: Int, model: TabularModel) {
+        (self.lookbackMinutes, self.horizonMinutes, self.model) = (lookbackMinutes, horizonMinutes, model)
+    }
+
     /// Trains as of `t`: validation at t − horizon; `cutoffs` training moments 10 minutes apart
     /// ending one horizon before that; then as ``ChurnModel/train``.
     public static func train(_ db: Database, asOf t: Int64, lookbackMinutes: Int = 70, horizonMinutes: Int = 30, cutoffs: Int = 4, l2: Double = 100)

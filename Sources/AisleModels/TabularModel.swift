@@ -103,3 +103,13 @@ public struct TabularModel: Sendable, Codable, Equatable {
         return (final, report)
     }
 }
+
+extension TabularModel {
+    /// A logistic regression used as it is, without recalibration (a federated global model).
+    public init(logistic: LogisticRegression, features: [String]) {
+        self.init(method: .lr, features: features, regression: logistic, trees: nil, calibration: [1, 0], means: logistic.means)
+    }
+
+    /// The logistic regression, when that is the method.
+    public var logistic: LogisticRegression? { regression }
+}

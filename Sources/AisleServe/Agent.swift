@@ -76,7 +76,7 @@ public enum Agent {
             settings: .init(
                 interval: .seconds(config.syncIntervalSeconds),
                 backoff: .init(minimum: Int64(config.syncRetryMinSeconds), maximum: Int64(config.syncRetryMaxSeconds)),
-                rollbackMargin: config.syncRollbackMargin),
+                rollbackMargin: config.syncRollbackMargin, privacyBudget: config.privacyBudgetEpsilon),
             intent: intent, logger: logger)
         let syncTask = Task { if config.syncEnabled { await sync.run() } }
         defer { syncTask.cancel() }

@@ -13,8 +13,9 @@ public actor SyncHost {
         public var interval: Duration
         public var backoff: Outbox.Backoff
         public var rollbackMargin: Double
-        public init(interval: Duration, backoff: Outbox.Backoff, rollbackMargin: Double) {
-            (self.interval, self.backoff, self.rollbackMargin) = (interval, backoff, rollbackMargin)
+        public var privacyBudget: Double
+        public init(interval: Duration, backoff: Outbox.Backoff, rollbackMargin: Double, privacyBudget: Double) {
+            (self.interval, self.backoff, self.rollbackMargin, self.privacyBudget) = (interval, backoff, rollbackMargin, privacyBudget)
         }
     }
 
@@ -47,12 +48,13 @@ public actor SyncHost {
     enum Outcome { case done, notEnrolled, failed }
 
     func passOnce() async -> Outcome {
-        var client = SyncClient(store: store, directory: directory, installer: GlobalModels(store: store, margin: settings.rollbackMargin))
-        client.backoff = settings.backoff
+        var client = SyncClient(
+            store: store, directory: directory, installer: GlobalModels(store: store, margin: settings.rollbackMargin), contributor: FederatedIntent(store: store))
+        (client.backoff, client.privacyBudget) = (settings.backoff, settings.privacyBudget)
         do {
             guard try await store.database.read({ try SyncState.enrollment($0) }) != nil else { return .notEnrolled }
             let queued = try await store.database.write { try StoreSummary.enqueueDue($0) }
-            let report = try await SyncLock.run(store: directory) { try await client.pass() }
+            let report = try await SyncLock.run(store: directory) { [client] in try await client.pass() }
             logger.info(
                 "synced",
                 metadata: ["delivered": "\(report.delivered)", "pending": "\(report.pending)", "queued": "\(queued)", "models": "\(report.models.count)"])

@@ -273,6 +273,23 @@ enum Schema {
                     PRIMARY KEY(kind, version)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v11-federated-rounds") { db in
+            try db.execute(sql: """
+                -- Training rounds this store takes part in: its secure-aggregation state for the
+                -- round (keys and shares, deleted when the round ends), its vector, its last step,
+                -- and the noise multiplier it spent privacy budget on.
+                CREATE TABLE fl_rounds(
+                    round INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    state BLOB,
+                    vector BLOB,
+                    step TEXT NOT NULL,
+                    noise_multiplier REAL NOT NULL DEFAULT 0,
+                    joined_at INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    note TEXT);
+                """)
+        }
         return m
     }
 }

@@ -12,14 +12,15 @@ public struct ModelManifest: Sendable, Codable, Equatable {
     public var sha256: String
     public var bytes: Int
     public var createdAt: Int64
-    /// Differential privacy spent on it so far: ε for `delta` (0 when no store data went in).
-    public var epsilon: Double
+    /// Differential privacy spent on it so far: ε for `delta`; 0 when no store data went in,
+    /// absent when store data went in without noise (not differentially private).
+    public var epsilon: Double?
     public var delta: Double
     public var metrics: [String: Double]
     /// Fingerprint of the hub key that signs it.
     public var hub: String
 
-    public init(kind: String, version: Int, round: UInt64, payload: Data, createdAt: Int64, epsilon: Double, delta: Double, metrics: [String: Double], hub: String) {
+    public init(kind: String, version: Int, round: UInt64, payload: Data, createdAt: Int64, epsilon: Double?, delta: Double, metrics: [String: Double], hub: String) {
         (self.kind, self.version, self.round, self.bytes, self.createdAt) = (kind, version, round, payload.count, createdAt)
         sha256 = SHA256.hash(data: payload).map { String(format: "%02x", $0) }.joined()
         (self.epsilon, self.delta, self.metrics, self.hub) = (epsilon, delta, metrics, hub)

@@ -81,10 +81,35 @@ public struct RoundOffer: Sendable, Codable, Equatable {
     public var minStores: Int
     public var phase: String
     public var length: Int
-    public init(round: UInt64, kind: String, globalVersion: Int, deadline: Int64, minStores: Int, phase: String, length: Int) {
+    public var settings: RoundSettings
+    public init(round: UInt64, kind: String, globalVersion: Int, deadline: Int64, minStores: Int, phase: String, length: Int, settings: RoundSettings) {
         (self.round, self.kind, self.globalVersion, self.deadline, self.minStores) = (round, kind, globalVersion, deadline, minStores)
-        (self.phase, self.length) = (phase, length)
+        (self.phase, self.length, self.settings) = (phase, length, settings)
     }
+}
+
+/// How stores compute their vectors in a training round, fixed by the hub when it opens it.
+public struct RoundSettings: Sendable, Codable, Equatable {
+    /// Fixed-point scale of the vectors' words.
+    public var scale: Double = 4096
+    /// L2 bound of a store's update (differential privacy; 0: not clipped).
+    public var clipNorm: Double = 0
+    /// Gaussian noise, in units of `clipNorm`, that the stores' shares add up to (0: none, and
+    /// the round is not differentially private).
+    public var noiseMultiplier: Double = 0
+    public var delta: Double = 1e-5
+    /// Local training: gradient steps from the global model, their size, the L2 penalty.
+    public var localSteps: Int = 20
+    public var learningRate: Double = 1
+    public var l2: Double = 1e-4
+    /// The purchase-intent windows, and how many training moments a store takes its rows at.
+    public var lookbackMinutes: Int = 70
+    public var horizonMinutes: Int = 30
+    public var cutoffs: Int = 4
+    /// The hub's step from the mean update: `fedavg` or `fedadam`, and its rate.
+    public var server: String = "fedavg"
+    public var serverRate: Double = 1
+    public init() {}
 }
 
 /// `round`: one step of a store in a secure-aggregation round (sync/PROTOCOL.md § 4.4), or

@@ -35,10 +35,13 @@ public struct SyncClient: Sendable {
     public let store: Store
     public let directory: URL
     public var installer: (any ModelInstaller)?
+    public var contributor: (any RoundContributor)?
+    /// ε this store may spend on training rounds (at the rounds' δ); 0: no limit.
+    public var privacyBudget = 8.0
     public var backoff = Outbox.Backoff()
 
-    public init(store: Store, directory: URL, installer: (any ModelInstaller)? = nil) {
-        (self.store, self.directory, self.installer) = (store, directory, installer)
+    public init(store: Store, directory: URL, installer: (any ModelInstaller)? = nil, contributor: (any RoundContributor)? = nil) {
+        (self.store, self.directory, self.installer, self.contributor) = (store, directory, installer, contributor)
     }
 
     /// Registers this store with the hub at `hubURL` using a token from `aisle-hub stores add`.
@@ -93,6 +96,13 @@ public struct SyncClient: Sendable {
                 if let line = try await consider(signed, enrollment, connection) { report.models.append(line) }
             } catch {
                 report.refused.append("model: \(error)")
+            }
+        }
+        for offer in reply.rounds {
+            do {
+                if let line = try await takePart(in: offer, enrollment, identity, connection) { report.models.append(line) }
+            } catch {
+                report.refused.append("round \(offer.round): \(error)")
             }
         }
         report.pending = try await store.database.read { try Outbox.status($0).pending }

@@ -51,7 +51,7 @@ public struct GlobalModels: ModelInstaller {
             try ModelRegistry.register(
                 db, kind: IntentModel.kind, payload: payload,
                 parameters: JSONValue.object([
-                    "global_version": .int(Int64(manifest.version)), "round": .int(Int64(manifest.round)), "epsilon": .double(manifest.epsilon),
+                    "global_version": .int(Int64(manifest.version)), "round": .int(Int64(manifest.round)), "epsilon": manifest.epsilon.map { .double($0) } ?? .null,
                     "lookback_minutes": .int(Int64(candidate.lookbackMinutes)), "horizon_minutes": .int(Int64(candidate.horizonMinutes)),
                 ]),
                 metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: IntentFeatures.names, dataFrom: nil, dataUntil: nil,

@@ -62,17 +62,29 @@ struct Rounds: ParsableCommand {
     struct Open: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Open a secure-aggregation round of a model kind; stores join at their next sync.",
-            discussion: "Example: aisle-hub rounds open intent --length 18 --min-stores 10 --phase-seconds 900")
+            discussion: """
+                Federated purchase intent: an intent-moments round first (the first global model), then intent rounds.
+                Example: aisle-hub rounds open intent --min-stores 10 --phase-seconds 900 --noise-multiplier 1.1 --clip-norm 0.5
+                """)
         @OptionGroup var hub: HubOptions
         @Argument var kind: String
-        @Option(help: "Values in each store's vector.") var length: Int
+        @Option(help: "Values in each store's vector (federated kinds intent-moments and intent set their own).") var length: Int?
         @Option(help: "Hours the round stays open.") var hours: Double = 24
         @Option(help: "Stores needed to aggregate (at least 3).") var minStores: Int = 3
         @Option(help: "Seconds each step waits for late stores.") var phaseSeconds: Int = 600
+        @Option(help: "Differential privacy: Gaussian noise in units of the clipping norm (0: none).") var noiseMultiplier: Double = 0
+        @Option(help: "Differential privacy: L2 bound of each store's update.") var clipNorm: Double = 1
+        @Option(help: "Local gradient steps per round.") var localSteps: Int = 20
+        @Option(help: "The hub's step: fedavg or fedadam.") var server: String = "fedavg"
+        @Option(help: "The hub's step size.") var serverRate: Double = 1
 
         func run() throws {
             try hub.admin { admin, _ in
-                let r = try admin.openRound(kind: kind, length: length, hours: hours, minStores: minStores, phaseSeconds: phaseSeconds)
+                var settings = RoundSettings()
+                (settings.noiseMultiplier, settings.clipNorm, settings.localSteps) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0, localSteps)
+                guard ["fedavg", "fedadam"].contains(server) else { throw SyncError(.badRequest, "--server: fedavg or fedadam") }
+                (settings.server, settings.serverRate) = (server, serverRate)
+                let r = try admin.openRound(kind: kind, length: length, hours: hours, minStores: minStores, phaseSeconds: phaseSeconds, settings: settings)
                 print("round \(r.round): \(r.kind) from global v\(r.globalVersion), \(r.length) values, until \(time(r.deadline)), at least \(r.minStores) stores")
             }
         }
@@ -149,7 +161,7 @@ struct Models: ParsableCommand {
                 let models = try admin.models()
                 if json { return try printJSON(models) }
                 for m in models {
-                    print("\(m.kind) v\(m.version)  round \(m.round)  \(m.bytes) bytes  ε \(m.epsilon)  \(time(m.createdAt))  sha256 \(m.sha256.prefix(16))")
+                    print("\(m.kind) v\(m.version)  round \(m.round)  \(m.bytes) bytes  ε \(m.epsilon.map { String(format: "%.2f", $0) } ?? "∞ (no noise)")  \(time(m.createdAt))  sha256 \(m.sha256.prefix(16))")
                 }
             }
         }

@@ -20,7 +20,7 @@ struct AisleCtl: AsyncParsableCommand {
             """,
         subcommands: [
             InitCommand.self, StatusCommand.self, ImportCommand.self, CustomerCommand.self,
-            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self, ExperimentsCommand.self, SyncCommand.self,
+            TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self, ExperimentsCommand.self, SyncCommand.self, PrivacyCommand.self,
         ])
 }
 

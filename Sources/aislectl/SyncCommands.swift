@@ -76,6 +76,7 @@ struct SyncCommand: AsyncParsableCommand {
             abstract: "Run a sync pass now: hello, every queued upload (whatever its retry time), the hub's models.",
             discussion: "Exit 69 when the hub is out of reach or full (nothing is lost: the outbox keeps everything).")
         @Option(help: "Largest fall of a global model's local AUC before it is rolled back.") var rollbackMargin = 0.02
+        @Option(help: "ε this store may spend on training rounds (0: no limit, rounds without noise joined too).") var privacyBudget = 8.0
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -84,8 +85,9 @@ struct SyncCommand: AsyncParsableCommand {
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir)
                 let queued = try await store.database.write { try StoreSummary.enqueueDue($0) }
-                let client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin))
-                let report = try await SyncLock.run(store: dir) { try await client.pass(everything: true) }
+                var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin), contributor: FederatedIntent(store: store))
+                client.privacyBudget = privacyBudget
+                let report = try await SyncLock.run(store: dir) { [client] in try await client.pass(everything: true) }
                 if output.json { return try printJSON(report) }
                 print("delivered \(report.delivered) uploads (\(queued) daily summaries queued); \(report.pending) pending")
                 for line in report.models { print(line) }
@@ -126,6 +128,38 @@ struct SyncCommand: AsyncParsableCommand {
                 let store = try Store.open(at: try storeOptions.directory())
                 let id = try await store.database.write { try StoreSummary.enqueue($0, day: t.floorDiv(86_400)) }
                 print("queued the summary of \(day) as \(id.prefix(12))")
+            }
+        }
+    }
+}
+
+struct PrivacyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "privacy",
+        abstract: "The differential privacy this store has spent on federated training rounds, and every round it was offered.")
+    @Option(help: "δ to state ε at.") var delta = 1e-5
+    @Option(help: "The budget to compare with (as privacy.budget_epsilon).") var budget = 8.0
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Round: Encodable { var round: Int64; var kind: String; var step: String; var noiseMultiplier: Double; var note: String? }
+    struct Out: Encodable { var epsilon: Double?; var delta: Double; var budget: Double; var rounds: [Round] }
+
+    func run() async throws {
+        try await reporting {
+            let out = try storeOptions.openForReading().database.read { db in
+                let e = try PrivacyLedger.accountant(db).epsilon(delta: delta)
+                return Out(
+                    epsilon: e.isFinite ? e : nil, delta: delta, budget: budget,
+                    rounds: try Row.fetchAll(db, sql: "SELECT * FROM fl_rounds ORDER BY round").map {
+                        Round(round: $0["round"], kind: $0["kind"], step: $0["step"], noiseMultiplier: $0["noise_multiplier"], note: $0["note"])
+                    })
+            }
+            if output.json { return try printJSON(out) }
+            let spent = out.epsilon.map { String(format: "ε %.2f", $0) } ?? "unbounded (a round without noise)"
+            print("spent: \(spent) at δ \(delta); budget ε \(budget)\(budget == 0 ? " (no limit)" : "")")
+            for r in out.rounds {
+                print("round \(r.round) \(r.kind): \(r.step), noise multiplier \(r.noiseMultiplier)" + (r.note.map { " — \($0)" } ?? ""))
             }
         }
     }

@@ -64,7 +64,7 @@ import Testing
     @Test func aWrongRoundEnvelopeIsRefusedAndChangesNothing() async throws {
         let hub = try await HubFixture()
         let creds = try StoreCredentials(try hub.enrolledStore())
-        #expect(try hub.cli(["rounds", "open", "intent", "--length", "4", "--hours", "1"]).status == 0)
+        #expect(try hub.cli(["rounds", "open", "sum", "--length", "4", "--hours", "1"]).status == 0)
         let before = try hub.state()
         // A report belongs to no round; an envelope whose header and upload disagree; a closed round.
         let r1 = try await hub.post(try creds.report("{\"day\":6}", round: 1).encoded())

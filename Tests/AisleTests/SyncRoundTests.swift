@@ -30,7 +30,7 @@ import Testing
             let vector = FixedPoint().encode((0..<12).map { Double(1000 + 37 * i + $0) + 0.123 })
             members.append(Member(credentials: credentials, participant: SecAggParticipant(store: credentials.enrollment.store, round: 1), vector: vector))
         }
-        let opened = try hub.cli(["rounds", "open", "intent", "--length", "12", "--min-stores", "6", "--phase-seconds", "6"])
+        let opened = try hub.cli(["rounds", "open", "sum", "--length", "12", "--min-stores", "6", "--phase-seconds", "6"])
         #expect(opened.status == 0, "\(opened.err)")
         // Step 0: every store advertises its round keys; the ninth closes the roster.
         var status: RoundStatus?

@@ -1,0 +1,107 @@
+import AisleFederated
+import AisleStore
+import Foundation
+import GRDB
+
+/// What a store puts into a training round (AisleTraining provides the store's).
+public protocol RoundContributor: Sendable {
+    /// The round kinds this store joins.
+    var kinds: Set<String> { get }
+    /// The vector to sum (`offer.length` values), or nil with the reason to stay out.
+    func contribution(to offer: RoundOffer) async throws -> (vector: [Double]?, reason: String)
+}
+
+/// A store's privacy spending: the accountant over the rounds it put noised vectors into, and
+/// its budget (ε at the rounds' δ; 0: no limit, and rounds without noise are joined too).
+public enum PrivacyLedger {
+    public static func accountant(_ db: Database) throws -> PrivacyAccountant {
+        var a = PrivacyAccountant()
+        for z in try Double.fetchAll(db, sql: "SELECT noise_multiplier FROM fl_rounds WHERE vector IS NOT NULL") { a.spend(noiseMultiplier: z) }
+        return a
+    }
+
+    /// Whether a round with noise multiplier `z` fits in `budget`; the reason when not.
+    public static func allows(_ db: Database, noiseMultiplier z: Double, delta: Double, budget: Double) throws -> String? {
+        guard budget > 0 else { return nil }
+        guard z > 0 else { return "the round adds no noise, and this store has a privacy budget (ε \(budget))" }
+        var a = try accountant(db)
+        a.spend(noiseMultiplier: z)
+        let after = a.epsilon(delta: delta)
+        return after > budget ? String(format: "joining would spend ε %.2f of a budget of %.2f (δ %g)", after, budget, delta) : nil
+    }
+}
+
+extension SyncClient {
+    /// Takes this store's steps in an open round as far as the others let it now.
+    func takePart(in offer: RoundOffer, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> String? {
+        guard let contributor, contributor.kinds.contains(offer.kind) else { return nil }
+        let row = try await store.database.read { try Row.fetchOne($0, sql: "SELECT * FROM fl_rounds WHERE round = ?", arguments: [Int64(offer.round)]) }
+        var participant: SecAggParticipant
+        var vector: [UInt32]
+        var step: String
+        if let row {
+            step = row["step"]
+            guard ["advert", "shares", "masked"].contains(step), let state = row["state"] as Data?, let v = row["vector"] as Data? else { return nil }
+            participant = try SyncJSON.decode(SecAggParticipant.self, state, "round state")
+            vector = try SyncJSON.decode([UInt32].self, v, "round vector")
+        } else {
+            guard offer.phase == "advertise" else { return nil }
+            let budget = privacyBudget
+            if let no = try await store.database.read({ try PrivacyLedger.allows($0, noiseMultiplier: offer.settings.noiseMultiplier, delta: offer.settings.delta, budget: budget) }) {
+                try await record(offer, step: "declined", note: no)
+                return "round \(offer.round) (\(offer.kind)): declined — \(no)"
+            }
+            let (values, reason) = try await contributor.contribution(to: offer)
+            guard let values, values.count == offer.length else {
+                try await record(offer, step: "declined", note: reason)
+                return "round \(offer.round) (\(offer.kind)): not joined — \(reason)"
+            }
+            participant = SecAggParticipant(store: e.store, round: offer.round)
+            vector = FixedPoint(scale: offer.settings.scale).encode(values)
+            step = "new"
+        }
+        var status = try await round(offer.round, .init(step: .status), e, identity, connection)
+        while true {
+            let message: RoundMessage
+            switch (step, status.phase) {
+            case ("new", "advertise"): (message, step) = (.init(step: .advert, advert: participant.advert), "advert")
+            case ("advert", "share"): (message, step) = (.init(step: .shares, shares: try participant.share(roster: status.roster, threshold: status.threshold)), "shares")
+            case ("shares", "mask"): (message, step) = (.init(step: .masked, masked: try participant.mask(vector, shares: status.shares)), "masked")
+            case ("masked", "unmask"): (message, step) = (.init(step: .unmask, unmasking: try participant.unmask(included: status.included)), "unmask")
+            case (_, let phase) where phase == "done" || phase == "failed": step = "out"; message = .init(step: .status)
+            default: return nil  // waiting for the other stores
+            }
+            if step == "out" {
+                try await record(offer, step: "out", note: "round \(status.phase) without this store's next step")
+                return nil
+            }
+            status = try await round(offer.round, message, e, identity, connection)
+            let (state, saved, kept) = (SyncJSON.encode(participant), SyncJSON.encode(vector), step)
+            try await store.database.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO fl_rounds(round, kind, state, vector, step, noise_multiplier, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(round) DO UPDATE SET state = excluded.state, step = excluded.step,
+                            finished_at = CASE WHEN excluded.step = 'unmask' THEN excluded.joined_at END
+                        """,
+                    arguments: [Int64(offer.round), offer.kind, kept == "unmask" ? nil : state, saved, kept, offer.settings.noiseMultiplier, Int64(Date().timeIntervalSince1970)])
+            }
+            if step == "unmask" { return "round \(offer.round) (\(offer.kind)): this store's part done" }
+        }
+    }
+
+    func round(_ id: UInt64, _ message: RoundMessage, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> RoundStatus {
+        try SyncJSON.decode(RoundStatus.self, try await send(message, type: .round, round: id, e, identity, connection), "round status")
+    }
+
+    func record(_ offer: RoundOffer, step: String, note: String) async throws {
+        try await store.database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO fl_rounds(round, kind, step, joined_at, finished_at, note) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(round) DO UPDATE SET step = excluded.step, state = NULL, finished_at = excluded.finished_at, note = excluded.note
+                    """,
+                arguments: [Int64(offer.round), offer.kind, step, Int64(Date().timeIntervalSince1970), Int64(Date().timeIntervalSince1970), note])
+        }
+    }
+}

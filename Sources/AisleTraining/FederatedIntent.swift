@@ -1,0 +1,64 @@
+import AisleFederated
+import AisleFeatures
+import AisleInsight
+import AisleModels
+import AisleStore
+import AisleSync
+import Foundation
+import GRDB
+
+/// This store's part in federated training of the purchase-intent model: its feature moments
+/// for an `intent-moments` round; for an `intent` round, its change to the global model (the
+/// round's version, as taken from the hub) after local gradient steps on its own rows — rows ×
+/// change and the row count, or, with differential privacy, the change clipped to the round's
+/// bound plus this store's share of the Gaussian noise, and a count of 1.
+public struct FederatedIntent: RoundContributor {
+    public let store: Store
+
+    public init(store: Store) { self.store = store }
+
+    public var kinds: Set<String> { ["intent-moments", IntentModel.kind] }
+
+    public func contribution(to offer: RoundOffer) async throws -> (vector: [Double]?, reason: String) {
+        let s = offer.settings
+        let d = IntentFeatures.names.count
+        let (x, y) = try await store.database.read { db in try Self.rows(db, settings: s) }
+        guard x.count >= 10 else { return (nil, "only \(x.count) rows of recent activity to learn from") }
+        if offer.kind == "intent-moments" { return (FederatedLogistic.moments(x, dimension: d), "moments of \(x.count) rows") }
+        guard let global = try await store.database.read({ db in try Self.global(db, version: offer.globalVersion) }) else {
+            return (nil, "global intent v\(offer.globalVersion) has not been taken from the hub here")
+        }
+        var delta = FederatedLogistic.localUpdate(global: global, x, y, steps: s.localSteps, learningRate: s.learningRate, l2: s.l2)
+        guard s.noiseMultiplier > 0 else { return (delta.map { $0 * Double(x.count) } + [Double(x.count)], "update from \(x.count) rows") }
+        delta = FederatedLogistic.clip(delta, norm: s.clipNorm)
+        // Every included store adds its part; with at least `minStores` of them the sum carries
+        // noise of standard deviation noiseMultiplier × clipNorm.
+        let noise = FederatedLogistic.gaussian(count: d + 1, sigma: s.noiseMultiplier * s.clipNorm / Double(offer.minStores).squareRoot())
+        return (zip(delta, noise).map(+) + [1], "clipped, noised update from \(x.count) rows")
+    }
+
+    /// The store's training rows: units active before `cutoffs` moments 10 minutes apart, ending
+    /// one horizon before its last event, and whether each bought within the horizon.
+    static func rows(_ db: Database, settings s: RoundSettings) throws -> ([[Double]], [Bool]) {
+        guard let last = try Queries.lastEventTime(db) else { return ([], []) }
+        let (h, lookback) = (Int64(s.horizonMinutes) * 60, Int64(s.lookbackMinutes) * 60)
+        var x: [[Double]] = [], y: [Bool] = []
+        for k in 0..<max(1, s.cutoffs) {
+            let t = last + 1 - h - Int64(k) * 600
+            let labelled = try IntentFeatures.labelled(db, asOf: t, lookback: lookback, until: t + h)
+            x += labelled.rows
+            y += labelled.bought
+        }
+        return (x, y)
+    }
+
+    /// The global model of `version` from the registry (installed or rolled back: both kept).
+    static func global(_ db: Database, version: Int) throws -> LogisticRegression? {
+        for record in try ModelRegistry.list(db, kind: IntentModel.kind) {
+            guard case .object(let p) = record.parameters, case .int(let v)? = p["global_version"], v == Int64(version) else { continue }
+            let payload = try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [IntentModel.kind, record.version])
+            return payload.flatMap { try? JSONDecoder().decode(IntentModel.self, from: $0) }?.model.logistic
+        }
+        return nil
+    }
+}
