@@ -90,6 +90,17 @@ extension SyncClient {
         }
     }
 
+    /// Rounds this store was in that the hub no longer offers are over: their keys are deleted.
+    func closeRounds(except open: Set<UInt64>) async throws {
+        try await store.database.write { db in
+            for id in try Int64.fetchAll(db, sql: "SELECT round FROM fl_rounds WHERE state IS NOT NULL") where !open.contains(UInt64(id)) {
+                try db.execute(
+                    sql: "UPDATE fl_rounds SET state = NULL, step = CASE step WHEN 'unmask' THEN step ELSE 'out' END, finished_at = ? WHERE round = ?",
+                    arguments: [Int64(Date().timeIntervalSince1970), id])
+            }
+        }
+    }
+
     func round(_ id: UInt64, _ message: RoundMessage, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> RoundStatus {
         try SyncJSON.decode(RoundStatus.self, try await send(message, type: .round, round: id, e, identity, connection), "round status")
     }

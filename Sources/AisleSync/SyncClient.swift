@@ -105,6 +105,7 @@ public struct SyncClient: Sendable {
                 report.refused.append("round \(offer.round): \(error)")
             }
         }
+        try await closeRounds(except: Set(reply.rounds.map(\.round)))
         report.pending = try await store.database.read { try Outbox.status($0).pending }
         try await store.database.write { try SyncState.set($0, "sync.last_success", String(now)) }
         return report

@@ -59,7 +59,7 @@ import Testing
         }
         struct Rounds: Decodable { var phase: String; var sum: [Int32]?; var included: [String] }
         var round: Rounds?
-        for _ in 0..<150 {
+        for _ in 0..<300 {
             round = try JSONDecoder().decode([Rounds].self, from: Data(try hub.cli(["rounds", "list", "--json"]).out.utf8)).first
             if round?.phase == "done" { break }
             try await Task.sleep(for: .milliseconds(200))
