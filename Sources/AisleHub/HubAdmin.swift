@@ -109,6 +109,9 @@ public struct HubAdmin: Sendable {
         return manifest
     }
 
+    /// The blank first global intent model (``HubFederation/blankModel(_:)``).
+    public func blankIntentModel() throws -> Data { try HubFederation.blankModel() }
+
     public func models() throws -> [ModelManifest] {
         try database.pool.read { db in
             try Data.fetchAll(db, sql: "SELECT manifest FROM models ORDER BY kind, version DESC").map { try SyncJSON.decode(ModelManifest.self, $0, "manifest") }
@@ -144,10 +147,23 @@ public struct HubAdmin: Sendable {
                     VALUES (?, ?, ?, ?, ?, 'open', 'advertise', ?, ?, ?, ?)
                     """,
                 arguments: [kind, global, now, deadline, minStores, now, phaseSeconds, length, String(decoding: SyncJSON.encode(settings), as: UTF8.self)])
-            try database.audit(db, "rounds open", "\(kind) round \(db.lastInsertedRowID)")
+            let id = db.lastInsertedRowID
+            try database.audit(db, "rounds open", "\(kind) round \(id)")
             return RoundOffer(
-                round: UInt64(db.lastInsertedRowID), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores, phase: "advertise", length: length,
+                round: UInt64(id), kind: kind, globalVersion: global, deadline: deadline, minStores: minStores, phase: "advertise", length: length,
                 settings: settings)
+        }
+    }
+
+    /// Ends the round's current step now with the stores that have sent it (as its timeout
+    /// would); returns the phase it is in after.
+    public func advanceRound(_ id: UInt64, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> String {
+        try database.write { db in
+            guard var round = try HubRounds.load(db, id), !["done", "failed"].contains(round.phase) else { throw SyncError(.notFound, "no open round \(id)") }
+            round.phaseStarted = now - round.phaseSeconds
+            try HubRounds.advance(db, database, &round, now: now)
+            try database.audit(db, "rounds advance", "\(id) → \(round.phase)")
+            return round.phase
         }
     }
 

@@ -28,6 +28,16 @@ enum HubFederation {
     /// The model kind a round builds on.
     static func modelKind(of kind: String) -> String { kind == momentsKind ? updateKind : kind }
 
+    /// A first global model built from no store data: zero weights on the features as they are
+    /// (log-scaled counts and shares; no standardisation), for rounds with differential privacy,
+    /// which the unnoised moments round is not.
+    static func blankModel(_ s: RoundSettings = .init()) throws -> Data {
+        let d = dimension
+        let logistic = LogisticRegression(weights: Array(repeating: 0, count: d), intercept: 0, means: Array(repeating: 0, count: d), scales: Array(repeating: 1, count: d))
+        return try JSONEncoder().encode(
+            IntentModel(lookbackMinutes: s.lookbackMinutes, horizonMinutes: s.horizonMinutes, model: TabularModel(logistic: logistic, features: IntentFeatures.names)))
+    }
+
     /// The server optimizer and the privacy accountant of a kind, kept between rounds.
     struct State: Codable {
         var optimizer: FederatedLogistic.ServerOptimizer

@@ -57,7 +57,18 @@ struct Stores: ParsableCommand {
 }
 
 struct Rounds: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Training rounds: open, list, close.", subcommands: [Open.self, List.self, Close.self])
+    static let configuration = CommandConfiguration(abstract: "Training rounds: open, list, advance, close.", subcommands: [Open.self, List.self, Advance.self, Close.self])
+
+    struct Advance: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a round's current step now with the stores that have sent it, rather than waiting out --phase-seconds (stores known gone).")
+        @OptionGroup var hub: HubOptions
+        @Argument var round: UInt64
+
+        func run() throws {
+            try hub.admin { admin, _ in print("round \(round): \(try admin.advanceRound(round))") }
+        }
+    }
 
     struct Open: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -121,7 +132,21 @@ struct Rounds: ParsableCommand {
 }
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Global models: publish (signed), list.", subcommands: [Publish.self, List.self])
+    static let configuration = CommandConfiguration(abstract: "Global models: publish (signed), start from blank, list.", subcommands: [Publish.self, Blank.self, List.self])
+
+    struct Blank: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a first global intent model from no store data (zero weights), for federated rounds with differential privacy.",
+            discussion: "The alternative, an intent-moments round, standardises the features from the stores' data without noise.")
+        @OptionGroup var hub: HubOptions
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                let m = try admin.publish(kind: "intent", payload: try admin.blankIntentModel(), epsilon: 0, delta: 0)
+                print("\(m.kind) v\(m.version) published: zero weights, no store data (ε 0)")
+            }
+        }
+    }
 
     struct Publish: ParsableCommand {
         static let configuration = CommandConfiguration(

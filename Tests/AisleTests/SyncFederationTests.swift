@@ -11,14 +11,12 @@ import Testing
 /// global model, an update round the second; the hub publishes both signed, the stores take
 /// them, and nothing the hub stored holds a store's vector.
 @Suite struct SyncFederationTests {
-    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
-    func fiveStoresTrainTheIntentModelTogetherThroughTheHub() async throws {
-        let hub = try await HubFixture()
+    /// Five stores of the Taobao slice split by shopper, enrolled with `hub`.
+    static func taobaoStores(_ hub: HubFixture) throws -> [URL] {
         let shared = try #require(TestSupport.shared)
         let rows = try ModelsTests.csv(shared.appendingPathComponent("data/taobao_userbehavior/ub_timeslice_110k.csv")).filter { $0.count == 5 }
         let types = ["pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"]
-        var stores: [URL] = []
-        for s in 0..<5 {
+        return try (0..<5).map { s in
             let mine = rows.filter { (Int($0[0]) ?? 0) % 5 == s }
             let events = mine.map { #"{"ts":\#($0[4]),"type":"\#(types[$0[3]] ?? $0[3])","customer":"tb\#($0[0])","item":"tb\#($0[1])"}"# }
             let catalog = Set(mine.map { "\($0[1])\t\($0[2])" }).map { line -> String in
@@ -26,40 +24,49 @@ import Testing
                 return #"{"item":"tb\#(f[0])","title":"item \#(f[0])","category":"\#(f[1])"}"#
             }
             let dir = hub.dir.appendingPathComponent("taobao-\(s)")
-            stores.append(try hub.enrolledStore(name: "taobao \(s)", existing: URL(fileURLWithPath: try ModelsTests.store(events: events, catalog: catalog, in: dir))))
+            return try hub.enrolledStore(name: "taobao \(s)", existing: URL(fileURLWithPath: try ModelsTests.store(events: events, catalog: catalog, in: dir)))
         }
-        func sweep() throws -> [String] {
-            try stores.map { store in
-                let r = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path, "--privacy-budget", "0"])
-                #expect(r.status == 0, "\(r.err)")
-                return r.out
-            }
-        }
-        struct Model: Decodable { var kind: String; var version: Int; var round: Int; var epsilon: Double? }
-        func models() throws -> [Model] { try JSONDecoder().decode([Model].self, from: Data(try hub.cli(["models", "list", "--json"]).out.utf8)) }
+    }
 
+    /// `aislectl sync now` on every store in turn.
+    static func sweep(_ stores: [URL], _ extra: [String] = []) throws {
+        for store in stores {
+            let r = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path] + extra)
+            #expect(r.status == 0, "\(r.err)")
+        }
+    }
+
+    /// Sync passes until every store has taken global intent `version`.
+    static func syncUntilTaken(_ version: Int, _ stores: [URL], _ extra: [String] = []) throws {
+        for _ in 0..<8 {
+            try sweep(stores, extra)
+            let taken = try stores.allSatisfy { store in
+                try Store.open(at: store, readOnly: true).database.read { db in
+                    try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = 'intent' AND version = ?", arguments: [version]) ?? false
+                }
+            }
+            if taken { return }
+        }
+        Issue.record("global intent v\(version) not taken by every store")
+    }
+
+    struct Model: Decodable { var kind: String; var version: Int; var round: Int; var epsilon: Double? }
+    static func models(_ hub: HubFixture) throws -> [Model] { try JSONDecoder().decode([Model].self, from: Data(try hub.cli(["models", "list", "--json"]).out.utf8)) }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func fiveStoresTrainTheIntentModelTogetherThroughTheHub() async throws {
+        let hub = try await HubFixture()
+        let stores = try Self.taobaoStores(hub)
+        let unlimited = ["--privacy-budget", "0"]
         #expect(try hub.cli(["rounds", "open", "intent", "--min-stores", "5"]).err.contains("no global intent model yet"))
         #expect(try hub.cli(["rounds", "open", "intent-moments", "--min-stores", "5", "--phase-seconds", "120"]).status == 0)
-        /// Sync passes until the hub has published `version` and every store has taken it.
-        func syncUntilTaken(_ version: Int) throws {
-            for _ in 0..<8 {
-                _ = try sweep()
-                let taken = try stores.allSatisfy { store in
-                    try Store.open(at: store, readOnly: true).database.read { db in
-                        try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = 'intent' AND version = ?", arguments: [version]) ?? false
-                    }
-                }
-                if taken { return }
-            }
-            Issue.record("global intent v\(version) not taken by every store: \(try models())")
-        }
-        try syncUntilTaken(1)
-        let first = try models()
+        try Self.syncUntilTaken(1, stores, unlimited)
+        let first = try Self.models(hub)
         #expect(first.count == 1 && first.first?.version == 1 && first.first?.round == 1 && first.first?.epsilon == nil, "\(first)")
 
         #expect(try hub.cli(["rounds", "open", "intent", "--min-stores", "5", "--phase-seconds", "120"]).status == 0)
-        try syncUntilTaken(2)
-        let all = try models()
+        try Self.syncUntilTaken(2, stores, unlimited)
+        let all = try Self.models(hub)
         #expect(all.first { $0.version == 2 }?.round == 2, "\(all)")
         // The second global model, scored on every store's shoppers at the evaluation cutoff.
         let payload = try #require(try hub.read { try Data.fetchOne($0, sql: "SELECT payload FROM models WHERE kind = 'intent' AND version = 2") })
@@ -91,5 +98,34 @@ import Testing
                 #expect(!hubCells.contains { $0.contains(text.dropFirst().prefix(40)) }, "a store's vector is in the hub's database")
             }
         }
+    }
+
+    /// With noise the stores spend their budget: ε 4.75 after one round at z = 1 (δ 10⁻⁵), 7.09
+    /// after two, both in the signed manifests; a third would pass the budget of 8, so every store
+    /// declines it and the round fails without publishing.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func storesSpendTheirPrivacyBudgetAndStopWhenItIsSpent() async throws {
+        let hub = try await HubFixture()
+        let stores = try Self.taobaoStores(hub)
+        #expect(try hub.cli(["models", "blank"]).status == 0)
+        try Self.syncUntilTaken(1, stores)
+        for (round, version) in [(1, 2), (2, 3)] {
+            let opened = try hub.cli(["rounds", "open", "intent", "--min-stores", "5", "--phase-seconds", "120", "--noise-multiplier", "1", "--clip-norm", "0.5", "--server", "fedadam", "--server-rate", "0.1"])
+            #expect(opened.status == 0 && opened.out.contains("round \(round)"), "\(opened.out)\(opened.err)")
+            try Self.syncUntilTaken(version, stores)
+        }
+        let eps = try Self.models(hub).filter { $0.version > 1 }.sorted { $0.version < $1.version }.map { $0.epsilon ?? .nan }
+        #expect(eps.count == 2 && abs(eps[0] - 4.7527) < 1e-3 && abs(eps[1] - 7.0879) < 1e-3, "\(eps)")
+        #expect(try hub.cli(["rounds", "open", "intent", "--min-stores", "5", "--phase-seconds", "2", "--noise-multiplier", "1", "--clip-norm", "0.5"]).status == 0)
+        try Self.sweep(stores)
+        let privacy = try TestSupport.run("aislectl", ["privacy", "--store", stores[0].path])
+        #expect(privacy.out.contains("spent: ε 7.09") && privacy.out.contains("round 3 intent: declined") && privacy.out.contains("joining would spend ε 9.02 of a budget of 8.00"), "\(privacy.out)")
+        var phase = ""
+        for _ in 0..<50 where phase != "failed" {
+            try await Task.sleep(for: .milliseconds(200))
+            struct R: Decodable { var round: Int; var phase: String }
+            phase = try JSONDecoder().decode([R].self, from: Data(try hub.cli(["rounds", "list", "--json"]).out.utf8)).first { $0.round == 3 }?.phase ?? ""
+        }
+        #expect(try phase == "failed" && Self.models(hub).count == 3)
     }
 }
