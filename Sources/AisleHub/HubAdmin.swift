@@ -109,6 +109,27 @@ public struct HubAdmin: Sendable {
         return manifest
     }
 
+    /// Sums the newest priors of every store not revoked into the global priors and publishes
+    /// them, signed, as the next `priors` version.
+    public func publishPriors() throws -> (manifest: ModelManifest, priors: GlobalPriors) {
+        try database.write { db in
+            let payloads = try Data.fetchAll(
+                db, sql: """
+                    SELECT u.payload FROM uploads u JOIN stores s ON s.id = u.store_id
+                    WHERE u.kind = ? AND s.revoked_at IS NULL
+                      AND u.received_at = (SELECT max(received_at) FROM uploads v WHERE v.store_id = u.store_id AND v.kind = u.kind)
+                    GROUP BY u.store_id
+                    """, arguments: [StorePriors.kind])
+            let parts = try payloads.map { try SyncJSON.decode(StorePriors.self, $0, "priors") }
+            guard parts.count >= 2 else { throw SyncError(.notFound, "priors from \(parts.count) store(s); at least 2 are needed, so none can be told apart") }
+            let priors = GlobalPriors(parts)
+            let manifest = try Self.publish(
+                db, database, kind: StorePriors.kind, payload: SyncJSON.encode(priors), round: 0, epsilon: nil, delta: 0,
+                metrics: ["stores": Double(priors.stores), "items": Double(priors.items.count), "pairs": Double(priors.pairs.count)])
+            return (manifest, priors)
+        }
+    }
+
     /// The blank first global intent model (``HubFederation/blankModel(_:)``).
     public func blankIntentModel() throws -> Data { try HubFederation.blankModel() }
 

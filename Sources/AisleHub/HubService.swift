@@ -8,7 +8,7 @@ import GRDB
 /// nothing, an accepted one is applied exactly once.
 public struct HubService: Sendable {
     /// Upload kinds the hub takes, and whether they belong to a round.
-    public static let uploadKinds: [String: Bool] = [StoreSummary.kind: false]
+    public static let uploadKinds: [String: Bool] = [StoreSummary.kind: false, StorePriors.kind: false]
 
     public let database: HubDatabase
 

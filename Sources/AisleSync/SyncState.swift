@@ -57,7 +57,7 @@ public enum SyncState {
         try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
-    static func integer(_ db: Database, _ key: String) throws -> Int64? { try string(db, key).flatMap { Int64($0) } }
+    public static func integer(_ db: Database, _ key: String) throws -> Int64? { try string(db, key).flatMap { Int64($0) } }
 
     static func add(_ db: Database, _ key: String, _ amount: Int64) throws {
         try set(db, key, String((try integer(db, key) ?? 0) + amount))

@@ -20,9 +20,10 @@ public struct GlobalModels: ModelInstaller {
 
     public init(store: Store, margin: Double = 0.02) { (self.store, self.margin) = (store, margin) }
 
-    public var kinds: Set<String> { [IntentModel.kind] }
+    public var kinds: Set<String> { [IntentModel.kind, StorePriors.kind] }
 
     public func install(_ manifest: ModelManifest, payload: Data) async throws -> InstallOutcome {
+        if manifest.kind == StorePriors.kind { return try await installPriors(manifest, payload) }
         guard let candidate = try? JSONDecoder().decode(IntentModel.self, from: payload) else {
             return InstallOutcome(.refused, detail: "the payload is not an intent model this agent reads")
         }
@@ -58,6 +59,21 @@ public struct GlobalModels: ModelInstaller {
                 activate: !regressed, actor: "aisle-hub")
         }
         return InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: record.version, detail: detail)
+    }
+
+    /// Global priors have nothing to check against here: they are registered and active.
+    func installPriors(_ manifest: ModelManifest, _ payload: Data) async throws -> InstallOutcome {
+        guard let priors = try? SyncJSON.decode(GlobalPriors.self, payload, "priors") else {
+            return InstallOutcome(.refused, detail: "the payload is not global priors this agent reads")
+        }
+        struct Metrics: Encodable { var stores: Int; var items: Int; var pairs: Int }
+        let record = try await store.database.write { db in
+            try ModelRegistry.register(
+                db, kind: StorePriors.kind, payload: payload, parameters: JSONValue.object(["global_version": .int(Int64(manifest.version))]),
+                metrics: Metrics(stores: priors.stores, items: priors.items.count, pairs: priors.pairs.count), features: [], dataFrom: nil, dataUntil: nil,
+                actor: "aisle-hub")
+        }
+        return InstallOutcome(.installed, registryVersion: record.version, detail: "\(priors.items.count) items, \(priors.pairs.count) pairs from \(priors.stores) stores")
     }
 
     /// AUC of `model` over the last `windows` horizons of the store's events; nil with fewer

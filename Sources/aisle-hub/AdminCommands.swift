@@ -132,7 +132,21 @@ struct Rounds: ParsableCommand {
 }
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Global models: publish (signed), start from blank, list.", subcommands: [Publish.self, Blank.self, List.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Global models: publish (signed), start from blank, sum the stores' priors, list.", subcommands: [Publish.self, Blank.self, Priors.self, List.self])
+
+    struct Priors: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sum the newest feature deltas of every store (item, category and pair counts, noised) into the global priors and publish them.")
+        @OptionGroup var hub: HubOptions
+
+        func run() throws {
+            try hub.admin { admin, _ in
+                let (m, p) = try admin.publishPriors()
+                print("priors v\(m.version) published: \(p.stores) stores, \(Int(p.receipts)) receipts, \(p.items.count) items, \(p.pairs.count) pairs")
+            }
+        }
+    }
 
     struct Blank: ParsableCommand {
         static let configuration = CommandConfiguration(

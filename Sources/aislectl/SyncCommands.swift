@@ -11,7 +11,29 @@ struct SyncCommand: AsyncParsableCommand {
         commandName: "sync",
         abstract: "Store ↔ HQ sync: enroll with a hub, see and drive the outbox, carry it on removable media.",
         discussion: "docs/OPERATIONS.md § Sync; the protocol is sync/PROTOCOL.md.",
-        subcommands: [Enroll.self, Status.self, Now.self, Export.self, Report.self])
+        subcommands: [Enroll.self, Status.self, Now.self, Export.self, Report.self, Priors.self])
+
+    struct Priors: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue this store's feature deltas (noised item, category and pair counts over a window) for the hub's global priors.",
+            discussion: "The agent queues them weekly itself. Example: aislectl sync priors --as-of 2011-09-01 --days 28")
+        @Option(help: "End of the window, YYYY-MM-DD (default: the store's last event).") var asOf: String?
+        @Option(help: "Days in the window.") var days = 28
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reporting {
+                let end = try asOf.map { d -> Int64 in
+                    guard let t = try? Timestamp.parse(d + "T00:00:00Z") else { throw CLIError("--as-of \(d): expected YYYY-MM-DD", code: 2) }
+                    return t
+                }
+                let store = try Store.open(at: try storeOptions.directory())
+                let id = try await store.database.write { [days] db in try StorePriors.enqueue(db, end: end, days: days) }
+                guard let id else { throw CLIError("no purchases in the window; nothing queued", code: 4) }
+                print("queued the store's priors as \(id.prefix(12))")
+            }
+        }
+    }
 
     struct Enroll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -84,7 +106,10 @@ struct SyncCommand: AsyncParsableCommand {
             try await reporting {
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir)
-                let queued = try await store.database.write { try StoreSummary.enqueueDue($0) }
+                let queued = try await store.database.write { db in
+                    try StorePriors.enqueueDue(db)
+                    return try StoreSummary.enqueueDue(db)
+                }
                 var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin), contributor: FederatedIntent(store: store))
                 client.privacyBudget = privacyBudget
                 let report = try await SyncLock.run(store: dir) { [client] in try await client.pass(everything: true) }

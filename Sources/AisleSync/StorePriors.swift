@@ -1,0 +1,114 @@
+import AisleCore
+import AisleFederated
+import AisleStore
+import Foundation
+import GRDB
+
+/// Anonymised feature deltas a store sends HQ: over a window of its receipts, how many receipts
+/// held each item, each category, and each frequent pair of items — each count with Gaussian
+/// noise added and kept only when the noised count reaches `minCount`, so no rare item, pair or
+/// single customer's basket shows. HQ sums them over stores into the global priors that new
+/// stores start from (``GlobalPriors``).
+public struct StorePriors: Sendable, Codable, Equatable {
+    public static let kind = "priors"
+
+    public struct Pair: Sendable, Codable, Equatable {
+        public var a: String
+        public var b: String
+        public var count: Double
+    }
+
+    /// The window, days since 1970-01-01: [from, to).
+    public var from: Int64
+    public var to: Int64
+    public var receipts: Double
+    public var items: [String: Double]
+    public var categories: [String: Double]
+    public var pairs: [Pair]
+    public var minCount: Int
+    public var sigma: Double
+
+    /// The store's priors over the `days` before `end` (default: its last event).
+    public static func of(_ db: Database, end: Int64? = nil, days: Int = 28, minCount: Int = 5, sigma: Double = 2, pairItems: Int = 300) throws -> StorePriors? {
+        guard let last = try end ?? Queries.lastEventTime(db).map({ $0 + 1 }) else { return nil }
+        let start = last - Int64(days) * 86_400
+        let keys = EventKey.range(from: start, to: last)
+        var baskets: [Int64: Set<String>] = [:], category: [String: String] = [:]
+        let rows = try Row.fetchCursor(
+            db, sql: """
+                SELECT e.receipt_id, i.sku, i.category FROM events e JOIN items i ON i.id = e.item_id
+                WHERE e.key >= ? AND e.key < ? AND e.ts >= ? AND e.ts < ? AND e.type = 'purchase' AND e.receipt_id IS NOT NULL
+                """, arguments: [keys.lower, keys.upper, start, last])
+        while let row = try rows.next() {
+            let sku: String = row[1]
+            baskets[row[0], default: []].insert(sku)
+            if let c = row[2] as String? { category[sku] = c }
+        }
+        var items: [String: Double] = [:], categories: [String: Double] = [:], pairs: [String: Double] = [:]
+        for basket in baskets.values {
+            for sku in basket { items[sku, default: 0] += 1 }
+            for c in Set(basket.compactMap { category[$0] }) { categories[c, default: 0] += 1 }
+        }
+        let frequent = Set(items.filter { $0.value >= Double(minCount) }.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(pairItems).map(\.key))
+        for basket in baskets.values {
+            let kept = basket.filter(frequent.contains).sorted()
+            for i in kept.indices { for j in kept.indices where j > i { pairs[kept[i] + "\u{0}" + kept[j], default: 0] += 1 } }
+        }
+        func noised(_ counts: [String: Double]) -> [String: Double] {
+            let noise = FederatedLogistic.gaussian(count: counts.count, sigma: sigma)
+            return Dictionary(uniqueKeysWithValues: zip(counts.sorted { $0.key < $1.key }, noise).compactMap { entry, e in
+                let v = ((entry.value + e) * 10).rounded() / 10
+                return v >= Double(minCount) ? (entry.key, v) : nil
+            })
+        }
+        return StorePriors(
+            from: start.floorDiv(86_400), to: last.floorDiv(86_400), receipts: Double(baskets.count), items: noised(items), categories: noised(categories),
+            pairs: noised(pairs).map { key, v in
+                let ab = key.split(separator: "\u{0}").map(String.init)
+                return Pair(a: ab.first ?? "", b: ab.last ?? "", count: v)
+            }.sorted { ($0.count, $0.a, $0.b) > ($1.count, $1.a, $1.b) },
+            minCount: minCount, sigma: sigma)
+    }
+
+    /// Queues the store's priors for the hub; returns the content id, nil without purchases.
+    @discardableResult
+    public static func enqueue(_ db: Database, end: Int64? = nil, days: Int = 28) throws -> String? {
+        guard let priors = try of(db, end: end, days: days), priors.receipts > 0 else { return nil }
+        try SyncState.set(db, "sync.priors_day", String(priors.to))
+        return try Outbox.enqueue(db, kind: kind, payload: SyncJSON.encode(priors))
+    }
+
+    /// Queues the store's priors once a week of its events has passed since the last ones.
+    public static func enqueueDue(_ db: Database) throws {
+        guard let last = try Queries.lastEventTime(db) else { return }
+        if let sent = try SyncState.integer(db, "sync.priors_day"), last.floorDiv(86_400) - sent < 7 { return }
+        try enqueue(db)
+    }
+}
+
+/// The hub's sum of the stores' priors: what a new store recommends from before it has history
+/// of its own, published as the signed global model of kind `priors`.
+public struct GlobalPriors: Sendable, Codable, Equatable {
+    public var stores: Int
+    public var receipts: Double
+    public var items: [String: Double]
+    public var categories: [String: Double]
+    public var pairs: [StorePriors.Pair]
+
+    /// The sum over stores (pairs by their two items).
+    public init(_ parts: [StorePriors]) {
+        stores = parts.count
+        receipts = parts.reduce(0) { $0 + $1.receipts }
+        items = parts.reduce(into: [:]) { t, p in for (k, v) in p.items { t[k, default: 0] += v } }
+        categories = parts.reduce(into: [:]) { t, p in for (k, v) in p.categories { t[k, default: 0] += v } }
+        var pairSums: [String: Double] = [:]
+        for p in parts { for pair in p.pairs { pairSums[pair.a + "\u{0}" + pair.b, default: 0] += pair.count } }
+        pairs = pairSums.map { key, v in
+            let ab = key.split(separator: "\u{0}").map(String.init)
+            return StorePriors.Pair(a: ab.first ?? "", b: ab.last ?? "", count: v)
+        }.sorted { ($0.count, $0.a, $0.b) > ($1.count, $1.a, $1.b) }
+    }
+
+    /// The `k` items most often bought, by SKU.
+    public func popular(_ k: Int) -> [String] { items.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(k).map(\.key) }
+}

@@ -1,0 +1,74 @@
+import AisleStore
+import Foundation
+import GRDB
+import Testing
+
+/// Anonymised feature deltas and global priors with real processes: four stores of UCI Online
+/// Retail (customers split by id) send their noised, thresholded item, category and pair counts;
+/// the hub sums them into signed global priors; a fifth store opening on 2011-09-01 with one week
+/// of its own sales predicts its customers' next baskets better from the priors.
+@Suite struct SyncPriorsTests {
+    static func gunzip(_ file: URL) throws -> [Substring] {
+        let r = try TestSupport.runExternal("/bin/gzip", ["-dc", file.path])
+        guard r.status == 0 else { throw TestFailure("gzip: \(r.err)") }
+        return r.out.split(separator: "\n")
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func aNewStoreStartsBetterFromTheGlobalPriorsThanFromItsOwnFirstWeek() async throws {
+        let hub = try await HubFixture()
+        let data = try #require(TestSupport.shared).appendingPathComponent("data/online_retail")
+        let invoices = try Self.gunzip(data.appendingPathComponent("invoices.csv.gz"))
+        let lines = try Self.gunzip(data.appendingPathComponent("lines.csv.gz"))
+        // Which store each invoice belongs to: by customer id (by invoice number when anonymous).
+        var storeOf: [Substring: Int] = [:]
+        for row in invoices.dropFirst() {
+            let f = row.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count >= 2 else { continue }
+            storeOf[f[0]] = Int(f[1].isEmpty ? f[0].filter(\.isNumber) : f[1]).map { $0 % 5 } ?? 0
+        }
+        var stores: [URL] = []
+        for s in 0..<5 {
+            // Stores 0–3: everything before 2011-09-01. Store 4 opens then: a week before, four weeks after.
+            let keep: (Substring) -> Bool = s < 4 ? { $0 < "2011-09-01" } : { $0 >= "2011-08-25" && $0 < "2011-09-29" }
+            let mine = lines.dropFirst().filter { line in
+                let f = line.split(separator: ",", maxSplits: 2, omittingEmptySubsequences: false)
+                return f.count == 3 && storeOf[f[0]] == s && keep(f[1])
+            }
+            let dir = hub.dir.appendingPathComponent("retail-\(s)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try TestSupport.write(([lines[0]] + mine).joined(separator: "\n") + "\n", to: dir.appendingPathComponent("lines.csv"))
+            try TestSupport.write(invoices.joined(separator: "\n") + "\n", to: dir.appendingPathComponent("invoices.csv"))
+            let store = dir.appendingPathComponent("store")
+            #expect(try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0)
+            let imported = try TestSupport.run("aislectl", [
+                "import", "online-retail", dir.appendingPathComponent("lines.csv").path, dir.appendingPathComponent("invoices.csv").path, "--store", store.path, "--quiet",
+            ])
+            #expect(imported.status == 0 || imported.status == 3, "\(imported.err)")
+            stores.append(try hub.enrolledStore(name: "retail \(s)", existing: store))
+        }
+        // The four stores sync (each pass queues its priors: the last 28 days, noised, counts ≥ 5).
+        for store in stores.prefix(4) { #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", store.path]).status == 0) }
+        let published = try hub.cli(["models", "priors"])
+        #expect(published.status == 0 && published.out.contains("4 stores"), "\(published.out)\(published.err)")
+        // Nothing below the threshold travelled, and no customer did.
+        let uploads = try hub.read { try Data.fetchAll($0, sql: "SELECT payload FROM uploads WHERE kind = 'priors'") }
+        #expect(uploads.count == 4)
+        for payload in uploads {
+            struct P: Decodable { var items: [String: Double]; var pairs: [Pair]; struct Pair: Decodable { var count: Double } }
+            let p = try JSONDecoder().decode(P.self, from: payload)
+            #expect(!p.items.isEmpty && p.items.values.allSatisfy { $0 >= 5 } && p.pairs.allSatisfy { $0.count >= 5 })
+            #expect(!String(decoding: payload, as: UTF8.self).contains("customer"))
+        }
+        // The new store takes the priors and is scored on its customers' next baskets.
+        let synced = try TestSupport.run("aislectl", ["sync", "now", "--store", stores[4].path])
+        #expect(synced.out.contains("priors global v1: installed"), "\(synced.out)")
+        let eval = try TestSupport.run("aislectl", ["eval", "coldstart", "--store", stores[4].path, "--cutoff", "2011-09-01", "--history-days", "7", "--json"])
+        struct Out: Decodable { var users: Int; var recallOwn: Double; var recallPriors: Double }
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        let out = try d.decode(Out.self, from: Data(eval.out.utf8))
+        print("cold start: \(out.users) customers, recall@10 own first week \(out.recallOwn), global priors \(out.recallPriors)")
+        #expect(out.users >= 100 && out.recallPriors > out.recallOwn, "\(eval.out)")
+    }
+}
