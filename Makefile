@@ -10,7 +10,7 @@ else
 RETAIL := tools/sample
 endif
 
-.PHONY: run test deps model build release int8-model demo-store start stop answers bench clean
+.PHONY: run test deps model build release int8-model demo-store start stop answers bench fleet clean
 
 ## run: install what is missing, build in release, load the demo store, start the agent, show answers
 run: deps model release int8-model demo-store start answers
@@ -53,6 +53,11 @@ stop:
 
 answers:
 	@tools/show-answers $(SOCKET)
+
+## fleet: federated purchase intent over simulated stores (real agents and hub; docs/MODELS.md)
+FLEET ?= --stores 10 --split hash --rounds 5
+fleet: deps release
+	$(RELEASE)/aisle-fleet-sim $(FLEET) --data $(SHARED)/data/online_retail
 
 ## bench: the measurements quoted in docs/BENCHMARKS.md (release build)
 BENCH ?= all

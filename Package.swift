@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "aisle-hub", targets: ["aisle-hub"]),
         .executable(name: "aisle-loadgen", targets: ["aisle-loadgen"]),
         .executable(name: "aisle-encoder-bench", targets: ["aisle-encoder-bench"]),
+        .executable(name: "aisle-fleet-sim", targets: ["aisle-fleet-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -178,6 +179,16 @@ let package = Package(
             name: "aisle-loadgen",
             dependencies: ["AisleClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/loadgen",
+            swiftSettings: strict),
+        // The fleet simulation: real agents and a real hub on loopback, federated rounds of the
+        // purchase-intent model over UCI Online Retail split into stores (`make fleet`).
+        .executableTarget(
+            name: "aisle-fleet-sim",
+            dependencies: [
+                "AisleCore", "AisleStore", "AisleFeatures", "AisleInsight", "AisleModels", "AisleFederated", "AisleSync", "AisleTraining",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "tools/fleet-sim",
             swiftSettings: strict),
         // Encoder timing, side by side with ONNX Runtime (tools/bench/onnx, `make bench`).
         .executableTarget(

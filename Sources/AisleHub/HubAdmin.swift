@@ -1,3 +1,4 @@
+import AisleFederated
 import AisleSync
 import Crypto
 import Foundation
@@ -208,15 +209,16 @@ public struct HubAdmin: Sendable {
         public var length: Int
         /// Stores whose vectors are in the sum, once done.
         public var included: [String]
-        /// The secure sum (Z(2^32) words as signed integers), once done.
-        public var sum: [Int32]?
+        /// The secure sum, once done (values, decoded from their fixed-point words).
+        public var sum: [Double]?
         public var failure: String?
     }
 
     public func rounds() throws -> [RoundRow] {
         try database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rounds ORDER BY id DESC").map { r in
-                let sum = try (r["result"] as Data?).map { try SyncJSON.decode([UInt32].self, $0, "result").map { Int32(bitPattern: $0) } }
+                let settings = (try? SyncJSON.decode(RoundSettings.self, Data((r["settings"] as String).utf8), "settings")) ?? RoundSettings()
+                let sum = try (r["result"] as Data?).map { FixedPoint(scale: settings.scale).decode(try SyncJSON.decode([UInt32].self, $0, "result")) }
                 return RoundRow(
                     round: UInt64(r["id"] as Int64), kind: r["kind"], state: r["state"], phase: r["phase"], globalVersion: r["global_version"], deadline: r["deadline"],
                     minStores: r["min_stores"], threshold: r["threshold"], length: r["length"],

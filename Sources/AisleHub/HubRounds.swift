@@ -24,6 +24,8 @@ enum HubRounds {
         var deadline: Int64
         var globalVersion: Int
         var settings: RoundSettings
+        /// Words of Z(2^32) in each vector (``FixedPoint``).
+        var words: Int { length * FixedPoint.wordsPerValue }
 
         init(_ row: Row) {
             (id, kind, phase) = (UInt64(row["id"] as Int64), row["kind"], row["phase"])
@@ -58,7 +60,7 @@ enum HubRounds {
                 guard let s = m.shares else { throw SyncError(.badRequest, "shares: missing") }
                 payload = SyncJSON.encode(s)
             case .masked:
-                guard let v = m.masked, v.count == round.length else { throw SyncError(.badRequest, "masked: expected \(round.length) values") }
+                guard let v = m.masked, v.count == round.words else { throw SyncError(.badRequest, "masked: expected \(round.words) words (\(round.length) values)") }
                 payload = SyncJSON.encode(v)
             case .unmask:
                 guard let u = m.unmasking, u.from == store else { throw SyncError(.badRequest, "unmasking: missing, or not this store's") }
@@ -145,7 +147,7 @@ enum HubRounds {
 
     /// The aggregator as the stored steps leave it.
     static func aggregator(_ db: Database, _ round: Round) throws -> SecAggAggregator {
-        var a = SecAggAggregator(round: round.id, length: round.length)
+        var a = SecAggAggregator(round: round.id, length: round.words)
         for (_, p) in try stored(db, round.id, step: .advert) { a.add(try SyncJSON.decode(SecureAggregation.Advert.self, p, "advert")) }
         guard round.phase != "advertise" else { return a }
         _ = a.roster()

@@ -90,8 +90,8 @@ public struct RoundOffer: Sendable, Codable, Equatable {
 
 /// How stores compute their vectors in a training round, fixed by the hub when it opens it.
 public struct RoundSettings: Sendable, Codable, Equatable {
-    /// Fixed-point scale of the vectors' words.
-    public var scale: Double = 4096
+    /// Fixed-point scale of the vectors' values (two words each; ``FixedPoint``).
+    public var scale: Double = 65_536
     /// L2 bound of a store's update (differential privacy; 0: not clipped).
     public var clipNorm: Double = 0
     /// Gaussian noise, in units of `clipNorm`, that the stores' shares add up to (0: none, and
@@ -106,6 +106,7 @@ public struct RoundSettings: Sendable, Codable, Equatable {
     public var lookbackMinutes: Int = 70
     public var horizonMinutes: Int = 30
     public var cutoffs: Int = 4
+    public var cutoffSpacingMinutes: Int = 10
     /// The hub's step from the mean update: `fedavg` or `fedadam`, and its rate.
     public var server: String = "fedavg"
     public var serverRate: Double = 1

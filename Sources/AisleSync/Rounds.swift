@@ -7,7 +7,7 @@ import GRDB
 public protocol RoundContributor: Sendable {
     /// The round kinds this store joins.
     var kinds: Set<String> { get }
-    /// The vector to sum (`offer.length` values), or nil with the reason to stay out.
+    /// The vector to sum (`offer.length` values; sent as fixed-point words), or nil with the reason to stay out.
     func contribution(to offer: RoundOffer) async throws -> (vector: [Double]?, reason: String)
 }
 

@@ -37,14 +37,14 @@ public struct FederatedIntent: RoundContributor {
         return (zip(delta, noise).map(+) + [1], "clipped, noised update from \(x.count) rows")
     }
 
-    /// The store's training rows: units active before `cutoffs` moments 10 minutes apart, ending
-    /// one horizon before its last event, and whether each bought within the horizon.
-    static func rows(_ db: Database, settings s: RoundSettings) throws -> ([[Double]], [Bool]) {
+    /// The store's training rows: units active before `cutoffs` moments `cutoffSpacingMinutes`
+    /// apart, ending one horizon before its last event, and whether each bought within the horizon.
+    public static func rows(_ db: Database, settings s: RoundSettings) throws -> ([[Double]], [Bool]) {
         guard let last = try Queries.lastEventTime(db) else { return ([], []) }
         let (h, lookback) = (Int64(s.horizonMinutes) * 60, Int64(s.lookbackMinutes) * 60)
         var x: [[Double]] = [], y: [Bool] = []
         for k in 0..<max(1, s.cutoffs) {
-            let t = last + 1 - h - Int64(k) * 600
+            let t = last + 1 - h - Int64(k) * Int64(s.cutoffSpacingMinutes) * 60
             let labelled = try IntentFeatures.labelled(db, asOf: t, lookback: lookback, until: t + h)
             x += labelled.rows
             y += labelled.bought

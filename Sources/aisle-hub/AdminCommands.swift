@@ -88,6 +88,10 @@ struct Rounds: ParsableCommand {
         @Option(help: "Local gradient steps per round.") var localSteps: Int = 20
         @Option(help: "The hub's step: fedavg or fedadam.") var server: String = "fedavg"
         @Option(help: "The hub's step size.") var serverRate: Double = 1
+        @Option(help: "Purchase intent: minutes of activity read, minutes predicted, training moments and their spacing.") var lookbackMinutes = 70
+        @Option var horizonMinutes = 30
+        @Option var cutoffs = 4
+        @Option var spacingMinutes = 10
 
         func run() throws {
             try hub.admin { admin, _ in
@@ -95,6 +99,7 @@ struct Rounds: ParsableCommand {
                 (settings.noiseMultiplier, settings.clipNorm, settings.localSteps) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0, localSteps)
                 guard ["fedavg", "fedadam"].contains(server) else { throw SyncError(.badRequest, "--server: fedavg or fedadam") }
                 (settings.server, settings.serverRate) = (server, serverRate)
+                (settings.lookbackMinutes, settings.horizonMinutes, settings.cutoffs, settings.cutoffSpacingMinutes) = (lookbackMinutes, horizonMinutes, cutoffs, spacingMinutes)
                 let r = try admin.openRound(kind: kind, length: length, hours: hours, minStores: minStores, phaseSeconds: phaseSeconds, settings: settings)
                 print("round \(r.round): \(r.kind) from global v\(r.globalVersion), \(r.length) values, until \(time(r.deadline)), at least \(r.minStores) stores")
             }

@@ -26,7 +26,7 @@ import Testing
     /// send their masked vector and vanish before the unmasking.
     static func round(n: Int, length: Int, dropBeforeVector: Set<Int>, dropAfterVector: Set<Int>) throws -> (sum: [UInt32], expected: [UInt32], masked: [String: [UInt32]], plain: [String: [UInt32]]) {
         var stores = (0..<n).map { SecAggParticipant(store: String(format: "s-%02d", $0), round: 7) }
-        var hub = SecAggAggregator(round: 7, length: length)
+        var hub = SecAggAggregator(round: 7, length: length * FixedPoint.wordsPerValue)
         for s in stores { hub.add(s.advert) }
         let roster = hub.roster()
         for i in stores.indices { try hub.add(shares: try stores[i].share(roster: roster, threshold: hub.threshold), from: stores[i].store) }
@@ -39,7 +39,7 @@ import Testing
         for i in stores.indices where !dropBeforeVector.contains(i) && !dropAfterVector.contains(i) {
             try hub.add(try stores[i].unmask(included: hub.included))
         }
-        let expected = plain.values.reduce([UInt32](repeating: 0, count: length)) { t, x in zip(t, x).map { $0 &+ $1 } }
+        let expected = plain.values.reduce([UInt32](repeating: 0, count: length * FixedPoint.wordsPerValue)) { t, x in zip(t, x).map { $0 &+ $1 } }
         return (try hub.sum(), expected, hub.masked, plain)
     }
 
@@ -85,6 +85,10 @@ import Testing
         let a = [0.5, -1.25, 3.0], b = [-0.5, 2.0, -7.75]
         let sum = zip(f.encode(a), f.encode(b)).map { $0 &+ $1 }
         #expect(f.decode(sum) == [0, 0.75, -4.75])
+        // Sums far past 32 bits (squares of counts over many rows) stay exact.
+        let big = [3.0e9, -7.5e8, 123_456.789]
+        let ten = (0..<10).map { _ in f.encode(big) }.reduce([UInt32](repeating: 0, count: 6)) { t, x in zip(t, x).map { $0 &+ $1 } }
+        #expect(zip(f.decode(ten), big).allSatisfy { abs($0 - 10 * $1) < 1e-3 })
     }
 
     @Test func theAccountantMatchesTheRDPFormula() {

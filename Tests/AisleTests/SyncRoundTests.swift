@@ -59,16 +59,22 @@ import Testing
         }
         let advanced = try hub.cli(["rounds", "advance", "1"])
         #expect(advanced.status == 0 && advanced.out.contains("round 1: done"), "\(advanced.out)\(advanced.err)")
-        struct Rounds: Decodable { var phase: String; var sum: [Int32]?; var included: [String] }
+        struct Rounds: Decodable { var phase: String; var sum: [Double]?; var included: [String] }
         var round: Rounds?
         for _ in 0..<300 {
             round = try JSONDecoder().decode([Rounds].self, from: Data(try hub.cli(["rounds", "list", "--json"]).out.utf8)).first
             if round?.phase == "done" { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        let expected = members.reduce([UInt32](repeating: 0, count: 12)) { t, m in zip(t, m.vector).map { $0 &+ $1 } }
+        let expected = members.reduce([UInt32](repeating: 0, count: 24)) { t, m in zip(t, m.vector).map { $0 &+ $1 } }
         #expect(round?.phase == "done" && round?.included.count == 9)
-        #expect(round?.sum == expected.map { Int32(bitPattern: $0) })
+        #expect(round?.sum == FixedPoint().decode(expected))
+        let plainSum: [Double] = (0..<12).map { (j: Int) -> Double in
+            var total = 0.0
+            for i in 0..<9 { total += Double(1000 + 37 * i + j) + 0.123 }
+            return total
+        }
+        #expect(zip(round?.sum ?? [], plainSum).allSatisfy { abs($0 - $1) < 1e-3 })
         // Nothing the hub stored holds a store's vector, as words or as the JSON it travelled in.
         let cells = try hub.read { db -> [Data] in
             var cells: [Data] = []
