@@ -3,7 +3,7 @@ import Foundation
 
 /// Federated training of a logistic regression (the purchase-intent model) as stores and the
 /// hub do it: feature moments summed across stores give one standardisation; each round every
-/// store takes `steps` full-batch gradient steps from the global weights on its own rows and
+/// store takes `steps` Newton steps from the global weights on its own rows and
 /// sends its change; the hub averages the changes (weighted by rows; or, with differential
 /// privacy, unweighted, clipped and noised) and moves the global weights by FedAvg or FedAdam.
 public enum FederatedLogistic {
@@ -41,24 +41,35 @@ public enum FederatedLogistic {
         return out
     }
 
-    /// A store's change to the global parameters after `steps` gradient steps on its rows
-    /// (mean log-loss + l2/2 ‖w‖², intercept unpenalised).
+    /// A store's change to the global parameters after `steps` Newton steps (scaled by
+    /// `learningRate`) on its rows, from the global ones: mean log-loss + l2/2 ‖w‖², intercept
+    /// unpenalised. Newton's steps do not care how rare buyers are, where gradient steps crawl.
     public static func localUpdate(global: LogisticRegression, _ x: [[Double]], _ y: [Bool], steps: Int, learningRate: Double, l2: Double) -> [Double] {
         let d = global.weights.count
-        let z = x.map { row in (0..<d).map { (row[$0] - global.means[$0]) / global.scales[$0] } }
+        let z = x.map { row in (0..<d).map { (row[$0] - global.means[$0]) / global.scales[$0] } + [1] }
         var beta = parameters(global)
         let n = Double(max(x.count, 1))
         for _ in 0..<steps {
             var gradient = [Double](repeating: 0, count: d + 1)
+            var hessian = [[Double]](repeating: [Double](repeating: 0, count: d + 1), count: d + 1)
             for (row, label) in zip(z, y) {
-                var s = beta[d]
-                for j in 0..<d { s += beta[j] * row[j] }
-                let r = 1 / (1 + exp(-s)) - (label ? 1 : 0)
-                for j in 0..<d { gradient[j] += r * row[j] }
-                gradient[d] += r
+                var s = 0.0
+                for j in 0...d { s += beta[j] * row[j] }
+                let p = 1 / (1 + exp(-s)), w = max(p * (1 - p), 1e-10), r = p - (label ? 1 : 0)
+                for i in 0...d {
+                    gradient[i] += r * row[i]
+                    for j in 0...i { hessian[i][j] += w * row[i] * row[j] }
+                }
             }
-            for j in 0...d { gradient[j] = gradient[j] / n + (j < d ? l2 * beta[j] : 0) }
-            for j in 0...d { beta[j] -= learningRate * gradient[j] }
+            for i in 0...d {
+                gradient[i] = gradient[i] / n + (i < d ? l2 * beta[i] : 0)
+                for j in 0...i { hessian[i][j] /= n }
+                if i < d { hessian[i][i] += l2 }
+                for j in 0..<i { hessian[j][i] = hessian[i][j] }
+            }
+            guard let step = solveSymmetric(hessian, gradient) else { break }
+            for j in 0...d { beta[j] -= learningRate * step[j] }
+            if step.reduce(0, { max($0, abs($1)) }) < 1e-9 { break }
         }
         return zip(beta, parameters(global)).map { $0 - $1 }
     }

@@ -59,7 +59,7 @@ public struct LogisticRegression: Sendable, Codable, Equatable {
 func sigmoid(_ v: Double) -> Double { v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)) }
 
 /// Solves `A x = b` for a symmetric positive-definite `A` by Cholesky; nil if `A` is not.
-func solveSymmetric(_ a: [[Double]], _ b: [Double]) -> [Double]? {
+public func solveSymmetric(_ a: [[Double]], _ b: [Double]) -> [Double]? {
     let n = b.count
     var l = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
     for i in 0..<n {

@@ -98,10 +98,10 @@ public struct RoundSettings: Sendable, Codable, Equatable {
     /// the round is not differentially private).
     public var noiseMultiplier: Double = 0
     public var delta: Double = 1e-5
-    /// Local training: gradient steps from the global model, their size, the L2 penalty.
-    public var localSteps: Int = 20
+    /// Local training: Newton steps from the global model, their size, the L2 penalty.
+    public var localSteps: Int = 1
     public var learningRate: Double = 1
-    public var l2: Double = 1e-4
+    public var l2: Double = 1e-2
     /// The purchase-intent windows, and how many training moments a store takes its rows at.
     public var lookbackMinutes: Int = 70
     public var horizonMinutes: Int = 30

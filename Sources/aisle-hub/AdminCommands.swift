@@ -85,7 +85,7 @@ struct Rounds: ParsableCommand {
         @Option(help: "Seconds each step waits for late stores.") var phaseSeconds: Int = 600
         @Option(help: "Differential privacy: Gaussian noise in units of the clipping norm (0: none).") var noiseMultiplier: Double = 0
         @Option(help: "Differential privacy: L2 bound of each store's update.") var clipNorm: Double = 1
-        @Option(help: "Local gradient steps per round.") var localSteps: Int = 20
+        @Option(help: "Local Newton steps per round.") var localSteps: Int = 1
         @Option(help: "The hub's step: fedavg or fedadam.") var server: String = "fedavg"
         @Option(help: "The hub's step size.") var serverRate: Double = 1
         @Option(help: "Purchase intent: minutes of activity read, minutes predicted, training moments and their spacing.") var lookbackMinutes = 70

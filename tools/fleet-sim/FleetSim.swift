@@ -40,7 +40,7 @@ struct FleetSim: AsyncParsableCommand {
     var settings: RoundSettings {
         var s = RoundSettings()
         (s.lookbackMinutes, s.horizonMinutes, s.cutoffs, s.cutoffSpacingMinutes) = (lookbackDays * 1440, horizonDays * 1440, 4, 7 * 1440)
-        (s.noiseMultiplier, s.clipNorm, s.localSteps, s.learningRate) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0, 20, 1)
+        (s.noiseMultiplier, s.clipNorm) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0)
         (s.server, s.serverRate) = noiseMultiplier > 0 ? ("fedadam", 0.05) : ("fedavg", 1)
         return s
     }
