@@ -53,10 +53,7 @@ public actor SyncHost {
         (client.backoff, client.privacyBudget) = (settings.backoff, settings.privacyBudget)
         do {
             guard try await store.database.read({ try SyncState.enrollment($0) }) != nil else { return .notEnrolled }
-            let queued = try await store.database.write { db in
-                try StorePriors.enqueueDue(db)
-                return try StoreSummary.enqueueDue(db)
-            }
+            let queued = try await store.database.write { try StorePriors.queueDue($0) }
             let report = try await SyncLock.run(store: directory) { [client] in try await client.pass() }
             logger.info(
                 "synced",

@@ -16,6 +16,19 @@ public struct StorePriors: Sendable, Codable, Equatable {
         public var a: String
         public var b: String
         public var count: Double
+
+        /// From a key "a" 0x00 "b" (how pairs are counted).
+        init(key: String, count: Double) {
+            let ab = key.split(separator: "\u{0}").map(String.init)
+            (a, b, self.count) = (ab.first ?? "", ab.last ?? "", count)
+        }
+
+        var key: String { a + "\u{0}" + b }
+
+        /// Most frequent first.
+        static func sorted(_ counts: [String: Double]) -> [Pair] {
+            counts.map { Pair(key: $0.key, count: $0.value) }.sorted { ($0.count, $0.a, $0.b) > ($1.count, $1.a, $1.b) }
+        }
     }
 
     /// The window, days since 1970-01-01: [from, to).
@@ -63,10 +76,7 @@ public struct StorePriors: Sendable, Codable, Equatable {
         }
         return StorePriors(
             from: start.floorDiv(86_400), to: last.floorDiv(86_400), receipts: Double(baskets.count), items: noised(items), categories: noised(categories),
-            pairs: noised(pairs).map { key, v in
-                let ab = key.split(separator: "\u{0}").map(String.init)
-                return Pair(a: ab.first ?? "", b: ab.last ?? "", count: v)
-            }.sorted { ($0.count, $0.a, $0.b) > ($1.count, $1.a, $1.b) },
+            pairs: Pair.sorted(noised(pairs)),
             minCount: minCount, sigma: sigma)
     }
 
@@ -76,6 +86,13 @@ public struct StorePriors: Sendable, Codable, Equatable {
         guard let priors = try of(db, end: end, days: days), priors.receipts > 0 else { return nil }
         try SyncState.set(db, "sync.priors_day", String(priors.to))
         return try Outbox.enqueue(db, kind: kind, payload: SyncJSON.encode(priors))
+    }
+
+    /// Queues what is due (the store summaries of finished days, the weekly priors); returns the
+    /// number of summaries queued. The agent's schedule and `aislectl sync now|export` run it.
+    public static func queueDue(_ db: Database) throws -> Int {
+        try enqueueDue(db)
+        return try StoreSummary.enqueueDue(db)
     }
 
     /// Queues the store's priors once a week of its events has passed since the last ones.
@@ -101,12 +118,7 @@ public struct GlobalPriors: Sendable, Codable, Equatable {
         receipts = parts.reduce(0) { $0 + $1.receipts }
         items = parts.reduce(into: [:]) { t, p in for (k, v) in p.items { t[k, default: 0] += v } }
         categories = parts.reduce(into: [:]) { t, p in for (k, v) in p.categories { t[k, default: 0] += v } }
-        var pairSums: [String: Double] = [:]
-        for p in parts { for pair in p.pairs { pairSums[pair.a + "\u{0}" + pair.b, default: 0] += pair.count } }
-        pairs = pairSums.map { key, v in
-            let ab = key.split(separator: "\u{0}").map(String.init)
-            return StorePriors.Pair(a: ab.first ?? "", b: ab.last ?? "", count: v)
-        }.sorted { ($0.count, $0.a, $0.b) > ($1.count, $1.a, $1.b) }
+        pairs = StorePriors.Pair.sorted(parts.reduce(into: [:]) { t, p in for pair in p.pairs { t[pair.key, default: 0] += pair.count } })
     }
 
     /// The `k` items most often bought, by SKU.

@@ -106,10 +106,7 @@ struct SyncCommand: AsyncParsableCommand {
             try await reporting {
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir)
-                let queued = try await store.database.write { db in
-                    try StorePriors.enqueueDue(db)
-                    return try StoreSummary.enqueueDue(db)
-                }
+                let queued = try await store.database.write { try StorePriors.queueDue($0) }
                 var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin), contributor: FederatedIntent(store: store))
                 client.privacyBudget = privacyBudget
                 let report = try await SyncLock.run(store: dir) { [client] in try await client.pass(everything: true) }
@@ -133,7 +130,7 @@ struct SyncCommand: AsyncParsableCommand {
             try await reporting {
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir)
-                _ = try await store.database.write { try StoreSummary.enqueueDue($0) }
+                _ = try await store.database.write { try StorePriors.queueDue($0) }
                 let files = try await SyncLock.run(store: dir) { try await SyncClient(store: store, directory: dir).export(to: URL(fileURLWithPath: folder)) }
                 print("wrote \(files) envelopes to \(folder)")
             }
