@@ -52,6 +52,9 @@ public struct SecAggAggregator: Sendable {
         guard Set(unmasking.seeds.keys).isDisjoint(with: unmasking.maskKeys.keys) else {
             throw SecureAggregation.ProtocolError(description: "\(unmasking.from) sent both a seed and a mask key share for one store")
         }
+        guard (Array(unmasking.seeds.values) + Array(unmasking.maskKeys.values)).allSatisfy({ $0.fits(length: 32, points: adverts.count) }) else {
+            throw SecureAggregation.ProtocolError(description: "\(unmasking.from) sent a share that is not a share of a 32-byte secret of this roster")
+        }
         unmaskings[unmasking.from] = unmasking
     }
 
@@ -63,13 +66,15 @@ public struct SecAggAggregator: Sendable {
         var total = [UInt32](repeating: 0, count: length)
         for vector in masked.values { for i in 0..<length { total[i] = total[i] &+ vector[i] } }
         for store in masked.keys {
-            guard let seed = Shamir.combine(unmaskings.values.compactMap { $0.seeds[store] }) else {
+            let seedShares = unmaskings.values.compactMap { $0.seeds[store] }
+            guard seedShares.count >= threshold, let seed = Shamir.combine(seedShares) else {
                 throw SecureAggregation.ProtocolError(description: "the self-mask of \(store) cannot be rebuilt")
             }
             SecureAggregation.addMask(&total, seed: seed, negative: true)
         }
         for dropped in sharers.subtracting(masked.keys) {
-            guard let raw = Shamir.combine(unmaskings.values.compactMap { $0.maskKeys[dropped] }),
+            let keyShares = unmaskings.values.compactMap { $0.maskKeys[dropped] }
+            guard keyShares.count >= threshold, let raw = Shamir.combine(keyShares),
                 let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
             else { throw SecureAggregation.ProtocolError(description: "the mask key of \(dropped) cannot be rebuilt") }
             for store in masked.keys {

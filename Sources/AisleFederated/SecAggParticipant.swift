@@ -80,7 +80,11 @@ public struct SecAggParticipant: Sendable, Codable {
         for s in shares where s.to == store {
             guard let advert = roster[s.from] else { throw SecureAggregation.ProtocolError(description: "shares from \(s.from), not on the roster") }
             let opened = try ChaChaPoly.open(try ChaChaPoly.SealedBox(combined: s.ciphertext), using: try sealKey(advert.shareKey), authenticating: Self.label(s.from, store))
-            held[s.from] = try JSONDecoder().decode(SecureAggregation.SharePair.self, from: opened)
+            let pair = try JSONDecoder().decode(SecureAggregation.SharePair.self, from: opened)
+            guard pair.mask.fits(length: 32, points: roster.count), pair.seed.fits(length: 32, points: roster.count) else {
+                throw SecureAggregation.ProtocolError(description: "shares from \(s.from) are not shares of 32-byte secrets of this roster")
+            }
+            held[s.from] = pair
         }
         guard held.count >= threshold else { throw SecureAggregation.ProtocolError(description: "only \(held.count) stores shared keys; the round needs \(threshold)") }
         var y = vector

@@ -11,6 +11,11 @@ public enum Shamir {
         public var x: UInt64
         public var values: [UInt64]
         public var length: Int
+
+        /// Whether it can be a share of a `length`-byte secret at one of the points 1 … `points`.
+        public func fits(length expected: Int, points: Int) -> Bool {
+            length == expected && (1...UInt64(max(1, points))).contains(x) && values.count == (expected + 6) / 7 && values.allSatisfy { $0 < Shamir.p }
+        }
     }
 
     /// Shares of `secret` at the points `xs` (distinct, non-zero), recoverable from any `threshold`.

@@ -162,6 +162,12 @@ public struct HubAdmin: Sendable {
             if kind == HubFederation.updateKind, global == 0 {
                 throw SyncError(.badRequest, "no global \(kind) model yet: run a \(HubFederation.momentsKind) round first")
             }
+            if HubFederation.length(of: kind) != nil,
+                let open = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [HubFederation.momentsKind, HubFederation.updateKind])
+            {
+                throw SyncError(.badRequest, "round \(open) of the intent model is still open; one at a time, or its update would be lost")
+            }
             let deadline = now + Int64(hours * 3600)
             try db.execute(
                 sql: """
@@ -191,7 +197,9 @@ public struct HubAdmin: Sendable {
 
     public func closeRound(_ round: UInt64) throws {
         try database.write { db in
-            try db.execute(sql: "UPDATE rounds SET state = 'closed' WHERE id = ?", arguments: [Int64(round)])
+            try db.execute(
+                sql: "UPDATE rounds SET state = 'closed', phase = CASE WHEN phase = 'done' THEN phase ELSE 'failed' END, failure = coalesce(failure, 'closed by hand') WHERE id = ?",
+                arguments: [Int64(round)])
             guard db.changesCount == 1 else { throw SyncError(.notFound, "no round \(round)") }
             try database.audit(db, "rounds close", "\(round)")
         }

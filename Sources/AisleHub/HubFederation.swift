@@ -60,6 +60,10 @@ enum HubFederation {
                 db, hub, kind: updateKind, payload: try JSONEncoder().encode(model), round: round.id, epsilon: nil, delta: settings.delta,
                 metrics: ["stores": Double(included), "rows": sum[0].rounded()])
         case updateKind:
+            let newest = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [updateKind]) ?? 0
+            guard newest == round.globalVersion else {
+                throw SyncError(.internal, "global intent moved from v\(round.globalVersion) to v\(newest) during the round; its update is not applied")
+            }
             guard let payload = try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [updateKind, round.globalVersion]),
                 var global = try? JSONDecoder().decode(IntentModel.self, from: payload), let logistic = global.model.logistic
             else { throw SyncError(.internal, "global intent v\(round.globalVersion) is not a federated logistic model") }

@@ -44,6 +44,14 @@ enum HubRounds {
         guard var round = try load(db, id), round.phase != "done", round.phase != "failed", round.deadline > now else {
             throw SyncError(.wrongRound, "round: \(id) is not an open round")
         }
+        if m.step != .status, let sent = try Data.fetchOne(
+            db, sql: "SELECT payload FROM round_steps WHERE round = ? AND store = ? AND step = ?", arguments: [Int64(id), store, m.step.rawValue])
+        {
+            // The same step again (its answer was lost), whatever step the round is in now:
+            // answered, not stored twice. Other content for a step already taken is refused.
+            guard sent == (try encoded(m)) else { throw SyncError(.badRequest, "step: \(m.step.rawValue) already sent for round \(id), with other content") }
+            return try status(db, round, for: store)
+        }
         if m.step != .status {
             guard stepOf[round.phase] == m.step else {
                 throw SyncError(.wrongRound, "step: \(m.step.rawValue) refused; round \(id) is in its \(round.phase) step")
@@ -51,32 +59,39 @@ enum HubRounds {
             if round.phase != "advertise" {
                 guard try stored(db, id, step: .advert).keys.contains(store) else { throw SyncError(.wrongRound, "store \(store) is not in round \(id)'s roster") }
             }
-            let payload: Data
-            switch m.step {
-            case .advert:
-                guard let a = m.advert, a.store == store, a.shareKey.count == 32, a.maskKey.count == 32 else { throw SyncError(.badRequest, "advert: missing, or not this store's") }
-                payload = SyncJSON.encode(a)
-            case .shares:
-                guard let s = m.shares else { throw SyncError(.badRequest, "shares: missing") }
-                payload = SyncJSON.encode(s)
-            case .masked:
-                guard let v = m.masked, v.count == round.words else { throw SyncError(.badRequest, "masked: expected \(round.words) words (\(round.length) values)") }
-                payload = SyncJSON.encode(v)
-            case .unmask:
-                guard let u = m.unmasking, u.from == store else { throw SyncError(.badRequest, "unmasking: missing, or not this store's") }
-                payload = SyncJSON.encode(u)
-            case .status:
-                payload = Data()
+            guard m.advert == nil || m.advert?.store == store, m.unmasking == nil || m.unmasking?.from == store else {
+                throw SyncError(.badRequest, "\(m.step.rawValue): not this store's")
             }
+            if m.step == .masked, m.masked?.count != round.words { throw SyncError(.badRequest, "masked: expected \(round.words) words (\(round.length) values)") }
+            let payload = try encoded(m)
             try db.execute(
-                sql: "INSERT OR IGNORE INTO round_steps(round, store, step, payload, at) VALUES (?, ?, ?, ?, ?)",
+                sql: "INSERT INTO round_steps(round, store, step, payload, at) VALUES (?, ?, ?, ?, ?)",
                 arguments: [Int64(id), store, m.step.rawValue, payload, now])
-            guard db.changesCount == 1 else { throw SyncError(.badRequest, "step: \(m.step.rawValue) already sent for round \(id)") }
             // Checks the step against the protocol by replaying the round with it.
             do { _ = try aggregator(db, round) } catch let e as SecureAggregation.ProtocolError { throw SyncError(.badRequest, "\(m.step.rawValue): \(e.description)") }
             try advance(db, hub, &round, now: now)
         }
         return try status(db, round, for: store)
+    }
+
+    /// What is stored of a step: its one field, as JSON.
+    static func encoded(_ m: RoundMessage) throws -> Data {
+        switch m.step {
+        case .advert:
+            guard let a = m.advert, a.shareKey.count == 32, a.maskKey.count == 32 else { throw SyncError(.badRequest, "advert: missing, or keys not 32 bytes") }
+            return SyncJSON.encode(a)
+        case .shares:
+            guard let s = m.shares else { throw SyncError(.badRequest, "shares: missing") }
+            return SyncJSON.encode(s)
+        case .masked:
+            guard let v = m.masked else { throw SyncError(.badRequest, "masked: missing") }
+            return SyncJSON.encode(v)
+        case .unmask:
+            guard let u = m.unmasking else { throw SyncError(.badRequest, "unmasking: missing") }
+            return SyncJSON.encode(u)
+        case .status:
+            return Data()
+        }
     }
 
     /// Moves `round` on while its current step is complete or has waited long enough.
@@ -86,7 +101,8 @@ enum HubRounds {
             let expected = try expectedSenders(db, round)
             let timedOut = now >= round.phaseStarted + round.phaseSeconds
             guard senders >= expected || timedOut else { return }
-            let needed = round.phase == "advertise" ? max(round.minStores, 2) : round.threshold
+            // Never fewer than min_stores in any step: the noise each store adds assumes as many.
+            let needed = max(round.minStores, round.phase == "advertise" ? 2 : round.threshold)
             guard senders >= needed else {
                 if timedOut { try fail(db, &round, "\(round.phase): \(senders) stores in time, \(needed) needed") }
                 return

@@ -17,6 +17,7 @@ public struct HubService: Sendable {
     /// Handles a message as it arrived (the envelope's JSON) and returns the answer's JSON.
     public func handle(_ body: Data, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(SyncError) -> Data {
         let envelope = try Envelope.decode(body)
+        guard envelope.seq <= UInt64(Int64.max), envelope.round <= UInt64(Int64.max) else { throw SyncError(.badRequest, "seq/round: above 2^63 − 1") }
         do {
             return try envelope.type == .enroll ? enroll(envelope, now: now) : message(envelope, now: now)
         } catch let e as SyncError {
@@ -44,10 +45,14 @@ public struct HubService: Sendable {
             }
             guard store["revoked_at"] as Int64? == nil else { throw SyncError(.revoked, "store \(envelope.store): revoked") }
             try db.execute(sql: "UPDATE tokens SET used_at = ? WHERE hash = ?", arguments: [now, hash])
+            // A new key starts a new sequence; the same key (re-enrolling) keeps its seen numbers,
+            // so its old envelopes stay replays.
+            if (try Data.fetchOne(db, sql: "SELECT sign_key FROM stores WHERE id = ?", arguments: [envelope.store])) != keys.sign {
+                try db.execute(sql: "DELETE FROM seen WHERE store_id = ?", arguments: [envelope.store])
+            }
             try db.execute(
                 sql: "UPDATE stores SET sign_key = ?, agree_key = ?, enrolled_at = ?, agent_version = ? WHERE id = ?",
                 arguments: [keys.sign, keys.agree, now, request.agentVersion, envelope.store])
-            try db.execute(sql: "DELETE FROM seen WHERE store_id = ?", arguments: [envelope.store])
             return SyncJSON.encode(EnrollReply(store: envelope.store, name: store["name"]))
         }
     }

@@ -290,6 +290,12 @@ enum Schema {
                     note TEXT);
                 """)
         }
+        m.registerMigration("v12-round-pending") { db in
+            // The step a store is about to send, written before it goes: sent again as it was
+            // when its answer is lost, never recomputed (a recomputed unmasking could reveal both
+            // secrets of one store to a lying hub).
+            try db.execute(sql: "ALTER TABLE fl_rounds ADD COLUMN pending BLOB; ALTER TABLE fl_rounds ADD COLUMN pending_step TEXT;")
+        }
         return m
     }
 }

@@ -41,7 +41,7 @@ extension SyncClient {
         var step: String
         if let row {
             step = row["step"]
-            guard ["advert", "shares", "masked"].contains(step), let state = row["state"] as Data?, let v = row["vector"] as Data? else { return nil }
+            guard ["new", "advert", "shares", "masked"].contains(step), let state = row["state"] as Data?, let v = row["vector"] as Data? else { return nil }
             participant = try SyncJSON.decode(SecAggParticipant.self, state, "round state")
             vector = try SyncJSON.decode([UInt32].self, v, "round vector")
         } else {
@@ -60,34 +60,59 @@ extension SyncClient {
             vector = FixedPoint(scale: offer.settings.scale).encode(values)
             step = "new"
         }
-        var status = try await round(offer.round, .init(step: .status), e, identity, connection)
-        while true {
+        var status: RoundStatus
+        if let row, let pending = row["pending"] as Data?, let next = row["pending_step"] as String? {
+            // The last step's answer was lost: the same message again.
+            status = try SyncJSON.decode(RoundStatus.self, try await send(raw: pending, round: offer.round, e, identity, connection), "round status")
+            step = next
+            try await save(offer, participant, vector, step: step, pending: nil)
+        } else {
+            status = try await round(offer.round, .init(step: .status), e, identity, connection)
+        }
+        while step != "unmask" {
             let message: RoundMessage
+            let next: String
             switch (step, status.phase) {
-            case ("new", "advertise"): (message, step) = (.init(step: .advert, advert: participant.advert), "advert")
-            case ("advert", "share"): (message, step) = (.init(step: .shares, shares: try participant.share(roster: status.roster, threshold: status.threshold)), "shares")
-            case ("shares", "mask"): (message, step) = (.init(step: .masked, masked: try participant.mask(vector, shares: status.shares)), "masked")
-            case ("masked", "unmask"): (message, step) = (.init(step: .unmask, unmasking: try participant.unmask(included: status.included)), "unmask")
-            case (_, let phase) where phase == "done" || phase == "failed": step = "out"; message = .init(step: .status)
+            case ("new", "advertise"): (message, next) = (.init(step: .advert, advert: participant.advert), "advert")
+            case ("advert", "share"): (message, next) = (.init(step: .shares, shares: try participant.share(roster: status.roster, threshold: status.threshold)), "shares")
+            case ("shares", "mask"): (message, next) = (.init(step: .masked, masked: try participant.mask(vector, shares: status.shares)), "masked")
+            case ("masked", "unmask"): (message, next) = (.init(step: .unmask, unmasking: try participant.unmask(included: status.included)), "unmask")
+            case (_, let phase) where phase == "done" || phase == "failed":
+                try await record(offer, step: "out", note: "round \(phase) without this store's next step")
+                return nil
             default: return nil  // waiting for the other stores
             }
-            if step == "out" {
-                try await record(offer, step: "out", note: "round \(status.phase) without this store's next step")
-                return nil
-            }
-            status = try await round(offer.round, message, e, identity, connection)
-            let (state, saved, kept) = (SyncJSON.encode(participant), SyncJSON.encode(vector), step)
-            try await store.database.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO fl_rounds(round, kind, state, vector, step, noise_multiplier, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(round) DO UPDATE SET state = excluded.state, step = excluded.step,
-                            finished_at = CASE WHEN excluded.step = 'unmask' THEN excluded.joined_at END
-                        """,
-                    arguments: [Int64(offer.round), offer.kind, kept == "unmask" ? nil : state, saved, kept, offer.settings.noiseMultiplier, Int64(Date().timeIntervalSince1970)])
-            }
-            if step == "unmask" { return "round \(offer.round) (\(offer.kind)): this store's part done" }
+            // Written before it is sent, so a lost answer leads to the same message, not a new one.
+            let body = SyncJSON.encode(message)
+            try await save(offer, participant, vector, step: step, pending: (body, next))
+            status = try SyncJSON.decode(RoundStatus.self, try await send(raw: body, round: offer.round, e, identity, connection), "round status")
+            step = next
+            try await save(offer, participant, vector, step: step, pending: nil)
         }
+        return "round \(offer.round) (\(offer.kind)): this store's part done"
+    }
+
+    /// Keeps the store's state in the round (its keys are dropped once it has unmasked).
+    func save(_ offer: RoundOffer, _ participant: SecAggParticipant, _ vector: [UInt32], step: String, pending: (Data, String)?) async throws {
+        let (state, saved) = (step == "unmask" ? nil : SyncJSON.encode(participant), SyncJSON.encode(vector))
+        try await store.database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO fl_rounds(round, kind, state, vector, step, noise_multiplier, joined_at, pending, pending_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(round) DO UPDATE SET state = excluded.state, step = excluded.step, pending = excluded.pending, pending_step = excluded.pending_step,
+                        finished_at = CASE WHEN excluded.step = 'unmask' THEN excluded.joined_at END
+                    """,
+                arguments: [
+                    Int64(offer.round), offer.kind, state, saved, step, offer.settings.noiseMultiplier, Int64(Date().timeIntervalSince1970), pending?.0, pending?.1,
+                ])
+        }
+    }
+
+    /// Seals and sends an encoded `round` message.
+    func send(raw body: Data, round id: UInt64, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> Data {
+        let seq = try await store.database.write { try SyncState.nextSequence($0) }
+        let envelope = try Envelope.seal(body, header: .init(store: e.store, type: .round, round: id, seq: seq), from: identity, to: e.hubKeys.agree)
+        return try await connection.send(envelope)
     }
 
     /// Rounds this store was in that the hub no longer offers are over: their keys are deleted.
@@ -95,7 +120,7 @@ extension SyncClient {
         try await store.database.write { db in
             for id in try Int64.fetchAll(db, sql: "SELECT round FROM fl_rounds WHERE state IS NOT NULL") where !open.contains(UInt64(id)) {
                 try db.execute(
-                    sql: "UPDATE fl_rounds SET state = NULL, step = CASE step WHEN 'unmask' THEN step ELSE 'out' END, finished_at = ? WHERE round = ?",
+                    sql: "UPDATE fl_rounds SET state = NULL, pending = NULL, pending_step = NULL, step = CASE step WHEN 'unmask' THEN step ELSE 'out' END, finished_at = ? WHERE round = ?",
                     arguments: [Int64(Date().timeIntervalSince1970), id])
             }
         }

@@ -37,6 +37,10 @@ import Testing
         for m in members { status = try await Self.send(m, round: 1, .init(step: .advert, advert: m.participant.advert), to: hub) }
         let roster = try #require(status?.roster)
         #expect(status?.phase == "share" && roster.count == 9 && status?.threshold == 5)
+        // A step sent again as it was (its answer lost) is answered; with other content, refused.
+        #expect(try await Self.send(members[0], round: 1, .init(step: .advert, advert: members[0].participant.advert), to: hub).phase == "share")
+        let changed = SecAggParticipant(store: members[0].credentials.enrollment.store, round: 1).advert
+        #expect(try await hub.post(try members[0].credentials.envelope(RoundMessage(step: .advert, advert: changed), type: .round, round: 1).encoded()).code == "bad_request")
         // A step out of turn is refused.
         let early = try await hub.post(try members[0].credentials.envelope(RoundMessage(step: .masked, masked: members[0].vector), type: .round, round: 1).encoded())
         #expect(early.code == "wrong_round")
