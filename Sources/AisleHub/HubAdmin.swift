@@ -10,7 +10,7 @@ enum HubQueries {
         try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).map {
             RoundOffer(
                 round: UInt64($0["id"] as Int64), kind: $0["kind"], globalVersion: $0["global_version"], deadline: $0["deadline"], minStores: $0["min_stores"],
-                phase: $0["phase"], length: $0["length"], settings: (try? SyncJSON.decode(RoundSettings.self, Data(($0["settings"] as String).utf8), "settings")) ?? RoundSettings())
+                phase: $0["phase"], length: $0["length"], settings: HubRounds.settings($0))
         }
     }
 
@@ -225,7 +225,7 @@ public struct HubAdmin: Sendable {
     public func rounds() throws -> [RoundRow] {
         try database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rounds ORDER BY id DESC").map { r in
-                let settings = (try? SyncJSON.decode(RoundSettings.self, Data((r["settings"] as String).utf8), "settings")) ?? RoundSettings()
+                let settings = HubRounds.settings(r)
                 let sum = try (r["result"] as Data?).map { FixedPoint(scale: settings.scale).decode(try SyncJSON.decode([UInt32].self, $0, "result")) }
                 return RoundRow(
                     round: UInt64(r["id"] as Int64), kind: r["kind"], state: r["state"], phase: r["phase"], globalVersion: r["global_version"], deadline: r["deadline"],

@@ -31,8 +31,13 @@ enum HubRounds {
             (id, kind, phase) = (UInt64(row["id"] as Int64), row["kind"], row["phase"])
             (phaseStarted, phaseSeconds, length, threshold) = (row["phase_started"], row["phase_seconds"], row["length"], row["threshold"])
             (minStores, deadline, globalVersion) = (row["min_stores"], row["deadline"], row["global_version"])
-            settings = (try? SyncJSON.decode(RoundSettings.self, Data((row["settings"] as String).utf8), "settings")) ?? RoundSettings()
+            settings = HubRounds.settings(row)
         }
+    }
+
+    /// A `rounds` row's settings (defaults when they do not decode).
+    static func settings(_ row: Row) -> RoundSettings {
+        (try? SyncJSON.decode(RoundSettings.self, Data((row["settings"] as String).utf8), "settings")) ?? RoundSettings()
     }
 
     static func load(_ db: Database, _ id: UInt64) throws -> Round? {
