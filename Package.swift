@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "AisleHub",
             dependencies: [
-                "AisleCore", "AisleConfig", "AisleServe", "AisleSync", "AisleFederated", "AisleFeatures", "AisleInsight", "AisleModels",
+                "AisleCore", "AisleConfig", "AisleServe", "AisleSync", "AisleFederated", "AisleModels", "AisleTraining",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -185,7 +185,7 @@ let package = Package(
         .executableTarget(
             name: "aisle-fleet-sim",
             dependencies: [
-                "AisleCore", "AisleStore", "AisleFeatures", "AisleInsight", "AisleModels", "AisleFederated", "AisleSync", "AisleTraining",
+                "AisleCore", "AisleStore", "AisleFeatures", "AisleInsight", "AisleModels", "AisleFederated", "AisleRecommend", "AisleSync", "AisleTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "tools/fleet-sim",

@@ -15,6 +15,15 @@ public enum IntentFeatures {
         "carted_item_conversion", "log_customer_purchases_before", "log_open_carts", "log_open_favs", "bought_in_window",
     ]
 
+    /// Each feature's spread by its definition alone, from no data: about the range a value
+    /// takes (log counts up to ~20 events, shares and rates in [0, 1], minutes up to twice the
+    /// lookback). What a model standardises by when the data's own moments may not be read (a
+    /// federated model with differential privacy starts from these).
+    public static func nominalScales(lookbackMinutes: Int) -> [Double] {
+        let minutes = log1p(2 * Double(max(1, lookbackMinutes)))
+        return [3, 3, 3, 3, 3, 3, 3, 3, 1, minutes, minutes, minutes, 10, 1, 1, 1, 1, 3, 3, 3, 1]
+    }
+
     /// The unit key of an event: its session, else its customer.
     public struct Unit: Hashable, Sendable {
         public var session: Int64?
@@ -31,7 +40,8 @@ public enum IntentFeatures {
     }
 
     /// How well items and categories convert for everyone: purchases / views before a moment,
-    /// smoothed towards the store's overall rate (20 views' worth).
+    /// smoothed towards the store's overall rate (20 views' worth), at most 1 (a store whose
+    /// tills record purchases without views has every item converting).
     public struct ConversionRates: Sendable {
         var itemViews: [Int64: Double] = [:], itemBuys: [Int64: Double] = [:]
         var categoryViews: [String: Double] = [:], categoryBuys: [String: Double] = [:]
@@ -56,12 +66,12 @@ public enum IntentFeatures {
                     if let category { r.categoryBuys[category, default: 0] += 1 }
                 }
             }
-            r.prior = (allBuys + 1) / (allViews + 20)
+            r.prior = min(1, (allBuys + 1) / (allViews + 20))
             return r
         }
 
-        func item(_ id: Int64) -> Double { ((itemBuys[id] ?? 0) + 20 * prior) / ((itemViews[id] ?? 0) + 20) }
-        func category(_ c: String) -> Double { ((categoryBuys[c] ?? 0) + 20 * prior) / ((categoryViews[c] ?? 0) + 20) }
+        func item(_ id: Int64) -> Double { min(1, ((itemBuys[id] ?? 0) + 20 * prior) / ((itemViews[id] ?? 0) + 20)) }
+        func category(_ c: String) -> Double { min(1, ((categoryBuys[c] ?? 0) + 20 * prior) / ((categoryViews[c] ?? 0) + 20)) }
     }
 
     /// Feature rows of every unit active in [t − lookback, t); conversion rates from before t

@@ -1,5 +1,6 @@
 import AisleFederated
 import AisleSync
+import AisleTraining
 import Crypto
 import Foundation
 import GRDB
@@ -131,8 +132,14 @@ public struct HubAdmin: Sendable {
         }
     }
 
-    /// The blank first global intent model (``HubFederation/blankModel(_:)``).
-    public func blankIntentModel() throws -> Data { try HubFederation.blankModel() }
+    /// The blank first global model of a federated `kind` (``FederatedModel/blank(_:)``) for
+    /// the rounds' `settings` (its windows).
+    public func blankModel(kind: String, settings: RoundSettings) throws -> Data {
+        guard let model = FederatedModel.all.first(where: { $0.kind == kind }) else {
+            throw SyncError(.badRequest, "\(kind) is not a federated model; these are: \(FederatedModel.all.map(\.kind).joined(separator: ", "))")
+        }
+        return try model.blank(settings)
+    }
 
     public func models() throws -> [ModelManifest] {
         try database.pool.read { db in
@@ -158,15 +165,16 @@ public struct HubAdmin: Sendable {
         }
         guard minStores >= 3 else { throw SyncError(.badRequest, "min-stores: at least 3, or one store's update could be read off the sum") }
         return try database.write { db in
-            let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [HubFederation.modelKind(of: kind)]) ?? 0
-            if kind == HubFederation.updateKind, global == 0 {
-                throw SyncError(.badRequest, "no global \(kind) model yet: run a \(HubFederation.momentsKind) round first")
+            let model = FederatedModel.of(round: kind)
+            let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [model?.kind ?? kind]) ?? 0
+            if let model, kind == model.kind, global == 0 {
+                throw SyncError(.badRequest, "no global \(kind) model yet: run a \(model.momentsKind) round first, or publish a blank one (aisle-hub models blank \(kind))")
             }
-            if HubFederation.length(of: kind) != nil,
+            if let model,
                 let open = try Int64.fetchOne(
-                    db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [HubFederation.momentsKind, HubFederation.updateKind])
+                    db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [model.momentsKind, model.kind])
             {
-                throw SyncError(.badRequest, "round \(open) of the intent model is still open; one at a time, or its update would be lost")
+                throw SyncError(.badRequest, "round \(open) of the \(model.kind) model is still open; one at a time, or its update would be lost")
             }
             let deadline = now + Int64(hours * 3600)
             try db.execute(

@@ -37,6 +37,10 @@ public enum Ranking {
         "own_share", "log_own_rank",
     ]
 
+    /// Each feature's spread by its definition alone, from no data (about the range its values
+    /// take): what a federated ranker with differential privacy standardises by.
+    public static let nominalScales: [Double] = [1, 3, 6, 3, 1, 1, 5, 6, 2, 6, 4, 6, 1, 1, 7]
+
     /// Candidates per source: the customer's own items (all), and the best of the others.
     public static let perSource = 60
 
@@ -93,7 +97,8 @@ public enum Ranking {
     }
 }
 
-/// The learning-to-rank model: gradient-boosted trees over ``Ranking/featureNames``, trained
+/// The learning-to-rank model over ``Ranking/featureNames``: gradient-boosted trees trained by
+/// the store, or a logistic regression trained by the fleet (federated rounds, issue 8), trained
 /// point in time — signals as of one horizon before the moment, labels from the horizon after.
 public struct Ranker: Sendable, Codable {
     public static let kind = "ranker"
@@ -105,16 +110,29 @@ public struct Ranker: Sendable, Codable {
         (p.trees, p.depth, p.learningRate, p.minLeaf) = (150, 4, 0.1, 50)
         return p
     }()
-    public var trees: GradientBoostedTrees
+    public var trees: GradientBoostedTrees?
+    public var linear: LogisticRegression?
     public var horizonDays: Int
 
-    /// Trains as of day `end` of `history` (purchases strictly before it) on `windows` splits,
-    /// `horizonDays` apart: at each split, signals from the history before it, label = bought
-    /// in the horizon after it; customers who bought on both sides, each with every bought
-    /// candidate and a sample of the others. Nil when the store has too little history.
+    public init(linear: LogisticRegression, horizonDays: Int) { (self.trees, self.linear, self.horizonDays) = (nil, linear, horizonDays) }
+    init(trees: GradientBoostedTrees, horizonDays: Int) { (self.trees, self.linear, self.horizonDays) = (trees, nil, horizonDays) }
+
+    /// Trains trees as of day `end` of `history` on ``rows(_:horizonDays:windows:settings:)``.
+    /// Nil when the store has too little history.
     public static func train(_ history: PurchaseHistory, horizonDays: Int = 60, windows: Int = Ranker.windows, settings: Signals.Settings = .init())
         -> (ranker: Ranker, rows: Int, positives: Int)?
     {
+        let (rows, labels) = Self.rows(history, horizonDays: horizonDays, windows: windows, settings: settings)
+        let positives = labels.filter { $0 }.count
+        guard positives >= 20, positives < labels.count else { return nil }
+        return (Ranker(trees: GradientBoostedTrees.fit(rows, labels, parameters: treeParameters), horizonDays: horizonDays), rows.count, positives)
+    }
+
+    /// Training rows as of day `end` of `history` (purchases strictly before it) from `windows`
+    /// splits `horizonDays` apart: at each split, signals from the history before it, label =
+    /// bought in the horizon after it; customers who bought on both sides, each with every
+    /// bought candidate and a sample of the others.
+    public static func rows(_ history: PurchaseHistory, horizonDays: Int, windows: Int, settings: Signals.Settings = .init()) -> (rows: [[Double]], labels: [Bool]) {
         var rows: [[Double]] = [], labels: [Bool] = []
         for w in 1...max(1, windows) {
             let split = history.end - w * horizonDays, stop = split + horizonDays
@@ -142,12 +160,12 @@ public struct Ranker: Sendable, Codable {
                 }
             }
         }
-        let positives = labels.filter { $0 }.count
-        guard positives >= 20, positives < labels.count else { return nil }
-        return (Ranker(trees: GradientBoostedTrees.fit(rows, labels, parameters: treeParameters), horizonDays: horizonDays), rows.count, positives)
+        return (rows, labels)
     }
 
-    public func score(_ c: Candidate) -> Double { trees.probability(c.features) }
+    public func score(_ c: Candidate) -> Double { score(c.features) }
+
+    public func score(_ features: [Double]) -> Double { linear?.probability(features) ?? trees?.probability(features) ?? 0 }
 
     /// The registry's active ranker and its version; nil when none has been trained.
     public static func active(_ db: Database) throws -> (model: Ranker, version: Int)? {

@@ -49,7 +49,7 @@ public actor SyncHost {
 
     func passOnce() async -> Outcome {
         var client = SyncClient(
-            store: store, directory: directory, installer: GlobalModels(store: store, margin: settings.rollbackMargin), contributor: FederatedIntent(store: store))
+            store: store, directory: directory, installer: GlobalModels(store: store, margin: settings.rollbackMargin), contributor: FederatedContributor(store: store))
         (client.backoff, client.privacyBudget) = (settings.backoff, settings.privacyBudget)
         do {
             guard try await store.database.read({ try SyncState.enrollment($0) }) != nil else { return .notEnrolled }

@@ -15,25 +15,24 @@ public struct GlobalModels: ModelInstaller {
     public let store: Store
     /// Largest drop of the holdout metric (AUC) tolerated.
     public var margin: Double
-    /// Holdout windows of one horizon each, ending at the store's last event.
-    public var windows = 3
+    /// Purchase intent's holdout: windows of one horizon each, ending at the store's last event.
+    static let holdoutWindows = 3
 
     public init(store: Store, margin: Double = 0.02) { (self.store, self.margin) = (store, margin) }
 
-    public var kinds: Set<String> { [IntentModel.kind, StorePriors.kind] }
+    public var kinds: Set<String> { Set(FederatedModel.all.map(\.kind) + [StorePriors.kind]) }
 
     public func install(_ manifest: ModelManifest, payload: Data) async throws -> InstallOutcome {
         if manifest.kind == StorePriors.kind { return try await installPriors(manifest, payload) }
-        guard let candidate = try? JSONDecoder().decode(IntentModel.self, from: payload) else {
-            return InstallOutcome(.refused, detail: "the payload is not an intent model this agent reads")
+        guard let model = FederatedModel.all.first(where: { $0.kind == manifest.kind }), let linear = model.logistic(payload) else {
+            return InstallOutcome(.refused, detail: "the payload is not a federated \(manifest.kind) model this agent reads")
         }
-        guard candidate.model.features == IntentFeatures.names else {
-            return InstallOutcome(.refused, detail: "built for features \(candidate.model.features.joined(separator: ",")), not this agent's")
+        guard linear.weights.count == model.dimension else {
+            return InstallOutcome(.refused, detail: "built for \(linear.weights.count) features, not this agent's \(model.dimension)")
         }
-        let windows = windows
         let (new, old) = try await store.database.read { db -> (Double?, (version: Int, auc: Double?)?) in
-            let active = try IntentModel.active(db)
-            return (try Self.holdoutAUC(db, candidate, windows: windows), try active.map { ($0.version, try Self.holdoutAUC(db, $0.model, windows: windows)) })
+            let active = try ModelRegistry.active(db, kind: model.kind)
+            return (try model.holdoutAUC(db, payload), try active.map { ($0.record.version, try model.holdoutAUC(db, $0.payload)) })
         }
         var regressed = false
         let detail: String
@@ -48,14 +47,14 @@ public struct GlobalModels: ModelInstaller {
             detail = "too few recent buyers here to check it locally"
         }
         struct Metrics: Encodable { var holdoutAuc: Double?; var hub: [String: Double] }
-        let record = try await store.database.write { [regressed] db in
+        var parameters = model.parameters(payload)
+        parameters["global_version"] = .int(Int64(manifest.version))
+        parameters["round"] = .int(Int64(manifest.round))
+        parameters["epsilon"] = manifest.epsilon.map { .double($0) } ?? .null
+        let record = try await store.database.write { [regressed, parameters] db in
             try ModelRegistry.register(
-                db, kind: IntentModel.kind, payload: payload,
-                parameters: JSONValue.object([
-                    "global_version": .int(Int64(manifest.version)), "round": .int(Int64(manifest.round)), "epsilon": manifest.epsilon.map { .double($0) } ?? .null,
-                    "lookback_minutes": .int(Int64(candidate.lookbackMinutes)), "horizon_minutes": .int(Int64(candidate.horizonMinutes)),
-                ]),
-                metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: IntentFeatures.names, dataFrom: nil, dataUntil: nil,
+                db, kind: model.kind, payload: payload, parameters: JSONValue.object(parameters),
+                metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: model.features, dataFrom: nil, dataUntil: nil,
                 activate: !regressed, actor: "aisle-hub")
         }
         return InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: record.version, detail: detail)
@@ -76,20 +75,18 @@ public struct GlobalModels: ModelInstaller {
         return InstallOutcome(.installed, registryVersion: record.version, detail: "\(priors.items.count) items, \(priors.pairs.count) pairs from \(priors.stores) stores")
     }
 
-    /// AUC of `model` over the last `windows` horizons of the store's events; nil with fewer
-    /// than 10 buyers or non-buyers.
-    static func holdoutAUC(_ db: Database, _ model: IntentModel, windows: Int) throws -> Double? {
-        guard let last = try Queries.lastEventTime(db) else { return nil }
-        let (h, lookback) = (Int64(model.horizonMinutes) * 60, Int64(model.lookbackMinutes) * 60)
-        var scores: [Double] = [], labels: [Bool] = []
-        for k in 1...max(1, windows) {
+    /// The purchase-intent holdout: shoppers of the last `holdoutWindows` horizons before the
+    /// store's last event, and whether each bought within its horizon.
+    static func intentHoldout(_ db: Database, lookbackMinutes: Int, horizonMinutes: Int) throws -> (rows: [[Double]], labels: [Bool]) {
+        guard let last = try Queries.lastEventTime(db) else { return ([], []) }
+        let (h, lookback) = (Int64(horizonMinutes) * 60, Int64(lookbackMinutes) * 60)
+        var rows: [[Double]] = [], labels: [Bool] = []
+        for k in 1...holdoutWindows {
             let t = last + 1 - Int64(k) * h
             let d = try IntentFeatures.labelled(db, asOf: t, lookback: lookback, until: t + h)
-            scores += d.rows.map(model.model.probability)
+            rows += d.rows
             labels += d.bought
         }
-        let positives = labels.filter { $0 }.count
-        guard positives >= 10, labels.count - positives >= 10 else { return nil }
-        return Metrics.auc(scores: scores, labels: labels)
+        return (rows, labels)
     }
 }

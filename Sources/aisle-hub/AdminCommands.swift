@@ -74,12 +74,12 @@ struct Rounds: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Open a secure-aggregation round of a model kind; stores join at their next sync.",
             discussion: """
-                Federated purchase intent: an intent-moments round first (the first global model), then intent rounds.
+                Federated models (intent, ranker): a KIND-moments round first (the first global model; or models blank KIND), then KIND rounds.
                 Example: aisle-hub rounds open intent --min-stores 10 --phase-seconds 900 --noise-multiplier 1.1 --clip-norm 0.5
                 """)
         @OptionGroup var hub: HubOptions
         @Argument var kind: String
-        @Option(help: "Values in each store's vector (federated kinds intent-moments and intent set their own).") var length: Int?
+        @Option(help: "Values in each store's vector (federated kinds set their own).") var length: Int?
         @Option(help: "Hours the round stays open.") var hours: Double = 24
         @Option(help: "Stores needed to aggregate (at least 3).") var minStores: Int = 3
         @Option(help: "Seconds each step waits for late stores.") var phaseSeconds: Int = 600
@@ -88,7 +88,7 @@ struct Rounds: ParsableCommand {
         @Option(help: "Local Newton steps per round.") var localSteps: Int = 1
         @Option(help: "The hub's step: fedavg or fedadam.") var server: String = "fedavg"
         @Option(help: "The hub's step size.") var serverRate: Double = 1
-        @Option(help: "Purchase intent: minutes of activity read, minutes predicted, training moments and their spacing.") var lookbackMinutes = 70
+        @Option(help: "Purchase intent: minutes of activity read, minutes predicted, training moments and their spacing. The ranker: its horizon (whole days, as minutes) and --cutoffs training splits.") var lookbackMinutes = 70
         @Option var horizonMinutes = 30
         @Option var cutoffs = 4
         @Option var spacingMinutes = 10
@@ -155,13 +155,22 @@ struct Models: ParsableCommand {
 
     struct Blank: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Publish a first global intent model from no store data (zero weights), for federated rounds with differential privacy.",
-            discussion: "The alternative, an intent-moments round, standardises the features from the stores' data without noise.")
+            abstract: "Publish a first global model of a federated kind from no store data (zero weights, features scaled by their nominal spreads), for rounds with differential privacy.",
+            discussion: """
+                The alternative, a KIND-moments round, standardises the features from the stores' data without noise. \
+                Give the windows the rounds will use (intent: lookback and horizon; ranker: the horizon in whole days, as minutes). \
+                Example: aisle-hub models blank ranker --horizon-minutes 86400
+                """)
         @OptionGroup var hub: HubOptions
+        @Argument(help: "intent or ranker.") var kind = "intent"
+        @Option(help: "Minutes of a shopper's activity the intent model reads.") var lookbackMinutes = 70
+        @Option(help: "Minutes ahead the model predicts a purchase in.") var horizonMinutes = 30
 
         func run() throws {
             try hub.admin { admin, _ in
-                let m = try admin.publish(kind: "intent", payload: try admin.blankIntentModel(), epsilon: 0, delta: 0)
+                var settings = RoundSettings()
+                (settings.lookbackMinutes, settings.horizonMinutes) = (lookbackMinutes, horizonMinutes)
+                let m = try admin.publish(kind: kind, payload: try admin.blankModel(kind: kind, settings: settings), epsilon: 0, delta: 0)
                 print("\(m.kind) v\(m.version) published: zero weights, no store data (ε 0)")
             }
         }

@@ -107,7 +107,7 @@ struct SyncCommand: AsyncParsableCommand {
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir)
                 let queued = try await store.database.write { try StorePriors.queueDue($0) }
-                var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin), contributor: FederatedIntent(store: store))
+                var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin), contributor: FederatedContributor(store: store))
                 client.privacyBudget = privacyBudget
                 let report = try await SyncLock.run(store: dir) { [client] in try await client.pass(everything: true) }
                 if output.json { return try printJSON(report) }

@@ -1,4 +1,7 @@
 @testable import AisleFederated
+import AisleRecommend
+import AisleSync
+@testable import AisleTraining
 import AisleFeatures
 import AisleModels
 import AisleStore
@@ -73,5 +76,32 @@ import Testing
         print("federated intent: central AUC \(aucCentral), federated \(aucFederated), local-only \(aucLocal); \(pooledX.count) train rows, \(testX.count) test")
         #expect(abs(aucFederated - aucCentral) <= 0.01, "central \(aucCentral), federated \(aucFederated)")
         #expect(aucCentral > 0.65)
+    }
+}
+
+/// What a federated model with differential privacy starts from: no store data, every feature
+/// scaled by its nominal spread, and features whose spread is bounded by definition.
+@Suite struct FederatedModelTests {
+    @Test func blankModelsScaleEveryFeatureByItsNominalSpread() throws {
+        var s = RoundSettings()
+        (s.lookbackMinutes, s.horizonMinutes) = (60 * 1440, 30 * 1440)
+        for model in FederatedModel.all {
+            let blank = try #require(model.logistic(try model.blank(s)), "\(model.kind)")
+            #expect(blank.weights == Array(repeating: 0, count: model.dimension) && blank.scales == model.nominalScales(s) && blank.scales.allSatisfy { $0 > 0 })
+            // The payload carries the model's windows and gives the same model back.
+            #expect(model.logistic(try model.payload(blank, s)) == blank)
+        }
+        #expect(FederatedModel.of(round: "ranker-moments")?.kind == "ranker" && FederatedModel.of(round: "intent")?.kind == "intent" && FederatedModel.of(round: "other") == nil)
+    }
+
+    /// A store whose tills record purchases and no views: its conversion rates stay at most 1.
+    @Test func conversionRatesStayWithinOneWithoutViews() throws {
+        let events = (0..<30).map { #"{"ts":\#(1_700_000_000 + $0 * 60),"type":"purchase","customer":"c\#($0 % 3)","item":"i\#($0 % 4)"}"# }
+        let catalog = (0..<4).map { #"{"item":"i\#($0)","title":"item \#($0)","category":"k\#($0 % 2)"}"# }
+        let store = try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: events, catalog: catalog, in: try TestSupport.temporaryDirectory())), readOnly: true)
+        let rows = try store.database.read { try IntentFeatures.rows($0, asOf: 1_700_000_000 + 30 * 60, lookback: 3600).rows }
+        let conversion = ["item_conversion", "category_conversion", "carted_item_conversion"].compactMap(IntentFeatures.names.firstIndex)
+        #expect(rows.count == 3 && conversion.count == 3)
+        #expect(rows.allSatisfy { row in conversion.allSatisfy { row[$0] > 0 && row[$0] <= 1 } }, "\(rows)")
     }
 }

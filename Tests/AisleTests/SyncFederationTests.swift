@@ -36,18 +36,18 @@ import Testing
         }
     }
 
-    /// Sync passes until every store has taken global intent `version`.
-    static func syncUntilTaken(_ version: Int, _ stores: [URL], _ extra: [String] = []) throws {
+    /// Sync passes until every store has taken global `kind` `version`.
+    static func syncUntilTaken(_ version: Int, _ stores: [URL], _ extra: [String] = [], kind: String = "intent") throws {
         for _ in 0..<8 {
             try sweep(stores, extra)
             let taken = try stores.allSatisfy { store in
                 try Store.open(at: store, readOnly: true).database.read { db in
-                    try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = 'intent' AND version = ?", arguments: [version]) ?? false
+                    try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = ? AND version = ?", arguments: [kind, version]) ?? false
                 }
             }
             if taken { return }
         }
-        Issue.record("global intent v\(version) not taken by every store")
+        Issue.record("global \(kind) v\(version) not taken by every store")
     }
 
     struct Model: Decodable { var kind: String; var version: Int; var round: Int; var epsilon: Double? }
@@ -90,14 +90,25 @@ import Testing
                 }
             }
         }
+        // Nor in its logs, nor in its memory (as words or as text), while it is still running.
+        let logs = try hub.logs()
+        #expect(logs.contains("listening"), "the hub's logs were not read")
+        var needles: [Data] = []
         for store in stores {
             let vectors = try await Store.open(at: store, readOnly: true).database.read { try Data.fetchAll($0, sql: "SELECT vector FROM fl_rounds WHERE vector IS NOT NULL") }
             #expect(vectors.count == 2)
             for v in vectors {
                 let text = String(decoding: v, as: UTF8.self)
                 #expect(!hubCells.contains { $0.contains(text.dropFirst().prefix(40)) }, "a store's vector is in the hub's database")
+                #expect(!logs.contains(text.dropFirst().prefix(40)), "a store's vector is in the hub's logs")
+                let words = try JSONDecoder().decode([UInt32].self, from: v)
+                needles += [Data(text.dropFirst().prefix(40).utf8), words.prefix(8).withUnsafeBytes { Data($0) }]
             }
         }
+        // The search finds what the hub does hold: its data directory's path, from its config.
+        let found = try hub.memoryHolds(needles + [Data(hub.data.path.utf8)])
+        #expect(found.last == true, "the search of the hub's memory finds nothing it holds")
+        #expect(!found.dropLast().contains(true), "a store's unmasked vector is in the hub's memory")
     }
 
     /// With noise the stores spend their budget: ε 4.75 after one round at z = 1 (δ 10⁻⁵), 7.09

@@ -14,26 +14,23 @@ import Testing
         return r.out.split(separator: "\n")
     }
 
-    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
-    func aNewStoreStartsBetterFromTheGlobalPriorsThanFromItsOwnFirstWeek() async throws {
-        let hub = try await HubFixture()
+    /// Enrolled stores of UCI Online Retail, invoices split by customer id (by invoice number
+    /// when anonymous) into `count` stores; store `s` keeps the lines whose date `keep(s, date)`.
+    static func retailStores(_ hub: HubFixture, count: Int, keep: (Int, Substring) -> Bool) throws -> [URL] {
         let data = try #require(TestSupport.shared).appendingPathComponent("data/online_retail")
         let invoices = try Self.gunzip(data.appendingPathComponent("invoices.csv.gz"))
         let lines = try Self.gunzip(data.appendingPathComponent("lines.csv.gz"))
-        // Which store each invoice belongs to: by customer id (by invoice number when anonymous).
         var storeOf: [Substring: Int] = [:]
         for row in invoices.dropFirst() {
             let f = row.split(separator: ",", omittingEmptySubsequences: false)
             guard f.count >= 2 else { continue }
-            storeOf[f[0]] = Int(f[1].isEmpty ? f[0].filter(\.isNumber) : f[1]).map { $0 % 5 } ?? 0
+            storeOf[f[0]] = Int(f[1].isEmpty ? f[0].filter(\.isNumber) : f[1]).map { $0 % count } ?? 0
         }
         var stores: [URL] = []
-        for s in 0..<5 {
-            // Stores 0–3: everything before 2011-09-01. Store 4 opens then: a week before, four weeks after.
-            let keep: (Substring) -> Bool = s < 4 ? { $0 < "2011-09-01" } : { $0 >= "2011-08-25" && $0 < "2011-09-29" }
+        for s in 0..<count {
             let mine = lines.dropFirst().filter { line in
                 let f = line.split(separator: ",", maxSplits: 2, omittingEmptySubsequences: false)
-                return f.count == 3 && storeOf[f[0]] == s && keep(f[1])
+                return f.count == 3 && storeOf[f[0]] == s && keep(s, f[1])
             }
             let dir = hub.dir.appendingPathComponent("retail-\(s)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -47,6 +44,14 @@ import Testing
             #expect(imported.status == 0 || imported.status == 3, "\(imported.err)")
             stores.append(try hub.enrolledStore(name: "retail \(s)", existing: store))
         }
+        return stores
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func aNewStoreStartsBetterFromTheGlobalPriorsThanFromItsOwnFirstWeek() async throws {
+        let hub = try await HubFixture()
+        // Stores 0–3: everything before 2011-09-01. Store 4 opens then: a week before, four weeks after.
+        let stores = try Self.retailStores(hub, count: 5) { s, date in s < 4 ? date < "2011-09-01" : date >= "2011-08-25" && date < "2011-09-29" }
         // The four stores sync (each pass queues its priors: the last 28 days, noised, counts ≥ 5).
         for store in stores.prefix(4) { #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", store.path]).status == 0) }
         let published = try hub.cli(["models", "priors"])

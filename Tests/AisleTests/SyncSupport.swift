@@ -106,6 +106,52 @@ final class HubFixture: @unchecked Sendable {
         return try queue.read(body)
     }
 
+    /// Everything the hub has logged (every run of it in this fixture).
+    func logs() throws -> String {
+        try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil).filter { $0.lastPathComponent.hasPrefix("hub-") && $0.pathExtension == "log" }
+            .map { try String(contentsOf: $0, encoding: .utf8) }.joined(separator: "\n")
+    }
+
+    /// Which of `needles` occur anywhere in the running hub's readable memory (its heap, stacks
+    /// and mappings, read through /proc/PID/mem as a debugger or a core dump would).
+    func memoryHolds(_ needles: [Data]) throws -> [Bool] {
+        let pid = try #require(process?.processIdentifier)
+        let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+        let fd = open("/proc/\(pid)/mem", O_RDONLY)
+        guard fd >= 0 else { throw TestFailure("cannot open /proc/\(pid)/mem: errno \(errno)") }
+        defer { close(fd) }
+        var found = needles.map { _ in false }
+        var regions = 0
+        for line in maps.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 2, f[1].hasPrefix("r"), let dash = f[0].firstIndex(of: "-"),
+                let start = UInt64(f[0][..<dash], radix: 16), let end = UInt64(f[0][f[0].index(after: dash)...], radix: 16), end > start
+            else { continue }
+            var buffer = [UInt8](repeating: 0, count: Int(end - start))
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(Int64(bitPattern: start))) }
+            guard n > 0 else { continue }
+            regions += 1
+            for (i, needle) in needles.enumerated() where !found[i] {
+                found[i] = buffer.withUnsafeBytes { Self.find(Array(needle), in: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            }
+        }
+        guard regions > 10 else { throw TestFailure("read only \(regions) regions of the hub's memory") }
+        return found
+    }
+
+    /// Whether `needle` occurs in `hay` (memchr on its first byte that is neither 0 nor 0xFF, then memcmp).
+    static func find(_ needle: [UInt8], in hay: UnsafeRawBufferPointer) -> Bool {
+        guard let k = needle.firstIndex(where: { $0 != 0 && $0 != 0xFF }), let base = hay.baseAddress else { return false }
+        let end = base + hay.count
+        var p = base + k
+        while p < end, let q = memchr(p, Int32(needle[k]), end - p) {
+            let at = UnsafeRawPointer(q) - k
+            if end - at >= needle.count, memcmp(at, needle, needle.count) == 0 { return true }
+            p = UnsafeRawPointer(q) + 1
+        }
+        return false
+    }
+
     /// Posts raw bytes as a message; returns the status and the error code, if any.
     func post(_ body: Data) async throws -> (status: Int, code: String?) {
         do {

@@ -2,6 +2,7 @@ import AisleCore
 import AisleFeatures
 import AisleInsight
 import AisleModels
+import AisleRecommend
 import AisleStore
 import AisleSync
 import AisleTraining
@@ -61,6 +62,15 @@ final class Fleet: @unchecked Sendable {
         case .hash:
             names = (0..<n).map { "store-\($0)" }
             for r in rows { owner[r[0]] = "store-\((Int(r[1].prefix { $0 != "." }) ?? 0) % n)" }
+        case .zipf:
+            // Store k's share of customers ∝ 1/(k+1), by a hash of the customer id.
+            names = (0..<n).map { "store-\($0)" }
+            let weights = (0..<n).map { 1 / Double($0 + 1) }, total = weights.reduce(0, +)
+            let bounds = weights.indices.map { weights[0...$0].reduce(0, +) / total }
+            for r in rows {
+                let u = Double((UInt64(Int(r[1].prefix { $0 != "." }) ?? 0) &* 0x9E37_79B9_7F4A_7C15) >> 11) / Double(1 << 53)
+                owner[r[0]] = names[bounds.firstIndex { u < $0 } ?? n - 1]
+            }
         }
         let end = try Timestamp.format(Timestamp.parse(cutoff + "T00:00:00Z") + Int64(horizonDays) * 86_400).prefix(10)
         let invoicesFile = work.appendingPathComponent("invoices.csv")
@@ -150,7 +160,7 @@ final class Fleet: @unchecked Sendable {
 
     /// Opens a round, waits for it to end (killing stores after masking and the hub midway when
     /// asked), then for every running store to take the model it published.
-    func round(_ kind: String, settings s: RoundSettings, minStores: Int, dropout: Double, restartHub: Bool) async throws {
+    func round(_ kind: String, of model: FederatedModel, settings s: RoundSettings, minStores: Int, dropout: Double, restartHub: Bool) async throws {
         var args = ["rounds", "open", kind, "--min-stores", "\(minStores)", "--phase-seconds", "60"]
         args += ["--lookback-minutes", "\(s.lookbackMinutes)", "--horizon-minutes", "\(s.horizonMinutes)", "--cutoffs", "\(s.cutoffs)", "--spacing-minutes", "\(s.cutoffSpacingMinutes)"]
         args += ["--local-steps", "\(s.localSteps)", "--server", s.server, "--server-rate", "\(s.serverRate)"]
@@ -184,29 +194,32 @@ final class Fleet: @unchecked Sendable {
         for name in killed { try startAgent(name) }
         let version = try hub(["models", "list", "--json"])
         struct M: Decodable { var kind: String; var version: Int }
-        guard let latest = try JSONDecoder().decode([M].self, from: Data(version.utf8)).filter({ $0.kind == "intent" }).map(\.version).max() else { return }
+        guard let latest = try JSONDecoder().decode([M].self, from: Data(version.utf8)).filter({ $0.kind == model.kind }).map(\.version).max() else { return }
         for _ in 0..<120 {
             let taken = try agents.keys.allSatisfy { name in
                 try Store.open(at: trainStore(name), readOnly: true).database.read { db in
-                    try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = 'intent' AND version = ?", arguments: [latest]) ?? false
+                    try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = ? AND version = ?", arguments: [model.kind, latest]) ?? false
                 }
             }
             if taken { return }
             try await Task.sleep(for: .milliseconds(500))
         }
-        log("not every store took intent v\(latest) within a minute")
+        log("not every store took \(model.kind) v\(latest) within a minute")
     }
 
     /// Each store's AUC on the horizon after the cutoff: the last global model, central training
     /// on every store's rows pooled, and the store's own rows alone (the same logistic objective).
-    func report(_ names: [String], settings s: RoundSettings, cutoff t: Int64) throws {
+    func report(_ names: [String], model: FederatedModel, settings s: RoundSettings, cutoff t: Int64) throws {
         guard let payload = try DatabaseQueue(path: work.appendingPathComponent("hub/hub.sqlite").path).read({ db in
-            try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = 'intent' ORDER BY version DESC LIMIT 1")
-        }), let federated = try? JSONDecoder().decode(IntentModel.self, from: payload).model else { throw ValidationErrorText("no global intent model") }
+            try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? ORDER BY version DESC LIMIT 1", arguments: [model.kind])
+        }), let federated = model.logistic(payload) else { throw ValidationErrorText("no global \(model.kind) model") }
         var train: [String: ([[Double]], [Bool])] = [:], test: [String: ([[Double]], [Bool])] = [:]
         for name in names {
-            train[name] = try Store.open(at: trainStore(name), readOnly: true).database.read { try FederatedIntent.rows($0, settings: s) }
+            train[name] = try Store.open(at: trainStore(name), readOnly: true).database.read { try model.rows($0, s) }
             test[name] = try Store.open(at: evalStore(name), readOnly: true).database.read { db in
+                if model.kind == Ranker.kind {
+                    return Ranker.rows(try PurchaseHistory.load(db, to: t + Int64(s.horizonMinutes) * 60), horizonDays: s.horizonMinutes / 1440, windows: 1)
+                }
                 let d = try IntentFeatures.labelled(db, asOf: t, lookback: Int64(s.lookbackMinutes) * 60, until: t + Int64(s.horizonMinutes) * 60)
                 return (d.rows, d.bought)
             }
@@ -232,11 +245,13 @@ final class Fleet: @unchecked Sendable {
             print(pad(name) + String(format: "  %5d  %4d  %6d     %.4f   %.4f      %.4f", tr.0.count, te.0.count, te.1.filter { $0 }.count, f, c, l))
         }
         let pooledAUC = { (s: [Double]) in Metrics.auc(scores: s, labels: all.y) ?? .nan }
-        print(String(format: "all stores' shoppers: federated %.4f, central %.4f, local-only %.4f", pooledAUC(all.f), pooledAUC(all.c), pooledAUC(all.l)))
+        print(String(format: "all stores' test rows: federated %.4f, central %.4f, local-only %.4f", pooledAUC(all.f), pooledAUC(all.c), pooledAUC(all.l)))
         let smaller = lines.sorted { $0.rows < $1.rows }.prefix(lines.count / 2)
         let wins = smaller.filter { $0.f > $0.l }.count
         let mean = { (v: [Double]) in v.reduce(0, +) / Double(max(1, v.count)) }
-        print(String(format: "smaller half (%d stores): federated beats local-only in %d; mean AUC federated %.4f, local-only %.4f", smaller.count, wins, mean(smaller.map(\.f)), mean(smaller.map(\.l))))
+        print(String(
+            format: "smaller half (%d stores): federated beats local-only in %d; mean AUC federated %.4f, local-only %.4f",
+            smaller.count, wins, mean(smaller.map(\.f)), mean(smaller.map(\.l))))
     }
 }
 

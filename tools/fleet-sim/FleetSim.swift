@@ -12,20 +12,26 @@ import GRDB
 
 /// A fleet of real store agents against a real hub on loopback: UCI Online Retail split into
 /// stores (by country, or by customer), each store an `aisled` with its own store and socket,
-/// syncing every second; the hub runs federated rounds of the purchase-intent model; then each
-/// store's AUC on the month after the cutoff for the federated model, central training on the
-/// pooled rows, and training on the store's own rows alone.
+/// syncing every second; the hub runs federated rounds of the purchase-intent model or the
+/// recommendation ranker; then each store's AUC on the month after the cutoff for the federated
+/// model, central training on the pooled rows, and training on the store's own rows alone.
 @main
 struct FleetSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisle-fleet-sim",
-        abstract: "Federated purchase intent over a simulated fleet (docs/OPERATIONS.md § Federated training).",
+        abstract: "Federated purchase intent or ranking over a simulated fleet (docs/OPERATIONS.md § Federated training).",
         discussion: "Example: aisle-fleet-sim --stores 10 --split country --rounds 5 --data ../shared/data/online_retail")
 
-    enum Split: String, ExpressibleByArgument { case country, hash }
+    enum Model: String, ExpressibleByArgument {
+        case intent, ranker
+        var federated: FederatedModel { self == .intent ? .intent : .ranker }
+    }
+
+    enum Split: String, ExpressibleByArgument { case country, hash, zipf }
 
     @Option(help: "Stores in the fleet.") var stores = 10
-    @Option(help: "country: the largest countries, one store each (non-IID); hash: customers spread by id.") var split: Split = .country
+    @Option(help: "intent: purchase within the horizon (shoppers of the lookback); ranker: which candidates a customer buys within the horizon.") var model: Model = .intent
+    @Option(help: "country: the largest countries, one store each (non-IID); hash: customers spread evenly by id; zipf: by id, store k getting a share ∝ 1/(k+1) (a few large stores, many small).") var split: Split = .country
     @Option(help: "Federated update rounds.") var rounds = 5
     @Option(help: "The Online Retail folder (lines.csv.gz, invoices.csv.gz).") var data = "../shared/data/online_retail"
     @Option(help: "Working folder (emptied first).") var work = "/tmp/aisle-fleet"
@@ -34,14 +40,16 @@ struct FleetSim: AsyncParsableCommand {
     @Option var horizonDays = 30
     @Option(help: "Differential privacy: noise multiplier (0: none) and clipping norm.") var noiseMultiplier = 0.0
     @Option var clipNorm = 0.5
+    @Option(help: "The hub's step with differential privacy: fedavg or fedadam, and its rate.") var server = "fedavg"
+    @Option var serverRate = 1.0
     @Option(help: "Share of stores killed (SIGKILL) after masking in each round, restarted after it.") var dropout = 0.0
     @Flag(help: "Kill and restart the hub in the middle of every round.") var restartHub = false
 
     var settings: RoundSettings {
         var s = RoundSettings()
-        (s.lookbackMinutes, s.horizonMinutes, s.cutoffs, s.cutoffSpacingMinutes) = (lookbackDays * 1440, horizonDays * 1440, 4, 7 * 1440)
+        (s.lookbackMinutes, s.horizonMinutes, s.cutoffs, s.cutoffSpacingMinutes) = (lookbackDays * 1440, horizonDays * 1440, model == .intent ? 4 : 3, 7 * 1440)
         (s.noiseMultiplier, s.clipNorm) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0)
-        (s.server, s.serverRate) = noiseMultiplier > 0 ? ("fedadam", 0.05) : ("fedavg", 1)
+        (s.server, s.serverRate) = noiseMultiplier > 0 ? (server, serverRate) : ("fedavg", 1)
         return s
     }
 
@@ -53,17 +61,18 @@ struct FleetSim: AsyncParsableCommand {
         try await fleet.startHub()
         try await fleet.startAgents(names, budget: noiseMultiplier > 0 ? 8 : 0)
         let minStores = max(3, (names.count * 2 + 2) / 3)
+        let m = model.federated
         if noiseMultiplier > 0 {
-            try fleet.hub(["models", "blank"])
+            try fleet.hub(["models", "blank", m.kind, "--lookback-minutes", "\(settings.lookbackMinutes)", "--horizon-minutes", "\(settings.horizonMinutes)"])
         } else {
-            try await fleet.round("intent-moments", settings: settings, minStores: minStores, dropout: 0, restartHub: false)
+            try await fleet.round(m.momentsKind, of: m, settings: settings, minStores: minStores, dropout: 0, restartHub: false)
         }
         for r in 1...rounds {
             log("round \(r) of \(rounds)")
-            try await fleet.round("intent", settings: settings, minStores: minStores, dropout: dropout, restartHub: restartHub)
+            try await fleet.round(m.kind, of: m, settings: settings, minStores: minStores, dropout: dropout, restartHub: restartHub)
         }
         fleet.stopAgents()
-        try fleet.report(names, settings: settings, cutoff: t)
+        try fleet.report(names, model: m, settings: settings, cutoff: t)
         fleet.stopHub()
     }
 }

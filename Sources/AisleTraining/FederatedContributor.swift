@@ -1,32 +1,32 @@
 import AisleFederated
 import AisleFeatures
-import AisleInsight
 import AisleModels
 import AisleStore
 import AisleSync
 import Foundation
 import GRDB
 
-/// This store's part in federated training of the purchase-intent model: its feature moments
-/// for an `intent-moments` round; for an `intent` round, its change to the global model (the
-/// round's version, as taken from the hub) after local gradient steps on its own rows — rows ×
-/// change and the row count, or, with differential privacy, the change clipped to the round's
-/// bound plus this store's share of the Gaussian noise, and a count of 1.
-public struct FederatedIntent: RoundContributor {
+/// This store's part in federated training of the fleet's models (``FederatedModel``): its
+/// feature moments for a `KIND-moments` round; for a `KIND` round, its change to the global
+/// model (the round's version, as taken from the hub) after local Newton steps on its own rows —
+/// rows × change and the row count, or, with differential privacy, the change clipped to the
+/// round's bound plus this store's share of the Gaussian noise, and a count of 1.
+public struct FederatedContributor: RoundContributor {
     public let store: Store
 
     public init(store: Store) { self.store = store }
 
-    public var kinds: Set<String> { ["intent-moments", IntentModel.kind] }
+    public var kinds: Set<String> { Set(FederatedModel.all.flatMap { [$0.kind, $0.momentsKind] }) }
 
     public func contribution(to offer: RoundOffer) async throws -> (vector: [Double]?, reason: String) {
+        guard let model = FederatedModel.of(round: offer.kind) else { return (nil, "this agent does not train \(offer.kind)") }
         let s = offer.settings
-        let d = IntentFeatures.names.count
-        let (x, y) = try await store.database.read { db in try Self.rows(db, settings: s) }
+        let d = model.dimension
+        let (x, y) = try await store.database.read { db in try model.rows(db, s) }
         guard x.count >= 10 else { return (nil, "only \(x.count) rows of recent activity to learn from") }
-        if offer.kind == "intent-moments" { return (FederatedLogistic.moments(x, dimension: d), "moments of \(x.count) rows") }
-        guard let global = try await store.database.read({ db in try Self.global(db, version: offer.globalVersion) }) else {
-            return (nil, "global intent v\(offer.globalVersion) has not been taken from the hub here")
+        if offer.kind == model.momentsKind { return (FederatedLogistic.moments(x, dimension: d), "moments of \(x.count) rows") }
+        guard let global = try await store.database.read({ db in try Self.global(db, model, version: offer.globalVersion) }) else {
+            return (nil, "global \(model.kind) v\(offer.globalVersion) has not been taken from the hub here")
         }
         var delta = FederatedLogistic.localUpdate(global: global, x, y, steps: s.localSteps, learningRate: s.learningRate, l2: s.l2)
         guard s.noiseMultiplier > 0 else { return (delta.map { $0 * Double(x.count) } + [Double(x.count)], "update from \(x.count) rows") }
@@ -37,9 +37,10 @@ public struct FederatedIntent: RoundContributor {
         return (zip(delta, noise).map(+) + [1], "clipped, noised update from \(x.count) rows")
     }
 
-    /// The store's training rows: units active before `cutoffs` moments `cutoffSpacingMinutes`
-    /// apart, ending one horizon before its last event, and whether each bought within the horizon.
-    public static func rows(_ db: Database, settings s: RoundSettings) throws -> ([[Double]], [Bool]) {
+    /// The purchase-intent training rows: units active before `cutoffs` moments
+    /// `cutoffSpacingMinutes` apart, ending one horizon before the store's last event, and
+    /// whether each bought within the horizon.
+    public static func intentRows(_ db: Database, settings s: RoundSettings) throws -> (rows: [[Double]], labels: [Bool]) {
         guard let last = try Queries.lastEventTime(db) else { return ([], []) }
         let (h, lookback) = (Int64(s.horizonMinutes) * 60, Int64(s.lookbackMinutes) * 60)
         var x: [[Double]] = [], y: [Bool] = []
@@ -53,11 +54,11 @@ public struct FederatedIntent: RoundContributor {
     }
 
     /// The global model of `version` from the registry (installed or rolled back: both kept).
-    static func global(_ db: Database, version: Int) throws -> LogisticRegression? {
-        for record in try ModelRegistry.list(db, kind: IntentModel.kind) {
+    static func global(_ db: Database, _ model: FederatedModel, version: Int) throws -> LogisticRegression? {
+        for record in try ModelRegistry.list(db, kind: model.kind) {
             guard case .object(let p) = record.parameters, case .int(let v)? = p["global_version"], v == Int64(version) else { continue }
-            let payload = try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [IntentModel.kind, record.version])
-            return payload.flatMap { try? JSONDecoder().decode(IntentModel.self, from: $0) }?.model.logistic
+            let payload = try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [model.kind, record.version])
+            return payload.flatMap(model.logistic)
         }
         return nil
     }
