@@ -54,7 +54,7 @@ stop:
 answers:
 	@tools/show-answers $(SOCKET)
 
-## fleet: federated purchase intent over simulated stores (real agents and hub; docs/MODELS.md)
+## fleet: federated purchase intent (or FLEET="--model ranker") over simulated stores (real agents and hub; docs/MODELS.md)
 FLEET ?= --stores 10 --split hash --rounds 5
 fleet: deps release
 	$(RELEASE)/aisle-fleet-sim $(FLEET) --data $(SHARED)/data/online_retail

@@ -163,7 +163,7 @@ public struct HubAdmin: Sendable {
         guard let length = HubFederation.length(of: kind) ?? length, length > 0, length <= 1 << 20 else {
             throw SyncError(.badRequest, "length: 1 to 1048576 values (\(kind) is not a federated model kind, so give --length)")
         }
-        guard minStores >= 3 else { throw SyncError(.badRequest, "min-stores: at least 3, or one store's update could be read off the sum") }
+        if let problem = settings.problem(minStores: minStores) { throw SyncError(.badRequest, problem) }
         return try database.write { db in
             let model = FederatedModel.of(round: kind)
             let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [model?.kind ?? kind]) ?? 0

@@ -80,10 +80,10 @@ public enum Ranking {
             let own = counts[c.item]
             let since = own.map { Double(s.end - $0.last) } ?? 730
             let cycle = own != nil ? s.cycleDays[c.item].map { since / max(1, $0) } ?? 0 : 0
-            let b30 = Double(s.buyers30[c.item] ?? 0), b90 = Double(s.buyers90[c.item] ?? 0), prior = Double(s.buyersPrior90[c.item] ?? 0)
+            let b30 = s.popularity(c.item), own30 = Double(s.buyers30[c.item] ?? 0), b90 = Double(s.buyers90[c.item] ?? 0), prior = Double(s.buyersPrior90[c.item] ?? 0)
             c.features = [
                 (profile[c.item] ?? 0) / norm, log1p(Double(own?.days ?? 0)), log1p(since), cycle, neighbour[c.item] ?? 0,
-                together[c.item]?.score ?? 0, log1p(b30), log1p(b90), log((b30 + 1) / (prior / 3 + 1)),
+                together[c.item]?.score ?? 0, log1p(b30), log1p(b90), log((own30 + 1) / (prior / 3 + 1)),
                 log1p(Double(s.end - (s.firstDay[c.item] ?? s.end))), log1p(Double(customerDays)),
                 log1p(Double(lastAny.map { s.end - $0 } ?? 730)), own == nil ? 0 : 1,
                 Double(own?.days ?? 0) / Double(max(1, customerDays)), log1p(Double(ownRank[c.item] ?? 1000)),

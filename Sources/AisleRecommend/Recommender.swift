@@ -65,8 +65,8 @@ public struct RecommendationIndex: Sendable {
     public let asOf: Int64
 
     /// Builds the index as of `t` from the store's purchases, catalog and returns.
-    public static func build(_ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?) throws -> RecommendationIndex {
-        let signals = Signals(try PurchaseHistory.load(db, to: t))
+    /// `fleet`: the global priors' popularity, which a new store's popular items follow.
+    public static func build(_ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?, fleet: FleetPopularity?) throws -> RecommendationIndex {
         var items: [Int: Item] = [:], skus: [String: Int] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, active, sellable FROM items") {
             let id = Int(row[0] as Int64)
@@ -74,6 +74,7 @@ public struct RecommendationIndex: Sendable {
             items[id] = Item(id: id, sku: row[1], title: row[2], group: (row[3] as String?) ?? theme, recommendable: row[4] && row[5])
             skus[row[1]] = id
         }
+        let signals = Signals(try PurchaseHistory.load(db, to: t), fleetShares: fleet?.shares(skus) ?? [:])
         var customers: [PseudonymKey: Int64] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT id, pseudonym FROM customers") { customers[PseudonymKey(row[1])] = row[0] }
         var returned: [Int64: Set<Int>] = [:]
@@ -250,7 +251,10 @@ public struct RecommendationIndex: Sendable {
             reasons.append("trending: \(signals.buyers30[Int(c.item)] ?? 0) customers bought it in the last 30 days")
             order.append(.trending)
         } else if c.has(.popular) {
-            reasons.append("popular this month: \(signals.buyers30[Int(c.item)] ?? 0) customers bought it in the last 30 days")
+            let own = signals.buyers30[Int(c.item)] ?? 0
+            reasons.append(
+                Double(own) >= signals.fleetBuyers30[Int(c.item)] ?? 0
+                    ? "popular this month: \(own) customers bought it in the last 30 days" : "popular across our stores this month")
             order.append(.popular)
         }
         return Recommendation(

@@ -30,12 +30,20 @@ public struct Signals: Sendable {
     /// Item → first day it was bought; median days between a customer's purchase days of it.
     public let firstDay: [Int: Int]
     public let cycleDays: [Int: Double]
-    /// Items by buyers in the last 30 days, most first.
+    /// Item → the fleet's buyers in 30 days as this store's would count them: its share of all
+    /// stores' receipts × ``fleetWeight`` (empty without global priors).
+    public let fleetBuyers30: [Int: Double]
+    /// How many receipts of this store's the fleet's popularity counts as: a new store follows
+    /// the fleet, an established one its own customers.
+    public static let fleetWeight = 100.0
+    /// Items by ``popularity(_:)``, most first.
     public let popular: [Int]
     /// Items whose buyers grew most (last 30 days against the 30 before), most first.
     public let trending: [Int]
 
-    public init(_ history: PurchaseHistory, settings: Settings = .init()) {
+    /// From `history`; `fleetShares` (item → share of the fleet's receipts holding it) from the
+    /// global priors, when the store has them.
+    public init(_ history: PurchaseHistory, settings: Settings = .init(), fleetShares: [Int: Double] = [:]) {
         end = history.end
         var profiles: [Int64: [Int: Double]] = [:], counts: [Int64: [Int: (days: Int, last: Int)]] = [:]
         var b30: [Int: Set<Int64>] = [:], b90: [Int: Set<Int64>] = [:], bPrior: [Int: Set<Int64>] = [:], bPrev30: [Int: Set<Int64>] = [:]
@@ -64,12 +72,16 @@ public struct Signals: Sendable {
         self.counts = counts
         purchaseDays = history.customers.mapValues { Set($0.map(\.day)).count }
         norms = profiles.mapValues { $0.values.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-        buyers30 = b30.mapValues(\.count)
+        let own30 = b30.mapValues(\.count)
+        buyers30 = own30
         buyers90 = b90.mapValues(\.count)
         buyersPrior90 = bPrior.mapValues(\.count)
         firstDay = first
         cycleDays = gaps.compactMapValues { g in g.count >= 3 ? Double(g.sorted()[g.count / 2]) : nil }
-        popular = buyers30.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
+        let fleet = fleetShares.mapValues { $0 * Self.fleetWeight }
+        fleetBuyers30 = fleet
+        popular = Set(own30.keys).union(fleet.keys).map { (item: $0, n: Double(own30[$0] ?? 0) + (fleet[$0] ?? 0)) }
+            .sorted { $0.n != $1.n ? $0.n > $1.n : $0.item < $1.item }.map(\.item)
         let prev30 = bPrev30.mapValues(\.count)
         let growth: [(item: Int, ratio: Double)] = buyers30.filter { $0.value >= 5 }.map { item, n in
             (item, Double(n) / Double((prev30[item] ?? 0) + 3))
@@ -78,6 +90,9 @@ public struct Signals: Sendable {
         cooccurrence = Self.cooccurrence(Array(baskets.values))
         neighbours = Self.neighbours(profiles, norms: norms, k: settings.neighbours)
     }
+
+    /// Buyers of `item` in the last 30 days, the fleet's counted in (``fleetBuyers30``).
+    public func popularity(_ item: Int) -> Double { Double(buyers30[item] ?? 0) + (fleetBuyers30[item] ?? 0) }
 
     /// Cosine of basket counts, count(i, j) / √(count(i) · count(j)), for pairs in two or more
     /// baskets; the 50 best partners of each item.

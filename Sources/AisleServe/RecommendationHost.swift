@@ -9,8 +9,8 @@ import GRDB
 import Logging
 
 /// The agent's recommendations: an in-memory ``RecommendationIndex`` built in the background at
-/// start, rebuilt hourly (new purchases) and when another ranker or themes version becomes
-/// active, and swapped whole — requests never wait for a build and touch no disk. Served slates
+/// start, rebuilt hourly (new purchases) and when another ranker, themes or global priors
+/// version becomes active, and swapped whole — requests never wait for a build and touch no disk. Served slates
 /// and feedback are queued in memory and written in batches (`rec_impressions`, `rec_feedback`).
 public actor RecommendationHost {
     private let store: Store
@@ -134,14 +134,15 @@ public actor RecommendationHost {
     /// Builds a new index when there is none, `every` has passed, or the models changed.
     public func refresh(force: Bool = false) async {
         let store = store
-        let active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind]) }) ?? [:]
+        let active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind]) }) ?? [:]
         guard force || index == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.run {
             Result { () throws -> RecommendationIndex? in
                 try store.database.read { db in
                     guard let last = try Queries.lastEventTime(db) else { return nil }
-                    return try RecommendationIndex.build(db, asOf: last + 1, ranker: try Ranker.active(db), themes: try ThemeModel.active(db)?.model)
+                    return try RecommendationIndex.build(
+                        db, asOf: last + 1, ranker: try Ranker.active(db), themes: try ThemeModel.active(db)?.model, fleet: try FleetPopularity.active(db))
                 }
             }
         }

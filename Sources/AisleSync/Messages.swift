@@ -111,6 +111,25 @@ public struct RoundSettings: Sendable, Codable, Equatable {
     public var server: String = "fedavg"
     public var serverRate: Double = 1
     public init() {}
+
+    /// What makes these settings, with `minStores`, unsound to follow (nil when sound): the hub
+    /// opens no such round, and a store declines one offered (a hub's bug or a forged offer).
+    public func problem(minStores: Int) -> String? {
+        let year = 366 * 1440
+        let checks: [(Bool, String)] = [
+            (minStores >= 3, "min_stores \(minStores): at least 3, or one store's vector could be read off the sum"),
+            (scale >= 1 && scale <= 16_777_216, "scale \(scale): 1 to 2^24"),
+            (noiseMultiplier >= 0 && noiseMultiplier <= 100, "noise multiplier \(noiseMultiplier): 0 to 100"),
+            (noiseMultiplier == 0 || (clipNorm > 0 && clipNorm <= 100), "clip norm \(clipNorm): above 0 and at most 100 with noise"),
+            (delta > 0 && delta <= 1e-3, "delta \(delta): above 0 and at most 10⁻³"),
+            ((1...10).contains(localSteps), "local steps \(localSteps): 1 to 10"),
+            (learningRate > 0 && learningRate <= 10 && l2 >= 0 && l2 <= 100, "learning rate \(learningRate) (above 0, at most 10) or L2 \(l2) (0 to 100)"),
+            ((1...year).contains(lookbackMinutes) && (1...year).contains(horizonMinutes) && (1...year).contains(cutoffSpacingMinutes), "windows: 1 minute to a year"),
+            ((1...24).contains(cutoffs), "cutoffs \(cutoffs): 1 to 24"),
+            (["fedavg", "fedadam"].contains(server) && serverRate > 0 && serverRate <= 10, "server step \(server) at \(serverRate): fedavg or fedadam, rate above 0 and at most 10"),
+        ]
+        return checks.first { !$0.0 }?.1
+    }
 }
 
 /// `round`: one step of a store in a secure-aggregation round (sync/PROTOCOL.md § 4.4), or

@@ -46,6 +46,10 @@ extension SyncClient {
             vector = try SyncJSON.decode([UInt32].self, v, "round vector")
         } else {
             guard offer.phase == "advertise" else { return nil }
+            if let problem = offer.settings.problem(minStores: offer.minStores) {
+                try await record(offer, step: "declined", note: "unsound settings: \(problem)")
+                return "round \(offer.round) (\(offer.kind)): declined — unsound settings: \(problem)"
+            }
             let budget = privacyBudget
             if let no = try await store.database.read({ try PrivacyLedger.allows($0, noiseMultiplier: offer.settings.noiseMultiplier, delta: offer.settings.delta, budget: budget) }) {
                 try await record(offer, step: "declined", note: no)

@@ -97,7 +97,6 @@ struct Rounds: ParsableCommand {
             try hub.admin { admin, _ in
                 var settings = RoundSettings()
                 (settings.noiseMultiplier, settings.clipNorm, settings.localSteps) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0, localSteps)
-                guard ["fedavg", "fedadam"].contains(server) else { throw SyncError(.badRequest, "--server: fedavg or fedadam") }
                 (settings.server, settings.serverRate) = (server, serverRate)
                 (settings.lookbackMinutes, settings.horizonMinutes, settings.cutoffs, settings.cutoffSpacingMinutes) = (lookbackMinutes, horizonMinutes, cutoffs, spacingMinutes)
                 let r = try admin.openRound(kind: kind, length: length, hours: hours, minStores: minStores, phaseSeconds: phaseSeconds, settings: settings)

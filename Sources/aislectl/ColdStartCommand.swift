@@ -1,4 +1,5 @@
 import AisleCore
+import AisleRecommend
 import AisleStore
 import AisleSync
 import ArgumentParser
@@ -13,7 +14,9 @@ extension EvalCommand {
             discussion: """
                 Each customer's next basket is their first receipt in [cutoff, cutoff + horizon); the store's own \
                 popularity is its top items by receipts in the history days before the cutoff; the priors are the \
-                active global priors (taken from the hub by `aislectl sync now`).
+                active global priors (taken from the hub by `aislectl sync now`). Served: the agent's slate for a \
+                shopper it does not know, built as of the cutoff from the store's purchases before it, without and \
+                with the priors.
                 Example: aislectl eval coldstart --cutoff 2011-09-01 --history-days 7 --json
                 """)
         @Option(help: "The store's opening moment (YYYY-MM-DD or a timestamp).") var cutoff: String
@@ -28,6 +31,8 @@ extension EvalCommand {
             var historyDays: Int
             var recallOwn: Double
             var recallPriors: Double
+            var recallServedOwn: Double
+            var recallServedPriors: Double
             var ownItems: Int
             var priorsStores: Int
         }
@@ -53,10 +58,19 @@ extension EvalCommand {
                     func recall(_ top: Set<String>) -> Double {
                         first.values.reduce(0) { $0 + Double($1.items.intersection(top).count) / Double(max(1, $1.items.count)) } / Double(max(1, first.count))
                     }
-                    return Out(users: first.count, historyDays: historyDays, recallOwn: recall(ownTop), recallPriors: recall(priorTop), ownItems: counts.count, priorsStores: priors.stores)
+                    func served(_ fleet: FleetPopularity?) throws -> Set<String> {
+                        let index = try RecommendationIndex.build(db, asOf: t, ranker: nil, themes: nil, fleet: fleet)
+                        return Set(index.recommend(.init(customer: nil, k: k)).map(\.sku))
+                    }
+                    let fleet = FleetPopularity(receipts: priors.receipts, items: priors.items)
+                    return Out(
+                        users: first.count, historyDays: historyDays, recallOwn: recall(ownTop), recallPriors: recall(priorTop),
+                        recallServedOwn: recall(try served(nil)), recallServedPriors: recall(try served(fleet)), ownItems: counts.count, priorsStores: priors.stores)
                 }
                 if output.json { return try printJSON(out) }
-                print(String(format: "cold start at %@: %d customers' next baskets; recall@%d own %d-day popularity %.4f, global priors (%d stores) %.4f", cutoff, out.users, k, historyDays, out.recallOwn, out.priorsStores, out.recallPriors))
+                print(String(
+                    format: "cold start at %@: %d customers' next baskets; recall@%d own %d-day popularity %.4f, global priors (%d stores) %.4f; the agent's slate without priors %.4f, with %.4f",
+                    cutoff, out.users, k, historyDays, out.recallOwn, out.priorsStores, out.recallPriors, out.recallServedOwn, out.recallServedPriors))
             }
         }
 

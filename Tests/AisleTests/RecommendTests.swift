@@ -144,7 +144,7 @@ import Testing
         events.append(#"{"ts":\#(t0 + 25 * day),"type":"return","customer":"c1","item":"RET","qty":1,"price":3}"#)
         let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
         let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
-        let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 30 * day), ranker: nil, themes: nil) }
+        let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 30 * day), ranker: nil, themes: nil, fleet: nil) }
         let pseudonym = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).pseudonym("c1")
         let customer = try #require(index.customer(pseudonym))
         let slate = index.recommend(.init(customer: customer, k: 10)).map(\.sku)

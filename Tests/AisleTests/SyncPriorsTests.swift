@@ -1,4 +1,6 @@
+import AisleRecommend
 import AisleStore
+import AisleSync
 import Foundation
 import GRDB
 import Testing
@@ -69,11 +71,12 @@ import Testing
         let synced = try TestSupport.run("aislectl", ["sync", "now", "--store", stores[4].path])
         #expect(synced.out.contains("priors global v1: installed"), "\(synced.out)")
         let eval = try TestSupport.run("aislectl", ["eval", "coldstart", "--store", stores[4].path, "--cutoff", "2011-09-01", "--history-days", "7", "--json"])
-        struct Out: Decodable { var users: Int; var recallOwn: Double; var recallPriors: Double }
+        struct Out: Decodable { var users: Int; var recallOwn: Double; var recallPriors: Double; var recallServedOwn: Double; var recallServedPriors: Double }
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         let out = try d.decode(Out.self, from: Data(eval.out.utf8))
-        print("cold start: \(out.users) customers, recall@10 own first week \(out.recallOwn), global priors \(out.recallPriors)")
-        #expect(out.users >= 100 && out.recallPriors > out.recallOwn, "\(eval.out)")
+        print("cold start: \(out.users) customers, recall@10 own first week \(out.recallOwn), global priors \(out.recallPriors); the agent's slate \(out.recallServedOwn) → \(out.recallServedPriors) with the priors")
+        #expect(out.users >= 100 && out.recallPriors > out.recallOwn && out.recallServedPriors > out.recallServedOwn, "\(eval.out)")
+        #expect(FleetPopularity.kind == StorePriors.kind)
     }
 }

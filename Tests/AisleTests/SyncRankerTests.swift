@@ -50,7 +50,7 @@ import Testing
             let (ranker, recommended) = try await Store.open(at: store, readOnly: true).database.read { db -> (Ranker?, Int) in
                 let active = try Ranker.active(db)
                 let last = try Queries.lastEventTime(db) ?? 0
-                let index = try RecommendationIndex.build(db, asOf: last + 1, ranker: active, themes: nil)
+                let index = try RecommendationIndex.build(db, asOf: last + 1, ranker: active, themes: nil, fleet: nil)
                 let customer = try Int64.fetchOne(db, sql: "SELECT customer_id FROM events WHERE type = 'purchase' AND customer_id IS NOT NULL ORDER BY ts DESC LIMIT 1")
                 return (active?.model, index.recommend(.init(customer: customer)).count)
             }

@@ -98,3 +98,35 @@ import Testing
         }
     }
 }
+
+/// Round settings a store will not follow: the hub opens no such round, and a store offered one
+/// anyway (here written into the hub's database, as an intruder at HQ could) declines it.
+@Suite struct RoundSettingsTests {
+    @Test func unsoundSettingsAreNamed() {
+        #expect(RoundSettings().problem(minStores: 3) == nil)
+        #expect(RoundSettings().problem(minStores: 2)?.contains("min_stores 2") == true)
+        var s = RoundSettings()
+        s.localSteps = 50
+        #expect(s.problem(minStores: 3)?.contains("local steps 50") == true)
+        s = RoundSettings()
+        s.noiseMultiplier = 1
+        #expect(s.problem(minStores: 3)?.contains("clip norm") == true)
+        s = RoundSettings()
+        s.delta = .nan
+        #expect(s.problem(minStores: 3)?.contains("delta") == true)
+    }
+
+    @Test func aStoreDeclinesARoundWithUnsoundSettings() async throws {
+        let hub = try await HubFixture()
+        #expect(try hub.cli(["rounds", "open", "sum", "--length", "4", "--min-stores", "3", "--local-steps", "50"]).err.contains("local steps 50"))
+        let store = try hub.enrolledStore()
+        #expect(try hub.cli(["rounds", "open", "intent-moments", "--min-stores", "3"]).status == 0)
+        try hub.write { db in
+            try db.execute(sql: "UPDATE rounds SET settings = json_set(settings, '$.local_steps', 50)")
+        }
+        let synced = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path, "--privacy-budget", "0"])
+        #expect(synced.status == 0 && synced.out.contains("declined — unsound settings: local steps 50"), "\(synced.out)\(synced.err)")
+        let privacy = try TestSupport.run("aislectl", ["privacy", "--store", store.path])
+        #expect(privacy.out.contains("declined"), "\(privacy.out)")
+    }
+}
