@@ -14,13 +14,17 @@ public struct SecAggParticipant: Sendable, Codable {
     /// Shares held for each store that shared (itself included); their ids are the round's U2.
     var held: [String: SecureAggregation.SharePair] = [:]
 
-    public init(store: String, round: UInt64) {
-        (self.store, self.round) = (store, round)
+    /// The fewest stores it shares its keys with and unmasks for: the round's minimum, which its
+    /// share of the noise was sized for (a hub naming fewer is refused).
+    public let minimum: Int
+
+    public init(store: String, round: UInt64, minimum: Int = 3) {
+        (self.store, self.round, self.minimum) = (store, round, minimum)
         (shareKey, maskKey) = (.init(), .init())
         seed = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
     }
 
-    enum CodingKeys: String, CodingKey { case store, round, shareKey, maskKey, seed, roster, threshold, held }
+    enum CodingKeys: String, CodingKey { case store, round, minimum, shareKey, maskKey, seed, roster, threshold, held }
 
     /// Kept in the store's database between sync passes (the round's own keys, deleted with it).
     public init(from decoder: any Decoder) throws {
@@ -31,12 +35,14 @@ public struct SecAggParticipant: Sendable, Codable {
         roster = try c.decode([String: SecureAggregation.Advert].self, forKey: .roster)
         threshold = try c.decode(Int.self, forKey: .threshold)
         held = try c.decode([String: SecureAggregation.SharePair].self, forKey: .held)
+        minimum = try c.decodeIfPresent(Int.self, forKey: .minimum) ?? 3
     }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(store, forKey: .store)
         try c.encode(round, forKey: .round)
+        try c.encode(minimum, forKey: .minimum)
         try c.encode(seed, forKey: .seed)
         try c.encode(shareKey.rawRepresentation, forKey: .shareKey)
         try c.encode(maskKey.rawRepresentation, forKey: .maskKey)
@@ -54,6 +60,7 @@ public struct SecAggParticipant: Sendable, Codable {
     public mutating func share(roster adverts: [SecureAggregation.Advert], threshold: Int) throws -> [SecureAggregation.SealedShares] {
         let ids = adverts.map(\.store)
         guard Set(ids).count == ids.count, ids.contains(store) else { throw SecureAggregation.ProtocolError(description: "the roster repeats a store or leaves this one out") }
+        guard ids.count >= minimum else { throw SecureAggregation.ProtocolError(description: "a roster of \(ids.count) stores; this round needs at least \(minimum)") }
         guard threshold > ids.count / 2, threshold <= ids.count else {
             throw SecureAggregation.ProtocolError(description: "threshold \(threshold) of \(ids.count): must be a majority, so the unmasking cannot be split")
         }
@@ -104,7 +111,9 @@ public struct SecAggParticipant: Sendable, Codable {
         guard inSet.contains(store), inSet.isSubset(of: held.keys) else {
             throw SecureAggregation.ProtocolError(description: "the stores named as included are not all among those that shared keys")
         }
-        guard inSet.count >= threshold else { throw SecureAggregation.ProtocolError(description: "only \(inSet.count) vectors; fewer than the threshold \(threshold)") }
+        guard inSet.count >= max(threshold, minimum) else {
+            throw SecureAggregation.ProtocolError(description: "only \(inSet.count) vectors; fewer than the threshold \(threshold) or the round's minimum \(minimum)")
+        }
         var seeds: [String: Shamir.Share] = [:], maskKeys: [String: Shamir.Share] = [:]
         for (other, pair) in held {
             if inSet.contains(other) { seeds[other] = pair.seed } else { maskKeys[other] = pair.mask }

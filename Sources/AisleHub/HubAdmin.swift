@@ -132,13 +132,18 @@ public struct HubAdmin: Sendable {
         }
     }
 
-    /// The blank first global model of a federated `kind` (``FederatedModel/blank(_:)``) for
-    /// the rounds' `settings` (its windows).
-    public func blankModel(kind: String, settings: RoundSettings) throws -> Data {
+    /// Publishes the blank first global model of a federated `kind` (``FederatedModel/blank(_:)``)
+    /// for the rounds' `settings` (its windows), starting the hub's optimizer and accountant afresh.
+    public func publishBlank(kind: String, settings: RoundSettings) throws -> ModelManifest {
         guard let model = FederatedModel.all.first(where: { $0.kind == kind }) else {
             throw SyncError(.badRequest, "\(kind) is not a federated model; these are: \(FederatedModel.all.map(\.kind).joined(separator: ", "))")
         }
-        return try model.blank(settings)
+        if let problem = model.problem(settings, global: nil) { throw SyncError(.badRequest, problem) }
+        let payload = try model.blank(settings)
+        return try database.write { db in
+            try HubFederation.restart(db, kind: kind)
+            return try Self.publish(db, database, kind: kind, payload: payload, round: 0, epsilon: 0, delta: 0, metrics: [:])
+        }
     }
 
     public func models() throws -> [ModelManifest] {
@@ -169,6 +174,10 @@ public struct HubAdmin: Sendable {
             let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [model?.kind ?? kind]) ?? 0
             if let model, kind == model.kind, global == 0 {
                 throw SyncError(.badRequest, "no global \(kind) model yet: run a \(model.momentsKind) round first, or publish a blank one (aisle-hub models blank \(kind))")
+            }
+            if let model, let problem = model.problem(settings, global: kind == model.kind ? try Data.fetchOne(
+                db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [model.kind, global]) : nil) {
+                throw SyncError(.badRequest, problem)
             }
             if let model,
                 let open = try Int64.fetchOne(

@@ -25,6 +25,9 @@ enum HubFederation {
         var noiseless = false
     }
 
+    /// Forgets the optimizer and accountant of `kind`: a first global model starts a new one.
+    static func restart(_ db: Database, kind: String) throws { try db.execute(sql: "DELETE FROM federation WHERE kind = ?", arguments: [kind]) }
+
     /// Publishes the model a closed round's `sum` gives, in the transaction that closes it.
     static func finish(_ db: Database, _ hub: HubDatabase, round: HubRounds.Round, sum words: [UInt32], included: Int) throws -> ModelManifest? {
         guard let model = FederatedModel.of(round: round.kind) else { return nil }
@@ -32,6 +35,7 @@ enum HubFederation {
         let sum = FixedPoint(scale: settings.scale).decode(words)
         let d = model.dimension
         if round.kind == model.momentsKind {
+            try restart(db, kind: model.kind)
             return try HubAdmin.publish(
                 db, hub, kind: model.kind, payload: try model.payload(FederatedLogistic.initial(fromMoments: sum, dimension: d), settings), round: round.id,
                 epsilon: nil, delta: settings.delta, metrics: ["stores": Double(included), "rows": sum[0].rounded()])

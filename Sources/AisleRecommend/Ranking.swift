@@ -117,6 +117,19 @@ public struct Ranker: Sendable, Codable {
     public init(linear: LogisticRegression, horizonDays: Int) { (self.trees, self.linear, self.horizonDays) = (nil, linear, horizonDays) }
     init(trees: GradientBoostedTrees, horizonDays: Int) { (self.trees, self.linear, self.horizonDays) = (trees, nil, horizonDays) }
 
+    enum CodingKeys: String, CodingKey { case trees, linear, horizonDays }
+
+    /// A payload holds exactly one model (older payloads: trees only), and a horizon of a day or more.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        trees = try c.decodeIfPresent(GradientBoostedTrees.self, forKey: .trees)
+        linear = try c.decodeIfPresent(LogisticRegression.self, forKey: .linear)
+        horizonDays = try c.decode(Int.self, forKey: .horizonDays)
+        guard (trees == nil) != (linear == nil), horizonDays >= 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .trees, in: c, debugDescription: "a ranker holds either trees or a linear model, for a horizon of at least a day")
+        }
+    }
+
     /// Trains trees as of day `end` of `history` on ``rows(_:horizonDays:windows:settings:)``.
     /// Nil when the store has too little history.
     public static func train(_ history: PurchaseHistory, horizonDays: Int = 60, windows: Int = Ranker.windows, settings: Signals.Settings = .init())

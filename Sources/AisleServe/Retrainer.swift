@@ -7,7 +7,8 @@ import Logging
 
 /// The agent's scheduled retraining: each trainable model whose active version is older than
 /// `interval` (or missing) is trained as of the latest event and registered as the new active
-/// version. ``InsightHost`` calls it at start and at each poll; a model the store has no data
+/// version — except a kind whose active version came from the hub (the fleet's model serves
+/// until a person trains or rolls back by hand). ``InsightHost`` calls it at start and at each poll; a model the store has no data
 /// for yet is logged and tried again an hour later; the themes wait for the encoder to load.
 actor Retrainer {
     let store: Store
@@ -29,7 +30,9 @@ actor Retrainer {
         let textModel = await encoder.currentModel
         let active = (try? await store.database.read { db in try ModelRegistry.list(db).filter(\.active) }) ?? []
         let due = ModelTrainer.kinds.filter { kind in
-            guard let made = active.first(where: { $0.kind == kind }).flatMap({ try? Timestamp.parse($0.createdAt) }) else { return true }
+            let current = active.first { $0.kind == kind }
+            guard current?.actor != GlobalModels.actor else { return false }
+            guard let made = current.flatMap({ try? Timestamp.parse($0.createdAt) }) else { return true }
             return started.timeIntervalSince1970 - Double(made) >= seconds
         }.filter { kind in lastAttempt[kind].map { started.timeIntervalSince($0) >= min(seconds, 3600) } ?? true }
             .filter { $0 != ThemeModel.kind || textModel != nil }  // the themes wait for the encoder

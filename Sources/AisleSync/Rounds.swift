@@ -60,7 +60,7 @@ extension SyncClient {
                 try await record(offer, step: "declined", note: reason)
                 return "round \(offer.round) (\(offer.kind)): not joined — \(reason)"
             }
-            participant = SecAggParticipant(store: e.store, round: offer.round)
+            participant = SecAggParticipant(store: e.store, round: offer.round, minimum: offer.minStores)
             vector = FixedPoint(scale: offer.settings.scale).encode(values)
             step = "new"
         }

@@ -21,6 +21,7 @@ public struct FederatedContributor: RoundContributor {
     public func contribution(to offer: RoundOffer) async throws -> (vector: [Double]?, reason: String) {
         guard let model = FederatedModel.of(round: offer.kind) else { return (nil, "this agent does not train \(offer.kind)") }
         let s = offer.settings
+        if let problem = model.problem(s, global: nil) { return (nil, problem) }
         let d = model.dimension
         let (x, y) = try await store.database.read { db in try model.rows(db, s) }
         guard x.count >= 10 else { return (nil, "only \(x.count) rows of recent activity to learn from") }

@@ -20,19 +20,19 @@ public struct GlobalModels: ModelInstaller {
 
     public init(store: Store, margin: Double = 0.02) { (self.store, self.margin) = (store, margin) }
 
+    /// Who the registry records as having made a global model.
+    public static let actor = "aisle-hub"
+
     public var kinds: Set<String> { Set(FederatedModel.all.map(\.kind) + [StorePriors.kind]) }
 
     public func install(_ manifest: ModelManifest, payload: Data) async throws -> InstallOutcome {
         if manifest.kind == StorePriors.kind { return try await installPriors(manifest, payload) }
-        guard let model = FederatedModel.all.first(where: { $0.kind == manifest.kind }), let linear = model.logistic(payload) else {
-            return InstallOutcome(.refused, detail: "the payload is not a federated \(manifest.kind) model this agent reads")
-        }
-        guard linear.weights.count == model.dimension else {
-            return InstallOutcome(.refused, detail: "built for \(linear.weights.count) features, not this agent's \(model.dimension)")
+        guard let model = FederatedModel.all.first(where: { $0.kind == manifest.kind }), model.accepts(payload) else {
+            return InstallOutcome(.refused, detail: "the payload is not a \(manifest.kind) model over this agent's features (or its parameters are not finite)")
         }
         let (new, old) = try await store.database.read { db -> (Double?, (version: Int, auc: Double?)?) in
             let active = try ModelRegistry.active(db, kind: model.kind)
-            return (try model.holdoutAUC(db, payload), try active.map { ($0.record.version, try model.holdoutAUC(db, $0.payload)) })
+            return (try model.holdoutAUC(db, candidate: payload, scored: payload), try active.map { ($0.record.version, try model.holdoutAUC(db, candidate: payload, scored: $0.payload)) })
         }
         var regressed = false
         let detail: String
@@ -55,7 +55,7 @@ public struct GlobalModels: ModelInstaller {
             try ModelRegistry.register(
                 db, kind: model.kind, payload: payload, parameters: JSONValue.object(parameters),
                 metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: model.features, dataFrom: nil, dataUntil: nil,
-                activate: !regressed, actor: "aisle-hub")
+                activate: !regressed, actor: Self.actor)
         }
         return InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: record.version, detail: detail)
     }
@@ -70,7 +70,7 @@ public struct GlobalModels: ModelInstaller {
             try ModelRegistry.register(
                 db, kind: StorePriors.kind, payload: payload, parameters: JSONValue.object(["global_version": .int(Int64(manifest.version))]),
                 metrics: Metrics(stores: priors.stores, items: priors.items.count, pairs: priors.pairs.count), features: [], dataFrom: nil, dataUntil: nil,
-                actor: "aisle-hub")
+                actor: Self.actor)
         }
         return InstallOutcome(.installed, registryVersion: record.version, detail: "\(priors.items.count) items, \(priors.pairs.count) pairs from \(priors.stores) stores")
     }

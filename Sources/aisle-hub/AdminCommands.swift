@@ -88,9 +88,9 @@ struct Rounds: ParsableCommand {
         @Option(help: "Local Newton steps per round.") var localSteps: Int = 1
         @Option(help: "The hub's step: fedavg or fedadam.") var server: String = "fedavg"
         @Option(help: "The hub's step size.") var serverRate: Double = 1
-        @Option(help: "Purchase intent: minutes of activity read, minutes predicted, training moments and their spacing. The ranker: its horizon (whole days, as minutes) and --cutoffs training splits.") var lookbackMinutes = 70
-        @Option var horizonMinutes = 30
-        @Option var cutoffs = 4
+        @Option(help: "Purchase intent: minutes of activity read.") var lookbackMinutes = 70
+        @Option(help: "Minutes predicted (the ranker: whole days, as minutes, e.g. 86400); update rounds keep the global model's windows.") var horizonMinutes = 30
+        @Option(help: "Training moments (intent) or splits one horizon apart (the ranker), and the moments' spacing.") var cutoffs = 4
         @Option var spacingMinutes = 10
 
         func run() throws {
@@ -169,7 +169,7 @@ struct Models: ParsableCommand {
             try hub.admin { admin, _ in
                 var settings = RoundSettings()
                 (settings.lookbackMinutes, settings.horizonMinutes) = (lookbackMinutes, horizonMinutes)
-                let m = try admin.publish(kind: kind, payload: try admin.blankModel(kind: kind, settings: settings), epsilon: 0, delta: 0)
+                let m = try admin.publishBlank(kind: kind, settings: settings)
                 print("\(m.kind) v\(m.version) published: zero weights, no store data (ε 0)")
             }
         }

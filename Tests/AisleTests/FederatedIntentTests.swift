@@ -102,10 +102,38 @@ import Testing
         for model in FederatedModel.all {
             let blank = try #require(model.logistic(try model.blank(s)), "\(model.kind)")
             #expect(blank.weights == Array(repeating: 0, count: model.dimension) && blank.scales == model.nominalScales(s) && blank.scales.allSatisfy { $0 > 0 })
-            // The payload carries the model's windows and gives the same model back.
-            #expect(model.logistic(try model.payload(blank, s)) == blank)
+            // The payload gives the same model back; a zero scale or a short vector is refused.
+            #expect(model.logistic(try model.payload(blank, s)) == blank && blank.means.allSatisfy { $0 == 0 })
+            var bad = blank
+            bad.scales[0] = 0
+            #expect(model.logistic(try model.payload(bad, s)) == nil)
+            bad = blank
+            bad.means.removeLast()
+            #expect(model.logistic(try model.payload(bad, s)) == nil)
         }
+        // The ranker's horizon is whole days, and update rounds keep the global model's windows.
+        #expect(FederatedModel.ranker.problem(s, global: nil) == nil)
+        var odd = s
+        odd.horizonMinutes = 2000
+        #expect(FederatedModel.ranker.problem(odd, global: nil)?.contains("whole days") == true)
+        #expect(FederatedModel.intent.problem(odd, global: try FederatedModel.intent.blank(s))?.contains("same") == true)
         #expect(FederatedModel.of(round: "ranker-moments")?.kind == "ranker" && FederatedModel.of(round: "intent")?.kind == "intent" && FederatedModel.of(round: "other") == nil)
+    }
+
+    /// Ranker payloads hold exactly one model: trees (older payloads have nothing else) or a
+    /// linear one.
+    @Test func rankerPayloadsHoldExactlyOneModel() throws {
+        let linear = LogisticRegression(weights: [1], intercept: 0, means: [0], scales: [1])
+        #expect(try JSONDecoder().decode(Ranker.self, from: JSONEncoder().encode(Ranker(linear: linear, horizonDays: 30))).linear == linear)
+        var p = GradientBoostedTrees.Parameters()
+        (p.trees, p.minLeaf) = (2, 1)
+        let trees = String(decoding: try JSONEncoder().encode(GradientBoostedTrees.fit([[0], [1], [0], [1]], [false, true, false, true], parameters: p)), as: UTF8.self)
+        let old = try JSONDecoder().decode(Ranker.self, from: Data(#"{"trees":\#(trees),"horizonDays":60}"#.utf8))
+        #expect(old.trees != nil && old.linear == nil && old.horizonDays == 60)
+        let linearJSON = String(decoding: try JSONEncoder().encode(linear), as: UTF8.self)
+        for bad in [#"{"horizonDays":60}"#, #"{"trees":\#(trees),"linear":\#(linearJSON),"horizonDays":60}"#, #"{"linear":\#(linearJSON),"horizonDays":0}"#] {
+            #expect(throws: DecodingError.self) { try JSONDecoder().decode(Ranker.self, from: Data(bad.utf8)) }
+        }
     }
 
     /// A store whose tills record purchases and no views: its conversion rates stay at most 1.

@@ -78,6 +78,16 @@ import Testing
         // A threshold that is not a majority would let two halves unmask each other.
         var lone = SecAggParticipant(store: "s-0", round: 1)
         #expect(throws: SecureAggregation.ProtocolError.self) { try lone.share(roster: roster, threshold: 2) }
+        // The round's minimum (what each store's noise share was sized for) binds the roster and
+        // the unmasking, whatever threshold the hub names.
+        var strict = (0..<5).map { SecAggParticipant(store: "s-\($0)", round: 2, minimum: 5) }
+        #expect(throws: SecureAggregation.ProtocolError.self) { try strict[0].share(roster: Array(strict.prefix(4).map(\.advert)), threshold: 3) }
+        var four = SecAggAggregator(round: 2, length: 3)
+        for s in strict { four.add(s.advert) }
+        for i in strict.indices { try four.add(shares: try strict[i].share(roster: four.roster(), threshold: four.threshold), from: strict[i].store) }
+        for i in strict.indices { _ = try strict[i].mask([1, 2, 3], shares: four.shares(for: strict[i].store)) }
+        #expect(throws: SecureAggregation.ProtocolError.self) { try strict[0].unmask(included: ["s-0", "s-1", "s-2", "s-3"]) }
+        #expect(try strict[0].unmask(included: ["s-0", "s-1", "s-2", "s-3", "s-4"]).seeds.count == 5)
     }
 
     @Test func fixedPointSumsExactly() {

@@ -101,12 +101,14 @@ import Testing
                 let text = String(decoding: v, as: UTF8.self)
                 #expect(!hubCells.contains { $0.contains(text.dropFirst().prefix(40)) }, "a store's vector is in the hub's database")
                 #expect(!logs.contains(text.dropFirst().prefix(40)), "a store's vector is in the hub's logs")
-                let words = try JSONDecoder().decode([UInt32].self, from: v)
-                needles += [Data(text.dropFirst().prefix(40).utf8), words.prefix(8).withUnsafeBytes { Data($0) }]
+                let words = try JSONDecoder().decode([UInt32].self, from: v).prefix(8).withUnsafeBytes { Data($0) }
+                needles.append(Data(text.dropFirst().prefix(40).utf8))
+                if words.contains(where: { $0 != 0 && $0 != 0xFF }) { needles.append(words) }
             }
         }
-        // The search finds what the hub does hold: its data directory's path, from its config.
-        let found = try hub.memoryHolds(needles + [Data(hub.data.path.utf8)])
+        // The search finds what the hub does hold in its heap: its database file's path (its
+        // command line names only the config file beside that directory).
+        let found = try hub.memoryHolds(needles + [Data(hub.data.appendingPathComponent("hub.sqlite").path.utf8)])
         #expect(found.last == true, "the search of the hub's memory finds nothing it holds")
         #expect(!found.dropLast().contains(true), "a store's unmasked vector is in the hub's memory")
     }

@@ -1,6 +1,8 @@
 import AisleModels
 import AisleRecommend
 import AisleStore
+import AisleSync
+import AisleTraining
 import Foundation
 import GRDB
 import Testing
@@ -33,10 +35,10 @@ import Testing
         let payload = try #require(try hub.read { try Data.fetchOne($0, sql: "SELECT payload FROM models WHERE kind = 'ranker' AND version = 3") })
         let global = try #require(try JSONDecoder().decode(Ranker.self, from: payload).linear)
         var x: [[Double]] = [], y: [Bool] = []
+        var round = RoundSettings()
+        (round.horizonMinutes, round.cutoffs) = (days * 1440, windows)
         for store in stores {
-            let rows = try await Store.open(at: store, readOnly: true).database.read { db in
-                Ranker.rows(try PurchaseHistory.load(db, to: (try Queries.lastEventTime(db) ?? 0) + 1), horizonDays: days, windows: windows)
-            }
+            let rows = try await Store.open(at: store, readOnly: true).database.read { [round] db in try FederatedModel.ranker.rows(db, round) }
             (x, y) = (x + rows.rows, y + rows.labels)
         }
         let central = LogisticRegression.fit(x, y, l2: 1e-2 * Double(x.count))

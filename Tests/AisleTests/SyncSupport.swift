@@ -139,7 +139,8 @@ final class HubFixture: @unchecked Sendable {
         return found
     }
 
-    /// Whether `needle` occurs in `hay` (memchr on its first byte that is neither 0 nor 0xFF, then memcmp).
+    /// Whether `needle` occurs in `hay` (memchr on its first byte that is neither 0 nor 0xFF, then
+    /// memcmp); a needle of only such bytes cannot be told from empty memory and is never found.
     static func find(_ needle: [UInt8], in hay: UnsafeRawBufferPointer) -> Bool {
         guard let k = needle.firstIndex(where: { $0 != 0 && $0 != 0xFF }), let base = hay.baseAddress else { return false }
         let end = base + hay.count

@@ -68,7 +68,7 @@ final class Fleet: @unchecked Sendable {
             let weights = (0..<n).map { 1 / Double($0 + 1) }, total = weights.reduce(0, +)
             let bounds = weights.indices.map { weights[0...$0].reduce(0, +) / total }
             for r in rows {
-                let u = Double((UInt64(Int(r[1].prefix { $0 != "." }) ?? 0) &* 0x9E37_79B9_7F4A_7C15) >> 11) / Double(1 << 53)
+                let u = Double((UInt64(bitPattern: Int64(r[1].prefix { $0 != "." }) ?? 0) &* 0x9E37_79B9_7F4A_7C15) >> 11) / Double(1 << 53)
                 owner[r[0]] = names[bounds.firstIndex { u < $0 } ?? n - 1]
             }
         }
