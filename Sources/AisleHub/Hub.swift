@@ -70,10 +70,19 @@ public enum Hub {
                     ])
             },
             logger: logger)
-        // Rounds whose step has waited long enough move on without waiting for a message.
+        // Rounds whose step has waited long enough move on without waiting for a message; what
+        // has outlived its keeping goes (HubDatabase.prune).
         let clock = Task {
             while !Task.isCancelled {
-                do { try await Blocking.run { try database.write { try HubRounds.advanceAll($0, database, now: Int64(Date().timeIntervalSince1970)) } } } catch {
+                do {
+                    try await Blocking.run {
+                        try database.write { db in
+                            let now = Int64(Date().timeIntervalSince1970)
+                            try HubRounds.advanceAll(db, database, now: now)
+                            try HubDatabase.prune(db, now: now)
+                        }
+                    }
+                } catch {
                     logger.error("rounds not advanced", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(1))

@@ -141,7 +141,25 @@ public struct HubDatabase: Sendable {
                     state TEXT NOT NULL) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v4-retention") { db in
+            // When each part arrived, so parts of uploads never completed can be let go.
+            try db.execute(sql: "ALTER TABLE upload_parts ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "UPDATE upload_parts SET received_at = CAST(strftime('%s', 'now') AS INTEGER)")
+        }
         return m
+    }
+
+    /// How long the hub keeps what it no longer needs: a finished round's steps (its masked
+    /// vectors and sealed shares; the round keeps its sum), and parts of an upload not completed.
+    public static let roundStepsKeptSeconds: Int64 = 86_400
+    public static let partsKeptSeconds: Int64 = 30 * 86_400
+
+    /// Deletes what has outlived ``roundStepsKeptSeconds`` and ``partsKeptSeconds`` as of `now`.
+    static func prune(_ db: Database, now: Int64) throws {
+        try db.execute(
+            sql: "DELETE FROM round_steps WHERE round IN (SELECT id FROM rounds WHERE phase IN ('done', 'failed') AND phase_started < ?)",
+            arguments: [now - roundStepsKeptSeconds])
+        try db.execute(sql: "DELETE FROM upload_parts WHERE received_at < ?", arguments: [now - partsKeptSeconds])
     }
 
     /// Records an admin action.

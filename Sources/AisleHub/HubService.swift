@@ -122,8 +122,8 @@ public struct HubService: Sendable {
             return .success(ack(store, id, received: Array(0..<part.parts), complete: true))
         }
         try db.execute(
-            sql: "INSERT OR IGNORE INTO upload_parts(store_id, content_id, part, data) VALUES (?, ?, ?, ?)",
-            arguments: [store, id, part.part, part.data])
+            sql: "INSERT OR IGNORE INTO upload_parts(store_id, content_id, part, data, received_at) VALUES (?, ?, ?, ?, ?)",
+            arguments: [store, id, part.part, part.data, now])
         let held = try Int.fetchAll(db, sql: "SELECT part FROM upload_parts WHERE store_id = ? AND content_id = ? ORDER BY part", arguments: [store, id])
         guard held.count == part.parts else { return .success(ack(store, id, received: held, complete: false)) }
         let payload = try Data.fetchAll(db, sql: "SELECT data FROM upload_parts WHERE store_id = ? AND content_id = ? ORDER BY part", arguments: [store, id])

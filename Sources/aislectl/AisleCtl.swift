@@ -38,12 +38,20 @@ struct StoreOptions: ParsableArguments {
     func directory() throws -> URL {
         if let store { return URL(fileURLWithPath: store) }
         if let env = ProcessInfo.processInfo.environment["AISLE_STORE"], !env.isEmpty { return URL(fileURLWithPath: env) }
-        let path = config ?? "/etc/aisle/aisled.toml"
-        guard config != nil || FileManager.default.fileExists(atPath: path) else {
+        guard let agent = try agentConfig() else {
             throw CLIError("no store given: pass --store DIR, set AISLE_STORE, or install /etc/aisle/aisled.toml", code: 2)
         }
+        return URL(fileURLWithPath: agent.storePath)
+    }
+
+    /// The agent's configuration of this store: --config, or /etc/aisle/aisled.toml when the
+    /// store comes from it (neither --store nor AISLE_STORE); nil otherwise.
+    func agentConfig() throws -> AgentConfig? {
+        let fromDefault = store == nil && (ProcessInfo.processInfo.environment["AISLE_STORE"] ?? "").isEmpty
+        let path = config ?? "/etc/aisle/aisled.toml"
+        guard config != nil || (fromDefault && FileManager.default.fileExists(atPath: path)) else { return nil }
         do {
-            return URL(fileURLWithPath: try AgentConfig.load(path: path).storePath)
+            return try AgentConfig.load(path: path)
         } catch {
             throw CLIError("\(error)", code: 78)
         }

@@ -1,3 +1,4 @@
+import AisleConfig
 import AisleCore
 import AisleStore
 import AisleSync
@@ -97,8 +98,10 @@ struct SyncCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a sync pass now: hello, every queued upload (whatever its retry time), the hub's models.",
             discussion: "Exit 69 when the hub is out of reach or full (nothing is lost: the outbox keeps everything).")
-        @Option(help: "Largest fall of a global model's local AUC before it is rolled back.") var rollbackMargin = 0.02
-        @Option(help: "ε this store may spend on training rounds (0: no limit, rounds without noise joined too).") var privacyBudget = 8.0
+        @Option(help: "Largest fall of a global model's local AUC before it is rolled back (default: sync.rollback_margin of the agent's configuration, else 0.02).")
+        var rollbackMargin: Double?
+        @Option(help: "ε this store may spend on training rounds; 0: no limit, rounds without noise joined too (default: privacy.budget_epsilon of the agent's configuration, else 8).")
+        var privacyBudget: Double?
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -107,8 +110,10 @@ struct SyncCommand: AsyncParsableCommand {
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir)
                 let queued = try await store.database.write { try StorePriors.queueDue($0) }
-                var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: rollbackMargin), contributor: FederatedContributor(store: store))
-                client.privacyBudget = privacyBudget
+                let agent = try storeOptions.agentConfig() ?? AgentConfig()
+                let margin = rollbackMargin ?? agent.syncRollbackMargin
+                var client = SyncClient(store: store, directory: dir, installer: GlobalModels(store: store, margin: margin), contributor: FederatedContributor(store: store))
+                client.privacyBudget = privacyBudget ?? agent.privacyBudgetEpsilon
                 let report = try await SyncLock.run(store: dir) { [client] in try await client.pass(everything: true) }
                 if output.json { return try printJSON(report) }
                 print("delivered \(report.delivered) uploads (\(queued) daily summaries queued); \(report.pending) pending")
@@ -160,7 +165,7 @@ struct PrivacyCommand: AsyncParsableCommand {
         commandName: "privacy",
         abstract: "The differential privacy this store has spent on federated training rounds, and every round it was offered.")
     @Option(help: "δ to state ε at.") var delta = 1e-5
-    @Option(help: "The budget to compare with (as privacy.budget_epsilon).") var budget = 8.0
+    @Option(help: "The budget to compare with (default: privacy.budget_epsilon of the agent's configuration, else 8).") var budget: Double?
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
 
@@ -169,6 +174,7 @@ struct PrivacyCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reporting {
+            let budget = try budget ?? (storeOptions.agentConfig() ?? AgentConfig()).privacyBudgetEpsilon
             let out = try storeOptions.openForReading().database.read { db in
                 let e = try PrivacyLedger.accountant(db).epsilon(delta: delta)
                 return Out(

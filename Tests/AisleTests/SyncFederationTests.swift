@@ -133,6 +133,12 @@ import Testing
         try Self.sweep(stores)
         let privacy = try TestSupport.run("aislectl", ["privacy", "--store", stores[0].path])
         #expect(privacy.out.contains("spent: ε 7.09") && privacy.out.contains("round 3 intent: declined") && privacy.out.contains("joining would spend ε 9.02 of a budget of 8.00"), "\(privacy.out)")
+        // The budget shown is the agent's configured one when the store comes from its configuration.
+        let config = hub.dir.appendingPathComponent("aisled.toml")
+        try TestSupport.write("[store]\npath = \"\(stores[0].path)\"\n[privacy]\nbudget_epsilon = 7.5\n", to: config)
+        let configured = try TestSupport.run("aislectl", ["privacy", "--config", config.path, "--json"])
+        struct Spent: Decodable { var budget: Double }
+        #expect(try JSONDecoder().decode(Spent.self, from: Data(configured.out.utf8)).budget == 7.5, "\(configured.out)\(configured.err)")
         var phase = ""
         for _ in 0..<50 where phase != "failed" {
             try await Task.sleep(for: .milliseconds(200))

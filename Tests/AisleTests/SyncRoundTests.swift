@@ -130,3 +130,28 @@ import Testing
         #expect(privacy.out.contains("declined"), "\(privacy.out)")
     }
 }
+
+/// What the hub no longer needs goes: a finished round's steps (masked vectors, sealed shares)
+/// a day after it ended, parts of an upload never completed after 30 days; the rest stays.
+@Suite struct HubRetentionTests {
+    @Test func theHubLetsGoOfWhatItNoLongerNeeds() async throws {
+        let hub = try await HubFixture()
+        let now = Int64(Date().timeIntervalSince1970)
+        try hub.write { db in
+            for (id, phase, started) in [(901, "done", now - 2 * 86_400), (902, "done", now - 60), (903, "advertise", now)] {
+                try db.execute(
+                    sql: """
+                        INSERT INTO rounds(id, kind, global_version, opened_at, deadline, min_stores, state, phase, phase_started, phase_seconds, length, settings)
+                        VALUES (?, 'sum', 0, ?, ?, 3, 'open', ?, ?, 600, 4, '{}')
+                        """, arguments: [id, started, now + 86_400, phase, started])
+                try db.execute(sql: "INSERT INTO round_steps(round, store, step, payload, at) VALUES (?, 's-1', 'advert', x'00', ?)", arguments: [id, started])
+            }
+            for (content, at) in [("old", now - 31 * 86_400), ("new", now - 60)] {
+                try db.execute(sql: "INSERT INTO upload_parts(store_id, content_id, part, data, received_at) VALUES ('s-1', ?, 0, x'00', ?)", arguments: [content, at])
+            }
+        }
+        try await Task.sleep(for: .seconds(3))
+        #expect(try hub.read { try Int64.fetchAll($0, sql: "SELECT round FROM round_steps ORDER BY round") } == [902, 903])
+        #expect(try hub.read { try String.fetchAll($0, sql: "SELECT content_id FROM upload_parts") } == ["new"])
+    }
+}
