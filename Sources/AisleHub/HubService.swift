@@ -72,7 +72,7 @@ public struct HubService: Sendable {
             guard envelope.round == 0 else { throw SyncError(.wrongRound, "round: \(envelope.round); hello belongs to no round (0)") }
             let hello = try SyncJSON.decode(Hello.self, plaintext, "hello")
             return try database.write { db in
-                try take(db, envelope, now: now)
+                try take(db, envelope, signedBy: signKey, now: now)
                 try db.execute(
                     sql: "UPDATE stores SET last_seen = ?, agent_version = ?, hello = ? WHERE id = ?",
                     arguments: [now, hello.agentVersion, String(decoding: SyncJSON.encode(hello), as: UTF8.self), envelope.store])
@@ -93,14 +93,14 @@ public struct HubService: Sendable {
                 } else if part.round != 0 {
                     throw SyncError(.wrongRound, "round: \(part.round); a \(part.kind) belongs to no round (0)")
                 }
-                try take(db, envelope, now: now)
+                try take(db, envelope, signedBy: signKey, now: now)
                 return try receive(db, part, store: envelope.store, now: now)
             }.get()
         case .round:
             guard envelope.round > 0 else { throw SyncError(.wrongRound, "round: a round message names its round (not 0)") }
             let message = try SyncJSON.decode(RoundMessage.self, plaintext, "round")
             return try database.write { db in
-                try take(db, envelope, now: now)
+                try take(db, envelope, signedBy: signKey, now: now)
                 return SyncJSON.encode(try HubRounds.handle(db, database, round: envelope.round, store: envelope.store, message, now: now))
             }
         case .enroll:
@@ -108,8 +108,14 @@ public struct HubService: Sendable {
         }
     }
 
-    /// Takes the envelope's sequence number; a second use is a replay.
-    func take(_ db: Database, _ envelope: Envelope, now: Int64) throws {
+    /// Takes the envelope's sequence number; a second use is a replay. In the write transaction,
+    /// the store must still be enrolled with the key that signed it and not revoked (the checks
+    /// before opening it were a read, which a revocation may have overtaken).
+    func take(_ db: Database, _ envelope: Envelope, signedBy signKey: Data, now: Int64) throws {
+        let store = try Row.fetchOne(db, sql: "SELECT sign_key, revoked_at FROM stores WHERE id = ?", arguments: [envelope.store])
+        guard let store, store["revoked_at"] as Int64? == nil, store["sign_key"] as Data? == signKey else {
+            throw SyncError(.revoked, "store \(envelope.store): revoked or given a new key while its message was read; refused")
+        }
         try db.execute(sql: "INSERT OR IGNORE INTO seen(store_id, seq, at) VALUES (?, ?, ?)", arguments: [envelope.store, Int64(envelope.seq), now])
         guard db.changesCount == 1 else { throw SyncError(.replayed, "seq: \(envelope.seq) from \(envelope.store) was already received") }
     }

@@ -296,6 +296,11 @@ enum Schema {
             // secrets of one store to a lying hub).
             try db.execute(sql: "ALTER TABLE fl_rounds ADD COLUMN pending BLOB; ALTER TABLE fl_rounds ADD COLUMN pending_step TEXT;")
         }
+        m.registerMigration("v13-outbox-held") { db in
+            // An upload the hub refused for good (its content, not the moment): kept, not retried
+            // until someone releases it (`aislectl sync retry`).
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 }

@@ -37,6 +37,9 @@ public enum Outbox {
         public var nextAttempt: Int64?
         public var lastError: String?
         public var sent: Int
+        /// Refused by the hub for good: kept, not retried (``release(_:)``), with the refusal.
+        public var held: [Held]
+        public struct Held: Sendable, Encodable { public var contentId: String; public var kind: String; public var error: String }
     }
 
     /// Retry delays: exponential from `minimum` to `maximum`, each scaled by a random factor in
@@ -65,7 +68,7 @@ public enum Outbox {
     /// Items due for sending at `now` (all of them with `now` nil), oldest first.
     public static func due(_ db: Database, at now: Int64?) throws -> [Item] {
         try Row.fetchAll(
-            db, sql: "SELECT * FROM outbox WHERE next_attempt_at <= ? ORDER BY created_at, content_id", arguments: [now ?? Int64.max]
+            db, sql: "SELECT * FROM outbox WHERE held = 0 AND next_attempt_at <= ? ORDER BY created_at, content_id", arguments: [now ?? Int64.max]
         ).map { row in
             Item(
                 contentId: row["content_id"], kind: row["kind"], round: UInt64(row["round"] as Int64), payload: row["payload"],
@@ -92,16 +95,32 @@ public enum Outbox {
             arguments: [attempts, now + backoff.delay(afterAttempts: attempts), error, contentId])
     }
 
+    /// The hub refused the item for what it is (`error`), so sending it again would fail the
+    /// same way: it stays in the outbox, held, until ``release(_:)``.
+    public static func hold(_ db: Database, contentId: String, error: String) throws {
+        try db.execute(sql: "UPDATE outbox SET held = 1, last_error = ? WHERE content_id = ?", arguments: [error, contentId])
+    }
+
+    /// Held items back in the queue, due now (after an upgrade of agent or hub); returns how many.
+    @discardableResult
+    public static func release(_ db: Database) throws -> Int {
+        try db.execute(sql: "UPDATE outbox SET held = 0, attempts = 0, next_attempt_at = 0 WHERE held = 1")
+        return db.changesCount
+    }
+
     /// Marks items as written to removable media (they stay queued until the hub acknowledges).
     public static func exported(_ db: Database, contentIds: [String], at now: Int64 = Int64(Date().timeIntervalSince1970)) throws {
         for id in contentIds { try db.execute(sql: "UPDATE outbox SET exported_at = ? WHERE content_id = ?", arguments: [now, id]) }
     }
 
     public static func status(_ db: Database) throws -> Status {
-        let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(length(payload)), 0), min(created_at), min(next_attempt_at) FROM outbox")
-        let lastError = try String.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1")
+        let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(length(payload)), 0), min(created_at), min(next_attempt_at) FROM outbox WHERE held = 0")
+        let lastError = try String.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE last_error IS NOT NULL AND held = 0 ORDER BY next_attempt_at DESC LIMIT 1")
+        let held = try Row.fetchAll(db, sql: "SELECT content_id, kind, last_error FROM outbox WHERE held = 1 ORDER BY created_at").map {
+            Status.Held(contentId: $0[0], kind: $0[1], error: $0[2] ?? "")
+        }
         return Status(
             pending: row?[0] ?? 0, bytes: row?[1] ?? 0, oldest: row?[2], nextAttempt: row?[3], lastError: lastError,
-            sent: Int(try SyncState.integer(db, "sync.sent") ?? 0))
+            sent: Int(try SyncState.integer(db, "sync.sent") ?? 0), held: held)
     }
 }

@@ -83,6 +83,9 @@ public struct SyncClient: Sendable {
             do {
                 try await upload(item, enrollment, identity, connection)
                 report.delivered += 1
+            } catch let error as SyncError where error.code.refusesContent {
+                try await store.database.write { try Outbox.hold($0, contentId: item.contentId, error: error.description) }
+                report.refused.append("upload \(item.kind) \(item.contentId.prefix(12)): \(error); held (`aislectl sync retry` sends it again)")
             } catch let error as SyncError where !error.code.isTransient || error.code == .replayed {
                 try await store.database.write { try Outbox.failed($0, contentId: item.contentId, error: error.description, backoff: backoff) }
                 report.refused.append("upload \(item.kind) \(item.contentId.prefix(12)): \(error)")

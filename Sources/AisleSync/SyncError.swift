@@ -36,6 +36,10 @@ public struct SyncError: Error, Sendable, Equatable, CustomStringConvertible, Co
 
         /// Whether sending the same content again later may succeed.
         public var isTransient: Bool { [.storageFull, .unavailable, .internal, .replayed].contains(self) }
+
+        /// Whether the refusal is of the content itself (sending it again fails the same way),
+        /// not of the store or the moment.
+        public var refusesContent: Bool { [.badRequest, .tooLarge].contains(self) }
     }
 
     public var code: Code

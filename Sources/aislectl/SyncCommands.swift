@@ -12,7 +12,23 @@ struct SyncCommand: AsyncParsableCommand {
         commandName: "sync",
         abstract: "Store ↔ HQ sync: enroll with a hub, see and drive the outbox, carry it on removable media.",
         discussion: "docs/OPERATIONS.md § Sync; the protocol is sync/PROTOCOL.md.",
-        subcommands: [Enroll.self, Status.self, Now.self, Export.self, Report.self, Priors.self])
+        subcommands: [Enroll.self, Status.self, Now.self, Retry.self, Export.self, Report.self, Priors.self])
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put the uploads the hub refused for good (held) back in the queue, due at the next pass.",
+            discussion: "For after an upgrade of the agent or the hub; `aislectl sync status` lists what is held and why.")
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reporting {
+                let store = try Store.open(at: try storeOptions.directory())
+                let released = try await store.database.write { try Outbox.release($0) }
+                try store.audit("sync retry", detail: "\(released) held uploads queued again")
+                print("\(released) held uploads queued again")
+            }
+        }
+    }
 
     struct Priors: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -88,6 +104,7 @@ struct SyncCommand: AsyncParsableCommand {
                 let o = out.outbox
                 print("outbox: \(o.pending) pending (\(o.bytes.formatted()) bytes), \(o.sent) delivered in all" + (o.oldest.map { "; oldest queued \(Timestamp.format($0))" } ?? ""))
                 if let next = o.nextAttempt, o.pending > 0, next > Int64(Date().timeIntervalSince1970) { print("next attempt: \(Timestamp.format(next))") }
+                for h in o.held { print("held: \(h.kind) \(h.contentId.prefix(12)) — \(h.error) (`aislectl sync retry` sends it again)") }
                 print("last pass: \(out.lastSuccess ?? "never")" + (out.lastError.map { "; last error: \($0)" } ?? ""))
                 for m in out.models { print("global \(m.kind) v\(m.version) (round \(m.round)): \(m.outcome)" + (m.detail.map { " — \($0)" } ?? "")) }
             }

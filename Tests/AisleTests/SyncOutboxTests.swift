@@ -107,6 +107,26 @@ import Testing
         #expect(try Set(Self.landed(hub).keys) == Set(queued.keys) && Self.pending(dir) == 0)
     }
 
+    /// An upload the hub refuses for what it is (a kind it does not take) is held: kept, not sent
+    /// again at each pass, named by `sync status`; the others land; `sync retry` queues it again.
+    @Test func anUploadRefusedForGoodIsHeldAndKept() async throws {
+        let hub = try await HubFixture()
+        let dir = try hub.enrolledStore()
+        let store = try Store.open(at: dir)
+        try await store.database.write { _ = try Outbox.enqueue($0, kind: "bogus", payload: Data("{}".utf8)) }
+        try store.close()
+        let queued = try Self.queue(dir, count: 2, largeBytes: 10)
+        let first = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path])
+        #expect(first.out.contains("bad_request") && first.out.contains("held"), "\(first.out)\(first.err)")
+        #expect(try Set(Self.landed(hub).keys) == Set(queued.keys) && Self.pending(dir) == 0)
+        let status = try TestSupport.run("aislectl", ["sync", "status", "--store", dir.path])
+        #expect(status.out.contains("held: bogus") && status.out.contains("kind"), "\(status.out)")
+        let again = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path, "--privacy-budget", "0"])
+        #expect(again.status == 0 && !again.out.contains("bogus"), "\(again.out)")
+        let retry = try TestSupport.run("aislectl", ["sync", "retry", "--store", dir.path])
+        #expect(try retry.out.contains("1 held uploads queued again") && Self.pending(dir) == 1, "\(retry.out)\(retry.err)")
+    }
+
     /// Whether this machine lets the tests mount a small tmpfs (root in a sandbox that allows it).
     static let canMountTmpfs: Bool = {
         guard let dir = try? TestSupport.temporaryDirectory().appendingPathComponent("probe") else { return false }
