@@ -7,6 +7,10 @@ import NIOSSL
 public struct HTTPResult: Sendable {
     public var status: Int
     public var body: [UInt8]
+    /// The response's header fields, in order.
+    public var headers: [(name: String, value: String)] = []
+    /// The first value of the header `name` (case-insensitive).
+    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
@@ -110,11 +114,12 @@ public enum UnixHTTP {
             try await outbound.write(.end(nil))
             var status = 0
             var received: [UInt8] = []
+            var headers: [(name: String, value: String)] = []
             while let part = try await responses.next() {
                 switch part {
-                case .head(let h): status = Int(h.status.code)
+                case .head(let h): (status, headers) = (Int(h.status.code), h.headers.map { ($0.name, $0.value) })
                 case .body(let b): received.append(contentsOf: b.readableBytesView)
-                case .end: return HTTPResult(status: status, body: received)
+                case .end: return HTTPResult(status: status, body: received, headers: headers)
                 }
             }
             throw ConnectionClosed()

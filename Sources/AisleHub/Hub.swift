@@ -35,9 +35,11 @@ public enum Hub {
                 return reply(SyncError(.tooLarge, "the body is over \(maxBodyBytes) bytes"), logger)
             }
             do {
-                let answer = try await Blocking.run { try service.handle(Data(buffer: body)) }
+                let answer = try await Blocking.run { try service.answer(Data(buffer: body)) }
                 Counter(label: "aisle_hub_messages_total", dimensions: [("outcome", "accepted")]).increment()
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let signed = HTTPFields.Element.Name(ReplySignature.header) { headers[signed] = answer.signature }
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
             } catch let e as SyncError {
                 return reply(e, logger)
             }

@@ -27,6 +27,14 @@ public struct HubService: Sendable {
         }
     }
 
+    /// ``handle(_:now:)`` and the hub's signature over the answer for the envelope's store and
+    /// sequence number (``ReplySignature``, sent as its header, base64).
+    public func answer(_ body: Data, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(SyncError) -> (body: Data, signature: String) {
+        let reply = try handle(body, now: now)
+        let envelope = try Envelope.decode(body)
+        return (reply, database.identity.sign(ReplySignature.signedBytes(store: envelope.store, seq: envelope.seq, body: reply)).base64EncodedString())
+    }
+
     func enroll(_ envelope: Envelope, now: Int64) throws -> Data {
         guard envelope.round == 0, envelope.seq == 0 else { throw SyncError(.badRequest, "enroll: round and seq must be 0") }
         let identity = database.identity

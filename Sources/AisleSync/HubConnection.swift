@@ -33,9 +33,15 @@ public struct HubConnection: Sendable {
         try SyncJSON.decode(HubInfo.self, try await call(.GET, "/v1/hub"), "hub info")
     }
 
-    /// Sends an envelope; returns the hub's answer (JSON).
-    public func send(_ envelope: Envelope) async throws(SyncError) -> Data {
-        try await call(.POST, "/v1/messages", body: envelope.encoded())
+    /// Sends an envelope; returns the hub's answer (JSON) once its signature verifies with the
+    /// `hub`'s key for this envelope's store and sequence number (``ReplySignature``).
+    public func send(_ envelope: Envelope, hub: PublicKeys) async throws(SyncError) -> Data {
+        let result = try await exchange(.POST, "/v1/messages", body: envelope.encoded())
+        let body = Data(result.body)
+        guard let signature = result.header(ReplySignature.header).flatMap({ Data(base64Encoded: $0) }),
+            hub.verifies(signature, of: ReplySignature.signedBytes(store: envelope.store, seq: envelope.seq, body: body))
+        else { throw SyncError(.badSignature, "the answer from \(url) is not signed by the hub key this store pinned; refused") }
+        return body
     }
 
     /// A model payload.
@@ -44,6 +50,11 @@ public struct HubConnection: Sendable {
     }
 
     func call(_ method: HTTPMethod, _ uri: String, body: Data? = nil) async throws(SyncError) -> Data {
+        Data(try await exchange(method, uri, body: body).body)
+    }
+
+    /// One request; the whole response when its status is 200, else the hub's error.
+    func exchange(_ method: HTTPMethod, _ uri: String, body: Data? = nil) async throws(SyncError) -> HTTPResult {
         let result: HTTPResult
         do {
             result = try await UnixHTTP.request(target, method, uri, body: body.map { Array($0) }, deadline: deadline)
@@ -54,6 +65,6 @@ public struct HubConnection: Sendable {
             if let reply = try? SyncJSON.decode(ErrorReply.self, Data(result.body), "error") { throw reply.error }
             throw SyncError(result.status >= 500 ? .unavailable : .badRequest, "hub \(url) answered \(result.status): \(result.text.prefix(200))")
         }
-        return Data(result.body)
+        return result
     }
 }

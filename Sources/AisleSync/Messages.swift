@@ -219,6 +219,22 @@ public struct UploadAck: Sendable, Codable, Equatable {
     }
 }
 
+/// The hub's signature over its answer to one message (the `Aisle-Signature` header, base64):
+/// Ed25519 over "aisle-sync/1 reply" 0x00 store 0x00 seq (decimal) 0x00 body, so an answer
+/// cannot be altered, nor moved to another message, by anyone without the hub's key.
+public enum ReplySignature {
+    public static let header = "Aisle-Signature"
+
+    public static func signedBytes(store: String, seq: UInt64, body: Data) -> Data {
+        var out = Data("aisle-sync/1 reply".utf8)
+        for field in [Data(store.utf8), Data(String(seq).utf8), body] {
+            out.append(0)
+            out.append(field)
+        }
+        return out
+    }
+}
+
 /// An error answer: `{"error": {"code": …, "message": …}}`.
 public struct ErrorReply: Sendable, Codable, Equatable {
     public var error: SyncError

@@ -116,7 +116,7 @@ extension SyncClient {
     func send(raw body: Data, round id: UInt64, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> Data {
         let seq = try await store.database.write { try SyncState.nextSequence($0) }
         let envelope = try Envelope.seal(body, header: .init(store: e.store, type: .round, round: id, seq: seq), from: identity, to: e.hubKeys.agree)
-        return try await connection.send(envelope)
+        return try await connection.send(envelope, hub: e.hubKeys)
     }
 
     /// Rounds this store was in that the hub no longer offers are over: their keys are deleted.

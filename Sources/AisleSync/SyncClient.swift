@@ -60,7 +60,7 @@ public struct SyncClient: Sendable {
         let request = EnrollRequest(token: token, keys: identity.publicKeys, agentVersion: AisleVersion.current)
         let envelope = try Envelope.seal(
             SyncJSON.encode(request), header: .init(store: String(parts[0]), type: .enroll, seq: 0), from: identity, to: hubKeys.agree)
-        let reply = try SyncJSON.decode(EnrollReply.self, try await connection.send(envelope), "enroll reply")
+        let reply = try SyncJSON.decode(EnrollReply.self, try await connection.send(envelope, hub: hubKeys), "enroll reply")
         let enrollment = Enrollment(hub: connection.url, store: reply.store, name: reply.name, hubKeys: hubKeys, enrolledAt: Int64(Date().timeIntervalSince1970), caFile: caFile)
         try await store.database.write { try SyncState.save($0, enrollment) }
         try store.audit("sync enroll", detail: "\(reply.store) at \(connection.url)")
@@ -201,6 +201,6 @@ public struct SyncClient: Sendable {
     }
 
     func send(_ message: some Encodable, type: MessageType, round: UInt64 = 0, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> Data {
-        try await connection.send(try await seal(message, type: type, round: round, e, identity))
+        try await connection.send(try await seal(message, type: type, round: round, e, identity), hub: e.hubKeys)
     }
 }

@@ -155,3 +155,28 @@ import Testing
         #expect(try hub.read { try String.fetchAll($0, sql: "SELECT content_id FROM upload_parts") } == ["new"])
     }
 }
+
+/// The hub signs each answer for the store and sequence number it answers: a store refuses an
+/// answer not signed by the key it pinned, and a signature does not carry over to an altered
+/// answer or to another message.
+@Suite struct HubAnswerTests {
+    @Test func theHubsAnswersAreSignedForTheMessageTheyAnswer() async throws {
+        let hub = try await HubFixture()
+        let credentials = try StoreCredentials(try hub.enrolledStore())
+        let keys = credentials.enrollment.hubKeys
+        let connection = try HubConnection(url: hub.url)
+        _ = try await connection.send(try credentials.hello(), hub: keys)
+        let hello = try credentials.hello()
+        let result = try await connection.exchange(.POST, "/v1/messages", body: hello.encoded())
+        let signature = try #require(result.header(ReplySignature.header).flatMap { Data(base64Encoded: $0) })
+        let body = Data(result.body)
+        #expect(keys.verifies(signature, of: ReplySignature.signedBytes(store: hello.store, seq: hello.seq, body: body)))
+        #expect(!keys.verifies(signature, of: ReplySignature.signedBytes(store: hello.store, seq: hello.seq + 1, body: body)))
+        var altered = body
+        altered[altered.startIndex] ^= 1
+        #expect(!keys.verifies(signature, of: ReplySignature.signedBytes(store: hello.store, seq: hello.seq, body: altered)))
+        // Pinned to another key (as if this hub were an impostor): its answers are refused.
+        let other = SyncIdentity().publicKeys
+        await #expect(throws: SyncError.self) { try await connection.send(try credentials.hello(), hub: other) }
+    }
+}
