@@ -44,9 +44,12 @@ public enum SyncState {
     }
 
     /// The next envelope sequence number (1, 2, …); never handed out twice.
-    public static func nextSequence(_ db: Database) throws -> UInt64 {
-        try add(db, "sync.seq", 1)
-        return UInt64(try integer(db, "sync.seq") ?? 1)
+    /// The next sequence number: the larger of the last one + 1 and the time in microseconds,
+    /// so a store restored from an old backup does not reuse numbers the hub has seen.
+    public static func nextSequence(_ db: Database, now: Date = Date()) throws -> UInt64 {
+        let next = max((try integer(db, "sync.seq") ?? 0) + 1, Int64(now.timeIntervalSince1970 * 1_000_000))
+        try set(db, "sync.seq", String(next))
+        return UInt64(next)
     }
 
     public static func set(_ db: Database, _ key: String, _ value: String) throws {

@@ -1,3 +1,4 @@
+import AisleStore
 @testable import AisleSync
 import Foundation
 import Testing
@@ -59,6 +60,23 @@ import Testing
         #expect(try await hub.post(hello.encoded()).code == "replayed")
         #expect(try hub.state() == seen)  // … its replay is not
         #expect(try hub.count("SELECT count(*) FROM uploads") == 1)
+    }
+
+    /// A store restored from a backup taken before its last passes syncs on: its sequence
+    /// numbers follow the clock, not only its (restored) counter, so none is a replay.
+    @Test func aStoreRestoredFromAnOldBackupIsNotTakenForAReplay() async throws {
+        let hub = try await HubFixture()
+        let dir = try hub.enrolledStore()
+        #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path]).status == 0)
+        let backup = hub.dir.appendingPathComponent("backup")
+        try FileManager.default.copyItem(at: dir, to: backup)
+        for _ in 0..<2 { #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path]).status == 0) }
+        try FileManager.default.removeItem(at: dir)
+        try FileManager.default.copyItem(at: backup, to: dir)
+        let restored = try TestSupport.run("aislectl", ["sync", "now", "--store", dir.path])
+        #expect(restored.status == 0 && !restored.out.contains("replayed") && !restored.err.contains("replayed"), "\(restored.out)\(restored.err)")
+        let seq = try await Store.open(at: dir, readOnly: true).database.read { try SyncState.integer($0, "sync.seq") } ?? 0
+        #expect(seq > Int64(Date().timeIntervalSince1970 - 3600) * 1_000_000)
     }
 
     @Test func aWrongRoundEnvelopeIsRefusedAndChangesNothing() async throws {
