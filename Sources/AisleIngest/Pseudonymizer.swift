@@ -1,3 +1,4 @@
+import AisleCore
 import AisleStore
 import Crypto
 import Foundation
@@ -50,10 +51,8 @@ public struct Pseudonymizer: Sendable {
         let path = directory.appendingPathComponent(secretFileName).path
         let secret = imported ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         guard secret.count == 32 else { throw SecretError.badLength("(imported)", secret.count) }
-        guard FileManager.default.createFile(atPath: path, contents: secret, attributes: [.posixPermissions: 0o600]) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-        }
-        chmod(path, 0o600)
+        unlink(path)  // only a setup that stopped before making the database leaves one: nothing was pseudonymised with it
+        try SecretFile.create(path, contents: secret)
     }
 }
 

@@ -1,3 +1,4 @@
+import AisleCore
 import Crypto
 import Foundation
 
@@ -79,9 +80,8 @@ public struct SyncIdentity: Sendable {
         if FileManager.default.fileExists(atPath: path) { return try load(path: path) }
         let identity = SyncIdentity()
         let temporary = path + ".new"
-        guard FileManager.default.createFile(atPath: temporary, contents: identity.raw, attributes: [.posixPermissions: 0o600]) else {
-            throw SyncError(.internal, "cannot write the key file \(temporary)")
-        }
+        unlink(temporary)  // a leftover of a crash before the rename
+        do { try SecretFile.create(temporary, contents: identity.raw) } catch { throw SyncError(.internal, "cannot write the key file \(temporary): \(error)") }
         guard rename(temporary, path) == 0 else { throw SyncError(.internal, "cannot rename \(temporary) to \(path) (errno \(errno))") }
         return identity
     }

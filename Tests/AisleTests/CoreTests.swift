@@ -125,3 +125,16 @@ import Testing
 
     @Test func sku() { #expect(Normalize.sku(" 85123a ") == "85123A") }
 }
+
+/// Secret files are the owner's alone from their first byte, and never overwritten.
+@Suite struct SecretFileTests {
+    @Test func aSecretFileIsCreatedOwnerOnlyAndNeverOverwritten() throws {
+        let path = try TestSupport.temporaryDirectory().appendingPathComponent("key").path
+        try SecretFile.create(path, contents: Data([1, 2, 3]))
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
+        #expect(throws: (any Error).self) { try SecretFile.create(path, contents: Data([9])) }
+        #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
+    }
+}

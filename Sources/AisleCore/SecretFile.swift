@@ -1,0 +1,22 @@
+import Foundation
+
+/// Files that hold secrets (key files, the store's pseudonym secret): created readable by their
+/// owner only from the first byte — `open(O_CREAT | O_EXCL, 0600)`, then written and synced —
+/// never written first and narrowed after.
+public enum SecretFile {
+    /// Writes `data` to a new file at `path` (refused when one exists), mode 0600, synced to disk.
+    public static func create(_ path: String, contents data: Data) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)]) }
+        defer { close(fd) }
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
+                guard n > 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+                offset += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+    }
+}
