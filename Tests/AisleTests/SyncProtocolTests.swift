@@ -130,7 +130,7 @@ import Testing
         let token = try JSONDecoder().decode(Added.self, from: Data(try hub.cli(["stores", "add", "python", "--json"]).out.utf8)).token
         let r = try TestSupport.runExternal("/usr/bin/env", ["python3", script, "client", hub.url, token])
         #expect(r.status == 0, "\(r.err)")
-        for line in ["enroll: 200", "hello: 200", "upload: 200 complete True ack signature verified", "replay: 409 replayed"] {
+        for line in ["enroll: 200", "hello: 200", "upload: 200 complete True ack signature verified; every answer's signature verified", "replay: 409 replayed"] {
             #expect(r.out.contains(line), "\(r.out)")
         }
         #expect(try hub.count("SELECT count(*) FROM uploads") == 1)
