@@ -8,10 +8,12 @@ import GRDB
 /// Reads of the hub's state shared by the server and the CLI.
 enum HubQueries {
     static func openRounds(_ db: Database, now: Int64) throws -> [RoundOffer] {
-        try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).map {
-            RoundOffer(
-                round: UInt64($0["id"] as Int64), kind: $0["kind"], globalVersion: $0["global_version"], deadline: $0["deadline"], minStores: $0["min_stores"],
-                phase: $0["phase"], length: $0["length"], settings: HubRounds.settings($0))
+        // A round whose settings do not decode is not offered (the clock fails it).
+        try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).compactMap { row in
+            guard let settings = try? HubRounds.settings(row) else { return nil }
+            return RoundOffer(
+                round: UInt64(row["id"] as Int64), kind: row["kind"], globalVersion: row["global_version"], deadline: row["deadline"], minStores: row["min_stores"],
+                phase: row["phase"], length: row["length"], settings: settings)
         }
     }
 
@@ -242,8 +244,8 @@ public struct HubAdmin: Sendable {
     public func rounds() throws -> [RoundRow] {
         try database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rounds ORDER BY id DESC").map { r in
-                let settings = HubRounds.settings(r)
-                let sum = try (r["result"] as Data?).map { FixedPoint(scale: settings.scale).decode(try SyncJSON.decode([UInt32].self, $0, "result")) }
+                let scale = (try? HubRounds.settings(r))?.scale ?? RoundSettings().scale
+                let sum = try (r["result"] as Data?).map { FixedPoint(scale: scale).decode(try SyncJSON.decode([UInt32].self, $0, "result")) }
                 return RoundRow(
                     round: UInt64(r["id"] as Int64), kind: r["kind"], state: r["state"], phase: r["phase"], globalVersion: r["global_version"], deadline: r["deadline"],
                     minStores: r["min_stores"], threshold: r["threshold"], length: r["length"],

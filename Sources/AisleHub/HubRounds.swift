@@ -27,21 +27,22 @@ enum HubRounds {
         /// Words of Z(2^32) in each vector (``FixedPoint``).
         var words: Int { length * FixedPoint.wordsPerValue }
 
-        init(_ row: Row) {
+        init(_ row: Row) throws {
             (id, kind, phase) = (UInt64(row["id"] as Int64), row["kind"], row["phase"])
             (phaseStarted, phaseSeconds, length, threshold) = (row["phase_started"], row["phase_seconds"], row["length"], row["threshold"])
             (minStores, deadline, globalVersion) = (row["min_stores"], row["deadline"], row["global_version"])
-            settings = HubRounds.settings(row)
+            settings = try HubRounds.settings(row)
         }
     }
 
-    /// A `rounds` row's settings (defaults when they do not decode).
-    static func settings(_ row: Row) -> RoundSettings {
-        (try? SyncJSON.decode(RoundSettings.self, Data((row["settings"] as String).utf8), "settings")) ?? RoundSettings()
+    /// A `rounds` row's settings (absent keys take their defaults; a value that does not decode
+    /// is an error, never a default).
+    static func settings(_ row: Row) throws -> RoundSettings {
+        try SyncJSON.decode(RoundSettings.self, Data((row["settings"] as String).utf8), "settings")
     }
 
     static func load(_ db: Database, _ id: UInt64) throws -> Round? {
-        try Row.fetchOne(db, sql: "SELECT * FROM rounds WHERE id = ?", arguments: [Int64(id)]).map(Round.init)
+        try Row.fetchOne(db, sql: "SELECT * FROM rounds WHERE id = ?", arguments: [Int64(id)]).map { try Round($0) }
     }
 
     /// Takes one store's step of round `id` and answers with the round's status for it.
@@ -139,7 +140,11 @@ enum HubRounds {
     /// Moves every open round on (timeouts), for the server's clock.
     static func advanceAll(_ db: Database, _ hub: HubDatabase, now: Int64) throws {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE phase NOT IN ('done', 'failed')") {
-            var round = Round(row)
+            guard var round = try? Round(row) else {
+                // Settings that do not read cannot be followed: the round ends here.
+                try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = 'its settings do not decode' WHERE id = ?", arguments: [row["id"] as Int64])
+                continue
+            }
             try advance(db, hub, &round, now: now)
         }
     }

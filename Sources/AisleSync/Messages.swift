@@ -112,6 +112,23 @@ public struct RoundSettings: Sendable, Codable, Equatable {
     public var serverRate: Double = 1
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+        case scale, clipNorm, noiseMultiplier, delta, localSteps, learningRate, l2, lookbackMinutes, horizonMinutes, cutoffs, cutoffSpacingMinutes, server, serverRate
+    }
+
+    /// A key that is absent takes its default (rounds stored before a setting existed); one
+    /// that is present must decode.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        let d = RoundSettings()
+        (scale, clipNorm, noiseMultiplier, delta) = (try value(.scale, d.scale), try value(.clipNorm, d.clipNorm), try value(.noiseMultiplier, d.noiseMultiplier), try value(.delta, d.delta))
+        (localSteps, learningRate, l2) = (try value(.localSteps, d.localSteps), try value(.learningRate, d.learningRate), try value(.l2, d.l2))
+        (lookbackMinutes, horizonMinutes) = (try value(.lookbackMinutes, d.lookbackMinutes), try value(.horizonMinutes, d.horizonMinutes))
+        (cutoffs, cutoffSpacingMinutes) = (try value(.cutoffs, d.cutoffs), try value(.cutoffSpacingMinutes, d.cutoffSpacingMinutes))
+        (server, serverRate) = (try value(.server, d.server), try value(.serverRate, d.serverRate))
+    }
+
     /// What makes these settings, with `minStores`, unsound to follow (nil when sound): the hub
     /// opens no such round, and a store declines one offered (a hub's bug or a forged offer).
     public func problem(minStores: Int) -> String? {

@@ -102,7 +102,7 @@ import Testing
 /// Round settings a store will not follow: the hub opens no such round, and a store offered one
 /// anyway (here written into the hub's database, as an intruder at HQ could) declines it.
 @Suite struct RoundSettingsTests {
-    @Test func unsoundSettingsAreNamed() {
+    @Test func unsoundSettingsAreNamed() throws {
         #expect(RoundSettings().problem(minStores: 3) == nil)
         #expect(RoundSettings().problem(minStores: 2)?.contains("min_stores 2") == true)
         var s = RoundSettings()
@@ -114,6 +114,10 @@ import Testing
         s = RoundSettings()
         s.delta = .nan
         #expect(s.problem(minStores: 3)?.contains("delta") == true)
+        // Stored settings: an absent key takes its default, a value that does not decode is an error.
+        #expect(try SyncJSON.decode(RoundSettings.self, Data("{}".utf8), "settings") == RoundSettings())
+        #expect(try SyncJSON.decode(RoundSettings.self, Data(#"{"noise_multiplier":1.5}"#.utf8), "settings").noiseMultiplier == 1.5)
+        #expect(throws: SyncError.self) { try SyncJSON.decode(RoundSettings.self, Data(#"{"noise_multiplier":"lots"}"#.utf8), "settings") }
     }
 
     @Test func aStoreDeclinesARoundWithUnsoundSettings() async throws {
@@ -128,6 +132,16 @@ import Testing
         #expect(synced.status == 0 && synced.out.contains("declined — unsound settings: local steps 50"), "\(synced.out)\(synced.err)")
         let privacy = try TestSupport.run("aislectl", ["privacy", "--store", store.path])
         #expect(privacy.out.contains("declined"), "\(privacy.out)")
+        // Settings that do not decode: the round is not offered, and the hub's clock fails it.
+        #expect(try hub.cli(["rounds", "close", "1"]).status == 0)
+        #expect(try hub.cli(["rounds", "open", "sum", "--length", "4", "--min-stores", "3"]).status == 0)
+        try hub.write { db in try db.execute(sql: #"UPDATE rounds SET settings = '{"noise_multiplier":"lots"}' WHERE id = 2"#) }
+        var failure: String?
+        for _ in 0..<30 where failure == nil {
+            try await Task.sleep(for: .milliseconds(200))
+            failure = try hub.read { try String.fetchOne($0, sql: "SELECT failure FROM rounds WHERE id = 2 AND phase = 'failed'") }
+        }
+        #expect(failure == "its settings do not decode")
     }
 }
 
