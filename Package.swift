@@ -6,6 +6,10 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 /// Numeric code (the encoder, model fitting) is optimised in debug builds too, so that `make test`
 /// trains and evaluates on the real datasets in seconds rather than minutes.
 let numeric: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+/// The sync module is built without optimisation in release too: Swift 6.2's optimiser crashes
+/// (signal 11 in LLVM's coroutine splitting) on its async round and sync code; it waits on the
+/// network, not the CPU (its crypto is swift-crypto's, built optimised).
+let unoptimised: [SwiftSetting] = strict + [.unsafeFlags(["-Onone"], .when(configuration: .release))]
 
 let package = Package(
     name: "Aisle",
@@ -120,7 +124,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: strict),
+            swiftSettings: unoptimised),
         // Federated learning: Shamir sharing, secure aggregation (Bonawitz et al. 2017), fixed
         // point, the Rényi DP accountant, federated logistic regression (FedAvg, FedAdam).
         .target(

@@ -30,7 +30,8 @@ public struct HubConnection: Sendable {
 
     /// The hub's public keys.
     public func info() async throws(SyncError) -> HubInfo {
-        try SyncJSON.decode(HubInfo.self, try await call(.GET, "/v1/hub"), "hub info")
+        let answer = try await call(.GET, "/v1/hub")
+        return try SyncJSON.decode(HubInfo.self, answer, "hub info")
     }
 
     /// Sends an envelope; returns the hub's answer (JSON) once its signature verifies with the

@@ -46,12 +46,11 @@ extension SyncClient {
             vector = try SyncJSON.decode([UInt32].self, v, "round vector")
         } else {
             guard offer.phase == "advertise" else { return nil }
-            if let problem = offer.settings.problem(minStores: offer.minStores) {
-                try await record(offer, step: "declined", note: "unsound settings: \(problem)")
-                return "round \(offer.round) (\(offer.kind)): declined — unsound settings: \(problem)"
-            }
             let budget = privacyBudget
-            if let no = try await store.database.read({ try PrivacyLedger.allows($0, noiseMultiplier: offer.settings.noiseMultiplier, delta: offer.settings.delta, budget: budget) }) {
+            let unsound = offer.settings.problem(minStores: offer.minStores).map { "unsound settings: \($0)" }
+            if let no = try await store.database.read({
+                try unsound ?? PrivacyLedger.allows($0, noiseMultiplier: offer.settings.noiseMultiplier, delta: offer.settings.delta, budget: budget)
+            }) {
                 try await record(offer, step: "declined", note: no)
                 return "round \(offer.round) (\(offer.kind)): declined — \(no)"
             }
@@ -67,33 +66,44 @@ extension SyncClient {
         var status: RoundStatus
         if let row, let pending = row["pending"] as Data?, let next = row["pending_step"] as String? {
             // The last step's answer was lost: the same message again.
-            status = try SyncJSON.decode(RoundStatus.self, try await send(raw: pending, round: offer.round, e, identity, connection), "round status")
+            status = try await exchange(pending, round: offer.round, e, identity, connection)
             step = next
             try await save(offer, participant, vector, step: step, pending: nil)
         } else {
             status = try await round(offer.round, .init(step: .status), e, identity, connection)
         }
         while step != "unmask" {
-            let message: RoundMessage
-            let next: String
-            switch (step, status.phase) {
-            case ("new", "advertise"): (message, next) = (.init(step: .advert, advert: participant.advert), "advert")
-            case ("advert", "share"): (message, next) = (.init(step: .shares, shares: try participant.share(roster: status.roster, threshold: status.threshold)), "shares")
-            case ("shares", "mask"): (message, next) = (.init(step: .masked, masked: try participant.mask(vector, shares: status.shares)), "masked")
-            case ("masked", "unmask"): (message, next) = (.init(step: .unmask, unmasking: try participant.unmask(included: status.included)), "unmask")
-            case (_, let phase) where phase == "done" || phase == "failed":
-                try await record(offer, step: "out", note: "round \(phase) without this store's next step")
+            if status.phase == "done" || status.phase == "failed" {
+                try await record(offer, step: "out", note: "round \(status.phase) without this store's next step")
                 return nil
-            default: return nil  // waiting for the other stores
             }
+            guard let (message, next) = try Self.nextStep(&participant, after: step, status, vector) else { return nil }  // waiting for the other stores
             // Written before it is sent, so a lost answer leads to the same message, not a new one.
             let body = SyncJSON.encode(message)
             try await save(offer, participant, vector, step: step, pending: (body, next))
-            status = try SyncJSON.decode(RoundStatus.self, try await send(raw: body, round: offer.round, e, identity, connection), "round status")
+            status = try await exchange(body, round: offer.round, e, identity, connection)
             step = next
             try await save(offer, participant, vector, step: step, pending: nil)
         }
         return "round \(offer.round) (\(offer.kind)): this store's part done"
+    }
+
+    /// The message of this store's step after `step` in the round's current phase, and the step
+    /// it leads to; nil while the round is not there yet.
+    static func nextStep(_ participant: inout SecAggParticipant, after step: String, _ status: RoundStatus, _ vector: [UInt32]) throws -> (RoundMessage, String)? {
+        switch (step, status.phase) {
+        case ("new", "advertise"): (.init(step: .advert, advert: participant.advert), "advert")
+        case ("advert", "share"): (.init(step: .shares, shares: try participant.share(roster: status.roster, threshold: status.threshold)), "shares")
+        case ("shares", "mask"): (.init(step: .masked, masked: try participant.mask(vector, shares: status.shares)), "masked")
+        case ("masked", "unmask"): (.init(step: .unmask, unmasking: try participant.unmask(included: status.included)), "unmask")
+        default: nil
+        }
+    }
+
+    /// Sends an encoded `round` message and reads the round's status from the answer.
+    func exchange(_ body: Data, round id: UInt64, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> RoundStatus {
+        let answer = try await send(raw: body, round: id, e, identity, connection)
+        return try SyncJSON.decode(RoundStatus.self, answer, "round status")
     }
 
     /// Keeps the store's state in the round (its keys are dropped once it has unmasked).
@@ -131,7 +141,8 @@ extension SyncClient {
     }
 
     func round(_ id: UInt64, _ message: RoundMessage, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> RoundStatus {
-        try SyncJSON.decode(RoundStatus.self, try await send(message, type: .round, round: id, e, identity, connection), "round status")
+        let answer = try await send(message, type: .round, round: id, e, identity, connection)
+        return try SyncJSON.decode(RoundStatus.self, answer, "round status")
     }
 
     func record(_ offer: RoundOffer, step: String, note: String) async throws {

@@ -60,7 +60,8 @@ public struct SyncClient: Sendable {
         let request = EnrollRequest(token: token, keys: identity.publicKeys, agentVersion: AisleVersion.current)
         let envelope = try Envelope.seal(
             SyncJSON.encode(request), header: .init(store: String(parts[0]), type: .enroll, seq: 0), from: identity, to: hubKeys.agree)
-        let reply = try SyncJSON.decode(EnrollReply.self, try await connection.send(envelope, hub: hubKeys), "enroll reply")
+        let answer = try await connection.send(envelope, hub: hubKeys)
+        let reply = try SyncJSON.decode(EnrollReply.self, answer, "enroll reply")
         let enrollment = Enrollment(hub: connection.url, store: reply.store, name: reply.name, hubKeys: hubKeys, enrolledAt: Int64(Date().timeIntervalSince1970), caFile: caFile)
         try await store.database.write { try SyncState.save($0, enrollment) }
         try store.audit("sync enroll", detail: "\(reply.store) at \(connection.url)")
@@ -119,7 +120,8 @@ public struct SyncClient: Sendable {
         let parts = item.parts
         var next = min(item.nextPart, parts - 1)
         while true {
-            let ack = try SyncJSON.decode(UploadAck.self, try await send(item.part(next), type: .upload, round: item.round, e, identity, connection), "upload ack")
+            let answer = try await send(item.part(next), type: .upload, round: item.round, e, identity, connection)
+            let ack = try SyncJSON.decode(UploadAck.self, answer, "upload ack")
             guard ack.contentId == item.contentId else { throw SyncError(.badRequest, "upload ack: for \(ack.contentId), not \(item.contentId)") }
             if ack.complete {
                 guard let signature = ack.signature,
