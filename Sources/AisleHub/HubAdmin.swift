@@ -17,6 +17,16 @@ enum HubQueries {
         }
     }
 
+    /// The newest published version of `kind`; 0 when there is none.
+    static func newestVersion(_ db: Database, kind: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0
+    }
+
+    /// The payload of a published model.
+    static func payload(_ db: Database, kind: String, version: Int) throws -> Data? {
+        try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, version])
+    }
+
     /// The newest signed manifest of each model kind.
     static func latestManifests(_ db: Database) throws -> [SignedManifest] {
         try Row.fetchAll(
@@ -101,7 +111,7 @@ public struct HubAdmin: Sendable {
     static func publish(
         _ db: Database, _ database: HubDatabase, kind: String, payload: Data, round: UInt64, epsilon: Double?, delta: Double, metrics: [String: Double]
     ) throws -> ModelManifest {
-        let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [kind]) ?? 0) + 1
+        let version = try HubQueries.newestVersion(db, kind: kind) + 1
         let manifest = ModelManifest(
             kind: kind, version: version, round: round, payload: payload, createdAt: Int64(Date().timeIntervalSince1970), epsilon: epsilon, delta: delta,
             metrics: metrics, hub: database.identity.publicKeys.fingerprint)
@@ -156,7 +166,7 @@ public struct HubAdmin: Sendable {
 
     /// A published model's payload.
     public func payload(kind: String, version: Int) throws -> Data? {
-        try database.pool.read { try Data.fetchOne($0, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) }
+        try database.pool.read { try HubQueries.payload($0, kind: kind, version: version) }
     }
 
     /// Opens a secure-aggregation round of `kind` for `hours`; each step waits at most
@@ -173,12 +183,11 @@ public struct HubAdmin: Sendable {
         if let problem = settings.problem(minStores: minStores) { throw SyncError(.badRequest, problem) }
         return try database.write { db in
             let model = FederatedModel.of(round: kind)
-            let global = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [model?.kind ?? kind]) ?? 0
+            let global = try HubQueries.newestVersion(db, kind: model?.kind ?? kind)
             if let model, kind == model.kind, global == 0 {
                 throw SyncError(.badRequest, "no global \(kind) model yet: run a \(model.momentsKind) round first, or publish a blank one (aisle-hub models blank \(kind))")
             }
-            if let model, let problem = model.problem(settings, global: kind == model.kind ? try Data.fetchOne(
-                db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [model.kind, global]) : nil) {
+            if let model, let problem = model.problem(settings, global: kind == model.kind ? try HubQueries.payload(db, kind: model.kind, version: global) : nil) {
                 throw SyncError(.badRequest, problem)
             }
             if let model,

@@ -40,11 +40,11 @@ enum HubFederation {
                 db, hub, kind: model.kind, payload: try model.payload(FederatedLogistic.initial(fromMoments: sum, dimension: d), settings), round: round.id,
                 epsilon: nil, delta: settings.delta, metrics: ["stores": Double(included), "rows": sum[0].rounded()])
         }
-        let newest = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ?", arguments: [model.kind]) ?? 0
+        let newest = try HubQueries.newestVersion(db, kind: model.kind)
         guard newest == round.globalVersion else {
             throw SyncError(.internal, "global \(model.kind) moved from v\(round.globalVersion) to v\(newest) during the round; its update is not applied")
         }
-        guard let payload = try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [model.kind, round.globalVersion]),
+        guard let payload = try HubQueries.payload(db, kind: model.kind, version: round.globalVersion),
             let global = model.logistic(payload)
         else { throw SyncError(.internal, "global \(model.kind) v\(round.globalVersion) is not a federated logistic model") }
         guard sum[d + 1] > 0.5 else { throw SyncError(.internal, "the round's weights sum to \(sum[d + 1])") }

@@ -142,7 +142,7 @@ enum HubRounds {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE phase NOT IN ('done', 'failed')") {
             guard var round = try? Round(row) else {
                 // Settings that do not read cannot be followed: the round ends here.
-                try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = 'its settings do not decode' WHERE id = ?", arguments: [row["id"] as Int64])
+                try fail(db, id: row["id"], "its settings do not decode")
                 continue
             }
             try advance(db, hub, &round, now: now)
@@ -151,7 +151,11 @@ enum HubRounds {
 
     static func fail(_ db: Database, _ round: inout Round, _ why: String) throws {
         round.phase = "failed"
-        try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = ? WHERE id = ?", arguments: [why, Int64(round.id)])
+        try fail(db, id: Int64(round.id), why)
+    }
+
+    static func fail(_ db: Database, id: Int64, _ why: String) throws {
+        try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = ? WHERE id = ?", arguments: [why, id])
     }
 
     /// Stores expected in the current step: every enrolled store to advertise; then those that

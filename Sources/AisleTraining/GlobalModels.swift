@@ -76,17 +76,11 @@ public struct GlobalModels: ModelInstaller {
     }
 
     /// The purchase-intent holdout: shoppers of the last `holdoutWindows` horizons before the
-    /// store's last event, and whether each bought within its horizon.
+    /// store's last event, and whether each bought within its horizon (the training rows'
+    /// reading, with moments one horizon apart).
     static func intentHoldout(_ db: Database, lookbackMinutes: Int, horizonMinutes: Int) throws -> (rows: [[Double]], labels: [Bool]) {
-        guard let last = try Queries.lastEventTime(db) else { return ([], []) }
-        let (h, lookback) = (Int64(horizonMinutes) * 60, Int64(lookbackMinutes) * 60)
-        var rows: [[Double]] = [], labels: [Bool] = []
-        for k in 1...holdoutWindows {
-            let t = last + 1 - Int64(k) * h
-            let d = try IntentFeatures.labelled(db, asOf: t, lookback: lookback, until: t + h)
-            rows += d.rows
-            labels += d.bought
-        }
-        return (rows, labels)
+        var s = RoundSettings()
+        (s.lookbackMinutes, s.horizonMinutes, s.cutoffs, s.cutoffSpacingMinutes) = (lookbackMinutes, horizonMinutes, holdoutWindows, horizonMinutes)
+        return try FederatedContributor.intentRows(db, settings: s)
     }
 }
