@@ -23,15 +23,17 @@ public struct CustomerSnapshot: Sendable {
     public let asOf: Int64
     public let customers: [Int64: History]
 
-    /// Reads the histories of every customer with a purchase before `asOf`.
-    public static func load(_ db: Database, asOf: Int64) throws -> CustomerSnapshot {
+    /// Reads the histories of every customer with a purchase before `asOf` (of those in
+    /// `customers`, store ids, when given).
+    public static func load(_ db: Database, asOf: Int64, customers only: [Int64]? = nil) throws -> CustomerSnapshot {
+        let filter = Queries.only("e.customer_id", in: only)
         let rows = try Row.fetchCursor(db, sql: """
             SELECT e.customer_id, e.ts, e.type, e.qty, e.price, coalesce(e.receipt_id, -e.id), e.item_id
             FROM events e LEFT JOIN items i ON i.id = e.item_id
             WHERE e.customer_id IS NOT NULL AND e.ts < ? AND e.type IN ('purchase', 'return')
-              AND (i.sellable IS NULL OR i.sellable = 1) AND (e.price IS NULL OR e.price > 0)
+              AND (i.sellable IS NULL OR i.sellable = 1) AND (e.price IS NULL OR e.price > 0)\(filter.sql)
             ORDER BY e.customer_id, e.ts
-            """, arguments: [asOf])
+            """, arguments: [asOf] + filter.arguments)
         var customers: [Int64: History] = [:]
         // Rows come grouped by customer: build one history at a time, in place.
         var current: (id: Int64, history: History, receipt: Int64?)?
@@ -75,12 +77,15 @@ public struct CustomerSnapshot: Sendable {
 extension CustomerSnapshot {
     /// RFM scores and segments of every customer: recency in days since the last receipt,
     /// frequency in receipts, monetary value in spend.
-    public func rfm() -> [Int64: RFM.Score] {
-        RFM.score(customers.map { id, h in
+    public func rfm() -> [Int64: RFM.Score] { RFM.score(rfmCustomers) }
+
+    /// Every customer's RFM values.
+    public var rfmCustomers: [RFM.Customer] {
+        customers.map { id, h in
             RFM.Customer(
                 id: id, recencyDays: Double(asOf - (h.receipts.last ?? asOf)) / 86_400, frequency: Double(h.receipts.count),
                 monetary: h.receiptValues.reduce(0, +))
-        })
+        }
     }
 }
 

@@ -39,37 +39,67 @@ public struct CustomerInsight: Sendable, Encodable {
     /// The model behind `churnProbability`: a registry version, one trained at refresh, or BG/NBD.
     public var churnModel: String
 
-    /// Every customer with a purchase before `t` (their store ids), from one snapshot. Churn risk
-    /// comes from the registry's active churn model (``ChurnModel/active(_:)``), or from BG/NBD
-    /// alone while none has been trained.
-    public static func computeAll(_ db: Database, asOf t: Int64) throws -> [Int64: CustomerInsight] {
-        let active = try ChurnModel.active(db)
-        let churn = active?.model
-        let churnModel = active.map { "churn v\($0.version) (\($0.model.model.method.rawValue))" } ?? "bgnbd"
-        let horizonDays = churn?.horizonDays ?? 91
+    /// What scoring one customer needs of the whole store: the active churn and themes models,
+    /// and the fits over every customer (BG/NBD, Gamma-Gamma, the RFM quintiles).
+    public struct Population: Sendable {
+        let churn: (model: ChurnModel, version: Int)?
+        let themes: (model: ThemeModel, version: Int)?
+        let bgnbd: BGNBD
+        let value: GammaGamma?
+        let rfm: RFM.Scale
+
+        var horizonDays: Int { churn?.model.horizonDays ?? 91 }
+        var churnModel: String { churn.map { "churn v\($0.version) (\($0.model.model.method.rawValue))" } ?? "bgnbd" }
+    }
+
+    /// Every customer with a purchase before `t` (their store ids), from one snapshot, and the
+    /// store-wide fits that ``update(_:asOf:customers:population:)`` rescores single customers with.
+    /// Churn risk comes from the registry's active churn model (``ChurnModel/active(_:)``), or
+    /// from BG/NBD alone while none has been trained.
+    public static func computeAll(_ db: Database, asOf t: Int64) throws -> (insight: [Int64: CustomerInsight], population: Population) {
+        let churn = try ChurnModel.active(db)
         let snapshot = try CustomerSnapshot.load(db, asOf: t)
-        let features = ChurnFeatures.rows(snapshot, horizonDays: Double(horizonDays))
-        let scores = snapshot.rfm()
-        let sentiment = try ReviewSentiment.byCustomer(db, before: t)
-        let themes = try ThemeModel.active(db)
-        let profiles = try Interests.profiles(db, asOf: t, themes: themes)
+        let features = ChurnFeatures.rows(snapshot, horizonDays: Double(churn?.model.horizonDays ?? 91))
         let spend = snapshot.customers.values.map(\.repeatSpend).filter { $0.frequency > 0 && $0.meanValue > 0 }
-        let value = spend.count >= 10 ? GammaGamma.fit(spend).model : nil
+        let population = Population(
+            churn: churn, themes: try ThemeModel.active(db), bgnbd: features.bgnbd, value: spend.count >= 10 ? GammaGamma.fit(spend).model : nil,
+            rfm: RFM.Scale(snapshot.rfmCustomers))
+        return (try insight(db, snapshot, features, population: population, customers: nil), population)
+    }
+
+    /// The insight of `customers` (store ids) as of `t`, against the store-wide fits of the last
+    /// ``computeAll(_:asOf:)``: what serving does as a customer's events arrive. Customers
+    /// without a purchase before `t` have none.
+    public static func update(_ db: Database, asOf t: Int64, customers: [Int64], population: Population) throws -> [Int64: CustomerInsight] {
+        let snapshot = try CustomerSnapshot.load(db, asOf: t, customers: customers)
+        let features = ChurnFeatures.rows(snapshot, horizonDays: Double(population.horizonDays), bgnbd: population.bgnbd)
+        return try insight(db, snapshot, features, population: population, customers: customers)
+    }
+
+    private static func insight(
+        _ db: Database, _ snapshot: CustomerSnapshot, _ features: (ids: [Int64], rows: [[Double]], summaries: [PurchaseSummary], bgnbd: BGNBD),
+        population: Population, customers: [Int64]?
+    ) throws -> [Int64: CustomerInsight] {
+        let t = snapshot.asOf, horizonDays = population.horizonDays, churn = population.churn?.model.model
+        let sentiment = try ReviewSentiment.byCustomer(db, before: t, customers: customers)
+        let profiles = try Interests.profiles(db, asOf: t, themes: population.themes, customers: customers)
+        let rfm = Dictionary(uniqueKeysWithValues: snapshot.rfmCustomers.map { ($0.id, population.rfm.score($0)) })
         let asOf = Timestamp.format(t)
         var out: [Int64: CustomerInsight] = [:]
         for (id, (row, summary)) in zip(features.ids, zip(features.rows, features.summaries)) {
-            guard let score = scores[id], let history = snapshot.customers[id] else { continue }
+            guard let score = rfm[id], let history = snapshot.customers[id] else { continue }
             let repeats = history.repeatSpend
-            let top = profiles[id].map { Interests.top($0, themes: themes?.model) } ?? (themes: [], categories: [])
-            let drivers = zip(ChurnFeatures.names, churn?.model.contributions(row) ?? []).sorted { abs($0.1) > abs($1.1) }.prefix(3)
+            let top = profiles[id].map { Interests.top($0, themes: population.themes?.model) } ?? (themes: [], categories: [])
+            let drivers = zip(ChurnFeatures.names, churn?.contributions(row) ?? []).sorted { abs($0.1) > abs($1.1) }.prefix(3)
             out[id] = CustomerInsight(
                 asOf: asOf, segment: score.segment.rawValue, rfm: ["r": score.r, "f": score.f, "m": score.m],
-                probabilityAlive: features.bgnbd.probabilityAlive(summary),
-                expectedPurchases: features.bgnbd.expectedPurchases(summary, in: Double(horizonDays) / 7), horizonDays: horizonDays,
-                expectedValuePerPurchase: value?.expectedValue(frequency: repeats.frequency, meanValue: repeats.meanValue)
+                probabilityAlive: population.bgnbd.probabilityAlive(summary),
+                expectedPurchases: population.bgnbd.expectedPurchases(summary, in: Double(horizonDays) / 7), horizonDays: horizonDays,
+                expectedValuePerPurchase: population.value?.expectedValue(frequency: repeats.frequency, meanValue: repeats.meanValue)
                     ?? (history.receiptValues.reduce(0, +) / Double(max(1, history.receipts.count))),
-                churnProbability: churn?.model.probability(row) ?? (1 - features.bgnbd.probabilityAlive(summary)),
-                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, interests: top.themes, categories: top.categories, sentiment: sentiment[id], churnModel: churnModel)
+                churnProbability: churn?.probability(row) ?? (1 - population.bgnbd.probabilityAlive(summary)),
+                churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, interests: top.themes, categories: top.categories,
+                sentiment: sentiment[id], churnModel: population.churnModel)
         }
         return out
     }

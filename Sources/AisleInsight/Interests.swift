@@ -29,16 +29,18 @@ public enum Interests {
     /// Days after which an event counts half.
     public static let halfLifeDays = 60.0
 
-    /// Profiles of every customer with a weighted event before `t`; themes from `themes` (with
-    /// its registry version, for the text themes), none without it.
-    public static func profiles(_ db: Database, asOf t: Int64, themes: (model: ThemeModel, version: Int)?) throws -> [Int64: Profile] {
+    /// Profiles of every customer (of `customers`, store ids, when given) with a weighted event
+    /// before `t`; themes from `themes` (with its registry version, for the text themes), none
+    /// without it.
+    public static func profiles(_ db: Database, asOf t: Int64, themes: (model: ThemeModel, version: Int)?, customers: [Int64]? = nil) throws -> [Int64: Profile] {
         var themeWeight: [Int64: [Int: Double]] = [:], categoryWeight: [Int64: [String: Double]] = [:]
+        let filter = Queries.only("e.customer_id", in: customers)
         let rows = try Row.fetchCursor(db, sql: """
             SELECT e.customer_id, e.type, e.ts, e.item_id, i.category, tt.theme FROM events e
             LEFT JOIN items i ON i.id = e.item_id
             LEFT JOIN text_themes tt ON tt.event_id = e.id AND tt.model_version = ?
-            WHERE e.customer_id IS NOT NULL AND e.ts < ? AND (e.item_id IS NOT NULL OR tt.theme IS NOT NULL)
-            """, arguments: [themes?.version ?? -1, t])
+            WHERE e.customer_id IS NOT NULL AND e.ts < ? AND (e.item_id IS NOT NULL OR tt.theme IS NOT NULL)\(filter.sql)
+            """, arguments: [themes?.version ?? -1, t] + filter.arguments)
         while let row = try rows.next() {
             guard let base = weights[row[1] as String] else { continue }
             let customer: Int64 = row[0], ts: Int64 = row[2]

@@ -53,7 +53,7 @@ public struct StoreReport: Sendable, Encodable {
         for s in then.values { before[s.segment.rawValue, default: 0] += 1 }
         for (id, s) in now { movement[then[id]?.segment.rawValue ?? "none", default: [:]][s.segment.rawValue, default: 0] += 1 }
 
-        let insight = try CustomerInsight.computeAll(db, asOf: t)
+        let insight = try CustomerInsight.computeAll(db, asOf: t).insight
         var risk = [Int](repeating: 0, count: 10)
         for i in insight.values { risk[min(9, max(0, Int(i.churnProbability * 10)))] += 1 }
 

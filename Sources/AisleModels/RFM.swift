@@ -36,25 +36,43 @@ public enum RFM {
     }
 
     public static func score(_ customers: [Customer]) -> [Int64: Score] {
-        let r = quintiles(customers.map { -$0.recencyDays }), f = quintiles(customers.map(\.frequency)), m = quintiles(customers.map(\.monetary))
-        var out: [Int64: Score] = [:]
-        for (i, c) in customers.enumerated() { out[c.id] = Score(r: r[i], f: f[i], m: m[i], segment: Segment(r: r[i], f: f[i])) }
-        return out
+        let scale = Scale(customers)
+        return Dictionary(uniqueKeysWithValues: customers.map { ($0.id, scale.score($0)) })
     }
 
-    /// 1–5 by the share of values below this one (higher is better): equal values share a score,
-    /// and a large tie at the bottom (one-time buyers) does not push the next value up a step.
-    public static func quintiles(_ values: [Double]) -> [Int] {
-        let order = values.indices.sorted { values[$0] < values[$1] }
-        var scores = [Int](repeating: 1, count: values.count)
-        var i = 0
-        while i < order.count {
-            var j = i
-            while j + 1 < order.count, values[order[j + 1]] == values[order[i]] { j += 1 }
-            let below = Double(i) / Double(order.count)
-            for k in i...j { scores[order[k]] = min(5, 1 + Int(below * 5)) }
-            i = j + 1
+    /// The store's customers' values, sorted: scores a customer against them, so one customer
+    /// can be rescored after a purchase without rescoring the store.
+    public struct Scale: Sendable {
+        let recency: [Double], frequency: [Double], monetary: [Double]
+
+        public init(_ customers: [Customer]) {
+            recency = customers.map { -$0.recencyDays }.sorted()
+            frequency = customers.map(\.frequency).sorted()
+            monetary = customers.map(\.monetary).sorted()
         }
-        return scores
+
+        /// R, F and M each 1–5 by the share of the store's values below the customer's (higher
+        /// is better): equal values share a score, and a large tie at the bottom (one-time
+        /// buyers) does not push the next value up a step.
+        public func score(_ c: Customer) -> Score {
+            let r = Self.quintile(-c.recencyDays, recency), f = Self.quintile(c.frequency, frequency), m = Self.quintile(c.monetary, monetary)
+            return Score(r: r, f: f, m: m, segment: Segment(r: r, f: f))
+        }
+
+        static func quintile(_ value: Double, _ sorted: [Double]) -> Int {
+            guard !sorted.isEmpty else { return 1 }
+            var low = 0, high = sorted.count  // the first index whose value is not below `value`
+            while low < high {
+                let mid = (low + high) / 2
+                if sorted[mid] < value { low = mid + 1 } else { high = mid }
+            }
+            return min(5, 1 + Int(Double(low) / Double(sorted.count) * 5))
+        }
+    }
+
+    /// 1–5 of each value against all of them (``Scale/score(_:)``).
+    public static func quintiles(_ values: [Double]) -> [Int] {
+        let sorted = values.sorted()
+        return values.map { Scale.quintile($0, sorted) }
     }
 }

@@ -129,7 +129,7 @@ public enum Agent {
                 try? await reviews.scorePending()
                 await assist.refresh()
             }
-            Task { await insight.refreshIfModelChanged() }
+            Task { await insight.modelsMayHaveChanged() }
             Task { await intent.refresh() }
             Task { await recommendations.refresh() }
         }

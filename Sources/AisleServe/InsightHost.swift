@@ -4,21 +4,29 @@ import AisleStore
 import Foundation
 import Logging
 
-/// Per-customer insight for `GET /v1/customers/{id}/insight`: computed for every customer in the
-/// background at start and then every `interval`, as of the store's latest event, and served
-/// from memory (a lookup per request). Churn risk and interests come from the registry's active
-/// churn and themes models; when another version becomes active (trained, rolled back) the
-/// table is recomputed with it and swapped in whole.
+/// Per-customer insight for `GET /v1/customers/{id}/insight`, served from memory (a lookup per
+/// request). Computed for every customer in the background at start, every `interval` and when
+/// another churn or themes version becomes active (trained, rolled back), as of the store's
+/// latest event, and swapped in whole; in between, every `tick`, the customers with new events
+/// (or newly scored review and question texts) are rescored as of their latest event against the
+/// store-wide fits of the last full computation (BG/NBD, Gamma-Gamma, RFM quintiles).
 public actor InsightHost {
     private let store: Store
     private let logger: Logger
     private var table: [Int64: CustomerInsight] = [:]
+    private var population: CustomerInsight.Population?
+    /// How far the table has seen the store.
+    private var marks: ChangeMarks?
     private(set) var computedAt: Date?
     private(set) var lastError: String?
     /// The active versions of the models the table was computed with (churn, themes).
     private(set) var modelVersions: [String: Int] = [:]
+    /// Set by SIGHUP: look for other active models at the next tick rather than the next poll.
+    private var checkModels = false
     /// The models the insight reads.
     static let kinds: Set<String> = [ChurnModel.kind, ThemeModel.kind]
+    /// More changed customers than this at one tick are a whole recomputation.
+    static let maxUpdate = 2_000
 
     public init(store: Store, logger: Logger) {
         self.store = store
@@ -33,51 +41,88 @@ public actor InsightHost {
         let store = store
         let started = Date()
         let result = await Blocking.run {
-            Result { () -> (table: [Int64: CustomerInsight], versions: [String: Int]) in
+            Result { () -> (table: [Int64: CustomerInsight], population: CustomerInsight.Population?, versions: [String: Int], marks: ChangeMarks) in
                 try store.database.read { db in
                     let versions = try ModelRegistry.activeVersions(db, of: InsightHost.kinds)
-                    guard let last = try Queries.lastEventTime(db) else { return ([:], versions) }
-                    return (try CustomerInsight.computeAll(db, asOf: last + 1), versions)
+                    let marks = try ChangeMarks.current(db)
+                    guard let last = try Queries.lastEventTime(db) else { return ([:], nil, versions, marks) }
+                    let all = try CustomerInsight.computeAll(db, asOf: last + 1)
+                    return (all.insight, all.population, versions, marks)
                 }
             }
         }
         switch result {
-        case .success(let (t, versions)):
-            table = t
-            modelVersions = versions
+        case .success(let computed):
+            (table, population, modelVersions, marks) = (computed.table, computed.population, computed.versions, computed.marks)
             computedAt = Date()
             lastError = nil
-            logger.info("customer insight computed", metadata: ["customers": "\(t.count)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))"])
+            logger.info("customer insight computed", metadata: ["customers": "\(table.count)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))"])
         case .failure(let error):
             lastError = "\(error)"
             logger.error("customer insight failed; serving the previous one", metadata: ["error": "\(error)"])
         }
     }
 
+    /// Rescores the customers whose events or text scores arrived since the table last saw the
+    /// store; too many at once (an import) and the whole table is recomputed.
+    func update() async {
+        guard let population, let marks else { return }
+        let store = store
+        let result = await Blocking.run {
+            Result { () -> (rows: [Int64: CustomerInsight], marks: ChangeMarks)? in
+                try store.database.read { db in
+                    let now = try ChangeMarks.current(db)
+                    guard now != marks else { return ([:], now) }
+                    let changed = try marks.customersChanged(db)
+                    guard changed.count <= InsightHost.maxUpdate, let last = try Queries.lastEventTime(db) else { return nil }
+                    return (try CustomerInsight.update(db, asOf: last + 1, customers: changed, population: population), now)
+                }
+            }
+        }
+        switch result {
+        case .success(let updated?):
+            table.merge(updated.rows) { $1 }
+            self.marks = updated.marks
+        case .success(nil):
+            await refresh()
+        case .failure(let error):
+            logger.error("customer insight not updated; serving the previous one", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Refreshes, runs `retrain` (the models that are due) and refreshes again if that changed
-    /// them; then every `poll` retrains what is due and refreshes when `interval` has passed or
-    /// another model version became active,
+    /// them; then every `tick` rescores the customers with news, and every `poll` retrains what
+    /// is due and refreshes when `interval` has passed or another model version became active,
     /// until the task is cancelled.
-    public func run(every interval: Duration, poll: Duration = .seconds(60), retrain: @Sendable () async -> Void) async {
-        var last = ContinuousClock.now
+    public func run(every interval: Duration, poll: Duration = .seconds(60), tick: Duration = .seconds(1), retrain: @Sendable () async -> Void) async {
+        var last = ContinuousClock.now, polled = ContinuousClock.now
         await refresh()  // at once with what there is; again below when training brought new models
         await retrain()
         if let active = await activeVersions(), active != modelVersions { await refresh() }
         while !Task.isCancelled {
-            try? await Task.sleep(for: poll)
-            await retrain()
-            let active = await activeVersions()
-            if ContinuousClock.now - last >= interval || (active.map { $0 != modelVersions } ?? false) {
-                last = ContinuousClock.now
+            try? await Task.sleep(for: tick)
+            if ContinuousClock.now - polled >= poll {
+                polled = .now
+                await retrain()
+                checkModels = true
+            }
+            let due = ContinuousClock.now - last >= interval
+            var changed = false
+            if checkModels {
+                checkModels = false
+                changed = await activeVersions().map { $0 != modelVersions } ?? false
+            }
+            if due || changed {
+                last = .now
                 await refresh()
+            } else {
+                await update()
             }
         }
     }
 
-    /// Refreshes now when other model versions are active than the table was computed with.
-    public func refreshIfModelChanged() async {
-        if let active = await activeVersions(), active != modelVersions { await refresh() }
-    }
+    /// Looks for newly active models at the next tick (SIGHUP).
+    public func modelsMayHaveChanged() { checkModels = true }
 
     private func activeVersions() async -> [String: Int]? {
         let store = store

@@ -171,3 +171,37 @@ extension Int64 {
     /// Division rounding towards negative infinity.
     public func floorDiv(_ d: Int64) -> Int64 { self >= 0 ? self / d : (self - d + 1) / d }
 }
+
+extension Queries {
+    /// A condition keeping rows whose `column` is one of `ids` — `" AND column IN (?, …)"` and
+    /// its arguments — or every row when `ids` is nil.
+    public static func only(_ column: String, in ids: [Int64]?) -> (sql: String, arguments: StatementArguments) {
+        guard let ids else { return ("", []) }
+        guard !ids.isEmpty else { return (" AND 0", []) }
+        return (" AND \(column) IN (" + Array(repeating: "?", count: ids.count).joined(separator: ", ") + ")", StatementArguments(ids))
+    }
+}
+
+/// How far the store's events and the scores derived from their texts have got (largest event
+/// ids): what changed since is what a customer's insight has not seen yet.
+public struct ChangeMarks: Sendable, Equatable {
+    public var events: Int64
+    public var reviewScores: Int64
+    public var textThemes: Int64
+
+    public static func current(_ db: Database) throws -> ChangeMarks {
+        func max(_ sql: String) throws -> Int64 { try Int64.fetchOne(db, sql: sql) ?? 0 }
+        return ChangeMarks(
+            events: try max("SELECT max(id) FROM events"), reviewScores: try max("SELECT max(event_id) FROM review_sentiment"),
+            textThemes: try max("SELECT max(event_id) FROM text_themes"))
+    }
+
+    /// The customers (store ids) with an event, a review score or a text theme after these marks.
+    public func customersChanged(_ db: Database) throws -> [Int64] {
+        try Int64.fetchAll(db, sql: """
+            SELECT customer_id FROM events WHERE id > ? AND customer_id IS NOT NULL
+            UNION SELECT e.customer_id FROM review_sentiment r JOIN events e ON e.id = r.event_id WHERE r.event_id > ? AND e.customer_id IS NOT NULL
+            UNION SELECT e.customer_id FROM text_themes t JOIN events e ON e.id = t.event_id WHERE t.event_id > ? AND e.customer_id IS NOT NULL
+            """, arguments: [events, reviewScores, textThemes])
+    }
+}

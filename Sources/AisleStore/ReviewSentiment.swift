@@ -16,10 +16,11 @@ public enum ReviewSentiment {
         for (id, score) in scores { try statement.execute(arguments: [id, version, min(1, max(0, score))]) }
     }
 
-    /// Per customer (store id), over reviews before `t`.
-    public static func byCustomer(_ db: Database, before t: Int64) throws -> [Int64: Aggregate] {
+    /// Per customer (store id; of `customers` when given), over reviews before `t`.
+    public static func byCustomer(_ db: Database, before t: Int64, customers: [Int64]? = nil) throws -> [Int64: Aggregate] {
         var out: [Int64: Aggregate] = [:]
-        for row in try Row.fetchAll(db, sql: aggregate("e.customer_id", where: "e.customer_id IS NOT NULL AND e.ts < ?"), arguments: [t]) {
+        let filter = Queries.only("e.customer_id", in: customers)
+        for row in try Row.fetchAll(db, sql: aggregate("e.customer_id", where: "e.customer_id IS NOT NULL AND e.ts < ?" + filter.sql), arguments: [t] + filter.arguments) {
             out[row[0]] = Aggregate(reviews: row[1], meanScore: row[2], positiveShare: row[3])
         }
         return out

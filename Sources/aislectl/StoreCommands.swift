@@ -129,7 +129,7 @@ struct CustomerCommand: ParsableCommand {
                     guard let id = try Queries.customerID(db, pseudonym: pseudonym) else { return nil }
                     let history = try Queries.history(db, customerID: id, limit: limit)
                     guard insight, let last = try Queries.lastEventTime(db) else { return (history, nil) }
-                    var found = try CustomerInsight.computeAll(db, asOf: last + 1)[id]
+                    var found = try CustomerInsight.computeAll(db, asOf: last + 1).insight[id]
                     if let (model, version) = try IntentModel.active(db) {
                         let now = Int64(Date().timeIntervalSince1970)
                         let rates = try IntentFeatures.ConversionRates.load(db, before: last + 1)

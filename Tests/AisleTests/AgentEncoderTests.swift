@@ -1,7 +1,10 @@
 import AisleClient
 import AisleCore
+import AisleInsight
+import AisleStore
 @testable import AisleText
 import Foundation
+import GRDB
 import Testing
 
 /// The agent with its encoder: loads the int8 model, serves embeddings, stays small, and keeps
@@ -151,11 +154,11 @@ import Testing
     struct Answer: Decodable { var customer: String; var insight: Insight }
     struct Registered: Decodable { var kind: String; var version: Int; var active: Bool }
 
-    /// Polls the insight of 12347 until `until` holds (the first computation and model switches
-    /// take seconds).
-    func insight(_ socket: String, until: (Insight) -> Bool) async throws -> Answer {
+    /// Polls the insight of a customer (12347) until `until` holds (the first computation and
+    /// model switches take seconds).
+    func insight(_ socket: String, customer: String = "12347", until: (Insight) -> Bool) async throws -> Answer {
         for _ in 0..<600 {
-            let answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/12347/insight")
+            let answer = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/\(customer)/insight")
             if answer.status == 200, let r = try? JSONDecoder().decode(Answer.self, from: Data(answer.body)), until(r.insight) { return r }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -210,5 +213,61 @@ import Testing
         kill(agent.processIdentifier, SIGHUP)
         let back = try await insight(socket) { $0.churn_model.hasPrefix("churn v\(first.version) ") }
         #expect(back.insight.churn_probability == i.churn_probability)
+    }
+
+    /// Rescoring only the customers with news, against the store-wide fits of the whole
+    /// computation, gives what the whole computation gives them.
+    @Test func updatingSomeCustomersMatchesComputingAll() throws {
+        let store = try Store.open(at: try TestSupport.onlineRetailStore.get(), readOnly: true)
+        try store.database.read { db in
+            let t = try #require(try Queries.lastEventTime(db)) + 1
+            let all = try CustomerInsight.computeAll(db, asOf: t)
+            let some = Array(all.insight.keys.sorted().enumerated().filter { $0.offset % 97 == 0 }.map(\.element))
+            let updated = try CustomerInsight.update(db, asOf: t, customers: some, population: all.population)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            #expect(some.count > 40 && updated.count == some.count)
+            for id in some { #expect(try encoder.encode(updated[id]) == encoder.encode(all.insight[id]), "customer \(id)") }
+            // A customer without purchases has no insight.
+            #expect(try CustomerInsight.update(db, asOf: t, customers: [-1], population: all.population).isEmpty)
+        }
+    }
+
+    /// The agent keeps the insight up to date as events arrive: a lapsed customer who buys again,
+    /// and a first-time buyer, are rescored within seconds, without recomputing the store.
+    @Test func insightFollowsEachCustomersEvents() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let day = 86_400, t0 = 1_600_000_000
+        // Twenty regulars buying every week or two, the last of them a day ago; c0 bought once, 300 days ago.
+        var events = [#"{"ts":\#(t0 - 300 * day),"type":"purchase","customer":"c0","item":"A","receipt":"c0-1","qty":1,"price":4}"#]
+        for c in 1...20 {
+            for k in 0..<(10 + c) {
+                let ts = t0 - (1 + c % 5 + k * (7 + c % 7)) * day
+                events.append(#"{"ts":\#(ts),"type":"purchase","customer":"c\#(c)","item":"\#(k % 2 == 0 ? "A" : "B")","receipt":"c\#(c)-\#(k)","qty":2,"price":3}"#)
+            }
+        }
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: events, in: dir))
+        let socket = dir.appendingPathComponent("u.sock").path, log = dir.appendingPathComponent("log")
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: log)
+        defer { TestSupport.kill9(agent) }
+        let lapsed = try await insight(socket, customer: "c0") { _ in true }.insight
+        #expect(lapsed.rfm["r"] == 1 && lapsed.rfm["f"] == 1 && lapsed.segment == "hibernating")
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/newcomer/insight").status == 404)
+
+        // c0 comes back three days running; a newcomer buys for the first time.
+        let news = (1...3).map { k in #"{"ts":\#(t0 + k * 3600),"type":"purchase","customer":"c0","item":"B","receipt":"c0-n\#(k)","qty":1,"price":9}"# }
+            + [#"{"ts":\#(t0 + 7200),"type":"purchase","customer":"newcomer","item":"A","receipt":"n-1","qty":1,"price":5}"#]
+        let post = try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(("[" + news.joined(separator: ",") + "]").utf8))
+        #expect(post.status == 200 && post.text.contains(#""accepted":4"#), "\(post.text)")
+        let back = try await insight(socket, customer: "c0") { $0.as_of != lapsed.as_of }.insight
+        #expect(back.as_of == Timestamp.format(Int64(t0 + 3 * 3600 + 1)))
+        // Most recent in the store now; four receipts are still few beside the regulars' 11–30.
+        #expect(back.rfm["r"] == 5 && back.rfm["f"] == 1 && back.segment == "new" && back.expected_purchases > lapsed.expected_purchases
+            && back.expected_value_per_purchase > lapsed.expected_value_per_purchase, "\(back) \(lapsed)")
+        let newcomer = try await insight(socket, customer: "newcomer") { _ in true }.insight
+        #expect(newcomer.rfm["f"] == 1 && newcomer.segment == "new", "\(newcomer)")
+        // Rescored, not recomputed: the whole table was computed once, at start.
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.components(separatedBy: "\"customer insight computed\"").count == 2, "\(text)")
     }
 }
