@@ -28,8 +28,9 @@ public struct HubDatabase: Sendable {
             }
         }
         let file = directory.appendingPathComponent(fileName).path
-        if !FileManager.default.fileExists(atPath: file) {
-            FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600])
+        // Owner-only from the start: SQLite would create it with the umask's permissions.
+        if !FileManager.default.fileExists(atPath: file), !FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]) {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file])
         }
         let pool = try DatabasePool(path: file, configuration: config)
         try migrator.migrate(pool)

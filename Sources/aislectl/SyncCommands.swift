@@ -85,7 +85,7 @@ struct SyncCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await reporting {
+            try reporting {
                 let out = try storeOptions.openForReading().database.read { db in
                     Out(
                         enrollment: try SyncState.enrollment(db), outbox: try Outbox.status(db),
@@ -190,7 +190,7 @@ struct PrivacyCommand: AsyncParsableCommand {
     struct Out: Encodable { var epsilon: Double?; var delta: Double; var budget: Double; var rounds: [Round] }
 
     func run() async throws {
-        try await reporting {
+        try reporting {
             let budget = try budget ?? (storeOptions.agentConfig() ?? AgentConfig()).privacyBudgetEpsilon
             let out = try storeOptions.openForReading().database.read { db in
                 let e = try PrivacyLedger.accountant(db).epsilon(delta: delta)
