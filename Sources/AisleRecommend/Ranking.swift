@@ -18,6 +18,8 @@ public enum CandidateSource: String, Sendable, Codable, CaseIterable {
     case popular
     /// Buyers grew fastest over the last 30 days.
     case trending
+    /// Its title is like that of an item in the cart or looked at this visit (``ContentNeighbours``).
+    case similarItems = "similar_items"
 }
 
 /// One item for one customer, with what the ranker reads and what explains it.
@@ -27,6 +29,8 @@ public struct Candidate: Sendable {
     public var features: [Double]
     /// For `boughtTogether`: the customer's item behind it and the baskets they share.
     public var because: (item: Int, baskets: Int)?
+    /// For `similarItems`: the visit's item it is most like, and the cosine of their titles.
+    public var similar: (item: Int, similarity: Float)?
 }
 
 /// Candidate generation and the ranking features, from ``Signals``.
@@ -48,11 +52,19 @@ public enum Ranking {
     /// features; `visit` holds what is in the cart or was looked at this visit (item → weight),
     /// which counts as part of the profile for what goes with it; `sources` limits where
     /// candidates come from (popular, trending and similar customers are the expensive or
-    /// precomputable ones).
-    public static func candidates(_ s: Signals, customer: Int64?, visit: [Int: Double] = [:], sources: Set<CandidateSource> = Set(CandidateSource.allCases)) -> [Candidate] {
+    /// precomputable ones); `similar`, the items whose titles are like the visit's.
+    public static func candidates(
+        _ s: Signals, customer: Int64?, visit: [Int: Double] = [:], sources: Set<CandidateSource> = Set(CandidateSource.allCases), similar: ContentNeighbours? = nil
+    ) -> [Candidate] {
         var found: [Int: Candidate] = [:]
         func add(_ item: Int, _ source: CandidateSource) {
             found[item, default: Candidate(item: item, sources: [], features: [])].sources.insert(source)
+        }
+        if sources.contains(.similarItems), let similar {
+            for (item, n) in visit.keys.sorted().flatMap({ v in similar.of(v).map { (v, $0) } }) where visit[n.item] == nil {
+                add(n.item, .similarItems)
+                if (found[n.item]?.similar?.similarity ?? -1) < n.similarity { found[n.item]?.similar = (item, n.similarity) }
+            }
         }
         let counts = customer.flatMap { s.counts[$0] } ?? [:]
         for item in counts.keys { add(item, .repurchase) }

@@ -34,6 +34,7 @@ public struct RecommendationIndex: Sendable {
         var sources: UInt8
         var because: Int32
         var baskets: Int32
+        var similarTo: Int32
 
         init(_ c: Candidate, score: Double) {
             item = Int32(c.item)
@@ -41,6 +42,7 @@ public struct RecommendationIndex: Sendable {
             sources = c.sources.reduce(0) { $0 | (1 << UInt8(CandidateSource.allCases.firstIndex(of: $1) ?? 0)) }
             because = Int32(c.because?.item ?? -1)
             baskets = Int32(c.because?.baskets ?? 0)
+            similarTo = Int32(c.similar?.item ?? -1)
         }
 
         func has(_ source: CandidateSource) -> Bool { sources & (1 << UInt8(CandidateSource.allCases.firstIndex(of: source) ?? 0)) != 0 }
@@ -52,6 +54,8 @@ public struct RecommendationIndex: Sendable {
 
     public let signals: Signals
     public let ranker: Ranker?
+    /// The catalog's content neighbours (nil: no title embeddings yet, or too large a catalog).
+    public let similar: ContentNeighbours?
     /// "ranker v3" or "heuristic" (no ranker trained yet).
     public let model: String
     public let items: [Int: Item]
@@ -65,8 +69,11 @@ public struct RecommendationIndex: Sendable {
     public let asOf: Int64
 
     /// Builds the index as of `t` from the store's purchases, catalog and returns.
-    /// `fleet`: the global priors' popularity, which a new store's popular items follow.
-    public static func build(_ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?, fleet: FleetPopularity?) throws -> RecommendationIndex {
+    /// `fleet`: the global priors' popularity, which a new store's popular items follow;
+    /// `similar`: the content neighbours, for visits.
+    public static func build(
+        _ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?, fleet: FleetPopularity?, similar: ContentNeighbours? = nil
+    ) throws -> RecommendationIndex {
         var items: [Int: Item] = [:], skus: [String: Int] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, active, sellable FROM items") {
             let id = Int(row[0] as Int64)
@@ -84,7 +91,7 @@ public struct RecommendationIndex: Sendable {
             returned[row[0], default: []].insert(Int(row[1] as Int64))
         }
         var index = RecommendationIndex(
-            signals: signals, ranker: ranker?.model, model: ranker.map { "ranker v\($0.version)" } ?? "heuristic",
+            signals: signals, ranker: ranker?.model, similar: similar, model: ranker.map { "ranker v\($0.version)" } ?? "heuristic",
             items: items, skus: skus, customers: customers, returned: returned, ranked: [:], storeSlate: [], asOf: t)
         // Every customer's slate, ranked ahead of time on all cores: a request only applies its rules.
         let ids = Array(signals.profiles.keys)
@@ -106,9 +113,20 @@ public struct RecommendationIndex: Sendable {
     /// What goes with the visit, scored as for a shopper known only by it: basket partners of the
     /// visit's items, with their affinity on top of the ranker's score.
     func visitSlots(_ visit: [Int: Double]) -> [Slot] {
-        Ranking.candidates(signals, customer: nil, visit: visit, sources: [.boughtTogether, .thisVisit])
-            .filter { $0.sources.contains(.thisVisit) && items[$0.item]?.recommendable == true }
-            .map { Slot($0, score: (ranker?.score($0) ?? Self.heuristic($0)) + $0.features[5]) }
+        Ranking.candidates(signals, customer: nil, visit: visit, sources: [.boughtTogether, .thisVisit, .similarItems], similar: similar)
+            .filter { ($0.sources.contains(.thisVisit) || $0.sources.contains(.similarItems)) && items[$0.item]?.recommendable == true }
+            .map { Slot($0, score: (ranker?.score($0) ?? Self.heuristic($0)) + Self.visitAffinity($0)) }
+    }
+
+    /// What a candidate owes to the visit, on top of the ranker's score (which learnt from
+    /// purchase histories, not visits): its basket affinity with the visit's items (0–1), or, if
+    /// larger, how much more its title is like one of theirs than ``ContentNeighbours`` requires
+    /// (0–0.5, a near-identical title 0.5).
+    static func visitAffinity(_ c: Candidate) -> Double {
+        let together = c.sources.contains(.thisVisit) ? c.features[5] : 0
+        let floor = Double(ContentNeighbours.minimumSimilarity)
+        let alike = c.similar.map { 0.5 * max(0, Double($0.similarity) - floor) / (1 - floor) } ?? 0
+        return max(together, alike)
     }
 
     /// Two slates as one, by score; an item in both keeps the higher score and both reasons.
@@ -130,11 +148,9 @@ public struct RecommendationIndex: Sendable {
     /// (only items that may be sold at all, and nothing the customer returned lately).
     func scored(customer: Int64?, visit: [Int: Double]) -> [Slot] {
         let returnedItems = customer.flatMap { returned[$0] } ?? []
-        // The ranker learnt from purchase histories, not visits: what goes with this visit gets
-        // its basket affinity (0–1) on top.
-        return Ranking.candidates(signals, customer: customer, visit: visit)
+        return Ranking.candidates(signals, customer: customer, visit: visit, similar: similar)
             .filter { items[$0.item]?.recommendable == true && !returnedItems.contains($0.item) }
-            .map { Slot($0, score: (ranker?.score($0) ?? Self.heuristic($0)) + ($0.sources.contains(.thisVisit) ? $0.features[5] : 0)) }
+            .map { Slot($0, score: (ranker?.score($0) ?? Self.heuristic($0)) + Self.visitAffinity($0)) }
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }
     }
 
@@ -165,6 +181,10 @@ public struct RecommendationIndex: Sendable {
 
     /// At most this many items of one category (or theme) in a slate.
     public static let perGroup = 3
+    /// Diversity (MMR): a slot's score in the slate is its ranking score less this times the
+    /// cosine of its title with the most alike title already in the slate (0 below
+    /// ``ContentNeighbours/minimumSimilarity``, or without content neighbours).
+    public static let diversity: Float = 0.2
 
     /// A slate, and the eligible items ranked after it (for exploration to choose from).
     public struct Slate: Sendable {
@@ -175,7 +195,8 @@ public struct RecommendationIndex: Sendable {
 
     /// The `k` best items for the query: candidates from every source, ranked, then the business
     /// rules — only active, sellable items; nothing in the cart, looked at this visit, excluded
-    /// or returned in the last 90 days — and at most ``perGroup`` per category or theme. An
+    /// or returned in the last 90 days — at most ``perGroup`` per category or theme, and titles
+    /// alike pushed apart (``diversity``). An
     /// unknown customer with an empty visit gets the store's popular and trending items (the
     /// fallback chain's end).
     public func recommend(_ q: Query) -> [Recommendation] { slate(q, pool: 0).items }
@@ -188,20 +209,28 @@ public struct RecommendationIndex: Sendable {
         let blocked = q.exclude.union(q.cart).union(q.viewed)
         // Precomputed unless the visit changes the ranking, or the rules leave too few.
         func pick(_ slots: [Slot]) -> Slate? {
-            var chosen: [Slot] = [], rest: [Slot] = [], groups: [String: Int] = [:]
-            for slot in slots where !blocked.contains(Int(slot.item)) {
-                guard chosen.count < q.k else {
-                    if rest.count < pool { rest.append(slot); continue } else { break }
+            var open = slots.filter { !blocked.contains(Int($0.item)) }
+            var chosen: [Slot] = [], groups: [String: Int] = [:]
+            // Maximal marginal relevance: each time, the slot whose score less its likeness to
+            // those chosen is best; slots come best first, so the search stops at the first whose
+            // score alone cannot win.
+            while chosen.count < q.k {
+                var best: (at: Int, score: Float)?
+                for (at, slot) in open.enumerated() {
+                    if let best, slot.score <= best.score { break }
+                    if let g = items[Int(slot.item)]?.group, groups[g, default: 0] >= Self.perGroup { continue }
+                    let adjusted = slot.score - Self.diversity * (similar.map { n in chosen.map { n.similarity(Int($0.item), Int(slot.item)) }.max() ?? 0 } ?? 0)
+                    if adjusted > best?.score ?? -.infinity { best = (at, adjusted) }
                 }
-                if let g = items[Int(slot.item)]?.group {
-                    guard groups[g, default: 0] < Self.perGroup else { continue }
-                    groups[g, default: 0] += 1
-                }
+                guard let best else { break }
+                var slot = open.remove(at: best.at)
+                slot.score = best.score
                 chosen.append(slot)
+                if let g = items[Int(slot.item)]?.group { groups[g, default: 0] += 1 }
             }
             guard chosen.count == q.k || slots.count < Self.slotsPerCustomer else { return nil }
             let cart = Set(q.cart)
-            return Slate(items: chosen.map { explain($0, customer: q.customer, cart: cart) }, slots: chosen, pool: rest)
+            return Slate(items: chosen.map { explain($0, customer: q.customer, cart: cart) }, slots: chosen, pool: Array(open.prefix(pool)))
         }
         let base = q.customer.flatMap { ranked[$0] } ?? storeSlate
         if visit.isEmpty, let slate = pick(base) { return slate }
@@ -232,6 +261,10 @@ public struct RecommendationIndex: Sendable {
         if c.has(.thisVisit), let b, let title = items[b.item]?.title {
             reasons.append("goes with \(title) \(cart.contains(b.item) ? "in your cart" : "you looked at"): bought together in \(b.baskets) baskets")
             order.append(.thisVisit)
+        }
+        if c.has(.similarItems), c.similarTo >= 0, let title = items[Int(c.similarTo)]?.title {
+            reasons.append("similar to \(title) \(cart.contains(Int(c.similarTo)) ? "in your cart" : "you looked at")")
+            order.append(.similarItems)
         }
         if c.has(.repurchase), let customer, let own = signals.counts[customer]?[Int(c.item)] {
             var text = "you bought this \(own.days == 1 ? "once" : own.days == 2 ? "twice" : "on \(own.days) different days"), last \(Timestamp.format(Int64(own.last) * 86_400).prefix(10))"

@@ -55,7 +55,7 @@ public enum Agent {
         var armB = exploration
         (armB.slots, armB.epsilon) = (config.experimentBExploreSlots, config.experimentBEpsilon)
         let recommendations = RecommendationHost(
-            store: store, exploration: exploration,
+            store: store, encoder: encoder, exploration: exploration,
             experiment: config.experimentName.isEmpty ? nil : .init(name: config.experimentName, shareB: config.experimentShareB, b: armB),
             logger: logger)
         let recommendationTask = Task { await recommendations.run() }

@@ -9,11 +9,12 @@ import GRDB
 import Logging
 
 /// The agent's recommendations: an in-memory ``RecommendationIndex`` built in the background at
-/// start, rebuilt hourly (new purchases) and when another ranker, themes or global priors
-/// version becomes active, and swapped whole — requests never wait for a build and touch no disk. Served slates
+/// start, rebuilt hourly (new purchases), when another ranker, themes or global priors version
+/// becomes active and when the encoder (re)loads (the catalog's content neighbours), and swapped whole — requests never wait for a build and touch no disk. Served slates
 /// and feedback are queued in memory and written in batches (`rec_impressions`, `rec_feedback`).
 public actor RecommendationHost {
     private let store: Store
+    private let encoder: EncoderHost
     private let logger: Logger
     private var index: RecommendationIndex?
     private var versions: [String: Int] = [:]
@@ -69,8 +70,8 @@ public actor RecommendationHost {
     /// Explored slates waiting for their reward at most (the oldest give way).
     static let maxAwaiting = 100_000
 
-    public init(store: Store, exploration: Exploration, experiment: Experiment? = nil, logger: Logger) {
-        (self.store, self.exploration, self.experiment, self.logger) = (store, exploration, experiment, logger)
+    public init(store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logger: Logger) {
+        (self.store, self.encoder, self.exploration, self.experiment, self.logger) = (store, encoder, exploration, experiment, logger)
         bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
     }
 
@@ -134,15 +135,19 @@ public actor RecommendationHost {
     /// Builds a new index when there is none, `every` has passed, or the models changed.
     public func refresh(force: Bool = false) async {
         let store = store
-        let active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind]) }) ?? [:]
+        let textModel = await encoder.currentModel
+        var active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind]) }) ?? [:]
+        active["encoder"] = textModel?.encoder.version.hashValue ?? 0
         guard force || index == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.run {
             Result { () throws -> RecommendationIndex? in
-                try store.database.read { db in
+                let similar = try textModel.flatMap { m in ContentNeighbours(try CatalogEmbeddings.load(store, model: m).map { (Int($0.id), $0.vector) }) }
+                return try store.database.read { db in
                     guard let last = try Queries.lastEventTime(db) else { return nil }
                     return try RecommendationIndex.build(
-                        db, asOf: last + 1, ranker: try Ranker.active(db), themes: try ThemeModel.active(db)?.model, fleet: try FleetPopularity.active(db))
+                        db, asOf: last + 1, ranker: try Ranker.active(db), themes: try ThemeModel.active(db)?.model, fleet: try FleetPopularity.active(db),
+                        similar: similar)
                 }
             }
         }
@@ -152,6 +157,7 @@ public actor RecommendationHost {
             versions = active
             logger.info("recommendation index built", metadata: [
                 "model": "\(new.model)", "customers": "\(new.signals.profiles.count)", "items": "\(new.items.count)",
+                "items_with_similar": "\(new.similar?.count ?? 0)",
                 "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
             ])
         case .success(nil): break
@@ -160,8 +166,9 @@ public actor RecommendationHost {
         }
     }
 
-    /// Rebuilds hourly and within `poll` of a model change; flushes the log every two seconds.
-    public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(60)) async {
+    /// Rebuilds hourly and within `poll` of a model change or the encoder (re)loading; flushes
+    /// the log every two seconds.
+    public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
         // The log is written every two seconds whatever the index is doing (a rebuild takes seconds).
         async let logging: Void = flushEvery(.seconds(2))
         var last = ContinuousClock.now

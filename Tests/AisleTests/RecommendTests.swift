@@ -94,6 +94,16 @@ import Testing
         let visit = try await slate(socket, #"{"cart":["85123A"],"k":5}"#)
         #expect(!visit.customer_known && visit.items.first?.source == "this_visit")
         #expect(visit.items.first?.reasons.first?.contains("WHITE HANGING HEART T-LIGHT HOLDER in your cart") == true)
+        // Looking at a rarely bought item: items with titles like it (content neighbours, once
+        // the encoder has loaded and the index has been rebuilt with the catalog's embeddings).
+        var alike: Slate?
+        for _ in 0..<300 {
+            let s = try await slate(socket, #"{"viewed":["21416"],"k":5}"#)
+            if s.items.contains(where: { $0.source == "similar_items" }) { alike = s; break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let similar = try #require(alike?.items.first { $0.source == "similar_items" }, "no similar items within 150 s")
+        #expect(similar.title.contains("CLAM SHELL") && similar.sku != "21416" && similar.reasons.first == "similar to CLAM SHELL LARGE you looked at", "\(similar)")
         // Nobody and nothing: the store's popular items.
         let cold = try await slate(socket, "{}")
         #expect(cold.items.count == 10 && cold.items.allSatisfy { ["popular", "trending"].contains($0.source) })
@@ -129,7 +139,9 @@ import Testing
 
 /// The business rules on a small store of our own, in process.
 @Suite struct RecommendationRulesTests {
-    @Test func inactiveReturnedAndTooManyOfAKindAreLeftOut() throws {
+    /// c1 bought six mugs, tea, an item now inactive and one returned since, weekly for a month;
+    /// the index as of a month on, and c1's store id.
+    func mugStore(similar: ContentNeighbours? = nil) throws -> (index: RecommendationIndex, customer: Int64) {
         let dir = try TestSupport.temporaryDirectory()
         let day = 86_400, t0 = 1_600_000_000
         var catalog = (1...6).map { #"{"item":"MUG\#($0)","title":"mug \#($0)","category":"mugs"}"# }
@@ -144,13 +156,46 @@ import Testing
         events.append(#"{"ts":\#(t0 + 25 * day),"type":"return","customer":"c1","item":"RET","qty":1,"price":3}"#)
         let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
         let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
-        let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 30 * day), ranker: nil, themes: nil, fleet: nil) }
+        let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 30 * day), ranker: nil, themes: nil, fleet: nil, similar: similar) }
         let pseudonym = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).pseudonym("c1")
-        let customer = try #require(index.customer(pseudonym))
+        return (index, try #require(index.customer(pseudonym)))
+    }
+
+    @Test func inactiveReturnedAndTooManyOfAKindAreLeftOut() throws {
+        let (index, customer) = try mugStore()
         let slate = index.recommend(.init(customer: customer, k: 10)).map(\.sku)
         #expect(!slate.contains("OLD") && !slate.contains("RET") && slate.contains("TEA"))
         #expect(slate.filter { $0.hasPrefix("MUG") }.count == RecommendationIndex.perGroup, "\(slate)")
         #expect(index.model == "heuristic")
+    }
+
+    /// Diversity: of two alike titles the later one gives up 0.2 × their cosine and may move down;
+    /// the others keep their scores, and scores still fall down the slate.
+    @Test func alikeTitlesArePushedApart() throws {
+        let (plain, customer) = try mugStore()
+        let before = plain.recommend(.init(customer: customer, k: 4))
+        let ids = before.map { plain.skus[$0.sku] ?? -1 }
+        func unit(_ angle: Float) -> [Float] { [cos(angle), sin(angle)] }
+        // The top two alike (cosine 0.98), the rest unlike anything.
+        let alike = try #require(ContentNeighbours([(ids[0], unit(0)), (ids[1], unit(0.2)), (ids[2], unit(1.2)), (ids[3], unit(2.4))]))
+        let (diverse, _) = try mugStore(similar: alike)
+        let after = diverse.recommend(.init(customer: customer, k: 4))
+        let score = Dictionary(uniqueKeysWithValues: after.map { ($0.sku, $0.score) })
+        #expect(after.count == 4 && zip(after, after.dropFirst()).allSatisfy { $0.score >= $1.score })
+        // The second of the alike pair moves down — here out, the fourth mug taking its place.
+        #expect(after.first?.sku == before[0].sku && (after.firstIndex { $0.sku == before[1].sku } ?? 9) > 1, "\(before) \(after)")
+        if let moved = score[before[1].sku] { #expect(abs(moved - (before[1].score - Double(Float(0.2) * cos(Float(0.2))))) < 1e-5) }
+        #expect(before.enumerated().filter { $0.offset != 1 }.allSatisfy { abs((score[$0.element.sku] ?? 0) - $0.element.score) < 1e-6 })
+    }
+
+    /// Content neighbours: most similar first, never the item itself, none below the threshold.
+    @Test func contentNeighboursByTitleEmbedding() throws {
+        func unit(_ angle: Float) -> [Float] { [cos(angle), sin(angle), 0, 0, 0, 0, 0, 0, 0] }
+        // Items 1–3 close together (0.1 and 0.2 rad apart), 4 far from all, 5 a different length.
+        let n = try #require(ContentNeighbours([(1, unit(0)), (2, unit(0.1)), (3, unit(0.3)), (4, unit(2)), (5, [1, 0])]))
+        #expect(n.of(1).map(\.item) == [2, 3] && n.of(2).map(\.item) == [1, 3] && n.of(3).map(\.item) == [2, 1])
+        #expect(abs(n.of(1)[0].similarity - cos(0.1)) < 1e-6 && n.of(4).isEmpty && n.of(5).isEmpty && n.count == 3)
+        #expect(ContentNeighbours(Array(repeating: (item: 0, vector: unit(0)), count: ContentNeighbours.maxItems + 1)) == nil)
     }
 }
 

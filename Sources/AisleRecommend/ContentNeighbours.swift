@@ -1,0 +1,62 @@
+import AisleModels
+import Foundation
+import Synchronization
+
+/// Each catalog item's nearest items by the cosine of their title embeddings (the int8
+/// encoder's, L2-normalised): the content-based candidates, "similar to … you looked at".
+/// Every pair is compared once at build — quadratic, so catalogs of more than ``maxItems``
+/// embedded items get none (the other sources still serve).
+public struct ContentNeighbours: Sendable {
+    public struct Neighbour: Sendable, Equatable {
+        public var item: Int
+        public var similarity: Float
+    }
+
+    /// Neighbours kept per item, the most similar first.
+    public static let perItem = 10
+    /// Below this cosine a title is not "similar" (MiniLM titles of unrelated products sit near 0.2–0.4).
+    public static let minimumSimilarity: Float = 0.6
+    public static let maxItems = 20_000
+
+    private let neighbours: [Int: [Neighbour]]
+
+    /// From item ids and their embeddings (equal lengths); nil when there are too many.
+    public init?(_ embeddings: [(item: Int, vector: [Float])]) {
+        let dimensions = embeddings.first?.vector.count ?? 0
+        let kept = embeddings.filter { $0.vector.count == dimensions && dimensions > 0 }
+        guard kept.count <= Self.maxItems else { return nil }
+        let matrix = kept.flatMap(\.vector)
+        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let results = Mutex([[Int: [Neighbour]]](repeating: [:], count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var mine: [Int: [Neighbour]] = [:]
+            matrix.withUnsafeBufferPointer { m in
+                guard let base = m.baseAddress else { return }
+                for row in stride(from: part, to: kept.count, by: parts) {
+                    var best: [Neighbour] = []
+                    for other in kept.indices where other != row {
+                        let s = KMeans.dot(base + row * dimensions, base + other * dimensions, dimensions)
+                        guard s >= Self.minimumSimilarity, best.count < Self.perItem || s > best[best.count - 1].similarity else { continue }
+                        let at = best.firstIndex { $0.similarity < s } ?? best.count
+                        best.insert(Neighbour(item: kept[other].item, similarity: s), at: at)
+                        if best.count > Self.perItem { best.removeLast() }
+                    }
+                    if !best.isEmpty { mine[kept[row].item] = best }
+                }
+            }
+            results.withLock { $0[part] = mine }
+        }
+        neighbours = results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
+    }
+
+    /// The items most like `item`, most similar first (none when it has no embedding).
+    public func of(_ item: Int) -> [Neighbour] { neighbours[item] ?? [] }
+
+    /// The cosine of two items' titles when either is among the other's neighbours, else 0.
+    public func similarity(_ a: Int, _ b: Int) -> Float {
+        max(of(a).first { $0.item == b }?.similarity ?? 0, of(b).first { $0.item == a }?.similarity ?? 0)
+    }
+
+    /// Items with at least one neighbour.
+    public var count: Int { neighbours.count }
+}
