@@ -15,9 +15,11 @@ public enum CatalogEmbeddings {
         public var vector: [Float]
     }
 
+    /// Every active, sellable item with a title, and its title's embedding (encoded now when the
+    /// store's cache has none for `model`).
     public static func load(_ store: Store, model: TextModel) throws -> [Item] {
         let rows = try store.database.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, sku, title, category FROM items WHERE active = 1 AND sellable = 1 AND title != '' ORDER BY id")
+            try Row.fetchAll(db, sql: "SELECT id, sku, title, category FROM items WHERE \(embedded) ORDER BY id")
         }
         let titles = rows.map { $0["title"] as String }
         let cache = StoredEmbeddings(store: store)
@@ -35,6 +37,11 @@ public enum CatalogEmbeddings {
             vectors[key].map { Item(id: row["id"], sku: row["sku"], title: row["title"], category: row["category"], vector: $0) }
         }
     }
+
+    /// How many items ``load(_:model:)`` gives.
+    public static func count(_ db: Database) throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM items WHERE \(embedded)") ?? 0 }
+
+    private static let embedded = "active = 1 AND sellable = 1 AND title != ''"
 }
 
 /// The catalog's themes: its title embeddings clustered by spherical k-means, k chosen by the

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What the recommender knows as of a day, computed once from a ``PurchaseHistory``: each
 /// customer's recency-weighted item profile, their nearest neighbours by that profile, item
@@ -117,20 +118,53 @@ public struct Signals: Sendable {
     }
 
     /// Each customer's `k` most similar customers by the cosine of their profiles, through an
-    /// inverted index (only customers sharing an item are compared).
+    /// inverted index (only customers sharing an item are compared; ``maxBuyersCompared``), on
+    /// all cores.
     static func neighbours(_ profiles: [Int64: [Int: Double]], norms: [Int64: Double], k: Int) -> [Int64: [(customer: Int64, similarity: Double)]] {
-        var buyers: [Int: [(Int64, Double)]] = [:]
-        for (c, p) in profiles { for (i, w) in p { buyers[i, default: []].append((c, w)) } }
-        var out: [Int64: [(customer: Int64, similarity: Double)]] = [:]
-        for (c, p) in profiles {
-            var dot: [Int64: Double] = [:]
-            for (i, w) in p { for (other, v) in buyers[i] ?? [] where other != c { dot[other, default: 0] += w * v } }
-            let n = norms[c] ?? 1
-            let sims = dot.map { (customer: $0.key, similarity: $0.value / max(1e-12, n * (norms[$0.key] ?? 1))) }
-            out[c] = Array(sims.sorted { $0.similarity != $1.similarity ? $0.similarity > $1.similarity : $0.customer < $1.customer }.prefix(k))
+        let ids = profiles.keys.sorted()
+        let norm = ids.map { norms[$0] ?? 1 }
+        var buyers: [Int: [(customer: Int32, weight: Double)]] = [:]
+        for (n, c) in ids.enumerated() { for (i, w) in profiles[c] ?? [:] { buyers[i, default: []].append((Int32(n), w)) } }
+        buyers = buyers.filter { $0.value.count <= maxBuyersCompared }
+        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let results = Mutex([[Int64: [(customer: Int64, similarity: Double)]]](repeating: [:], count: parts))
+        let frozen = buyers
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            // Dot products in a dense array, with the customers touched listed to reset it.
+            var dot = [Double](repeating: 0, count: ids.count), touched: [Int32] = []
+            var mine: [Int64: [(customer: Int64, similarity: Double)]] = [:]
+            for n in stride(from: part, to: ids.count, by: parts) {
+                // Items in order, so that the sums (and the neighbours of near ties) are the same
+                // in every run, whatever the process's hash seed.
+                for (i, w) in (profiles[ids[n]] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    for (other, v) in frozen[i] ?? [] where other != Int32(n) {
+                        if dot[Int(other)] == 0 { touched.append(other) }
+                        dot[Int(other)] += w * v
+                    }
+                }
+                var best: [(customer: Int64, similarity: Double)] = []
+                for other in touched {
+                    let o = Int(other), candidate = (customer: ids[o], similarity: dot[o] / max(1e-12, norm[n] * norm[o]))
+                    dot[o] = 0
+                    func before(_ a: (customer: Int64, similarity: Double), _ b: (customer: Int64, similarity: Double)) -> Bool {
+                        a.similarity != b.similarity ? a.similarity > b.similarity : a.customer < b.customer
+                    }
+                    guard best.count < k || before(candidate, best[best.count - 1]) else { continue }
+                    best.insert(candidate, at: best.firstIndex { before(candidate, $0) } ?? best.count)
+                    if best.count > k { best.removeLast() }
+                }
+                touched.removeAll(keepingCapacity: true)
+                mine[ids[n]] = best
+            }
+            results.withLock { $0[part] = mine }
         }
-        return out
+        return results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
     }
+
+    /// Items bought by more customers than this say little about who is like whom and are left
+    /// out of the neighbour search (it would be quadratic in their buyers); Online Retail's most
+    /// bought item has 881.
+    static let maxBuyersCompared = 2_000
 
     /// The neighbours' normalised profiles, weighted by similarity: what customers like this one buy.
     public func neighbourScores(_ customer: Int64) -> [Int: Double] {

@@ -23,7 +23,9 @@ public actor RecommendationHost {
     private var recentOrder: [String] = []
     private var pendingImpressions: [Impression] = []
     private var pendingFeedback: [(request: String, item: Int, action: String, ts: Int64)] = []
-    private var pendingArms: [(request: String, position: Int, chosen: Int, arms: String)] = []
+    /// Explored positions: the arms' items and contexts, written out as JSON at the flush (off
+    /// the request path).
+    private var pendingArms: [(request: String, position: Int, chosen: Int, items: [Int32], contexts: [[Double]])] = []
 
     struct Impression: Sendable {
         var request: String, ts: Int64, customer: Int64?, session: String?, placement: String, model: String
@@ -93,7 +95,7 @@ public actor RecommendationHost {
             let arms = [slots[p]] + pool
             let contexts = arms.map(index.banditContext)
             let (arm, propensity) = bandit.choose(contexts, epsilon: exploration.epsilon, draw: Double.random(in: 0..<1), pick: Int.random(in: 0..<arms.count))
-            pendingArms.append((request, p, arm, "[" + zip(arms, contexts).map { "[\($0.item),\($1.map { String($0) }.joined(separator: ","))]" }.joined(separator: ",") + "]"))
+            pendingArms.append((request, p, arm, arms.map(\.item), contexts))
             if arm > 0 {
                 pool[arm - 1] = slots[p]  // the displaced item stays eligible for the next explored position
                 slots[p] = arms[arm]
@@ -142,7 +144,9 @@ public actor RecommendationHost {
         let started = Date()
         let built = await Blocking.run {
             Result { () throws -> RecommendationIndex? in
-                let similar = try textModel.flatMap { m in ContentNeighbours(try CatalogEmbeddings.load(store, model: m).map { (Int($0.id), $0.vector) }) }
+                // Not for a catalog too large to compare every pair: its titles are not even encoded.
+                let small = try store.database.read(CatalogEmbeddings.count) <= ContentNeighbours.maxItems
+                let similar = try textModel.flatMap { m in small ? ContentNeighbours(try CatalogEmbeddings.load(store, model: m).map { (Int($0.id), $0.vector) }) : nil }
                 return try store.database.read { db in
                     guard let last = try Queries.lastEventTime(db) else { return nil }
                     return try RecommendationIndex.build(
@@ -243,7 +247,10 @@ public actor RecommendationHost {
                     try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity, i.experiment, i.arm])
                 }
                 let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
-                for a in arms { try arm.execute(arguments: [a.request, a.position, a.chosen, a.arms]) }
+                for a in arms {
+                    let json = "[" + zip(a.items, a.contexts).map { "[\($0),\($1.map { String($0) }.joined(separator: ","))]" }.joined(separator: ",") + "]"
+                    try arm.execute(arguments: [a.request, a.position, a.chosen, json])
+                }
                 let fb = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, ?, ?)")
                 for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }
             }
