@@ -211,16 +211,19 @@ public struct RecommendationIndex: Sendable {
         func pick(_ slots: [Slot]) -> Slate? {
             var open = slots.filter { !blocked.contains(Int($0.item)) }
             var chosen: [Slot] = [], groups: [String: Int] = [:]
+            func capped(_ slot: Slot) -> Bool { items[Int(slot.item)]?.group.map { groups[$0, default: 0] >= Self.perGroup } ?? false }
+            func adjusted(_ slot: Slot) -> Float {
+                slot.score - Self.diversity * (similar.map { n in chosen.map { n.similarity(Int($0.item), Int(slot.item)) }.max() ?? 0 } ?? 0)
+            }
             // Maximal marginal relevance: each time, the slot whose score less its likeness to
             // those chosen is best; slots come best first, so the search stops at the first whose
             // score alone cannot win.
             while chosen.count < q.k {
                 var best: (at: Int, score: Float)?
-                for (at, slot) in open.enumerated() {
+                for (at, slot) in open.enumerated() where !capped(slot) {
                     if let best, slot.score <= best.score { break }
-                    if let g = items[Int(slot.item)]?.group, groups[g, default: 0] >= Self.perGroup { continue }
-                    let adjusted = slot.score - Self.diversity * (similar.map { n in chosen.map { n.similarity(Int($0.item), Int(slot.item)) }.max() ?? 0 } ?? 0)
-                    if adjusted > best?.score ?? -.infinity { best = (at, adjusted) }
+                    let score = adjusted(slot)
+                    if score > best?.score ?? -.infinity { best = (at, score) }
                 }
                 guard let best else { break }
                 var slot = open.remove(at: best.at)
@@ -229,8 +232,17 @@ public struct RecommendationIndex: Sendable {
                 if let g = items[Int(slot.item)]?.group { groups[g, default: 0] += 1 }
             }
             guard chosen.count == q.k || slots.count < Self.slotsPerCustomer else { return nil }
+            // The pool for exploration: what the rules still allow, scored as the slate's last
+            // slot was (so none scores above it), best first.
+            var rest: [Slot] = []
+            for slot in open where pool > 0 && !capped(slot) {
+                var s = slot
+                s.score = adjusted(slot)
+                rest.append(s)
+            }
+            rest.sort { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }
             let cart = Set(q.cart)
-            return Slate(items: chosen.map { explain($0, customer: q.customer, cart: cart) }, slots: chosen, pool: Array(open.prefix(pool)))
+            return Slate(items: chosen.map { explain($0, customer: q.customer, cart: cart) }, slots: chosen, pool: Array(rest.prefix(pool)))
         }
         let base = q.customer.flatMap { ranked[$0] } ?? storeSlate
         if visit.isEmpty, let slate = pick(base) { return slate }

@@ -104,6 +104,9 @@ import Testing
         }
         let similar = try #require(alike?.items.first { $0.source == "similar_items" }, "no similar items within 150 s")
         #expect(similar.title.contains("CLAM SHELL") && similar.sku != "21416" && similar.reasons.first == "similar to CLAM SHELL LARGE you looked at", "\(similar)")
+        // With neighbours, slates are filled by MMR: scores still fall, explored slot included.
+        let diverse = try await slate(socket, #"{"customer":"12347","k":10}"#)
+        #expect(diverse.items.count == 10 && zip(diverse.items, diverse.items.dropFirst()).allSatisfy { $0.score >= $1.score }, "\(diverse.items.map(\.score))")
         // Nobody and nothing: the store's popular items.
         let cold = try await slate(socket, "{}")
         #expect(cold.items.count == 10 && cold.items.allSatisfy { ["popular", "trending"].contains($0.source) })
@@ -186,6 +189,10 @@ import Testing
         #expect(after.first?.sku == before[0].sku && (after.firstIndex { $0.sku == before[1].sku } ?? 9) > 1, "\(before) \(after)")
         if let moved = score[before[1].sku] { #expect(abs(moved - (before[1].score - Double(Float(0.2) * cos(Float(0.2))))) < 1e-5) }
         #expect(before.enumerated().filter { $0.offset != 1 }.allSatisfy { abs((score[$0.element.sku] ?? 0) - $0.element.score) < 1e-6 })
+        // What exploration may choose from scores no higher than the slate's last slot, and
+        // holds only what the category cap still allows.
+        let slate = diverse.slate(.init(customer: customer, k: 3), pool: 5)
+        #expect(!slate.pool.isEmpty && slate.pool.allSatisfy { $0.score <= slate.slots[slate.slots.count - 1].score }, "\(slate.pool)")
     }
 
     /// Content neighbours: most similar first, never the item itself, none below the threshold.
