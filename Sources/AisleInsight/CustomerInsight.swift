@@ -61,10 +61,11 @@ public struct CustomerInsight: Sendable, Encodable {
         let snapshot = try CustomerSnapshot.load(db, asOf: t)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(churn?.model.horizonDays ?? 91))
         let spend = snapshot.customers.values.map(\.repeatSpend).filter { $0.frequency > 0 && $0.meanValue > 0 }
+        let rfm = snapshot.rfmCustomers
         let population = Population(
             churn: churn, themes: try ThemeModel.active(db), bgnbd: features.bgnbd, value: spend.count >= 10 ? GammaGamma.fit(spend).model : nil,
-            rfm: RFM.Scale(snapshot.rfmCustomers))
-        return (try insight(db, snapshot, features, population: population, customers: nil), population)
+            rfm: RFM.Scale(rfm))
+        return (try insight(db, snapshot, features, rfm, population: population, customers: nil), population)
     }
 
     /// The insight of `customers` (store ids) as of `t`, against the store-wide fits of the last
@@ -73,17 +74,17 @@ public struct CustomerInsight: Sendable, Encodable {
     public static func update(_ db: Database, asOf t: Int64, customers: [Int64], population: Population) throws -> [Int64: CustomerInsight] {
         let snapshot = try CustomerSnapshot.load(db, asOf: t, customers: customers)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(population.horizonDays), bgnbd: population.bgnbd)
-        return try insight(db, snapshot, features, population: population, customers: customers)
+        return try insight(db, snapshot, features, snapshot.rfmCustomers, population: population, customers: customers)
     }
 
     private static func insight(
         _ db: Database, _ snapshot: CustomerSnapshot, _ features: (ids: [Int64], rows: [[Double]], summaries: [PurchaseSummary], bgnbd: BGNBD),
-        population: Population, customers: [Int64]?
+        _ rfmCustomers: [RFM.Customer], population: Population, customers: [Int64]?
     ) throws -> [Int64: CustomerInsight] {
         let t = snapshot.asOf, horizonDays = population.horizonDays, churn = population.churn?.model.model
         let sentiment = try ReviewSentiment.byCustomer(db, before: t, customers: customers)
         let profiles = try Interests.profiles(db, asOf: t, themes: population.themes, customers: customers)
-        let rfm = Dictionary(uniqueKeysWithValues: snapshot.rfmCustomers.map { ($0.id, population.rfm.score($0)) })
+        let rfm = Dictionary(uniqueKeysWithValues: rfmCustomers.map { ($0.id, population.rfm.score($0)) })
         let asOf = Timestamp.format(t)
         var out: [Int64: CustomerInsight] = [:]
         for (id, (row, summary)) in zip(features.ids, zip(features.rows, features.summaries)) {

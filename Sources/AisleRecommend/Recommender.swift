@@ -213,7 +213,8 @@ public struct RecommendationIndex: Sendable {
             var chosen: [Slot] = [], groups: [String: Int] = [:]
             func capped(_ slot: Slot) -> Bool { items[Int(slot.item)]?.group.map { groups[$0, default: 0] >= Self.perGroup } ?? false }
             func adjusted(_ slot: Slot) -> Float {
-                slot.score - Self.diversity * (similar.map { n in chosen.map { n.similarity(Int($0.item), Int(slot.item)) }.max() ?? 0 } ?? 0)
+                guard let similar else { return slot.score }
+                return slot.score - Self.diversity * chosen.reduce(0) { max($0, similar.similarity(Int($1.item), Int(slot.item))) }
             }
             // Maximal marginal relevance: each time, the slot whose score less its likeness to
             // those chosen is best; slots come best first, so the search stops at the first whose
