@@ -3,6 +3,7 @@ import AisleHub
 import AisleStore
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 /// A real `aisle-hub serve` on loopback, with its own data directory, and stores enrolled with
@@ -10,7 +11,7 @@ import Testing
 final class HubFixture: @unchecked Sendable {
     let dir: URL
     let data: URL
-    let port: Int
+    private(set) var port: Int
     /// The certificate a TLS hub is verified with (nil: plain HTTP).
     let caFile: String?
     private(set) var process: Process?
@@ -21,17 +22,32 @@ final class HubFixture: @unchecked Sendable {
         self.caFile = caFile
         dir = try directory ?? TestSupport.temporaryDirectory()
         data = dataDirectory ?? dir.appendingPathComponent("hub")
-        port = Int.random(in: 20_000..<32_768)  // below Linux's ephemeral ports, which clients take
-        try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
-        try await start()
+        port = Self.nextPort()
+        // A port something else on the machine holds: the next one.
+        for attempt in 1...5 {
+            try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
+            do {
+                try await start()
+                return
+            } catch let failure as TestFailure where failure.description.contains("in use") && attempt < 5 {
+                port = Self.nextPort()
+            }
+        }
     }
 
-    /// Starts the hub (again) and waits until it answers.
+    /// Ports for this run's hubs, one each, so parallel tests never meet: from a random start
+    /// below Linux's ephemeral ports (which clients take).
+    private static let ports = Mutex(Int.random(in: 20_000..<30_000))
+    private static func nextPort() -> Int { ports.withLock { $0 += 1; return $0 } }
+
+    /// Starts the hub (again) and waits until it answers. It must say it is listening first: an
+    /// answer alone could come from another hub that holds the port.
     func start(config: String = "hub.toml") async throws {
         let log = dir.appendingPathComponent("hub-\(UUID().uuidString.prefix(4)).log")
         let p = try TestSupport.launch("aisle-hub", ["serve", "--config", dir.appendingPathComponent(config).path], stderrTo: log)
         for _ in 0..<200 {
-            if (try? await HubConnection(url: url, caFile: caFile, deadline: .seconds(2)).info()) != nil {
+            let listening = (try? String(contentsOf: log, encoding: .utf8))?.contains("listening") == true
+            if listening, (try? await HubConnection(url: url, caFile: caFile, deadline: .seconds(2)).info()) != nil {
                 process = p.process
                 return
             }
