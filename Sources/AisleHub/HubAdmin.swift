@@ -1,3 +1,4 @@
+import AisleCore
 import AisleFederated
 import AisleSync
 import AisleTraining
@@ -57,7 +58,7 @@ public struct HubAdmin: Sendable {
     /// `STORE.SECRET.HUB-FINGERPRINT`, valid for `hours`.
     public func addStore(name: String, id: String? = nil, hours: Int = 72, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (store: String, token: String) {
         guard !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 100 else { throw SyncError(.badRequest, "name: 1 to 100 characters") }
-        let store = id ?? "s-" + SymmetricKey(size: .bits128).withUnsafeBytes { $0.prefix(5).map { String(format: "%02x", $0) }.joined() }
+        let store = id ?? "s-" + SymmetricKey(size: .bits128).withUnsafeBytes { Hex.string($0.prefix(5)) }
         guard store.range(of: "^[a-z0-9][a-z0-9-]{1,39}$", options: .regularExpression) != nil else {
             throw SyncError(.badRequest, "store id \"\(store)\": lower-case letters, digits and -, 2 to 40")
         }

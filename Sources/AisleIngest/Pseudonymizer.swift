@@ -59,7 +59,7 @@ public struct Pseudonymizer: Sendable {
 /// How pseudonyms are shown: a short hex prefix, enough to tell customers apart in reports.
 public enum Pseudonym {
     public static func display(_ pseudonym: Data) -> String {
-        "c_" + pseudonym.prefix(8).map { String(format: "%02x", $0) }.joined()
+        "c_" + Hex.string(pseudonym.prefix(8))
     }
 }
 

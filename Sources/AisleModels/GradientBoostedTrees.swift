@@ -32,8 +32,80 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
     var base: Double
     var trees: [Tree]
     public var parameters: Parameters
+    /// Every tree's nodes in one array, for scoring (a request's hot path).
+    private var nodes: [Node] = []
+    private var roots: [Int32] = []
+    /// The largest feature index a split reads.
+    private var widest = -1
 
-    public func probability(_ x: [Double]) -> Double { sigmoid(trees.reduce(base) { $0 + $1.predict(x) }) }
+    /// A node of ``nodes``: a split (`feature` ≥ 0; to `left` when x ≤ `value`, else to `right`)
+    /// or a leaf worth `value` (`feature` -1). Indices are into ``nodes``.
+    private struct Node: Sendable {
+        var feature: Int32, left: Int32, right: Int32
+        var value: Double
+    }
+
+    init(base: Double, trees: [Tree], parameters: Parameters) throws(Malformed) {
+        (self.base, self.trees, self.parameters) = (base, trees, parameters)
+        for (t, tree) in trees.enumerated() {
+            let n = tree.feature.count, offset = Int32(nodes.count)
+            guard n > 0, [tree.threshold.count, tree.left.count, tree.right.count, tree.value.count].allSatisfy({ $0 == n }) else {
+                throw Malformed(description: "tree \(t): its node arrays are empty or of different lengths")
+            }
+            roots.append(offset)
+            for i in 0..<n {
+                let split = tree.feature[i] >= 0
+                // Children come after their parent: no cycles, every walk ends at a leaf.
+                guard tree.feature[i] >= -1, !split || (tree.left[i] > i && tree.left[i] < n && tree.right[i] > i && tree.right[i] < n) else {
+                    throw Malformed(description: "tree \(t), node \(i): a split must lead to later nodes of its tree")
+                }
+                widest = max(widest, tree.feature[i])
+                nodes.append(Node(
+                    feature: Int32(tree.feature[i]), left: offset + Int32(split ? tree.left[i] : 0), right: offset + Int32(split ? tree.right[i] : 0),
+                    value: split ? tree.threshold[i] : tree.value[i]))
+            }
+        }
+    }
+
+    /// Why stored trees cannot be used.
+    struct Malformed: Error, CustomStringConvertible { var description: String }
+
+    enum CodingKeys: String, CodingKey { case base, trees, parameters }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        do {
+            try self.init(
+                base: c.decode(Double.self, forKey: .base), trees: c.decode([Tree].self, forKey: .trees), parameters: c.decode(Parameters.self, forKey: .parameters))
+        } catch let error as Malformed {
+            throw DecodingError.dataCorruptedError(forKey: .trees, in: c, debugDescription: error.description)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(base, forKey: .base)
+        try c.encode(trees, forKey: .trees)
+        try c.encode(parameters, forKey: .parameters)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.base == b.base && a.trees == b.trees && a.parameters == b.parameters }
+
+    /// The probability of the positive class for `x` (at least as long as the widest split reads).
+    public func probability(_ x: [Double]) -> Double {
+        precondition(x.count > widest, "\(x.count) features for trees that read feature \(widest)")
+        var total = base
+        nodes.withUnsafeBufferPointer { n in
+            x.withUnsafeBufferPointer { x in
+                for root in roots {
+                    var i = Int(root)
+                    while n[i].feature >= 0 { i = Int(x[Int(n[i].feature)] <= n[i].value ? n[i].left : n[i].right) }
+                    total += n[i].value
+                }
+            }
+        }
+        return sigmoid(total)
+    }
 
     public static func fit(_ x: [[Double]], _ y: [Bool], parameters p: Parameters = Parameters()) -> GradientBoostedTrees {
         let n = x.count, d = x.first?.count ?? 0
@@ -52,7 +124,7 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
         }
         let bins: [[UInt8]] = x.map { row in (0..<d).map { j in UInt8(edges[j].partitionIndex { row[j] <= $0 }) } }
         var margin = [Double](repeating: base, count: n)
-        var model = GradientBoostedTrees(base: base, trees: [], parameters: p)
+        var trees: [Tree] = []
         for _ in 0..<p.trees {
             var g = [Double](repeating: 0, count: n), h = g
             for i in 0..<n {
@@ -63,8 +135,10 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
             var tree = Tree()
             grow(&tree, rows: Array(0..<n), depth: 0, bins: bins, edges: edges, g: g, h: h, p: p)
             for i in 0..<n { margin[i] += tree.predict(x[i]) }
-            model.trees.append(tree)
+            trees.append(tree)
         }
+        // Grown as ``init(base:trees:parameters:)`` requires.
+        guard let model = try? GradientBoostedTrees(base: base, trees: trees, parameters: p) else { preconditionFailure("a grown tree is malformed") }
         return model
     }
 

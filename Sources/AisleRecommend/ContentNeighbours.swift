@@ -19,6 +19,9 @@ public struct ContentNeighbours: Sendable {
     public static let maxItems = 20_000
 
     private let neighbours: [Int: [Neighbour]]
+    /// Each item's neighbours and the items it is a neighbour of: every pair whose likeness
+    /// counts, from either side.
+    private let alikeLists: [Int: [Neighbour]]
 
     /// From item ids and their embeddings (equal lengths); nil when there are too many.
     public init?(_ embeddings: [(item: Int, vector: [Float])]) {
@@ -47,15 +50,21 @@ public struct ContentNeighbours: Sendable {
             results.withLock { $0[part] = mine }
         }
         neighbours = results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
+        var alike = neighbours
+        for (item, list) in neighbours {
+            for n in list where alike[n.item]?.contains(where: { $0.item == item }) != true {
+                alike[n.item, default: []].append(Neighbour(item: item, similarity: n.similarity))
+            }
+        }
+        alikeLists = alike
     }
 
     /// The items most like `item`, most similar first (none when it has no embedding).
     public func of(_ item: Int) -> [Neighbour] { neighbours[item] ?? [] }
 
-    /// The cosine of two items' titles when either is among the other's neighbours, else 0.
-    public func similarity(_ a: Int, _ b: Int) -> Float {
-        max(of(a).first { $0.item == b }?.similarity ?? 0, of(b).first { $0.item == a }?.similarity ?? 0)
-    }
+    /// The items whose titles' cosine with `item`'s counts: its neighbours and those it is a
+    /// neighbour of (for any other item the likeness is 0).
+    public func alike(_ item: Int) -> [Neighbour] { alikeLists[item] ?? [] }
 
     /// Items with at least one neighbour.
     public var count: Int { neighbours.count }

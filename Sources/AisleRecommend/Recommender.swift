@@ -211,11 +211,10 @@ public struct RecommendationIndex: Sendable {
         func pick(_ slots: [Slot]) -> Slate? {
             var open = slots.filter { !blocked.contains(Int($0.item)) }
             var chosen: [Slot] = [], groups: [String: Int] = [:]
+            // Each item's likeness to the most alike chosen one, kept as items are chosen.
+            var likeness: [Int32: Float] = [:]
             func capped(_ slot: Slot) -> Bool { items[Int(slot.item)]?.group.map { groups[$0, default: 0] >= Self.perGroup } ?? false }
-            func adjusted(_ slot: Slot) -> Float {
-                guard let similar else { return slot.score }
-                return slot.score - Self.diversity * chosen.reduce(0) { max($0, similar.similarity(Int($1.item), Int(slot.item))) }
-            }
+            func adjusted(_ slot: Slot) -> Float { slot.score - Self.diversity * (likeness[slot.item] ?? 0) }
             // Maximal marginal relevance: each time, the slot whose score less its likeness to
             // those chosen is best; slots come best first, so the search stops at the first whose
             // score alone cannot win.
@@ -231,6 +230,7 @@ public struct RecommendationIndex: Sendable {
                 slot.score = best.score
                 chosen.append(slot)
                 if let g = items[Int(slot.item)]?.group { groups[g, default: 0] += 1 }
+                for n in similar?.alike(Int(slot.item)) ?? [] { likeness[Int32(n.item)] = max(likeness[Int32(n.item)] ?? 0, n.similarity) }
             }
             guard chosen.count == q.k || slots.count < Self.slotsPerCustomer else { return nil }
             // The pool for exploration: what the rules still allow, scored as the slate's last

@@ -273,7 +273,7 @@ struct AgentRoutes: Sendable {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 out += Array("{".utf8); key("sku"); JSONText.append(item.sku, to: &out)
                 out += Array(",".utf8); key("title"); JSONText.append(item.title, to: &out)
-                out += Array(",\"score\":\(item.score.isFinite ? item.score : 0),".utf8)
+                out += Array(",\"score\":".utf8); JSONText.append(number: item.score, to: &out); out.append(UInt8(ascii: ","))
                 key("source"); JSONText.append(item.source, to: &out)
                 out += Array(",".utf8); key("sources"); strings(item.sources)
                 out += Array(",".utf8); key("reasons"); strings(item.reasons)

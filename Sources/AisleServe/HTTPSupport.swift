@@ -74,4 +74,32 @@ enum JSONText {
         }
         out.append(UInt8(ascii: "\""))
     }
+
+    /// Appends `x` rounded to six decimals, without trailing zeros (0 for what is not finite):
+    /// scores and bandit contexts, many to a request, at a fraction of `description`'s cost.
+    static func append(number x: Double, to out: inout [UInt8]) {
+        let scaled = (abs(x) * 1e6).rounded()
+        guard x.isFinite, scaled < 1e15 else {
+            out += x.isFinite ? Array("\(x)".utf8) : [UInt8(ascii: "0")]
+            return
+        }
+        let n = UInt64(scaled)
+        if x < 0, n > 0 { out.append(UInt8(ascii: "-")) }
+        appendDigits(n / 1_000_000, count: 1, to: &out)
+        var fraction = n % 1_000_000, places = 6
+        guard fraction > 0 else { return }
+        while fraction % 10 == 0 { fraction /= 10; places -= 1 }
+        out.append(UInt8(ascii: "."))
+        appendDigits(fraction, count: places, to: &out)
+    }
+
+    /// `n` in decimal, zero-padded to at least `count` digits.
+    private static func appendDigits(_ n: UInt64, count: Int, to out: inout [UInt8]) {
+        var digits: [UInt8] = [], n = n
+        repeat {
+            digits.append(UInt8(ascii: "0") + UInt8(n % 10))
+            n /= 10
+        } while n > 0 || digits.count < count
+        out += digits.reversed()
+    }
 }

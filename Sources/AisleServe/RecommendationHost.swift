@@ -86,7 +86,7 @@ public actor RecommendationHost {
     ) -> (request: String, items: [RecommendationIndex.Recommendation]) {
         let arm = experiment.map { $0.arm(shopperKey) }
         let exploration = arm == "b" ? experiment?.b ?? self.exploration : self.exploration
-        let request = String(format: "r%016llx", UInt64.random(in: 1...UInt64.max))
+        let request = "r" + Hex.string(UInt64.random(in: 1...UInt64.max))
         let ts = Int64(Date().timeIntervalSince1970)
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
         var pool = slate.pool, explored: [Int: [Double]] = [:]
@@ -248,8 +248,15 @@ public actor RecommendationHost {
                 }
                 let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
                 for a in arms {
-                    let json = "[" + zip(a.items, a.contexts).map { "[\($0),\($1.map { String($0) }.joined(separator: ","))]" }.joined(separator: ",") + "]"
-                    try arm.execute(arguments: [a.request, a.position, a.chosen, json])
+                    // [[item, context…], …]
+                    var json: [UInt8] = [UInt8(ascii: "[")]
+                    for (n, (item, context)) in zip(a.items, a.contexts).enumerated() {
+                        json += Array((n > 0 ? ",[\(item)" : "[\(item)").utf8)
+                        for x in context { json.append(UInt8(ascii: ",")); JSONText.append(number: x, to: &json) }
+                        json.append(UInt8(ascii: "]"))
+                    }
+                    json.append(UInt8(ascii: "]"))
+                    try arm.execute(arguments: [a.request, a.position, a.chosen, String(decoding: json, as: UTF8.self)])
                 }
                 let fb = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, ?, ?)")
                 for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }

@@ -22,7 +22,7 @@ public struct PublicKeys: Sendable, Equatable, Codable {
     init(trusted sign: Data, _ agree: Data) { (self.sign, self.agree) = (sign, agree) }
 
     /// 16 hex digits of SHA-256(sign ‖ agree): what an enrollment token pins and people compare.
-    public var fingerprint: String { SHA256.hash(data: sign + agree).prefix(8).map { String(format: "%02x", $0) }.joined() }
+    public var fingerprint: String { Hex.string(SHA256.hash(data: sign + agree).prefix(8)) }
 
     /// Whether `signature` is this identity's Ed25519 signature of `message`.
     public func verifies(_ signature: Data, of message: Data) -> Bool { Self.isValid(signature, of: message, by: sign) }

@@ -1,3 +1,4 @@
+import AisleCore
 import Crypto
 import Foundation
 
@@ -22,13 +23,13 @@ public struct ModelManifest: Sendable, Codable, Equatable {
 
     public init(kind: String, version: Int, round: UInt64, payload: Data, createdAt: Int64, epsilon: Double?, delta: Double, metrics: [String: Double], hub: String) {
         (self.kind, self.version, self.round, self.bytes, self.createdAt) = (kind, version, round, payload.count, createdAt)
-        sha256 = SHA256.hash(data: payload).map { String(format: "%02x", $0) }.joined()
+        sha256 = Hex.string(SHA256.hash(data: payload))
         (self.epsilon, self.delta, self.metrics, self.hub) = (epsilon, delta, metrics, hub)
     }
 
     /// Whether `payload` is the model this manifest describes.
     public func matches(_ payload: Data) -> Bool {
-        payload.count == bytes && SHA256.hash(data: payload).map { String(format: "%02x", $0) }.joined() == sha256
+        payload.count == bytes && Hex.string(SHA256.hash(data: payload)) == sha256
     }
 }
 

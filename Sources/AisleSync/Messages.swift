@@ -1,3 +1,4 @@
+import AisleCore
 import AisleFederated
 import Crypto
 import Foundation
@@ -203,7 +204,7 @@ public struct UploadPart: Sendable, Codable, Equatable {
     public static func contentId(kind: String, round: UInt64, payload: Data) -> String {
         var d = Data("aisle-sync/1 content".utf8) + Data([0]) + Data(kind.utf8) + Data([0])
         withUnsafeBytes(of: round.bigEndian) { d.append(contentsOf: $0) }
-        return SHA256.hash(data: d + payload).map { String(format: "%02x", $0) }.joined()
+        return Hex.string(SHA256.hash(data: d + payload))
     }
 
     /// Number of parts a payload of `size` bytes travels in.

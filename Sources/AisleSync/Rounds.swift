@@ -35,7 +35,7 @@ extension SyncClient {
     /// Takes this store's steps in an open round as far as the others let it now.
     func takePart(in offer: RoundOffer, _ e: Enrollment, _ identity: SyncIdentity, _ connection: HubConnection) async throws -> String? {
         guard let contributor, contributor.kinds.contains(offer.kind) else { return nil }
-        let row = try await store.database.read { try Row.fetchOne($0, sql: "SELECT * FROM fl_rounds WHERE round = ?", arguments: [Int64(offer.round)]) }
+        let row = try store.database.read { try Row.fetchOne($0, sql: "SELECT * FROM fl_rounds WHERE round = ?", arguments: [Int64(offer.round)]) }
         var participant: SecAggParticipant
         var vector: [UInt32]
         var step: String

@@ -3,7 +3,7 @@ import AisleCore
 import AisleClient
 import AisleFeatures
 import AisleInsight
-import AisleModels
+@testable import AisleModels
 import AisleStore
 import Foundation
 import Testing
@@ -209,6 +209,26 @@ import Testing
         let treeAUC = Metrics.auc(scores: x.map(trees.probability), labels: y) ?? 0
         let linearAUC = Metrics.auc(scores: x.map(linear.probability), labels: y) ?? 0
         #expect(treeAUC > 0.95 && linearAUC < 0.6, "trees \(treeAUC), linear \(linearAUC)")
+    }
+
+    /// Stored trees are scored from one flat array; they score as walked tree by tree, survive a
+    /// round trip, and a file whose splits loop or point outside their tree is refused by name.
+    @Test func storedTreesScoreAsGrownAndMalformedOnesAreRefused() throws {
+        var rng = SystemRandomNumberGenerator()
+        let x = (0..<500).map { _ in (0..<3).map { _ in Double.random(in: -1...1, using: &rng) } }
+        let trees = GradientBoostedTrees.fit(x, x.map { $0[0] + $0[2] > 0 })
+        for row in x.prefix(50) {
+            let walked = 1 / (1 + exp(-trees.trees.reduce(trees.base) { $0 + $1.predict(row) }))
+            #expect(abs(trees.probability(row) - walked) < 1e-12)
+        }
+        let json = try JSONEncoder().encode(trees)
+        let back = try JSONDecoder().decode(GradientBoostedTrees.self, from: json)
+        #expect(back == trees && back.probability(x[0]) == trees.probability(x[0]))
+        let looping = #"{"base":0,"parameters":{"trees":1,"depth":1,"learningRate":0.1,"minLeaf":1,"l2":1},"#
+            + #""trees":[{"feature":[0,-1,-1],"threshold":[0,0,0],"left":[0,0,0],"right":[2,0,0],"value":[0,1,-1]}]}"#
+        #expect {
+            try JSONDecoder().decode(GradientBoostedTrees.self, from: Data(looping.utf8))
+        } throws: { "\($0)".contains("tree 0, node 0: a split must lead to later nodes") }
     }
 
     /// Logistic regression recovers known coefficients of a simulated logit.

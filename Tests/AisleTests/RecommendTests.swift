@@ -2,6 +2,7 @@ import AisleClient
 @testable import AisleIngest
 import AisleModels
 import AisleRecommend
+@testable import AisleServe
 import AisleStore
 import GRDB
 import Foundation
@@ -54,6 +55,26 @@ import Testing
 
 /// `POST /v1/recommendations` and `POST /v1/feedback` on the Online Retail store.
 @Suite struct AgentRecommendationTests {
+    /// Scores and bandit contexts are written as JSON numbers of at most six decimals, read
+    /// back as the value to within half a millionth.
+    @Test func numbersAsJSON() {
+        let cases: [(Double, String)] = [
+            (0, "0"), (1, "1"), (-0.5, "-0.5"), (0.1234567, "0.123457"), (123.000001, "123.000001"), (0.0000004, "0"),
+            (-0.0000004, "0"), (0.05, "0.05"), (2.5e20, "2.5e+20"), (.nan, "0"), (-.infinity, "0"),
+        ]
+        for (x, text) in cases {
+            var out: [UInt8] = []
+            JSONText.append(number: x, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == text, "\(x)")
+        }
+        for _ in 0..<1000 {
+            let x = Double.random(in: -1000...1000)
+            var out: [UInt8] = []
+            JSONText.append(number: x, to: &out)
+            #expect(abs((Double(String(decoding: out, as: UTF8.self)) ?? .nan) - x) <= 5e-7, "\(x)")
+        }
+    }
+
     struct Slate: Decodable {
         struct Item: Decodable { var sku: String; var title: String; var score: Double; var source: String; var sources: [String]; var reasons: [String] }
         var request_id: String; var model: String; var customer_known: Bool; var items: [Item]

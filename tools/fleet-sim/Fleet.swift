@@ -114,7 +114,7 @@ final class Fleet: @unchecked Sendable {
         let p = Process()
         p.executableURL = tools.appendingPathComponent(tool)
         p.arguments = args
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        guard FileManager.default.createFile(atPath: file.path, contents: nil) else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path]) }
         let handle = try FileHandle(forWritingTo: file)
         handle.seekToEndOfFile()
         (p.standardOutput, p.standardError) = (handle, handle)
