@@ -291,7 +291,7 @@ struct AgentRoutes: Sendable {
         case .failure(let e): return e.response
         case .success(let o): body = o
         }
-        guard let index = await recommendations.current else {
+        guard let index = recommendations.current else {
             return HTTPJSON.error(.serviceUnavailable, "recommendations_not_ready", "the recommendation index is being built; try again shortly")
         }
         let fields: RecommendationRequest
@@ -323,7 +323,7 @@ struct AgentRoutes: Sendable {
         guard case .string(let action)? = body["action"], ["click", "cart", "purchase", "dismiss"].contains(action) else {
             return HTTPJSON.error(.badRequest, "bad_action", "action: one of click, cart, purchase, dismiss")
         }
-        guard let item = await recommendations.current?.skus[Normalize.sku(sku)] else {
+        guard let item = recommendations.current?.skus[Normalize.sku(sku)] else {
             return HTTPJSON.error(.badRequest, "unknown_item", "item: no SKU \(sku) in the catalog")
         }
         do {

@@ -95,11 +95,12 @@ enum JSONText {
 
     /// `n` in decimal, zero-padded to at least `count` digits.
     private static func appendDigits(_ n: UInt64, count: Int, to out: inout [UInt8]) {
-        var digits: [UInt8] = [], n = n
+        let start = out.count
+        var n = n
         repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(n % 10))
+            out.append(UInt8(ascii: "0") + UInt8(n % 10))
             n /= 10
-        } while n > 0 || digits.count < count
-        out += digits.reversed()
+        } while n > 0 || out.count - start < count
+        out[start...].reverse()
     }
 }

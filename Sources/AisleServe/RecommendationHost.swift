@@ -7,6 +7,7 @@ import AisleStore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// The agent's recommendations: an in-memory ``RecommendationIndex`` built in the background at
 /// start, rebuilt hourly (new purchases), when another ranker, themes or global priors version
@@ -16,7 +17,13 @@ public actor RecommendationHost {
     private let store: Store
     private let encoder: EncoderHost
     private let logger: Logger
-    private var index: RecommendationIndex?
+    /// The index being served, readable without a hop onto the actor (requests read it first,
+    /// then come here once, to be logged); only ``refresh(force:)`` replaces it.
+    private nonisolated let published = Mutex<RecommendationIndex?>(nil)
+    private var index: RecommendationIndex? {
+        get { published.withLock { $0 } }
+        set { published.withLock { $0 = newValue } }
+    }
     private var versions: [String: Int] = [:]
     /// Recent slates by request id, for feedback (the last 50,000).
     private var recent: [String: (customer: Int64?, items: Set<Int>)] = [:]
@@ -132,7 +139,7 @@ public actor RecommendationHost {
         return (request, items)
     }
 
-    public var current: RecommendationIndex? { index }
+    public nonisolated var current: RecommendationIndex? { published.withLock { $0 } }
 
     /// Builds a new index when there is none, `every` has passed, or the models changed.
     public func refresh(force: Bool = false) async {
@@ -171,10 +178,11 @@ public actor RecommendationHost {
     }
 
     /// Rebuilds hourly and within `poll` of a model change or the encoder (re)loading; flushes
-    /// the log every two seconds.
+    /// the log four times a second.
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
-        // The log is written every two seconds whatever the index is doing (a rebuild takes seconds).
-        async let logging: Void = flushEvery(.seconds(2))
+        // The log is written four times a second whatever the index is doing (a rebuild takes
+        // seconds): small transactions, not a burst that holds a core while requests wait.
+        async let logging: Void = flushEvery(.milliseconds(250))
         var last = ContinuousClock.now
         await refresh(force: true)
         while !Task.isCancelled {
