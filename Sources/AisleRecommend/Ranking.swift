@@ -20,6 +20,8 @@ public enum CandidateSource: String, Sendable, Codable, CaseIterable {
     case trending
     /// Its title is like that of an item in the cart or looked at this visit (``ContentNeighbours``).
     case similarItems = "similar_items"
+    /// Bought lately by many customers of the customer's RFM segment (``Signals/segmentPopular``).
+    case segmentPopular = "segment_popular"
 }
 
 /// One item for one customer, with what the ranker reads and what explains it.
@@ -78,6 +80,9 @@ public enum Ranking {
             guard let t = together[item] else { continue }
             add(item, visit[t.because] != nil ? .thisVisit : .boughtTogether)
             found[item]?.because = (t.because, t.baskets)
+        }
+        if sources.contains(.segmentPopular), let segment = customer.flatMap({ s.segments[$0] }) {
+            for entry in (s.segmentPopular[segment] ?? []).prefix(perSource / 2) { add(entry.item, .segmentPopular) }
         }
         if sources.contains(.popular) { for item in s.popular.prefix(perSource) { add(item, .popular) } }
         if sources.contains(.trending) { for item in s.trending.prefix(perSource / 2) { add(item, .trending) } }

@@ -31,7 +31,7 @@ public struct RecommendationIndex: Sendable {
     public struct Slot: Sendable {
         public var item: Int32
         public var score: Float
-        var sources: UInt8
+        var sources: UInt16
         var because: Int32
         var baskets: Int32
         var similarTo: Int32
@@ -39,13 +39,13 @@ public struct RecommendationIndex: Sendable {
         init(_ c: Candidate, score: Double) {
             item = Int32(c.item)
             self.score = Float(score)
-            sources = c.sources.reduce(0) { $0 | (1 << UInt8(CandidateSource.allCases.firstIndex(of: $1) ?? 0)) }
+            sources = c.sources.reduce(0) { $0 | (1 << UInt16(CandidateSource.allCases.firstIndex(of: $1) ?? 0)) }
             because = Int32(c.because?.item ?? -1)
             baskets = Int32(c.because?.baskets ?? 0)
             similarTo = Int32(c.similar?.item ?? -1)
         }
 
-        func has(_ source: CandidateSource) -> Bool { sources & (1 << UInt8(CandidateSource.allCases.firstIndex(of: source) ?? 0)) != 0 }
+        func has(_ source: CandidateSource) -> Bool { sources & (1 << UInt16(CandidateSource.allCases.firstIndex(of: source) ?? 0)) != 0 }
         var candidateSources: [CandidateSource] { CandidateSource.allCases.filter(has) }
     }
 
@@ -292,6 +292,13 @@ public struct RecommendationIndex: Sendable {
         if c.has(.similarCustomers) {
             reasons.append("popular with customers who buy what you buy")
             order.append(.similarCustomers)
+        }
+        // The segment's name stays out of a shopper's sight ("at risk", "hibernating").
+        if c.has(.segmentPopular), let customer, let segment = signals.segments[customer],
+            let buyers = signals.segmentPopular[segment]?.first(where: { $0.item == Int(c.item) })?.buyers
+        {
+            reasons.append("popular with customers who shop like you: \(buyers) of them bought it in the last 90 days")
+            order.append(.segmentPopular)
         }
         if c.has(.trending) {
             reasons.append("trending: \(signals.buyers30[Int(c.item)] ?? 0) customers bought it in the last 30 days")

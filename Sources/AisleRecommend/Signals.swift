@@ -1,3 +1,4 @@
+import AisleModels
 import Foundation
 import Synchronization
 
@@ -41,6 +42,14 @@ public struct Signals: Sendable {
     public let popular: [Int]
     /// Items whose buyers grew most (last 30 days against the 30 before), most first.
     public let trending: [Int]
+    /// Customer → RFM segment as of `end`: days since the last purchase and receipts, scored
+    /// by quintile over these customers (as the insight scores them, without spend, which
+    /// segments do not use).
+    public let segments: [Int64: RFM.Segment]
+    /// Segment → the items most of its customers bought in the last 90 days (distinct buyers),
+    /// most first, ``perSegment`` at most.
+    public let segmentPopular: [RFM.Segment: [(item: Int, buyers: Int)]]
+    public static let perSegment = 60
 
     /// From `history`; `fleetShares` (item → share of the fleet's receipts holding it) from the
     /// global priors, when the store has them.
@@ -89,6 +98,19 @@ public struct Signals: Sendable {
         }
         trending = growth.sorted { $0.ratio != $1.ratio ? $0.ratio > $1.ratio : $0.item < $1.item }.map(\.item)
         cooccurrence = Self.cooccurrence(Array(baskets.values))
+        let rfm = history.customers.map { c, lines in
+            RFM.Customer(id: c, recencyDays: Double(history.end - (lines.last?.day ?? history.end)), frequency: Double(Set(lines.map(\.receipt)).count), monetary: 0)
+        }
+        let scale = RFM.Scale(rfm)
+        let segments = Dictionary(uniqueKeysWithValues: rfm.map { ($0.id, scale.score($0).segment) })
+        var bySegment: [RFM.Segment: [Int: Int]] = [:]
+        for (item, buyers) in b90 {
+            for c in buyers { if let segment = segments[c] { bySegment[segment, default: [:]][item, default: 0] += 1 } }
+        }
+        self.segments = segments
+        segmentPopular = bySegment.mapValues { counts in
+            Array(counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(Self.perSegment).map { (item: $0.key, buyers: $0.value) })
+        }
         neighbours = Self.neighbours(profiles, norms: norms, k: settings.neighbours)
     }
 

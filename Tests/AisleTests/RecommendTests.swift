@@ -1,7 +1,7 @@
 import AisleClient
 @testable import AisleIngest
 import AisleModels
-import AisleRecommend
+@testable import AisleRecommend
 @testable import AisleServe
 import AisleStore
 import GRDB
@@ -214,6 +214,27 @@ import Testing
         // holds only what the category cap still allows.
         let slate = diverse.slate(.init(customer: customer, k: 3), pool: 5)
         #expect(!slate.pool.isEmpty && slate.pool.allSatisfy { $0.score <= slate.slots[slate.slots.count - 1].score }, "\(slate.pool)")
+    }
+
+    /// Segment popularity: ten frequent recent customers all bought item 100 and ten one-off
+    /// customers item 200; each group is its own RFM segment, and each is offered its own
+    /// segment's item from that source, not the other's.
+    @Test func segmentPopularityFollowsTheCustomersSegment() throws {
+        var history = PurchaseHistory(customers: [:], end: 1000)
+        for c in Int64(1)...10 {
+            history.customers[c] = [990, 980, 970, 960, 950].enumerated().map { n, day in
+                .init(item: n == 0 ? 100 : Int(c), day: day, receipt: c * 10 + Int64(n), qty: 1)
+            }
+        }
+        for c in Int64(11)...20 { history.customers[c] = [.init(item: 200, day: 930, receipt: c * 10, qty: 1)] }
+        let s = Signals(history)
+        #expect(s.segments[1] != s.segments[11] && Set((1...10).compactMap { s.segments[$0] }).count == 1)
+        func segmentItems(_ c: Int64) -> Set<Int> {
+            Set(Ranking.candidates(s, customer: c).filter { $0.sources.contains(.segmentPopular) }.map(\.item))
+        }
+        #expect(segmentItems(2).contains(100) && !segmentItems(2).contains(200), "\(segmentItems(2))")
+        #expect(segmentItems(12) == [200])
+        #expect(s.segmentPopular[try #require(s.segments[1])]?.first.map { [$0.item, $0.buyers] } == [100, 10])
     }
 
     /// Content neighbours: most similar first, never the item itself, none below the threshold.
