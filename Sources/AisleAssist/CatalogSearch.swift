@@ -1,3 +1,4 @@
+import AisleCore
 import AisleInsight
 import AisleModels
 import Foundation
@@ -138,13 +139,9 @@ public struct CatalogSearch: Sendable {
         let scores = matrix.withUnsafeBufferPointer { m in
             vector.withUnsafeBufferPointer { v in (0..<embedded.count).map { KMeans.dot(m.baseAddress! + $0 * dimensions, v.baseAddress!, dimensions) } }
         }
-        var best: [(position: Int, similarity: Float)] = []
-        for (row, score) in scores.enumerated() where best.count < limit || score > best[best.count - 1].similarity {
-            let at = best.firstIndex { $0.similarity < score } ?? best.count
-            best.insert((embedded[row], score), at: at)
-            if best.count > limit { best.removeLast() }
-        }
-        return best
+        var best = TopK<(position: Int, similarity: Float)>(limit) { $0.similarity > $1.similarity }
+        for (row, score) in scores.enumerated() { best.offer((embedded[row], score)) }
+        return best.elements
     }
 
     /// The `k` best items for `query` (and its embedding `vector`, for dense and hybrid), boosted

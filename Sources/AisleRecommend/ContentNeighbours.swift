@@ -1,6 +1,6 @@
+import AisleCore
 import AisleModels
 import Foundation
-import Synchronization
 
 /// Each catalog item's nearest items by the cosine of their title embeddings (the int8
 /// encoder's, L2-normalised): the content-based candidates, "similar to … you looked at".
@@ -29,27 +29,17 @@ public struct ContentNeighbours: Sendable {
         let kept = embeddings.filter { $0.vector.count == dimensions && dimensions > 0 }
         guard kept.count <= Self.maxItems else { return nil }
         let matrix = kept.flatMap(\.vector)
-        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
-        let results = Mutex([[Int: [Neighbour]]](repeating: [:], count: parts))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            var mine: [Int: [Neighbour]] = [:]
+        neighbours = Parallel.dictionary(count: kept.count) { row in
+            var best = TopK<Neighbour>(Self.perItem) { $0.similarity > $1.similarity }
             matrix.withUnsafeBufferPointer { m in
                 guard let base = m.baseAddress else { return }
-                for row in stride(from: part, to: kept.count, by: parts) {
-                    var best: [Neighbour] = []
-                    for other in kept.indices where other != row {
-                        let s = KMeans.dot(base + row * dimensions, base + other * dimensions, dimensions)
-                        guard s >= Self.minimumSimilarity, best.count < Self.perItem || s > best[best.count - 1].similarity else { continue }
-                        let at = best.firstIndex { $0.similarity < s } ?? best.count
-                        best.insert(Neighbour(item: kept[other].item, similarity: s), at: at)
-                        if best.count > Self.perItem { best.removeLast() }
-                    }
-                    if !best.isEmpty { mine[kept[row].item] = best }
+                for other in kept.indices where other != row {
+                    let s = KMeans.dot(base + row * dimensions, base + other * dimensions, dimensions)
+                    if s >= Self.minimumSimilarity { best.offer(Neighbour(item: kept[other].item, similarity: s)) }
                 }
             }
-            results.withLock { $0[part] = mine }
+            return best.elements.isEmpty ? nil : (kept[row].item, best.elements)
         }
-        neighbours = results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
         var alike = neighbours
         for (item, list) in neighbours {
             for n in list where alike[n.item]?.contains(where: { $0.item == item }) != true {

@@ -82,7 +82,7 @@ public enum Ranking {
             found[item]?.because = (t.because, t.baskets)
         }
         if sources.contains(.segmentPopular), let segment = customer.flatMap({ s.segments[$0] }) {
-            for entry in (s.segmentPopular[segment] ?? []).prefix(perSource / 2) { add(entry.item, .segmentPopular) }
+            for entry in s.segmentPopular[segment] ?? [] { add(entry.item, .segmentPopular) }
         }
         if sources.contains(.popular) { for item in s.popular.prefix(perSource) { add(item, .popular) } }
         if sources.contains(.trending) { for item in s.trending.prefix(perSource / 2) { add(item, .trending) } }

@@ -2,7 +2,6 @@ import AisleCore
 import AisleInsight
 import Foundation
 import GRDB
-import Synchronization
 
 /// Everything a recommendation needs, in memory, built from the store as of a moment: the
 /// signals, the ranker, the catalog, who returned what, and the customers' pseudonyms. Serving
@@ -95,17 +94,8 @@ public struct RecommendationIndex: Sendable {
             items: items, skus: skus, customers: customers, returned: returned, ranked: [:], storeSlate: [], asOf: t)
         // Every customer's slate, ranked ahead of time on all cores: a request only applies its rules.
         let ids = Array(signals.profiles.keys)
-        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
-        let results = Mutex([[Int64: [Slot]]](repeating: [:], count: parts))
         let frozen = index
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            var mine: [Int64: [Slot]] = [:]
-            for i in stride(from: part, to: ids.count, by: parts) {
-                mine[ids[i]] = Array(frozen.scored(customer: ids[i], visit: [:]).prefix(slotsPerCustomer))
-            }
-            results.withLock { $0[part] = mine }
-        }
-        index.ranked = results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
+        index.ranked = Parallel.dictionary(count: ids.count) { i in (ids[i], Array(frozen.scored(customer: ids[i], visit: [:]).prefix(slotsPerCustomer))) }
         index.storeSlate = Array(frozen.scored(customer: nil, visit: [:]).prefix(slotsPerCustomer))
         return index
     }

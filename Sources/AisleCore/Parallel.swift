@@ -1,0 +1,43 @@
+import Foundation
+import Synchronization
+
+/// Work spread over the machine's cores.
+public enum Parallel {
+    /// `body`'s entry for each index of `0..<count` that has one, computed on up to eight cores
+    /// (each takes every n-th index, with its own `scratch` state) and merged.
+    public static func dictionary<Key: Hashable & Sendable, Value: Sendable, Scratch>(
+        count: Int, scratch: @Sendable () -> Scratch, _ body: @Sendable (Int, inout Scratch) -> (Key, Value)?
+    ) -> [Key: Value] {
+        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let results = Mutex([[Key: Value]](repeating: [:], count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var state = scratch(), mine: [Key: Value] = [:]
+            for i in stride(from: part, to: count, by: parts) {
+                if let (key, value) = body(i, &state) { mine[key] = value }
+            }
+            results.withLock { $0[part] = mine }
+        }
+        return results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
+    }
+
+    /// As above, without scratch state.
+    public static func dictionary<Key: Hashable & Sendable, Value: Sendable>(count: Int, _ body: @Sendable (Int) -> (Key, Value)?) -> [Key: Value] {
+        dictionary(count: count, scratch: {}) { i, _ in body(i) }
+    }
+}
+
+/// The `k` best elements offered, best first by `before` (a strict order; of equals, the one
+/// offered first stays ahead).
+public struct TopK<Element> {
+    public private(set) var elements: [Element] = []
+    private let k: Int
+    private let before: (Element, Element) -> Bool
+
+    public init(_ k: Int, by before: @escaping (Element, Element) -> Bool) { (self.k, self.before) = (k, before) }
+
+    public mutating func offer(_ e: Element) {
+        guard k > 0, elements.count < k || before(e, elements[elements.count - 1]) else { return }
+        elements.insert(e, at: elements.firstIndex { before(e, $0) } ?? elements.count)
+        if elements.count > k { elements.removeLast() }
+    }
+}
