@@ -32,7 +32,7 @@ public struct CustomerSnapshot: Sendable {
             FROM events e LEFT JOIN items i ON i.id = e.item_id
             WHERE e.customer_id IS NOT NULL AND e.ts < ? AND e.type IN ('purchase', 'return')
               AND (i.sellable IS NULL OR i.sellable = 1) AND (e.price IS NULL OR e.price > 0)\(filter.sql)
-            ORDER BY e.customer_id, e.ts
+            ORDER BY e.customer_id, e.ts, e.id  -- a total order: sums come out the same whatever the query plan
             """, arguments: [asOf] + filter.arguments)
         var customers: [Int64: History] = [:]
         // Rows come grouped by customer: build one history at a time, in place.

@@ -40,6 +40,7 @@ public enum Interests {
             LEFT JOIN items i ON i.id = e.item_id
             LEFT JOIN text_themes tt ON tt.event_id = e.id AND tt.model_version = ?
             WHERE e.customer_id IS NOT NULL AND e.ts < ? AND (e.item_id IS NOT NULL OR tt.theme IS NOT NULL)\(filter.sql)
+            ORDER BY e.customer_id, e.ts, e.id
             """, arguments: [themes?.version ?? -1, t] + filter.arguments)
         while let row = try rows.next() {
             guard let base = weights[row[1] as String] else { continue }
