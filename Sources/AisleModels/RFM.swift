@@ -69,10 +69,4 @@ public enum RFM {
             return min(5, 1 + Int(Double(low) / Double(sorted.count) * 5))
         }
     }
-
-    /// 1–5 of each value against all of them (``Scale/score(_:)``).
-    public static func quintiles(_ values: [Double]) -> [Int] {
-        let sorted = values.sorted()
-        return values.map { Scale.quintile($0, sorted) }
-    }
 }

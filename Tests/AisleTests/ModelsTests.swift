@@ -410,8 +410,9 @@ import Testing
 /// RFM scores and named segments.
 @Suite struct SegmentTests {
     @Test func quintilesShareScoresOnTiesAndSpanOneToFive() {
-        #expect(RFM.quintiles([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
-        #expect(RFM.quintiles([1, 1, 1, 1, 1, 1, 9, 10, 11, 12]) == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5])
+        func quintiles(_ values: [Double]) -> [Int] { values.map { RFM.Scale.quintile($0, values.sorted()) } }
+        #expect(quintiles([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+        #expect(quintiles([1, 1, 1, 1, 1, 1, 9, 10, 11, 12]) == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5])
     }
 
     @Test func segmentRules() {
