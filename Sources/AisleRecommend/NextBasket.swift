@@ -20,7 +20,8 @@ public enum NextBasket {
         ranked: [Int64: [Int]], targets: [Int64: Set<Int>], earlier: [Int64: Set<Int>], k: Int
     ) -> Result {
         var recall = 0.0, ndcg = 0.0, hit = 0.0, newRecall = 0.0, newUsers = 0
-        for (user, target) in targets where !target.isEmpty {
+        // Users in order: the same sums, to the last bit, in every run.
+        for (user, target) in targets.sorted(by: { $0.key < $1.key }) where !target.isEmpty {
             let list = Array((ranked[user] ?? []).prefix(k))
             let hits = list.enumerated().filter { target.contains($0.element) }
             recall += Double(hits.count) / Double(target.count)

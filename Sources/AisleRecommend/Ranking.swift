@@ -87,7 +87,7 @@ public enum Ranking {
         if sources.contains(.popular) { for item in s.popular.prefix(perSource) { add(item, .popular) } }
         if sources.contains(.trending) { for item in s.trending.prefix(perSource / 2) { add(item, .trending) } }
 
-        let norm = max(1e-12, profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        let norm = max(1e-12, Signals.norm(profile))
         let customerDays = customer.flatMap { s.purchaseDays[$0] } ?? 0
         let lastAny = counts.values.map(\.last).max()
         let ownRank = Dictionary(uniqueKeysWithValues: counts.sorted { $0.value.days != $1.value.days ? $0.value.days > $1.value.days : $0.key < $1.key }

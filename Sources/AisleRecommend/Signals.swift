@@ -83,7 +83,7 @@ public struct Signals: Sendable {
         self.profiles = profiles
         self.counts = counts
         purchaseDays = history.customers.mapValues { Set($0.map(\.day)).count }
-        norms = profiles.mapValues { $0.values.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        norms = profiles.mapValues(Self.norm)
         let own30 = b30.mapValues(\.count)
         buyers30 = own30
         buyers90 = b90.mapValues(\.count)
@@ -179,6 +179,12 @@ public struct Signals: Sendable {
     /// bought item has 881.
     static let maxBuyersCompared = 2_000
 
+    /// A profile's L2 norm, summed in item order: the same in every run, whatever the process's
+    /// hash seed (a dictionary's order is not).
+    static func norm(_ profile: [Int: Double]) -> Double {
+        profile.sorted { $0.key < $1.key }.reduce(0) { $0 + $1.value * $1.value }.squareRoot()
+    }
+
     /// The neighbours' normalised profiles, weighted by similarity: what customers like this one buy.
     public func neighbourScores(_ customer: Int64) -> [Int: Double] {
         var scores: [Int: Double] = [:]
@@ -197,7 +203,7 @@ public struct Signals: Sendable {
     /// basket partner behind it.
     public func cooccurrenceScores(_ profile: [Int: Double]) -> [Int: (score: Double, because: Int, baskets: Int)] {
         var out: [Int: (score: Double, because: Int, baskets: Int)] = [:]
-        let n = max(1e-12, profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        let n = max(1e-12, Self.norm(profile))
         for (i, w) in profile.sorted(by: { $0.key < $1.key }) {
             for partner in cooccurrence[i] ?? [] {
                 let add = w / n * partner.score
