@@ -201,6 +201,6 @@ public actor AssistHost {
         while let row = try rows.next() {
             hash.update(data: Data("\(row[0] as Int64)\u{1}\(row[1] as String)\u{1}\(row[2] as String)\u{1}\(row[3] as Double)\u{1}\(row[4] as Int64)\(row[5] as Int64)\n".utf8))
         }
-        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+        return Hex.string(hash.finalize())
     }
 }

@@ -1,3 +1,4 @@
+import AisleCore
 import Crypto
 import Foundation
 import GRDB
@@ -47,6 +48,6 @@ public enum ContentDigest {
                 hasher.update(data: Data(line.utf8))
             }
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Hex.string(hasher.finalize())
     }
 }

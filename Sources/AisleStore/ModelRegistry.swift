@@ -97,7 +97,7 @@ public enum ModelRegistry {
         }
         let payload: Data = row["payload"]
         let record = try decode(row)
-        guard Data(SHA256.hash(data: payload)).hexString == record.sha256 else {
+        guard Hex.string(SHA256.hash(data: payload)) == record.sha256 else {
             throw RegistryError("model \(kind) v\(record.version): payload does not match its SHA-256; roll back with `aislectl model rollback \(kind)`")
         }
         return (record, payload)
@@ -151,11 +151,6 @@ public enum ModelRegistry {
             kind: row["kind"], version: row["version"], createdAt: Timestamp.format(row["created_at"]), actor: row["actor"],
             dataFrom: (row["data_from"] as Int64?).map(Timestamp.format), dataUntil: (row["data_until"] as Int64?).map(Timestamp.format),
             parameters: try json("parameters"), metrics: try json("metrics"), features: features,
-            bytes: row["bytes"], sha256: (row["sha256"] as Data).hexString, active: row["active"])
+            bytes: row["bytes"], sha256: Hex.string(row["sha256"] as Data), active: row["active"])
     }
-}
-
-extension Data {
-    /// Lower-case hexadecimal.
-    var hexString: String { map { String(format: "%02x", $0) }.joined() }
 }

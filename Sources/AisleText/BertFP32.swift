@@ -1,3 +1,4 @@
+import AisleCore
 import COpenBLAS
 import Crypto
 import Foundation
@@ -30,7 +31,7 @@ public final class BertFP32: SentenceEncoder, @unchecked Sendable {
         let f = try SafeTensors(path: files.weights.path)
         config = c
         file = f
-        version = "fp32:" + SHA256.hash(data: f.bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
+        version = "fp32:" + Hex.string(SHA256.hash(data: f.bytes).prefix(8))
         encoder = BertEncoder(
             config: c,
             words: FloatTable(data: try f.float32("embeddings.word_embeddings.weight", shape: [c.vocabulary, c.hidden]), width: c.hidden),

@@ -1,3 +1,4 @@
+import AisleCore
 import CAisleKernels
 import Crypto
 import Foundation
@@ -122,8 +123,8 @@ public enum Int8ModelFile {
         var content = SHA256()
         for t in tensors { content.update(data: t.data) }
         let metadata = [
-            "format": format, "format_version": version, "scheme": scheme, "source_sha256": withExtendedLifetime(source) { hex(SHA256.hash(data: source.bytes)) },
-            "content_sha256": hex(content.finalize()), "config": c.json,
+            "format": format, "format_version": version, "scheme": scheme, "source_sha256": withExtendedLifetime(source) { Hex.string(SHA256.hash(data: source.bytes)) },
+            "content_sha256": Hex.string(content.finalize()), "config": c.json,
         ]
         try SafeTensors.write(tensors, metadata: metadata, to: output)
         return (try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0
@@ -132,10 +133,8 @@ public enum Int8ModelFile {
     /// SHA-256 (hex) of the float32 weights an int8 file is made from.
     public static func sourceDigest(_ files: ModelFiles) throws -> String {
         let file = try SafeTensors(path: files.weights.path)
-        return withExtendedLifetime(file) { hex(SHA256.hash(data: file.bytes)) }  // the bytes live as long as the mapping
+        return withExtendedLifetime(file) { Hex.string(SHA256.hash(data: file.bytes)) }  // the bytes live as long as the mapping
     }
-
-    static func hex(_ digest: some Sequence<UInt8>) -> String { digest.map { String(format: "%02x", $0) }.joined() }
 }
 
 /// The int8 encoder: the same forward pass as ``BertFP32`` with int8 linear layers and
@@ -165,7 +164,7 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
         guard let configText = f.metadata["config"], let source = f.metadata["source_sha256"], let content = f.metadata["content_sha256"] else {
             throw TensorFileError(path: path, reason: "metadata lacks config, source_sha256 or content_sha256")
         }
-        let actual = Int8ModelFile.hex(SHA256.hash(data: f.dataSection))
+        let actual = Hex.string(SHA256.hash(data: f.dataSection))
         guard actual == content else {
             throw TensorFileError(path: path, reason: "corrupt: the tensor data's SHA-256 is \(actual.prefix(16))…, the file records \(content.prefix(16))…")
         }

@@ -36,7 +36,7 @@ struct TempStore {
 }
 
 extension Data {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
+    var hex: String { Hex.string(self) }
 }
 
 @Suite struct IngestTests {
