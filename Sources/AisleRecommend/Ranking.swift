@@ -75,7 +75,8 @@ public enum Ranking {
         var profile = customer.flatMap { s.profiles[$0] } ?? [:]
         let ownMax = profile.values.max() ?? 1
         for (item, w) in visit { profile[item, default: 0] += w * ownMax }
-        let together = s.cooccurrenceScores(profile)
+        let norm = max(1e-12, Signals.norm(profile))
+        let together = s.cooccurrenceScores(profile, norm: norm)
         for (item, _) in top(together.mapValues(\.score), perSource) {
             guard let t = together[item] else { continue }
             add(item, visit[t.because] != nil ? .thisVisit : .boughtTogether)
@@ -87,7 +88,6 @@ public enum Ranking {
         if sources.contains(.popular) { for item in s.popular.prefix(perSource) { add(item, .popular) } }
         if sources.contains(.trending) { for item in s.trending.prefix(perSource / 2) { add(item, .trending) } }
 
-        let norm = max(1e-12, Signals.norm(profile))
         let customerDays = customer.flatMap { s.purchaseDays[$0] } ?? 0
         let lastAny = counts.values.map(\.last).max()
         let ownRank = Dictionary(uniqueKeysWithValues: counts.sorted { $0.value.days != $1.value.days ? $0.value.days > $1.value.days : $0.key < $1.key }

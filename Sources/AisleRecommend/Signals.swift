@@ -199,11 +199,10 @@ public struct Signals: Sendable {
     }
 
     /// Items bought with those of a profile (the customer's, plus what is in the cart or was
-    /// looked at this visit), weighted by the profile (normalised), and for each the strongest
-    /// basket partner behind it.
-    public func cooccurrenceScores(_ profile: [Int: Double]) -> [Int: (score: Double, because: Int, baskets: Int)] {
+    /// looked at this visit), weighted by the profile divided by `n` (its ``norm(_:)``, which the
+    /// caller has), and for each the strongest basket partner behind it.
+    public func cooccurrenceScores(_ profile: [Int: Double], norm n: Double) -> [Int: (score: Double, because: Int, baskets: Int)] {
         var out: [Int: (score: Double, because: Int, baskets: Int)] = [:]
-        let n = max(1e-12, Self.norm(profile))
         for (i, w) in profile.sorted(by: { $0.key < $1.key }) {
             for partner in cooccurrence[i] ?? [] {
                 let add = w / n * partner.score
