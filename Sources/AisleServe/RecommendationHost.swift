@@ -20,10 +20,6 @@ public actor RecommendationHost {
     /// The index being served, readable without a hop onto the actor (requests read it first,
     /// then come here once, to be logged); only ``refresh(force:)`` replaces it.
     private nonisolated let published = Mutex<RecommendationIndex?>(nil)
-    private var index: RecommendationIndex? {
-        get { published.withLock { $0 } }
-        set { published.withLock { $0 = newValue } }
-    }
     private var versions: [String: Int] = [:]
     /// Recent slates by request id, for feedback (the last 50,000).
     private var recent: [String: (customer: Int64?, items: Set<Int>)] = [:]
@@ -147,7 +143,7 @@ public actor RecommendationHost {
         let textModel = await encoder.currentModel
         var active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind]) }) ?? [:]
         active["encoder"] = textModel?.encoder.version.hashValue ?? 0
-        guard force || index == nil || active != versions else { return }
+        guard force || current == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.run {
             Result { () throws -> RecommendationIndex? in
@@ -164,7 +160,7 @@ public actor RecommendationHost {
         }
         switch built {
         case .success(let new?):
-            index = new
+            published.withLock { $0 = new }
             versions = active
             logger.info("recommendation index built", metadata: [
                 "model": "\(new.model)", "customers": "\(new.signals.profiles.count)", "items": "\(new.items.count)",
