@@ -10,7 +10,7 @@ else
 RETAIL := tools/sample
 endif
 
-.PHONY: run test deps model build release int8-model demo-store start stop answers bench fleet clean
+.PHONY: run test deps model build release int8-model demo-store start stop answers bench soak fleet clean
 
 ## run: install what is missing, build in release, load the demo store, start the agent, show answers
 run: deps model release int8-model demo-store start answers
@@ -63,6 +63,11 @@ fleet: deps release
 BENCH ?= all
 bench: deps model release int8-model
 	tools/bench/run $(BENCH)
+
+## soak: recommendations at 2,000/s for SOAK_MINUTES (30), a line a minute: latency, log size, memory
+SOAK_MINUTES ?= 30
+soak: deps model release int8-model
+	SOAK_MINUTES=$(SOAK_MINUTES) tools/bench/recommend
 
 clean: stop
 	rm -rf $(DEMO) .build

@@ -38,6 +38,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var exploreEpsilon = 0.1
     public var exploreAlpha = 0.5
     public var rewardWindowSeconds = 600
+    /// Days the served slates, explored choices and feedback are kept (`rec_impressions` …).
+    public var recommendationLogDays = 90
     /// An A/B experiment on the recommendations (empty name: none): the share of customers (or
     /// sessions) in arm B, and B's exploration settings (arm A has the ones above).
     public var experimentName = ""
@@ -90,6 +92,7 @@ public struct AgentConfig: Sendable, Equatable {
         c.exploreEpsilon = r.double("recommendations.epsilon", c.exploreEpsilon, in: 0.0...1.0)
         c.exploreAlpha = r.double("recommendations.alpha", c.exploreAlpha, in: 0.0...10.0)
         c.rewardWindowSeconds = r.int("recommendations.reward_window_seconds", c.rewardWindowSeconds, in: 10...86_400)
+        c.recommendationLogDays = r.int("recommendations.log_days", c.recommendationLogDays, in: 1...3650)
         c.experimentName = r.string("experiment.name", c.experimentName)
         if c.experimentName.range(of: "^[a-z0-9][a-z0-9_-]{0,63}$|^$", options: .regularExpression) == nil {
             r.fail("experiment.name", "lower-case letters, digits, - and _ (at most 64)")

@@ -13,6 +13,8 @@ public enum Hex {
         return String(decoding: utf8, as: UTF8.self)
     }
 
-    /// A 64-bit value as 16 digits, most significant first.
-    public static func string(_ value: UInt64) -> String { string((0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }) }
+    /// An unsigned integer as two digits per byte (16 for a `UInt64`), most significant first.
+    public static func string<T: FixedWidthInteger & UnsignedInteger>(_ value: T) -> String {
+        string((0..<T.bitWidth / 8).reversed().map { UInt8(truncatingIfNeeded: value >> (8 * $0)) })
+    }
 }

@@ -57,7 +57,7 @@ public enum Agent {
         let recommendations = RecommendationHost(
             store: store, encoder: encoder, exploration: exploration,
             experiment: config.experimentName.isEmpty ? nil : .init(name: config.experimentName, shareB: config.experimentShareB, b: armB),
-            logger: logger)
+            logDays: config.recommendationLogDays, logger: logger)
         let recommendationTask = Task { await recommendations.run() }
         defer { recommendationTask.cancel() }
         let reviews = TextScorer(store: store, encoder: encoder, logger: logger)

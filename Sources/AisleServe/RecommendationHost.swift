@@ -24,6 +24,8 @@ public actor RecommendationHost {
     /// Recent slates by request id, for feedback (the last 50,000).
     private var recent: [String: (customer: Int64?, items: Set<Int>)] = [:]
     private var recentOrder: [String] = []
+    /// The last request id's time part (see ``nextRequestID()``).
+    private var lastRequestClock: UInt64 = 0
     private var pendingImpressions: [Impression] = []
     private var pendingFeedback: [(request: String, item: Int, action: String, ts: Int64)] = []
     /// Explored positions: the arms' items and contexts, written out as JSON at the flush (off
@@ -75,8 +77,11 @@ public actor RecommendationHost {
     /// Explored slates waiting for their reward at most (the oldest give way).
     static let maxAwaiting = 100_000
 
-    public init(store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logger: Logger) {
-        (self.store, self.encoder, self.exploration, self.experiment, self.logger) = (store, encoder, exploration, experiment, logger)
+    /// Days the served slates' log is kept.
+    private let logDays: Int
+
+    public init(store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, logger: Logger) {
+        (self.store, self.encoder, self.exploration, self.experiment, self.logDays, self.logger) = (store, encoder, exploration, experiment, logDays, logger)
         bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
     }
 
@@ -89,7 +94,7 @@ public actor RecommendationHost {
     ) -> (request: String, items: [RecommendationIndex.Recommendation]) {
         let arm = experiment.map { $0.arm(shopperKey) }
         let exploration = arm == "b" ? experiment?.b ?? self.exploration : self.exploration
-        let request = "r" + Hex.string(UInt64.random(in: 1...UInt64.max))
+        let request = nextRequestID()
         let ts = Int64(Date().timeIntervalSince1970)
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
         var pool = slate.pool, explored: [Int: [Double]] = [:]
@@ -135,6 +140,16 @@ public actor RecommendationHost {
         return (request, items)
     }
 
+    /// A new request id: "r", 16 hex digits that only grow (milliseconds since 1970 × 65,536, plus
+    /// one when that is not more than the last), 8 random. The logs are keyed by it, so a slate's
+    /// rows land at the end of their B-trees: random keys put each insert on a random page, which
+    /// slowed every flush down as the log outgrew SQLite's page cache.
+    private func nextRequestID() -> String {
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000)) << 16
+        lastRequestClock = max(now, lastRequestClock + 1)
+        return "r" + Hex.string(lastRequestClock) + Hex.string(UInt32.random(in: 0...UInt32.max))
+    }
+
     public nonisolated var current: RecommendationIndex? { published.withLock { $0 } }
 
     /// Builds a new index when there is none, `every` has passed, or the models changed.
@@ -174,20 +189,38 @@ public actor RecommendationHost {
     }
 
     /// Rebuilds hourly and within `poll` of a model change or the encoder (re)loading; flushes
-    /// the log four times a second.
+    /// the log four times a second and drops its slates older than `logDays` at start and hourly.
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
         // The log is written four times a second whatever the index is doing (a rebuild takes
         // seconds): small transactions, not a burst that holds a core while requests wait.
         async let logging: Void = flushEvery(.milliseconds(250))
         var last = ContinuousClock.now
         await refresh(force: true)
+        await pruneLog()
         while !Task.isCancelled {
             try? await Task.sleep(for: poll)
             let due = ContinuousClock.now - last >= interval
             if due { last = .now }
             await refresh(force: due)
+            if due { await pruneLog() }
         }
         await logging
+    }
+
+    /// Deletes the slates served more than `logDays` ago, 1,000 to a transaction.
+    func pruneLog() async {
+        let before = Int64(Date().timeIntervalSince1970) - Int64(logDays) * 86_400
+        var deleted = 0
+        do {
+            while !Task.isCancelled {
+                let n = try await store.database.write { try RecommendationLog.prune($0, before: before, limit: 1000) }
+                deleted += n
+                if n < 1000 { break }
+            }
+        } catch {
+            logger.error("recommendation log not pruned", metadata: ["error": "\(error)"])
+        }
+        if deleted > 0 { logger.info("recommendation log pruned", metadata: ["slates": "\(deleted)", "days_kept": "\(logDays)"]) }
     }
 
     private func flushEvery(_ period: Duration) async {

@@ -30,6 +30,8 @@ import Testing
             colour = true
             [stroe]
             path = "/x"
+            [recommendations]
+            log_days = 0
             """
         #expect {
             try AgentConfig.parse(toml, path: "bad.toml")
@@ -38,7 +40,7 @@ import Testing
             let keys = e.issues.map(\.key)
             return e.path == "bad.toml"
                 && keys.contains("socket.mode") && keys.contains("socket.path") && keys.contains("http.max_batch_events")
-                && keys.contains("log.level") && keys.contains("log.colour") && keys.contains("stroe.path")
+                && keys.contains("log.level") && keys.contains("log.colour") && keys.contains("stroe.path") && keys.contains("recommendations.log_days")
                 && e.issues.first { $0.key == "socket.path" }?.reason == "expected a string, got a integer"
                 && e.issues.first { $0.key == "log.colour" }?.reason == "unknown key"
                 && e.issues.first { $0.key == "http.max_batch_events" }?.reason == "must be between 1 and 1000000; got 0"

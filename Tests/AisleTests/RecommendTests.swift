@@ -131,6 +131,8 @@ import Testing
         // Nobody and nothing: the store's popular items.
         let cold = try await slate(socket, "{}")
         #expect(cold.items.count == 10 && cold.items.allSatisfy { ["popular", "trending"].contains($0.source) })
+        // Request ids grow (the log's rows are appended, not scattered over its B-trees).
+        #expect(known.request_id < diverse.request_id && diverse.request_id < cold.request_id && cold.request_id.count == 25)
 
         // Feedback on a shown item is recorded; on another item or request it is refused.
         func feedback(_ body: String) async throws -> Int {
@@ -158,6 +160,37 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(logged == (9, 1, 1, 1))
+    }
+}
+
+/// The served slates' log is kept for its days: older slates go with their explored positions and
+/// feedback, in batches; newer ones stay whole.
+@Suite struct RecommendationLogTests {
+    @Test func oldSlatesArePrunedWithEverythingLoggedAboutThem() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let path = try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path))
+        let slates = [("r1", 1_000), ("r2", 1_100), ("r3", 1_200), ("r4", 5_000)]
+        try store.database.write { db in
+            let item = try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items"))
+            for (request, ts) in slates {
+                for position in 0..<2 {
+                    try db.execute(sql: """
+                        INSERT INTO rec_impressions(request_id, ts, placement, model, position, item_id, score, source, propensity)
+                        VALUES (?, ?, 'home', 'heuristic', ?, ?, 1, 'popular', 1)
+                        """, arguments: [request, ts, position, item])
+                }
+                try db.execute(sql: "INSERT INTO rec_explore(request_id, position, chosen, arms) VALUES (?, 1, 0, '[]')", arguments: [request])
+                try db.execute(sql: "INSERT INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, 'click', ?)", arguments: [request, item, ts + 5])
+            }
+        }
+        let batches = try (0..<3).map { _ in try store.database.write { try RecommendationLog.prune($0, before: 2_000, limit: 2) } }
+        #expect(batches == [2, 1, 0])
+        let left = try store.database.read { db in
+            try ["rec_impressions", "rec_explore", "rec_feedback"].map { try String.fetchAll(db, sql: "SELECT DISTINCT request_id FROM \($0)") }
+        }
+        #expect(left == [["r4"], ["r4"], ["r4"]])
+        #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_impressions") } == 2)
     }
 }
 
