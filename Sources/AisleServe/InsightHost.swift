@@ -9,7 +9,8 @@ import Logging
 /// another churn or themes version becomes active (trained, rolled back), as of the store's
 /// latest event, and swapped in whole; in between, every `tick`, the customers with new events
 /// (or newly scored review and question texts) are rescored as of their latest event against the
-/// store-wide fits of the last full computation (BG/NBD, Gamma-Gamma, RFM quintiles).
+/// store-wide fits of the last full computation (BG/NBD, Gamma-Gamma, RFM quintiles). An erased
+/// customer (`aislectl customer forget`) makes the next tick a whole computation.
 public actor InsightHost {
     private let store: Store
     private let logger: Logger
@@ -73,6 +74,7 @@ public actor InsightHost {
                 try store.database.read { db in
                     let now = try ChangeMarks.current(db)
                     guard now != marks else { return ([:], now) }
+                    guard now.erasures == marks.erasures else { return nil }  // a customer erased: all again
                     let changed = try marks.customersChanged(db)
                     guard changed.count <= InsightHost.maxUpdate, let last = try Queries.lastEventTime(db) else { return nil }
                     return (try CustomerInsight.update(db, asOf: last + 1, customers: changed, population: population), now)

@@ -11,7 +11,8 @@ import Synchronization
 
 /// The agent's recommendations: an in-memory ``RecommendationIndex`` built in the background at
 /// start, rebuilt hourly (new purchases), when another ranker, themes or global priors version
-/// becomes active and when the encoder (re)loads (the catalog's content neighbours), and swapped whole — requests never wait for a build and touch no disk. Served slates
+/// becomes active, when the encoder (re)loads (the catalog's content neighbours) and within seconds
+/// of a customer being erased, and swapped whole — requests never wait for a build and touch no disk. Served slates
 /// and feedback are queued in memory and written in batches (`rec_impressions`, `rec_feedback`).
 public actor RecommendationHost {
     private let store: Store
@@ -158,6 +159,7 @@ public actor RecommendationHost {
         let textModel = await encoder.currentModel
         var active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind]) }) ?? [:]
         active["encoder"] = textModel?.encoder.version.hashValue ?? 0
+        active["erasures"] = Int((try? await store.database.read(CustomerErasure.generation)) ?? 0)  // a customer forgotten
         guard force || current == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.run {
@@ -276,9 +278,10 @@ public actor RecommendationHost {
         pendingArms = []
         do {
             try await store.database.write { db in
+                // A customer erased since the slate was served is not referred to (nor the batch refused).
                 let insert = try db.cachedStatement(sql: """
                     INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    VALUES (?, ?, (SELECT id FROM customers WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for i in impressions {
                     try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity, i.experiment, i.arm])

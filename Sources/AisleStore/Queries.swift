@@ -183,17 +183,19 @@ extension Queries {
 }
 
 /// How far the store's events and the scores derived from their texts have got (largest event
-/// ids): what changed since is what a customer's insight has not seen yet.
+/// ids): what changed since is what a customer's insight has not seen yet; and how many
+/// customers have been erased (``CustomerErasure``), after which everything is recomputed.
 public struct ChangeMarks: Sendable, Equatable {
     public var events: Int64
     public var reviewScores: Int64
     public var textThemes: Int64
+    public var erasures: Int64
 
     public static func current(_ db: Database) throws -> ChangeMarks {
         func max(_ sql: String) throws -> Int64 { try Int64.fetchOne(db, sql: sql) ?? 0 }
         return ChangeMarks(
             events: try max("SELECT max(id) FROM events"), reviewScores: try max("SELECT max(event_id) FROM review_sentiment"),
-            textThemes: try max("SELECT max(event_id) FROM text_themes"))
+            textThemes: try max("SELECT max(event_id) FROM text_themes"), erasures: try CustomerErasure.generation(db))
     }
 
     /// The customers (store ids) with an event, a review score or a text theme after these marks.

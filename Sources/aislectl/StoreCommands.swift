@@ -3,6 +3,7 @@ import AisleFeatures
 import AisleIngest
 import AisleInsight
 import AisleStore
+import AisleText
 import ArgumentParser
 import Foundation
 import GRDB
@@ -100,7 +101,7 @@ struct CheckCommand: ParsableCommand {
 
 struct CustomerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "customer", abstract: "Look up customers by their raw id.", subcommands: [Show.self])
+        commandName: "customer", abstract: "Look up customers by their raw id, or forget one.", subcommands: [Show.self, Forget.self])
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -159,6 +160,52 @@ struct CustomerCommand: ParsableCommand {
                     let price = e.price.map { String(format: " @ %.2f", $0) } ?? ""
                     print("  \(e.ts)  \(e.type.padding(toLength: 8, withPad: " ", startingAt: 0)) \(e.qty) × \(what)\(price)\(e.receipt.map { "  [\($0)]" } ?? "")")
                 }
+            }
+        }
+    }
+}
+
+extension CustomerCommand {
+    struct Forget: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase everything the store holds about a customer (a request to be forgotten).",
+            discussion: """
+                Deletes the customer's events — with the review scores, question themes and cached \
+                text embeddings made from them — receipts, kiosk sessions, the recommendations \
+                served to them and the customer itself, in one transaction, with the bytes \
+                overwritten (SQLite secure_delete), then truncates the write-ahead log. Store-wide \
+                daily sales totals keep their figures; they name no one. A running agent stops \
+                serving the customer within seconds; the audit log records the erasure and its \
+                counts, not who. Importing a file that still holds the customer brings them back: \
+                remove them at the source too. Exits 4 when the store has no such customer.
+
+                Example: aislectl customer forget 17850 --yes
+                """)
+
+        @Argument(help: "The customer's raw identifier (loyalty card, account number).")
+        var rawID: String
+        @Flag(help: "Confirm: the erasure cannot be undone.") var yes = false
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reporting {
+                guard yes else { throw CLIError("this erases the customer's data for good; add --yes to go ahead", code: 2) }
+                let store = try Store.open(at: try storeOptions.directory())
+                let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
+                guard let id = try store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
+                    throw CLIError("no customer with that id in this store", code: 4)
+                }
+                let erased = try store.database.writeWithoutTransaction { try CustomerErasure.erase($0, customer: id, embeddingKey: EncoderService.key) }
+                // The log's older frames still hold the rows as they were: a truncating checkpoint
+                // empties it (at once unless a reader holds it past the busy timeout).
+                let wal = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+                try store.audit("customer forget", detail: "\(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) slates")
+                struct Out: Encodable { var customer: String; var erased: CustomerErasure.Erased; var walTruncated: Bool }
+                let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: wal.walFrameCount == 0)
+                if output.json { return try printJSON(out) }
+                print("customer \(out.customer) forgotten: \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) recommendation slates, \(erased.embeddings) cached text embeddings")
+                if !out.walTruncated { printError("the write-ahead log is in use; its old pages are overwritten after the agent's next checkpoint") }
             }
         }
     }

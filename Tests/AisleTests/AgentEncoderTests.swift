@@ -269,5 +269,19 @@ import Testing
         // Rescored, not recomputed: the whole table was computed once, at start.
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(text.components(separatedBy: "\"customer insight computed\"").count == 2, "\(text)")
+
+        // c0 asks to be forgotten, the agent running: within seconds it serves neither c0's
+        // insight nor slates that know c0; the newcomer's insight stays.
+        let forget = try TestSupport.run("aislectl", ["customer", "forget", "c0", "--yes", "--store", store.path])
+        #expect(forget.status == 0, "\(forget.err)")
+        var forgotten = (insight: false, slates: false)
+        for _ in 0..<300 where forgotten != (true, true) {
+            forgotten.insight = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/c0/insight").status == 404
+            forgotten.slates = try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array(#"{"customer":"c0"}"#.utf8))
+                .text.contains(#""customer_known":false"#)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(forgotten == (true, true))
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/newcomer/insight").status == 200)
     }
 }

@@ -1,0 +1,78 @@
+import AisleCore
+import AisleIngest
+import AisleStore
+import AisleText
+import Foundation
+import GRDB
+import Testing
+
+/// `aislectl customer forget`: everything the store holds about one customer goes — the bytes
+/// too, not only the rows — and everyone else's data stays.
+@Suite struct ErasureTests {
+    @Test func aForgottenCustomerLeavesNoBytesBehind() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let t0 = 1_700_000_000
+        let notes = ["alice-7731": "QZXJ unforgettable teapot", "bob-4410": "WVKY sturdy mug"]
+        var events: [String] = []
+        for (who, note) in notes.sorted(by: { $0.key < $1.key }) {
+            events += [
+                #"{"ts":\#(t0),"type":"purchase","customer":"\#(who)","item":"TEAPOT","receipt":"\#(who)-r1","qty":1,"price":20}"#,
+                #"{"ts":\#(t0),"type":"purchase","customer":"\#(who)","item":"MUG","receipt":"\#(who)-r1","qty":2,"price":5}"#,
+                #"{"ts":\#(t0 + 60),"type":"review","customer":"\#(who)","item":"TEAPOT","rating":5,"text":"\#(note)"}"#,
+                #"{"ts":\#(t0 + 120),"type":"search","customer":"\#(who)","session":"kiosk-\#(who)","text":"\#(note) again"}"#,
+            ]
+        }
+        let catalog = [#"{"item":"TEAPOT","title":"teapot","category":"tea"}"#, #"{"item":"MUG","title":"mug","category":"tea"}"#]
+        let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path))
+        let names = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path))
+        let alice = names.pseudonym("alice-7731"), bob = names.pseudonym("bob-4410")
+        // What the agent would have added: a cached embedding of alice's review, a slate served to her.
+        try store.database.write { db in
+            let id = try #require(try Queries.customerID(db, pseudonym: alice))
+            let item = try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items WHERE sku = 'TEAPOT'"))
+            for text in notes.values {
+                try db.execute(sql: "INSERT INTO embeddings(model, text_hash, dimensions, vector) VALUES ('m', ?, 1, x'00000000')", arguments: [EncoderService.key(text)])
+            }
+            try db.execute(sql: """
+                INSERT INTO rec_impressions(request_id, ts, customer_id, placement, model, position, item_id, score, source, propensity)
+                VALUES ('r1', ?, ?, 'home', 'heuristic', 0, ?, 1, 'popular', 1)
+                """, arguments: [t0, id, item])
+        }
+        try store.close()
+        func bytes() -> Data {
+            ["", "-wal"].reduce(into: Data()) { all, suffix in
+                all += FileManager.default.contents(atPath: path + "/store.sqlite" + suffix) ?? Data()
+            }
+        }
+        #expect(bytes().range(of: alice) != nil && bytes().range(of: Data("QZXJ unforgettable".utf8)) != nil)
+
+        #expect(try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--store", path]).status == 2)  // no --yes
+        let forget = try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--yes", "--json", "--store", path])
+        #expect(forget.status == 0, "\(forget.err)")
+        struct Out: Decodable { var erased: CustomerErasure.Erased; var walTruncated: Bool }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let out = try decoder.decode(Out.self, from: Data(forget.out.utf8))
+        #expect(out.erased == CustomerErasure.Erased(events: 4, receipts: 1, sessions: 1, slates: 1, embeddings: 1) && out.walTruncated, "\(forget.out)")
+
+        // Gone to the byte: her pseudonym and her words are nowhere in the database or its log.
+        let after = bytes()
+        #expect(after.range(of: alice) == nil && after.range(of: Data("QZXJ unforgettable".utf8)) == nil && after.range(of: Data("kiosk-alice".utf8)) == nil)
+        #expect(after.range(of: bob) != nil && after.range(of: Data("WVKY sturdy".utf8)) != nil)
+        #expect(try TestSupport.run("aislectl", ["customer", "show", "alice-7731", "--store", path]).status == 4)
+        #expect(try TestSupport.run("aislectl", ["customer", "show", "bob-4410", "--store", path]).out.contains("review"))
+        #expect(try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--yes", "--store", path]).status == 4)
+        #expect(try TestSupport.run("aislectl", ["check", "--store", path]).status == 0)
+        let reopened = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
+        try reopened.database.read { db in
+            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events") == 4)  // bob's
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM embeddings") == 1)
+            #expect(try CustomerErasure.generation(db) == 1)
+            // The audit log says what went, not whose.
+            let audit = try #require(try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE action = 'customer forget'"))
+            #expect(audit == "4 events, 1 receipts, 1 sessions, 1 slates")
+        }
+    }
+}
