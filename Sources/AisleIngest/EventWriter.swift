@@ -94,6 +94,8 @@ public struct EventWriter {
     private var titled = Set<Int64>()
     private var receipts = BoundedCache<String, (id: Int64, ts: Int64)>()
     private var sessions = BoundedCache<String, (id: Int64, first: Int64, last: Int64)>()
+    /// ``CustomerErasure/generation(_:)`` when the caches above were filled.
+    private var erasures: Int64 = 0
     /// Items that received purchases or returns (for the outlier pass).
     public private(set) var touchedItems = Set<Int64>()
     public private(set) var counts = Counts()
@@ -135,6 +137,15 @@ public struct EventWriter {
     /// `runID` ties them to an import run. Call ``finishTransaction(_:)`` before the
     /// transaction commits.
     public mutating func write(_ batch: [PreparedEvent], runID: Int64? = nil, now: Int64, db: Database) throws -> [EventOutcome] {
+        // A customer erased since the last batch: the cached ids may name deleted rows, or rows
+        // SQLite has since given to others.
+        let erasures = try CustomerErasure.generation(db)
+        if erasures != self.erasures {
+            customers.removeAll()
+            receipts.removeAll()
+            sessions.removeAll()
+            self.erasures = erasures
+        }
         var outcomes: [EventOutcome] = []
         outcomes.reserveCapacity(batch.count)
         let probe = try db.cachedStatement(sql: "SELECT 1 FROM events WHERE key = ?")

@@ -184,41 +184,52 @@ public actor RecommendationHost {
                 "items_with_similar": "\(new.similar?.count ?? 0)",
                 "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
             ])
-        case .success(nil): break
+        case .success(nil):  // no events (left): nothing to serve, not even what was
+            published.withLock { $0 = nil }
+            versions = active
         case .failure(let error):
             logger.error("recommendation index not built; serving the previous one", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Rebuilds hourly and within `poll` of a model change or the encoder (re)loading; flushes
-    /// the log four times a second and drops its slates older than `logDays` at start and hourly.
+    /// Rebuilds hourly and within `poll` of a model change, the encoder (re)loading or a
+    /// customer's erasure; flushes the log four times a second and drops its slates older than
+    /// `logDays` at start and hourly (beside the rebuilds: a first pruning may take long).
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
         // The log is written four times a second whatever the index is doing (a rebuild takes
         // seconds): small transactions, not a burst that holds a core while requests wait.
         async let logging: Void = flushEvery(.milliseconds(250))
+        async let pruning: Void = pruneEvery(interval)
         var last = ContinuousClock.now
         await refresh(force: true)
-        await pruneLog()
         while !Task.isCancelled {
             try? await Task.sleep(for: poll)
             let due = ContinuousClock.now - last >= interval
             if due { last = .now }
             await refresh(force: due)
-            if due { await pruneLog() }
         }
-        await logging
+        _ = await (logging, pruning)
     }
 
-    /// Deletes the slates served more than `logDays` ago, 1,000 to a transaction.
+    private func pruneEvery(_ period: Duration) async {
+        while !Task.isCancelled {
+            await pruneLog()
+            try? await Task.sleep(for: period)
+        }
+    }
+
+    /// Deletes the slates served more than `logDays` ago, 10,000 impressions to a transaction,
+    /// then the feedback as old left without its slate.
     func pruneLog() async {
         let before = Int64(Date().timeIntervalSince1970) - Int64(logDays) * 86_400
         var deleted = 0
         do {
             while !Task.isCancelled {
-                let n = try await store.database.write { try RecommendationLog.prune($0, before: before, limit: 1000) }
+                let n = try await store.database.write { try RecommendationLog.prune($0, before: before, rows: 10_000) }
                 deleted += n
-                if n < 1000 { break }
+                if n == 0 { break }
             }
+            try await store.database.write { try RecommendationLog.pruneFeedback($0, before: before) }
         } catch {
             logger.error("recommendation log not pruned", metadata: ["error": "\(error)"])
         }

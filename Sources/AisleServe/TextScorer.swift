@@ -27,6 +27,9 @@ actor TextScorer {
     private var offeredDefault = false
     /// Model versions and encoders that failed to load together, so they are not retried every poll.
     private var refused: Set<String> = []
+    /// ``CustomerErasure/generation(_:)`` when the scores' high-water marks were read: after an
+    /// erasure they are read again, as SQLite may give the erased events' ids to new ones.
+    private var erasures: Int64 = 0
 
     init(store: Store, encoder: EncoderHost, logger: Logger) {
         (self.store, self.encoder, self.logger) = (store, encoder, logger)
@@ -44,6 +47,8 @@ actor TextScorer {
     /// Scores the texts the active models have not scored yet.
     func scorePending() async throws {
         guard let textModel = await encoder.currentModel else { return }
+        let erasures = try await store.database.read(CustomerErasure.generation)
+        if erasures != self.erasures { (sentiment, themes, self.erasures) = (nil, nil, erasures) }
         try await offerDefaultSentiment(textModel)
         sentiment = try await load(SentimentClassifier.kind, into: .reviewSentiment, current: sentiment, textModel) { payload, version in
             try SentimentClassifier(file: TextClassifierFile(data: payload, name: "sentiment v\(version)"), encoder: textModel)

@@ -4,9 +4,9 @@ import GRDB
 /// Erasing a customer on request (`aislectl customer forget`): their events — with the review
 /// scores, text themes and cached text embeddings made from them — receipts, kiosk sessions,
 /// served slates and the customer row, deleted in one transaction with SQLite's `secure_delete`
-/// on, so the bytes are overwritten rather than left in free space. Store-wide daily sales
-/// totals (`item_daily`) keep their figures: they name no one. The agent sees the change through
-/// ``generation(_:)`` and stops serving the customer within seconds.
+/// fully on, so the deleted rows are overwritten rather than left in free space. Store-wide daily
+/// sales totals (`item_daily`) keep their figures: they name no one. The agent sees the change
+/// through ``generation(_:)``: it drops the row ids it cached and recomputes what it serves.
 public enum CustomerErasure {
     /// What was deleted.
     public struct Erased: Sendable, Codable, Equatable {
@@ -17,59 +17,85 @@ public enum CustomerErasure {
         }
     }
 
-    /// The number of customers erased so far; the agent recomputes what it serves when it changes.
+    /// The number of customers erased so far: when it changes, row ids cached from before may
+    /// name deleted (or reused) rows.
     public static func generation(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'customers_erased'") ?? 0
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'customers_erased'")) ?? 0
     }
 
-    /// Erases customer `id` (a store id). `embeddingKey` is the embedding cache's key of a text.
-    /// Call it outside a transaction: it switches foreign-key checks off for its own (without
-    /// an index on every referencing column, each deleted row would scan a table; the deletes
-    /// below cover every reference) and `secure_delete` on.
-    public static func erase(_ db: Database, customer id: Int64, embeddingKey: (String) -> Data) throws -> Erased {
-        try db.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON")
-        defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = OFF") }
-        var erased = Erased()
-        try db.inTransaction {
-            let c: StatementArguments = ["c": id]
-            // Their events: by customer, or in their sessions or receipts (each through its index).
-            let events = """
-                SELECT id FROM events WHERE customer_id = :c AND tier = 1
-                UNION SELECT id FROM events WHERE customer_id = :c AND tier = 0
-                UNION SELECT id FROM events WHERE session_id IS NOT NULL AND session_id IN (SELECT id FROM sessions WHERE customer_id = :c)
-                UNION SELECT id FROM events WHERE receipt_id IS NOT NULL AND receipt_id IN (SELECT id FROM receipts WHERE customer_id = :c)
-                """
-            try db.execute(sql: "CREATE TEMP TABLE erased_events(id INTEGER PRIMARY KEY); INSERT INTO erased_events \(events)", arguments: c)
-            defer { try? db.execute(sql: "DROP TABLE temp.erased_events") }
-            let texts = try String.fetchAll(db, sql: "SELECT DISTINCT text FROM events WHERE id IN erased_events AND text IS NOT NULL")
-            let deleteEmbedding = try db.makeStatement(sql: "DELETE FROM embeddings WHERE text_hash = ?")
-            for text in texts {
-                try deleteEmbedding.execute(arguments: [embeddingKey(text)])
-                erased.embeddings += db.changesCount
-            }
-            try db.execute(sql: """
-                DELETE FROM review_sentiment WHERE event_id IN erased_events;
-                DELETE FROM text_themes WHERE event_id IN erased_events;
-                UPDATE events SET sale_event_id = NULL WHERE sale_event_id IN erased_events AND id NOT IN erased_events;
-                DELETE FROM events WHERE id IN erased_events;
-                """)
-            erased.events = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_events") ?? 0
-            // Their slates, whether served to them or to one of their sessions.
-            let slates = "SELECT DISTINCT request_id FROM rec_impressions WHERE customer_id = :c OR session IN (SELECT key FROM sessions WHERE customer_id = :c)"
-            try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY); INSERT INTO erased_slates \(slates)", arguments: c)
-            defer { try? db.execute(sql: "DROP TABLE temp.erased_slates") }
-            erased.slates = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0
-            for table in ["rec_explore", "rec_feedback", "rec_impressions"] {
-                try db.execute(sql: "DELETE FROM \(table) WHERE request_id IN erased_slates")
-            }
-            try db.execute(sql: "DELETE FROM receipts WHERE customer_id = :c", arguments: c)
-            erased.receipts = db.changesCount
-            try db.execute(sql: "DELETE FROM sessions WHERE customer_id = :c", arguments: c)
-            erased.sessions = db.changesCount
-            try db.execute(sql: "DELETE FROM customers WHERE id = :c", arguments: c)
-            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('customers_erased', 1) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
-            return .commit
+    /// Erases customer `id` (a store id) and records it in the audit log (counts, not whom).
+    /// `embeddingKey` is the embedding cache's key of a text. The slate log and the cache's
+    /// models are scanned before the write; the write itself goes by index, so the agent's
+    /// writes wait for it only briefly.
+    public static func erase(_ store: Store, customer id: Int64, embeddingKey: (String) -> Data) throws -> Erased {
+        let c: StatementArguments = ["c": id]
+        let theirSlates = "SELECT request_id FROM rec_impressions WHERE customer_id = :c OR session IN (SELECT key FROM sessions WHERE customer_id = :c)"
+        let (slates, since, models) = try store.database.read { db in
+            (try String.fetchSet(db, sql: theirSlates, arguments: c),
+             try Int64.fetchOne(db, sql: "SELECT max(ts) FROM rec_impressions") ?? 0,
+             try String.fetchAll(db, sql: "SELECT DISTINCT model FROM embeddings"))
         }
-        return erased
+        return try store.database.writeWithoutTransaction { db in
+            // Foreign-key checks off: without an index on every referencing column each deleted
+            // row would scan a table; the deletes below cover every reference.
+            try db.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON")
+            defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST") }
+            var erased = Erased()
+            try db.inTransaction {
+                // Their sessions and receipts (one pass over each: neither is indexed by customer),
+                // their events — by customer, and the anonymous ones in those sessions or receipts.
+                try db.execute(sql: """
+                    CREATE TEMP TABLE erased_sessions(id INTEGER PRIMARY KEY, key TEXT NOT NULL);
+                    INSERT INTO erased_sessions SELECT id, key FROM sessions WHERE customer_id = :c;
+                    CREATE TEMP TABLE erased_receipts(id INTEGER PRIMARY KEY);
+                    INSERT INTO erased_receipts SELECT id FROM receipts WHERE customer_id = :c;
+                    CREATE TEMP TABLE erased_events(id INTEGER PRIMARY KEY);
+                    INSERT INTO erased_events
+                        SELECT id FROM events WHERE customer_id = :c AND tier = 1
+                        UNION SELECT id FROM events WHERE customer_id = :c AND tier = 0
+                        UNION SELECT id FROM events WHERE session_id IS NOT NULL AND customer_id IS NULL AND session_id IN (SELECT id FROM erased_sessions)
+                        UNION SELECT id FROM events WHERE receipt_id IS NOT NULL AND customer_id IS NULL AND receipt_id IN erased_receipts;
+                    """, arguments: c)
+                defer { try? db.execute(sql: "DROP TABLE temp.erased_sessions; DROP TABLE temp.erased_receipts; DROP TABLE temp.erased_events") }
+                erased.events = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_events") ?? 0
+                let texts = try String.fetchAll(db, sql: "SELECT DISTINCT text FROM events WHERE id IN erased_events AND text IS NOT NULL")
+                let deleteEmbedding = try db.makeStatement(sql: "DELETE FROM embeddings WHERE model = ? AND text_hash = ?")
+                for text in texts {
+                    let key = embeddingKey(text)
+                    for model in models {
+                        try deleteEmbedding.execute(arguments: [model, key])
+                        erased.embeddings += db.changesCount
+                    }
+                }
+                try db.execute(sql: """
+                    DELETE FROM review_sentiment WHERE event_id IN erased_events;
+                    DELETE FROM text_themes WHERE event_id IN erased_events;
+                    UPDATE events SET sale_event_id = NULL WHERE sale_event_id IS NOT NULL AND sale_event_id IN erased_events AND id NOT IN erased_events;
+                    DELETE FROM events WHERE id IN erased_events;
+                    """)
+                // Their slates: those the scan found, and those logged since (by the time index).
+                try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY)")
+                defer { try? db.execute(sql: "DROP TABLE temp.erased_slates") }
+                let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
+                for request in slates { try slate.execute(arguments: [request]) }
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_impressions
+                    WHERE ts >= :since AND (customer_id = :c OR session IN (SELECT key FROM erased_sessions))
+                    """, arguments: ["c": id, "since": since - 60])
+                erased.slates = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0
+                try RecommendationLog.deleteSlates(db, in: "erased_slates")
+                try db.execute(sql: "DELETE FROM receipts WHERE id IN erased_receipts")
+                erased.receipts = db.changesCount
+                try db.execute(sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM erased_sessions)")
+                erased.sessions = db.changesCount
+                try db.execute(sql: "DELETE FROM customers WHERE id = :c", arguments: c)
+                try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('customers_erased', 1) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                try Store.audit(db, "customer forget", detail: """
+                    \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) slates, \(erased.embeddings) cached embeddings
+                    """)
+                return .commit
+            }
+            return erased
+        }
     }
 }

@@ -301,6 +301,11 @@ enum Schema {
             // until someone releases it (`aislectl sync retry`).
             try db.execute(sql: "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
         }
+        m.registerMigration("v14-sale-links") { db in
+            // Returns by the sale they undo: erasing a customer's sales unlinks returns through it
+            // rather than scanning every event (CustomerErasure).
+            try db.execute(sql: "CREATE INDEX events_sale ON events(sale_event_id) WHERE sale_event_id IS NOT NULL")
+        }
         return m
     }
 }

@@ -50,6 +50,9 @@ public struct Store: Sendable {
         config.label = "aisle-store"
         if durability == .full { config.maximumReaderCount = 2 }
         config.prepareDatabase { db in
+            // Deleted and rewritten rows are zeroed where that costs no extra I/O (a customer's
+            // erasure turns it fully on; docs/PRIVACY.md).
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
             switch durability {
             case .full:
                 try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 0; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384")
@@ -92,11 +95,14 @@ public struct Store: Sendable {
 
     /// Records an admin action in the audit log.
     public func audit(_ action: String, detail: String? = nil, actor: String = Store.currentActor) throws {
-        try database.write { db in
-            try db.execute(
-                sql: "INSERT INTO audit_log(ts, actor, action, detail) VALUES (?, ?, ?, ?)",
-                arguments: [Int64(Date().timeIntervalSince1970), actor, action, detail])
-        }
+        try database.write { try Store.audit($0, action, detail: detail, actor: actor) }
+    }
+
+    /// Records an admin action in the audit log, inside the caller's transaction.
+    public static func audit(_ db: Database, _ action: String, detail: String? = nil, actor: String = Store.currentActor) throws {
+        try db.execute(
+            sql: "INSERT INTO audit_log(ts, actor, action, detail) VALUES (?, ?, ?, ?)",
+            arguments: [Int64(Date().timeIntervalSince1970), actor, action, detail])
     }
 
     /// The operating-system user running this process, for the audit log.

@@ -170,14 +170,14 @@ extension CustomerCommand {
         static let configuration = CommandConfiguration(
             abstract: "Erase everything the store holds about a customer (a request to be forgotten).",
             discussion: """
-                Deletes the customer's events — with the review scores, question themes and cached \
+                Deletes the customer's events — with the review scores, text themes and cached \
                 text embeddings made from them — receipts, kiosk sessions, the recommendations \
-                served to them and the customer itself, in one transaction, with the bytes \
+                served to them and the customer itself, in one transaction, the deleted rows \
                 overwritten (SQLite secure_delete), then truncates the write-ahead log. Store-wide \
                 daily sales totals keep their figures; they name no one. A running agent stops \
                 serving the customer within seconds; the audit log records the erasure and its \
-                counts, not who. Importing a file that still holds the customer brings them back: \
-                remove them at the source too. Exits 4 when the store has no such customer.
+                counts, not whose. Backups and files imported from still hold the customer: \
+                importing such a file brings them back. Exits 4 when the store has no such customer.
 
                 Example: aislectl customer forget 17850 --yes
                 """)
@@ -196,16 +196,17 @@ extension CustomerCommand {
                 guard let id = try store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
                     throw CLIError("no customer with that id in this store", code: 4)
                 }
-                let erased = try store.database.writeWithoutTransaction { try CustomerErasure.erase($0, customer: id, embeddingKey: EncoderService.key) }
+                let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
                 // The log's older frames still hold the rows as they were: a truncating checkpoint
-                // empties it (at once unless a reader holds it past the busy timeout).
-                let wal = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-                try store.audit("customer forget", detail: "\(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) slates")
+                // empties it, unless the agent's readers hold it past the busy timeout.
+                let truncated = (try? store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) })?.walFrameCount == 0
                 struct Out: Encodable { var customer: String; var erased: CustomerErasure.Erased; var walTruncated: Bool }
-                let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: wal.walFrameCount == 0)
+                let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: truncated)
                 if output.json { return try printJSON(out) }
                 print("customer \(out.customer) forgotten: \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) recommendation slates, \(erased.embeddings) cached text embeddings")
-                if !out.walTruncated { printError("the write-ahead log is in use; its old pages are overwritten after the agent's next checkpoint") }
+                if !truncated {
+                    printError("the write-ahead log was busy and still holds older copies of the rows until SQLite starts it again (at the latest when the agent stops)")
+                }
             }
         }
     }

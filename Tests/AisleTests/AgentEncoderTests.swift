@@ -270,18 +270,26 @@ import Testing
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(text.components(separatedBy: "\"customer insight computed\"").count == 2, "\(text)")
 
-        // c0 asks to be forgotten, the agent running: within seconds it serves neither c0's
-        // insight nor slates that know c0; the newcomer's insight stays.
+        // c0 asks to be forgotten, the agent running: within seconds it has recomputed the
+        // insight without c0 and serves no slate that knows c0; c0 buying again is a new
+        // customer (the agent's cached row ids are dropped, so the batch is taken).
         let forget = try TestSupport.run("aislectl", ["customer", "forget", "c0", "--yes", "--store", store.path])
         #expect(forget.status == 0, "\(forget.err)")
-        var forgotten = (insight: false, slates: false)
+        var forgotten = (recomputed: false, slates: false)
         for _ in 0..<300 where forgotten != (true, true) {
-            forgotten.insight = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/c0/insight").status == 404
+            let lines = try String(contentsOf: log, encoding: .utf8)
+            forgotten.recomputed = lines.components(separatedBy: "\"customer insight computed\"").count == 3
             forgotten.slates = try await UnixHTTP.request(path: socket, .POST, "/v1/recommendations", body: Array(#"{"customer":"c0"}"#.utf8))
                 .text.contains(#""customer_known":false"#)
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(forgotten == (true, true))
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/c0/insight").status == 404)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/newcomer/insight").status == 200)
+        let again = #"[{"ts":\#(t0 + 5 * 3600),"type":"purchase","customer":"c0","item":"A","receipt":"c0-again","qty":1,"price":4}]"#
+        let retaken = try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(again.utf8))
+        #expect(retaken.status == 200 && retaken.text.contains(#""accepted":1"#), "\(retaken.text)")
+        let reborn = try await insight(socket, customer: "c0") { _ in true }.insight
+        #expect(reborn.rfm["f"] == 1 && reborn.segment == "new", "\(reborn)")
     }
 }

@@ -72,7 +72,7 @@ import Testing
             #expect(try CustomerErasure.generation(db) == 1)
             // The audit log says what went, not whose.
             let audit = try #require(try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE action = 'customer forget'"))
-            #expect(audit == "4 events, 1 receipts, 1 sessions, 1 slates")
+            #expect(audit == "4 events, 1 receipts, 1 sessions, 1 slates, 1 cached embeddings")
         }
     }
 }

@@ -184,8 +184,8 @@ import Testing
                 try db.execute(sql: "INSERT INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, 'click', ?)", arguments: [request, item, ts + 5])
             }
         }
-        let batches = try (0..<3).map { _ in try store.database.write { try RecommendationLog.prune($0, before: 2_000, limit: 2) } }
-        #expect(batches == [2, 1, 0])
+        let batches = try (0..<3).map { _ in try store.database.write { try RecommendationLog.prune($0, before: 2_000, rows: 3) } }
+        #expect(batches == [2, 1, 0])  // the oldest three rows: r1's two and one of r2's, which goes whole
         let left = try store.database.read { db in
             try ["rec_impressions", "rec_explore", "rec_feedback"].map { try String.fetchAll(db, sql: "SELECT DISTINCT request_id FROM \($0)") }
         }
