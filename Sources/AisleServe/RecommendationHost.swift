@@ -289,10 +289,9 @@ public actor RecommendationHost {
         pendingArms = []
         do {
             try await store.database.write { db in
-                // A customer erased since the slate was served is not referred to (nor the batch refused).
                 let insert = try db.cachedStatement(sql: """
                     INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
-                    VALUES (?, ?, (SELECT id FROM customers WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for i in impressions {
                     try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity, i.experiment, i.arm])

@@ -2,9 +2,10 @@ import Foundation
 import GRDB
 
 /// Erasing a customer on request (`aislectl customer forget`): their events — with the review
-/// scores, text themes and cached text embeddings made from them — receipts, kiosk sessions,
-/// served slates and the customer row, deleted in one transaction with SQLite's `secure_delete`
-/// fully on, so the deleted rows are overwritten rather than left in free space. Store-wide daily
+/// scores, text themes and cached text embeddings made from them — receipts, kiosk sessions and
+/// served slates, deleted in one transaction with SQLite's `secure_delete` fully on, so the
+/// deleted rows are overwritten rather than left in free space; the customer row keeps only its
+/// id, under a random pseudonym. Store-wide daily
 /// sales totals (`item_daily`) keep their figures: they name no one. The agent sees the change
 /// through ``generation(_:)``: it drops the row ids it cached and recomputes what it serves.
 public enum CustomerErasure {
@@ -42,13 +43,13 @@ public enum CustomerErasure {
             defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST") }
             var erased = Erased()
             try db.inTransaction {
-                // Their sessions and receipts (one pass over each: neither is indexed by customer),
-                // their events — by customer, and the anonymous ones in those sessions or receipts.
+                // Their sessions and receipts; their events — by customer, and the anonymous ones
+                // in those sessions or receipts.
                 try db.execute(sql: """
                     CREATE TEMP TABLE erased_sessions(id INTEGER PRIMARY KEY, key TEXT NOT NULL);
-                    INSERT INTO erased_sessions SELECT id, key FROM sessions WHERE customer_id = :c;
+                    INSERT INTO erased_sessions SELECT id, key FROM sessions WHERE customer_id = :c AND customer_id IS NOT NULL;
                     CREATE TEMP TABLE erased_receipts(id INTEGER PRIMARY KEY);
-                    INSERT INTO erased_receipts SELECT id FROM receipts WHERE customer_id = :c;
+                    INSERT INTO erased_receipts SELECT id FROM receipts WHERE customer_id = :c AND customer_id IS NOT NULL;
                     CREATE TEMP TABLE erased_events(id INTEGER PRIMARY KEY);
                     INSERT INTO erased_events
                         SELECT id FROM events WHERE customer_id = :c AND tier = 1
@@ -72,7 +73,9 @@ public enum CustomerErasure {
                     DELETE FROM text_themes WHERE event_id IN erased_events;
                     UPDATE events SET sale_event_id = NULL WHERE sale_event_id IS NOT NULL AND sale_event_id IN erased_events AND id NOT IN erased_events;
                     DELETE FROM events WHERE id IN erased_events;
-                    """)
+                    UPDATE events SET session_id = NULL WHERE session_id IS NOT NULL AND session_id IN (SELECT id FROM erased_sessions);
+                    UPDATE events SET receipt_id = NULL WHERE receipt_id IS NOT NULL AND receipt_id IN erased_receipts;
+                    """)  // another customer's events in a session or receipt of theirs stay, detached
                 // Their slates: those the scan found, and those logged since (by the time index).
                 try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY)")
                 defer { try? db.execute(sql: "DROP TABLE temp.erased_slates") }
@@ -88,7 +91,10 @@ public enum CustomerErasure {
                 erased.receipts = db.changesCount
                 try db.execute(sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM erased_sessions)")
                 erased.sessions = db.changesCount
-                try db.execute(sql: "DELETE FROM customers WHERE id = :c", arguments: c)
+                // The row's id stays taken, by a row that names no one: SQLite would give it to the
+                // next new customer, and whatever still holds it (the insight being recomputed, a
+                // slate being logged) would then describe someone else.
+                try db.execute(sql: "UPDATE customers SET pseudonym = randomblob(32) WHERE id = :c", arguments: c)
                 try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('customers_erased', 1) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
                 try Store.audit(db, "customer forget", detail: """
                     \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) slates, \(erased.embeddings) cached embeddings

@@ -20,7 +20,7 @@ public enum RecommendationLog {
     }
 
     /// Deletes feedback given before `ts` whose slate was never logged (its flush failed, or it
-    /// was erased meanwhile).
+    /// was erased meanwhile), by the time index.
     public static func pruneFeedback(_ db: Database, before ts: Int64) throws {
         try db.execute(sql: "DELETE FROM rec_feedback WHERE ts < ?", arguments: [ts])
     }

@@ -301,10 +301,16 @@ enum Schema {
             // until someone releases it (`aislectl sync retry`).
             try db.execute(sql: "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
         }
-        m.registerMigration("v14-sale-links") { db in
-            // Returns by the sale they undo: erasing a customer's sales unlinks returns through it
-            // rather than scanning every event (CustomerErasure).
-            try db.execute(sql: "CREATE INDEX events_sale ON events(sale_event_id) WHERE sale_event_id IS NOT NULL")
+        m.registerMigration("v14-erasure-indexes") { db in
+            // What erasing a customer (CustomerErasure) and pruning the slate log look rows up by,
+            // rather than scanning their tables inside a write: returns by the sale they undo,
+            // receipts and sessions by customer, feedback by time.
+            try db.execute(sql: """
+                CREATE INDEX events_sale ON events(sale_event_id) WHERE sale_event_id IS NOT NULL;
+                CREATE INDEX receipts_customer ON receipts(customer_id) WHERE customer_id IS NOT NULL;
+                CREATE INDEX sessions_customer ON sessions(customer_id) WHERE customer_id IS NOT NULL;
+                CREATE INDEX rec_feedback_ts ON rec_feedback(ts);
+                """)
         }
         return m
     }

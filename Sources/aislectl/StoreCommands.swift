@@ -173,7 +173,9 @@ extension CustomerCommand {
                 Deletes the customer's events — with the review scores, text themes and cached \
                 text embeddings made from them — receipts, kiosk sessions, the recommendations \
                 served to them and the customer itself, in one transaction, the deleted rows \
-                overwritten (SQLite secure_delete), then truncates the write-ahead log. Store-wide \
+                overwritten (SQLite secure_delete); the customer row keeps only its id, under a \
+                random pseudonym. Then truncates the write-ahead log (exit 1 if the agent keeps it \
+                busy for 30 s: it is deleted when the agent stops). Store-wide \
                 daily sales totals keep their figures; they name no one. A running agent stops \
                 serving the customer within seconds; the audit log records the erasure and its \
                 counts, not whose. Backups and files imported from still hold the customer: \
@@ -198,14 +200,19 @@ extension CustomerCommand {
                 }
                 let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
                 // The log's older frames still hold the rows as they were: a truncating checkpoint
-                // empties it, unless the agent's readers hold it past the busy timeout.
-                let truncated = (try? store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) })?.walFrameCount == 0
+                // empties it, unless the agent's readers hold it past the busy timeout (30 s).
+                var walError: String?
+                do { _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch { walError = "\(error)" }
                 struct Out: Encodable { var customer: String; var erased: CustomerErasure.Erased; var walTruncated: Bool }
-                let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: truncated)
-                if output.json { return try printJSON(out) }
-                print("customer \(out.customer) forgotten: \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) recommendation slates, \(erased.embeddings) cached text embeddings")
-                if !truncated {
-                    printError("the write-ahead log was busy and still holds older copies of the rows until SQLite starts it again (at the latest when the agent stops)")
+                let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: walError == nil)
+                if output.json { try printJSON(out) } else {
+                    print("customer \(out.customer) forgotten: \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) recommendation slates, \(erased.embeddings) cached text embeddings")
+                }
+                if let walError {
+                    throw CLIError("""
+                        erased, but the write-ahead log was not truncated (\(walError)): it still holds older copies of the \
+                        rows until SQLite deletes it, when the agent stops
+                        """)
                 }
             }
         }

@@ -22,6 +22,8 @@ import Testing
                 #"{"ts":\#(t0 + 120),"type":"search","customer":"\#(who)","session":"kiosk-\#(who)","text":"\#(note) again"}"#,
             ]
         }
+        // Bob looks at a mug in alice's kiosk session: his event stays, detached from it.
+        events.append(#"{"ts":\#(t0 + 180),"type":"view","customer":"bob-4410","session":"kiosk-alice-7731","item":"MUG"}"#)
         let catalog = [#"{"item":"TEAPOT","title":"teapot","category":"tea"}"#, #"{"item":"MUG","title":"mug","category":"tea"}"#]
         let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
         let store = try Store.open(at: URL(fileURLWithPath: path))
@@ -67,7 +69,10 @@ import Testing
         let reopened = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
         try reopened.database.read { db in
             #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events") == 4)  // bob's
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events") == 5)  // bob's
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE type = 'view' AND session_id IS NULL") == 1)
+            // Her row keeps its id under a random pseudonym, so no newcomer inherits it.
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM customers") == 2)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM embeddings") == 1)
             #expect(try CustomerErasure.generation(db) == 1)
             // The audit log says what went, not whose.
