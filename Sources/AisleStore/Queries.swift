@@ -62,14 +62,14 @@ public enum Queries {
             byType[row["type"]] = row["n"]
         }
         let range = try timeRange(db)
-        let applied = try DatabaseMigrator().appliedIdentifiers(db)
+        let applied = try Schema.migrator.appliedMigrations(db)  // in the order they were registered
         return StoreStatus(
             events: byType.values.reduce(0, +), eventsByType: byType,
             customers: try count("customers"), items: try count("items"),
             receipts: try count("receipts"), sessions: try count("sessions"),
             firstEvent: range.map { Timestamp.format($0.first) },
             lastEvent: range.map { Timestamp.format($0.last) },
-            databaseBytes: diskBytes, schemaVersion: applied.sorted().last ?? "none",
+            databaseBytes: diskBytes, schemaVersion: applied.last ?? "none",
             lastImport: try importRuns(db, limit: 1).first)
     }
 
