@@ -37,6 +37,9 @@ public struct Store: Sendable {
     /// imports, which can be re-run idempotently).
     public enum Durability: Sendable { case full, normal }
 
+    /// The newest schema version this build knows (its last migration).
+    public static var schemaVersion: String { Schema.migrator.migrations.last ?? "none" }
+
     /// Opens an existing store and brings its schema up to date.
     public static func open(at directory: URL, durability: Durability = .full, readOnly: Bool = false) throws -> Store {
         let file = directory.appendingPathComponent(databaseName)
