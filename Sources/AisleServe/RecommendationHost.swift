@@ -157,9 +157,12 @@ public actor RecommendationHost {
     public func refresh(force: Bool = false) async {
         let store = store
         let textModel = await encoder.currentModel
-        var active = (try? await store.database.read { try ModelRegistry.activeVersions($0, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind]) }) ?? [:]
+        var active = (try? await store.database.read { db -> [String: Int] in
+            var versions = try ModelRegistry.activeVersions(db, of: [Ranker.kind, ThemeModel.kind, FleetPopularity.kind])
+            versions["erasures"] = Int(try CustomerErasure.generation(db))  // a customer forgotten
+            return versions
+        }) ?? [:]
         active["encoder"] = textModel?.encoder.version.hashValue ?? 0
-        active["erasures"] = Int((try? await store.database.read(CustomerErasure.generation)) ?? 0)  // a customer forgotten
         guard force || current == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.run {

@@ -125,9 +125,8 @@ struct CustomerCommand: ParsableCommand {
         func run() throws {
             try reporting {
                 let store = try storeOptions.openForReading()
-                let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
-                let found = try store.database.read { db -> (history: [HistoryEntry], insight: CustomerInsight?)? in
-                    guard let id = try Queries.customerID(db, pseudonym: pseudonym) else { return nil }
+                let (id, pseudonym) = try CustomerCommand.find(rawID, in: store)
+                let (history, customerInsight) = try store.database.read { db -> ([HistoryEntry], CustomerInsight?) in
                     let history = try Queries.history(db, customerID: id, limit: limit)
                     guard insight, let last = try Queries.lastEventTime(db) else { return (history, nil) }
                     var found = try CustomerInsight.computeAll(db, asOf: last + 1).insight[id]
@@ -139,7 +138,6 @@ struct CustomerCommand: ParsableCommand {
                     }
                     return (history, found)
                 }
-                guard let (history, customerInsight) = found else { throw CLIError("no customer with that id in this store", code: 4) }
                 struct Out: Encodable { var customer: String; var events: [HistoryEntry]; var insight: CustomerInsight? }
                 let out = Out(customer: Pseudonym.display(pseudonym), events: history, insight: customerInsight)
                 if output.json { return try printJSON(out) }
@@ -166,6 +164,16 @@ struct CustomerCommand: ParsableCommand {
 }
 
 extension CustomerCommand {
+    /// The store id and pseudonym of a raw customer id (hashed with the store secret); exit 4
+    /// when the store has no such customer.
+    static func find(_ rawID: String, in store: Store) throws -> (id: Int64, pseudonym: Data) {
+        let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
+        guard let id = try store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
+            throw CLIError("no customer with that id in this store", code: 4)
+        }
+        return (id, pseudonym)
+    }
+
     struct Forget: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Erase everything the store holds about a customer (a request to be forgotten).",
@@ -194,10 +202,7 @@ extension CustomerCommand {
             try reporting {
                 guard yes else { throw CLIError("this erases the customer's data for good; add --yes to go ahead", code: 2) }
                 let store = try Store.open(at: try storeOptions.directory())
-                let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
-                guard let id = try store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
-                    throw CLIError("no customer with that id in this store", code: 4)
-                }
+                let (id, pseudonym) = try CustomerCommand.find(rawID, in: store)
                 let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
                 // The log's older frames still hold the rows as they were: a truncating checkpoint
                 // empties it, unless the agent's readers hold it past the busy timeout (30 s).
