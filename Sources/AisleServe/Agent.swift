@@ -30,6 +30,7 @@ public enum Agent {
     public static func run(config: AgentConfig, logger: Logger) async throws {
         let directory = URL(fileURLWithPath: config.storePath)
         let store = try Store.open(at: directory, durability: .full)
+        let reads = try store.requestReader()
         let pseudonymizer = try Pseudonymizer(storeDirectory: directory)
         let gid = try groupID(config.socketGroup)
         try SocketFile.prepare(config.socketPath)
@@ -47,7 +48,7 @@ public enum Agent {
         let insight = InsightHost(store: store, logger: logger)
         let insightTask = Task { await insight.run(every: .seconds(3600)) { await retrainer.trainDue() } }
         defer { insightTask.cancel() }
-        let intent = IntentHost(store: store, logger: logger)
+        let intent = IntentHost(store: store, reads: reads, logger: logger)
         let intentTask = Task { await intent.run() }
         defer { intentTask.cancel() }
         let exploration = RecommendationHost.Exploration(
@@ -86,7 +87,7 @@ public enum Agent {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         AgentRoutes(
-            store: store, pseudonymizer: pseudonymizer, ingest: ingest, encoder: encoder, insight: insight, intent: intent, recommendations: recommendations, assist: assist,
+            store: store, reads: reads, pseudonymizer: pseudonymizer, ingest: ingest, encoder: encoder, insight: insight, intent: intent, recommendations: recommendations, assist: assist,
             config: .init(maxBodyBytes: config.maxBodyBytes, maxBatchEvents: config.maxBatchEvents, socketPath: config.socketPath)
         ).register(on: router)
 
@@ -107,6 +108,7 @@ public enum Agent {
             logger: logger)
         defer {
             unlink(path)
+            try? reads.close()
             try? store.close()
             logger.info("stopped", metadata: ["socket": "\(path)"])
         }

@@ -11,6 +11,8 @@ import Metrics
 /// The agent's HTTP API on its Unix socket (docs/api/openapi.yaml).
 struct AgentRoutes: Sendable {
     let store: Store
+    /// Reads on a kiosk request's path go here, never behind the agent's background reads.
+    let reads: DatabasePool
     let pseudonymizer: Pseudonymizer
     let ingest: IngestService
     let encoder: EncoderHost
@@ -151,7 +153,7 @@ struct AgentRoutes: Sendable {
         let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
         guard (1...1000).contains(limit) else { return HTTPJSON.error(.badRequest, "bad_limit", "limit must be 1 to 1000") }
         let pseudonym = pseudonymizer.pseudonym(raw)
-        let entries: [HistoryEntry]? = try await store.database.read { db in
+        let entries: [HistoryEntry]? = try await reads.read { db in
             try Queries.customerID(db, pseudonym: pseudonym).map { try Queries.history(db, customerID: $0, limit: limit) }
         }
         guard let entries else { return HTTPJSON.error(.notFound, "unknown_customer", "no events for this customer") }
@@ -208,7 +210,7 @@ struct AgentRoutes: Sendable {
         case .failure(let e): return e.response
         case .success(let at): t = at
         }
-        guard let id = try await store.database.read({ try Int64.fetchOne($0, sql: "SELECT id FROM sessions WHERE key = ?", arguments: [key]) }) else {
+        guard let id = try await reads.read({ try Int64.fetchOne($0, sql: "SELECT id FROM sessions WHERE key = ?", arguments: [key]) }) else {
             return HTTPJSON.error(.notFound, "unknown_session", "no events for this session")
         }
         guard let score = try await intent.score(.init(session: id, customer: nil), asOf: t) else { return Self.noIntentModel }
@@ -232,7 +234,7 @@ struct AgentRoutes: Sendable {
     /// The store's id and the pseudonym of a raw customer id; nil when the store has no events of theirs.
     func customer(_ raw: String) async -> (id: Int64, pseudonym: Data)? {
         let pseudonym = pseudonymizer.pseudonym(raw)
-        guard let id = try? await store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else { return nil }
+        guard let id = try? await reads.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else { return nil }
         return (id, pseudonym)
     }
 
@@ -352,7 +354,7 @@ struct AgentRoutes: Sendable {
         } catch {
             return HTTPJSON.error(.badRequest, "bad_window", "\(error)")
         }
-        let result = try await store.database.read { db in try window.query(db, limit: limit) }
+        let result = try await reads.read { db in try window.query(db, limit: limit) }
         return try HTTPJSON.response(TopResponse(from: Timestamp.format(result.from), to: Timestamp.format(result.to), items: result.items))
     }
 

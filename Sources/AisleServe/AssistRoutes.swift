@@ -105,7 +105,7 @@ extension AgentRoutes {
             return HTTPJSON.error(.serviceUnavailable, "encoder_unavailable", "dense search needs the encoder, which is not loaded")
         }
         let interests = await interests(fields.customer)
-        let hits = try await store.database.read { db in try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k, mode: mode) }
+        let hits = try await reads.read { db in try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k, mode: mode) }
         await assist.log(fields.event(.search))
         return try HTTPJSON.response(SearchResponse(
             query: fields.text, corrected: corrected == CatalogSearch.queryWords(fields.text).joined(separator: " ") ? nil : corrected, mode: vector == nil ? "lexical" : mode.rawValue,
@@ -135,7 +135,7 @@ extension AgentRoutes {
             guard let search = state.search else { return [] }
             let vector = search.encoderVersion == encoder.encoder.version ? embedding : nil
             let interests = await interests(fields.customer)
-            return try await store.database.read { db in
+            return try await reads.read { db in
                 try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k)
             }.filter(\.relevant)
         }

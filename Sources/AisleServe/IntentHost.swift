@@ -3,6 +3,7 @@ import AisleFeatures
 import AisleInsight
 import AisleStore
 import Foundation
+import GRDB
 import Logging
 
 /// Purchase intent in real time: the registry's active intent model over a shopper's events in
@@ -18,11 +19,13 @@ public actor IntentHost {
     }
 
     private let store: Store
+    private let reads: DatabasePool
     private let logger: Logger
     private var loaded: Loaded?
 
-    public init(store: Store, logger: Logger) {
-        (self.store, self.logger) = (store, logger)
+    /// `reads`: the pool a request's own reads go through (`Store.requestReader`).
+    public init(store: Store, reads: DatabasePool, logger: Logger) {
+        (self.store, self.reads, self.logger) = (store, reads, logger)
     }
 
     /// The model and rates in use, nil before an intent model has been trained.
@@ -54,7 +57,7 @@ public actor IntentHost {
     nonisolated func score(_ unit: IntentFeatures.Unit, asOf t: Int64) async throws -> IntentScore? {
         guard let l = await current else { return nil }
         let lookback = Int64(l.model.lookbackMinutes) * 60
-        let recent = try await store.database.read { try IntentFeatures.recent($0, unit: unit, asOf: t, lookback: lookback) }
+        let recent = try await reads.read { try IntentFeatures.recent($0, unit: unit, asOf: t, lookback: lookback) }
         return l.model.score(recent.events, purchasesBefore: recent.purchasesBefore, asOf: t, rates: l.rates, version: l.version)
     }
 }

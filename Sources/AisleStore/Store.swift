@@ -46,6 +46,33 @@ public struct Store: Sendable {
         guard FileManager.default.fileExists(atPath: file.path) else {
             throw StoreError.notInitialised(directory.path)
         }
+        let pool = try DatabasePool(path: file.path, configuration: configuration(durability, readOnly: readOnly))
+        let migrator = Schema.migrator
+        if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
+            throw StoreError.newerSchema(directory.path)
+        }
+        if !readOnly { try migrator.migrate(pool) }
+        if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
+            // An older schema: bring it up to date once (a writer's job), then read.
+            try pool.close()
+            do { try open(at: directory, durability: durability).close() } catch {
+                throw StoreError.olderSchema(directory.path, "\(error)")
+            }
+            return try open(at: directory, durability: durability, readOnly: true)
+        }
+        return Store(directory: directory, database: pool)
+    }
+
+    /// A second, read-only pool of two connections for the reads on a kiosk request's path, so a
+    /// lookup never waits for a reader held by the agent's background work (an index rebuild, a
+    /// whole insight computation, training). The caller closes it.
+    public func requestReader() throws -> DatabasePool {
+        let file = directory.appendingPathComponent(Self.databaseName)
+        return try DatabasePool(path: file.path, configuration: Self.configuration(.full, readOnly: true))
+    }
+
+    /// The connection settings every open of a store uses.
+    static func configuration(_ durability: Durability, readOnly: Bool) -> Configuration {
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.readonly = readOnly
@@ -63,21 +90,7 @@ public struct Store: Sendable {
                 try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 32768")
             }
         }
-        let pool = try DatabasePool(path: file.path, configuration: config)
-        let migrator = Schema.migrator
-        if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
-            throw StoreError.newerSchema(directory.path)
-        }
-        if !readOnly { try migrator.migrate(pool) }
-        if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
-            // An older schema: bring it up to date once (a writer's job), then read.
-            try pool.close()
-            do { try open(at: directory, durability: durability).close() } catch {
-                throw StoreError.olderSchema(directory.path, "\(error)")
-            }
-            return try open(at: directory, durability: durability, readOnly: true)
-        }
-        return Store(directory: directory, database: pool)
+        return config
     }
 
     /// Creates the database of a new store (the directory must exist).

@@ -278,4 +278,30 @@ extension Data {
             #expect(bytes.range(of: Data("LOYALTY-CARD".utf8)) == nil)
         }
     }
+
+    /// The agent's kiosk lookups go through `requestReader()`: they must answer while background
+    /// work holds both of the store's own reader connections, and they cannot write.
+    @Test func requestReadsDoNotWaitForBackgroundReads() throws {
+        let s = try TempStore()
+        _ = try s.importEvents(#"{"ts":1300000000,"type":"purchase","customer":"c1","receipt":"R1","item":"A","price":1}"#)
+        let pseudonym = try Pseudonymizer(storeDirectory: s.directory).pseudonym("c1")
+        let reads = try s.store.requestReader()
+        defer { try? reads.close() }
+        let (started, release, answered) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        for _ in 0..<2 {
+            DispatchQueue.global().async { _ = try? s.store.database.read { _ in started.signal(); release.wait() } }
+        }
+        defer { release.signal(); release.signal() }
+        for _ in 0..<2 { #expect(started.wait(timeout: .now() + 10) == .success) }
+        let store = s.store
+        DispatchQueue.global().async {
+            if (try? store.database.read { try Queries.customerID($0, pseudonym: pseudonym) }) != nil { answered.signal() }
+        }
+        #expect(answered.wait(timeout: .now() + 0.5) == .timedOut)  // the store's own readers are all taken
+        DispatchQueue.global().async {
+            if (try? reads.read { try Queries.customerID($0, pseudonym: pseudonym) }) != nil { answered.signal() }
+        }
+        #expect(answered.wait(timeout: .now() + 10) == .success)
+        #expect(throws: DatabaseError.self) { try reads.write { try $0.execute(sql: "DELETE FROM events") } }
+    }
 }
