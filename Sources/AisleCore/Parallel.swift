@@ -6,22 +6,41 @@ public enum Parallel {
     /// `body`'s entry for each index of `0..<count` that has one, computed on up to eight cores
     /// (each takes every n-th index, with its own `scratch` state) and merged.
     public static func dictionary<Key: Hashable & Sendable, Value: Sendable, Scratch>(
-        count: Int, scratch: @Sendable () -> Scratch, _ body: @Sendable (Int, inout Scratch) -> (Key, Value)?
+        count: Int, scratch: @escaping @Sendable () -> Scratch, _ body: @escaping @Sendable (Int, inout Scratch) -> (Key, Value)?
     ) -> [Key: Value] {
         let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
-        let results = Mutex([[Key: Value]](repeating: [:], count: parts))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        let results = Results<[Key: Value]>(parts)
+        let work: @Sendable (Int) -> Void = { part in
             var state = scratch(), mine: [Key: Value] = [:]
             for i in stride(from: part, to: count, by: parts) {
                 if let (key, value) = body(i, &state) { mine[key] = value }
             }
-            results.withLock { $0[part] = mine }
+            results.set(part, mine)
         }
-        return results.withLock { $0.reduce(into: [:]) { $0.merge($1) { a, _ in a } } }
+        // Threads started here inherit this thread's priority, so background work spread over
+        // the cores stays background (``Blocking/background(_:)``).
+        let done = DispatchGroup()
+        for part in 1..<parts {
+            done.enter()
+            let thread = Thread { work(part); done.leave() }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        work(0)
+        done.wait()
+        return results.all.reduce(into: [:]) { $0.merge($1) { a, _ in a } }
+    }
+
+    /// One slot per part, filled from the parts' threads.
+    private final class Results<T: Sendable>: Sendable {
+        private let slots: Mutex<[T?]>
+        init(_ n: Int) { slots = Mutex([T?](repeating: nil, count: n)) }
+        func set(_ i: Int, _ value: T) { slots.withLock { $0[i] = value } }
+        var all: [T] { slots.withLock { $0.compactMap { $0 } } }
     }
 
     /// As above, without scratch state.
-    public static func dictionary<Key: Hashable & Sendable, Value: Sendable>(count: Int, _ body: @Sendable (Int) -> (Key, Value)?) -> [Key: Value] {
+    public static func dictionary<Key: Hashable & Sendable, Value: Sendable>(count: Int, _ body: @escaping @Sendable (Int) -> (Key, Value)?) -> [Key: Value] {
         dictionary(count: count, scratch: {}) { i, _ in body(i) }
     }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 /// Jobs waiting for one dedicated thread that takes them in batches: submitters never block,
@@ -48,5 +49,47 @@ public enum Blocking {
         try await withCheckedThrowingContinuation { done in
             DispatchQueue.global(qos: .utility).async { done.resume(with: Result { try work() }) }
         }
+    }
+
+    /// The nice value of ``background(_:)``'s threads.
+    public static let backgroundNice: Int32 = 19
+
+    /// Seconds-long computation that no request waits for — training, a whole insight
+    /// computation, an index build — on a thread of its own at nice ``backgroundNice``, so the
+    /// kernel gives a core to the threads answering requests first. Threads it starts
+    /// (``Parallel``) inherit that priority.
+    public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { done in
+            let thread = Thread {
+                Scheduling.lowerPriority(to: backgroundNice)
+                done.resume(returning: work())
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    public static func background<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await background { Result { try work() } }.get()
+    }
+}
+
+/// The calling thread's scheduling priority. On Linux the nice value belongs to each thread, and
+/// `PRIO_PROCESS` with id 0 names the calling thread alone.
+public enum Scheduling {
+    /// Lowers the calling thread's priority to `nice` (never raises it: that needs privilege).
+    public static func lowerPriority(to nice: Int32) {
+        #if os(Linux)
+        if nice > currentNice { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
+        #endif
+    }
+
+    /// The calling thread's nice value.
+    public static var currentNice: Int32 {
+        #if os(Linux)
+        getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        #else
+        0
+        #endif
     }
 }

@@ -180,7 +180,7 @@ public actor AssistHost {
         let key = [catalog, model?.encoder.version ?? "", themesVersion.map(String.init) ?? ""]
         guard key != indexedFor else { return }
         let started = Date()
-        let search = try await Blocking.run {
+        let search = try await Blocking.background {
             let embeddings = try model.map { try CatalogEmbeddings.load(store, model: $0) }
             return try store.database.read { db in
                 try CatalogSearch(db, embeddings: embeddings, encoderVersion: model?.encoder.version, themes: try ThemeModel.active(db)?.model)

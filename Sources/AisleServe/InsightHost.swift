@@ -41,7 +41,7 @@ public actor InsightHost {
     public func refresh() async {
         let store = store
         let started = Date()
-        let result = await Blocking.run {
+        let result = await Blocking.background {
             Result { () -> (table: [Int64: CustomerInsight], population: CustomerInsight.Population?, versions: [String: Int], marks: ChangeMarks) in
                 try store.database.read { db in
                     let versions = try ModelRegistry.activeVersions(db, of: InsightHost.kinds)
@@ -69,7 +69,7 @@ public actor InsightHost {
     func update() async {
         guard let population, let marks else { return }
         let store = store
-        let result = await Blocking.run {
+        let result = await Blocking.background {
             Result { () -> (rows: [Int64: CustomerInsight], marks: ChangeMarks)? in
                 try store.database.read { db in
                     let now = try ChangeMarks.current(db)

@@ -165,7 +165,7 @@ public actor RecommendationHost {
         active["encoder"] = textModel?.encoder.version.hashValue ?? 0
         guard force || current == nil || active != versions else { return }
         let started = Date()
-        let built = await Blocking.run {
+        let built = await Blocking.background {
             Result { () throws -> RecommendationIndex? in
                 // Not for a catalog too large to compare every pair: its titles are not even encoded.
                 let small = try store.database.read(CatalogEmbeddings.count) <= ContentNeighbours.maxItems

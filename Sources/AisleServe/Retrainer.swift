@@ -38,7 +38,7 @@ actor Retrainer {
             .filter { $0 != ThemeModel.kind || textModel != nil }  // the themes wait for the encoder
         for kind in due { lastAttempt[kind] = started }
         for kind in due where !Task.isCancelled {
-            let result: Result<ModelRecord?, any Error> = await Blocking.run {
+            let result: Result<ModelRecord?, any Error> = await Blocking.background {
                 Result { () throws -> ModelRecord? in
                     guard let last = try store.database.read(Queries.lastEventTime) else { return nil }
                     return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, actor: "aisled").record

@@ -138,3 +138,17 @@ import Testing
         #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
     }
 }
+
+@Suite struct BackgroundWorkTests {
+    /// Index builds, training and whole insight computations run at the background priority,
+    /// and so do the threads they spread their work over; the caller's priority is untouched.
+    @Test func backgroundWorkAndItsThreadsRunAtLowPriority() async {
+        let before = Scheduling.currentNice
+        let seen = await Blocking.background { Parallel.dictionary(count: 64) { i in (i, Scheduling.currentNice) } }
+        #expect(seen.count == 64)
+        #expect(Set(seen.values) == [Blocking.backgroundNice])
+        #expect(Scheduling.currentNice == before)
+        let everyIndex = Parallel.dictionary(count: 1000) { i in i % 3 == 0 ? (i, i * i) : nil }
+        #expect(everyIndex.count == 334 && everyIndex[999] == 998_001)
+    }
+}
