@@ -59,10 +59,12 @@ public enum Blocking {
     /// kernel gives a core to the threads answering requests first. Threads it starts
     /// (``Parallel``) inherit that priority.
     public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { done in
+        let resumer = Resumer.shared  // started from here, at the caller's priority
+        return await withCheckedContinuation { done in
             let thread = Thread {
                 Scheduling.lowerPriority(to: backgroundNice)
-                done.resume(returning: work())
+                let result = work()
+                resumer.submit { done.resume(returning: result) }
             }
             thread.stackSize = 8 << 20
             thread.start()
@@ -71,6 +73,30 @@ public enum Blocking {
 
     public static func background<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await background { Result { try work() } }.get()
+    }
+}
+
+/// Resumes background work's waiters from one thread at normal priority. Resuming queues the
+/// waiting task on GCD, which may start a new worker thread for it from the resuming thread; a
+/// worker started from a nice-19 thread would inherit nice 19 and go on to run requests with it.
+final class Resumer: Sendable {
+    static let shared = Resumer()
+    private let pending = Mutex<[@Sendable () -> Void]>([])
+    private let wake = DispatchSemaphore(value: 0)
+
+    private init() {
+        Thread { [self] in
+            while true {
+                wake.wait()
+                for job in pending.withLock({ q in defer { q = [] }; return q }) { job() }
+            }
+        }.start()
+    }
+
+    /// Runs `job` on the resumer's thread (signalling it wakes a thread and starts none).
+    func submit(_ job: @escaping @Sendable () -> Void) {
+        pending.withLock { $0.append(job) }
+        wake.signal()
     }
 }
 

@@ -95,7 +95,7 @@ actor TextScorer {
             let from = after
             let batch = try await store.database.read { try TextScores.pending($0, kind, version: version, after: from, limit: 128) }
             guard let last = batch.last?.id else { break }
-            let write = await Blocking.background { compute(batch) }
+            let write = await Blocking.run { compute(batch) }  // the encoder, shared with requests: not at background priority
             try await store.database.write(write)
             after = last
             scored += batch.count
