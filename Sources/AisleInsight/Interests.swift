@@ -53,9 +53,11 @@ public enum Interests {
             }
             if let category = row[4] as String? { categoryWeight[customer, default: [:]][category, default: 0] += w }
         }
-        func shares<K>(_ w: [K: Double]) -> [K: Double] {
+        func shares<K: Comparable>(_ w: [K: Double]) -> [K: Double] {
             let kept = w.filter { $0.value > 0 }
-            let total = kept.values.reduce(0, +)
+            // Summed in key order: a dictionary's order differs from one instance to the next, and
+            // the shares must not depend on it (rescoring a few customers must equal computing all).
+            let total = kept.sorted { $0.key < $1.key }.reduce(0) { $0 + $1.value }
             return total > 0 ? kept.mapValues { $0 / total } : [:]
         }
         var out: [Int64: Profile] = [:]
