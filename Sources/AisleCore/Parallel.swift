@@ -22,9 +22,7 @@ public enum Parallel {
         let done = DispatchGroup()
         for part in 1..<parts {
             done.enter()
-            let thread = Thread { work(part); done.leave() }
-            thread.stackSize = 8 << 20
-            thread.start()
+            Thread { work(part); done.leave() }.start()
         }
         work(0)
         done.wait()

@@ -61,13 +61,11 @@ public enum Blocking {
     public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         let resumer = Resumer.shared  // started from here, at the caller's priority
         return await withCheckedContinuation { done in
-            let thread = Thread {
+            Thread {
                 Scheduling.lowerPriority(to: backgroundNice)
                 let result = work()
                 resumer.submit { done.resume(returning: result) }
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
+            }.start()
         }
     }
 
