@@ -36,8 +36,9 @@ public final class WorkQueue<Job: Sendable>: Sendable {
 }
 
 /// Blocking work — synchronous database access, long computation — run on a GCD thread instead
-/// of Swift concurrency's cooperative pool. That pool has one thread per core: two tasks
-/// blocked in it on a database reader can starve the very tasks that would release one.
+/// of the threads that run tasks (Swift concurrency's pool, or in `aisled` the event loops that
+/// serve the socket). There is one of those per core: two tasks blocked on a database reader can
+/// starve the very tasks that would release one.
 public enum Blocking {
     public static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { done in
