@@ -284,7 +284,9 @@ public actor RecommendationHost {
         while awaitingHead < awaitingOrder.count, awaiting[awaitingOrder[awaitingHead]] == nil { _ = nextAwaiting() }
     }
 
-    /// Writes the queued impressions and feedback in one transaction, at low priority.
+    /// Writes the queued impressions and feedback in one transaction. At normal priority: it holds
+    /// the store's writer, and at nice 19 a busy agent starved it while event batches waited
+    /// (ingest p99 at saturation 174 ms → 1.7 s when tried, docs/BENCHMARKS.md).
     func flush() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
         guard !pendingImpressions.isEmpty || !pendingFeedback.isEmpty else { return }
@@ -292,12 +294,9 @@ public actor RecommendationHost {
         pendingImpressions = []
         pendingFeedback = []
         pendingArms = []
-        // Written from a thread at nice 19: the write is tens of milliseconds of CPU at 2,000
-        // slates a second, and at normal priority it held a core the requests needed (p99 at
-        // 2,000/s 5.6 → 4.0 ms side by side, docs/BENCHMARKS.md).
-        let database = store.database
-        let written = await Blocking.background { Result { try database.write { db in try Self.log(impressions, arms, feedback, in: db) } } }
-        if case .failure(let error) = written {
+        do {
+            try await store.database.write { db in try Self.log(impressions, arms, feedback, in: db) }
+        } catch {
             logger.error("recommendation log not written", metadata: ["error": "\(error)", "impressions": "\(impressions.count)"])
         }
     }
