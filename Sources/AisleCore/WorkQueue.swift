@@ -60,7 +60,8 @@ public enum Blocking {
     /// kernel gives a core to the threads answering requests first. Threads it starts
     /// (``Parallel``) inherit that priority.
     public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        let resumer = Resumer.shared  // started from here, at the caller's priority
+        // Both threads start from here, at the caller's priority, the first time.
+        let (resumer, _) = (NormalPriorityThread.resumes, NormalPriorityThread.writes)
         return await withCheckedContinuation { done in
             Thread {
                 Scheduling.lowerPriority(to: backgroundNice)
@@ -75,11 +76,17 @@ public enum Blocking {
     }
 }
 
-/// Resumes background work's waiters from one thread at normal priority. Resuming queues the
-/// waiting task on GCD, which may start a new worker thread for it from the resuming thread; a
-/// worker started from a nice-19 thread would inherit nice 19 and go on to run requests with it.
-final class Resumer: Sendable {
-    static let shared = Resumer()
+/// A thread at normal priority that runs the jobs submitted to it in turn, for background
+/// threads to hand work to. Started from a thread at normal priority (``Blocking/background(_:)``
+/// starts both the first time), since a thread inherits its creator's nice value.
+final class NormalPriorityThread: Sendable {
+    /// Resumes background work's waiters. Resuming queues the waiting task, which may start a new
+    /// GCD worker thread from the resuming thread; a worker started from a nice-19 thread would
+    /// inherit nice 19 and go on to run requests with it.
+    static let resumes = NormalPriorityThread()
+    /// Runs background work's writes (``Scheduling/atNormalPriority(_:)``).
+    static let writes = NormalPriorityThread()
+
     private let pending = Mutex<[@Sendable () -> Void]>([])
     private let wake = DispatchSemaphore(value: 0)
 
@@ -92,7 +99,7 @@ final class Resumer: Sendable {
         }.start()
     }
 
-    /// Runs `job` on the resumer's thread (signalling it wakes a thread and starts none).
+    /// Runs `job` on this thread (signalling it wakes a thread and starts none).
     func submit(_ job: @escaping @Sendable () -> Void) {
         pending.withLock { $0.append(job) }
         wake.signal()
@@ -117,4 +124,27 @@ public enum Scheduling {
         0
         #endif
     }
+
+    /// Runs `work` on a thread at normal priority and waits for it, when the calling thread's
+    /// priority is lowered (inline otherwise). For background work's writes: a write holds the
+    /// store's one writer, and a nice-19 thread starved on a busy agent while holding it kept
+    /// event batches waiting for seconds (docs/ARCHITECTURE.md, "Concurrency").
+    public static func atNormalPriority<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        guard currentNice > 0 else { return try work() }
+        let outcome = Outcome<T>()
+        NormalPriorityThread.writes.submit {
+            let r = Result { try work() }
+            outcome.value.withLock { $0 = r }
+            outcome.done.signal()
+        }
+        outcome.done.wait()
+        guard let r = outcome.value.withLock({ $0 }) else { preconditionFailure("signalled before the result was set") }
+        return try r.get()
+    }
+}
+
+/// A result handed from one thread to another that waits for it.
+private final class Outcome<T: Sendable>: Sendable {
+    let value = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
 }

@@ -27,13 +27,20 @@ public actor RecommendationHost {
     private var recentOrder: [String] = []
     /// The last request id's time part (see ``nextRequestID()``).
     private var lastRequestClock: UInt64 = 0
-    private var pendingImpressions: [Impression] = []
+    private var pendingSlates: [LoggedSlate] = []
     private var pendingFeedback: [PendingFeedback] = []
-    /// Explored positions: the arms' items and contexts, written out as JSON at the flush (off
-    /// the request path).
-    private var pendingArms: [PendingArms] = []
     typealias PendingFeedback = (request: String, item: Int, action: String, ts: Int64)
-    typealias PendingArms = (request: String, position: Int, chosen: Int, items: [Int32], contexts: [[Double]])
+    /// At most this many slates are written in one transaction: a flush holds the store's writer,
+    /// which event batches wait for (at saturation a flush is thousands of slates).
+    static let slatesPerTransaction = 200
+
+    /// A served slate's log rows: a row per item, and for each explored position the arms'
+    /// items and contexts (written out as JSON at the flush, off the request path).
+    struct LoggedSlate: Sendable {
+        var request: String
+        var impressions: [Impression] = []
+        var arms: [(position: Int, chosen: Int, items: [Int32], contexts: [[Double]])] = []
+    }
 
     struct Impression: Sendable {
         var request: String, ts: Int64, customer: Int64?, session: String?, placement: String, model: String
@@ -100,13 +107,13 @@ public actor RecommendationHost {
         let request = nextRequestID()
         let ts = Int64(Date().timeIntervalSince1970)
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
-        var pool = slate.pool, explored: [Int: [Double]] = [:]
+        var pool = slate.pool, explored: [Int: [Double]] = [:], logged = LoggedSlate(request: request)
         let positions = exploration.slots > 0 && !pool.isEmpty ? Array(max(0, slots.count - exploration.slots)..<slots.count) : []
         for p in positions where !pool.isEmpty {
             let arms = [slots[p]] + pool
             let contexts = arms.map(index.banditContext)
             let (arm, propensity) = bandit.choose(contexts, epsilon: exploration.epsilon, draw: Double.random(in: 0..<1), pick: Int.random(in: 0..<arms.count))
-            pendingArms.append((request, p, arm, arms.map(\.item), contexts))
+            logged.arms.append((p, arm, arms.map(\.item), contexts))
             if arm > 0 {
                 pool[arm - 1] = slots[p]  // the displaced item stays eligible for the next explored position
                 slots[p] = arms[arm]
@@ -119,11 +126,12 @@ public actor RecommendationHost {
             explored[Int(slots[p].item)] = contexts[arm]
         }
         for (position, (slot, item)) in zip(slots, items).enumerated() {
-            pendingImpressions.append(Impression(
+            logged.impressions.append(Impression(
                 request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model,
                 position: position, item: Int(slot.item), score: item.score, source: item.source, propensity: propensities[position],
                 experiment: experiment?.name, arm: arm))
         }
+        pendingSlates.append(logged)
         if !explored.isEmpty {
             awaiting[request] = (ts, explored)
             awaitingOrder.append(request)
@@ -284,36 +292,37 @@ public actor RecommendationHost {
         while awaitingHead < awaitingOrder.count, awaiting[awaitingOrder[awaitingHead]] == nil { _ = nextAwaiting() }
     }
 
-    /// Writes the queued impressions and feedback in one transaction. At normal priority: it holds
-    /// the store's writer, and at nice 19 a busy agent starved it while event batches waited
-    /// (ingest p99 at saturation 174 ms → 1.7 s when tried, docs/BENCHMARKS.md).
+    /// Writes the queued slates and feedback, ``slatesPerTransaction`` slates to a transaction.
+    /// At normal priority: a write holds the store's writer, and at nice 19 a busy agent starved
+    /// it while event batches waited (ingest p99 at saturation 174 ms → 1.7 s when tried).
     func flush() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
-        guard !pendingImpressions.isEmpty || !pendingFeedback.isEmpty else { return }
-        let (impressions, feedback, arms) = (pendingImpressions, pendingFeedback, pendingArms)
-        pendingImpressions = []
+        guard !pendingSlates.isEmpty || !pendingFeedback.isEmpty else { return }
+        let (slates, feedback) = (pendingSlates, pendingFeedback)
+        pendingSlates = []
         pendingFeedback = []
-        pendingArms = []
-        do {
-            try await store.database.write { db in try Self.log(impressions, arms, feedback, in: db) }
-        } catch {
-            logger.error("recommendation log not written", metadata: ["error": "\(error)", "impressions": "\(impressions.count)"])
+        for start in stride(from: 0, to: max(slates.count, 1), by: Self.slatesPerTransaction) {
+            let chunk = Array(slates[start..<min(start + Self.slatesPerTransaction, slates.count)])
+            let withFeedback = start == 0 ? feedback : []
+            do {
+                try await store.database.write { db in try Self.log(chunk, withFeedback, in: db) }
+            } catch {
+                logger.error("recommendation log not written", metadata: ["error": "\(error)", "slates": "\(chunk.count)", "feedback": "\(withFeedback.count)"])
+            }
         }
     }
 
-    /// The rows of a flush.
-    private static func log(
-        _ impressions: [Impression], _ arms: [PendingArms], _ feedback: [PendingFeedback], in db: Database
-    ) throws {
+    /// The rows of some slates and feedback.
+    private static func log(_ slates: [LoggedSlate], _ feedback: [PendingFeedback], in db: Database) throws {
         let insert = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for i in impressions {
+        for i in slates.lazy.flatMap(\.impressions) {
             try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity, i.experiment, i.arm])
         }
         let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
-        for a in arms {
+        for (request, a) in slates.lazy.flatMap({ s in s.arms.lazy.map { (s.request, $0) } }) {
             // [[item, context…], …]
             var json: [UInt8] = [UInt8(ascii: "[")]
             for (n, (item, context)) in zip(a.items, a.contexts).enumerated() {
@@ -322,7 +331,7 @@ public actor RecommendationHost {
                 json.append(UInt8(ascii: "]"))
             }
             json.append(UInt8(ascii: "]"))
-            try arm.execute(arguments: [a.request, a.position, a.chosen, String(decoding: json, as: UTF8.self)])
+            try arm.execute(arguments: [request, a.position, a.chosen, String(decoding: json, as: UTF8.self)])
         }
         let fb = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, ?, ?)")
         for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }

@@ -24,7 +24,8 @@ public struct StoredEmbeddings: EmbeddingCache {
 
     public func store(model: String, vectors: [(key: Data, vector: [Float])]) throws {
         guard !vectors.isEmpty else { return }
-        try database.write { db in
+        let database = database
+        try Scheduling.atNormalPriority { try database.write { db in
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO embeddings(model, text_hash, dimensions, vector) VALUES (?, ?, ?, ?)
                 ON CONFLICT(model, text_hash) DO NOTHING
@@ -32,6 +33,6 @@ public struct StoredEmbeddings: EmbeddingCache {
             for (key, vector) in vectors {
                 try insert.execute(arguments: [model, key, vector.count, vector.withUnsafeBytes { Data($0) }])
             }
-        }
+        } }
     }
 }

@@ -38,7 +38,7 @@ public enum ModelTrainer {
     ) throws -> Result {
         let started = Date()
         let payload: Data, from: Int64?, features: [String], describe: (ModelRecord) -> String
-        let parameters: [String: JSONValue], metrics: any Encodable
+        let parameters: [String: JSONValue], metrics: any Encodable & Sendable
         switch kind {
         case ChurnModel.kind:
             let r = try store.database.read { try ChurnModel.train($0, asOf: t, horizonDays: s.churnHorizonDays, snapshots: s.churnSnapshots) }
@@ -85,12 +85,16 @@ public enum ModelTrainer {
         default:
             throw InputError("unknown model kind \"\(kind)\"; trainable: \(kinds.joined(separator: ", "))")
         }
-        let record = try store.database.write { db in
-            try ModelRegistry.register(
-                db, kind: kind, payload: payload, parameters: JSONValue.object(parameters), metrics: AnyEncodable(metrics), features: features,
-                dataFrom: from, dataUntil: t, activate: activate, actor: actor)
+        // At normal priority even from the agent's nice-19 training thread (it holds the writer).
+        let record = try Scheduling.atNormalPriority { [metrics = AnyEncodable(metrics)] in
+            let record = try store.database.write { db in
+                try ModelRegistry.register(
+                    db, kind: kind, payload: payload, parameters: JSONValue.object(parameters), metrics: metrics, features: features,
+                    dataFrom: from, dataUntil: t, activate: activate, actor: actor)
+            }
+            try store.audit("train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
+            return record
         }
-        try store.audit("train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
         return Result(record: record, summary: describe(record) + String(format: "; %.1f s", Date().timeIntervalSince(started)))
     }
 
@@ -104,8 +108,8 @@ public enum ModelTrainer {
 }
 
 /// Any encodable value, for metrics whose type depends on the model.
-struct AnyEncodable: Encodable {
-    let value: any Encodable
-    init(_ value: any Encodable) { self.value = value }
+struct AnyEncodable: Encodable, Sendable {
+    let value: any Encodable & Sendable
+    init(_ value: any Encodable & Sendable) { self.value = value }
     func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
 }

@@ -151,4 +151,22 @@ import Testing
         let everyIndex = Parallel.dictionary(count: 1000) { i in i % 3 == 0 ? (i, i * i) : nil }
         #expect(everyIndex.count == 334 && everyIndex[999] == 998_001)
     }
+
+    struct Refused: Error {}
+
+    /// Background work's writes (a trained model's registration, cached embeddings) run at the
+    /// normal priority, on another thread, with the answer or the error brought back; from a
+    /// thread at normal priority the work runs inline.
+    @Test func writesFromBackgroundWorkRunAtNormalPriority() async throws {
+        let before = Scheduling.currentNice
+        let (inside, write, failed) = await Blocking.background {
+            (Scheduling.currentNice, (try? Scheduling.atNormalPriority { Scheduling.currentNice }) ?? -100,
+             (try? Scheduling.atNormalPriority { () throws -> Int32 in throw Refused() }) == nil)
+        }
+        #expect(inside == Blocking.backgroundNice)
+        #expect(write == before)
+        #expect(failed)
+        let caller = pthread_self()
+        #expect(try Scheduling.atNormalPriority { pthread_equal(pthread_self(), caller) != 0 })
+    }
 }
