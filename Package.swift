@@ -208,6 +208,7 @@ let package = Package(
                 "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleServe", "AisleHub", "AisleClient", "AisleText", "AisleModels", "AisleFeatures", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync", "AisleFederated",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
     ]

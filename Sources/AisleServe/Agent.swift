@@ -38,7 +38,7 @@ public enum Agent {
 
         let encoder = EncoderHost(
             path: config.encoderModel.isEmpty ? ModelFiles.default.int8Weights.path : config.encoderModel,
-            threads: config.encoderThreads, cache: StoredEmbeddings(store: store), logger: logger)
+            threads: config.encoderThreads, cache: StoredEmbeddings(store: store, reads: reads), logger: logger)
         var settings = ModelTrainer.Settings()
         settings.churnHorizonDays = config.churnHorizonDays
         (settings.intentLookbackMinutes, settings.intentHorizonMinutes) = (config.intentLookbackMinutes, config.intentHorizonMinutes)

@@ -5,12 +5,15 @@ import GRDB
 /// The embedding cache in the store's SQLite database (table `embeddings`).
 public struct StoredEmbeddings: EmbeddingCache {
     let database: DatabasePool
+    let reads: DatabasePool
 
-    public init(store: Store) { database = store.database }
+    /// `reads`: the pool lookups go through — the agent's request pool (``Store/requestReader()``)
+    /// for the cache `/v1/embed` reads; the store's own by default.
+    public init(store: Store, reads: DatabasePool? = nil) { (database, self.reads) = (store.database, reads ?? store.database) }
 
     public func vectors(model: String, keys: [Data]) throws -> [Data: [Float]] {
         guard !keys.isEmpty else { return [:] }
-        return try database.read { db in
+        return try reads.read { db in
             var found: [Data: [Float]] = [:]
             let select = try db.cachedStatement(sql: "SELECT vector FROM embeddings WHERE model = ? AND text_hash = ?")
             for key in keys {

@@ -303,6 +303,11 @@ extension Data {
             if (try? reads.read { try Queries.customerID($0, pseudonym: pseudonym) }) != nil { answered.signal() }
         }.start()
         #expect(answered.wait(timeout: .now() + 10) == .success)
+        let cache = StoredEmbeddings(store: store, reads: reads)  // what `/v1/embed` reads first
+        Thread {
+            if (try? cache.vectors(model: "m", keys: [Data([1])])) != nil { answered.signal() }
+        }.start()
+        #expect(answered.wait(timeout: .now() + 10) == .success)
         #expect(throws: DatabaseError.self) { try reads.write { try $0.execute(sql: "DELETE FROM events") } }
     }
 }

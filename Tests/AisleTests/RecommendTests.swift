@@ -5,6 +5,7 @@ import AisleModels
 @testable import AisleServe
 import AisleStore
 import GRDB
+import Logging
 import Foundation
 import Testing
 
@@ -191,6 +192,39 @@ import Testing
         }
         #expect(left == [["r4"], ["r4"], ["r4"]])
         #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_impressions") } == 2)
+    }
+
+    /// A flush of more slates than one transaction takes writes every one of them, with their
+    /// explored positions (the agent writes ``RecommendationHost/slatesPerTransaction`` at a time).
+    @Test func aFlushOfManySlatesWritesThemAll() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let t0 = 1_600_000_000
+        let catalog = (1...12).map { #"{"item":"I\#($0)","title":"item \#($0)","category":"c\#($0 % 4)"}"# }
+        let events = (0..<40).map { n in
+            #"{"ts":\#(t0 + n * 3_600),"type":"purchase","customer":"c\#(n % 8)","item":"I\#(1 + n % 12)","receipt":"r\#(n)","qty":1,"price":2}"#
+        }
+        let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path))
+        let index = try await store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 86_400 * 3), ranker: nil, themes: nil, fleet: nil, similar: nil) }
+        let logger = Logger(label: "test")
+        let host = RecommendationHost(
+            store: store, encoder: EncoderHost(path: dir.appendingPathComponent("no-model").path, threads: 1, cache: nil, logger: logger),
+            exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), logger: logger)
+        let slates = RecommendationHost.slatesPerTransaction * 2 + 17
+        var shown = 0, explored = 0
+        for n in 0..<slates {
+            let slate = index.slate(.init(customer: nil, k: 4), pool: 30)
+            let served = await host.serve(slate, index: index, customer: nil, shopperKey: "s\(n)", cart: [], session: "s\(n)", placement: "test")
+            shown += served.items.count
+            explored += slate.pool.isEmpty || slate.slots.isEmpty ? 0 : 1
+        }
+        await host.flush()
+        let logged = try await store.database.read { db in
+            try ["SELECT count(*) FROM rec_impressions", "SELECT count(DISTINCT request_id) FROM rec_impressions", "SELECT count(*) FROM rec_explore"]
+                .map { try Int.fetchOne(db, sql: $0) ?? -1 }
+        }
+        #expect(shown >= slates && explored > 0)
+        #expect(logged == [shown, slates, explored])
     }
 }
 
