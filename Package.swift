@@ -151,8 +151,6 @@ let package = Package(
             dependencies: [
                 "AisleServe", "AisleConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict),
         .executableTarget(

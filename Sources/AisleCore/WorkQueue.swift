@@ -36,9 +36,8 @@ public final class WorkQueue<Job: Sendable>: Sendable {
 }
 
 /// Blocking work — synchronous database access, long computation — run on a GCD thread instead
-/// of the threads that run tasks (Swift concurrency's pool, or in `aisled` the event loops that
-/// serve the socket). There is one of those per core: two tasks blocked on a database reader can
-/// starve the very tasks that would release one.
+/// of Swift concurrency's cooperative pool. That pool has one thread per core: two tasks
+/// blocked in it on a database reader can starve the very tasks that would release one.
 public enum Blocking {
     public static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { done in
@@ -60,8 +59,8 @@ public enum Blocking {
     /// kernel gives a core to the threads answering requests first. Threads it starts
     /// (``Parallel``) inherit that priority.
     public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        // Both threads start from here, at the caller's priority, the first time.
-        let (resumer, _) = (NormalPriorityThread.resumes, NormalPriorityThread.writes)
+        Scheduling.startNormalPriorityThreads()  // from here, at the caller's priority, if not yet
+        let resumer = NormalPriorityThread.resumes
         return await withCheckedContinuation { done in
             Thread {
                 Scheduling.lowerPriority(to: backgroundNice)
@@ -87,6 +86,8 @@ final class NormalPriorityThread: Sendable {
     /// Runs background work's writes (``Scheduling/atNormalPriority(_:)``).
     static let writes = NormalPriorityThread()
 
+    /// The thread's nice value: its creator's.
+    let nice = Scheduling.currentNice
     private let pending = Mutex<[@Sendable () -> Void]>([])
     private let wake = DispatchSemaphore(value: 0)
 
@@ -125,12 +126,18 @@ public enum Scheduling {
         #endif
     }
 
+    /// Starts the threads at normal priority that background work hands jobs to, from the
+    /// calling thread, whose nice value they take: the agent calls it at start.
+    public static func startNormalPriorityThreads() {
+        _ = (NormalPriorityThread.resumes, NormalPriorityThread.writes)
+    }
+
     /// Runs `work` on a thread at normal priority and waits for it, when the calling thread's
-    /// priority is lowered (inline otherwise). For background work's writes: a write holds the
-    /// store's one writer, and a nice-19 thread starved on a busy agent while holding it kept
+    /// priority is lower than that (inline otherwise). For background work's writes: a write holds
+    /// the store's one writer, and a nice-19 thread starved on a busy agent while holding it kept
     /// event batches waiting for seconds (docs/ARCHITECTURE.md, "Concurrency").
     public static func atNormalPriority<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
-        guard currentNice > 0 else { return try work() }
+        guard currentNice > NormalPriorityThread.writes.nice else { return try work() }
         let outcome = Outcome<T>()
         NormalPriorityThread.writes.submit {
             let r = Result { try work() }

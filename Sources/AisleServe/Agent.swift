@@ -1,4 +1,5 @@
 import AisleConfig
+import AisleCore
 import AisleIngest
 import AisleInsight
 import AisleTraining
@@ -29,6 +30,7 @@ public enum AgentError: Error, CustomStringConvertible {
 public enum Agent {
     public static func run(config: AgentConfig, logger: Logger) async throws {
         let directory = URL(fileURLWithPath: config.storePath)
+        Scheduling.startNormalPriorityThreads()
         let store = try Store.open(at: directory, durability: .full)
         let reads = try store.requestReader()
         let pseudonymizer = try Pseudonymizer(storeDirectory: directory)
@@ -113,6 +115,8 @@ public enum Agent {
             logger.info("stopped", metadata: ["socket": "\(path)"])
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        // The last slates served are logged before the store closes.
+        await recommendations.flush()
         // The last second's questions and searches are written before the store closes.
         assistTask.cancel()
         await assistTask.value

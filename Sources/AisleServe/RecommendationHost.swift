@@ -303,7 +303,9 @@ public actor RecommendationHost {
         pendingFeedback = []
         for start in stride(from: 0, to: max(slates.count, 1), by: Self.slatesPerTransaction) {
             let chunk = Array(slates[start..<min(start + Self.slatesPerTransaction, slates.count)])
-            let withFeedback = start == 0 ? feedback : []
+            // Feedback with the last slates: a reader between two transactions sees no feedback
+            // for a slate not yet written.
+            let withFeedback = start + Self.slatesPerTransaction >= slates.count ? feedback : []
             do {
                 try await store.database.write { db in try Self.log(chunk, withFeedback, in: db) }
             } catch {

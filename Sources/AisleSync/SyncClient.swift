@@ -71,7 +71,7 @@ public struct SyncClient: Sendable {
     /// One pass: hello, then every due upload, then the hub's models. Throws when the hub is
     /// out of reach (nothing is lost: the outbox keeps everything for the next pass).
     public func pass(now: Int64 = Int64(Date().timeIntervalSince1970), everything: Bool = false) async throws -> SyncReport {
-        let (enrollment, identity) = try credentials()
+        let (enrollment, identity) = try await credentials()
         let connection = try enrollment.connection()
         var report = SyncReport()
         let hello = try await store.database.read { db in
@@ -174,7 +174,7 @@ public struct SyncClient: Sendable {
     /// Writes every queued upload, sealed part by part, as files under `folder` for
     /// `aisle-hub import`; returns the number of files. Items stay queued until acknowledged.
     public func export(to folder: URL) async throws -> Int {
-        let (e, identity) = try credentials()
+        let (e, identity) = try await credentials()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var files = 0
         let items = try await store.database.read { try Outbox.due($0, at: nil) }
@@ -190,8 +190,8 @@ public struct SyncClient: Sendable {
         return files
     }
 
-    func credentials() throws -> (Enrollment, SyncIdentity) {
-        guard let e = try store.database.read({ try SyncState.enrollment($0) }) else {
+    func credentials() async throws -> (Enrollment, SyncIdentity) {
+        guard let e = try await store.database.read({ try SyncState.enrollment($0) }) else {
             throw SyncError(.notEnrolled, "this store is not enrolled with a hub; `aislectl sync enroll --hub URL --token T`")
         }
         return (e, try SyncIdentity.load(path: SyncState.identityPath(store: directory)))

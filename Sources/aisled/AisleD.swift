@@ -3,8 +3,6 @@ import AisleServe
 import ArgumentParser
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
 
 /// The store agent.
 @main
@@ -25,9 +23,6 @@ struct AisleD: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Override socket.path.", valueName: "PATH")) var socket: String?
 
     func run() async throws {
-        // Tasks run on the event loops that serve the socket: a request no longer hops from a
-        // loop to Swift concurrency's pool and back (docs/ARCHITECTURE.md, "Concurrency").
-        let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         var cfg = AgentConfig()
         let path = config ?? (FileManager.default.fileExists(atPath: "/etc/aisle/aisled.toml") ? "/etc/aisle/aisled.toml" : nil)
         if let path {
@@ -40,7 +35,6 @@ struct AisleD: AsyncParsableCommand {
         if let socket { cfg.socketPath = socket }
         StructuredLogHandler.bootstrap(level: cfg.logLevel, format: cfg.logFormat)
         let logger = Logger(label: "aisled")
-        if !onEventLoops { logger.warning("tasks run on Swift concurrency's own threads: the event loops could not take them") }
         do {
             try await Agent.run(config: cfg, logger: logger)
         } catch {
