@@ -301,8 +301,9 @@ public actor RecommendationHost {
         let (slates, feedback) = (pendingSlates, pendingFeedback)
         pendingSlates = []
         pendingFeedback = []
+        // One pass at least: a flush may carry feedback alone.
         for start in stride(from: 0, to: max(slates.count, 1), by: Self.slatesPerTransaction) {
-            let chunk = Array(slates[start..<min(start + Self.slatesPerTransaction, slates.count)])
+            let chunk = slates[start..<min(start + Self.slatesPerTransaction, slates.count)]
             // Feedback with the last slates: a reader between two transactions sees no feedback
             // for a slate not yet written.
             let withFeedback = start + Self.slatesPerTransaction >= slates.count ? feedback : []
@@ -315,7 +316,7 @@ public actor RecommendationHost {
     }
 
     /// The rows of some slates and feedback.
-    private static func log(_ slates: [LoggedSlate], _ feedback: [PendingFeedback], in db: Database) throws {
+    private static func log(_ slates: ArraySlice<LoggedSlate>, _ feedback: [PendingFeedback], in db: Database) throws {
         let insert = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

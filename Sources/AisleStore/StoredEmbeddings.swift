@@ -27,7 +27,6 @@ public struct StoredEmbeddings: EmbeddingCache {
 
     public func store(model: String, vectors: [(key: Data, vector: [Float])]) throws {
         guard !vectors.isEmpty else { return }
-        let database = database
         try Scheduling.atNormalPriority { try database.write { db in
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO embeddings(model, text_hash, dimensions, vector) VALUES (?, ?, ?, ?)
