@@ -11,8 +11,9 @@ public struct RecommendationIndex: Sendable {
         public var id: Int
         public var sku: String
         public var title: String
-        /// Category, else the item's theme label, else nil: what the diversity cap counts.
-        public var group: String?
+        /// Its category, else its theme label, else nil, numbered at build (a cheap key on the
+        /// request path): what the diversity cap counts.
+        public var group: Int?
         public var recommendable: Bool
     }
 
@@ -73,11 +74,16 @@ public struct RecommendationIndex: Sendable {
     public static func build(
         _ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?, fleet: FleetPopularity?, similar: ContentNeighbours? = nil
     ) throws -> RecommendationIndex {
-        var items: [Int: Item] = [:], skus: [String: Int] = [:]
+        var items: [Int: Item] = [:], skus: [String: Int] = [:], groups: [String: Int] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, active, sellable FROM items") {
             let id = Int(row[0] as Int64)
             let theme = themes?.itemThemes[Int64(id)].flatMap { $0 < (themes?.themes.count ?? 0) ? themes?.themes[$0].label : nil }
-            items[id] = Item(id: id, sku: row[1], title: row[2], group: (row[3] as String?) ?? theme, recommendable: row[4] && row[5])
+            let group = ((row[3] as String?) ?? theme).map { name in
+                if let n = groups[name] { return n }
+                groups[name] = groups.count
+                return groups.count - 1
+            }
+            items[id] = Item(id: id, sku: row[1], title: row[2], group: group, recommendable: row[4] && row[5])
             skus[row[1]] = id
         }
         let signals = Signals(try PurchaseHistory.load(db, to: t), fleetShares: fleet?.shares(skus) ?? [:])
@@ -200,7 +206,7 @@ public struct RecommendationIndex: Sendable {
         // Precomputed unless the visit changes the ranking, or the rules leave too few.
         func pick(_ slots: [Slot]) -> Slate? {
             var open = slots.filter { !blocked.contains(Int($0.item)) }
-            var chosen: [Slot] = [], groups: [String: Int] = [:]
+            var chosen: [Slot] = [], groups: [Int: Int] = [:]
             // Each item's likeness to the most alike chosen one, kept as items are chosen.
             var likeness: [Int32: Float] = [:]
             func capped(_ slot: Slot) -> Bool { items[Int(slot.item)]?.group.map { groups[$0, default: 0] >= Self.perGroup } ?? false }
