@@ -205,34 +205,35 @@ public struct RecommendationIndex: Sendable {
         let blocked = q.exclude.union(q.cart).union(q.viewed)
         // Precomputed unless the visit changes the ranking, or the rules leave too few.
         func pick(_ slots: [Slot]) -> Slate? {
-            var open = slots.filter { !blocked.contains(Int($0.item)) }
+            // The open slots with their items' groups, looked up once.
+            var open = slots.compactMap { blocked.contains(Int($0.item)) ? nil : (slot: $0, group: items[Int($0.item)]?.group) }
             var chosen: [Slot] = [], groups: [Int: Int] = [:]
             // Each item's likeness to the most alike chosen one, kept as items are chosen.
             var likeness: [Int32: Float] = [:]
-            func capped(_ slot: Slot) -> Bool { items[Int(slot.item)]?.group.map { groups[$0, default: 0] >= Self.perGroup } ?? false }
+            func capped(_ group: Int?) -> Bool { group.map { groups[$0, default: 0] >= Self.perGroup } ?? false }
             func adjusted(_ slot: Slot) -> Float { slot.score - Self.diversity * (likeness[slot.item] ?? 0) }
             // Maximal marginal relevance: each time, the slot whose score less its likeness to
             // those chosen is best; slots come best first, so the search stops at the first whose
             // score alone cannot win.
             while chosen.count < q.k {
                 var best: (at: Int, score: Float)?
-                for (at, slot) in open.enumerated() where !capped(slot) {
+                for (at, (slot, group)) in open.enumerated() where !capped(group) {
                     if let best, slot.score <= best.score { break }
                     let score = adjusted(slot)
                     if score > best?.score ?? -.infinity { best = (at, score) }
                 }
                 guard let best else { break }
-                var slot = open.remove(at: best.at)
+                var (slot, group) = open.remove(at: best.at)
                 slot.score = best.score
                 chosen.append(slot)
-                if let g = items[Int(slot.item)]?.group { groups[g, default: 0] += 1 }
+                if let group { groups[group, default: 0] += 1 }
                 for n in similar?.alike(Int(slot.item)) ?? [] { likeness[Int32(n.item)] = max(likeness[Int32(n.item)] ?? 0, n.similarity) }
             }
             guard chosen.count == q.k || slots.count < Self.slotsPerCustomer else { return nil }
             // The pool for exploration: what the rules still allow, scored as the slate's last
             // slot was (so none scores above it), best first.
             var rest: [Slot] = []
-            for slot in open where pool > 0 && !capped(slot) {
+            for (slot, group) in open where pool > 0 && !capped(group) {
                 var s = slot
                 s.score = adjusted(slot)
                 rest.append(s)
