@@ -283,14 +283,23 @@ public actor RecommendationHost {
         return id
     }
 
-    /// Explored items whose reward window has passed without them being taken: reward 0.
+    /// Explored items whose reward window has passed without them being taken: reward 0. Walks
+    /// the queue from its oldest end and stops at the first slate still in its window: each
+    /// flush costs what expires, not a pass over every waiting slate (up to ``maxAwaiting``).
     func expireRewards(now: Int64) {
-        for (request, waiting) in awaiting where now - waiting.ts >= exploration.rewardWindow {
-            for context in waiting.items.values { bandit.update(context, reward: 0) }
-            awaiting[request] = nil
+        while awaitingHead < awaitingOrder.count {
+            let request = awaitingOrder[awaitingHead]
+            if let waiting = awaiting[request] {
+                guard now - waiting.ts >= exploration.rewardWindow else { return }
+                for context in waiting.items.values { bandit.update(context, reward: 0) }
+                awaiting[request] = nil
+            }
+            _ = nextAwaiting()
         }
-        while awaitingHead < awaitingOrder.count, awaiting[awaitingOrder[awaitingHead]] == nil { _ = nextAwaiting() }
     }
+
+    /// Slates whose explored items still wait for their reward.
+    var awaitingRewards: Int { awaiting.count }
 
     /// Writes the queued slates and feedback, ``slatesPerTransaction`` slates to a transaction.
     /// At normal priority: a write holds the store's writer, and at nice 19 a busy agent starved

@@ -194,9 +194,9 @@ import Testing
         #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_impressions") } == 2)
     }
 
-    /// A flush of more slates than one transaction takes writes every one of them, with their
-    /// explored positions (the agent writes ``RecommendationHost/slatesPerTransaction`` at a time).
-    @Test func aFlushOfManySlatesWritesThemAll() async throws {
+    /// A host exploring one position of every slate, on a store of 12 items and 8 customers, and
+    /// that store and its index.
+    private func exploringHost() async throws -> (host: RecommendationHost, index: RecommendationIndex, store: Store) {
         let dir = try TestSupport.temporaryDirectory()
         let t0 = 1_600_000_000
         let catalog = (1...12).map { #"{"item":"I\#($0)","title":"item \#($0)","category":"c\#($0 % 4)"}"# }
@@ -210,14 +210,27 @@ import Testing
         let host = RecommendationHost(
             store: store, encoder: EncoderHost(path: dir.appendingPathComponent("no-model").path, threads: 1, cache: nil, logger: logger),
             exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), logger: logger)
-        let slates = RecommendationHost.slatesPerTransaction * 2 + 17
+        return (host, index, store)
+    }
+
+    /// Serves `count` slates; the items shown and the slates with an explored position.
+    private func serve(_ count: Int, by host: RecommendationHost, from index: RecommendationIndex) async -> (shown: Int, explored: Int) {
         var shown = 0, explored = 0
-        for n in 0..<slates {
+        for n in 0..<count {
             let slate = index.slate(.init(customer: nil, k: 4), pool: 30)
             let served = await host.serve(slate, index: index, customer: nil, shopperKey: "s\(n)", cart: [], session: "s\(n)", placement: "test")
             shown += served.items.count
             explored += slate.pool.isEmpty || slate.slots.isEmpty ? 0 : 1
         }
+        return (shown, explored)
+    }
+
+    /// A flush of more slates than one transaction takes writes every one of them, with their
+    /// explored positions (the agent writes ``RecommendationHost/slatesPerTransaction`` at a time).
+    @Test func aFlushOfManySlatesWritesThemAll() async throws {
+        let (host, index, store) = try await exploringHost()
+        let slates = RecommendationHost.slatesPerTransaction * 2 + 17
+        let (shown, explored) = await serve(slates, by: host, from: index)
         await host.flush()
         let logged = try await store.database.read { db in
             try ["SELECT count(*) FROM rec_impressions", "SELECT count(DISTINCT request_id) FROM rec_impressions", "SELECT count(*) FROM rec_explore"]
@@ -225,6 +238,25 @@ import Testing
         }
         #expect(shown >= slates && explored > 0)
         #expect(logged == [shown, slates, explored])
+    }
+
+    /// Explored items wait for their reward until the window (600 s) has passed since their slate
+    /// was served, and not longer: slates of an earlier second expire, a later second's wait.
+    @Test func explorationRewardsExpireOldestFirst() async throws {
+        let (host, index, _) = try await exploringHost()
+        let early = await serve(30, by: host, from: index).explored
+        let lastEarly = Int64(Date().timeIntervalSince1970)
+        while Int64(Date().timeIntervalSince1970) <= lastEarly { try await Task.sleep(for: .milliseconds(50)) }
+        let later = Int64(Date().timeIntervalSince1970)
+        let late = await serve(20, by: host, from: index).explored
+        #expect(early > 0 && late > 0)
+        #expect(await host.awaitingRewards == early + late)
+        await host.expireRewards(now: lastEarly + 599)
+        #expect(await host.awaitingRewards == early + late)
+        await host.expireRewards(now: later + 599)  // ≥ 600 s after every early slate, < 600 s after the late ones
+        #expect(await host.awaitingRewards == late)
+        await host.expireRewards(now: later + 600)
+        #expect(await host.awaitingRewards == 0)
     }
 }
 
