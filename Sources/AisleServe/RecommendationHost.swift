@@ -252,12 +252,13 @@ public actor RecommendationHost {
         if deleted > 0 { logger.info("recommendation log pruned", metadata: ["slates": "\(deleted)", "days_kept": "\(logDays)"]) }
     }
 
+    /// Flushes until cancelled, and not once more then: in a cancelled task GRDB refuses the
+    /// write, and the slates taken for it would be lost. What is left waits for the owner's
+    /// ``flush()`` (the agent's, after its server stops).
     private func flushEvery(_ period: Duration) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: period)
+        while (try? await Task.sleep(for: period)) != nil, !Task.isCancelled {
             await flush()
         }
-        await flush()
     }
 
     enum FeedbackError: Error { case unknownRequest, itemNotShown }
