@@ -181,7 +181,7 @@ let package = Package(
         // Open-loop HTTP load generator over a Unix socket (tools/, used by `make bench`).
         .executableTarget(
             name: "aisle-loadgen",
-            dependencies: ["AisleClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/loadgen",
             swiftSettings: strict),
         // The fleet simulation: real agents and a real hub on loopback, federated rounds of the
