@@ -38,7 +38,7 @@ public struct AgentConfig: Sendable, Equatable {
     public var exploreEpsilon = 0.1
     public var exploreAlpha = 0.5
     public var rewardWindowSeconds = 600
-    /// Days the served slates, explored choices and feedback are kept (`rec_impressions` …).
+    /// Days the served slates, explored choices and feedback are kept (`rec_slates` …).
     public var recommendationLogDays = 90
     /// An A/B experiment on the recommendations (empty name: none): the share of customers (or
     /// sessions) in arm B, and B's exploration settings (arm A has the ones above).

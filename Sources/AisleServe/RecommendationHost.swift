@@ -34,18 +34,14 @@ public actor RecommendationHost {
     /// which event batches wait for (at saturation a flush is thousands of slates).
     static let slatesPerTransaction = 200
 
-    /// A served slate's log rows: a row per item, and for each explored position the arms'
-    /// items and contexts (written out as JSON at the flush, off the request path).
+    /// A served slate as logged: its row (the items by position, with the policy's propensity
+    /// of showing each there) and for each explored position the arms' items and contexts —
+    /// encoded at the flush, off the request path.
     struct LoggedSlate: Sendable {
-        var request: String
-        var impressions: [Impression] = []
-        var arms: [(position: Int, chosen: Int, items: [Int32], contexts: [[Double]])] = []
-    }
-
-    struct Impression: Sendable {
         var request: String, ts: Int64, customer: Int64?, session: String?, placement: String, model: String
-        var position: Int, item: Int, score: Double, source: String, propensity: Double
         var experiment: String?, arm: String?
+        var items: [(item: Int, score: Double, source: String, propensity: Double)] = []
+        var arms: [(position: Int, chosen: Int, items: [Int32], contexts: [[Double]])] = []
     }
 
     /// The exploration policy and what it waits to learn: explored items by request, with their
@@ -111,7 +107,9 @@ public actor RecommendationHost {
         let request = nextRequestID()
         let ts = Int64(Date().timeIntervalSince1970)
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
-        var pool = slate.pool, explored: [Int: [Double]] = [:], logged = LoggedSlate(request: request)
+        var pool = slate.pool, explored: [Int: [Double]] = [:]
+        var logged = LoggedSlate(
+            request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model, experiment: experiment?.name, arm: arm)
         let positions = exploration.slots > 0 && !pool.isEmpty ? Array(max(0, slots.count - exploration.slots)..<slots.count) : []
         for p in positions where !pool.isEmpty {
             let arms = [slots[p]] + pool
@@ -129,12 +127,7 @@ public actor RecommendationHost {
             propensities[p] = propensity
             explored[Int(slots[p].item)] = contexts[arm]
         }
-        for (position, (slot, item)) in zip(slots, items).enumerated() {
-            logged.impressions.append(Impression(
-                request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model,
-                position: position, item: Int(slot.item), score: item.score, source: item.source, propensity: propensities[position],
-                experiment: experiment?.name, arm: arm))
-        }
+        logged.items = slots.indices.map { p in (Int(slots[p].item), items[p].score, items[p].source, propensities[p]) }
         pendingSlates.append(logged)
         if !explored.isEmpty {
             awaiting[request] = (ts, explored)
@@ -234,14 +227,14 @@ public actor RecommendationHost {
         }
     }
 
-    /// Deletes the slates served more than `logDays` ago, 10,000 impressions to a transaction,
+    /// Deletes the slates served more than `logDays` ago, 1,000 to a transaction,
     /// then the feedback as old left without its slate.
     func pruneLog() async {
         let before = Int64(Date().timeIntervalSince1970) - Int64(logDays) * 86_400
         var deleted = 0
         do {
             while !Task.isCancelled {
-                let n = try await store.database.write { try RecommendationLog.prune($0, before: before, rows: 10_000) }
+                let n = try await store.database.write { try RecommendationLog.prune($0, before: before, rows: 1_000) }
                 deleted += n
                 if n == 0 { break }
             }
@@ -331,25 +324,32 @@ public actor RecommendationHost {
     /// The rows of some slates and feedback.
     private static func log(_ slates: ArraySlice<LoggedSlate>, _ feedback: [PendingFeedback], in db: Database) throws {
         let insert = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO rec_impressions(request_id, ts, customer_id, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR IGNORE INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for i in slates.lazy.flatMap(\.impressions) {
-            try insert.execute(arguments: [i.request, i.ts, i.customer, i.session, i.placement, i.model, i.position, i.item, i.score, i.source, i.propensity, i.experiment, i.arm])
+        for s in slates {
+            try insert.execute(arguments: [s.request, s.ts, s.customer, s.session, s.placement, s.model, s.experiment, s.arm, itemsJSON(s)])
         }
         let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
         for (request, a) in slates.lazy.flatMap({ s in s.arms.lazy.map { (s.request, $0) } }) {
-            // [[item, context…], …]
-            var json: [UInt8] = [UInt8(ascii: "[")]
-            for (n, (item, context)) in zip(a.items, a.contexts).enumerated() {
-                json += Array((n > 0 ? ",[\(item)" : "[\(item)").utf8)
-                for x in context { json.append(UInt8(ascii: ",")); JSONText.append(number: x, to: &json) }
-                json.append(UInt8(ascii: "]"))
-            }
-            json.append(UInt8(ascii: "]"))
-            try arm.execute(arguments: [request, a.position, a.chosen, String(decoding: json, as: UTF8.self)])
+            try arm.execute(arguments: [request, a.position, a.chosen, RecommendationLog.encodeArms(items: a.items, contexts: a.contexts)])
         }
         let fb = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, ?, ?)")
         for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }
+    }
+
+    /// A slate's items as `rec_slates.items` holds them: `[[item_id, score, source, propensity], …]` by position.
+    private static func itemsJSON(_ slate: LoggedSlate) -> String {
+        var json: [UInt8] = [UInt8(ascii: "[")]
+        for (n, i) in slate.items.enumerated() {
+            json += Array((n > 0 ? ",[\(i.item)," : "[\(i.item),").utf8)
+            JSONText.append(number: i.score, to: &json)
+            json.append(UInt8(ascii: ","))
+            JSONText.append(i.source, to: &json)
+            json.append(UInt8(ascii: ","))
+            JSONText.append(number: i.propensity, to: &json)
+            json.append(UInt8(ascii: "]"))
+        }
+        json.append(UInt8(ascii: "]"))
+        return String(decoding: json, as: UTF8.self)
     }
 }

@@ -30,10 +30,10 @@ public enum CustomerErasure {
     /// writes wait for it only briefly.
     public static func erase(_ store: Store, customer id: Int64, embeddingKey: (String) -> Data) throws -> Erased {
         let c: StatementArguments = ["c": id]
-        let theirSlates = "SELECT request_id FROM rec_impressions WHERE customer_id = :c OR session IN (SELECT key FROM sessions WHERE customer_id = :c)"
+        let theirSlates = "SELECT request_id FROM rec_slates WHERE customer_id = :c OR session IN (SELECT key FROM sessions WHERE customer_id = :c)"
         let (slates, since, models) = try store.database.read { db in
             (try String.fetchSet(db, sql: theirSlates, arguments: c),
-             try Int64.fetchOne(db, sql: "SELECT max(ts) FROM rec_impressions") ?? 0,
+             try Int64.fetchOne(db, sql: "SELECT max(ts) FROM rec_slates") ?? 0,
              try String.fetchAll(db, sql: "SELECT DISTINCT model FROM embeddings"))
         }
         return try store.database.writeWithoutTransaction { db in
@@ -82,7 +82,7 @@ public enum CustomerErasure {
                 let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
                 for request in slates { try slate.execute(arguments: [request]) }
                 try db.execute(sql: """
-                    INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_impressions
+                    INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_slates
                     WHERE ts >= :since AND (customer_id = :c OR session IN (SELECT key FROM erased_sessions))
                     """, arguments: ["c": id, "since": since - 60])
                 erased.slates = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0

@@ -37,12 +37,7 @@ extension EvalCommand {
                         FROM rec_explore x JOIN rec_impressions i ON i.request_id = x.request_id AND i.position = x.position
                         WHERE i.ts >= ? ORDER BY x.request_id, x.position
                         """, arguments: [from]).compactMap { row -> Decision? in
-                        guard case .array(let arms)? = try? JSONParser.parse(Array((row[1] as String).utf8)) else { return nil }
-                        let contexts = arms.compactMap { arm -> [Double]? in
-                            guard case .array(let v) = arm else { return nil }
-                            return v.dropFirst().compactMap { if case .double(let d) = $0 { d } else if case .int(let i) = $0 { Double(i) } else { nil } }
-                        }
-                        guard contexts.count == arms.count, (0..<contexts.count).contains(row[0] as Int) else { return nil }
+                        guard let contexts = RecommendationLog.armContexts(row[1]), (0..<contexts.count).contains(row[0] as Int) else { return nil }
                         return Decision(arms: contexts, chosen: row[0], propensity: row[2], reward: (row[4] as Bool) ? 1 : 0)
                     }
                 }

@@ -37,8 +37,8 @@ import Testing
                 try db.execute(sql: "INSERT INTO embeddings(model, text_hash, dimensions, vector) VALUES ('m', ?, 1, x'00000000')", arguments: [EncoderService.key(text)])
             }
             try db.execute(sql: """
-                INSERT INTO rec_impressions(request_id, ts, customer_id, placement, model, position, item_id, score, source, propensity)
-                VALUES ('r1', ?, ?, 'home', 'heuristic', 0, ?, 1, 'popular', 1)
+                INSERT INTO rec_slates(request_id, ts, customer_id, placement, model, items)
+                VALUES ('r1', ?, ?, 'home', 'heuristic', json_array(json_array(?, 1, 'popular', 1)))
                 """, arguments: [t0, id, item])
         }
         try store.close()

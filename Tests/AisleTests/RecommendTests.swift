@@ -3,7 +3,7 @@ import AisleClient
 import AisleModels
 @testable import AisleRecommend
 @testable import AisleServe
-import AisleStore
+@testable import AisleStore
 import GRDB
 import Logging
 import Foundation
@@ -167,6 +167,39 @@ import Testing
 /// The served slates' log is kept for its days: older slates go with their explored positions and
 /// feedback, in batches; newer ones stay whole.
 @Suite struct RecommendationLogTests {
+    /// v15 keeps one row per slate; slates logged before it become such rows, and the view
+    /// `rec_impressions` still shows one row per item, in position order.
+    @Test func slatesLoggedBeforeV15BecomeSlateRows() throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = false  // no catalog or customers here
+        let queue = try DatabaseQueue(path: try TestSupport.temporaryDirectory().appendingPathComponent("old.sqlite").path, configuration: configuration)
+        try Schema.migrator.migrate(queue, upTo: "v14-erasure-indexes")
+        try queue.write { db in
+            for (position, item) in [(1, 8), (0, 7)] {  // inserted out of order
+                try db.execute(sql: """
+                    INSERT INTO rec_impressions(request_id, ts, session, placement, model, position, item_id, score, source, propensity, experiment, arm)
+                    VALUES ('r1', 100, 's1', 'home', 'ranker v2', ?, ?, ?, 'repurchase', ?, 'x', 'b')
+                    """, arguments: [position, item, 0.5 + Double(position), position == 1 ? 0.25 : 1])
+            }
+            try db.execute(sql: "INSERT INTO rec_explore(request_id, position, chosen, arms) VALUES ('r1', 1, 1, '[[8,1,0.5],[9,1,0.25]]')")
+        }
+        try Schema.migrator.migrate(queue)
+        try queue.read { db in
+            #expect(try String.fetchOne(db, sql: "SELECT items FROM rec_slates") == #"[[7,0.5,"repurchase",1.0],[8,1.5,"repurchase",0.25]]"#)
+            let shown = try String.fetchOne(db, sql: """
+                SELECT group_concat(request_id || ' ' || ts || ' ' || session || ' ' || position || ' ' || item_id || ' ' || score || ' ' || propensity || ' ' || experiment || arm, '; ')
+                FROM (SELECT * FROM rec_impressions ORDER BY position)
+                """)
+            #expect(shown == "r1 100 s1 0 7 0.5 1.0 xb; r1 100 s1 1 8 1.5 0.25 xb")
+            // Arms logged as JSON before v15 still read; from v15 on they are binary.
+            #expect(RecommendationLog.armContexts(try #require(try DatabaseValue.fetchOne(db, sql: "SELECT arms FROM rec_explore"))) == [[1, 0.5], [1, 0.25]])
+        }
+        let binary = RecommendationLog.encodeArms(items: [3, 4], contexts: [[1, 0.5, 0], [1, 0.125, 1]])
+        #expect(binary.count == 1 + 2 * (4 + 3 * 2))
+        #expect(RecommendationLog.armContexts(binary.databaseValue) == [[1, 0.5, 0], [1, 0.125, 1]])
+        #expect(RecommendationLog.armContexts(Data([3, 0, 0]).databaseValue) == nil)  // not whole arms
+    }
+
     @Test func oldSlatesArePrunedWithEverythingLoggedAboutThem() throws {
         let dir = try TestSupport.temporaryDirectory()
         let path = try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir)
@@ -175,18 +208,16 @@ import Testing
         try store.database.write { db in
             let item = try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items"))
             for (request, ts) in slates {
-                for position in 0..<2 {
-                    try db.execute(sql: """
-                        INSERT INTO rec_impressions(request_id, ts, placement, model, position, item_id, score, source, propensity)
-                        VALUES (?, ?, 'home', 'heuristic', ?, ?, 1, 'popular', 1)
-                        """, arguments: [request, ts, position, item])
-                }
+                try db.execute(sql: """
+                    INSERT INTO rec_slates(request_id, ts, placement, model, items)
+                    VALUES (?1, ?2, 'home', 'heuristic', json_array(json_array(?3, 1, 'popular', 1), json_array(?3, 0.5, 'popular', 1)))
+                    """, arguments: [request, ts, item])
                 try db.execute(sql: "INSERT INTO rec_explore(request_id, position, chosen, arms) VALUES (?, 1, 0, '[]')", arguments: [request])
                 try db.execute(sql: "INSERT INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, 'click', ?)", arguments: [request, item, ts + 5])
             }
         }
-        let batches = try (0..<3).map { _ in try store.database.write { try RecommendationLog.prune($0, before: 2_000, rows: 3) } }
-        #expect(batches == [2, 1, 0])  // the oldest three rows: r1's two and one of r2's, which goes whole
+        let batches = try (0..<3).map { _ in try store.database.write { try RecommendationLog.prune($0, before: 2_000, rows: 2) } }
+        #expect(batches == [2, 1, 0])  // the oldest two slates, then the third; r4 is not old
         let left = try store.database.read { db in
             try ["rec_impressions", "rec_explore", "rec_feedback"].map { try String.fetchAll(db, sql: "SELECT DISTINCT request_id FROM \($0)") }
         }
