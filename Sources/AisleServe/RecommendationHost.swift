@@ -13,7 +13,7 @@ import Synchronization
 /// start, rebuilt hourly (new purchases), when another ranker, themes or global priors version
 /// becomes active, when the encoder (re)loads (the catalog's content neighbours) and within seconds
 /// of a customer being erased, and swapped whole — requests never wait for a build and touch no disk. Served slates
-/// and feedback are queued in memory and written in batches (`rec_impressions`, `rec_feedback`).
+/// and feedback are queued in memory and written in batches (`rec_slates`, `rec_explore`, `rec_feedback`).
 public actor RecommendationHost {
     private let store: Store
     private let encoder: EncoderHost
@@ -337,7 +337,8 @@ public actor RecommendationHost {
         for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }
     }
 
-    /// A slate's items as `rec_slates.items` holds them: `[[item_id, score, source, propensity], …]` by position.
+    /// A slate's items as `rec_slates.items` holds them: `[[item_id, score, source, propensity], …]`
+    /// by position, the score to six decimals, the propensity as it is.
     private static func itemsJSON(_ slate: LoggedSlate) -> String {
         var json: [UInt8] = [UInt8(ascii: "[")]
         for (n, i) in slate.items.enumerated() {
@@ -346,7 +347,7 @@ public actor RecommendationHost {
             json.append(UInt8(ascii: ","))
             JSONText.append(i.source, to: &json)
             json.append(UInt8(ascii: ","))
-            JSONText.append(number: i.propensity, to: &json)
+            json += Array("\(i.propensity)".utf8)  // exact: IPS divides by it (ε / 31 can be tiny)
             json.append(UInt8(ascii: "]"))
         }
         json.append(UInt8(ascii: "]"))

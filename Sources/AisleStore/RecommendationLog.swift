@@ -11,8 +11,7 @@ public enum RecommendationLog {
     /// Call it until it returns 0 (small batches keep the writer free for events between them),
     /// then ``pruneFeedback(_:before:)``.
     public static func prune(_ db: Database, before ts: Int64, rows: Int) throws -> Int {
-        // By the time index (a DISTINCT over the table would read it in key order, all of it
-        // when nothing is old).
+        // By the time index, oldest first.
         let requests = try String.fetchAll(db, sql: "SELECT request_id FROM rec_slates WHERE ts < ? ORDER BY ts LIMIT ?", arguments: [ts, rows])
         guard !requests.isEmpty else { return 0 }
         try deleteSlates(db, in: "(" + repeatElement("?", count: requests.count).joined(separator: ",") + ")", arguments: StatementArguments(requests))
@@ -34,17 +33,28 @@ public enum RecommendationLog {
     }
 
     /// An explored position's arms as `rec_explore.arms` holds them: the context's length (one
-    /// byte), then per arm its item (Int32) and context (Float16 each), little-endian. Small on
-    /// purpose: 31 arms of 8 take 621 bytes and stay on the row's page, where the JSON that rows
-    /// logged before v15 hold (1–2 KB) spilled each row onto an overflow page of its own — 4.7 KB
-    /// of the store, and of its write-ahead log, per slate.
+    /// byte, at most 16), then per arm its item (Int32), which context values are exactly 0 or 1
+    /// (a UInt16 mask) and which of those are 1 (UInt16), then the others as Float32, in order;
+    /// little-endian. Exact, and small on purpose: 31 arms of the bandit's 8 (six of them 0/1)
+    /// take 497 bytes and stay on the row's page, where the JSON that rows logged before v15 hold
+    /// (1–2 KB) spilled each row onto an overflow page of its own — 4.7 KB of the store, and of
+    /// its write-ahead log, per slate.
     public static func encodeArms(items: [Int32], contexts: [[Double]]) -> Data {
-        let dimensions = contexts.first?.count ?? 0
-        var out = Data(capacity: 1 + items.count * (4 + 2 * dimensions))
+        let dimensions = min(16, contexts.first?.count ?? 0)
+        var out = Data(capacity: 1 + items.count * (8 + 4 * dimensions))
         out.append(UInt8(dimensions))
+        func append<T: FixedWidthInteger>(_ x: T) { withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) } }
         for (item, context) in zip(items, contexts) {
-            withUnsafeBytes(of: item.littleEndian) { out.append(contentsOf: $0) }
-            for x in context { withUnsafeBytes(of: Float16(x).bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+            let values = context.prefix(dimensions)
+            var binary: UInt16 = 0, ones: UInt16 = 0
+            for (d, x) in values.enumerated() where x == 0 || x == 1 {
+                binary |= 1 << d
+                if x == 1 { ones |= 1 << d }
+            }
+            append(item)
+            append(binary)
+            append(ones)
+            for (d, x) in values.enumerated() where binary & (1 << d) == 0 { append(Float(x).bitPattern) }
         }
         return out
     }
@@ -53,11 +63,29 @@ public enum RecommendationLog {
     public static func armContexts(_ value: DatabaseValue) -> [[Double]]? {
         switch value.storage {
         case .blob(let data):
-            guard let dimensions = data.first.map(Int.init) else { return nil }
-            let bytes = [UInt8](data.dropFirst()), width = 4 + 2 * dimensions
-            guard bytes.count % width == 0 else { return nil }
-            let half = { (at: Int) -> Double in Double(Float16(bitPattern: UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8)) }
-            return stride(from: 0, to: bytes.count, by: width).map { arm in (0..<dimensions).map { half(arm + 4 + 2 * $0) } }
+            let bytes = [UInt8](data)
+            guard let dimensions = bytes.first.map(Int.init), dimensions <= 16 else { return nil }
+            var at = 1
+            func read(_ count: Int) -> UInt32? {
+                guard at + count <= bytes.count else { return nil }
+                defer { at += count }
+                return (0..<count).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * $1) }
+            }
+            var contexts: [[Double]] = []
+            while at < bytes.count {
+                guard read(4) != nil, let binary = read(2), let ones = read(2) else { return nil }
+                var context: [Double] = []
+                for d in 0..<dimensions {
+                    if binary & (1 << d) != 0 {
+                        context.append(ones & (1 << d) != 0 ? 1 : 0)
+                    } else {
+                        guard let word = read(4) else { return nil }
+                        context.append(Double(Float(bitPattern: word)))
+                    }
+                }
+                contexts.append(context)
+            }
+            return contexts
         case .string(let text):  // [[item, context…], …]
             guard case .array(let arms)? = try? JSONParser.parse(Array(text.utf8)) else { return nil }
             let contexts = arms.compactMap { arm -> [Double]? in

@@ -332,12 +332,15 @@ enum Schema {
                     SELECT request_id, min(ts), customer_id, session, placement, model, experiment, arm,
                            json_group_array(json_array(item_id, score, source, propensity))
                     FROM (SELECT * FROM rec_impressions ORDER BY request_id, position) GROUP BY request_id;
+                PRAGMA secure_delete = ON;  -- the old rows name customers and sessions: no copies left in free pages
                 DROP TABLE rec_impressions;
+                PRAGMA secure_delete = FAST;
                 CREATE INDEX rec_slates_ts ON rec_slates(ts);
                 CREATE INDEX rec_slates_experiment ON rec_slates(experiment, arm) WHERE experiment IS NOT NULL;
                 CREATE VIEW rec_impressions AS
                     SELECT s.request_id, s.ts, s.customer_id, s.session, s.placement, s.model, j.key AS position,
-                           j.value ->> 0 AS item_id, j.value ->> 1 AS score, j.value ->> 2 AS source, j.value ->> 3 AS propensity,
+                           json_extract(j.value, '$[0]') AS item_id, json_extract(j.value, '$[1]') AS score,
+                           json_extract(j.value, '$[2]') AS source, json_extract(j.value, '$[3]') AS propensity,
                            s.experiment, s.arm
                     FROM rec_slates s, json_each(s.items) j;
                 """)

@@ -194,10 +194,14 @@ import Testing
             // Arms logged as JSON before v15 still read; from v15 on they are binary.
             #expect(RecommendationLog.armContexts(try #require(try DatabaseValue.fetchOne(db, sql: "SELECT arms FROM rec_explore"))) == [[1, 0.5], [1, 0.25]])
         }
-        let binary = RecommendationLog.encodeArms(items: [3, 4], contexts: [[1, 0.5, 0], [1, 0.125, 1]])
-        #expect(binary.count == 1 + 2 * (4 + 3 * 2))
-        #expect(RecommendationLog.armContexts(binary.databaseValue) == [[1, 0.5, 0], [1, 0.125, 1]])
-        #expect(RecommendationLog.armContexts(Data([3, 0, 0]).databaseValue) == nil)  // not whole arms
+        // Scores a hair apart stay apart; 0 and 1 take a bit each.
+        let contexts: [[Double]] = [[1, 0.0512, 0, 1.38155], [1, 0.05122, 1, 1.38165]]
+        let binary = RecommendationLog.encodeArms(items: [3, 4], contexts: contexts)
+        #expect(binary.count == 1 + 2 * (4 + 2 + 2 + 2 * 4))
+        let decoded = try #require(RecommendationLog.armContexts(binary.databaseValue))
+        #expect(decoded.count == 2 && zip(decoded.joined(), contexts.joined()).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(decoded[0][1] != decoded[1][1] && decoded[0][3] != decoded[1][3])
+        #expect(RecommendationLog.armContexts(binary.dropLast().databaseValue) == nil)  // not whole arms
     }
 
     @Test func oldSlatesArePrunedWithEverythingLoggedAboutThem() throws {
