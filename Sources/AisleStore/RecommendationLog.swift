@@ -40,21 +40,21 @@ public enum RecommendationLog {
     /// (1–2 KB) spilled each row onto an overflow page of its own — 4.7 KB of the store, and of
     /// its write-ahead log, per slate.
     public static func encodeArms(items: [Int32], contexts: [[Double]]) -> Data {
-        let dimensions = min(16, contexts.first?.count ?? 0)
+        let dimensions = contexts.first?.count ?? 0
+        precondition(dimensions <= 16 && contexts.allSatisfy { $0.count == dimensions }, "arm contexts: at most 16 values, as many for every arm")
         var out = Data(capacity: 1 + items.count * (8 + 4 * dimensions))
         out.append(UInt8(dimensions))
         func append<T: FixedWidthInteger>(_ x: T) { withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) } }
         for (item, context) in zip(items, contexts) {
-            let values = context.prefix(dimensions)
             var binary: UInt16 = 0, ones: UInt16 = 0
-            for (d, x) in values.enumerated() where x == 0 || x == 1 {
+            for (d, x) in context.enumerated() where x == 0 || x == 1 {
                 binary |= 1 << d
                 if x == 1 { ones |= 1 << d }
             }
             append(item)
             append(binary)
             append(ones)
-            for (d, x) in values.enumerated() where binary & (1 << d) == 0 { append(Float(x).bitPattern) }
+            for (d, x) in context.enumerated() where binary & (1 << d) == 0 { append(Float(x).bitPattern) }
         }
         return out
     }

@@ -2,14 +2,20 @@ import Foundation
 import Synchronization
 
 /// One keep-alive HTTP/1.1 connection to a Unix socket with blocking reads and writes, used by
-/// one thread: the load generator's client. A request is one `write` and usually one `read`, so
+/// one thread: the load generator's client. A request is one `send` and usually one `read`, so
 /// the generator takes little of the CPU it shares with the agent it measures (an event loop
 /// with async hand-offs took ~180 µs of CPU a request at 2,000/s; docs/BENCHMARKS.md).
 final class SocketHTTP {
     struct Response {
         var status: Int
-        var body: ArraySlice<UInt8>
+        var body: [UInt8]
         var text: String { String(decoding: body, as: UTF8.self) }
+
+        /// Itself if the status is 200; the load generator stops at any other.
+        func ok() throws -> Response {
+            guard status == 200 else { throw Failure(description: "status \(status): \(text.prefix(200))") }
+            return self
+        }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -49,7 +55,7 @@ final class SocketHTTP {
         var message = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
         if let body { message += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         try send(Array((message + "\r\n").utf8) + (body ?? []))
-        let headEnd = try readUntil { self.find([13, 10, 13, 10], from: 0) }
+        let headEnd = try readUntil { self.find([13, 10, 13, 10]) }
         let head = String(decoding: received[..<headEnd], as: UTF8.self).lowercased().split(separator: "\r\n")
         guard let statusLine = head.first, statusLine.hasPrefix("http/1.1 "), let status = Int(statusLine.dropFirst(9).prefix(3)) else {
             throw Failure(description: "not an HTTP/1.1 response: \(head.first ?? "")")
@@ -59,25 +65,25 @@ final class SocketHTTP {
             return (String(parts[0]), parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : "")
         }
         received.removeFirst(headEnd + 4)
-        if fields.contains(where: { $0 == ("transfer-encoding", "chunked") }) { return Response(status: status, body: try chunkedBody()[...]) }
+        if fields.contains(where: { $0 == ("transfer-encoding", "chunked") }) { return Response(status: status, body: try chunkedBody()) }
         let length = fields.first { $0.0 == "content-length" }.flatMap { Int($0.1) } ?? 0
         try readUntil { self.received.count >= length ? length : nil }
         let body = Array(received[..<length])
         received.removeFirst(length)
-        return Response(status: status, body: body[...])
+        return Response(status: status, body: body)
     }
 
     private func chunkedBody() throws -> [UInt8] {
         var body: [UInt8] = []
         while true {
-            let lineEnd = try readUntil { self.find([13, 10], from: 0) }
+            let lineEnd = try readUntil { self.find([13, 10]) }
             let sizeText = String(decoding: received[..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
             guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw Failure(description: "bad chunk size \(sizeText)") }
             received.removeFirst(lineEnd + 2)
             if size == 0 {
                 // Trailer fields, if any, end with an empty line.
                 while true {
-                    let end = try readUntil { self.find([13, 10], from: 0) }
+                    let end = try readUntil { self.find([13, 10]) }
                     received.removeFirst(end + 2)
                     if end == 0 { return body }
                 }
@@ -111,9 +117,10 @@ final class SocketHTTP {
         }
     }
 
-    private func find(_ pattern: [UInt8], from start: Int) -> Int? {
-        guard received.count >= pattern.count + start else { return nil }
-        return (start...(received.count - pattern.count)).first { i in pattern.indices.allSatisfy { received[i + $0] == pattern[$0] } }
+    /// Where `pattern` first occurs in `received`.
+    private func find(_ pattern: [UInt8]) -> Int? {
+        guard received.count >= pattern.count else { return nil }
+        return (0...(received.count - pattern.count)).first { i in pattern.indices.allSatisfy { received[i + $0] == pattern[$0] } }
     }
 }
 
