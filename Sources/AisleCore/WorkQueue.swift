@@ -60,7 +60,7 @@ public enum Blocking {
     /// (``Parallel``) inherit that priority.
     public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         Scheduling.startNormalPriorityThreads()  // from here, at the caller's priority, if not yet
-        let resumer = NormalPriorityThread.resumes
+        let resumer = JobThread.resumes
         return await withCheckedContinuation { done in
             Thread {
                 Scheduling.lowerPriority(to: backgroundNice)
@@ -75,24 +75,28 @@ public enum Blocking {
     }
 }
 
-/// A thread at normal priority that runs the jobs submitted to it in turn, for background
-/// threads to hand work to. Started from a thread at normal priority (``Blocking/background(_:)``
-/// starts both the first time), since a thread inherits its creator's nice value.
-final class NormalPriorityThread: Sendable {
+/// A thread of its own that runs the jobs submitted to it in turn, at its creator's nice value or
+/// lowered to a given one (a thread inherits its creator's nice value, and only privilege raises
+/// it again).
+public final class JobThread: Sendable {
     /// Resumes background work's waiters. Resuming queues the waiting task, which may start a new
     /// GCD worker thread from the resuming thread; a worker started from a nice-19 thread would
     /// inherit nice 19 and go on to run requests with it.
-    static let resumes = NormalPriorityThread()
+    static let resumes = JobThread()
     /// Runs background work's writes (``Scheduling/atNormalPriority(_:)``).
-    static let writes = NormalPriorityThread()
+    static let writes = JobThread()
 
-    /// The thread's nice value: its creator's.
-    let nice = Scheduling.currentNice
+    /// The thread's nice value.
+    public let nice: Int32
     private let pending = Mutex<[@Sendable () -> Void]>([])
     private let wake = DispatchSemaphore(value: 0)
 
-    private init() {
+    /// Starts the thread, at the caller's nice value or at `lowered` if that is lower priority.
+    public init(lowered: Int32? = nil) {
+        let nice = max(Scheduling.currentNice, lowered ?? Int32.min)
+        self.nice = nice
         Thread { [self] in
+            Scheduling.lowerPriority(to: nice)
             while true {
                 wake.wait()
                 for job in pending.withLock({ q in defer { q = [] }; return q }) { job() }
@@ -104,6 +108,18 @@ final class NormalPriorityThread: Sendable {
     func submit(_ job: @escaping @Sendable () -> Void) {
         pending.withLock { $0.append(job) }
         wake.signal()
+    }
+
+    /// Runs `work` on this thread; the waiting task is resumed from a thread at normal priority.
+    public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        Scheduling.startNormalPriorityThreads()
+        let resumer = JobThread.resumes
+        return try await withCheckedThrowingContinuation { done in
+            submit {
+                let result = Result { try work() }
+                resumer.submit { done.resume(with: result) }
+            }
+        }
     }
 }
 
@@ -129,7 +145,7 @@ public enum Scheduling {
     /// Starts the threads at normal priority that background work hands jobs to, from the
     /// calling thread, whose nice value they take: the agent calls it at start.
     public static func startNormalPriorityThreads() {
-        _ = (NormalPriorityThread.resumes, NormalPriorityThread.writes)
+        _ = (JobThread.resumes, JobThread.writes)
     }
 
     /// Runs `work` on a thread at normal priority and waits for it, when the calling thread's
@@ -137,9 +153,9 @@ public enum Scheduling {
     /// the store's one writer, and a nice-19 thread starved on a busy agent while holding it kept
     /// event batches waiting for seconds (docs/ARCHITECTURE.md, "Concurrency").
     public static func atNormalPriority<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
-        guard currentNice > NormalPriorityThread.writes.nice else { return try work() }
+        guard currentNice > JobThread.writes.nice else { return try work() }
         let outcome = Outcome<T>()
-        NormalPriorityThread.writes.submit {
+        JobThread.writes.submit {
             let r = Result { try work() }
             outcome.value.withLock { $0 = r }
             outcome.done.signal()

@@ -57,7 +57,7 @@ public enum Agent {
             slots: config.exploreSlots, epsilon: config.exploreEpsilon, alpha: config.exploreAlpha, rewardWindow: Int64(config.rewardWindowSeconds))
         var armB = exploration
         (armB.slots, armB.epsilon) = (config.experimentBExploreSlots, config.experimentBEpsilon)
-        let recommendations = RecommendationHost(
+        let recommendations = try RecommendationHost(
             store: store, encoder: encoder, exploration: exploration,
             experiment: config.experimentName.isEmpty ? nil : .init(name: config.experimentName, shareB: config.experimentShareB, b: armB),
             logDays: config.recommendationLogDays, logger: logger)
@@ -117,6 +117,7 @@ public enum Agent {
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         // The last slates served are logged before the store closes.
         await recommendations.flush()
+        try? await recommendations.closeLog()
         // The last second's questions and searches are written before the store closes.
         assistTask.cancel()
         await assistTask.value

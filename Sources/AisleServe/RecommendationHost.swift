@@ -13,9 +13,11 @@ import Synchronization
 /// start, rebuilt hourly (new purchases), when another ranker, themes or global priors version
 /// becomes active, when the encoder (re)loads (the catalog's content neighbours) and within seconds
 /// of a customer being erased, and swapped whole — requests never wait for a build and touch no disk. Served slates
-/// and feedback are queued in memory and written in batches (`rec_slates`, `rec_explore`, `rec_feedback`).
+/// and feedback are queued in memory and written in batches to the log's own file
+/// (``RecommendationLog/Writer``: `rec_slates`, `rec_explore`, `rec_feedback`).
 public actor RecommendationHost {
     private let store: Store
+    private let log: RecommendationLog.Writer
     private let encoder: EncoderHost
     private let logger: Logger
     /// The index being served, readable without a hop onto the actor (requests read it first,
@@ -30,8 +32,8 @@ public actor RecommendationHost {
     private var pendingSlates: [LoggedSlate] = []
     private var pendingFeedback: [PendingFeedback] = []
     typealias PendingFeedback = (request: String, item: Int, action: String, ts: Int64)
-    /// At most this many slates are written in one transaction: a flush holds the store's writer,
-    /// which event batches wait for (at saturation a flush is thousands of slates).
+    /// At most this many slates are written in one transaction (at saturation a flush is
+    /// thousands of slates): the log's readers and erasure wait for its writer meanwhile.
     static let slatesPerTransaction = 200
 
     /// A served slate as logged: its row (the items by position, with the policy's propensity
@@ -82,16 +84,21 @@ public actor RecommendationHost {
     private var awaitingHead = 0
     /// Explored slates waiting for their reward at most (the oldest give way).
     static let maxAwaiting = 100_000
-    /// How often the log is written: a little at a time. Any few milliseconds of SQLite work on
-    /// the writer's thread stretch the requests answered meanwhile on this two-core appliance;
-    /// at 1,000 requests/s p99 was ~5 ms flushing every 250 ms, ~2.5 ms every 20 ms.
+    /// How often the log is written: a little at a time. At 1,000 requests/s p99 was ~5 ms
+    /// flushing every 250 ms, ~2.5 ms every 20 ms (when the writes ran at normal priority).
     static let flushPeriod = Duration.milliseconds(20)
+
+    /// Past this many slates waiting to be written, the log is written at normal priority until
+    /// it has caught up (five seconds at 2,000 requests/s).
+    static let maxBacklog = 10_000
 
     /// Days the served slates' log is kept.
     private let logDays: Int
 
-    public init(store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, logger: Logger) {
+    /// Opens the store's log file for writing.
+    public init(store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, logger: Logger) throws {
         (self.store, self.encoder, self.exploration, self.experiment, self.logDays, self.logger) = (store, encoder, exploration, experiment, logDays, logger)
+        log = try RecommendationLog.Writer(store: store)
         bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
     }
 
@@ -234,11 +241,11 @@ public actor RecommendationHost {
         var deleted = 0
         do {
             while !Task.isCancelled {
-                let n = try await store.database.write { try RecommendationLog.prune($0, before: before, rows: 1_000) }
+                let n = try await log.write { try RecommendationLog.prune($0, before: before, rows: 1_000) }
                 deleted += n
                 if n == 0 { break }
             }
-            try await store.database.write { try RecommendationLog.pruneFeedback($0, before: before) }
+            try await log.write { try RecommendationLog.pruneFeedback($0, before: before) }
         } catch {
             logger.error("recommendation log not pruned", metadata: ["error": "\(error)"])
         }
@@ -255,6 +262,9 @@ public actor RecommendationHost {
     }
 
     enum FeedbackError: Error { case unknownRequest, itemNotShown }
+
+    /// Closes the log file (after the last ``flush()``).
+    public func closeLog() throws { try log.close() }
 
     /// Records what the shopper did with an item of a recent slate.
     func feedback(request: String, item: Int, action: String) throws(FeedbackError) {
@@ -298,9 +308,9 @@ public actor RecommendationHost {
     /// Slates whose explored items still wait for their reward.
     var awaitingRewards: Int { awaiting.count }
 
-    /// Writes the queued slates and feedback, ``slatesPerTransaction`` slates to a transaction.
-    /// At normal priority: a write holds the store's writer, and at nice 19 a busy agent starved
-    /// it while event batches waited (ingest p99 at saturation 174 ms → 1.7 s when tried).
+    /// Writes the queued slates and feedback, ``slatesPerTransaction`` slates to a transaction, on
+    /// the log writer's thread at nice 19 — a core the requests need is theirs first — or at
+    /// normal priority while more than ``maxBacklog`` slates wait.
     func flush() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
         guard !pendingSlates.isEmpty || !pendingFeedback.isEmpty else { return }
@@ -314,7 +324,8 @@ public actor RecommendationHost {
             // for a slate not yet written.
             let withFeedback = start + Self.slatesPerTransaction >= slates.count ? feedback : []
             do {
-                try await store.database.write { db in try Self.log(chunk, withFeedback, in: db) }
+                let behind = slates.count - start + pendingSlates.count > Self.maxBacklog
+                try await log.write(behind: behind) { db in try Self.log(chunk, withFeedback, in: db) }
             } catch {
                 logger.error("recommendation log not written", metadata: ["error": "\(error)", "slates": "\(chunk.count)", "feedback": "\(withFeedback.count)"])
             }

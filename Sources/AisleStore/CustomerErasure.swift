@@ -3,7 +3,7 @@ import GRDB
 
 /// Erasing a customer on request (`aislectl customer forget`): their events — with the review
 /// scores, text themes and cached text embeddings made from them — receipts, kiosk sessions and
-/// served slates, deleted in one transaction with SQLite's `secure_delete` fully on, so the
+/// served slates, deleted with SQLite's `secure_delete` fully on, so the
 /// deleted rows are overwritten rather than left in free space; the customer row keeps only its
 /// id, under a random pseudonym. Store-wide daily
 /// sales totals (`item_daily`) keep their figures: they name no one. The agent sees the change
@@ -26,22 +26,29 @@ public enum CustomerErasure {
 
     /// Erases customer `id` (a store id) and records it in the audit log (counts, not whom).
     /// `embeddingKey` is the embedding cache's key of a text. The slate log and the cache's
-    /// models are scanned before the write; the write itself goes by index, so the agent's
-    /// writes wait for it only briefly.
+    /// models are scanned before the writes; the writes go by index, so the agent's writes wait
+    /// for them only briefly. The slate log is another file, and a transaction over two WAL files
+    /// commits each file on its own: its slates go first, in a transaction of their own — a
+    /// crash before the store's commit leaves the customer findable, to be forgotten again — and
+    /// those the agent logged meanwhile after it.
     public static func erase(_ store: Store, customer id: Int64, embeddingKey: (String) -> Data) throws -> Erased {
         let c: StatementArguments = ["c": id]
         let theirSlates = "SELECT request_id FROM rec_slates WHERE customer_id = :c OR session IN (SELECT key FROM sessions WHERE customer_id = :c)"
-        let (slates, since, models) = try store.database.read { db in
+        let (slates, since, sessionKeys, models) = try store.database.read { db in
             (try String.fetchSet(db, sql: theirSlates, arguments: c),
              try Int64.fetchOne(db, sql: "SELECT max(ts) FROM rec_slates") ?? 0,
+             try String.fetchAll(db, sql: "SELECT key FROM sessions WHERE customer_id = :c", arguments: c),
              try String.fetchAll(db, sql: "SELECT DISTINCT model FROM embeddings"))
         }
-        return try store.database.writeWithoutTransaction { db in
+        let log = try RecommendationLog.connection(store)
+        defer { try? log.close() }
+        var erased = Erased()
+        erased.slates = try eraseSlates(log, customer: id, sessionKeys: sessionKeys, known: slates, since: since)
+        try store.database.writeWithoutTransaction { db in
             // Foreign-key checks off: without an index on every referencing column each deleted
             // row would scan a table; the deletes below cover every reference.
             try db.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON")
             defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST") }
-            var erased = Erased()
             try db.inTransaction {
                 // Their sessions and receipts; their events — by customer, and the anonymous ones
                 // in those sessions or receipts.
@@ -76,17 +83,6 @@ public enum CustomerErasure {
                     UPDATE events SET session_id = NULL WHERE session_id IS NOT NULL AND session_id IN (SELECT id FROM erased_sessions);
                     UPDATE events SET receipt_id = NULL WHERE receipt_id IS NOT NULL AND receipt_id IN erased_receipts;
                     """)  // another customer's events in a session or receipt of theirs stay, detached
-                // Their slates: those the scan found, and those logged since (by the time index).
-                try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY)")
-                defer { try? db.execute(sql: "DROP TABLE temp.erased_slates") }
-                let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
-                for request in slates { try slate.execute(arguments: [request]) }
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_slates
-                    WHERE ts >= :since AND (customer_id = :c OR session IN (SELECT key FROM erased_sessions))
-                    """, arguments: ["c": id, "since": since - 60])
-                erased.slates = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0
-                try RecommendationLog.deleteSlates(db, in: "erased_slates")
                 try db.execute(sql: "DELETE FROM receipts WHERE id IN erased_receipts")
                 erased.receipts = db.changesCount
                 try db.execute(sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM erased_sessions)")
@@ -101,7 +97,35 @@ public enum CustomerErasure {
                     """)
                 return .commit
             }
-            return erased
+        }
+        erased.slates += try eraseSlates(log, customer: id, sessionKeys: sessionKeys, known: [], since: since)
+        return erased
+    }
+
+    /// Deletes from the slate log's file, in a transaction, the slates `known` and those logged
+    /// since a minute before `since` (by the time index) for the customer or their sessions;
+    /// returns how many.
+    private static func eraseSlates(_ log: DatabaseQueue, customer id: Int64, sessionKeys: [String], known: Set<String>, since: Int64) throws -> Int {
+        try log.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
+            var count = 0
+            try db.inTransaction {
+                try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY); CREATE TEMP TABLE erased_keys(key TEXT PRIMARY KEY)")
+                defer { try? db.execute(sql: "DROP TABLE temp.erased_slates; DROP TABLE temp.erased_keys") }
+                let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
+                for request in known { try slate.execute(arguments: [request]) }
+                let key = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_keys VALUES (?)")
+                for k in sessionKeys { try key.execute(arguments: [k]) }
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_slates
+                    WHERE ts >= :since AND (customer_id = :c OR session IN erased_keys)
+                    """, arguments: ["c": id, "since": since - 60])
+                count = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0
+                try RecommendationLog.deleteSlates(db, in: "erased_slates")
+                return .commit
+            }
+            return count
         }
     }
 }

@@ -312,7 +312,7 @@ enum Schema {
                 CREATE INDEX rec_feedback_ts ON rec_feedback(ts);
                 """)
         }
-        m.registerMigration("v15-slate-rows") { db in
+        m.registerMigration(slateRowsMigration) { db in
             // A row per served slate instead of one per item shown: the log is written beside the
             // requests on the same two cores, and ten rows a slate cost it most of its time. The
             // items, by position: [[item_id, score, source, propensity], …]. `rec_impressions`
@@ -345,8 +345,26 @@ enum Schema {
                     FROM rec_slates s, json_each(s.items) j;
                 """)
         }
+        m.registerMigration(logFileMigration) { db in
+            // The slate log moves to its own file (RecommendationLog.fileName), written from a
+            // low-priority thread without holding the store's writer. Store.open has copied the
+            // rows there in a transaction of its own; the store's copies go, zeroed.
+            try db.execute(sql: """
+                PRAGMA secure_delete = ON;
+                DROP VIEW main.rec_impressions;
+                DROP TABLE main.rec_explore;
+                DROP TABLE main.rec_feedback;
+                DROP TABLE main.rec_slates;
+                PRAGMA secure_delete = FAST;
+                """)
+        }
         return m
     }
+
+    /// The migration that made the slate log a row per slate.
+    static let slateRowsMigration = "v15-slate-rows"
+    /// The migration that moved the slate log to its own file.
+    static let logFileMigration = "v16-log-file"
 }
 
 /// Bits of `events.flags`.

@@ -18,7 +18,8 @@ public enum StoreError: Error, CustomStringConvertible {
     }
 }
 
-/// One agent's store: a directory holding the SQLite database (WAL) and the store secret.
+/// One agent's store: a directory holding the SQLite database (WAL), the served slates' log
+/// (``RecommendationLog``, a database file of its own) and the store secret.
 ///
 /// Every process opens it through this type, so pragmas, busy handling and migrations are the
 /// same for the agent and the CLI. Writers from several processes are serialised by SQLite;
@@ -46,12 +47,20 @@ public struct Store: Sendable {
         guard FileManager.default.fileExists(atPath: file.path) else {
             throw StoreError.notInitialised(directory.path)
         }
-        let pool = try DatabasePool(path: file.path, configuration: configuration(durability, readOnly: readOnly))
+        let logFile = directory.appendingPathComponent(RecommendationLog.fileName)
+        if readOnly, !FileManager.default.fileExists(atPath: logFile.path) {
+            // A store from before the log had a file of its own, or its log deleted: a writer's job.
+            do { try open(at: directory, durability: durability).close() } catch {
+                throw StoreError.olderSchema(directory.path, "\(error)")
+            }
+        }
+        if !readOnly { try RecommendationLog.prepareFile(in: directory) }
+        let pool = try DatabasePool(path: file.path, configuration: configuration(durability, readOnly: readOnly, directory: directory))
         let migrator = Schema.migrator
         if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
             throw StoreError.newerSchema(directory.path)
         }
-        if !readOnly { try migrator.migrate(pool) }
+        if !readOnly { try migrate(pool, in: directory) }
         if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
             // An older schema: bring it up to date once (a writer's job), then read.
             try pool.close()
@@ -63,26 +72,44 @@ public struct Store: Sendable {
         return Store(directory: directory, database: pool)
     }
 
+    /// Runs the migrations; the slate log the store held before v16 is copied into the log
+    /// file first, in a transaction of its own (``RecommendationLog/copyFromStore(_:)``).
+    private static func migrate(_ pool: DatabasePool, in directory: URL) throws {
+        let migrator = Schema.migrator
+        let applied = try pool.read(migrator.appliedIdentifiers)
+        if !applied.contains(Schema.logFileMigration) {
+            if !applied.contains(Schema.slateRowsMigration) { try migrator.migrate(pool, upTo: Schema.slateRowsMigration) }
+            try RecommendationLog.copyFromStore(in: directory)
+        }
+        try migrator.migrate(pool)
+    }
+
     /// A second, read-only pool of two connections for the reads on a kiosk request's path, so a
     /// lookup never waits for a reader held by the agent's background work (an index rebuild, a
     /// whole insight computation, training). The caller closes it.
     public func requestReader() throws -> DatabasePool {
         let file = directory.appendingPathComponent(Self.databaseName)
-        return try DatabasePool(path: file.path, configuration: Self.configuration(.full, readOnly: true))
+        return try DatabasePool(path: file.path, configuration: Self.configuration(.full, readOnly: true, directory: directory))
     }
 
     /// The connection settings every open of a store uses.
-    static func configuration(_ durability: Durability, readOnly: Bool) -> Configuration {
+    static func configuration(_ durability: Durability, readOnly: Bool, directory: URL) -> Configuration {
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.readonly = readOnly
         config.foreignKeysEnabled = durability == .full
         config.label = "aisle-store"
         if durability == .full { config.maximumReaderCount = 2 }
+        let logFile = directory.appendingPathComponent(RecommendationLog.fileName).path
         config.prepareDatabase { db in
             // Deleted and rewritten rows are zeroed where that costs no extra I/O (a customer's
             // erasure turns it fully on; docs/PRIVACY.md).
             try db.execute(sql: "PRAGMA secure_delete = FAST")
+            // Readers see the slate log's tables; the writer does not attach it, since its
+            // transactions (BEGIN IMMEDIATE) would lock the log's file too.
+            if db.configuration.readonly {
+                try db.execute(sql: "ATTACH DATABASE ? AS \(RecommendationLog.schemaName)", arguments: [logFile])
+            }
             switch durability {
             case .full:
                 try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 0; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384")
@@ -127,10 +154,11 @@ public struct Store: Sendable {
         return env["SUDO_USER"] ?? env["USER"] ?? "uid-\(getuid())"
     }
 
-    /// Bytes the database takes on disk: the file and its write-ahead log.
+    /// Bytes the databases take on disk: the store's and the slate log's, each with its
+    /// write-ahead log.
     public var diskBytes: Int64 {
-        ["", "-wal"].reduce(Int64(0)) { total, suffix in
-            let path = directory.appendingPathComponent(Self.databaseName + suffix).path
+        [Self.databaseName, Self.databaseName + "-wal", RecommendationLog.fileName, RecommendationLog.fileName + "-wal"].reduce(Int64(0)) { total, name in
+            let path = directory.appendingPathComponent(name).path
             let attrs = try? FileManager.default.attributesOfItem(atPath: path)
             return total + ((attrs?[.size] as? NSNumber)?.int64Value ?? 0)
         }

@@ -180,10 +180,11 @@ extension CustomerCommand {
             discussion: """
                 Deletes the customer's events — with the review scores, text themes and cached \
                 text embeddings made from them — receipts, kiosk sessions, the recommendations \
-                served to them and the customer itself, in one transaction, the deleted rows \
-                overwritten (SQLite secure_delete); the customer row keeps only its id, under a \
-                random pseudonym. Then truncates the write-ahead log (exit 1 if the agent keeps it \
-                busy for 30 s: it is deleted when the agent stops). Store-wide \
+                served to them and the customer itself — the slates from the log's file first, \
+                then the rest in one transaction — the deleted rows overwritten (SQLite \
+                secure_delete); the customer row keeps only its id, under a random pseudonym. \
+                Then truncates both files' write-ahead logs (exit 1 if the agent keeps them busy \
+                for 30 s: they are deleted when the agent stops). Store-wide \
                 daily sales totals keep their figures; they name no one. A running agent stops \
                 serving the customer within seconds; the audit log records the erasure and its \
                 counts, not whose. Backups and files imported from still hold the customer: \
@@ -204,10 +205,16 @@ extension CustomerCommand {
                 let store = try Store.open(at: try storeOptions.directory())
                 let (id, pseudonym) = try CustomerCommand.find(rawID, in: store)
                 let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
-                // The log's older frames still hold the rows as they were: a truncating checkpoint
-                // empties it, unless the agent's readers hold it past the busy timeout (30 s).
+                // The write-ahead logs' older frames still hold the rows as they were: a truncating
+                // checkpoint of each file (the store's and the slate log's) empties them, unless the
+                // agent's readers hold them past the busy timeout (30 s).
                 var walError: String?
-                do { _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch { walError = "\(error)" }
+                do {
+                    _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+                    let log = try RecommendationLog.connection(store)
+                    defer { try? log.close() }
+                    _ = try log.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+                } catch { walError = "\(error)" }
                 struct Out: Encodable { var customer: String; var erased: CustomerErasure.Erased; var walTruncated: Bool }
                 let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: walError == nil)
                 if output.json { try printJSON(out) } else {

@@ -30,12 +30,13 @@ import Testing
         let names = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path))
         let alice = names.pseudonym("alice-7731"), bob = names.pseudonym("bob-4410")
         // What the agent would have added: a cached embedding of alice's review, a slate served to her.
-        try store.database.write { db in
-            let id = try #require(try Queries.customerID(db, pseudonym: alice))
-            let item = try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items WHERE sku = 'TEAPOT'"))
+        let (id, item) = try store.database.write { db in
             for text in notes.values {
                 try db.execute(sql: "INSERT INTO embeddings(model, text_hash, dimensions, vector) VALUES ('m', ?, 1, x'00000000')", arguments: [EncoderService.key(text)])
             }
+            return (try #require(try Queries.customerID(db, pseudonym: alice)), try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items WHERE sku = 'TEAPOT'")))
+        }
+        try RecommendationLog.connection(store).write { db in
             try db.execute(sql: """
                 INSERT INTO rec_slates(request_id, ts, customer_id, placement, model, items)
                 VALUES ('r1', ?, ?, 'home', 'heuristic', json_array(json_array(?, 1, 'popular', 1)))
@@ -43,8 +44,8 @@ import Testing
         }
         try store.close()
         func bytes() -> Data {
-            ["", "-wal"].reduce(into: Data()) { all, suffix in
-                all += FileManager.default.contents(atPath: path + "/store.sqlite" + suffix) ?? Data()
+            [Store.databaseName, RecommendationLog.fileName].flatMap { [$0, $0 + "-wal"] }.reduce(into: Data()) { all, name in
+                all += FileManager.default.contents(atPath: path + "/" + name) ?? Data()
             }
         }
         #expect(bytes().range(of: alice) != nil && bytes().range(of: Data("QZXJ unforgettable".utf8)) != nil)

@@ -272,7 +272,7 @@ extension Data {
         let status = try s.store.database.read { try Queries.status($0, diskBytes: s.store.diskBytes) }
         #expect(status.customers == 50)
         #expect(status.schemaVersion == Store.schemaVersion)  // the newest, not the last by name (v9 > v14)
-        for name in [Store.databaseName, Store.databaseName + "-wal"] {
+        for name in [Store.databaseName, RecommendationLog.fileName].flatMap({ [$0, $0 + "-wal"] }) {
             guard let bytes = FileManager.default.contents(atPath: s.directory.appendingPathComponent(name).path) else { continue }
             for raw in raws { #expect(bytes.range(of: Data(raw.utf8)) == nil, "\(raw) found in \(name)") }
             #expect(bytes.range(of: Data("LOYALTY-CARD".utf8)) == nil)

@@ -230,7 +230,7 @@ import Testing
         #expect(shown.status == 0 && !shown.out.contains(raws[3]))
         agent.terminate()
         agent.waitUntilExit()
-        var files = [log, store.appendingPathComponent("store.sqlite"), store.appendingPathComponent("store.sqlite-wal")]
+        var files = [log] + [Store.databaseName, RecommendationLog.fileName].flatMap { [$0, $0 + "-wal"] }.map { store.appendingPathComponent($0) }
         files = files.filter { FileManager.default.fileExists(atPath: $0.path) }
         #expect(files.count >= 2)
         for f in files {

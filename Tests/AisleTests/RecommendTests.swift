@@ -1,4 +1,5 @@
 import AisleClient
+import AisleCore
 @testable import AisleIngest
 import AisleModels
 @testable import AisleRecommend
@@ -168,11 +169,13 @@ import Testing
 /// feedback, in batches; newer ones stay whole.
 @Suite struct RecommendationLogTests {
     /// v15 keeps one row per slate; slates logged before it become such rows, and the view
-    /// `rec_impressions` still shows one row per item, in position order.
-    @Test func slatesLoggedBeforeV15BecomeSlateRows() throws {
+    /// `rec_impressions` still shows one row per item, in position order. v16 moves them to the
+    /// log's own file and leaves none in the store's.
+    @Test func slatesLoggedBeforeV15BecomeSlateRowsInTheLogFile() throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = false  // no catalog or customers here
-        let queue = try DatabaseQueue(path: try TestSupport.temporaryDirectory().appendingPathComponent("old.sqlite").path, configuration: configuration)
+        let dir = try TestSupport.temporaryDirectory()
+        let queue = try DatabaseQueue(path: dir.appendingPathComponent(Store.databaseName).path, configuration: configuration)
         try Schema.migrator.migrate(queue, upTo: "v14-erasure-indexes")
         try queue.write { db in
             for (position, item) in [(1, 8), (0, 7)] {  // inserted out of order
@@ -183,8 +186,9 @@ import Testing
             }
             try db.execute(sql: "INSERT INTO rec_explore(request_id, position, chosen, arms) VALUES ('r1', 1, 1, '[[8,1,0.5],[9,1,0.25]]')")
         }
-        try Schema.migrator.migrate(queue)
-        try queue.read { db in
+        try queue.close()
+        let store = try Store.open(at: dir)
+        try store.database.read { db in
             #expect(try String.fetchOne(db, sql: "SELECT items FROM rec_slates") == #"[[7,0.5,"repurchase",1.0],[8,1.5,"repurchase",0.25]]"#)
             let shown = try String.fetchOne(db, sql: """
                 SELECT group_concat(request_id || ' ' || ts || ' ' || session || ' ' || position || ' ' || item_id || ' ' || score || ' ' || propensity || ' ' || experiment || arm, '; ')
@@ -193,7 +197,14 @@ import Testing
             #expect(shown == "r1 100 s1 0 7 0.5 1.0 xb; r1 100 s1 1 8 1.5 0.25 xb")
             // Arms logged as JSON before v15 still read; from v15 on they are binary.
             #expect(RecommendationLog.armContexts(try #require(try DatabaseValue.fetchOne(db, sql: "SELECT arms FROM rec_explore"))) == [[1, 0.5], [1, 0.25]])
+            #expect(try String.fetchAll(db, sql: "SELECT name FROM main.sqlite_master WHERE name GLOB 'rec_*'") == [])
         }
+        try store.close()
+        let log = try DatabaseQueue(path: dir.appendingPathComponent(RecommendationLog.fileName).path)
+        #expect(try log.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_slates") } == 1)
+    }
+
+    @Test func armsAreStoredExactlyAndSmall() throws {
         // Scores a hair apart stay apart; 0 and 1 take a bit each.
         let contexts: [[Double]] = [[1, 0.0512, 0, 1.38155], [1, 0.05122, 1, 1.38165]]
         let binary = RecommendationLog.encodeArms(items: [3, 4], contexts: contexts)
@@ -204,13 +215,43 @@ import Testing
         #expect(RecommendationLog.armContexts(binary.dropLast().databaseValue) == nil)  // not whole arms
     }
 
+    /// The log has a file of its own, written from a thread at nice 19 (at normal priority when
+    /// it falls behind): the store's writer goes ahead while the log's is held, and what the log's
+    /// writer wrote reads through the store.
+    @Test func logWritesRunOnTheirOwnFileAtLowPriority() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir)))
+        let writer = try RecommendationLog.Writer(store: store)
+        #expect(try await writer.write { _ in Scheduling.currentNice } == Blocking.backgroundNice)
+        // Falling behind, it writes at the priority it was created at.
+        #expect(try await writer.write(behind: true) { _ in Scheduling.currentNice } == Scheduling.currentNice)
+        let (held, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        // A plain thread writes to the store once the log's writer holds its file, then lets it go.
+        Thread {
+            held.wait()
+            try? store.database.write { try $0.execute(sql: "INSERT INTO meta(key, value) VALUES ('probe', 1)") }
+            release.signal()
+        }.start()
+        let released = try await writer.write { db in
+            try db.execute(sql: "INSERT INTO rec_slates(request_id, ts, placement, model, items) VALUES ('r1', 1, 'home', 'heuristic', '[]')")
+            held.signal()
+            // If the store's write waits for this one, only the timeout ends the wait.
+            return release.wait(timeout: .now() + 60) == .success
+        }
+        #expect(released, "the store's write waited for the log's")
+        #expect(try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM meta WHERE key = 'probe'") } == 1)
+        #expect(try await store.database.read { try String.fetchAll($0, sql: "SELECT request_id FROM rec_slates") } == ["r1"])
+        try writer.close()
+    }
+
     @Test func oldSlatesArePrunedWithEverythingLoggedAboutThem() throws {
         let dir = try TestSupport.temporaryDirectory()
         let path = try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir)
         let store = try Store.open(at: URL(fileURLWithPath: path))
         let slates = [("r1", 1_000), ("r2", 1_100), ("r3", 1_200), ("r4", 5_000)]
-        try store.database.write { db in
-            let item = try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items"))
+        let item = try #require(try store.database.read { try Int64.fetchOne($0, sql: "SELECT id FROM items") })
+        let log = try RecommendationLog.connection(store)
+        try log.write { db in
             for (request, ts) in slates {
                 try db.execute(sql: """
                     INSERT INTO rec_slates(request_id, ts, placement, model, items)
@@ -220,7 +261,7 @@ import Testing
                 try db.execute(sql: "INSERT INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, 'click', ?)", arguments: [request, item, ts + 5])
             }
         }
-        let batches = try (0..<3).map { _ in try store.database.write { try RecommendationLog.prune($0, before: 2_000, rows: 2) } }
+        let batches = try (0..<3).map { _ in try log.write { try RecommendationLog.prune($0, before: 2_000, rows: 2) } }
         #expect(batches == [2, 1, 0])  // the oldest two slates, then the third; r4 is not old
         let left = try store.database.read { db in
             try ["rec_impressions", "rec_explore", "rec_feedback"].map { try String.fetchAll(db, sql: "SELECT DISTINCT request_id FROM \($0)") }
@@ -242,7 +283,7 @@ import Testing
         let store = try Store.open(at: URL(fileURLWithPath: path))
         let index = try await store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 86_400 * 3), ranker: nil, themes: nil, fleet: nil, similar: nil) }
         let logger = Logger(label: "test")
-        let host = RecommendationHost(
+        let host = try RecommendationHost(
             store: store, encoder: EncoderHost(path: dir.appendingPathComponent("no-model").path, threads: 1, cache: nil, logger: logger),
             exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), logger: logger)
         return (host, index, store)
