@@ -88,6 +88,7 @@ public actor InsightHost {
         case .success(nil):
             await refresh()
         case .failure(let error):
+            guard !Task.isCancelled else { return }  // the agent is stopping: the store is closing
             logger.error("customer insight not updated; serving the previous one", metadata: ["error": "\(error)"])
         }
     }

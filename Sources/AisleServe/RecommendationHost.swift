@@ -205,6 +205,7 @@ public actor RecommendationHost {
             published.withLock { $0 = nil }
             versions = active
         case .failure(let error):
+            guard !Task.isCancelled else { return }  // the agent is stopping: the store is closing
             logger.error("recommendation index not built; serving the previous one", metadata: ["error": "\(error)"])
         }
     }
