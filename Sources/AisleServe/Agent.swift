@@ -116,6 +116,7 @@ public enum Agent {
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         // The last slates served are logged before the store closes.
+        recommendationTask.cancel()
         await recommendations.flush()
         try? await recommendations.closeLog()
         // The last second's questions and searches are written before the store closes.

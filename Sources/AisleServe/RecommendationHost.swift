@@ -242,7 +242,8 @@ public actor RecommendationHost {
         var deleted = 0
         do {
             while !Task.isCancelled {
-                let n = try await log.write { try RecommendationLog.prune($0, before: before, rows: 1_000) }
+                // At the flush's priority when it is behind: both use the log's one connection.
+                let n = try await log.write(behind: pendingSlates.count > Self.maxBacklog) { try RecommendationLog.prune($0, before: before, rows: 1_000) }
                 deleted += n
                 if n == 0 { break }
             }
@@ -335,13 +336,18 @@ public actor RecommendationHost {
 
     /// The rows of some slates and feedback.
     private static func log(_ slates: ArraySlice<LoggedSlate>, _ feedback: [PendingFeedback], in db: Database) throws {
+        // Not a slate of a customer erased meanwhile (it waited in memory while `customer forget` ran).
         let insert = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR IGNORE INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM erased_customers WHERE customer_id = ?3)
             """)
         for s in slates {
             try insert.execute(arguments: [s.request, s.ts, s.customer, s.session, s.placement, s.model, s.experiment, s.arm, itemsJSON(s)])
         }
-        let arm = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms) VALUES (?, ?, ?, ?)")
+        let arm = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms)
+            SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM rec_slates WHERE request_id = ?1)
+            """)
         for (request, a) in slates.lazy.flatMap({ s in s.arms.lazy.map { (s.request, $0) } }) {
             try arm.execute(arguments: [request, a.position, a.chosen, RecommendationLog.encodeArms(items: a.items, contexts: a.contexts)])
         }

@@ -30,7 +30,9 @@ public enum CustomerErasure {
     /// for them only briefly. The slate log is another file, and a transaction over two WAL files
     /// commits each file on its own: its slates go first, in a transaction of their own — a
     /// crash before the store's commit leaves the customer findable, to be forgotten again — and
-    /// those the agent logged meanwhile after it.
+    /// those the agent logged meanwhile after it. The first also records the customer in the
+    /// log's `erased_customers`, so slates of theirs still waiting in an agent's memory are never
+    /// written.
     public static func erase(_ store: Store, customer id: Int64, embeddingKey: (String) -> Data) throws -> Erased {
         let c: StatementArguments = ["c": id]
         let theirSlates = "SELECT request_id FROM rec_slates WHERE customer_id = :c OR session IN (SELECT key FROM sessions WHERE customer_id = :c)"
@@ -111,6 +113,8 @@ public enum CustomerErasure {
             defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
             var count = 0
             try db.inTransaction {
+                // From now on an agent does not log their slates still waiting in its memory.
+                try db.execute(sql: "INSERT OR IGNORE INTO erased_customers(customer_id) VALUES (?)", arguments: [id])
                 try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY); CREATE TEMP TABLE erased_keys(key TEXT PRIMARY KEY)")
                 defer { try? db.execute(sql: "DROP TABLE temp.erased_slates; DROP TABLE temp.erased_keys") }
                 let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")

@@ -15,10 +15,22 @@ extension RecommendationLog {
     /// The schema name the store's readers attach the log under.
     static let schemaName = "log"
 
-    /// A connection to the store's log file, for writing it (pruning, erasure, the agent's
-    /// ``Writer``).
-    public static func connection(_ store: Store) throws -> DatabaseQueue {
-        try DatabaseQueue(path: store.directory.appendingPathComponent(fileName).path, configuration: writerConfiguration)
+    /// A connection to the store's log file, for writing it: every commit synced (`durable`;
+    /// an erasure, the copy of an older store's log) or not (the agent's ``Writer``: a served
+    /// slate's line is not an acknowledged event, and WAL never corrupts).
+    public static func connection(_ store: Store, durable: Bool = true) throws -> DatabaseQueue {
+        try connection(in: store.directory, durable: durable)
+    }
+
+    static func connection(in directory: URL, durable: Bool) throws -> DatabaseQueue {
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.label = "aisle-log"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = FAST; PRAGMA mmap_size = 0; PRAGMA cache_size = -4096")
+            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
+        return try DatabaseQueue(path: directory.appendingPathComponent(fileName).path, configuration: config)
     }
 
     /// The log's tables, in `schema`: `rec_slates` (a row per slate, the items by position as
@@ -52,6 +64,9 @@ extension RecommendationLog {
                 ts INTEGER NOT NULL,
                 PRIMARY KEY(request_id, item_id, action)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS \(schema).rec_feedback_ts ON rec_feedback(ts);
+            -- Customers erased (store ids, which are never given again): their slates still
+            -- waiting in an agent's memory are not written.
+            CREATE TABLE IF NOT EXISTS \(schema).erased_customers(customer_id INTEGER PRIMARY KEY);
             CREATE VIEW IF NOT EXISTS \(schema).rec_impressions AS
                 SELECT s.request_id, s.ts, s.customer_id, s.session, s.placement, s.model, j.key AS position,
                        json_extract(j.value, '$[0]') AS item_id, json_extract(j.value, '$[1]') AS score,
@@ -61,21 +76,32 @@ extension RecommendationLog {
             """)
     }
 
-    /// Creates the log file (0640, WAL) and its tables when missing. For a writable open of the
-    /// store, before its connections attach the file.
+    /// Creates the log file (0640, owned like the store's file, WAL) and its tables when missing.
+    /// For a writable open of the store, before its connections attach the file.
     static func prepareFile(in directory: URL) throws {
         let path = directory.appendingPathComponent(fileName).path
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o640)  // exclusive: another process may create it too
+        if fd >= 0 {
+            // Run as root (an admin's first command after an upgrade), the file would be root's.
+            if geteuid() == 0, let owner = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(Store.databaseName).path),
+                let uid = (owner[.ownerAccountID] as? NSNumber)?.uint32Value, let gid = (owner[.groupOwnerAccountID] as? NSNumber)?.uint32Value
+            {
+                _ = fchown(fd, uid, gid)
             }
+            close(fd)
+        } else if errno != EEXIST {
+            throw StoreError.logFile(path, String(cString: strerror(errno)))
         }
-        let queue = try DatabaseQueue(path: path, configuration: writerConfiguration)
-        try queue.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.inTransaction { try createTables(db); return .commit }
+        do {
+            let queue = try connection(in: directory, durable: true)
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.inTransaction { try createTables(db); return .commit }
+            }
+            try queue.close()
+        } catch let error as DatabaseError {
+            throw StoreError.logFile(path, error.message ?? "\(error.resultCode)")
         }
-        try queue.close()
     }
 
     /// Copies the slate log the store itself held before v16 into the log file, if it still
@@ -83,37 +109,28 @@ extension RecommendationLog {
     /// a transaction of its own: a transaction over two WAL files is atomic for each file, not
     /// for both.
     static func copyFromStore(in directory: URL) throws {
-        let queue = try DatabaseQueue(path: directory.appendingPathComponent(fileName).path, configuration: writerConfiguration)
+        let queue = try connection(in: directory, durable: true)
         defer { try? queue.close() }
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [directory.appendingPathComponent(Store.databaseName).path])
             defer { try? db.execute(sql: "DETACH DATABASE store") }
             let inStore = try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM store.sqlite_master WHERE type = 'table' AND name = 'rec_slates'") ?? false
             guard inStore else { return }
+            // The store's copy is the log until v16 drops it (no agent of this version has written
+            // here yet): what an earlier attempt copied is replaced, erasures since included.
             try db.inTransaction(.deferred) {  // writes the log alone (IMMEDIATE would lock the store too)
                 try db.execute(sql: """
-                    INSERT OR IGNORE INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items)
+                    DELETE FROM rec_slates; DELETE FROM rec_explore; DELETE FROM rec_feedback;
+                    INSERT INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items)
                         SELECT request_id, ts, customer_id, session, placement, model, experiment, arm, items FROM store.rec_slates;
-                    INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms)
+                    INSERT INTO rec_explore(request_id, position, chosen, arms)
                         SELECT request_id, position, chosen, arms FROM store.rec_explore;
-                    INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts)
+                    INSERT INTO rec_feedback(request_id, item_id, action, ts)
                         SELECT request_id, item_id, action, ts FROM store.rec_feedback;
                     """)
                 return .commit
             }
         }
-    }
-
-    /// The log writer's connection: commits are not fsynced one by one (a slate's log line is not
-    /// an acknowledged event; WAL never corrupts), a small page cache.
-    static var writerConfiguration: Configuration {
-        var config = Configuration()
-        config.busyMode = .timeout(30)
-        config.label = "aisle-log"
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA secure_delete = FAST; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 0; PRAGMA cache_size = -4096")
-        }
-        return config
     }
 
     /// The agent's writer of the log file: one connection, used from a thread at nice 19 — or,
@@ -127,7 +144,7 @@ extension RecommendationLog {
 
         /// Opens the log file of `store` (which created it). Its threads start here: call it at
         /// normal priority.
-        public init(store: Store) throws { queue = try connection(store) }
+        public init(store: Store) throws { queue = try connection(store, durable: false) }
 
         /// Runs `updates` in a transaction on one of the writer's threads — at nice 19, or at
         /// normal priority when `behind` — one at a time (GRDB runs a synchronous write on the

@@ -7,6 +7,7 @@ public enum StoreError: Error, CustomStringConvertible {
     case alreadyInitialised(String)
     case newerSchema(String)
     case olderSchema(String, String)
+    case logFile(String, String)
 
     public var description: String {
         switch self {
@@ -14,6 +15,7 @@ public enum StoreError: Error, CustomStringConvertible {
         case .alreadyInitialised(let d): "a store already exists at \(d)"
         case .newerSchema(let d): "the store at \(d) was written by a newer Aisle; upgrade this one"
         case .olderSchema(let d, let why): "the store at \(d) has an older schema and could not be upgraded (\(why)); start the agent or run this as the store's owner"
+        case .logFile(let f, let why): "\(f): \(why) (the served recommendations' log: move it aside, with its -wal and -shm files, and a new one is started)"
         }
     }
 }
@@ -108,7 +110,12 @@ public struct Store: Sendable {
             // Readers see the slate log's tables; the writer does not attach it, since its
             // transactions (BEGIN IMMEDIATE) would lock the log's file too.
             if db.configuration.readonly {
-                try db.execute(sql: "ATTACH DATABASE ? AS \(RecommendationLog.schemaName)", arguments: [logFile])
+                do {
+                    try db.execute(sql: "ATTACH DATABASE ? AS \(RecommendationLog.schemaName)", arguments: [logFile])
+                    _ = try db.tableExists("rec_slates", in: RecommendationLog.schemaName)  // reads the file's header and schema
+                } catch let error as DatabaseError {
+                    throw StoreError.logFile(logFile, error.message ?? "\(error.resultCode)")
+                }
             }
             switch durability {
             case .full:
@@ -125,6 +132,11 @@ public struct Store: Sendable {
         let file = directory.appendingPathComponent(databaseName)
         guard !FileManager.default.fileExists(atPath: file.path) else {
             throw StoreError.alreadyInitialised(directory.path)
+        }
+        // An earlier store's log would name this one's customers by ids it gives to others.
+        let log = directory.appendingPathComponent(RecommendationLog.fileName).path
+        guard !FileManager.default.fileExists(atPath: log) else {
+            throw StoreError.logFile(log, "left from an earlier store")
         }
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])

@@ -208,13 +208,14 @@ extension CustomerCommand {
                 // The write-ahead logs' older frames still hold the rows as they were: a truncating
                 // checkpoint of each file (the store's and the slate log's) empties them, unless the
                 // agent's readers hold them past the busy timeout (30 s).
-                var walError: String?
+                var walErrors: [String] = []
+                do { _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch { walErrors.append("\(Store.databaseName): \(error)") }
                 do {
-                    _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
                     let log = try RecommendationLog.connection(store)
                     defer { try? log.close() }
                     _ = try log.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-                } catch { walError = "\(error)" }
+                } catch { walErrors.append("\(RecommendationLog.fileName): \(error)") }
+                let walError = walErrors.isEmpty ? nil : walErrors.joined(separator: "; ")
                 struct Out: Encodable { var customer: String; var erased: CustomerErasure.Erased; var walTruncated: Bool }
                 let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: walError == nil)
                 if output.json { try printJSON(out) } else {

@@ -316,6 +316,45 @@ import Testing
         #expect(logged == [shown, slates, explored])
     }
 
+    /// Slates of a customer erased while they waited in memory are not written, nor their
+    /// explored positions; everyone else's are.
+    @Test func slatesOfACustomerErasedMeanwhileAreNotWritten() async throws {
+        let (host, index, store) = try await exploringHost()
+        for customer in [Int64(1), 2, 1, 2] {
+            let slate = index.slate(.init(customer: customer, k: 4), pool: 30)
+            _ = await host.serve(slate, index: index, customer: customer, shopperKey: "c\(customer)", cart: [], session: nil, placement: "test")
+        }
+        let log = try RecommendationLog.connection(store)
+        try await log.write { try $0.execute(sql: "INSERT INTO erased_customers(customer_id) VALUES (1)") }
+        await host.flush()
+        let (byCustomer, orphans) = try await store.database.read { db in
+            (try Int64.fetchAll(db, sql: "SELECT customer_id FROM rec_slates ORDER BY customer_id"),
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM rec_explore WHERE request_id NOT IN (SELECT request_id FROM rec_slates)") ?? -1)
+        }
+        #expect(byCustomer == [2, 2] && orphans == 0)
+        let explored = try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_explore") }
+        #expect(explored ?? 0 > 0)
+        try log.close()
+    }
+
+    /// A log file that is not a database stops the store from opening, with a message that names
+    /// it and says what to do; a new store refuses a log left from an earlier one.
+    @Test func aBrokenOrLeftoverLogFileIsNamed() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let path = try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir)
+        let logFile = URL(fileURLWithPath: path).appendingPathComponent(RecommendationLog.fileName)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: logFile.path + suffix) }
+        try Data(repeating: 0x41, count: 8192).write(to: logFile)
+        for readOnly in [false, true] {
+            #expect {
+                try Store.open(at: URL(fileURLWithPath: path), readOnly: readOnly)
+            } throws: { "\($0)".contains(logFile.path) && "\($0)".contains("move it aside") }
+        }
+        let fresh = try TestSupport.temporaryDirectory()
+        try Data().write(to: fresh.appendingPathComponent(RecommendationLog.fileName))
+        #expect { try Store.create(at: fresh) } throws: { "\($0)".contains("left from an earlier store") }
+    }
+
     /// Explored items wait for their reward until the window (600 s) has passed since their slate
     /// was served, and not longer: slates of an earlier second expire, a later second's wait.
     @Test func explorationRewardsExpireOldestFirst() async throws {
