@@ -40,15 +40,38 @@ public final class WorkQueue<Job: Sendable>: Sendable {
 /// blocked in it on a database reader can starve the very tasks that would release one.
 public enum Blocking {
     public static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { done in
+        let work = counted(work)
+        return await withCheckedContinuation { done in
             DispatchQueue.global(qos: .utility).async { done.resume(returning: work()) }
         }
     }
 
     public static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { done in
-            DispatchQueue.global(qos: .utility).async { done.resume(with: Result { try work() }) }
+        try await run { Result { try work() } }.get()
+    }
+
+    /// Work handed to ``run(_:)`` or ``background(_:)`` and not finished yet (queued included).
+    private static let inFlight = Atomic<Int>(0)
+
+    /// `work`, counted in ``inFlight`` from now until it returns.
+    private static func counted<T>(_ work: @escaping @Sendable () -> T) -> @Sendable () -> T {
+        inFlight.add(1, ordering: .relaxed)
+        return {
+            defer { inFlight.subtract(1, ordering: .releasing) }
+            return work()
         }
+    }
+
+    /// Waits up to `timeout` for the blocking and background work in flight to end, and says
+    /// whether it did. The agent closes its store only then: a connection closed under a read
+    /// that is still running crashes the process.
+    public static func drained(within timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while inFlight.load(ordering: .acquiring) > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return true
     }
 
     /// The nice value of ``background(_:)``'s threads.
@@ -61,6 +84,7 @@ public enum Blocking {
     public static func background<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         Scheduling.startNormalPriorityThreads()  // from here, at the caller's priority, if not yet
         let resumer = JobThread.resumes
+        let work = counted(work)
         return await withCheckedContinuation { done in
             Thread {
                 Scheduling.lowerPriority(to: backgroundNice)

@@ -26,7 +26,8 @@ public enum AgentError: Error, CustomStringConvertible {
 }
 
 /// The store agent: owns the store and serves kiosks and tills on a Unix socket until SIGTERM
-/// or SIGINT, then drains in-flight requests, closes the database and removes the socket.
+/// or SIGINT, then drains in-flight requests, stops its background loops, removes the socket
+/// and closes the database once the background work in flight has ended (up to 5 s).
 public enum Agent {
     public static func run(config: AgentConfig, logger: Logger) async throws {
         let directory = URL(fileURLWithPath: config.storePath)
@@ -110,13 +111,22 @@ public enum Agent {
             logger: logger)
         defer {
             unlink(path)
-            try? reads.close()
-            try? store.close()
+            // A connection closed under a read still running would crash the process: the store
+            // is closed once the background work in flight has ended, or left to SQLite, which
+            // recovers its write-ahead log at the next open (training may run for minutes).
+            if Blocking.drained(within: .seconds(5)) {
+                try? reads.close()
+                try? store.close()
+            } else {
+                logger.warning("background work still running at stop; the store is left open for SQLite to recover at the next start")
+            }
             logger.info("stopped", metadata: ["socket": "\(path)"])
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        // No new background work from here.
+        for task in [insightTask, intentTask, recommendationTask, reviewTask, syncTask] { task.cancel() }
+        hangup.cancel()
         // The last slates served are logged before the store closes.
-        recommendationTask.cancel()
         await recommendations.flush()
         try? await recommendations.closeLog()
         // The last second's questions and searches are written before the store closes.

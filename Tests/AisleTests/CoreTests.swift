@@ -152,6 +152,23 @@ import Testing
         #expect(everyIndex.count == 334 && everyIndex[999] == 998_001)
     }
 
+    /// The agent closes its store only once no blocking or background work is running: work in
+    /// flight — queued or running, on either path — keeps `drained` false until it ends. (Whether
+    /// it turns true cannot be asserted here: other suites' work runs beside this one.)
+    @Test func workInFlightIsCountedUntilItEnds() async throws {
+        let started = DispatchSemaphore(value: 0)
+        let (finishBackground, finishBlocking) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        let background = Task { await Blocking.background { started.signal(); finishBackground.wait() } }
+        let blocking = Task { await Blocking.run { started.signal(); finishBlocking.wait() } }
+        await Blocking.run { started.wait(); started.wait() }
+        #expect(!Blocking.drained(within: .milliseconds(50)))
+        finishBackground.signal()
+        await background.value
+        #expect(!Blocking.drained(within: .milliseconds(50)))  // the other one still runs
+        finishBlocking.signal()
+        await blocking.value
+    }
+
     struct Refused: Error {}
 
     /// Background work's writes (a trained model's registration, cached embeddings) run at the
