@@ -41,6 +41,11 @@ import Testing
                 INSERT INTO rec_slates(request_id, ts, customer_id, placement, model, items)
                 VALUES ('r1', ?, ?, 'home', 'heuristic', json_array(json_array(?, 1, 'popular', 1)))
                 """, arguments: [t0, id, item])
+            // A slate of her kiosk session served before the session knew her: only its key names her.
+            try db.execute(sql: """
+                INSERT INTO rec_slates(request_id, ts, session, placement, model, items)
+                VALUES ('r2', ?, 'kiosk-alice-7731', 'kiosk', 'heuristic', json_array(json_array(?, 1, 'popular', 1)))
+                """, arguments: [t0 + 1, item])
         }
         try store.close()
         func bytes() -> Data {
@@ -57,7 +62,7 @@ import Testing
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let out = try decoder.decode(Out.self, from: Data(forget.out.utf8))
-        #expect(out.erased == CustomerErasure.Erased(events: 4, receipts: 1, sessions: 1, slates: 1, embeddings: 1) && out.walTruncated, "\(forget.out)")
+        #expect(out.erased == CustomerErasure.Erased(events: 4, receipts: 1, sessions: 1, slates: 2, embeddings: 1) && out.walTruncated, "\(forget.out)")
 
         // Gone to the byte: her pseudonym and her words are nowhere in the database or its log.
         let after = bytes()
@@ -78,7 +83,7 @@ import Testing
             #expect(try CustomerErasure.generation(db) == 1)
             // The audit log says what went, not whose.
             let audit = try #require(try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE action = 'customer forget'"))
-            #expect(audit == "4 events, 1 receipts, 1 sessions, 1 slates, 1 cached embeddings")
+            #expect(audit == "4 events, 1 receipts, 1 sessions, 2 slates, 1 cached embeddings")
         }
     }
 }
