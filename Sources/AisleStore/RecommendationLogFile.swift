@@ -33,13 +33,13 @@ extension RecommendationLog {
         return try DatabaseQueue(path: directory.appendingPathComponent(fileName).path, configuration: config)
     }
 
-    /// The log's tables, in `schema`: `rec_slates` (a row per slate, the items by position as
+    /// The log's tables: `rec_slates` (a row per slate, the items by position as
     /// `[[item_id, score, source, propensity], …]`), `rec_explore` (the arms of each explored
     /// position), `rec_feedback`, and the view `rec_impressions` (a row per item shown).
     /// Customer and item ids are the store's; the file has no foreign keys to it.
-    static func createTables(_ db: Database, in schema: String = "main") throws {
+    static func createTables(_ db: Database) throws {
         try db.execute(sql: """
-            CREATE TABLE IF NOT EXISTS \(schema).rec_slates(
+            CREATE TABLE IF NOT EXISTS rec_slates(
                 request_id TEXT PRIMARY KEY NOT NULL,
                 ts INTEGER NOT NULL,
                 customer_id INTEGER,
@@ -49,25 +49,25 @@ extension RecommendationLog {
                 experiment TEXT,
                 arm TEXT,
                 items TEXT NOT NULL) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS \(schema).rec_slates_ts ON rec_slates(ts);
-            CREATE INDEX IF NOT EXISTS \(schema).rec_slates_experiment ON rec_slates(experiment, arm) WHERE experiment IS NOT NULL;
-            CREATE TABLE IF NOT EXISTS \(schema).rec_explore(
+            CREATE INDEX IF NOT EXISTS rec_slates_ts ON rec_slates(ts);
+            CREATE INDEX IF NOT EXISTS rec_slates_experiment ON rec_slates(experiment, arm) WHERE experiment IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS rec_explore(
                 request_id TEXT NOT NULL,
                 position INTEGER NOT NULL,
                 chosen INTEGER NOT NULL,
                 arms BLOB NOT NULL,
                 PRIMARY KEY(request_id, position)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS \(schema).rec_feedback(
+            CREATE TABLE IF NOT EXISTS rec_feedback(
                 request_id TEXT NOT NULL,
                 item_id INTEGER NOT NULL,
                 action TEXT NOT NULL CHECK(action IN ('click', 'cart', 'purchase', 'dismiss')),
                 ts INTEGER NOT NULL,
                 PRIMARY KEY(request_id, item_id, action)) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS \(schema).rec_feedback_ts ON rec_feedback(ts);
+            CREATE INDEX IF NOT EXISTS rec_feedback_ts ON rec_feedback(ts);
             -- Customers erased (store ids, which are never given again): their slates still
             -- waiting in an agent's memory are not written.
-            CREATE TABLE IF NOT EXISTS \(schema).erased_customers(customer_id INTEGER PRIMARY KEY);
-            CREATE VIEW IF NOT EXISTS \(schema).rec_impressions AS
+            CREATE TABLE IF NOT EXISTS erased_customers(customer_id INTEGER PRIMARY KEY);
+            CREATE VIEW IF NOT EXISTS rec_impressions AS
                 SELECT s.request_id, s.ts, s.customer_id, s.session, s.placement, s.model, j.key AS position,
                        json_extract(j.value, '$[0]') AS item_id, json_extract(j.value, '$[1]') AS score,
                        json_extract(j.value, '$[2]') AS source, json_extract(j.value, '$[3]') AS propensity,

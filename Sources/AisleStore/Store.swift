@@ -49,12 +49,16 @@ public struct Store: Sendable {
         guard FileManager.default.fileExists(atPath: file.path) else {
             throw StoreError.notInitialised(directory.path)
         }
-        let logFile = directory.appendingPathComponent(RecommendationLog.fileName)
-        if readOnly, !FileManager.default.fileExists(atPath: logFile.path) {
-            // A store from before the log had a file of its own, or its log deleted: a writer's job.
+        /// An older schema, or no log file (a store from before it had one, or its log deleted):
+        /// brought up to date once (a writer's job), then read.
+        func upgradedThenRead() throws -> Store {
             do { try open(at: directory, durability: durability).close() } catch {
                 throw StoreError.olderSchema(directory.path, "\(error)")
             }
+            return try open(at: directory, durability: durability, readOnly: true)
+        }
+        if readOnly, !FileManager.default.fileExists(atPath: directory.appendingPathComponent(RecommendationLog.fileName).path) {
+            return try upgradedThenRead()
         }
         if !readOnly { try RecommendationLog.prepareFile(in: directory) }
         let pool = try DatabasePool(path: file.path, configuration: configuration(durability, readOnly: readOnly, directory: directory))
@@ -64,18 +68,14 @@ public struct Store: Sendable {
         }
         if !readOnly { try migrate(pool, in: directory) }
         if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
-            // An older schema: bring it up to date once (a writer's job), then read.
             try pool.close()
-            do { try open(at: directory, durability: durability).close() } catch {
-                throw StoreError.olderSchema(directory.path, "\(error)")
-            }
-            return try open(at: directory, durability: durability, readOnly: true)
+            return try upgradedThenRead()
         }
         return Store(directory: directory, database: pool)
     }
 
     /// Runs the migrations; the slate log the store held before v16 is copied into the log
-    /// file first, in a transaction of its own (``RecommendationLog/copyFromStore(_:)``).
+    /// file first, in a transaction of its own (``RecommendationLog/copyFromStore(in:)``).
     private static func migrate(_ pool: DatabasePool, in directory: URL) throws {
         let migrator = Schema.migrator
         let applied = try pool.read(migrator.appliedIdentifiers)
