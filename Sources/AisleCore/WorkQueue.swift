@@ -112,7 +112,7 @@ public final class JobThread: Sendable {
 
     /// The thread's nice value.
     public let nice: Int32
-    private let pending = Mutex<[@Sendable () -> Void]>([])
+    private let state = Mutex<(jobs: [@Sendable () -> Void], stopped: Bool)>(([], false))
     private let wake = DispatchSemaphore(value: 0)
 
     /// Starts the thread, at the caller's nice value or at `lowered` if that is lower priority.
@@ -123,26 +123,57 @@ public final class JobThread: Sendable {
             Scheduling.lowerPriority(to: nice)
             while true {
                 wake.wait()
-                for job in pending.withLock({ q in defer { q = [] }; return q }) { job() }
+                let (jobs, stopped) = state.withLock { s in defer { s.jobs = [] }; return (s.jobs, s.stopped) }
+                for job in jobs { job() }
+                if stopped { return }
             }
         }.start()
     }
 
-    /// Runs `job` on this thread (signalling it wakes a thread and starts none).
-    func submit(_ job: @escaping @Sendable () -> Void) {
-        pending.withLock { $0.append(job) }
-        wake.signal()
+    /// What ``run(_:)`` throws once the thread has been told to ``stop()``.
+    public struct Stopped: Error {}
+
+    /// Runs `job` on this thread (signalling it wakes a thread and starts none); false, with
+    /// `job` not run, once the thread has been told to stop.
+    @discardableResult
+    func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+        let queued = state.withLock { s -> Bool in
+            guard !s.stopped else { return false }
+            s.jobs.append(job)
+            return true
+        }
+        if queued { wake.signal() }
+        return queued
+    }
+
+    /// Ends the thread once the jobs submitted before have run, and returns then; later jobs
+    /// are refused.
+    public func stop() async {
+        Scheduling.startNormalPriorityThreads()
+        let resumer = JobThread.resumes
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let last: @Sendable () -> Void = { resumer.submit { done.resume() } }
+            let queued = state.withLock { s -> Bool in
+                guard !s.stopped else { return false }
+                s.stopped = true
+                s.jobs.append(last)
+                return true
+            }
+            if queued { wake.signal() } else { done.resume() }
+        }
     }
 
     /// Runs `work` on this thread; the waiting task is resumed from a thread at normal priority.
+    /// Throws ``Stopped`` once the thread has been told to stop.
     public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         Scheduling.startNormalPriorityThreads()
         let resumer = JobThread.resumes
         return try await withCheckedThrowingContinuation { done in
-            submit {
+            let queued = submit {
                 let result = Result { try work() }
                 resumer.submit { done.resume(with: result) }
             }
+            if !queued { done.resume(throwing: Stopped()) }
         }
     }
 }

@@ -266,7 +266,7 @@ public actor RecommendationHost {
     enum FeedbackError: Error { case unknownRequest, itemNotShown }
 
     /// Closes the log file (after the last ``flush()``).
-    public func closeLog() throws { try log.close() }
+    public func closeLog() async throws { try await log.close() }
 
     /// Records what the shopper did with an item of a recent slate.
     func feedback(request: String, item: Int, action: String) throws(FeedbackError) {

@@ -16,6 +16,11 @@ public enum CustomerErasure {
         public init(events: Int = 0, receipts: Int = 0, sessions: Int = 0, slates: Int = 0, embeddings: Int = 0) {
             (self.events, self.receipts, self.sessions, self.slates, self.embeddings) = (events, receipts, sessions, slates, embeddings)
         }
+
+        /// The audit log's words for it: counts, not whom.
+        var summary: String {
+            "\(events) events, \(receipts) receipts, \(sessions) sessions, \(slates) slates, \(embeddings) cached embeddings"
+        }
     }
 
     /// The number of customers erased so far: when it changes, row ids cached from before may
@@ -46,6 +51,7 @@ public enum CustomerErasure {
         defer { try? log.close() }
         var erased = Erased()
         erased.slates = try eraseSlates(log, customer: id, sessionKeys: sessionKeys, known: slates, since: since)
+        var lastKeys = sessionKeys, audit: Int64 = 0  // the sessions as the erasing transaction saw them; its audit row
         try store.database.writeWithoutTransaction { db in
             // Foreign-key checks off: without an index on every referencing column each deleted
             // row would scan a table; the deletes below cover every reference.
@@ -67,6 +73,7 @@ public enum CustomerErasure {
                         UNION SELECT id FROM events WHERE receipt_id IS NOT NULL AND customer_id IS NULL AND receipt_id IN erased_receipts;
                     """, arguments: c)
                 defer { try? db.execute(sql: "DROP TABLE temp.erased_sessions; DROP TABLE temp.erased_receipts; DROP TABLE temp.erased_events") }
+                lastKeys = try String.fetchAll(db, sql: "SELECT key FROM erased_sessions")
                 erased.events = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_events") ?? 0
                 let texts = try String.fetchAll(db, sql: "SELECT DISTINCT text FROM events WHERE id IN erased_events AND text IS NOT NULL")
                 let deleteEmbedding = try db.makeStatement(sql: "DELETE FROM embeddings WHERE model = ? AND text_hash = ?")
@@ -94,13 +101,20 @@ public enum CustomerErasure {
                 // slate being logged) would then describe someone else.
                 try db.execute(sql: "UPDATE customers SET pseudonym = randomblob(32) WHERE id = :c", arguments: c)
                 try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('customers_erased', 1) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
-                try Store.audit(db, "customer forget", detail: """
-                    \(erased.events) events, \(erased.receipts) receipts, \(erased.sessions) sessions, \(erased.slates) slates, \(erased.embeddings) cached embeddings
-                    """)
+                try Store.audit(db, "customer forget", detail: erased.summary)
+                audit = db.lastInsertedRowID
                 return .commit
             }
         }
-        erased.slates += try eraseSlates(log, customer: id, sessionKeys: sessionKeys, known: [], since: since)
+        // Slates the agent logged meanwhile, also of a session opened meanwhile; the audit row then
+        // counts them too.
+        let late = try eraseSlates(log, customer: id, sessionKeys: lastKeys, known: [], since: since)
+        if late > 0 {
+            erased.slates += late
+            try store.database.write { db in
+                try db.execute(sql: "UPDATE audit_log SET detail = ? WHERE id = ?", arguments: [erased.summary, audit])
+            }
+        }
         return erased
     }
 

@@ -154,7 +154,12 @@ extension RecommendationLog {
             return try await (behind ? catchingUp : background).run { try queue.write(updates) }
         }
 
-        /// Closes the connection, checkpointing the file's write-ahead log.
-        public func close() throws { try queue.close() }
+        /// Ends the writer's threads once the writes queued before have run, then closes the
+        /// connection, checkpointing the file's write-ahead log. Later writes throw.
+        public func close() async throws {
+            await background.stop()
+            await catchingUp.stop()
+            try queue.close()
+        }
     }
 }

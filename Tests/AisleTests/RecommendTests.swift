@@ -241,7 +241,10 @@ import Testing
         #expect(released, "the store's write waited for the log's")
         #expect(try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM meta WHERE key = 'probe'") } == 1)
         #expect(try await store.database.read { try String.fetchAll($0, sql: "SELECT request_id FROM rec_slates") } == ["r1"])
-        try writer.close()
+        // Closing ends its threads; a write after that is refused, not left waiting.
+        try await writer.close()
+        await #expect(throws: JobThread.Stopped.self) { try await writer.write { _ in } }
+        await #expect(throws: JobThread.Stopped.self) { try await writer.write(behind: true) { _ in } }
     }
 
     @Test func oldSlatesArePrunedWithEverythingLoggedAboutThem() throws {
@@ -314,6 +317,7 @@ import Testing
         }
         #expect(shown >= slates && explored > 0)
         #expect(logged == [shown, slates, explored])
+        try await host.closeLog()
     }
 
     /// Slates of a customer erased while they waited in memory are not written, nor their
@@ -335,6 +339,7 @@ import Testing
         let explored = try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_explore") }
         #expect(explored ?? 0 > 0)
         try log.close()
+        try await host.closeLog()
     }
 
     /// A log file that is not a database stops the store from opening, with a message that names
@@ -372,6 +377,7 @@ import Testing
         #expect(await host.awaitingRewards == late)
         await host.expireRewards(now: later + 600)
         #expect(await host.awaitingRewards == 0)
+        try await host.closeLog()
     }
 }
 
