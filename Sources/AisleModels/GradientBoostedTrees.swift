@@ -32,39 +32,55 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
     var base: Double
     var trees: [Tree]
     public var parameters: Parameters
-    /// Every tree's nodes in one array, for scoring (a request's hot path).
-    private var nodes: [Node] = []
-    private var roots: [Int32] = []
+    /// The trees for scoring (a request's hot path): each made complete to one depth, `levels`
+    /// (a leaf above it repeated on both sides below), so that a walk is `levels` steps without
+    /// a branch. Tree t's splits are `splitFeature`/`splitValue` from t × (2^levels − 1) in
+    /// breadth-first order, its leaves `leafValue` from t × 2^levels.
+    private var splitFeature: [Int32] = [], splitValue: [Double] = [], leafValue: [Double] = []
+    private var levels = 0
     /// The largest feature index a split reads.
     private var widest = -1
-
-    /// A node of ``nodes``: a split (`feature` ≥ 0; to `left` when x ≤ `value`, else to `right`)
-    /// or a leaf worth `value` (`feature` -1). Indices are into ``nodes``.
-    private struct Node: Sendable {
-        var feature: Int32, left: Int32, right: Int32
-        var value: Double
-    }
+    /// Deeper trees than any trainer here grows are refused (a complete one has 2^depth leaves).
+    static let maxDepth = 12
 
     init(base: Double, trees: [Tree], parameters: Parameters) throws(Malformed) {
         (self.base, self.trees, self.parameters) = (base, trees, parameters)
+        var depths: [Int] = []
         for (t, tree) in trees.enumerated() {
-            let n = tree.feature.count, offset = Int32(nodes.count)
+            let n = tree.feature.count
             guard n > 0, [tree.threshold.count, tree.left.count, tree.right.count, tree.value.count].allSatisfy({ $0 == n }) else {
                 throw Malformed(description: "tree \(t): its node arrays are empty or of different lengths")
             }
-            roots.append(offset)
-            for i in 0..<n {
-                let split = tree.feature[i] >= 0
+            var depth = [Int](repeating: 0, count: n)
+            for i in 0..<n where tree.feature[i] >= 0 || tree.feature[i] < -1 {
                 // Children come after their parent: no cycles, every walk ends at a leaf.
-                guard tree.feature[i] >= -1, !split || (tree.left[i] > i && tree.left[i] < n && tree.right[i] > i && tree.right[i] < n) else {
+                guard tree.feature[i] >= 0, tree.left[i] > i && tree.left[i] < n && tree.right[i] > i && tree.right[i] < n else {
                     throw Malformed(description: "tree \(t), node \(i): a split must lead to later nodes of its tree")
                 }
                 widest = max(widest, tree.feature[i])
-                nodes.append(Node(
-                    feature: Int32(tree.feature[i]), left: offset + Int32(split ? tree.left[i] : 0), right: offset + Int32(split ? tree.right[i] : 0),
-                    value: split ? tree.threshold[i] : tree.value[i]))
+                for child in [tree.left[i], tree.right[i]] { depth[child] = max(depth[child], depth[i] + 1) }
             }
+            guard let deepest = depth.max(), deepest <= Self.maxDepth else {
+                throw Malformed(description: "tree \(t): deeper than \(Self.maxDepth) levels")
+            }
+            depths.append(deepest)
         }
+        let levels = depths.max() ?? 0
+        let (splits, leaves) = ((1 << levels) - 1, 1 << levels)
+        var features = [Int32](repeating: 0, count: trees.count * splits), values = [Double](repeating: 0, count: trees.count * splits)
+        var leafValues = [Double](repeating: 0, count: trees.count * leaves)
+        for (t, tree) in trees.enumerated() {
+            // Node `node` of the tree at position `at` of the complete one, `level` steps down.
+            func place(_ node: Int, at: Int, level: Int) {
+                if level == levels { return leafValues[t * leaves + at - splits] = tree.value[node] }
+                let split = tree.feature[node] >= 0
+                if split { (features[t * splits + at], values[t * splits + at]) = (Int32(tree.feature[node]), tree.threshold[node]) }
+                place(split ? tree.left[node] : node, at: 2 * at + 1, level: level + 1)
+                place(split ? tree.right[node] : node, at: 2 * at + 2, level: level + 1)
+            }
+            place(0, at: 0, level: 0)
+        }
+        (self.levels, splitFeature, splitValue, leafValue) = (levels, features, values, leafValues)
     }
 
     /// Why stored trees cannot be used.
@@ -94,13 +110,20 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
     /// The probability of the positive class for `x` (at least as long as the widest split reads).
     public func probability(_ x: [Double]) -> Double {
         precondition(x.count > widest, "\(x.count) features for trees that read feature \(widest)")
+        let (splits, leaves) = ((1 << levels) - 1, 1 << levels)
         var total = base
-        nodes.withUnsafeBufferPointer { n in
-            x.withUnsafeBufferPointer { x in
-                for root in roots {
-                    var i = Int(root)
-                    while n[i].feature >= 0 { i = Int(x[Int(n[i].feature)] <= n[i].value ? n[i].left : n[i].right) }
-                    total += n[i].value
+        splitFeature.withUnsafeBufferPointer { f in
+            splitValue.withUnsafeBufferPointer { v in
+                leafValue.withUnsafeBufferPointer { leaf in
+                    x.withUnsafeBufferPointer { x in
+                        for t in trees.indices {
+                            let s = t * splits
+                            var i = 0
+                            // Left when x ≤ the split (a missing value, NaN, goes right, as when grown).
+                            for _ in 0..<levels { i = 2 * i + (x[Int(f[s + i])] <= v[s + i] ? 1 : 2) }
+                            total += leaf[t * leaves + i - splits]
+                        }
+                    }
                 }
             }
         }

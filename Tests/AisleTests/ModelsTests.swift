@@ -217,9 +217,17 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         let x = (0..<500).map { _ in (0..<3).map { _ in Double.random(in: -1...1, using: &rng) } }
         let trees = GradientBoostedTrees.fit(x, x.map { $0[0] + $0[2] > 0 })
-        for row in x.prefix(50) {
+        // Missing values (NaN) go right at every split, as when walked.
+        for row in x.prefix(50) + [[.nan, 0, 0], [0.5, .nan, .nan], [.nan, .nan, .nan]] {
             let walked = 1 / (1 + exp(-trees.trees.reduce(trees.base) { $0 + $1.predict(row) }))
             #expect(abs(trees.probability(row) - walked) < 1e-12)
+        }
+        // A tree whose leaves stand at different depths scores as walked too.
+        let uneven = #"{"base":0.5,"parameters":{"trees":1,"depth":2,"learningRate":0.1,"minLeaf":1,"l2":1},"#
+            + #""trees":[{"feature":[0,-1,1,-1,-1],"threshold":[0,0,0.5,0,0],"left":[1,0,3,0,0],"right":[2,0,4,0,0],"value":[0,-1,0,2,3]}]}"#
+        let unevenTrees = try JSONDecoder().decode(GradientBoostedTrees.self, from: Data(uneven.utf8))
+        for (row, margin) in [([-1.0, 0.0], -1.0), ([-1, 9], -1), ([1, 0.5], 2), ([1, 0.6], 3), ([.nan, .nan], 3)] {
+            #expect(abs(unevenTrees.probability(row) - 1 / (1 + exp(-(0.5 + margin)))) < 1e-12, "\(row)")
         }
         let json = try JSONEncoder().encode(trees)
         let back = try JSONDecoder().decode(GradientBoostedTrees.self, from: json)
