@@ -41,7 +41,8 @@ public enum Interchange {
         event.store = try identifier(o, "store")
         if let qty = try integer(o, "qty") {
             guard qty != 0 else { throw FieldError(field: "qty", "zero") }
-            guard abs(qty) <= maxQuantity else { throw FieldError(field: "qty", "absurd (\(qty)); limit is ±\(maxQuantity)") }
+            // magnitude, not abs: abs(Int64.min) traps.
+            guard qty.magnitude <= maxQuantity.magnitude else { throw FieldError(field: "qty", "absurd (\(qty)); limit is ±\(maxQuantity)") }
             event.qty = qty
         }
         if let price = try number(o, "price") {
@@ -51,7 +52,10 @@ public enum Interchange {
         }
         if let text = try string(o, "text") {
             let t = Normalize.text(text)
-            guard t.count <= maxTextLength else { throw FieldError(field: "text", "longer than \(maxTextLength) characters") }
+            // Bytes too: a character may carry any number of combining marks.
+            guard t.utf8.count <= 4 * maxTextLength, t.count <= maxTextLength else {
+                throw FieldError(field: "text", "longer than \(maxTextLength) characters or \(4 * maxTextLength) bytes")
+            }
             event.text = t.isEmpty ? nil : t
         }
         if let rating = try integer(o, "rating") {

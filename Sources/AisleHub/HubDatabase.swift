@@ -33,6 +33,8 @@ public struct HubDatabase: Sendable {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file])
         }
         let pool = try DatabasePool(path: file, configuration: config)
+        // GRDB sets the writer to NORMAL when it turns WAL on, after `prepareDatabase`.
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         try migrator.migrate(pool)
         let identity = try SyncIdentity.loadOrCreate(path: directory.appendingPathComponent(identityFileName).path)
         return HubDatabase(pool: pool, identity: identity, directory: directory)

@@ -34,12 +34,12 @@ public enum OnlineRetail {
             var fields: [String] = []
             var headerDone = false
             return { line, _ in
-                if !headerDone {
-                    headerDone = true
-                    return nil
-                }
                 do throws(FieldError) {
                     try CSV.fields(line, into: &fields)
+                    if !headerDone {
+                        headerDone = true
+                        if fields.first == "InvoiceNo" { return nil }  // the header; a file without one starts with data
+                    }
                     return .success(try record(fields, headers: invoiceHeaders))
                 } catch {
                     return .failure(error)
@@ -58,7 +58,7 @@ public enum OnlineRetail {
         } catch { return error }
         if !headerSeen {
             headerSeen = true
-            return fields.first == "InvoiceNo" ? nil : FieldError(field: nil, "expected the header InvoiceNo,CustomerID,Country")
+            if fields.first == "InvoiceNo" { return nil }  // the header; a file without one starts with data
         }
         guard fields.count == 3 else { return FieldError(field: nil, "expected 3 fields, got \(fields.count)") }
         let no = Normalize.text(fields[0])
@@ -82,7 +82,7 @@ public enum OnlineRetail {
         guard !sku.isEmpty else { throw FieldError(field: "StockCode", "empty") }
         guard let qty = Int64(f[4]) else { throw FieldError(field: "Quantity", "not an integer") }
         guard qty != 0 else { throw FieldError(field: "Quantity", "zero") }
-        guard abs(qty) <= Interchange.maxQuantity else { throw FieldError(field: "Quantity", "absurd (\(qty))") }
+        guard qty.magnitude <= Interchange.maxQuantity.magnitude else { throw FieldError(field: "Quantity", "absurd (\(qty))") }
         guard let price = Double(f[5]), price.isFinite else { throw FieldError(field: "UnitPrice", "not a number") }
         guard price >= 0 else { throw FieldError(field: "UnitPrice", "negative (\(price))") }
         guard price <= Interchange.maxPrice else { throw FieldError(field: "UnitPrice", "absurd (\(price))") }

@@ -62,6 +62,8 @@ public struct Store: Sendable {
         }
         if !readOnly { try RecommendationLog.prepareFile(in: directory) }
         let pool = try DatabasePool(path: file.path, configuration: configuration(durability, readOnly: readOnly, directory: directory))
+        // GRDB sets the writer to NORMAL when it turns WAL on, after `prepareDatabase`.
+        if !readOnly, durability == .full { try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") } }
         let migrator = Schema.migrator
         if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
             throw StoreError.newerSchema(directory.path)
@@ -138,9 +140,15 @@ public struct Store: Sendable {
         guard !FileManager.default.fileExists(atPath: log) else {
             throw StoreError.logFile(log, "left from an earlier store")
         }
-        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
+        // Created in place, exclusively, at most 0640 from the start: no moment readable by others,
+        // and of two `init`s at once one fails instead of replacing the other's file.
+        let fd = Foundation.open(file.path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw StoreError.alreadyInitialised(directory.path) }
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path, NSLocalizedDescriptionKey: String(cString: strerror(errno))])
         }
+        fchmod(fd, 0o640)  // the mode asked for, whatever the umask took away
+        Foundation.close(fd)
         let store = try open(at: directory)
         try store.database.write { db in
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('created_at', ?)", arguments: [Int64(Date().timeIntervalSince1970)])

@@ -92,6 +92,11 @@ import Testing
         (#"{"ts":1314865560,"type":"view","item":"A","qty":1.5}"#, "qty", "expected an integer, got a fraction"),
         (#"{"ts":1314865560,"type":"view","item":"A","qty":0}"#, "qty", "zero"),
         (#"{"ts":1314865560,"type":"purchase","item":"A","qty":99999999}"#, "qty", "absurd (99999999); limit is ±1000000"),
+        // The one integer whose absolute value does not exist: refused, not a crash.
+        (#"{"ts":1314865560,"type":"purchase","item":"A","qty":-9223372036854775808}"#, "qty", "absurd (-9223372036854775808); limit is ±1000000"),
+        // One character that carries 30,000 combining accents (60,001 bytes).
+        (#"{"ts":1314865560,"type":"review","item":"A","text":"a"# + String(repeating: "\u{301}", count: 30_000) + #""}"#, "text",
+         "longer than 10000 characters or 40000 bytes"),
         (#"{"ts":1314865560,"type":"purchase","item":"A","price":-1}"#, "price", "negative (-1.0)"),
         (#"{"ts":1314865560,"type":"purchase","item":"A","price":1e12}"#, "price", "absurd (1000000000000.0); limit is 10000000.0"),
         (#"{"ts":1314865560,"type":"review","item":"A","rating":9}"#, "rating", "must be 1 to 5, got 9"),

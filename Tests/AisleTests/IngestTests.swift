@@ -1,4 +1,5 @@
 import AisleCore
+import AisleHub
 import AisleIngest
 import AisleStore
 import Foundation
@@ -146,6 +147,34 @@ extension Data {
         #expect(try s.store.database.read { try Queries.integrityCheck($0) } == ["ok"])
     }
 
+    /// A read error ends the import, and every line read before it is written (the batch being
+    /// filled included).
+    @Test func aLineTooLongEndsTheImportAndKeepsEveryLineBefore() throws {
+        let s = try TempStore()
+        let file = try TestSupport.temporaryDirectory().appendingPathComponent("long.jsonl")
+        var text = (0..<10).map { #"{"ts":\#(1_300_000_000 + $0),"type":"view","item":"I\#($0)","session":"s\#($0)"}"# }.joined(separator: "\n")
+        text += "\n" + String(repeating: "x", count: 65 << 20) + "\n"
+        try Data(text.utf8).write(to: file)
+        let imp = try s.importer()
+        #expect { try Sources.importEvents(path: file.path, into: imp) } throws: { "\($0)".contains("line 11 is longer than 64 MiB") }
+        #expect(try s.count("SELECT count(*) FROM events") == 10)
+    }
+
+    /// Online Retail's files without their header lines: the first line is data, not skipped.
+    @Test func onlineRetailFilesWithoutHeadersLoseNoLine() throws {
+        let s = try TempStore()
+        let dir = try TestSupport.temporaryDirectory()
+        let (lines, invoices) = (dir.appendingPathComponent("lines.csv"), dir.appendingPathComponent("invoices.csv"))
+        try Data("536365,2010-12-01 08:26,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2.55\n536365,2010-12-01 08:26,71053,WHITE METAL LANTERN,6,3.39\n".utf8)
+            .write(to: lines)
+        try Data("536365,17850,United Kingdom\n".utf8).write(to: invoices)
+        let imp = try s.importer(kind: "online-retail")
+        try OnlineRetail.importPair(lines: lines.path, invoices: invoices.path, into: imp)
+        let r = try imp.finish()
+        #expect(r.accepted == 2 && r.rejected == 0)
+        #expect(try s.count("SELECT count(*) FROM events WHERE customer_id IS NOT NULL") == 2)
+    }
+
     @Test func returnsLinkAnonymousBasketsAndItemDailyTotals() throws {
         let s = try TempStore()
         _ = try s.importEvents("""
@@ -260,6 +289,20 @@ extension Data {
         #expect(try s.count("SELECT count(*) FROM items WHERE sku = 'POST' AND sellable = 0") == 1)
         #expect(try s.count("SELECT count(*) FROM items WHERE sku = '85123A' AND title = 'WHITE HANGING HEART T-LIGHT HOLDER'") == 1)
         #expect(try s.count("SELECT count(DISTINCT store) FROM events") > 3)
+    }
+
+    /// What the agent acknowledges is synced to disk at commit (GRDB turns a pool's writer to
+    /// NORMAL when it sets up WAL); imports run NORMAL, and their last commit FULL.
+    @Test func theWriterCommitsAsDurablyAsAsked() throws {
+        let s = try TempStore()
+        let synchronous = "PRAGMA synchronous"
+        #expect(try s.store.database.write { try Int.fetchOne($0, sql: synchronous) } == 2)  // FULL
+        try s.store.close()
+        let normal = try Store.open(at: s.directory, durability: .normal)
+        #expect(try normal.database.write { try Int.fetchOne($0, sql: synchronous) } == 1)  // NORMAL
+        try normal.close()
+        let hub = try HubDatabase.open(path: TestSupport.temporaryDirectory().appendingPathComponent("hub").path)
+        #expect(try hub.pool.write { try Int.fetchOne($0, sql: synchronous) } == 2)
     }
 
     @Test func rawIdentifiersNeverReachTheDatabaseFiles() throws {
