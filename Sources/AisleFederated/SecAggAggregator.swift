@@ -16,7 +16,13 @@ public struct SecAggAggregator: Sendable {
 
     public init(round: UInt64, length: Int) { (self.round, self.length) = (round, length) }
 
-    public mutating func add(_ advert: SecureAggregation.Advert) { adverts[advert.store] = advert }
+    /// Step 0, from one store: its public keys. Refused past ``SecureAggregation/maxStores``.
+    public mutating func add(_ advert: SecureAggregation.Advert) throws {
+        guard adverts[advert.store] != nil || adverts.count < SecureAggregation.maxStores else {
+            throw SecureAggregation.ProtocolError(description: "the round is full: \(SecureAggregation.maxStores) stores, the most whose sums decode exactly")
+        }
+        adverts[advert.store] = advert
+    }
 
     /// Closes step 0: the roster every store shares with, and the threshold (a majority).
     public mutating func roster() -> [SecureAggregation.Advert] {
@@ -28,6 +34,10 @@ public struct SecAggAggregator: Sendable {
     public mutating func add(shares list: [SecureAggregation.SealedShares], from store: String) throws {
         guard adverts[store] != nil, list.allSatisfy({ $0.from == store && adverts[$0.to] != nil }) else {
             throw SecureAggregation.ProtocolError(description: "shares from \(store) name stores off the roster")
+        }
+        // One for every other store: a store left out could not help rebuild its masks.
+        guard list.count == adverts.count - 1, Set(list.map(\.to)) == Set(adverts.keys).subtracting([store]) else {
+            throw SecureAggregation.ProtocolError(description: "shares from \(store) are not one for each of the \(adverts.count - 1) other stores")
         }
         sharers.insert(store)
         for s in list { shares[s.to, default: []].append(s) }
@@ -67,16 +77,16 @@ public struct SecAggAggregator: Sendable {
         for vector in masked.values { for i in 0..<length { total[i] = total[i] &+ vector[i] } }
         for store in masked.keys {
             let seedShares = unmaskings.values.compactMap { $0.seeds[store] }
-            guard seedShares.count >= threshold, let seed = Shamir.combine(seedShares) else {
-                throw SecureAggregation.ProtocolError(description: "the self-mask of \(store) cannot be rebuilt")
+            guard seedShares.count >= threshold, let seed = Shamir.combine(seedShares, threshold: threshold) else {
+                throw SecureAggregation.ProtocolError(description: "the self-mask of \(store) cannot be rebuilt (too few shares, or they disagree)")
             }
             SecureAggregation.addMask(&total, seed: seed, negative: true)
         }
         for dropped in sharers.subtracting(masked.keys) {
             let keyShares = unmaskings.values.compactMap { $0.maskKeys[dropped] }
-            guard keyShares.count >= threshold, let raw = Shamir.combine(keyShares),
+            guard keyShares.count >= threshold, let raw = Shamir.combine(keyShares, threshold: threshold),
                 let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
-            else { throw SecureAggregation.ProtocolError(description: "the mask key of \(dropped) cannot be rebuilt") }
+            else { throw SecureAggregation.ProtocolError(description: "the mask key of \(dropped) cannot be rebuilt (too few shares, or they disagree)") }
             for store in masked.keys {
                 guard let advert = adverts[store] else { continue }
                 // `store` added +PRG if store < dropped, −PRG otherwise; take the same off.

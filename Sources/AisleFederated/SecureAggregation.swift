@@ -9,6 +9,9 @@ import Foundation
 /// that drop before sending their vector are left out, their pairwise masks removed from their
 /// shared keys. Vectors are in Z(2^32) (fixed point; see ``FixedPoint``).
 public enum SecureAggregation {
+    /// The most stores in one round: ``FixedPoint``'s word sums decode exactly for fewer than 256.
+    public static let maxStores = 255
+
     /// Step 0: a store's two public keys for the round.
     public struct Advert: Sendable, Codable, Equatable {
         public var store: String

@@ -29,27 +29,37 @@ public enum Shamir {
         }
     }
 
-    /// The secret from `threshold` or more shares (Lagrange interpolation at 0); nil when the
-    /// shares disagree in shape or repeat a point.
-    public static func combine(_ shares: [Share]) -> Data? {
-        guard let first = shares.first, Set(shares.map(\.x)).count == shares.count,
+    /// The secret from `threshold` or more shares (Lagrange interpolation at 0 through the first
+    /// `threshold`; all of them when nil); nil when the shares are too few, disagree in shape or
+    /// repeat a point, or when one beyond the first `threshold` is not on their polynomial (a
+    /// share altered: with more shares than the threshold, a wrong one is caught, not combined).
+    public static func combine(_ shares: [Share], threshold: Int? = nil) -> Data? {
+        guard let first = shares.first, shares.count >= max(1, threshold ?? 1), Set(shares.map(\.x)).count == shares.count,
             shares.allSatisfy({ $0.values.count == first.values.count && $0.length == first.length && $0.x != 0 })
         else { return nil }
+        let basis = Array(shares.prefix(threshold ?? shares.count))
         var out = Data()
         for limb in 0..<first.values.count {
-            var value: UInt64 = 0
-            for (i, si) in shares.enumerated() {
-                var numerator: UInt64 = 1, denominator: UInt64 = 1
-                for (j, sj) in shares.enumerated() where i != j {
-                    numerator = mul(numerator, sj.x % p)
-                    denominator = mul(denominator, sub(sj.x % p, si.x % p))
-                }
-                value = add(value, mul(si.values[limb], mul(numerator, inverse(denominator))))
-            }
+            for extra in shares.dropFirst(basis.count) where interpolate(basis, limb: limb, at: extra.x % p) != extra.values[limb] { return nil }
+            let value = interpolate(basis, limb: limb, at: 0)
             let bytes = min(7, first.length - limb * 7)
             for k in (0..<bytes).reversed() { out.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(k)))) }
         }
         return out
+    }
+
+    /// The value at `t` of the polynomial through the shares' points for one limb.
+    static func interpolate(_ shares: [Share], limb: Int, at t: UInt64) -> UInt64 {
+        var value: UInt64 = 0
+        for (i, si) in shares.enumerated() {
+            var numerator: UInt64 = 1, denominator: UInt64 = 1
+            for (j, sj) in shares.enumerated() where i != j {
+                numerator = mul(numerator, sub(t, sj.x % p))
+                denominator = mul(denominator, sub(si.x % p, sj.x % p))
+            }
+            value = add(value, mul(si.values[limb], mul(numerator, inverse(denominator))))
+        }
+        return value
     }
 
     public static func randomElements(_ n: Int) -> [UInt64] {

@@ -178,7 +178,7 @@ enum HubRounds {
     /// The aggregator as the stored steps leave it.
     static func aggregator(_ db: Database, _ round: Round) throws -> SecAggAggregator {
         var a = SecAggAggregator(round: round.id, length: round.words)
-        for (_, p) in try stored(db, round.id, step: .advert) { a.add(try SyncJSON.decode(SecureAggregation.Advert.self, p, "advert")) }
+        for (_, p) in try stored(db, round.id, step: .advert) { try a.add(SyncJSON.decode(SecureAggregation.Advert.self, p, "advert")) }
         guard round.phase != "advertise" else { return a }
         _ = a.roster()
         for (store, p) in try stored(db, round.id, step: .shares) {

@@ -48,7 +48,7 @@ import Testing
         func secureSum(_ vectors: [[Double]], round: UInt64) throws -> [Double] {
             var members = (0..<stores).map { SecAggParticipant(store: "s-\($0)", round: round) }
             var hub = SecAggAggregator(round: round, length: vectors[0].count * FixedPoint.wordsPerValue)
-            for m in members { hub.add(m.advert) }
+            for m in members { try hub.add(m.advert) }
             let roster = hub.roster()
             for i in members.indices { try hub.add(shares: try members[i].share(roster: roster, threshold: hub.threshold), from: members[i].store) }
             for i in members.indices { try hub.add(masked: try members[i].mask(fixed.encode(vectors[i]), shares: hub.shares(for: members[i].store)), from: members[i].store) }

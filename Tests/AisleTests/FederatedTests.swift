@@ -27,7 +27,7 @@ import Testing
     static func round(n: Int, length: Int, dropBeforeVector: Set<Int>, dropAfterVector: Set<Int>) throws -> (sum: [UInt32], expected: [UInt32], masked: [String: [UInt32]], plain: [String: [UInt32]]) {
         var stores = (0..<n).map { SecAggParticipant(store: String(format: "s-%02d", $0), round: 7) }
         var hub = SecAggAggregator(round: 7, length: length * FixedPoint.wordsPerValue)
-        for s in stores { hub.add(s.advert) }
+        for s in stores { try hub.add(s.advert) }
         let roster = hub.roster()
         for i in stores.indices { try hub.add(shares: try stores[i].share(roster: roster, threshold: hub.threshold), from: stores[i].store) }
         var plain: [String: [UInt32]] = [:]
@@ -66,7 +66,7 @@ import Testing
     @Test func aStoreNeverRevealsBothSecretsOfAnotherStore() throws {
         var stores = (0..<5).map { SecAggParticipant(store: "s-\($0)", round: 1) }
         var hub = SecAggAggregator(round: 1, length: 3)
-        for s in stores { hub.add(s.advert) }
+        for s in stores { try hub.add(s.advert) }
         let roster = hub.roster()
         for i in stores.indices { try hub.add(shares: try stores[i].share(roster: roster, threshold: hub.threshold), from: stores[i].store) }
         for i in stores.indices { _ = try stores[i].mask([1, 2, 3], shares: hub.shares(for: stores[i].store)) }
@@ -83,11 +83,46 @@ import Testing
         var strict = (0..<5).map { SecAggParticipant(store: "s-\($0)", round: 2, minimum: 5) }
         #expect(throws: SecureAggregation.ProtocolError.self) { try strict[0].share(roster: Array(strict.prefix(4).map(\.advert)), threshold: 3) }
         var four = SecAggAggregator(round: 2, length: 3)
-        for s in strict { four.add(s.advert) }
+        for s in strict { try four.add(s.advert) }
         for i in strict.indices { try four.add(shares: try strict[i].share(roster: four.roster(), threshold: four.threshold), from: strict[i].store) }
         for i in strict.indices { _ = try strict[i].mask([1, 2, 3], shares: four.shares(for: strict[i].store)) }
         #expect(throws: SecureAggregation.ProtocolError.self) { try strict[0].unmask(included: ["s-0", "s-1", "s-2", "s-3"]) }
         #expect(try strict[0].unmask(included: ["s-0", "s-1", "s-2", "s-3", "s-4"]).seeds.count == 5)
+    }
+
+    /// What one dishonest store could slip into a round is refused or caught, not summed: shares
+    /// that leave a store out, an altered share at the unmasking (caught while more stores answer
+    /// than the threshold), and a roster past the size whose sums decode exactly.
+    @Test func aDishonestStoresSharesAreRefusedOrCaught() throws {
+        let secret = Data((0..<32).map { UInt8($0) })
+        var shares = Shamir.split(secret, threshold: 4, at: [1, 2, 3, 4, 5, 6])
+        #expect(Shamir.combine(shares, threshold: 4) == secret)
+        shares[5].values[0] = Shamir.add(shares[5].values[0], 1)
+        #expect(Shamir.combine(shares, threshold: 4) == nil)
+        #expect(Shamir.combine(Array(shares.prefix(4)), threshold: 4) == secret)
+        #expect(Shamir.combine(Array(shares.prefix(3)), threshold: 4) == nil)
+
+        var stores = (0..<5).map { SecAggParticipant(store: "s-\($0)", round: 3) }
+        var hub = SecAggAggregator(round: 3, length: 4)
+        for s in stores { try hub.add(s.advert) }
+        let roster = hub.roster()
+        let partial = try stores[0].share(roster: roster, threshold: hub.threshold).filter { $0.to != "s-1" }
+        #expect(throws: SecureAggregation.ProtocolError.self) { try hub.add(shares: partial, from: "s-0") }
+        for i in stores.indices { try hub.add(shares: try stores[i].share(roster: roster, threshold: hub.threshold), from: stores[i].store) }
+        for i in stores.indices { try hub.add(masked: try stores[i].mask([1, 2, 3, 4], shares: hub.shares(for: stores[i].store)), from: stores[i].store) }
+        for i in stores.indices {
+            var u = try stores[i].unmask(included: hub.included)
+            if i == 4, var share = u.seeds["s-1"] {
+                share.values[0] = Shamir.add(share.values[0], 1)
+                u.seeds["s-1"] = share
+            }
+            try hub.add(u)
+        }
+        #expect { _ = try hub.sum() } throws: { "\($0)".contains("self-mask of s-1 cannot be rebuilt") }
+
+        var full = SecAggAggregator(round: 4, length: 2)
+        for n in 0..<SecureAggregation.maxStores { try full.add(SecAggParticipant(store: "s-\(n)", round: 4).advert) }
+        #expect { try full.add(SecAggParticipant(store: "one-too-many", round: 4).advert) } throws: { "\($0)".contains("the round is full") }
     }
 
     @Test func fixedPointSumsExactly() {
