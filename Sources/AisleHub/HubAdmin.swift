@@ -188,6 +188,9 @@ public struct HubAdmin: Sendable {
             if let model, kind == model.kind, global == 0 {
                 throw SyncError(.badRequest, "no global \(kind) model yet: run a \(model.momentsKind) round first, or publish a blank one (aisle-hub models blank \(kind))")
             }
+            if let model, kind == model.momentsKind, settings.noiseMultiplier > 0 {
+                throw SyncError(.badRequest, "noise multiplier: a \(kind) round sums exact moments and takes none (0); stores with a privacy budget do not join it, and the model it starts is not differentially private")
+            }
             if let model, let problem = model.problem(settings, global: kind == model.kind ? try HubQueries.payload(db, kind: model.kind, version: global) : nil) {
                 throw SyncError(.badRequest, problem)
             }

@@ -26,7 +26,16 @@ enum HubFederation {
     }
 
     /// Forgets the optimizer and accountant of `kind`: a first global model starts a new one.
-    static func restart(_ db: Database, kind: String) throws { try db.execute(sql: "DELETE FROM federation WHERE kind = ?", arguments: [kind]) }
+    /// `noiseless`: that first model came from exact sums (moments), so no model after it is
+    /// differentially private either.
+    static func restart(_ db: Database, kind: String, noiseless: Bool = false) throws {
+        try db.execute(sql: "DELETE FROM federation WHERE kind = ?", arguments: [kind])
+        if noiseless { try save(db, kind: kind, State(optimizer: .init(), noiseless: true)) }
+    }
+
+    static func save(_ db: Database, kind: String, _ state: State) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO federation(kind, state) VALUES (?, ?)", arguments: [kind, String(decoding: SyncJSON.encode(state), as: UTF8.self)])
+    }
 
     /// Publishes the model a closed round's `sum` gives, in the transaction that closes it.
     static func finish(_ db: Database, _ hub: HubDatabase, round: HubRounds.Round, sum words: [UInt32], included: Int) throws -> ModelManifest? {
@@ -35,7 +44,7 @@ enum HubFederation {
         let sum = FixedPoint(scale: settings.scale).decode(words)
         let d = model.dimension
         if round.kind == model.momentsKind {
-            try restart(db, kind: model.kind)
+            try restart(db, kind: model.kind, noiseless: true)
             return try HubAdmin.publish(
                 db, hub, kind: model.kind, payload: try model.payload(FederatedLogistic.initial(fromMoments: sum, dimension: d), settings), round: round.id,
                 epsilon: nil, delta: settings.delta, metrics: ["stores": Double(included), "rows": sum[0].rounded()])
@@ -52,11 +61,14 @@ enum HubFederation {
         var state =
             try String.fetchOne(db, sql: "SELECT state FROM federation WHERE kind = ?", arguments: [model.kind]).map {
                 try SyncJSON.decode(State.self, Data($0.utf8), "federation state")
-            } ?? State(optimizer: .init(method: settings.server == "fedadam" ? .fedAdam : .fedAvg, rate: settings.serverRate))
+            } ?? State(optimizer: .init())
+        // The server step the round's offer named (the optimizer's moments kept while its method is).
+        let method: FederatedLogistic.ServerOptimizer.Method = settings.server == "fedadam" ? .fedAdam : .fedAvg
+        if state.optimizer.method != method { state.optimizer = .init(method: method, rate: settings.serverRate) }
+        state.optimizer.rate = settings.serverRate
         let next = state.optimizer.step(FederatedLogistic.parameters(global), meanUpdate: mean)
         if settings.noiseMultiplier > 0 { state.accountant.spend(noiseMultiplier: settings.noiseMultiplier) } else { state.noiseless = true }
-        try db.execute(
-            sql: "INSERT OR REPLACE INTO federation(kind, state) VALUES (?, ?)", arguments: [model.kind, String(decoding: SyncJSON.encode(state), as: UTF8.self)])
+        try save(db, kind: model.kind, state)
         let epsilon = state.noiseless ? nil : state.accountant.epsilon(delta: settings.delta)
         return try HubAdmin.publish(
             db, hub, kind: model.kind, payload: try model.payload(FederatedLogistic.with(global, parameters: next), settings), round: round.id, epsilon: epsilon,

@@ -22,6 +22,10 @@ public struct FederatedContributor: RoundContributor {
         guard let model = FederatedModel.of(round: offer.kind) else { return (nil, "this agent does not train \(offer.kind)") }
         let s = offer.settings
         if let problem = model.problem(s, global: nil) { return (nil, problem) }
+        // Moments go exact: an offer that says otherwise would have the ledger count noise never added.
+        if offer.kind == model.momentsKind, s.noiseMultiplier > 0 {
+            return (nil, "a moments round adds no noise, yet its offer names a noise multiplier of \(s.noiseMultiplier)")
+        }
         let d = model.dimension
         let (x, y) = try await store.database.read { db in try model.rows(db, s) }
         guard x.count >= 10 else { return (nil, "only \(x.count) rows of recent activity to learn from") }

@@ -1,7 +1,9 @@
+import AisleFederated
 import AisleFeatures
 import AisleInsight
 import AisleModels
 import AisleStore
+import AisleTraining
 import Foundation
 import GRDB
 import Testing
@@ -82,6 +84,25 @@ import Testing
         let auc = try #require(Metrics.auc(scores: scores, labels: labels))
         print("federated intent through the hub: global v2 AUC \(auc) on \(labels.count) shoppers")
         #expect(auc > 0.62, "AUC \(auc)")
+        // A noised round after the moments: its model is not differentially private either (the
+        // moments went exact), and the hub steps by the server method this round's offer names.
+        let fedAdam = ["--noise-multiplier", "1", "--clip-norm", "0.5", "--server", "fedadam", "--server-rate", "0.1"]
+        #expect(try hub.cli(["rounds", "open", "intent", "--min-stores", "5", "--phase-seconds", "120"] + fedAdam).status == 0)
+        try Self.syncUntilTaken(3, stores, unlimited)
+        let third = try Self.models(hub).first { $0.version == 3 }
+        #expect(third?.round == 3 && third?.epsilon == nil, "\(String(describing: third))")
+        let intent = try #require(FederatedModel.of(round: "intent"))
+        let (v2, v3, result) = try hub.read { db in
+            (try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = 'intent' AND version = 2").flatMap(intent.logistic),
+             try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = 'intent' AND version = 3").flatMap(intent.logistic),
+             try Data.fetchOne(db, sql: "SELECT result FROM rounds WHERE id = 3"))
+        }
+        let sum = FixedPoint().decode(try JSONDecoder().decode([UInt32].self, from: try #require(result)))
+        let mean = sum[0...intent.dimension].map { $0 / sum[intent.dimension + 1] }
+        var adam = FederatedLogistic.ServerOptimizer(method: .fedAdam, rate: 0.1)
+        let expected = adam.step(FederatedLogistic.parameters(try #require(v2)), meanUpdate: mean)
+        let got = FederatedLogistic.parameters(try #require(v3))
+        #expect(zip(expected, got).allSatisfy { abs($0 - $1) < 1e-9 }, "v3 is not v2 plus one FedAdam step at 0.1")
         // Each store's vectors stay in the store: none is anywhere in the hub's database.
         let hubCells = try hub.read { db -> [String] in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'").flatMap { table in
@@ -96,7 +117,7 @@ import Testing
         var needles: [Data] = []
         for store in stores {
             let vectors = try await Store.open(at: store, readOnly: true).database.read { try Data.fetchAll($0, sql: "SELECT vector FROM fl_rounds WHERE vector IS NOT NULL") }
-            #expect(vectors.count == 2)
+            #expect(vectors.count == 3)
             for v in vectors {
                 let text = String(decoding: v, as: UTF8.self)
                 #expect(!hubCells.contains { $0.contains(text.dropFirst().prefix(40)) }, "a store's vector is in the hub's database")

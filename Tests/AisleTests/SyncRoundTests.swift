@@ -1,5 +1,6 @@
 @testable import AisleFederated
 @testable import AisleSync
+import AisleStore
 import Foundation
 import GRDB
 import Testing
@@ -142,6 +143,18 @@ import Testing
             failure = try hub.read { try String.fetchOne($0, sql: "SELECT failure FROM rounds WHERE id = 2 AND phase = 'failed'") }
         }
         #expect(failure == "its settings do not decode")
+        // A moments round sums exact moments: the hub opens none with noise, and a store offered
+        // one anyway declines it rather than have its ledger count noise it never added.
+        let noised = ["--min-stores", "3", "--noise-multiplier", "1", "--clip-norm", "0.5"]
+        #expect(try hub.cli(["rounds", "open", "intent-moments"] + noised).err.contains("takes none"))
+        #expect(try hub.cli(["rounds", "open", "intent-moments", "--min-stores", "3"]).status == 0)
+        try hub.write { db in
+            try db.execute(sql: "UPDATE rounds SET settings = json_set(settings, '$.noise_multiplier', 1, '$.clip_norm', 0.5) WHERE id = 3")
+        }
+        let offered = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path])
+        #expect(offered.out.contains("not joined — a moments round adds no noise"), "\(offered.out)\(offered.err)")
+        let spent = try await Store.open(at: store, readOnly: true).database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM fl_rounds WHERE vector IS NOT NULL") }
+        #expect(spent == 0)
     }
 }
 
