@@ -89,11 +89,18 @@ public enum UnixHTTP {
         try await withConnection(path: path) { try await $0.request(method, uri, body: body) }
     }
 
-    /// One request on a new connection to `target`, failing if it takes longer than `deadline`.
+    /// One request on a new connection to `target`, failing if it takes longer than `deadline`
+    /// or its response's body grows past `limit` bytes (``ResponseTooLarge``).
     public static func request(
-        _ target: HTTPTarget, _ method: HTTPMethod, _ uri: String, body: [UInt8]? = nil, deadline: Duration = .seconds(30)
+        _ target: HTTPTarget, _ method: HTTPMethod, _ uri: String, body: [UInt8]? = nil, deadline: Duration = .seconds(30), limit: Int = .max
     ) async throws -> HTTPResult {
-        try await withConnection(to: target, deadline: deadline) { try await $0.request(method, uri, body: body) }
+        try await withConnection(to: target, deadline: deadline) { try await $0.request(method, uri, body: body, limit: limit) }
+    }
+
+    /// A response body longer than the caller would take; the connection is given up.
+    public struct ResponseTooLarge: Error, CustomStringConvertible {
+        public let limit: Int
+        public var description: String { "the response's body is over \(limit) bytes" }
     }
 
     /// An open connection.
@@ -101,8 +108,8 @@ public enum UnixHTTP {
         var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
         let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
 
-        /// Sends one request and waits for its whole response.
-        public mutating func request(_ method: HTTPMethod, _ uri: String, body: [UInt8]? = nil) async throws -> HTTPResult {
+        /// Sends one request and waits for its whole response (its body at most `limit` bytes).
+        public mutating func request(_ method: HTTPMethod, _ uri: String, body: [UInt8]? = nil, limit: Int = .max) async throws -> HTTPResult {
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
             head.headers.add(name: "Host", value: "localhost")
             if let body {
@@ -118,7 +125,9 @@ public enum UnixHTTP {
             while let part = try await responses.next() {
                 switch part {
                 case .head(let h): (status, headers) = (Int(h.status.code), h.headers.map { ($0.name, $0.value) })
-                case .body(let b): received.append(contentsOf: b.readableBytesView)
+                case .body(let b):
+                    guard b.readableBytes <= limit - received.count else { throw ResponseTooLarge(limit: limit) }
+                    received.append(contentsOf: b.readableBytesView)
                 case .end: return HTTPResult(status: status, body: received, headers: headers)
                 }
             }

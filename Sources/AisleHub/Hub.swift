@@ -37,11 +37,11 @@ public enum Hub {
             do {
                 let answer = try await Blocking.run { try service.answer(Data(buffer: body)) }
                 Counter(label: "aisle_hub_messages_total", dimensions: [("outcome", "accepted")]).increment()
-                var headers: HTTPFields = [.contentType: "application/json"]
-                if let signed = HTTPFields.Element.Name(ReplySignature.header) { headers[signed] = answer.signature }
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+                return signed(.ok, answer.body, answer.signature)
             } catch let e as SyncError {
-                return reply(e, logger)
+                count(e, logger)
+                let refusal = service.refusal(e, of: Data(buffer: body))
+                return signed(.init(code: e.code.httpStatus), refusal.body, refusal.signature)
             }
         }
         router.get("/v1/models") { _, _ -> Response in
@@ -105,8 +105,19 @@ public enum Hub {
 
     /// A refusal: its HTTP status and `{"error": {"code", "message"}}`, counted and logged.
     static func reply(_ error: SyncError, _ logger: Logger) -> Response {
+        count(error, logger)
+        return HTTPJSON.error(.init(code: error.code.httpStatus), error.code.rawValue, error.message)
+    }
+
+    static func count(_ error: SyncError, _ logger: Logger) {
         Counter(label: "aisle_hub_messages_total", dimensions: [("outcome", error.code.rawValue)]).increment()
         logger.notice("refused", metadata: ["code": "\(error.code.rawValue)", "message": "\(error.message)"])
-        return HTTPJSON.error(.init(code: error.code.httpStatus), error.code.rawValue, error.message)
+    }
+
+    /// A JSON answer to a message with the hub's signature over it (``ReplySignature``), if any.
+    static func signed(_ status: HTTPResponse.Status, _ body: Data, _ signature: String?) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let signature, let name = HTTPFields.Element.Name(ReplySignature.header) { headers[name] = signature }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

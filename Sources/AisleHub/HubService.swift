@@ -35,6 +35,15 @@ public struct HubService: Sendable {
         return (reply, database.identity.sign(ReplySignature.signedBytes(store: envelope.store, seq: envelope.seq, body: reply)).base64EncodedString())
     }
 
+    /// A refusal of the envelope `body` as the hub answers it: `{"error": …}`, and the hub's
+    /// signature over it for the envelope's store and sequence number when the envelope names
+    /// them. A store holds content the hub refused only on a signed refusal (sync/PROTOCOL.md § 7).
+    public func refusal(_ error: SyncError, of body: Data) -> (body: Data, signature: String?) {
+        let reply = SyncJSON.encode(ErrorReply(error))
+        let envelope = try? Envelope.decode(body)
+        return (reply, envelope.map { database.identity.sign(ReplySignature.signedBytes(store: $0.store, seq: $0.seq, body: reply)).base64EncodedString() })
+    }
+
     func enroll(_ envelope: Envelope, now: Int64) throws -> Data {
         guard envelope.round == 0, envelope.seq == 0 else { throw SyncError(.badRequest, "enroll: round and seq must be 0") }
         let identity = database.identity

@@ -36,35 +36,57 @@ public struct HubConnection: Sendable {
 
     /// Sends an envelope; returns the hub's answer (JSON) once its signature verifies with the
     /// `hub`'s key for this envelope's store and sequence number (``ReplySignature``).
+    /// A refusal is the hub's code only when signed so too; unsigned, it is `unavailable` (tried
+    /// again later: a forged refusal can make a store wait, never give up its content).
     public func send(_ envelope: Envelope, hub: PublicKeys) async throws(SyncError) -> Data {
-        let result = try await exchange(.POST, "/v1/messages", body: envelope.encoded())
+        let result = try await exchange(.POST, "/v1/messages", body: envelope.encoded(), refusals: .returned)
         let body = Data(result.body)
-        guard let signature = result.header(ReplySignature.header).flatMap({ Data(base64Encoded: $0) }),
-            hub.verifies(signature, of: ReplySignature.signedBytes(store: envelope.store, seq: envelope.seq, body: body))
-        else { throw SyncError(.badSignature, "the answer from \(url) is not signed by the hub key this store pinned; refused") }
+        let signed = result.header(ReplySignature.header).flatMap { Data(base64Encoded: $0) }.map {
+            hub.verifies($0, of: ReplySignature.signedBytes(store: envelope.store, seq: envelope.seq, body: body))
+        } ?? false
+        guard result.status == 200 else {
+            let reply = try? SyncJSON.decode(ErrorReply.self, body, "error")
+            if signed, let reply { throw reply.error }
+            throw SyncError(.unavailable, "hub \(url) answered \(result.status) without the hub's signature (\(result.text.prefix(200))); tried again later")
+        }
+        guard signed else { throw SyncError(.badSignature, "the answer from \(url) is not signed by the hub key this store pinned; refused") }
         return body
     }
 
-    /// A model payload.
-    public func model(kind: String, version: Int) async throws(SyncError) -> Data {
-        try await call(.GET, "/v1/models/\(kind)/\(version)")
+    /// A model payload of `bytes` bytes (its manifest's): a longer answer is cut off there.
+    public func model(kind: String, version: Int, bytes: Int) async throws(SyncError) -> Data {
+        Data(try await exchange(.GET, "/v1/models/\(kind)/\(version)", limit: max(bytes, Self.answerLimit)).body)
     }
 
     func call(_ method: HTTPMethod, _ uri: String, body: Data? = nil) async throws(SyncError) -> Data {
         Data(try await exchange(method, uri, body: body).body)
     }
 
-    /// One request; the whole response when its status is 200, else the hub's error.
-    func exchange(_ method: HTTPMethod, _ uri: String, body: Data? = nil) async throws(SyncError) -> HTTPResult {
+    /// Whether ``exchange(_:_:body:limit:refusals:)`` throws an answer other than 200 as the
+    /// hub's error, or returns it for the caller to check.
+    enum Refusals { case thrown, returned }
+
+    /// The most a JSON answer of the hub may hold (a round's status with 255 stores' shares is
+    /// well under it): a longer one is not read into memory.
+    static let answerLimit = 4 << 20
+
+    /// One request; the whole response when its status is 200, else the hub's error. An error
+    /// that does not come as the hub's JSON (a proxy's page, say) is `unavailable`, whatever its
+    /// status: nothing in it can be trusted to say the content is at fault.
+    func exchange(
+        _ method: HTTPMethod, _ uri: String, body: Data? = nil, limit: Int = answerLimit, refusals: Refusals = .thrown
+    ) async throws(SyncError) -> HTTPResult {
         let result: HTTPResult
         do {
-            result = try await UnixHTTP.request(target, method, uri, body: body.map { Array($0) }, deadline: deadline)
+            result = try await UnixHTTP.request(target, method, uri, body: body.map { Array($0) }, deadline: deadline, limit: limit)
+        } catch let error as UnixHTTP.ResponseTooLarge {
+            throw SyncError(.unavailable, "hub \(url): \(error); given up")
         } catch {
             throw SyncError(.unavailable, "hub \(url) unreachable: \(error)")
         }
-        guard result.status == 200 else {
+        guard result.status == 200 || refusals == .returned else {
             if let reply = try? SyncJSON.decode(ErrorReply.self, Data(result.body), "error") { throw reply.error }
-            throw SyncError(result.status >= 500 ? .unavailable : .badRequest, "hub \(url) answered \(result.status): \(result.text.prefix(200))")
+            throw SyncError(.unavailable, "hub \(url) answered \(result.status): \(result.text.prefix(200))")
         }
         return result
     }

@@ -151,7 +151,7 @@ public struct SyncClient: Sendable {
             try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = ? AND version = ?", arguments: [manifest.kind, manifest.version]) ?? false
         }
         if seen { return nil }
-        let payload = try await connection.model(kind: manifest.kind, version: manifest.version)
+        let payload = try await connection.model(kind: manifest.kind, version: manifest.version, bytes: manifest.bytes)
         let outcome: InstallOutcome =
             manifest.matches(payload)
             ? try await installer.install(manifest, payload: payload)
