@@ -21,6 +21,11 @@ public struct PrivacyAccountant: Sendable, Equatable, Codable {
         for (i, alpha) in Self.orders.enumerated() { rdp[i] += Double(rounds) * alpha / (2 * z * z) }
     }
 
+    /// Adds one federated round at noise multiplier `z` (of the clip norm C). A store's data
+    /// replaced by any other moves the sum of clipped updates by up to 2C (which stores take part
+    /// is public: the roster), so the round is the Gaussian mechanism at z / 2.
+    public mutating func spend(roundAt z: Double) { spend(noiseMultiplier: z / 2) }
+
     /// ε at `delta` for what has been spent.
     public func epsilon(delta: Double) -> Double {
         guard rdp.contains(where: { $0 > 0 }) else { return 0 }

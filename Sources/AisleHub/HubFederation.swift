@@ -67,7 +67,7 @@ enum HubFederation {
         if state.optimizer.method != method { state.optimizer = .init(method: method, rate: settings.serverRate) }
         state.optimizer.rate = settings.serverRate
         let next = state.optimizer.step(FederatedLogistic.parameters(global), meanUpdate: mean)
-        if settings.noiseMultiplier > 0 { state.accountant.spend(noiseMultiplier: settings.noiseMultiplier) } else { state.noiseless = true }
+        if settings.noiseMultiplier > 0 { state.accountant.spend(roundAt: settings.noiseMultiplier) } else { state.noiseless = true }
         try save(db, kind: model.kind, state)
         let epsilon = state.noiseless ? nil : state.accountant.epsilon(delta: settings.delta)
         return try HubAdmin.publish(

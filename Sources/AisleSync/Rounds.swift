@@ -16,7 +16,7 @@ public protocol RoundContributor: Sendable {
 public enum PrivacyLedger {
     public static func accountant(_ db: Database) throws -> PrivacyAccountant {
         var a = PrivacyAccountant()
-        for z in try Double.fetchAll(db, sql: "SELECT noise_multiplier FROM fl_rounds WHERE vector IS NOT NULL") { a.spend(noiseMultiplier: z) }
+        for z in try Double.fetchAll(db, sql: "SELECT noise_multiplier FROM fl_rounds WHERE vector IS NOT NULL") { a.spend(roundAt: z) }
         return a
     }
 
@@ -25,7 +25,7 @@ public enum PrivacyLedger {
         guard budget > 0 else { return nil }
         guard z > 0 else { return "the round adds no noise, and this store has a privacy budget (ε \(budget))" }
         var a = try accountant(db)
-        a.spend(noiseMultiplier: z)
+        a.spend(roundAt: z)
         let after = a.epsilon(delta: delta)
         return after > budget ? String(format: "joining would spend ε %.2f of a budget of %.2f (δ %g)", after, budget, delta) : nil
     }

@@ -149,7 +149,7 @@ import Testing
         #expect(try hub.cli(["rounds", "open", "intent-moments"] + noised).err.contains("takes none"))
         #expect(try hub.cli(["rounds", "open", "intent-moments", "--min-stores", "3"]).status == 0)
         try hub.write { db in
-            try db.execute(sql: "UPDATE rounds SET settings = json_set(settings, '$.noise_multiplier', 1, '$.clip_norm', 0.5) WHERE id = 3")
+            try db.execute(sql: "UPDATE rounds SET settings = json_set(settings, '$.noise_multiplier', 4, '$.clip_norm', 0.5) WHERE id = 3")
         }
         let offered = try TestSupport.run("aislectl", ["sync", "now", "--store", store.path])
         #expect(offered.out.contains("not joined — a moments round adds no noise"), "\(offered.out)\(offered.err)")
