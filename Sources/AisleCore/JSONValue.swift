@@ -37,12 +37,17 @@ public struct JSONParser {
     private var i = 0
     private var depth = 0
     private static let maxDepth = 64
+    /// Values the text may still hold (``parse(_:maxValues:)``).
+    private var budget: Int
+    private let maxValues: Int
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) { b = bytes }
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, maxValues: Int) { (b, budget, self.maxValues) = (bytes, maxValues, maxValues) }
 
-    /// Parses one complete JSON text (surrounding white space allowed).
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> JSONValue {
-        var p = JSONParser(bytes)
+    /// Parses one complete JSON text (surrounding white space allowed) of at most `maxValues`
+    /// values, nested ones included: what a text of a few bytes a value would take in memory
+    /// (tens of bytes each) is bounded before it is taken.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxValues: Int = .max) throws(JSONSyntaxError) -> JSONValue {
+        var p = JSONParser(bytes, maxValues: maxValues)
         p.skipSpace()
         let v = try p.value()
         p.skipSpace()
@@ -51,9 +56,9 @@ public struct JSONParser {
     }
 
     /// Parses one complete JSON text from bytes.
-    public static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8], maxValues: Int = .max) throws(JSONSyntaxError) -> JSONValue {
         let r: Result<JSONValue, JSONSyntaxError> = bytes.withUnsafeBufferPointer { buf in
-            Result { () throws(JSONSyntaxError) in try parse(buf) }
+            Result { () throws(JSONSyntaxError) in try parse(buf, maxValues: maxValues) }
         }
         return try r.get()
     }
@@ -66,6 +71,8 @@ public struct JSONParser {
 
     private mutating func value() throws(JSONSyntaxError) -> JSONValue {
         guard i < b.count else { throw fail("unexpected end of input") }
+        budget -= 1
+        guard budget >= 0 else { throw fail("more than \(maxValues) values") }
         switch b[i] {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()

@@ -65,6 +65,10 @@ struct AgentRoutes: Sendable {
             socket: config.socketPath, store: s, encoder: await encoder.currentStatus))
     }
 
+    /// The most JSON values a request body may hold: 32 for each event a batch may carry
+    /// (`http.max_batch_events`), so that a body of tiny values cannot take hundreds of MB.
+    var maxJSONValues: Int { 32 * config.maxBatchEvents }
+
     /// The body as JSON, or the error response to send instead.
     func jsonBody(_ request: Request) async -> Result<JSONValue, ErrorResponse> {
         let body: ByteBuffer
@@ -75,7 +79,7 @@ struct AgentRoutes: Sendable {
         }
         do throws(JSONSyntaxError) {
             return .success(try body.withUnsafeReadableBytes { raw throws(JSONSyntaxError) in
-                try JSONParser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+                try JSONParser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), maxValues: maxJSONValues)
             })
         } catch {
             return .failure(ErrorResponse(.badRequest, "malformed_json", error.description))

@@ -41,6 +41,14 @@ import Testing
         #expect(try parse("1e3") == .double(1000))
     }
 
+    /// A budget of values bounds what a body of tiny values would take in memory.
+    @Test func aTextOfTooManyValuesIsRefused() throws {
+        #expect(try JSONParser.parse(Array("[1,[2]]".utf8), maxValues: 4) == .array([.int(1), .array([.int(2)])]))
+        #expect { try JSONParser.parse(Array(#"[1,{"a":2}]"#.utf8), maxValues: 3) } throws: {
+            ($0 as? JSONSyntaxError).map { ($0.offset, $0.reason) } ?? (0, "") == (8, "more than 3 values")
+        }
+    }
+
     @Test(arguments: [
         (#"{"a":1"#, "unexpected end of input"),
         (#"{"a" 1}"#, "expected ':'"),
