@@ -70,7 +70,7 @@ public struct HubService: Sendable {
             try db.execute(
                 sql: "UPDATE stores SET sign_key = ?, agree_key = ?, enrolled_at = ?, agent_version = ? WHERE id = ?",
                 arguments: [keys.sign, keys.agree, now, request.agentVersion, envelope.store])
-            return SyncJSON.encode(EnrollReply(store: envelope.store, name: store["name"]))
+            return SyncJSON.encode(EnrollReply(store: envelope.store, name: store["name"], signKey: keys.sign))
         }
     }
 

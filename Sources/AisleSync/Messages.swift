@@ -51,7 +51,9 @@ public struct EnrollRequest: Sendable, Codable, Equatable {
 public struct EnrollReply: Sendable, Codable, Equatable {
     public var store: String
     public var name: String
-    public init(store: String, name: String) { (self.store, self.name) = (store, name) }
+    /// The signing key the hub registered: the store's own, or the reply is an old one replayed.
+    public var signKey: Data
+    public init(store: String, name: String, signKey: Data) { (self.store, self.name, self.signKey) = (store, name, signKey) }
 }
 
 /// `hello`: the store's state; the hub answers with open rounds and the current models.

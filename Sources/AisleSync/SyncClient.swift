@@ -62,6 +62,10 @@ public struct SyncClient: Sendable {
             SyncJSON.encode(request), header: .init(store: String(parts[0]), type: .enroll, seq: 0), from: identity, to: hubKeys.agree)
         let answer = try await connection.send(envelope, hub: hubKeys)
         let reply = try SyncJSON.decode(EnrollReply.self, answer, "enroll reply")
+        // Every enroll is seq 0: an earlier enrollment's signed reply, replayed, names another key.
+        guard reply.signKey == identity.publicKeys.sign, reply.store == String(parts[0]) else {
+            throw SyncError(.wrongKey, "the enroll reply names another store or key than this enrollment's (an old reply replayed?); not enrolled")
+        }
         let enrollment = Enrollment(hub: connection.url, store: reply.store, name: reply.name, hubKeys: hubKeys, enrolledAt: Int64(Date().timeIntervalSince1970), caFile: caFile)
         try await store.database.write { try SyncState.save($0, enrollment) }
         try store.audit("sync enroll", detail: "\(reply.store) at \(connection.url)")

@@ -1,4 +1,6 @@
 @testable import AisleSync
+import AisleIngest
+import AisleStore
 import Foundation
 import Testing
 
@@ -35,6 +37,25 @@ import Testing
         }
     }
 
+    /// Every enroll is seq 0: a reply the hub signed for an earlier enrollment of the store, with
+    /// another key, is refused when replayed, and the store stays unenrolled.
+    @Test func aReplayedEnrollReplyIsRefused() async throws {
+        let dir = try TestSupport.temporaryDirectory().appendingPathComponent("store")
+        let store = try StoreSetup.initialise(at: dir, importedSecret: Data(repeating: 7, count: 32))
+        let info = Array(String(decoding: SyncJSON.encode(HubInfo(Self.hub.publicKeys)), as: UTF8.self).utf8)
+        let old = SyncJSON.encode(EnrollReply(store: "s-test", name: "Leeds", signKey: SyncIdentity().publicKeys.sign))
+        let signature = Self.hub.sign(ReplySignature.signedBytes(store: "s-test", seq: 0, body: old)).base64EncodedString()
+        let server = try CannedHTTPServer(answers: [
+            Self.answer("200 OK", String(decoding: info, as: UTF8.self)),
+            Self.answer("200 OK", String(decoding: old, as: UTF8.self), extra: "\(ReplySignature.header): \(signature)\r\n"),
+        ])
+        let client = SyncClient(store: store, directory: dir)
+        await #expect {
+            _ = try await client.enroll(hubURL: "http://127.0.0.1:\(server.port)", token: "s-test.secret.\(Self.hub.publicKeys.fingerprint)")
+        } throws: { ($0 as? SyncError)?.code == .wrongKey && "\($0)".contains("an old reply replayed") }
+        #expect(try await store.database.read { try SyncState.enrollment($0) } == nil)
+    }
+
     /// A model's payload longer than its manifest says is not read into memory to the end.
     @Test func anAnswerPastItsLimitIsGivenUp() async throws {
         let server = try CannedHTTPServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n".utf8), thenZeros: true)
@@ -46,11 +67,14 @@ import Testing
 }
 
 /// A TCP server on 127.0.0.1 that reads each request and answers it with `answer` (followed,
-/// with `thenZeros`, by zeros until the client goes), one connection at a time.
+/// with `thenZeros`, by zeros until the client goes), or the n-th connection with `answers[n]`
+/// (the last one from then on), one connection at a time.
 struct CannedHTTPServer {
     let port: Int
 
-    init(answer: [UInt8], thenZeros: Bool = false) throws {
+    init(answer: [UInt8], thenZeros: Bool = false) throws { try self.init(answers: [answer], thenZeros: thenZeros) }
+
+    init(answers: [[UInt8]], thenZeros: Bool = false) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -62,11 +86,11 @@ struct CannedHTTPServer {
         guard listener >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
         port = Int(UInt16(bigEndian: address.sin_port))
         Thread {
-            while true {
+            for n in 0... {
                 let client = accept(listener, nil, nil)
                 guard client >= 0 else { return }
                 Self.readRequest(client)
-                var sent = Self.send(client, answer)
+                var sent = Self.send(client, answers[min(n, answers.count - 1)])
                 let zeros = [UInt8](repeating: 0, count: 64 << 10)
                 while thenZeros, sent { sent = Self.send(client, zeros) }
                 close(client)
