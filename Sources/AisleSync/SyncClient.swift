@@ -17,7 +17,9 @@ public struct InstallOutcome: Sendable, Equatable, Encodable {
 public protocol ModelInstaller: Sendable {
     /// The model kinds this store takes from the hub.
     var kinds: Set<String> { get }
-    func install(_ manifest: ModelManifest, payload: Data) async throws -> InstallOutcome
+    /// Checks and registers a model; `record` writes what the store keeps of the outcome, in
+    /// the transaction that registers it (apart, a crash between them would register it twice).
+    func install(_ manifest: ModelManifest, payload: Data, record: @escaping @Sendable (Database, InstallOutcome) throws -> Void) async throws -> InstallOutcome
 }
 
 /// What one sync pass did.
@@ -156,11 +158,7 @@ public struct SyncClient: Sendable {
         }
         if seen { return nil }
         let payload = try await connection.model(kind: manifest.kind, version: manifest.version, bytes: manifest.bytes)
-        let outcome: InstallOutcome =
-            manifest.matches(payload)
-            ? try await installer.install(manifest, payload: payload)
-            : InstallOutcome(.refused, detail: "payload does not match the manifest's SHA-256 and length")
-        try await store.database.write { db in
+        let record: @Sendable (Database, InstallOutcome) throws -> Void = { db, outcome in
             try db.execute(
                 sql: """
                     INSERT OR REPLACE INTO synced_models(kind, version, round, manifest, signature, received_at, registry_version, outcome, detail)
@@ -170,6 +168,13 @@ public struct SyncClient: Sendable {
                     manifest.kind, manifest.version, Int64(manifest.round), signed.manifest, signed.signature, Int64(Date().timeIntervalSince1970),
                     outcome.registryVersion, outcome.outcome.rawValue, outcome.detail,
                 ])
+        }
+        let outcome: InstallOutcome
+        if manifest.matches(payload) {
+            outcome = try await installer.install(manifest, payload: payload, record: record)
+        } else {
+            outcome = InstallOutcome(.refused, detail: "payload does not match the manifest's SHA-256 and length")
+            try await store.database.write { try record($0, outcome) }
         }
         try store.audit("sync model \(manifest.kind)", detail: "global v\(manifest.version): \(outcome.outcome.rawValue) (\(outcome.detail))", actor: "aisle-sync")
         return "\(manifest.kind) global v\(manifest.version): \(outcome.outcome.rawValue.replacingOccurrences(of: "_", with: " ")) — \(outcome.detail)"

@@ -25,10 +25,12 @@ public struct GlobalModels: ModelInstaller {
 
     public var kinds: Set<String> { Set(FederatedModel.all.map(\.kind) + [StorePriors.kind]) }
 
-    public func install(_ manifest: ModelManifest, payload: Data) async throws -> InstallOutcome {
-        if manifest.kind == StorePriors.kind { return try await installPriors(manifest, payload) }
+    public func install(_ manifest: ModelManifest, payload: Data, record: @escaping @Sendable (Database, InstallOutcome) throws -> Void) async throws -> InstallOutcome {
+        if manifest.kind == StorePriors.kind { return try await installPriors(manifest, payload, record: record) }
         guard let model = FederatedModel.all.first(where: { $0.kind == manifest.kind }), model.accepts(payload) else {
-            return InstallOutcome(.refused, detail: "the payload is not a \(manifest.kind) model over this agent's features (or its parameters are not finite)")
+            let refused = InstallOutcome(.refused, detail: "the payload is not a \(manifest.kind) model over this agent's features (or its parameters are not finite)")
+            try await store.database.write { try record($0, refused) }
+            return refused
         }
         let (new, old) = try await store.database.read { db -> (Double?, (version: Int, auc: Double?)?) in
             let active = try ModelRegistry.active(db, kind: model.kind)
@@ -51,28 +53,34 @@ public struct GlobalModels: ModelInstaller {
         parameters["global_version"] = .int(Int64(manifest.version))
         parameters["round"] = .int(Int64(manifest.round))
         parameters["epsilon"] = manifest.epsilon.map { .double($0) } ?? .null
-        let record = try await store.database.write { [regressed, parameters] db in
-            try ModelRegistry.register(
+        return try await store.database.write { [regressed, parameters] db in
+            let registered = try ModelRegistry.register(
                 db, kind: model.kind, payload: payload, parameters: JSONValue.object(parameters),
                 metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: model.features, dataFrom: nil, dataUntil: nil,
                 activate: !regressed, actor: Self.actor)
+            let outcome = InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: registered.version, detail: detail)
+            try record(db, outcome)
+            return outcome
         }
-        return InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: record.version, detail: detail)
     }
 
     /// Global priors have nothing to check against here: they are registered and active.
-    func installPriors(_ manifest: ModelManifest, _ payload: Data) async throws -> InstallOutcome {
+    func installPriors(_ manifest: ModelManifest, _ payload: Data, record: @escaping @Sendable (Database, InstallOutcome) throws -> Void) async throws -> InstallOutcome {
         guard let priors = try? SyncJSON.decode(GlobalPriors.self, payload, "priors") else {
-            return InstallOutcome(.refused, detail: "the payload is not global priors this agent reads")
+            let refused = InstallOutcome(.refused, detail: "the payload is not global priors this agent reads")
+            try await store.database.write { try record($0, refused) }
+            return refused
         }
         struct Metrics: Encodable { var stores: Int; var items: Int; var pairs: Int }
-        let record = try await store.database.write { db in
-            try ModelRegistry.register(
+        return try await store.database.write { db in
+            let registered = try ModelRegistry.register(
                 db, kind: StorePriors.kind, payload: payload, parameters: JSONValue.object(["global_version": .int(Int64(manifest.version))]),
                 metrics: Metrics(stores: priors.stores, items: priors.items.count, pairs: priors.pairs.count), features: [], dataFrom: nil, dataUntil: nil,
                 actor: Self.actor)
+            let outcome = InstallOutcome(.installed, registryVersion: registered.version, detail: "\(priors.items.count) items, \(priors.pairs.count) pairs from \(priors.stores) stores")
+            try record(db, outcome)
+            return outcome
         }
-        return InstallOutcome(.installed, registryVersion: record.version, detail: "\(priors.items.count) items, \(priors.pairs.count) pairs from \(priors.stores) stores")
     }
 
     /// The purchase-intent holdout: shoppers of the last `holdoutWindows` horizons before the
