@@ -18,5 +18,12 @@ public enum SecretFile {
             }
         }
         guard fsync(fd) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        // The directory too, or after a power cut the file may be gone while what it keyed stays.
+        let directory = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0, fsync(directory) == 0 else {
+            if directory >= 0 { close(directory) }
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "cannot sync its directory"])
+        }
+        close(directory)
     }
 }

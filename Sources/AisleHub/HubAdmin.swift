@@ -178,8 +178,11 @@ public struct HubAdmin: Sendable {
         kind: String, length: Int? = nil, hours: Double, minStores: Int, phaseSeconds: Int = 600, settings: RoundSettings = .init(),
         now: Int64 = Int64(Date().timeIntervalSince1970)
     ) throws -> RoundOffer {
-        guard let length = HubFederation.length(of: kind) ?? length, length > 0, length <= 1 << 20 else {
-            throw SyncError(.badRequest, "length: 1 to 1048576 values (\(kind) is not a federated model kind, so give --length)")
+        // A masked vector of more values would not fit one message (≤ 11 JSON bytes a word, two
+        // words a value, sealed and base64'd: ~30 bytes a value against the 1 MiB body limit).
+        let maxLength = 32_768
+        guard let length = HubFederation.length(of: kind) ?? length, length > 0, length <= maxLength else {
+            throw SyncError(.badRequest, "length: 1 to \(maxLength) values, so that a store's masked vector fits one message (\(kind) is not a federated model kind, so give --length)")
         }
         if let problem = settings.problem(minStores: minStores) { throw SyncError(.badRequest, problem) }
         return try database.write { db in

@@ -66,12 +66,20 @@ public enum Pseudonym {
 /// Creating a new store: directory, secret and database.
 public enum StoreSetup {
     /// Initialises a store at `directory` (created with mode 0750 if missing).
+    /// Two at once in one directory take turns (a lock on the directory): the second finds the
+    /// first's store, instead of replacing its secret.
     public static func initialise(at directory: URL, importedSecret: Data? = nil) throws -> Store {
         let fm = FileManager.default
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let lock = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard lock >= 0, flock(lock, LOCK_EX) == 0 else {
+            if lock >= 0 { close(lock) }
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory.path, NSLocalizedDescriptionKey: "cannot lock the directory"])
+        }
+        defer { close(lock) }  // closing releases the lock
         if fm.fileExists(atPath: directory.appendingPathComponent(Store.databaseName).path) {
             throw StoreError.alreadyInitialised(directory.path)
         }
-        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         try Pseudonymizer.writeSecret(to: directory, imported: importedSecret)
         return try Store.create(at: directory)
     }

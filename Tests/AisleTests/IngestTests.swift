@@ -305,6 +305,22 @@ extension Data {
         #expect(try hub.pool.write { try Int.fetchOne($0, sql: synchronous) } == 2)
     }
 
+    /// Two `init`s of one directory at once: one store, keyed by the secret of the one that made it.
+    @Test func twoInitsAtOnceLeaveOneStoreWithItsOwnSecret() async throws {
+        for _ in 0..<5 {
+            let dir = try TestSupport.temporaryDirectory().appendingPathComponent("store")
+            let winners = await withTaskGroup(of: UInt8?.self) { group in
+                for n in UInt8(1)...2 {
+                    group.addTask { (try? StoreSetup.initialise(at: dir, importedSecret: Data(repeating: n, count: 32))).map { _ in n } }
+                }
+                return await group.reduce(into: [UInt8]()) { if let n = $1 { $0.append(n) } }
+            }
+            #expect(winners.count == 1)
+            let secret = FileManager.default.contents(atPath: dir.appendingPathComponent(Pseudonymizer.secretFileName).path)
+            #expect(secret == winners.first.map { Data(repeating: $0, count: 32) })
+        }
+    }
+
     @Test func rawIdentifiersNeverReachTheDatabaseFiles() throws {
         let s = try TempStore()
         let raws = (0..<50).map { "LOYALTY-CARD-\(9_000_000 + $0 * 7919)" }
