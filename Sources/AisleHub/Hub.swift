@@ -34,15 +34,13 @@ public enum Hub {
             do { body = try await request.body.collect(upTo: maxBodyBytes) } catch {
                 return reply(SyncError(.tooLarge, "the body is over \(maxBodyBytes) bytes"), logger)
             }
-            do {
-                let answer = try await Blocking.run { try service.answer(Data(buffer: body)) }
+            let reply = await Blocking.run { service.reply(to: Data(buffer: body)) }
+            if let refusal = reply.refusal {
+                count(refusal, logger)
+            } else {
                 Counter(label: "aisle_hub_messages_total", dimensions: [("outcome", "accepted")]).increment()
-                return signed(.ok, answer.body, answer.signature)
-            } catch let e as SyncError {
-                count(e, logger)
-                let refusal = service.refusal(e, of: Data(buffer: body))
-                return signed(.init(code: e.code.httpStatus), refusal.body, refusal.signature)
             }
+            return signed(reply.refusal.map { .init(code: $0.code.httpStatus) } ?? .ok, reply.body, reply.signature)
         }
         router.get("/v1/models") { _, _ -> Response in
             struct Models: Encodable { var models: [SignedManifest] }

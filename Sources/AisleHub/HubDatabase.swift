@@ -149,6 +149,12 @@ public struct HubDatabase: Sendable {
             try db.execute(sql: "ALTER TABLE upload_parts ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "UPDATE upload_parts SET received_at = CAST(strftime('%s', 'now') AS INTEGER)")
         }
+        m.registerMigration("v5-accountant-at-half-z") { db in
+            // The accountants counted a round at z before, at z / 2 since (PrivacyAccountant
+            // .spend(roundAt:)): what they hold cannot be added to. Their models claim no ε
+            // from here on, until `models blank` starts a kind afresh.
+            try db.execute(sql: "UPDATE federation SET state = json_set(state, '$.noiseless', json('true'))")
+        }
         return m
     }
 

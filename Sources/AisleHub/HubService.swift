@@ -16,10 +16,17 @@ public struct HubService: Sendable {
 
     /// Handles a message as it arrived (the envelope's JSON) and returns the answer's JSON.
     public func handle(_ body: Data, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(SyncError) -> Data {
+        var authenticated = false
+        return try handle(body, now: now, authenticated: &authenticated)
+    }
+
+    /// As ``handle(_:now:)``; `authenticated` turns true once the envelope has opened with its
+    /// store's registered key (what is refused after that, the store itself sent).
+    func handle(_ body: Data, now: Int64, authenticated: inout Bool) throws(SyncError) -> Data {
         let envelope = try Envelope.decode(body)
         guard envelope.seq <= UInt64(Int64.max), envelope.round <= UInt64(Int64.max) else { throw SyncError(.badRequest, "seq/round: above 2^63 − 1") }
         do {
-            return try envelope.type == .enroll ? enroll(envelope, now: now) : message(envelope, now: now)
+            return try envelope.type == .enroll ? enroll(envelope, now: now, authenticated: &authenticated) : message(envelope, now: now, authenticated: &authenticated)
         } catch let e as SyncError {
             throw e
         } catch {
@@ -27,25 +34,30 @@ public struct HubService: Sendable {
         }
     }
 
-    /// ``handle(_:now:)`` and the hub's signature over the answer for the envelope's store and
-    /// sequence number (``ReplySignature``, sent as its header, base64).
-    public func answer(_ body: Data, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(SyncError) -> (body: Data, signature: String) {
-        let reply = try handle(body, now: now)
-        let envelope = try Envelope.decode(body)
-        return (reply, database.identity.sign(ReplySignature.signedBytes(store: envelope.store, seq: envelope.seq, body: reply)).base64EncodedString())
-    }
-
-    /// A refusal of the envelope `body` as the hub answers it: `{"error": …}`, and the hub's
-    /// signature over it for the envelope's store and sequence number when the envelope names
-    /// them. A store holds content the hub refused only on a signed refusal (sync/PROTOCOL.md § 7).
-    public func refusal(_ error: SyncError, of body: Data) -> (body: Data, signature: String?) {
-        let reply = SyncJSON.encode(ErrorReply(error))
+    /// What the hub sends back for a message: its answer, or its refusal as `{"error": …}`, with
+    /// the hub's signature for the envelope's store and sequence number (``ReplySignature``,
+    /// base64) — over a refusal only when the store's registered key signed the envelope, so that
+    /// no one else can obtain a signed refusal for a store's sequence number (a store acts on a
+    /// refusal's code only when it is signed; sync/PROTOCOL.md § 7).
+    public func reply(to body: Data, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (refusal: SyncError?, body: Data, signature: String?) {
+        var authenticated = false
         let envelope = try? Envelope.decode(body)
-        return (reply, envelope.map { database.identity.sign(ReplySignature.signedBytes(store: $0.store, seq: $0.seq, body: reply)).base64EncodedString() })
+        func signature(_ reply: Data) -> String? {
+            envelope.map { database.identity.sign(ReplySignature.signedBytes(store: $0.store, seq: $0.seq, body: reply)).base64EncodedString() }
+        }
+        do {
+            let answer = try handle(body, now: now, authenticated: &authenticated)
+            return (nil, answer, signature(answer))
+        } catch {
+            let refusal = SyncJSON.encode(ErrorReply(error))
+            return (error, refusal, authenticated ? signature(refusal) : nil)
+        }
     }
 
-    func enroll(_ envelope: Envelope, now: Int64) throws -> Data {
+    func enroll(_ envelope: Envelope, now: Int64, authenticated: inout Bool) throws -> Data {
         guard envelope.round == 0, envelope.seq == 0 else { throw SyncError(.badRequest, "enroll: round and seq must be 0") }
+        // Whatever answers it can only answer an enroll: no other message has sequence number 0.
+        authenticated = true
         let identity = database.identity
         let request = try SyncJSON.decode(EnrollRequest.self, try envelope.open(signedBy: envelope.sender, with: identity), "enroll")
         guard request.signKey == envelope.sender else { throw SyncError(.wrongKey, "sign_key: differs from the key that signed the envelope") }
@@ -74,16 +86,17 @@ public struct HubService: Sendable {
         }
     }
 
-    func message(_ envelope: Envelope, now: Int64) throws -> Data {
-        let signKey = try database.pool.read { db -> Data in
+    func message(_ envelope: Envelope, now: Int64, authenticated: inout Bool) throws -> Data {
+        let (signKey, revoked) = try database.pool.read { db -> (Data, Bool) in
             guard let store = try Row.fetchOne(db, sql: "SELECT sign_key, revoked_at FROM stores WHERE id = ?", arguments: [envelope.store]) else {
                 throw SyncError(.unknownStore, "store \(envelope.store): not on this hub's list")
             }
-            guard store["revoked_at"] as Int64? == nil else { throw SyncError(.revoked, "store \(envelope.store): revoked; its messages are refused") }
             guard let key = store["sign_key"] as Data? else { throw SyncError(.unknownStore, "store \(envelope.store): not enrolled yet") }
-            return key
+            return (key, store["revoked_at"] as Int64? != nil)
         }
         let plaintext = try envelope.open(signedBy: signKey, with: database.identity)
+        authenticated = true  // the store sent it: what is refused from here on, the hub signs
+        guard !revoked else { throw SyncError(.revoked, "store \(envelope.store): revoked; its messages are refused") }
         switch envelope.type {
         case .hello:
             guard envelope.round == 0 else { throw SyncError(.wrongRound, "round: \(envelope.round); hello belongs to no round (0)") }

@@ -38,7 +38,7 @@ public enum OnlineRetail {
                     try CSV.fields(line, into: &fields)
                     if !headerDone {
                         headerDone = true
-                        if fields.first == "InvoiceNo" { return nil }  // the header; a file without one starts with data
+                        if isHeader(fields) { return nil }  // a file without one starts with data
                     }
                     return .success(try record(fields, headers: invoiceHeaders))
                 } catch {
@@ -58,7 +58,7 @@ public enum OnlineRetail {
         } catch { return error }
         if !headerSeen {
             headerSeen = true
-            if fields.first == "InvoiceNo" { return nil }  // the header; a file without one starts with data
+            if isHeader(fields) { return nil }  // a file without one starts with data
         }
         guard fields.count == 3 else { return FieldError(field: nil, "expected 3 fields, got \(fields.count)") }
         let no = Normalize.text(fields[0])
@@ -67,6 +67,12 @@ public enum OnlineRetail {
         let country = Normalize.text(fields[2])
         headers[no] = (customer.isEmpty ? nil : customer, country.isEmpty ? nil : country)
         return nil
+    }
+
+    /// Whether `fields` are a header line (its first field `InvoiceNo`, after a byte-order mark
+    /// as spreadsheet exports write one).
+    static func isHeader(_ fields: [String]) -> Bool {
+        fields.first.map { $0.hasPrefix("\u{FEFF}") ? String($0.dropFirst()) : $0 } == "InvoiceNo"
     }
 
     static func record(_ f: [String], headers: [String: (customer: String?, country: String?)]) throws(FieldError) -> ImportRecord {

@@ -72,7 +72,9 @@ public enum StoreSetup {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         let lock = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard lock >= 0, flock(lock, LOCK_EX) == 0 else {
+        var locked = lock >= 0 ? flock(lock, LOCK_EX) : -1
+        while locked != 0, errno == EINTR { locked = flock(lock, LOCK_EX) }  // a signal while waiting
+        guard lock >= 0, locked == 0 else {
             if lock >= 0 { close(lock) }
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory.path, NSLocalizedDescriptionKey: "cannot lock the directory"])
         }

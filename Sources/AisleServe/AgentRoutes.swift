@@ -66,8 +66,9 @@ struct AgentRoutes: Sendable {
     }
 
     /// The most JSON values a request body may hold: 32 for each event a batch may carry
-    /// (`http.max_batch_events`), so that a body of tiny values cannot take hundreds of MB.
-    var maxJSONValues: Int { 32 * config.maxBatchEvents }
+    /// (`http.max_batch_events`; at least 4,096, for `/v1/embed`'s 256 texts), so that a body of
+    /// tiny values cannot take hundreds of MB.
+    var maxJSONValues: Int { max(32 * config.maxBatchEvents, 4_096) }
 
     /// The body as JSON, or the error response to send instead.
     func jsonBody(_ request: Request) async -> Result<JSONValue, ErrorResponse> {

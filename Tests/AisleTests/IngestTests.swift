@@ -173,6 +173,14 @@ extension Data {
         let r = try imp.finish()
         #expect(r.accepted == 2 && r.rejected == 0)
         #expect(try s.count("SELECT count(*) FROM events WHERE customer_id IS NOT NULL") == 2)
+        // Header lines after a byte-order mark (as spreadsheets export) are headers still.
+        let bom = "\u{FEFF}"
+        try Data("\(bom)InvoiceNo,InvoiceDate,StockCode,Description,Quantity,UnitPrice\n536366,2010-12-01 08:28,22633,HAND WARMER UNION JACK,6,1.85\n".utf8).write(to: lines)
+        try Data("\(bom)InvoiceNo,CustomerID,Country\n536366,17850,United Kingdom\n".utf8).write(to: invoices)
+        let again = try s.importer(kind: "online-retail")
+        try OnlineRetail.importPair(lines: lines.path, invoices: invoices.path, into: again)
+        let r2 = try again.finish()
+        #expect(r2.accepted == 1 && r2.rejected == 0, "\(r2)")
     }
 
     @Test func returnsLinkAnonymousBasketsAndItemDailyTotals() throws {

@@ -205,5 +205,16 @@ import Testing
         // Pinned to another key (as if this hub were an impostor): its answers are refused.
         let other = SyncIdentity().publicKeys
         await #expect(throws: SyncError.self) { try await connection.send(try credentials.hello(), hub: other) }
+        // A refusal of what the store sent is signed, and the store acts on its code ...
+        await #expect { _ = try await connection.send(hello, hub: keys) } throws: { ($0 as? SyncError)?.code == .replayed }
+        // ... but no one else can have one signed for the store's next sequence numbers: an enroll
+        // or a hello naming the store, from another key, is refused without a signature.
+        let stranger = SyncIdentity()
+        for type in [MessageType.enroll, .hello] {
+            let forged = try Envelope.seal(
+                Data("{}".utf8), header: EnvelopeHeader(store: hello.store, type: type, round: 0, seq: hello.seq + 5), from: stranger, to: keys.agree)
+            let refused = try await connection.exchange(.POST, "/v1/messages", body: forged.encoded(), refusals: .returned)
+            #expect(refused.status >= 400 && refused.header(ReplySignature.header) == nil, "\(type): \(refused.status)")
+        }
     }
 }
