@@ -130,9 +130,12 @@ public final class Importer {
         let channel = BatchChannel()
         let pseudonymizer = self.pseudonymizer
         let producer = Thread {
-            var batch: [Entry] = [], read: (bytes: Int64, total: Int64) = (0, 0)
+            var batch: [Entry] = [], opened: LineReader?
+            // The lines so far, with how far into the file they reach (for progress).
+            func sendBatch() -> Bool { channel.send(.batch(batch, bytes: opened?.bytesRead ?? 0, total: opened?.fileSize ?? 0)) }
             do {
                 let reader = try LineReader(path: path)
+                opened = reader
                 let parse = makeParser()
                 var preparer = EventPreparer(pseudonymizer: pseudonymizer)
                 while let parsed = try reader.next({ parse($0, reader.lineNumber) }) {
@@ -144,17 +147,16 @@ public final class Importer {
                         }
                     }
                     batch.append((reader.lineNumber, file, prepared))
-                    read = (reader.bytesRead, reader.fileSize)
                     if batch.count == 2_000 {
-                        guard channel.send(.batch(batch, bytes: reader.bytesRead, total: reader.fileSize)) else { return }
+                        guard sendBatch() else { return }
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
-                _ = channel.send(.batch(batch, bytes: reader.bytesRead, total: reader.fileSize))
+                _ = sendBatch()
                 _ = channel.send(.end)
             } catch {
                 // The lines read before the error are written, then the error is reported.
-                if !batch.isEmpty { _ = channel.send(.batch(batch, bytes: read.bytes, total: read.total)) }
+                if !batch.isEmpty { _ = sendBatch() }
                 _ = channel.send(.failed(error))
             }
         }

@@ -71,14 +71,13 @@ public enum StoreSetup {
     public static func initialise(at directory: URL, importedSecret: Data? = nil) throws -> Store {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let cannotLock = CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory.path, NSLocalizedDescriptionKey: "cannot lock the directory"])
         let lock = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        var locked = lock >= 0 ? flock(lock, LOCK_EX) : -1
-        while locked != 0, errno == EINTR { locked = flock(lock, LOCK_EX) }  // a signal while waiting
-        guard lock >= 0, locked == 0 else {
-            if lock >= 0 { close(lock) }
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory.path, NSLocalizedDescriptionKey: "cannot lock the directory"])
-        }
+        guard lock >= 0 else { throw cannotLock }
         defer { close(lock) }  // closing releases the lock
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw cannotLock }  // a signal while waiting: wait again
+        }
         if fm.fileExists(atPath: directory.appendingPathComponent(Store.databaseName).path) {
             throw StoreError.alreadyInitialised(directory.path)
         }

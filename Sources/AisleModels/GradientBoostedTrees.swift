@@ -45,14 +45,14 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
 
     init(base: Double, trees: [Tree], parameters: Parameters) throws(Malformed) {
         (self.base, self.trees, self.parameters) = (base, trees, parameters)
-        var depths: [Int] = []
+        var levels = 0  // the deepest tree's depth
         for (t, tree) in trees.enumerated() {
             let n = tree.feature.count
             guard n > 0, [tree.threshold.count, tree.left.count, tree.right.count, tree.value.count].allSatisfy({ $0 == n }) else {
                 throw Malformed(description: "tree \(t): its node arrays are empty or of different lengths")
             }
             var depth = [Int](repeating: 0, count: n)
-            for i in 0..<n where tree.feature[i] >= 0 || tree.feature[i] < -1 {
+            for i in 0..<n where tree.feature[i] != -1 {
                 // Children come after their parent: no cycles, every walk ends at a leaf.
                 guard tree.feature[i] >= 0, tree.left[i] > i && tree.left[i] < n && tree.right[i] > i && tree.right[i] < n else {
                     throw Malformed(description: "tree \(t), node \(i): a split must lead to later nodes of its tree")
@@ -63,9 +63,8 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
             guard let deepest = depth.max(), deepest <= Self.maxDepth else {
                 throw Malformed(description: "tree \(t): deeper than \(Self.maxDepth) levels")
             }
-            depths.append(deepest)
+            levels = max(levels, deepest)
         }
-        let levels = depths.max() ?? 0
         let (splits, leaves) = ((1 << levels) - 1, 1 << levels)
         var features = [Int32](repeating: 0, count: trees.count * splits), values = [Double](repeating: 0, count: trees.count * splits)
         var leafValues = [Double](repeating: 0, count: trees.count * leaves)

@@ -19,6 +19,7 @@ public protocol ModelInstaller: Sendable {
     var kinds: Set<String> { get }
     /// Checks and registers a model; `record` writes what the store keeps of the outcome, in
     /// the transaction that registers it (apart, a crash between them would register it twice).
+    /// A model refused is not registered, and the caller records it.
     func install(_ manifest: ModelManifest, payload: Data, record: @escaping @Sendable (Database, InstallOutcome) throws -> Void) async throws -> InstallOutcome
 }
 
@@ -169,13 +170,11 @@ public struct SyncClient: Sendable {
                     outcome.registryVersion, outcome.outcome.rawValue, outcome.detail,
                 ])
         }
-        let outcome: InstallOutcome
-        if manifest.matches(payload) {
-            outcome = try await installer.install(manifest, payload: payload, record: record)
-        } else {
-            outcome = InstallOutcome(.refused, detail: "payload does not match the manifest's SHA-256 and length")
-            try await store.database.write { try record($0, outcome) }
-        }
+        let outcome =
+            manifest.matches(payload)
+            ? try await installer.install(manifest, payload: payload, record: record)
+            : InstallOutcome(.refused, detail: "payload does not match the manifest's SHA-256 and length")
+        if outcome.outcome == .refused { try await store.database.write { try record($0, outcome) } }
         try store.audit("sync model \(manifest.kind)", detail: "global v\(manifest.version): \(outcome.outcome.rawValue) (\(outcome.detail))", actor: "aisle-sync")
         return "\(manifest.kind) global v\(manifest.version): \(outcome.outcome.rawValue.replacingOccurrences(of: "_", with: " ")) — \(outcome.detail)"
     }

@@ -28,9 +28,7 @@ public struct GlobalModels: ModelInstaller {
     public func install(_ manifest: ModelManifest, payload: Data, record: @escaping @Sendable (Database, InstallOutcome) throws -> Void) async throws -> InstallOutcome {
         if manifest.kind == StorePriors.kind { return try await installPriors(manifest, payload, record: record) }
         guard let model = FederatedModel.all.first(where: { $0.kind == manifest.kind }), model.accepts(payload) else {
-            let refused = InstallOutcome(.refused, detail: "the payload is not a \(manifest.kind) model over this agent's features (or its parameters are not finite)")
-            try await store.database.write { try record($0, refused) }
-            return refused
+            return InstallOutcome(.refused, detail: "the payload is not a \(manifest.kind) model over this agent's features (or its parameters are not finite)")
         }
         let (new, old) = try await store.database.read { db -> (Double?, (version: Int, auc: Double?)?) in
             let active = try ModelRegistry.active(db, kind: model.kind)
@@ -67,9 +65,7 @@ public struct GlobalModels: ModelInstaller {
     /// Global priors have nothing to check against here: they are registered and active.
     func installPriors(_ manifest: ModelManifest, _ payload: Data, record: @escaping @Sendable (Database, InstallOutcome) throws -> Void) async throws -> InstallOutcome {
         guard let priors = try? SyncJSON.decode(GlobalPriors.self, payload, "priors") else {
-            let refused = InstallOutcome(.refused, detail: "the payload is not global priors this agent reads")
-            try await store.database.write { try record($0, refused) }
-            return refused
+            return InstallOutcome(.refused, detail: "the payload is not global priors this agent reads")
         }
         struct Metrics: Encodable { var stores: Int; var items: Int; var pairs: Int }
         return try await store.database.write { db in
