@@ -1,7 +1,7 @@
 import Foundation
 
 /// Gradient-boosted decision trees for binary classification (log loss, Newton leaf values,
-/// histogram splits over at most 32 quantile bins per feature), as LightGBM and XGBoost fit
+/// histogram splits between a feature's distinct values, or 32 groups of them), as LightGBM and XGBoost fit
 /// them, at the scale of a store: thousands of rows, tens of features.
 public struct GradientBoostedTrees: Sendable, Codable, Equatable {
     public struct Parameters: Sendable, Codable, Equatable {
@@ -134,16 +134,7 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
         let positives = Double(y.filter { $0 }.count)
         let prior = min(max(positives / Double(max(n, 1)), 1e-6), 1 - 1e-6)
         let base = log(prior / (1 - prior))
-        // Quantile bin edges per feature, and every row's bin.
-        let edges: [[Double]] = (0..<d).map { j in
-            let sorted = x.map { $0[j] }.sorted()
-            var cuts: [Double] = []
-            for q in 1..<32 {
-                let v = sorted[min(sorted.count - 1, q * sorted.count / 32)]
-                if cuts.last.map({ v > $0 }) ?? true { cuts.append(v) }
-            }
-            return cuts
-        }
+        let edges = (0..<d).map { j in binEdges(x.map { $0[j] }) }
         let bins: [[UInt8]] = x.map { row in (0..<d).map { j in UInt8(edges[j].partitionIndex { row[j] <= $0 }) } }
         var margin = [Double](repeating: base, count: n)
         var trees: [Tree] = []
@@ -162,6 +153,38 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
         // Grown as ``init(base:trees:parameters:)`` requires.
         guard let model = try? GradientBoostedTrees(base: base, trees: trees, parameters: p) else { preconditionFailure("a grown tree is malformed") }
         return model
+    }
+
+    /// A feature with at most this many distinct values splits between any two of them (a row's
+    /// bin is a byte).
+    static let maxBins = 256
+    /// A feature with more splits between this many groups of about equal counts: coarser than
+    /// its values, so that trees cannot chase noise in where a continuous feature is cut.
+    static let groups = 32
+
+    /// Split candidates for one feature's values, ascending: between every two neighbouring
+    /// distinct values when there are at most ``maxBins`` of them (a rare tail of counts, where
+    /// the few buyers are, is not lumped into one bin), else between ``groups`` groups of
+    /// neighbouring values of about equal counts (a value that common has a bin to itself).
+    /// Candidates lie halfway between the values they separate. NaN is left out (it falls past
+    /// the last).
+    static func binEdges(_ values: [Double]) -> [Double] {
+        let sorted = values.filter { !$0.isNaN }.sorted()
+        var distinct: [(value: Double, count: Int)] = []
+        for v in sorted {
+            if distinct.last?.value == v { distinct[distinct.count - 1].count += 1 } else { distinct.append((v, 1)) }
+        }
+        guard distinct.count > 1 else { return [] }
+        var cuts: [Double] = [], binned = 0, filled = 0  // rows in closed bins; in the open one
+        for (a, b) in zip(distinct, distinct.dropFirst()) {
+            filled += a.count
+            // A group closes at its share of the rows not yet grouped.
+            if distinct.count <= maxBins || (cuts.count < groups - 1 && filled * (groups - cuts.count) >= sorted.count - binned) {
+                cuts.append(a.value + (b.value - a.value) / 2)
+                (binned, filled) = (binned + filled, 0)
+            }
+        }
+        return cuts
     }
 
     /// Adds the node for `rows` (and its subtree) to `tree`; returns its index.

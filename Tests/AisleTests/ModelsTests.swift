@@ -211,6 +211,21 @@ import Testing
         #expect(treeAUC > 0.95 && linearAUC < 0.6, "trees \(treeAUC), linear \(linearAUC)")
     }
 
+    /// Split candidates: every distinct value apart when there are few (so a rare tail of counts,
+    /// where the buyers are, is not lumped into one bin), 32 equal-count groups when there are
+    /// many, a common value alone in its group; NaN left out.
+    @Test func treesSplitBetweenDistinctValuesAndGroupManyByCount() {
+        let counts = [Double](repeating: 0, count: 9_000) + (1...40).flatMap { [Double](repeating: Double($0), count: 25) }
+        let few = GradientBoostedTrees.binEdges(counts + [.nan])
+        #expect(few == (0..<40).map { Double($0) + 0.5 })
+        let many = GradientBoostedTrees.binEdges([Double](repeating: -1, count: 10_000) + (0..<10_000).map { Double($0) })
+        #expect(many.count == GradientBoostedTrees.groups - 1 && many.first == -0.5)
+        let widths = zip(many.dropFirst(), many.dropFirst(2)).map { $1 - $0 }
+        #expect(widths.allSatisfy { (322...323).contains($0) }, "\(Set(widths))")
+        #expect(GradientBoostedTrees.binEdges([0] + [Double](repeating: 1, count: 1000) + [2]) == [0.5, 1.5])
+        #expect(GradientBoostedTrees.binEdges([3, 3, .nan]).isEmpty)
+    }
+
     /// Stored trees are scored from one flat array; they score as walked tree by tree, survive a
     /// round trip, and a file whose splits loop or point outside their tree is refused by name.
     @Test func storedTreesScoreAsGrownAndMalformedOnesAreRefused() throws {

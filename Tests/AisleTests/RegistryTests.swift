@@ -76,7 +76,8 @@ import Testing
         // Calibration: on a fresh sample, predicted probabilities match observed rates.
         let test = sample(4000, seed: 5, logit: interaction)
         let p = test.rows.map(gbt.probability)
-        #expect(Metrics.calibrationError(p, test.labels) < 0.04 && gbtReport.calibrationError <= gbtReport.calibrationErrorUncalibrated)
+        let error = Metrics.calibrationError(p, test.labels)
+        #expect(error < 0.04 && gbtReport.calibrationError <= gbtReport.calibrationErrorUncalibrated, "\(error), \(gbtReport)")
         // For logistic regression the contributions are weight × standardised value, scaled by
         // the calibration slope.
         let x = [1.0, -0.5]
