@@ -100,8 +100,11 @@ public struct CatalogSearch: Sendable {
         let rare = found.filter { (vocabulary.documents[$0.typed] ?? 0) <= common }
         if !rare.isEmpty { found = rare }
         guard !found.isEmpty else { return nil }
+        // A word is letters and digits, but a grapheme may carry a quote with it: doubled, FTS5
+        // reads it as one.
+        func quoted(_ word: String) -> String { "\"" + word.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
         let groups = found.map { word in
-            "(" + (["\"\(word.typed)\"*"] + word.corrections.map { "\"\($0)\"" }).joined(separator: " OR ") + ")"
+            "(" + ([quoted(word.typed) + "*"] + word.corrections.map(quoted)).joined(separator: " OR ") + ")"
         }
         return (groups.joined(separator: " OR "), found)
     }

@@ -15,6 +15,8 @@ import Foundation
 /// `intercepts`, optional `threshold` and `calibration`), then `entries` UInt32 bucket indices (ascending), `entries` float32 IDFs, and
 /// per regression `entries` + `embedding_dimensions` float32 weights.
 public struct TextClassifierFile: Sendable {
+    /// The most n-gram buckets a file may hold (a power of two).
+    public static let maxBuckets = 1 << 24
     public var labels: [String]
     public var features: TextFeatures
     public var encoderVersion: String?
@@ -107,7 +109,7 @@ public struct TextClassifierFile: Sendable {
         do { h = try decoder.decode(Header.self, from: Data(bytes[offset..<offset + headerLength])) } catch { throw fail("bad header: \(error)") }
         offset += headerLength
         guard h.labels.count >= 2, Set(h.labels).count == h.labels.count else { throw fail("labels: need two or more distinct labels") }
-        guard h.buckets > 0, h.buckets <= 1 << 24, h.buckets & (h.buckets - 1) == 0 else { throw fail("buckets: \(h.buckets) is not a power of two up to 2^24") }
+        guard h.buckets > 0, h.buckets <= Self.maxBuckets, h.buckets & (h.buckets - 1) == 0 else { throw fail("buckets: \(h.buckets) is not a power of two up to 2^24") }
         guard (1...8).contains(h.maxOrder) else { throw fail("max_order: \(h.maxOrder) is not 1 to 8") }
         guard (0...h.buckets).contains(h.entries), (0...4096).contains(h.embeddingDimensions) else { throw fail("entries or embedding_dimensions out of range") }
         // Two labels: one logistic regression — unless calibrated, as a softmax has one per label.

@@ -97,6 +97,9 @@ struct AgentRoutes: Sendable {
     }
 
     static let maxEmbedTexts = 256
+    /// The most characters of all texts of one `/v1/embed` request: each is read whole before
+    /// it is cut at 256 tokens, so the request's size, not the tokens, bounds the work.
+    static let maxEmbedCharacters = 100_000
 
     struct EmbedResponse: Encodable {
         var model: String
@@ -117,9 +120,17 @@ struct AgentRoutes: Sendable {
         guard (1...Self.maxEmbedTexts).contains(values.count) else {
             return HTTPJSON.error(.badRequest, "bad_texts", "texts: 1 to \(Self.maxEmbedTexts) texts, got \(values.count)")
         }
-        var texts: [String] = []
+        var texts: [String] = [], characters = 0
         for (i, v) in values.enumerated() {
             guard case .string(let t) = v else { return HTTPJSON.error(.badRequest, "bad_texts", "texts[\(i)]: expected a string, got \(v.typeName)") }
+            let limit = Interchange.maxTextLength
+            guard t.utf8.count <= 4 * limit, t.count <= limit else {
+                return HTTPJSON.error(.badRequest, "bad_texts", "texts[\(i)]: longer than \(limit) characters or \(4 * limit) bytes")
+            }
+            characters += t.count
+            guard characters <= Self.maxEmbedCharacters else {
+                return HTTPJSON.error(.badRequest, "bad_texts", "texts: more than \(Self.maxEmbedCharacters) characters in all (at texts[\(i)])")
+            }
             texts.append(t)
         }
         guard let service = await encoder.current else {
@@ -155,8 +166,11 @@ struct AgentRoutes: Sendable {
         guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
             return HTTPJSON.error(.badRequest, "missing_id", "no customer id in the path")
         }
-        let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
-        guard (1...1000).contains(limit) else { return HTTPJSON.error(.badRequest, "bad_limit", "limit must be 1 to 1000") }
+        let limit: Int
+        switch limitParameter(request, fallback: 20) {
+        case .success(let n): limit = n
+        case .failure(let e): return e.response
+        }
         let pseudonym = pseudonymizer.pseudonym(raw)
         let entries: [HistoryEntry]? = try await reads.read { db in
             try Queries.customerID(db, pseudonym: pseudonym).map { try Queries.history(db, customerID: $0, limit: limit) }
@@ -351,8 +365,11 @@ struct AgentRoutes: Sendable {
 
     func topItems(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
-        let limit = q.get("limit", as: Int.self) ?? 10
-        guard (1...1000).contains(limit) else { return HTTPJSON.error(.badRequest, "bad_limit", "limit must be 1 to 1000") }
+        let limit: Int
+        switch limitParameter(request, fallback: 10) {
+        case .success(let n): limit = n
+        case .failure(let e): return e.response
+        }
         let window: TopItemsWindow
         do {
             window = try TopItemsWindow(from: q.get("from").map { String($0) }, to: q.get("to").map { String($0) })

@@ -46,6 +46,16 @@ struct ErrorResponse: Error {
     var response: Response { HTTPJSON.error(status, code, message) }
 }
 
+/// The `limit` query parameter: `fallback` when absent, an error naming it when it is not a
+/// whole number from 1 to 1000.
+func limitParameter(_ request: Request, fallback: Int) -> Result<Int, ErrorResponse> {
+    guard let raw = request.uri.queryParameters.get("limit") else { return .success(fallback) }
+    guard let limit = Int(raw), (1...1000).contains(limit) else {
+        return .failure(ErrorResponse(.badRequest, "bad_limit", "limit: \(raw.prefix(40)) is not a whole number from 1 to 1000"))
+    }
+    return .success(limit)
+}
+
 /// JSON string literals.
 enum JSONText {
     /// `s` as a quoted, escaped JSON string.

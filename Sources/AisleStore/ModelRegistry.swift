@@ -122,13 +122,15 @@ public enum ModelRegistry {
         try db.execute(
             sql: "INSERT INTO active_models(kind, model_id, since) VALUES (?, ?, ?) ON CONFLICT(kind) DO UPDATE SET model_id = excluded.model_id, since = excluded.since",
             arguments: [kind, id, Int64(Date().timeIntervalSince1970)])
+        try db.execute(sql: "UPDATE models SET ever_active = 1 WHERE id = ?", arguments: [id])
     }
 
-    /// Activates the newest version older than the active one and returns it.
+    /// Activates the newest version older than the active one that has been active before (one
+    /// registered inactive and never used is passed over) and returns it.
     public static func rollback(_ db: Database, kind: String) throws -> ModelRecord {
         guard let current = try activeVersions(db)[kind] else { throw RegistryError("no active \(kind) model to roll back") }
-        guard let previous = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ? AND version < ?", arguments: [kind, current]) else {
-            throw RegistryError("\(kind) v\(current) is the oldest version kept; nothing to roll back to")
+        guard let previous = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ? AND version < ? AND ever_active", arguments: [kind, current]) else {
+            throw RegistryError("\(kind) v\(current) is the oldest version in use kept; nothing to roll back to (`--to N` activates any version)")
         }
         try activate(db, kind: kind, version: previous)
         guard let record = try record(db, kind: kind, version: previous) else { throw RegistryError("model \(kind) v\(previous) vanished") }

@@ -358,6 +358,12 @@ enum Schema {
                 PRAGMA secure_delete = FAST;
                 """)
         }
+        m.registerMigration("v17-models-ever-active") { db in
+            // Rollback goes back to versions that were in use, not to ones registered inactive
+            // (a hub model the AUC gate refused, `train --no-activate`). Versions from before
+            // this count as used: rollback stepped through them all.
+            try db.execute(sql: "ALTER TABLE models ADD COLUMN ever_active INTEGER NOT NULL DEFAULT 0; UPDATE models SET ever_active = 1")
+        }
         return m
     }
 

@@ -8,16 +8,22 @@ public struct TopItemsWindow: Sendable {
     public var from: Int64?
     public var to: Int64?
 
+    /// Errors name `from` or `to`: a moment that does not parse, or `from` not before `to`.
     public init(from: String?, to: String?) throws {
-        self.from = try from.map { try Timestamp.parse($0) }
-        self.to = try to.map { try Timestamp.parse($0) }
+        func parse(_ text: String?, _ field: String) throws -> Int64? {
+            do { return try text.map { try Timestamp.parse($0) } } catch let e as FieldError { throw FieldError(field: field, e.reason) }
+        }
+        self.from = try parse(from, "from")
+        self.to = try parse(to, "to")
+        if let f = self.from, let t = self.to, f >= t { throw FieldError(field: "from", "must be before to") }
     }
 
     public func query(_ db: Database, limit: Int) throws -> (from: Int64, to: Int64, items: [TopItem]) {
         var from = self.from
         var to = self.to
         if from == nil || to == nil {
-            let anchor = try to ?? Queries.lastEventTime(db) ?? Int64(Date().timeIntervalSince1970)
+            // The month holding the last moment before `to` (`to` itself may start a month).
+            let anchor = try to.map { $0 - 1 } ?? Queries.lastEventTime(db) ?? Int64(Date().timeIntervalSince1970)
             let day = Int(anchor.floorDiv(86_400))
             let (y, m, _) = Timestamp.civil(fromDays: day)
             let monthStart = Int64(Timestamp.daysFromCivil(year: y, month: m, day: 1)) * 86_400

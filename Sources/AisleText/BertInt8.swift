@@ -26,7 +26,12 @@ struct DenseInt8: LinearLayer {
 
     init(_ file: SafeTensors, _ names: [String], inputs: Int, outputs: Int, kernel: Int8Kernel) throws {
         let n = outputs * names.count
-        let w = OwnedBuffer(concatenating: try names.map { try file.int8("\($0).weight", shape: [outputs, inputs]) }, zero: 0)
+        let weights = try names.map { try file.int8("\($0).weight", shape: [outputs, inputs]) }
+        // The kernels negate a weight where the activation is negative: -128 has no negation.
+        for (name, values) in zip(names, weights) where values.contains(.min) {
+            throw TensorFileError(path: file.path, reason: "\(name).weight holds -128 (int8 weights lie in -127...127)")
+        }
+        let w = OwnedBuffer(concatenating: weights, zero: 0)
         scales = OwnedBuffer(concatenating: try names.map { try file.float32("\($0).weight_scale", shape: [outputs]) }, zero: 0)
         bias = OwnedBuffer(concatenating: try names.map { try file.float32("\($0).bias", shape: [outputs]) }, zero: 0)
         if kernel == .avx512VNNI {

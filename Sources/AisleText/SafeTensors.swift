@@ -50,10 +50,11 @@ public final class SafeTensors: @unchecked Sendable {
         base = UnsafeRawPointer(map)
         length = size
         do {
-            let headerLength = Int(base.loadUnaligned(as: UInt64.self).littleEndian)
-            guard headerLength > 1, headerLength <= size - 8 else {
-                throw fail("header length \(headerLength) does not fit in a file of \(size) bytes (truncated?)")
+            let declared = base.loadUnaligned(as: UInt64.self).littleEndian
+            guard declared > 1, declared <= UInt64(size - 8) else {
+                throw fail("header length \(declared) does not fit in a file of \(size) bytes (truncated?)")
             }
+            let headerLength = Int(declared)
             dataStart = 8 + headerLength
             let bytes = UnsafeBufferPointer(start: base.advanced(by: 8).assumingMemoryBound(to: UInt8.self), count: headerLength)
             guard case .object(let fields) = try Self.parseHeader(bytes, fail: fail) else { throw fail("header is not a JSON object") }
@@ -69,7 +70,8 @@ public final class SafeTensors: @unchecked Sendable {
                 entries[name] = try Self.entry(name, value, dataLength: size - dataStart, fail: fail)
             }
             var end = 0
-            for (name, e) in entries.sorted(by: { $0.value.range.lowerBound < $1.value.range.lowerBound }) {
+            // Ordered by start, then end: an empty tensor may start where the next one does.
+            for (name, e) in entries.sorted(by: { ($0.value.range.lowerBound, $0.value.range.upperBound) < ($1.value.range.lowerBound, $1.value.range.upperBound) }) {
                 guard e.range.lowerBound >= end else { throw fail("tensor \(name) overlaps the one before it") }
                 guard (dataStart + e.range.lowerBound) % (Self.elementSize[e.dtype] ?? 1) == 0 || e.range.isEmpty else {
                     throw fail("tensor \(name) is not aligned to its element size")
@@ -101,17 +103,17 @@ public final class SafeTensors: @unchecked Sendable {
         else { throw fail("tensor \(name): needs dtype, shape and two data_offsets") }
         guard let width = elementSize[dtype] else { throw fail("tensor \(name): unknown dtype \(dtype)") }
         var shape: [Int] = []
-        var count = 1
+        var bytes: Int? = width  // nil once the shape's size passes Int
         for v in shapeValues {
             guard case .int(let d) = v, d >= 0, d < 1 << 32 else { throw fail("tensor \(name): bad shape") }
             shape.append(Int(d))
-            count = count.multipliedReportingOverflow(by: Int(d)).partialValue
+            bytes = bytes.flatMap { let (b, over) = $0.multipliedReportingOverflow(by: Int(d)); return over ? nil : b }
         }
         guard begin >= 0, end >= begin, end <= dataLength else {
             throw fail("tensor \(name): bytes \(begin)..<\(end) lie outside the \(dataLength)-byte data section (truncated?)")
         }
-        guard Int(end - begin) == count * width else {
-            throw fail("tensor \(name): shape \(shape) of \(dtype) needs \(count * width) bytes, the offsets give \(end - begin)")
+        guard let bytes, Int(end - begin) == bytes else {
+            throw fail("tensor \(name): shape \(shape) of \(dtype) needs \(bytes.map(String.init) ?? "more than Int.max") bytes, the offsets give \(end - begin)")
         }
         return Entry(dtype: dtype, shape: shape, range: Int(begin)..<Int(end))
     }

@@ -134,6 +134,7 @@ extension EvalCommand {
 
         func validate() throws {
             guard (train == nil) != (model == nil) else { throw ValidationError("give --train FILE or --model default|FILE") }
+            try checkBucketBits(bucketBits)
         }
 
         struct Out: Encodable { var n: Int; var accuracy: Double; var macroF1: Double; var oosRecall: Double?; var seconds: Double }

@@ -69,6 +69,12 @@ extension TrainCommand {
     }
 }
 
+/// Refuses `--bucket-bits` that a saved classifier could not hold (1 to 24).
+func checkBucketBits(_ bits: Int?) throws {
+    let most = TextClassifierFile.maxBuckets.trailingZeroBitCount
+    if let bits, !(1...most).contains(bits) { throw ValidationError("--bucket-bits: \(bits) is not 1 to \(most) (2 to 2^\(most) buckets)") }
+}
+
 /// The options of `aislectl train sentiment|assist`.
 struct TextTrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Labelled texts.", valueName: "FILE")) var data: String
@@ -81,6 +87,8 @@ struct TextTrainingOptions: ParsableArguments {
     @OptionGroup var json: OutputOptions
 
     var buckets: Int? { bucketBits.map { 1 << $0 } }
+
+    func validate() throws { try checkBucketBits(bucketBits) }
 
     /// Where the model goes, the store opened (before training) when it is registered.
     func output() throws -> TextModelOutput {

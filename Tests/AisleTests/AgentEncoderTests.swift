@@ -77,6 +77,12 @@ import Testing
         let notString = try await embed(socket, #"{"texts": ["ok", 7]}"#)
         #expect(notString.status == 400 && notString.text.contains("texts[1]"))
         #expect(try await embed(socket, #"{"texts": []}"#).status == 400)
+        // Each text is read whole before it is cut at 256 tokens: long ones are refused, not
+        // tokenised at the cost of hundreds of megabytes.
+        let long = try await embed(socket, #"{"texts": ["ok", ""# + String(repeating: "a ", count: 5_001) + #""]}"#)
+        #expect(long.status == 400 && long.text.contains("texts[1]: longer than 10000 characters"), "\(long.text)")
+        let many = try await embed(socket, #"{"texts": ["# + [String](repeating: "\"" + String(repeating: "b", count: 9_000) + "\"", count: 12).joined(separator: ",") + "]}")
+        #expect(many.status == 400 && many.text.contains("more than 100000 characters in all (at texts[11])"), "\(many.text)")
 
         // Resident memory with the model loaded.
         let rss = try String(contentsOfFile: "/proc/\(agent.process.processIdentifier)/status", encoding: .utf8)

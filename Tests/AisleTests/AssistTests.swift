@@ -160,6 +160,9 @@ import Testing
         let lexicalOnly = try store.database.read { try CatalogSearch($0, embeddings: nil, encoderVersion: nil, themes: nil) }
         #expect(lexicalOnly.encoderVersion == nil)
         #expect(try store.database.read { try lexicalOnly.search($0, query: "chrismas", vector: nil, k: 3) }.first?.item.sku == "C2")
+        // A quote joined to a letter by a prepended mark (one grapheme, so one "word") is matched
+        // as text, not read as the end of an FTS5 string.
+        #expect(try store.database.read { try lexicalOnly.search($0, query: "candle a\u{0D4E}\"", vector: nil, k: 3) }.first?.item.sku == "C1")
     }
 
     /// The must-show of the known-item protocol: on the Online Retail catalog, hybrid retrieval

@@ -79,6 +79,11 @@ func cosine(_ a: [Float], _ b: [Float]) -> Float {
             (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]"#, Array(repeating: 0, count: 8), nil, "header: malformed JSON"),
             (#"{"a":1}"#, [], 9_999, "does not fit"),
             ("[1]", [], nil, "not a JSON object"),
+            // Sizes past Int are refused, not trapped on: a header length of 2^64 − 1, a shape of
+            // 2^64 bytes, one whose element count wraps to 0.
+            (#"{"a":1}"#, [], .max, "does not fit"),
+            (#"{"a":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}}"#, [], nil, "needs more than Int.max bytes"),
+            (#"{"a":{"dtype":"I8","shape":[2147483648,2147483648,4],"data_offsets":[0,0]}}"#, [], nil, "needs more than Int.max bytes"),
         ]
         for c in cases {
             let path = try tensorFile(header: c.header, data: c.data, lengthOverride: c.length)
@@ -89,5 +94,11 @@ func cosine(_ a: [Float], _ b: [Float]) -> Float {
         #expect { try SafeTensors(path: tiny.path) } throws: { "\($0)".contains("truncated") }
         let misaligned = try tensorFile(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[1,5]}}"#, data: [0, 0, 0, 128, 63])
         #expect { try SafeTensors(path: misaligned) } throws: { "\($0)".contains("not aligned") }
+        // An empty tensor may start where the next one does, whichever the header lists first.
+        for header in [#"{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                       #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#] {
+            let path = try tensorFile(header: header, data: [0, 0, 128, 63, 0, 0, 0, 64])
+            for _ in 0..<8 { #expect(try SafeTensors(path: path).float32("e", shape: [0]).isEmpty) }
+        }
     }
 }

@@ -1,6 +1,7 @@
 import AisleCore
 import CAisleKernels
 @testable import AisleText
+import Crypto
 import Foundation
 import Testing
 
@@ -217,5 +218,23 @@ import Testing
         #expect { try BertInt8(path: truncated.path) } throws: { "\($0)".contains("outside") }
         #expect { try BertInt8(path: ModelFiles.default.weights.path) } throws: { "\($0)".contains("not an Aisle int8 model") }
         #expect { try BertInt8(path: dir.appendingPathComponent("none").path) } throws: { "\($0)".contains("No such file") }
+
+        // A weight of -128 (another quantiser's range), in a file whose hashes are right: the
+        // AVX2 and VNNI kernels could not negate it, so the file is refused by name.
+        let file = try SafeTensors(path: path.path)
+        let target = "encoder.layer.0.attention.self.key.weight"
+        let tensors = file.entries.sorted { $0.key < $1.key }.map { name, e in
+            var data = Data(file.dataSection[e.range])
+            if name == target { data[data.startIndex + 5] = 0x80 }
+            return (name: name, dtype: e.dtype, shape: e.shape, data: data)
+        }
+        let minus128 = dir.appendingPathComponent("minus128.safetensors")
+        var metadata = file.metadata
+        for _ in 0..<2 {  // the second time with the content hash of the first's data
+            try SafeTensors.write(tensors, metadata: metadata, to: minus128)
+            let written = try SafeTensors(path: minus128.path)
+            metadata["content_sha256"] = Hex.string(SHA256.hash(data: written.dataSection))
+        }
+        #expect { try BertInt8(path: minus128.path) } throws: { "\($0)".contains("\(target) holds -128") }
     }
 }

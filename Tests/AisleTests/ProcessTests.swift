@@ -101,6 +101,15 @@ import Testing
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/nobody/history").status == 404)
         let top = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?limit=3")
         #expect(top.status == 200 && top.text.contains(#""from":"2011-01-01T00:00:00Z""#))
+        // A window ending at a month's start is the month before it, not empty; bad windows and
+        // limits are refused by name.
+        let toFebruary = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?to=2011-02-01")
+        #expect(toFebruary.status == 200 && toFebruary.text.contains(#""from":"2011-01-01T00:00:00Z""#), "\(toFebruary.text)")
+        for (query, says) in [("from=2011-13-01", "from: "), ("from=2011-02-01&to=2011-01-01", "from: must be before to"), ("limit=abc", "limit: abc is not")] {
+            let bad = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?" + query)
+            #expect(bad.status == 400 && bad.text.contains(says), "\(query): \(bad.text)")
+        }
+        #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/k1/history?limit=1e3").text.contains("bad_limit"))
         let metrics = try await UnixHTTP.request(path: socket, .GET, "/metrics").text
         #expect(metrics.contains(#"aisle_events_ingested_total{outcome="accepted"} 1"#))
         #expect(metrics.contains("aisle_database_bytes"))

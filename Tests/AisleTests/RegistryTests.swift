@@ -27,6 +27,12 @@ import Testing
         #expect(try db.read { try ModelRegistry.activeVersions($0) } == ["churn": 2])
         #expect(try db.write { try ModelRegistry.rollback($0, kind: "churn") }.version == 1)
         #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "churn") } }  // nothing older
+        // Rollback passes over a version registered inactive and never used (v3: a hub model the
+        // AUC gate refused) back to the one in use before.
+        try db.write { try ModelRegistry.activate($0, kind: "churn", version: 2) }
+        #expect(try register("three", activate: false).version == 3 && register("four").version == 4)
+        #expect(try db.write { try ModelRegistry.rollback($0, kind: "churn") }.version == 2)
+        try db.write { try ModelRegistry.activate($0, kind: "churn", version: 1) }
         #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.activate($0, kind: "churn", version: 9) } }
         #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "intent") } }
         #expect(throws: RegistryError.self) {
@@ -38,7 +44,7 @@ import Testing
         // Old versions are pruned beyond the kept number; the active one stays whatever its age.
         for n in 0..<ModelRegistry.keptVersions + 2 { _ = try register("more \(n)", activate: false) }
         let versions = try db.read { try ModelRegistry.list($0, kind: "churn") }.map(\.version)
-        #expect(versions.count == ModelRegistry.keptVersions + 1 && versions.contains(1) && !versions.contains(2))
+        #expect(versions.count == ModelRegistry.keptVersions + 1 && versions.contains(1) && !versions.contains(2), "\(versions)")
     }
 
     /// Deterministic pseudo-random numbers in [0, 1).

@@ -107,6 +107,9 @@ import Testing
         #expect(Double(agree) / Double(reviews.count) >= 0.9, "\(agree) of \(reviews.count)")
 
         // A model trained here (on the UCI sentences) becomes v2: every review is scored again.
+        // Buckets a saved model could not hold are refused before training.
+        let tooMany = try TestSupport.run("aislectl", ["train", "sentiment", "--data", shared.appendingPathComponent("splits/sentiment/uci_train.jsonl").path, "--store", store.path, "--bucket-bits", "25"])
+        #expect(tooMany.status != 0 && tooMany.err.contains("--bucket-bits: 25 is not 1 to 24"), "\(tooMany.err)")
         let trained = try TestSupport.run("aislectl", ["train", "sentiment", "--data", shared.appendingPathComponent("splits/sentiment/uci_train.jsonl").path, "--store", store.path])
         #expect(trained.status == 0 && trained.out.contains("sentiment v2 (active)"), "\(trained.err)")
         kill(agent.processIdentifier, SIGHUP)  // at once rather than at the next poll
