@@ -17,6 +17,8 @@ actor TextScorer {
         var version: Int
         var model: Model
         var highWater: Int64
+        /// The encoder's version it was checked against and reads with.
+        var encoder: String
     }
 
     private let store: Store
@@ -115,14 +117,15 @@ actor TextScorer {
     ) async throws -> Loaded<Model>? {
         let store = store
         guard let (record, payload) = try await store.database.read({ try ModelRegistry.active($0, kind: kind) }) else { return nil }
-        if let current, current.version == record.version { return current }
+        // Loaded again after an encoder swap: the model may not fit the new one.
+        if let current, current.version == record.version, current.encoder == textModel.encoder.version { return current }
         let attempt = "\(kind) \(record.version) \(textModel.encoder.version)"
         guard !refused.contains(attempt) else { return nil }
         do {
             let model = try decode(payload, record.version)
             let highWater = try await store.database.read { try TextScores.highWater($0, table, version: record.version) }
             logger.info("model loaded", metadata: ["kind": "\(kind)", "version": "\(record.version)"])
-            return Loaded(version: record.version, model: model, highWater: highWater)
+            return Loaded(version: record.version, model: model, highWater: highWater, encoder: textModel.encoder.version)
         } catch {
             refused.insert(attempt)
             logger.error("model refused; earlier scores stay", metadata: ["kind": "\(kind)", "version": "\(record.version)", "error": "\(error)"])

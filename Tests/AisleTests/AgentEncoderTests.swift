@@ -127,6 +127,50 @@ import Testing
         #expect(logText.contains("still serving the previous one") && logText.contains(#""msg":"encoder loaded""#))
     }
 
+    /// Themes are made with one encoder: after the encoder is swapped on SIGHUP (here the same
+    /// weights under another source digest, so another version), new texts get no theme from
+    /// them, and the refusal is logged, until themes are trained again.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs the model"))
+    func themesOfAnotherEncoderAreNotUsedAfterASwap() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let models = dir.appendingPathComponent("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        let model = models.appendingPathComponent("minilm-int8.safetensors")
+        try FileManager.default.copyItem(at: try Int8Tests.quantized.get(), to: model)
+        try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: models.appendingPathComponent("vocab.txt"))
+        let kinds = ["PORCELAIN TEAPOT", "SCENTED PILLAR CANDLE", "SILVER NECKLACE", "VELVET CUSHION COVER"]
+        let catalog = (0..<80).map { n in #"{"item":"I\#(n)","title":"\#(kinds[n / 20]) STYLE \#(n)"}"# }
+        let search = { (n: Int) in #"{"id":"s\#(n)","ts":\#(1_600_000_000 + n),"type":"search","customer":"c1","text":"teapot with roses"}"# }
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: [search(0)], catalog: catalog, in: dir))
+        let themes = try TestSupport.run("aislectl", ["train", "themes", "--store", store.path, "--encoder", model.path])
+        #expect(themes.status == 0, "\(themes.err)")
+        let socket = dir.appendingPathComponent("a.sock").path
+        let log = dir.appendingPathComponent("aisled.log")
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: log, config: "[encoder]\nmodel = \"\(model.path)\"\n")
+        defer { TestSupport.kill9(agent) }
+        func themed() throws -> Int { try Store.open(at: store, readOnly: true).database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM text_themes") ?? 0 } }
+        for _ in 0..<300 where try themed() < 1 { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try themed() == 1)
+        let before = try #require(try await waitFor(socket) { $0.state == "ready" }.model)
+
+        try Int8Tests.rewrite(model, to: dir.appendingPathComponent("other.safetensors")) { $0["source_sha256"] = String(repeating: "ab", count: 32) }
+        try FileManager.default.removeItem(at: model)
+        try FileManager.default.moveItem(at: dir.appendingPathComponent("other.safetensors"), to: model)
+        kill(agent.processIdentifier, SIGHUP)
+        let swapped = try await waitFor(socket) { $0.model != before && $0.state == "ready" }
+        #expect(swapped.model?.hasPrefix("int8-v2:abababab") == true)
+        let posted = try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array("[\(search(1))]".utf8))
+        #expect(posted.status == 200, "\(posted.text)")
+        kill(agent.processIdentifier, SIGHUP)  // score at once rather than at the next poll
+        var logText = ""
+        for _ in 0..<300 where !logText.contains("were made with encoder") {
+            try await Task.sleep(for: .milliseconds(100))
+            logText = try String(contentsOf: log, encoding: .utf8)
+        }
+        #expect(logText.contains("themes v1 were made with encoder \(before)"), "\(logText.suffix(1500))")
+        #expect(try themed() == 1)
+    }
+
     @Test func agentWithoutAModelStillTakesEvents() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let store = dir.appendingPathComponent("store")

@@ -209,6 +209,25 @@ import Testing
         #expect(bad.status == 1 && bad.err.contains("corrupt"), "\(bad.err)")
     }
 
+    /// Copies the int8 model file at `source` to `destination` with its tensors' bytes and its
+    /// metadata changed as asked, and the content hash made right for the new bytes.
+    static func rewrite(_ source: URL, to destination: URL, metadata change: (inout [String: String]) -> Void = { _ in },
+                        tensor: (String, inout Data) -> Void = { _, _ in }) throws {
+        let file = try SafeTensors(path: source.path)
+        let tensors = file.entries.sorted { $0.key < $1.key }.map { name, e in
+            var data = Data(file.dataSection[e.range])
+            tensor(name, &data)
+            return (name: name, dtype: e.dtype, shape: e.shape, data: data)
+        }
+        var metadata = file.metadata
+        change(&metadata)
+        for _ in 0..<2 {  // the second time with the content hash of the first's data
+            try SafeTensors.write(tensors, metadata: metadata, to: destination)
+            let written = try SafeTensors(path: destination.path)
+            metadata["content_sha256"] = Hex.string(SHA256.hash(data: written.dataSection))
+        }
+    }
+
     @Test func damagedOrForeignModelFilesAreRefused() throws {
         let path = try Self.quantized.get()
         let dir = try TestSupport.temporaryDirectory()
@@ -221,20 +240,9 @@ import Testing
 
         // A weight of -128 (another quantiser's range), in a file whose hashes are right: the
         // AVX2 and VNNI kernels could not negate it, so the file is refused by name.
-        let file = try SafeTensors(path: path.path)
         let target = "encoder.layer.0.attention.self.key.weight"
-        let tensors = file.entries.sorted { $0.key < $1.key }.map { name, e in
-            var data = Data(file.dataSection[e.range])
-            if name == target { data[data.startIndex + 5] = 0x80 }
-            return (name: name, dtype: e.dtype, shape: e.shape, data: data)
-        }
         let minus128 = dir.appendingPathComponent("minus128.safetensors")
-        var metadata = file.metadata
-        for _ in 0..<2 {  // the second time with the content hash of the first's data
-            try SafeTensors.write(tensors, metadata: metadata, to: minus128)
-            let written = try SafeTensors(path: minus128.path)
-            metadata["content_sha256"] = Hex.string(SHA256.hash(data: written.dataSection))
-        }
+        try Self.rewrite(path, to: minus128, tensor: { name, data in if name == target { data[data.startIndex + 5] = 0x80 } })
         #expect { try BertInt8(path: minus128.path) } throws: { "\($0)".contains("\(target) holds -128") }
     }
 }
