@@ -312,8 +312,20 @@ public actor RecommendationHost {
 
     /// Writes the queued slates and feedback, ``slatesPerTransaction`` slates to a transaction, on
     /// the log writer's thread at nice 19 — a core the requests need is theirs first — or at
-    /// normal priority while more than ``maxBacklog`` slates wait.
+    /// normal priority while more than ``maxBacklog`` slates wait. Returns when everything queued
+    /// before the call is written, by this flush or one still writing (so shutdown's last flush
+    /// cannot end before the periodic one's remaining transactions).
     func flush() async {
+        let previous = flushing
+        let this = Task { await previous?.value; await writePending() }
+        flushing = this
+        await this.value
+    }
+
+    /// The latest flush; the next one starts after it.
+    private var flushing: Task<Void, Never>?
+
+    private func writePending() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
         guard !pendingSlates.isEmpty || !pendingFeedback.isEmpty else { return }
         let (slates, feedback) = (pendingSlates, pendingFeedback)

@@ -305,11 +305,15 @@ import Testing
     }
 
     /// A flush of more slates than one transaction takes writes every one of them, with their
-    /// explored positions (the agent writes ``RecommendationHost/slatesPerTransaction`` at a time).
+    /// explored positions (the agent writes ``RecommendationHost/slatesPerTransaction`` at a time),
+    /// and a flush called while another writes (the agent's last, at shutdown) returns only
+    /// when that one has written everything too.
     @Test func aFlushOfManySlatesWritesThemAll() async throws {
         let (host, index, store) = try await exploringHost()
         let slates = RecommendationHost.slatesPerTransaction * 2 + 17
         let (shown, explored) = await serve(slates, by: host, from: index)
+        let periodic = Task { await host.flush() }
+        await Task.yield()
         await host.flush()
         let logged = try await store.database.read { db in
             try ["SELECT count(*) FROM rec_impressions", "SELECT count(DISTINCT request_id) FROM rec_impressions", "SELECT count(*) FROM rec_explore"]
@@ -318,6 +322,7 @@ import Testing
         #expect(shown >= slates && explored > 0)
         #expect(logged == [shown, slates, explored])
         try await host.closeLog()
+        await periodic.value
     }
 
     /// Slates of a customer erased while they waited in memory are not written, nor their
