@@ -31,8 +31,13 @@ public actor IntentHost {
     /// The model and rates in use, nil before an intent model has been trained.
     var current: Loaded? { loaded }
 
-    /// Loads the active version when it changed, and the rates when they are an hour old.
-    public func refresh() async {
+    /// Loads the active version when it changed, and the rates when they are an hour old; after
+    /// any refresh still running (whose older version would otherwise land last).
+    public func refresh() async { await refreshes.append { await self.load() }.value }
+
+    private var refreshes = TaskChain()
+
+    private func load() async {
         let store = store
         do {
             guard let active = try await store.database.read({ try IntentModel.active($0) }) else { loaded = nil; return }

@@ -167,8 +167,13 @@ public actor RecommendationHost {
 
     public nonisolated var current: RecommendationIndex? { published.withLock { $0 } }
 
-    /// Builds a new index when there is none, `every` has passed, or the models changed.
-    public func refresh(force: Bool = false) async {
+    /// Builds a new index when there is none, `every` has passed, or the models changed; after any
+    /// refresh still running (so the newest models are the ones left in use).
+    public func refresh(force: Bool = false) async { await refreshes.append { await self.rebuild(force: force) }.value }
+
+    private var refreshes = TaskChain()
+
+    private func rebuild(force: Bool) async {
         let store = store
         let textModel = await encoder.currentModel
         var active = (try? await store.database.read { db -> [String: Int] in
@@ -315,15 +320,9 @@ public actor RecommendationHost {
     /// normal priority while more than ``maxBacklog`` slates wait. Returns when everything queued
     /// before the call is written, by this flush or one still writing (so shutdown's last flush
     /// cannot end before the periodic one's remaining transactions).
-    func flush() async {
-        let previous = flushing
-        let this = Task { await previous?.value; await writePending() }
-        flushing = this
-        await this.value
-    }
+    func flush() async { await flushes.append { await self.writePending() }.value }
 
-    /// The latest flush; the next one starts after it.
-    private var flushing: Task<Void, Never>?
+    private var flushes = TaskChain()
 
     private func writePending() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
