@@ -30,35 +30,52 @@ public struct GlobalModels: ModelInstaller {
         guard let model = FederatedModel.all.first(where: { $0.kind == manifest.kind }), model.accepts(payload) else {
             return InstallOutcome(.refused, detail: "the payload is not a \(manifest.kind) model over this agent's features (or its parameters are not finite)")
         }
-        let (new, old) = try await store.database.read { db -> (Double?, (version: Int, auc: Double?)?) in
-            let active = try ModelRegistry.active(db, kind: model.kind)
-            return (try model.holdoutAUC(db, candidate: payload, scored: payload), try active.map { ($0.record.version, try model.holdoutAUC(db, candidate: payload, scored: $0.payload)) })
-        }
-        var regressed = false
-        let detail: String
-        switch (new, old) {
-        case (let n?, let o?) where o.auc != nil:
-            let o = o.auc ?? 0
-            regressed = n < o - margin
-            detail = String(format: "local AUC %.4f vs %.4f of the version in use (margin %.3f)", n, o, margin)
-        case (let n?, _):
-            detail = String(format: "local AUC %.4f; no active model to compare with", n)
-        default:
-            detail = "too few recent buyers here to check it locally"
-        }
         struct Metrics: Encodable { var holdoutAuc: Double?; var hub: [String: Double] }
         var parameters = model.parameters(payload)
         parameters["global_version"] = .int(Int64(manifest.version))
         parameters["round"] = .int(Int64(manifest.round))
         parameters["epsilon"] = manifest.epsilon.map { .double($0) } ?? .null
-        return try await store.database.write { [regressed, parameters] db in
-            let registered = try ModelRegistry.register(
-                db, kind: model.kind, payload: payload, parameters: JSONValue.object(parameters),
-                metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: model.features, dataFrom: nil, dataUntil: nil,
-                activate: !regressed, actor: Self.actor)
-            let outcome = InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: registered.version, detail: detail)
-            try record(db, outcome)
-            return outcome
+        // Compared outside the writer (scoring takes a while); registered only if the version
+        // compared with is still the active one, else compared again with the new one.
+        for _ in 0..<Self.comparisons {
+            let (new, old) = try await store.database.read { db -> (Double?, (version: Int, auc: Double?)?) in
+                let active = try ModelRegistry.active(db, kind: model.kind)
+                return (try model.holdoutAUC(db, candidate: payload, scored: payload), try active.map { ($0.record.version, try model.holdoutAUC(db, candidate: payload, scored: $0.payload)) })
+            }
+            let (regressed, detail) = verdict(new: new, old: old?.auc)
+            let outcome = try await store.database.write { [parameters] db -> InstallOutcome? in
+                guard try ModelRegistry.activeVersions(db)[model.kind] == old?.version else { return nil }
+                let registered = try ModelRegistry.register(
+                    db, kind: model.kind, payload: payload, parameters: JSONValue.object(parameters),
+                    metrics: Metrics(holdoutAuc: new, hub: manifest.metrics), features: model.features, dataFrom: nil, dataUntil: nil,
+                    activate: !regressed, actor: Self.actor)
+                let outcome = InstallOutcome(regressed ? .rolledBack : .installed, registryVersion: registered.version, detail: detail)
+                try record(db, outcome)
+                return outcome
+            }
+            if let outcome { return outcome }
+        }
+        throw InstallRaced(kind: model.kind)
+    }
+
+    /// Times a model is compared before giving up when the active version keeps changing.
+    static let comparisons = 3
+
+    /// The active version changed under every comparison (the model is offered again next pass).
+    struct InstallRaced: Error, CustomStringConvertible {
+        var kind: String
+        var description: String { "the active \(kind) version changed while the global model was compared with it, \(GlobalModels.comparisons) times" }
+    }
+
+    /// Whether the new model's holdout AUC regressed beyond the margin, and why, in words.
+    func verdict(new: Double?, old: Double?) -> (regressed: Bool, detail: String) {
+        switch (new, old) {
+        case (let n?, let o?):
+            return (n < o - margin, String(format: "local AUC %.4f vs %.4f of the version in use (margin %.3f)", n, o, margin))
+        case (let n?, nil):
+            return (false, String(format: "local AUC %.4f; no active model to compare with", n))
+        default:
+            return (false, "too few recent buyers here to check it locally")
         }
     }
 
