@@ -4,14 +4,18 @@ import Foundation
 /// A sentence encoder: token sequences in, L2-normalised embeddings out, each independent of
 /// the others in its batch.
 public protocol SentenceEncoder: Sendable {
-    /// Names the weights and the arithmetic: embeddings are cached under it.
+    /// Names the model: what classifiers and themes made with it record, and `/v1/status` shows.
     var version: String { get }
+    /// Names the exact weights: embeddings are cached under it (by default the version).
+    var cacheKey: String { get }
     /// Embedding width.
     var dimensions: Int { get }
     func embed(batch: [[Int32]]) -> [[Float]]
 }
 
 extension SentenceEncoder {
+    public var cacheKey: String { version }
+
     /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
     public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
 }

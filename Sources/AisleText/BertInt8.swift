@@ -152,6 +152,9 @@ public enum Int8ModelFile {
 public final class BertInt8: SentenceEncoder, @unchecked Sendable {
     public let config: BertConfig
     public let version: String
+    /// The version and the file's own tensor digest: a file quantised again differently from the
+    /// same source (another quantiser, a fix) does not read the old file's cached embeddings.
+    public let cacheKey: String
     public let kernel: Int8Kernel
     public let sourceSHA256: String
     private let encoder: BertEncoder<DenseInt8, Int8Table>
@@ -180,6 +183,7 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
         self.kernel = k
         sourceSHA256 = source
         version = "int8-v\(Int8ModelFile.version):" + source.prefix(16)
+        cacheKey = version + ":" + content.prefix(16)
         encoder = BertEncoder(
             config: c,
             words: try table("embeddings.word_embeddings", rows: c.vocabulary),

@@ -44,7 +44,7 @@ public final class EncoderService: Sendable {
     public func embed(_ texts: [String], cached useCache: Bool = true) async throws -> [[Float]] {
         let cache = useCache ? cache : nil
         let keys = texts.map(Self.key)
-        let version = encoder.version
+        let version = encoder.cacheKey
         // The cache is the store: its reads and writes block, so they run off the cooperative pool.
         var cached: [Data: [Float]] = [:]
         if let cache { cached = try await Blocking.run { try cache.vectors(model: version, keys: keys) } }

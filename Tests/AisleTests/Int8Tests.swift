@@ -244,5 +244,11 @@ import Testing
         let minus128 = dir.appendingPathComponent("minus128.safetensors")
         try Self.rewrite(path, to: minus128, tensor: { name, data in if name == target { data[data.startIndex + 5] = 0x80 } })
         #expect { try BertInt8(path: minus128.path) } throws: { "\($0)".contains("\(target) holds -128") }
+        // The same source quantised into other bytes: the same version (classifiers made with one
+        // work with the other), but not the same cached embeddings.
+        let requantised = dir.appendingPathComponent("requantised.safetensors")
+        try Self.rewrite(path, to: requantised, tensor: { name, data in if name == target { data[data.startIndex + 5] = data[data.startIndex + 5] == 0 ? 1 : 0 } })
+        let (original, other) = (try BertInt8(path: path.path), try BertInt8(path: requantised.path))
+        #expect(original.version == other.version && original.cacheKey != other.cacheKey)
     }
 }
