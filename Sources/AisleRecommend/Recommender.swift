@@ -202,9 +202,11 @@ public struct RecommendationIndex: Sendable {
         var visit: [Int: Double] = [:]
         for item in q.viewed { visit[item, default: 0] += 0.5 }
         for item in q.cart { visit[item, default: 0] += 1 }
-        let blocked = q.exclude.union(q.cart).union(q.viewed)
-        // Precomputed unless the visit changes the ranking, or the rules leave too few.
-        func pick(_ slots: [Slot]) -> Slate? {
+        // Returned items too: the visit's candidates are scored as for nobody in particular.
+        let blocked = q.exclude.union(q.cart).union(q.viewed).union(q.customer.flatMap { returned[$0] } ?? [])
+        // Precomputed unless the visit changes the ranking, or the rules leave too few of the
+        // precomputed slots (`everything`: these are all the candidates, so what they give will do).
+        func pick(_ slots: [Slot], everything: Bool = false) -> Slate? {
             // The open slots with their items' groups, looked up once.
             var open = slots.compactMap { blocked.contains(Int($0.item)) ? nil : (slot: $0, group: items[Int($0.item)]?.group) }
             var chosen: [Slot] = [], groups: [Int: Int] = [:]
@@ -229,7 +231,7 @@ public struct RecommendationIndex: Sendable {
                 if let group { groups[group, default: 0] += 1 }
                 for n in similar?.alike(Int(slot.item)) ?? [] { likeness[Int32(n.item)] = max(likeness[Int32(n.item)] ?? 0, n.similarity) }
             }
-            guard chosen.count == q.k || slots.count < Self.slotsPerCustomer else { return nil }
+            guard chosen.count == q.k || slots.count < Self.slotsPerCustomer || everything else { return nil }
             // The pool for exploration: what the rules still allow, scored as the slate's last
             // slot was (so none scores above it), best first.
             var rest: [Slot] = []
@@ -245,7 +247,7 @@ public struct RecommendationIndex: Sendable {
         let base = q.customer.flatMap { ranked[$0] } ?? storeSlate
         if visit.isEmpty, let slate = pick(base) { return slate }
         if !visit.isEmpty, let slate = pick(merged(base, visitSlots(visit))) { return slate }
-        return pick(scored(customer: q.customer, visit: visit)) ?? Slate(items: [], slots: [], pool: [])
+        return pick(scored(customer: q.customer, visit: visit), everything: true) ?? Slate(items: [], slots: [], pool: [])
     }
 
     /// What the exploration policy reads of an item: its ranking score, which sources proposed

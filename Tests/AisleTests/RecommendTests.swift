@@ -418,6 +418,32 @@ import Testing
         #expect(index.model == "heuristic")
     }
 
+    /// A returned item stays out when the visit brings it back (a basket partner of what the
+    /// shopper looks at, scored as for nobody in particular).
+    @Test func aReturnedItemStaysOutWhenTheVisitBringsItBack() throws {
+        let (index, customer) = try mugStore()
+        let slate = index.recommend(.init(customer: customer, viewed: [try #require(index.skus["MUG1"])], k: 10)).map(\.sku)
+        #expect(!slate.isEmpty && !slate.contains("RET"), "\(slate)")
+        #expect(index.recommend(.init(customer: nil, viewed: [try #require(index.skus["MUG1"])], k: 10)).map(\.sku).contains("RET"))
+    }
+
+    /// When the category cap leaves fewer than k of more candidates than are ranked ahead of
+    /// time, the slate is what the cap allows, not empty.
+    @Test func aSlateTheCapCannotFillIsWhatItAllows() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let t0 = 1_600_000_000
+        let catalog = ["A", "B", "C"].flatMap { c in (0..<30).map { #"{"item":"\#(c)\#($0)","title":"\#(c) \#($0)","category":"\#(c)"}"# } }
+        let events = ["A", "B", "C"].flatMap { c in (0..<30).map { n in
+            #"{"ts":\#(t0 + n * 3600),"type":"purchase","customer":"c1","item":"\#(c)\#(n)","receipt":"r\#(n % 4)","qty":1,"price":3}"# } }
+        let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
+        let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 40 * 3600), ranker: nil, themes: nil, fleet: nil) }
+        let customer = try #require(index.customer(try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).pseudonym("c1")))
+        let slate = index.recommend(.init(customer: customer, k: 10)).map(\.sku)
+        #expect(slate.count == 3 * RecommendationIndex.perGroup, "\(slate)")
+        #expect(Set(slate.map(\.first)).count == 3)
+    }
+
     /// Diversity: of two alike titles the later one gives up 0.2 × their cosine and may move down;
     /// the others keep their scores, and scores still fall down the slate.
     @Test func alikeTitlesArePushedApart() throws {
