@@ -15,9 +15,11 @@ endif
 ## run: install what is missing, build in release, load the demo store, start the agent, show answers
 run: deps model release int8-model demo-store start answers
 
-## test: build and run the whole test suite
+## test: build and run the whole test suite (with the int8 encoder, which the encoder,
+## assistant and sentiment tests need, quantised by the debug build when missing)
 test: deps model
 	swift build --build-tests
+	.build/debug/aislectl model quantize --if-needed
 	swift test --skip-build
 
 deps:
@@ -48,8 +50,14 @@ start: stop
 	@nohup $(RELEASE)/aisled --config firmware-config/aisled.toml --store $(DEMO)/store --socket $(SOCKET) > $(DEMO)/aisled.log 2>&1 & echo $$! > $(DEMO)/aisled.pid
 	@for i in $$(seq 1 100); do curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null 2>&1 && break; sleep 0.1; done; curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null || { cat $(DEMO)/aisled.log; exit 1; }
 
+## stop: SIGTERM, then wait for the agent to end (it drains for up to 5 s; the store must not be
+## replaced under it), SIGKILL after 20 s (SQLite recovers its log at the next open)
 stop:
-	@if [ -f $(DEMO)/aisled.pid ]; then kill $$(cat $(DEMO)/aisled.pid) 2>/dev/null || true; rm -f $(DEMO)/aisled.pid; sleep 0.5; fi
+	@if [ -f $(DEMO)/aisled.pid ]; then \
+	  pid=$$(cat $(DEMO)/aisled.pid); kill $$pid 2>/dev/null || true; \
+	  for i in $$(seq 1 200); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	  kill -0 $$pid 2>/dev/null && { echo "aisled $$pid still running after 20 s: killing it"; kill -9 $$pid; sleep 0.2; }; \
+	  rm -f $(DEMO)/aisled.pid; fi
 
 answers:
 	@tools/show-answers $(SOCKET)

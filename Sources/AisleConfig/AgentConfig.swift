@@ -80,6 +80,7 @@ public struct AgentConfig: Sendable, Equatable {
             r.fail("socket.mode", "expected octal permission bits such as \"0660\"; got \"\(mode)\"")
         }
         c.socketGroup = r.string("socket.group", c.socketGroup)
+        if !c.socketGroup.isEmpty, getgrnam(c.socketGroup) == nil { r.fail("socket.group", "no such group '\(c.socketGroup)'") }
         c.maxBodyBytes = r.int("http.max_body_bytes", c.maxBodyBytes, in: 1024...(1 << 30))
         c.maxBatchEvents = r.int("http.max_batch_events", c.maxBatchEvents, in: 1...1_000_000)
         c.encoderModel = r.string("encoder.model", c.encoderModel)

@@ -37,17 +37,24 @@ import Testing
         try await UnixHTTP.request(path: socket, .POST, "/v1/embed", body: Array(body.utf8))
     }
 
-    @Test(.enabled(if: TestSupport.shared != nil, "needs the model"))
-    func agentServesEmbeddingsAndSurvivesBadModels() async throws {
-        let dir = try TestSupport.temporaryDirectory()
+    /// A copy of the int8 model and its vocabulary in `dir`/models, for an agent to load (and a
+    /// test to replace under it); the model file's URL.
+    func modelCopy(in dir: URL) throws -> URL {
         let models = dir.appendingPathComponent("models")
         try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
         let model = models.appendingPathComponent("minilm-int8.safetensors")
-        let vocabulary = models.appendingPathComponent("vocab.txt")
-        let good = try Data(contentsOf: try Int8Tests.quantized.get())
-        let goodVocabulary = try Data(contentsOf: ModelFiles.default.vocabulary)
-        try good.write(to: model)
-        try goodVocabulary.write(to: vocabulary)
+        try FileManager.default.copyItem(at: try Int8Tests.quantized.get(), to: model)
+        try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: models.appendingPathComponent("vocab.txt"))
+        return model
+    }
+
+    @Test(.enabled(if: TestSupport.shared != nil, "needs the model"))
+    func agentServesEmbeddingsAndSurvivesBadModels() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let model = try modelCopy(in: dir)
+        let vocabulary = model.deletingLastPathComponent().appendingPathComponent("vocab.txt")
+        let good = try Data(contentsOf: model)
+        let goodVocabulary = try Data(contentsOf: vocabulary)
         let store = dir.appendingPathComponent("store")
         #expect(try TestSupport.run("aislectl", ["init", "--store", store.path]).status == 0)
         let config = dir.appendingPathComponent("aisled.toml")
@@ -133,11 +140,7 @@ import Testing
     @Test(.enabled(if: TestSupport.shared != nil, "needs the model"))
     func themesOfAnotherEncoderAreNotUsedAfterASwap() async throws {
         let dir = try TestSupport.temporaryDirectory()
-        let models = dir.appendingPathComponent("models")
-        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
-        let model = models.appendingPathComponent("minilm-int8.safetensors")
-        try FileManager.default.copyItem(at: try Int8Tests.quantized.get(), to: model)
-        try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: models.appendingPathComponent("vocab.txt"))
+        let model = try modelCopy(in: dir)
         let kinds = ["PORCELAIN TEAPOT", "SCENTED PILLAR CANDLE", "SILVER NECKLACE", "VELVET CUSHION COVER"]
         let catalog = (0..<80).map { n in #"{"item":"I\#(n)","title":"\#(kinds[n / 20]) STYLE \#(n)"}"# }
         let search = { (n: Int) in #"{"id":"s\#(n)","ts":\#(1_600_000_000 + n),"type":"search","customer":"c1","text":"teapot with roses"}"# }

@@ -23,6 +23,7 @@ import Testing
             [socket]
             mode = "0666"
             path = 12
+            group = "no-such-group-for-aisle"
             [http]
             max_batch_events = 0
             [log]
@@ -42,6 +43,7 @@ import Testing
                 && keys.contains("socket.mode") && keys.contains("socket.path") && keys.contains("http.max_batch_events")
                 && keys.contains("log.level") && keys.contains("log.colour") && keys.contains("stroe.path") && keys.contains("recommendations.log_days")
                 && e.issues.first { $0.key == "socket.path" }?.reason == "expected a string, got a integer"
+                && e.issues.first { $0.key == "socket.group" }?.reason == "no such group 'no-such-group-for-aisle'"
                 && e.issues.first { $0.key == "log.colour" }?.reason == "unknown key"
                 && e.issues.first { $0.key == "http.max_batch_events" }?.reason == "must be between 1 and 1000000; got 0"
         }
