@@ -47,6 +47,9 @@ public struct CustomerInsight: Sendable, Encodable {
         let bgnbd: BGNBD
         let value: GammaGamma?
         let rfm: RFM.Scale
+        /// Customers the fits saw. None (a store's first buyer has yet to come): the fits are
+        /// placeholders — BG/NBD's is singular — so the first buyers are scored by ``computeAll(_:asOf:)``.
+        public let customers: Int
 
         var horizonDays: Int { churn?.model.horizonDays ?? 91 }
         var churnModel: String { churn.map { "churn v\($0.version) (\($0.model.model.method.rawValue))" } ?? "bgnbd" }
@@ -64,7 +67,7 @@ public struct CustomerInsight: Sendable, Encodable {
         let rfm = snapshot.rfmCustomers
         let population = Population(
             churn: churn, themes: try ThemeModel.active(db), bgnbd: features.bgnbd, value: spend.count >= 10 ? GammaGamma.fit(spend).model : nil,
-            rfm: RFM.Scale(rfm))
+            rfm: RFM.Scale(rfm), customers: features.ids.count)
         return (try insight(db, snapshot, features, rfm, population: population, customers: nil), population)
     }
 

@@ -76,7 +76,8 @@ public actor InsightHost {
                     guard now != marks else { return ([:], now) }
                     guard now.erasures == marks.erasures else { return nil }  // a customer erased: all again
                     let changed = try marks.customersChanged(db)
-                    guard changed.count <= InsightHost.maxUpdate, let last = try Queries.lastEventTime(db) else { return nil }
+                    // Fits of no customers cannot score the first ones (BG/NBD's expectation is infinite).
+                    guard population.customers > 0, changed.count <= InsightHost.maxUpdate, let last = try Queries.lastEventTime(db) else { return nil }
                     return (try CustomerInsight.update(db, asOf: last + 1, customers: changed, population: population), now)
                 }
             }

@@ -218,6 +218,25 @@ import Testing
         throw TestFailure("the insight did not reach the expected state within a minute")
     }
 
+    /// A store's first buyer: the insight computed before any purchase has no fits to score them
+    /// with (BG/NBD's expectation would be infinite, which JSON cannot carry): they are scored
+    /// by a whole computation, within seconds.
+    @Test func theFirstBuyerOfANewStoreGetsAnInsight() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let view = #"{"ts":1600000000,"type":"view","customer":"c0","item":"MUG"}"#
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: [view], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir))
+        let socket = dir.appendingPathComponent("i.sock").path
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
+        for _ in 0..<300 where try await UnixHTTP.request(path: socket, .GET, "/v1/customers/c0/insight").status != 404 {
+            try await Task.sleep(for: .milliseconds(100))  // computed: c0 has no purchase
+        }
+        let purchase = #"[{"ts":1600003600,"type":"purchase","customer":"c1","item":"MUG","receipt":"r1","qty":1,"price":3}]"#
+        #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(purchase.utf8)).status == 200)
+        let first = try await insight(socket, customer: "c1") { _ in true }
+        #expect(first.insight.expected_purchases.isFinite && first.insight.expected_value_per_purchase == 3, "\(first.insight)")
+    }
+
     func train(_ store: URL, _ extra: [String] = []) throws -> Registered {
         let r = try TestSupport.run("aislectl", ["train", "churn", "--store", store.path, "--json"] + extra)
         #expect(r.status == 0, "\(r.err)")
