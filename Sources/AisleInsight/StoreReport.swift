@@ -61,7 +61,7 @@ public struct StoreReport: Sendable, Encodable {
             SELECT count(DISTINCT receipt_id), coalesce(sum(qty * price), 0) FROM events
             WHERE type = 'purchase' AND ts >= ? AND ts < ? AND price > 0
             """, arguments: [t - 30 * 86_400, t])
-        let months = sentimentTrend(try ReviewSentiment.byMonth(db))
+        let months = sentimentTrend(try ReviewSentiment.byMonth(db, before: t))
         let (grouping, salesMonths, series, shown) = try sales(db, asOf: t)
         return StoreReport(
             asOf: Timestamp.format(t), since: Timestamp.format(since), customers: now.count,

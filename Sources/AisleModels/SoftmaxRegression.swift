@@ -57,7 +57,9 @@ public struct SoftmaxRegression: Sendable, Equatable {
         let rows = x.map { $0.map { (column[$0.index] ?? 0, $0.value) } }
         let n = rows.count, d = used.count, size = (d + 1) * k  // the last k are the intercepts
         var w = [Double](repeating: 0, count: size), m = w, v = w
-        let parts = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        // Two partial gradients, whatever the machine: two sums add alike in either order (three
+        // or more would not), so the same data gives the same bytes anywhere.
+        let parts = 2
         for t in 1...epochs {
             let gradient = Mutex([Double](repeating: 0, count: size))
             let frozen = w

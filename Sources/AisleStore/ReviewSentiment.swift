@@ -34,9 +34,9 @@ public enum ReviewSentiment {
             """, arguments: [minReviews]).map { ($0[0], $0[1], Aggregate(reviews: $0[2], meanScore: $0[3], positiveShare: $0[4])) }
     }
 
-    /// Per calendar month (UTC, `YYYY-MM`), oldest first.
-    public static func byMonth(_ db: Database) throws -> [(month: String, sentiment: Aggregate)] {
-        try Row.fetchAll(db, sql: aggregate("strftime('%Y-%m', e.ts, 'unixepoch')", where: "1") + " ORDER BY 1")
+    /// Per calendar month (UTC, `YYYY-MM`), oldest first; over reviews before `t` when given.
+    public static func byMonth(_ db: Database, before t: Int64 = .max) throws -> [(month: String, sentiment: Aggregate)] {
+        try Row.fetchAll(db, sql: aggregate("strftime('%Y-%m', e.ts, 'unixepoch')", where: "e.ts < ?") + " ORDER BY 1", arguments: [t])
             .map { ($0[0], Aggregate(reviews: $0[1], meanScore: $0[2], positiveShare: $0[3])) }
     }
 

@@ -100,6 +100,11 @@ import Testing
         #expect(list.out.contains("by aisled"))
         let shown = try scored()
         #expect(shown.products.count == 5 && shown.products.map(\.sentiment.reviews).reduce(0, +) == reviews.count)
+        // By month as of a moment: the reviews before it only (the store report's point in time).
+        let months = try await Store.open(at: store, readOnly: true).database.read { db in
+            (try ReviewSentiment.byMonth(db), try ReviewSentiment.byMonth(db, before: 1_600_000_000 + 60 * 3600))
+        }
+        #expect(months.0.map(\.sentiment.reviews).reduce(0, +) == reviews.count && months.1.map(\.sentiment.reviews).reduce(0, +) == 60)
         // Scores agree with the labels as `aislectl eval classify --model default` does on these
         // 120 reviews (accuracy 0.925).
         let scores = try scoresByTime(store)
