@@ -112,6 +112,7 @@ public struct Store: Sendable {
             // Readers see the slate log's tables; the writer does not attach it, since its
             // transactions (BEGIN IMMEDIATE) would lock the log's file too.
             if db.configuration.readonly {
+                _ = try db.tableExists("events")  // the store's own file first: an error there is not the log's
                 do {
                     try db.execute(sql: "ATTACH DATABASE ? AS \(RecommendationLog.schemaName)", arguments: [logFile])
                     _ = try db.tableExists("rec_slates", in: RecommendationLog.schemaName)  // reads the file's header and schema

@@ -231,9 +231,10 @@ struct Import: ParsableCommand {
     func run() throws {
         try hub.admin { admin, _ in
             let r = try admin.importFolder(URL(fileURLWithPath: folder))
-            if json { return try printJSON(r) }
-            print("\(r.accepted) envelopes accepted, \(r.complete) uploads complete, \(r.refused.count) refused")
-            for line in r.refused { print("  refused \(line)") }
+            if json { try printJSON(r) } else {
+                print("\(r.accepted) envelopes accepted, \(r.complete) uploads complete, \(r.refused.count) refused")
+                for line in r.refused { print("  refused \(line)") }
+            }
             if !r.refused.isEmpty { throw ExitCode(1) }
         }
     }

@@ -12,7 +12,7 @@ struct AisleHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisle-hub",
         abstract: "The Aisle HQ aggregator.",
-        discussion: "Exit codes: 0 success; 1 failure; 2 usage error; 4 not found; 78 configuration error.",
+        discussion: "Exit codes: 0 success; 1 failure; 4 not found; 64 usage error; 78 configuration error.",
         subcommands: [Serve.self, Stores.self, Rounds.self, Models.self, Import.self])
 
     struct Serve: AsyncParsableCommand {
@@ -54,13 +54,19 @@ struct HubOptions: ParsableArguments {
     }
 
     /// Opens the hub's database and runs `body` on it, reporting errors with exit codes.
+    /// A directory without a hub is refused (4) rather than made a new hub with a new key: a
+    /// mistyped path would hand out tokens of a hub that does not serve.
     func admin<T>(_ body: (HubAdmin, HubConfig) throws -> T) throws -> T {
         let cfg = try load()
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: cfg.dataPath).appendingPathComponent(HubDatabase.fileName).path) else {
+            FileHandle.standardError.write(Data("aisle-hub: no hub at \(cfg.dataPath) (`aisle-hub serve` makes one; check --data or storage.path)\n".utf8))
+            throw ExitCode(4)
+        }
         do {
             return try body(HubAdmin(database: try HubDatabase.open(path: cfg.dataPath, maxBytes: Int64(cfg.maxDatabaseMB) << 20)), cfg)
         } catch let e as SyncError {
             FileHandle.standardError.write(Data("aisle-hub: \(e.message)\n".utf8))
-            throw ExitCode(e.code == .notFound ? 4 : e.code == .badRequest ? 2 : 1)
+            throw ExitCode(e.code == .notFound ? 4 : e.code == .badRequest ? 64 : 1)
         } catch let e as ExitCode {
             throw e
         } catch {

@@ -14,8 +14,8 @@ struct AisleCtl: AsyncParsableCommand {
             Every command that touches a store takes --store DIR; without it the store comes from \
             $AISLE_STORE, then from store.path in --config (default /etc/aisle/aisled.toml).
 
-            Exit codes: 0 success; 1 failure; 2 usage error; 3 import finished but some lines were \
-            rejected; 4 not found; 65 the store failed its integrity check; 69 the hub is out of reach or full (nothing is lost); 78 \
+            Exit codes: 0 success; 1 failure; 3 import finished but some lines were rejected; 4 not \
+            found; 64 usage error; 65 the store failed its integrity check; 69 the hub is out of reach or full (nothing is lost); 78 \
             configuration error.
             """,
         subcommands: [
@@ -39,7 +39,7 @@ struct StoreOptions: ParsableArguments {
         if let store { return URL(fileURLWithPath: store) }
         if let env = ProcessInfo.processInfo.environment["AISLE_STORE"], !env.isEmpty { return URL(fileURLWithPath: env) }
         guard let agent = try agentConfig() else {
-            throw CLIError("no store given: pass --store DIR, set AISLE_STORE, or install /etc/aisle/aisled.toml", code: 2)
+            throw CLIError("no store given: pass --store DIR, set AISLE_STORE, or install /etc/aisle/aisled.toml", code: 64)
         }
         return URL(fileURLWithPath: agent.storePath)
     }
@@ -96,6 +96,18 @@ func exitCode(for error: any Error) -> ExitCode {
         }
     FileHandle.standardError.write(Data("aislectl: \(message)\n".utf8))
     return ExitCode(code)
+}
+
+/// The moment an option gives (RFC 3339, a date, or Unix seconds); a bad one is a usage error
+/// that names the option.
+func moment(_ text: String, _ option: String) throws -> Int64 {
+    do { return try Timestamp.parse(text) } catch let e as FieldError { throw CLIError("\(option) \(text): \(e.reason)", code: 64) }
+}
+
+/// Refuses a count option below 1 (a usage error, exit 64): a negative one would trap where it
+/// takes a prefix or makes a range, and 0 makes some metrics 0 / 0.
+func requirePositive(_ value: Int, _ option: String) throws {
+    guard value >= 1 else { throw ValidationError("\(option) must be 1 or more, got \(value)") }
 }
 
 /// A note for the operator on standard error (standard output stays the result).

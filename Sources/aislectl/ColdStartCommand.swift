@@ -23,6 +23,7 @@ extension EvalCommand {
         @Option(help: "Days of the store's own history before the cutoff.") var historyDays = 7
         @Option(help: "Days after the cutoff whose first baskets are predicted.") var horizonDays = 28
         @Option var k = 10
+        func validate() throws { try requirePositive(k, "--k") }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -39,7 +40,7 @@ extension EvalCommand {
 
         func run() throws {
             try reporting {
-                let t = try Timestamp.parse(cutoff.count == 10 ? cutoff + "T00:00:00Z" : cutoff)
+                let t = try moment(cutoff.count == 10 ? cutoff + "T00:00:00Z" : cutoff, "--cutoff")
                 let out = try storeOptions.openForReading().database.read { db -> Out in
                     guard let entry = try ModelRegistry.active(db, kind: StorePriors.kind) else {
                         throw CLIError("no global priors in this store; `aislectl sync now` takes them from the hub", code: 4)

@@ -27,6 +27,7 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "The cutoff date, e.g. 2011-09-10.") var cutoff: String
         @Option(help: "Days after the cutoff in which a purchase means not churned.") var horizonDays = 91
         @Option(help: "Training snapshots, 28 days apart, the latest one horizon before the cutoff.") var snapshots = 4
+        func validate() throws { try requirePositive(snapshots, "--snapshots") }
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 10.0
         @Option(help: "lr (logistic regression), gbt (gradient-boosted trees), blend (the sum of both ranks) or auto (what `aislectl train churn` registers: the better of lr and gbt on a validation window, calibrated).") var model: Classifier = .lr
         @OptionGroup var storeOptions: StoreOptions
@@ -35,7 +36,7 @@ struct EvalCommand: ParsableCommand {
         func run() throws {
             try reporting {
                 let started = Date()
-                let t = try Timestamp.parse(cutoff)
+                let t = try moment(cutoff, "--cutoff")
                 let h = Int64(horizonDays) * 86_400
                 let store = try storeOptions.openForReading()
                 let (train, test, trained) = try store.database.read { db in
@@ -197,6 +198,7 @@ extension EvalCommand {
         @Option var horizonMinutes = 30
         @Option(help: "lr, gbt, blend or auto (as `aislectl train intent`).") var model: Classifier = .lr
         @Option(help: "Training cutoffs, 10 minutes apart.") var trainCutoffs = 4
+        func validate() throws { try requirePositive(trainCutoffs, "--train-cutoffs") }
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 100.0
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
@@ -204,7 +206,7 @@ extension EvalCommand {
         func run() throws {
             try reporting {
                 let started = Date()
-                let t = try Timestamp.parse(cutoff)
+                let t = try moment(cutoff, "--cutoff")
                 let (lookback, horizon) = (Int64(lookbackMinutes) * 60, Int64(horizonMinutes) * 60)
                 let store = try storeOptions.openForReading()
                 let (train, test, trained) = try store.database.read { db in

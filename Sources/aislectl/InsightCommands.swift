@@ -26,8 +26,8 @@ struct SegmentsCommand: ParsableCommand {
     func run() throws {
         try reporting {
             let store = try storeOptions.openForReading()
-            let now = try segments(store, at: try Timestamp.parse(at))
-            let before = try since.map { try segments(store, at: try Timestamp.parse($0)) }
+            let now = try segments(store, at: try moment(at, "--at"))
+            let before = try since.map { try segments(store, at: try moment($0, "--since")) }
             let names = RFM.Segment.allCases.map(\.rawValue)
             var sizes: [String: Int] = [:]
             for s in now.values { sizes[s.segment.rawValue, default: 0] += 1 }

@@ -24,15 +24,16 @@ struct ModelCommand: ParsableCommand {
 
         func run() throws {
             try reporting {
+                struct Out: Encodable { var file: String; var bytes: Int; var sourceSha256: String; var seconds: Double; var written: Bool }
                 if ifNeeded, let existing = try? BertInt8(path: out), existing.sourceSHA256 == (try Int8ModelFile.sourceDigest(.default)) {
-                    if !output.json { print("\(out) is up to date (\(existing.version))") }
-                    return
+                    let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+                    if output.json { return try printJSON(Out(file: out, bytes: bytes, sourceSha256: existing.sourceSHA256, seconds: 0, written: false)) }
+                    return print("\(out) is up to date (\(existing.version))")
                 }
                 let started = Date()
                 let bytes = try Int8ModelFile.quantize(from: .default, to: URL(fileURLWithPath: out))
                 let model = try BertInt8(path: out)
-                struct Out: Encodable { var file: String; var bytes: Int; var sourceSha256: String; var seconds: Double }
-                let result = Out(file: out, bytes: bytes, sourceSha256: model.sourceSHA256, seconds: Date().timeIntervalSince(started))
+                let result = Out(file: out, bytes: bytes, sourceSha256: model.sourceSHA256, seconds: Date().timeIntervalSince(started), written: true)
                 if output.json { try printJSON(result) } else {
                     print("wrote \(out): \(bytes.formatted()) bytes, from source \(model.sourceSHA256.prefix(16))…, in \(String(format: "%.1f", result.seconds)) s")
                 }
@@ -97,10 +98,10 @@ struct EmbedCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let tokenizer = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
-            let encoder: any SentenceEncoder = switch precision {
-            case .fp32: try BertFP32(files: .default)
-            case .int8: try BertInt8(path: model)
+            // The int8 model's own vocabulary, beside its file (checked against it), as the agent reads it.
+            let (tokenizer, encoder): (WordPieceTokenizer, any SentenceEncoder) = switch precision {
+            case .fp32: (try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary), try BertFP32(files: .default))
+            case .int8: try { let m = try TextModel.load(path: model, threads: 1); return (m.tokenizer, m.encoder) }()
             }
             let text = try String(contentsOfFile: input, encoding: .utf8)
             _ = FileManager.default.createFile(atPath: output, contents: nil)

@@ -36,7 +36,7 @@ struct RulesCommand: ParsableCommand {
     func run() throws {
         try reporting {
             let store = try storeOptions.openForReading()
-            let window = try (from.map { try Timestamp.parse($0) }, to.map { try Timestamp.parse($0) })
+            let window = try (from.map { try moment($0, "--from") }, to.map { try moment($0, "--to") })
             let data = try store.database.read { try Baskets.load($0, from: window.0, to: window.1, customersOnly: customersOnly) }
             let itemsets = FPGrowth.frequentItemsets(data.baskets, minSupport: minSupport, maxLength: maxLength)
             let rules = AssociationRule.mine(itemsets, baskets: data.baskets.count, minConfidence: minConfidence)
@@ -101,10 +101,10 @@ struct BTYDCommand: ParsableCommand {
 
         func run() throws {
             try reporting {
-                let day = { (text: String) throws -> Int in Int(try Timestamp.parse(text) / 86_400) }
-                let end = try day(cutoff)
-                let holdout = try holdoutEnd.map(day)
-                if let holdout, holdout <= end { throw CLIError("--holdout-end must come after --cutoff", code: 2) }
+                let day = { (text: String, option: String) throws -> Int in Int(try moment(text, option) / 86_400) }
+                let end = try day(cutoff, "--cutoff")
+                let holdout = try holdoutEnd.map { try day($0, "--holdout-end") }
+                if let holdout, holdout <= end { throw CLIError("--holdout-end must come after --cutoff", code: 64) }
                 let store = try storeOptions.openForReading()
                 let days = try store.database.read { try PurchaseDays.load($0, through: holdout ?? end) }
                 let scale = unit == .weeks ? 7.0 : 1.0

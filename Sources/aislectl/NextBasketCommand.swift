@@ -24,6 +24,7 @@ extension EvalCommand {
         @Option(help: "The cutoff date.") var cutoff: String
         @Option(help: "End of the test window (default: the end of the data).") var until: String?
         @Option var k = 10
+        func validate() throws { try requirePositive(k, "--k") }
         @Option(help: "ltr, ppop (personal frequency, then popularity) or pop (popularity of the last 90 days).") var model: Method = .ltr
         @Option(help: "Ranking training: days of each label window.") var horizonDays = 60
         @Option(help: "Ranking training: label windows before the cutoff.") var windows = 3
@@ -33,8 +34,8 @@ extension EvalCommand {
         func run() throws {
             try reporting {
                 let started = Date()
-                let t = try Timestamp.parse(cutoff)
-                let end = try until.map(Timestamp.parse) ?? Int64.max / 2
+                let t = try moment(cutoff, "--cutoff")
+                let end = try until.map { try moment($0, "--until") } ?? Int64.max / 2
                 let store = try storeOptions.openForReading()
                 let (history, test) = try store.database.read { db in
                     (try PurchaseHistory.load(db, to: t), try PurchaseHistory.load(db, from: t, to: end))

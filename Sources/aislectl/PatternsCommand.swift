@@ -23,6 +23,7 @@ struct PatternsCommand: ParsableCommand {
         @Option var level: Level = .category
         @Option(help: "Least number of pairs.") var minCount = 5
         @Option var limit = 20
+        func validate() throws { try requirePositive(limit, "--limit") }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -60,6 +61,7 @@ struct PatternsCommand: ParsableCommand {
                 """)
         @Option var minCustomers = 5
         @Option var limit = 20
+        func validate() throws { try requirePositive(limit, "--limit") }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 

@@ -29,7 +29,7 @@ extension EvalCommand {
         func run() throws {
             try reporting {
                 let started = Date()
-                let from = try since.map(Timestamp.parse) ?? 0
+                let from = try since.map { try moment($0, "--since") } ?? 0
                 let decisions = try storeOptions.openForReading().database.read { db in
                     try Row.fetchAll(db, sql: """
                         SELECT x.chosen, x.arms, i.propensity, i.item_id,

@@ -30,8 +30,8 @@ struct ReportCommand: ParsableCommand {
             let started = Date()
             let report = try store.database.read { db -> StoreReport in
                 guard let last = try Queries.lastEventTime(db) else { throw CLIError("the store has no events to report on") }
-                let t = try asOf.map(Timestamp.parse) ?? last + 1
-                return try StoreReport.build(db, asOf: t, since: try since.map(Timestamp.parse) ?? t - 91 * 86_400)
+                let t = try asOf.map { try moment($0, "--as-of") } ?? last + 1
+                return try StoreReport.build(db, asOf: t, since: try since.map { try moment($0, "--since") } ?? t - 91 * 86_400)
             }
             if let html {
                 try ReportHTML.render(report, store: store.directory.path).write(toFile: html, atomically: true, encoding: .utf8)

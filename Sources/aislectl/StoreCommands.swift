@@ -85,7 +85,10 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let store = try storeOptions.openForReading()
+            let store: Store
+            do { store = try storeOptions.openForReading() } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode.primaryResultCode) {
+                throw CLIError("the store does not open: \(error)", code: 65)  // a damaged header fails before the check can run
+            }
             struct Out: Encodable { var integrity: [String]; var digest: String }
             let out = try store.database.read { db in
                 Out(integrity: try Queries.integrityCheck(db), digest: try ContentDigest.compute(db))
@@ -118,6 +121,7 @@ struct CustomerCommand: ParsableCommand {
         @Argument(help: "The customer's raw identifier (loyalty card, account number).")
         var rawID: String
         @Option(help: "How many events to show, newest first.") var limit = 20
+        func validate() throws { try requirePositive(limit, "--limit") }
         @Flag(help: "Also show the customer's insight.") var insight = false
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
@@ -201,7 +205,7 @@ extension CustomerCommand {
 
         func run() throws {
             try reporting {
-                guard yes else { throw CLIError("this erases the customer's data for good; add --yes to go ahead", code: 2) }
+                guard yes else { throw CLIError("this erases the customer's data for good; add --yes to go ahead", code: 64) }
                 let store = try Store.open(at: try storeOptions.directory())
                 let (id, pseudonym) = try CustomerCommand.find(rawID, in: store)
                 let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
@@ -245,13 +249,15 @@ struct TopItemsCommand: ParsableCommand {
     @Option(help: "Start of the window (inclusive), e.g. 2011-11-01.") var from: String?
     @Option(help: "End of the window (exclusive).") var to: String?
     @Option(help: "How many items.") var limit = 10
+    func validate() throws { try requirePositive(limit, "--limit") }
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         try reporting {
             let store = try storeOptions.openForReading()
-            let window = try TopItemsWindow(from: from, to: to)
+            let window: TopItemsWindow
+            do { window = try TopItemsWindow(from: from, to: to) } catch let e as FieldError { throw CLIError("--\(e.field ?? "from") \(e.reason)", code: 64) }
             let r = try store.database.read { try window.query($0, limit: limit) }
             struct Out: Encodable { var from: String; var to: String; var items: [TopItem] }
             if output.json { return try printJSON(Out(from: Timestamp.format(r.from), to: Timestamp.format(r.to), items: r.items)) }

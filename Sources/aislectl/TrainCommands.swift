@@ -36,7 +36,7 @@ struct TrainCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("aislectl: the encoder did not load (\(error))\n".utf8))
             }
             let t: Int64
-            if let asOf { t = try Timestamp.parse(asOf) } else {
+            if let asOf { t = try moment(asOf, "--as-of") } else {
                 guard let last = try store.database.read(Queries.lastEventTime) else { throw CLIError("the store has no events to train on") }
                 t = last + 1
             }
@@ -61,6 +61,7 @@ struct TrainCommand: ParsableCommand {
             discussion: "Example: aislectl train churn --horizon-days 91")
         @Option(help: "Days without a purchase that count as churn.") var horizonDays = 91
         @Option(help: "Training snapshots, 28 days apart.") var snapshots = 4
+        func validate() throws { try requirePositive(snapshots, "--snapshots") }
         @OptionGroup var common: Common
 
         func run() throws {

@@ -55,7 +55,7 @@ import Testing
         }
         #expect(bytes().range(of: alice) != nil && bytes().range(of: Data("QZXJ unforgettable".utf8)) != nil)
 
-        #expect(try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--store", path]).status == 2)  // no --yes
+        #expect(try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--store", path]).status == 64)  // no --yes
         let forget = try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--yes", "--json", "--store", path])
         #expect(forget.status == 0, "\(forget.err)")
         struct Out: Decodable { var erased: CustomerErasure.Erased; var walTruncated: Bool }

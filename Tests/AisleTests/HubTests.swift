@@ -32,6 +32,10 @@ import Testing
         try TestSupport.write("[listen]\nport = 99999\n", to: bad)
         let refused = try TestSupport.run("aisle-hub", ["serve", "--config", bad.path])
         #expect(refused.status == 78 && refused.err.contains("listen.port"))
+        // An admin command on a directory without a hub (a mistyped --data) makes none.
+        let nowhere = dir.appendingPathComponent("hbu")
+        let lost = try TestSupport.run("aisle-hub", ["stores", "add", "Leeds", "--data", nowhere.path])
+        #expect(lost.status == 4 && lost.err.contains("no hub at") && !FileManager.default.fileExists(atPath: nowhere.path), "\(lost.err)")
     }
 
     /// With a certificate and key configured the hub speaks only HTTPS; a store enrolled with

@@ -199,6 +199,9 @@ import Testing
         #expect(first.status == 0 && first.out.contains("wrote"), "\(first.err)")
         let again = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed"])
         #expect(again.status == 0 && again.out.contains("is up to date"), "\(again.err)")
+        struct Quantized: Decodable { var file: String; var written: Bool }
+        let json = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed", "--json"])
+        #expect(try JSONDecoder().decode(Quantized.self, from: Data(json.out.utf8)).written == false, "\(json.out)")
         try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: dir.appendingPathComponent("vocab.txt"))
         let check = try TestSupport.run("aislectl", ["model", "check", out])
         #expect(check.status == 0 && check.out.contains("ok:"), "\(check.err)")

@@ -126,6 +126,33 @@ import Testing
         return store
     }
 
+    /// The command line's errors: a bad option is a usage error (64) that names it, never a trap;
+    /// a version that does not exist is "not found" (4); a store whose file does not open is a
+    /// failed integrity check (65).
+    @Test func commandLineErrorsNameTheOptionAndMapToTheirCodes() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = try Self.store(events: [#"{"ts":1600000000,"type":"purchase","customer":"c1","item":"A","receipt":"r1","qty":1,"price":3}"#], in: dir)
+        for (args, says) in [
+            (["eval", "nextbasket", "--cutoff", "2011-09-01", "--until", "2011-09-31"], "--until 2011-09-31: "),
+            (["sentiment", "--limit=-1"], "--limit must be 1 or more, got -1"),
+            (["eval", "nextbasket", "--cutoff", "2011-09-01", "--k=0"], "--k must be 1 or more, got 0"),
+            (["eval", "churn", "--cutoff", "2011-09-01", "--snapshots=-1"], "--snapshots must be 1 or more"),
+            (["top-items", "--from", "2011-13-01"], "--from "),
+            (["report"], "--html"),
+        ] {
+            let r = try TestSupport.run("aislectl", args + ["--store", store])
+            #expect(r.status == 64 && r.err.contains(says), "\(args): \(r.status) \(r.err)")
+        }
+        let missing = try TestSupport.run("aislectl", ["model", "rollback", "churn", "--to", "99", "--store", store])
+        #expect(missing.status == 4 && missing.err.contains("no churn v99"), "\(missing.err)")
+        let file = URL(fileURLWithPath: store).appendingPathComponent("store.sqlite")
+        var bytes = try Data(contentsOf: file)
+        bytes.replaceSubrange(0..<16, with: Data(repeating: 0x41, count: 16))
+        try bytes.write(to: file)
+        let check = try TestSupport.run("aislectl", ["check", "--store", store])
+        #expect(check.status == 65, "\(check.status) \(check.err)")
+    }
+
     /// CDNOW sample purchase lines: customer, day number, date text (yyyy-mm-dd), dollars.
     static func cdnow() throws -> [(customer: String, day: Int, date: String, dollars: Double)] {
         let file = try #require(TestSupport.shared).appendingPathComponent("data/cdnow_sample/CDNOW_sample.txt")
@@ -186,7 +213,7 @@ import Testing
         #expect(spend.customers == 946)
         for (got, published) in [(spend.p, 6.25), (spend.q, 3.74), (spend.v, 15.44)] { #expect(abs(got - published) < 0.01, "\(spend)") }
         let bad = try TestSupport.run("aislectl", ["btyd", "fit", "--store", store, "--cutoff", "1998-01-01", "--holdout-end", "1997-01-01"])
-        #expect(bad.status == 2 && bad.err.contains("--holdout-end must come after --cutoff"))
+        #expect(bad.status == 64 && bad.err.contains("--holdout-end must come after --cutoff"))
     }
 
     @Test func aucCountsTiesAsHalf() {
