@@ -199,10 +199,16 @@ import Testing
         #expect(first.status == 0 && first.out.contains("wrote"), "\(first.err)")
         let again = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed"])
         #expect(again.status == 0 && again.out.contains("is up to date"), "\(again.err)")
+        // `embed --model FILE` reads the vocabulary beside FILE, not the model cache's.
+        try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: dir.appendingPathComponent("vocab.txt"))
+        try TestSupport.write(#"{"id":"a","text":"red mug"}"# + "\n", to: dir.appendingPathComponent("in.jsonl"))
+        var environment = ProcessInfo.processInfo.environment
+        environment["AISLE_MODEL_CACHE"] = dir.appendingPathComponent("empty").path
+        let embedded = try TestSupport.run("aislectl", ["embed", "--in", dir.appendingPathComponent("in.jsonl").path, "--out", dir.appendingPathComponent("out.jsonl").path, "--model", out], environment: environment)
+        #expect(embedded.status == 0, "\(embedded.err)")
         struct Quantized: Decodable { var file: String; var written: Bool }
         let json = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed", "--json"])
         #expect(try JSONDecoder().decode(Quantized.self, from: Data(json.out.utf8)).written == false, "\(json.out)")
-        try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: dir.appendingPathComponent("vocab.txt"))
         let check = try TestSupport.run("aislectl", ["model", "check", out])
         #expect(check.status == 0 && check.out.contains("ok:"), "\(check.err)")
         var bytes = try Data(contentsOf: URL(fileURLWithPath: out))
