@@ -31,9 +31,6 @@ public enum AgentError: Error, CustomStringConvertible {
 public enum Agent {
     public static func run(config: AgentConfig, logger: Logger) async throws {
         let directory = URL(fileURLWithPath: config.storePath)
-        // A reload asked for while starting (systemd allows one at once) must not end the agent:
-        // what it would load is loaded at start anyway. ``reloadOnHangup`` handles later ones.
-        signal(SIGHUP, SIG_IGN)
         Scheduling.startNormalPriorityThreads()
         let store = try Store.open(at: directory, durability: .full)
         let reads = try store.requestReader()

@@ -33,7 +33,7 @@ public actor IntentHost {
 
     /// Loads the active version when it changed, and the rates when they are an hour old; after
     /// any refresh still running (whose older version would otherwise land last).
-    public func refresh() async { await refreshes.append { await self.load() }.value }
+    public func refresh() async { await refreshes.append { await self.load() }.finished() }
 
     private var refreshes = TaskChain()
 

@@ -169,7 +169,7 @@ public actor RecommendationHost {
 
     /// Builds a new index when there is none, `every` has passed, or the models changed; after any
     /// refresh still running (so the newest models are the ones left in use).
-    public func refresh(force: Bool = false) async { await refreshes.append { await self.rebuild(force: force) }.value }
+    public func refresh(force: Bool = false) async { await refreshes.append { await self.rebuild(force: force) }.finished() }
 
     private var refreshes = TaskChain()
 
@@ -181,7 +181,7 @@ public actor RecommendationHost {
             versions["erasures"] = Int(try CustomerErasure.generation(db))  // a customer forgotten
             return versions
         }) ?? [:]
-        active["encoder"] = textModel?.encoder.version.hashValue ?? 0
+        active["encoder"] = textModel?.encoder.cacheKey.hashValue ?? 0
         guard force || current == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.background {
@@ -314,13 +314,15 @@ public actor RecommendationHost {
 
     /// Slates whose explored items still wait for their reward.
     var awaitingRewards: Int { awaiting.count }
+    /// Slates served and not yet taken by a flush.
+    var queuedSlates: Int { pendingSlates.count }
 
     /// Writes the queued slates and feedback, ``slatesPerTransaction`` slates to a transaction, on
     /// the log writer's thread at nice 19 — a core the requests need is theirs first — or at
     /// normal priority while more than ``maxBacklog`` slates wait. Returns when everything queued
     /// before the call is written, by this flush or one still writing (so shutdown's last flush
     /// cannot end before the periodic one's remaining transactions).
-    func flush() async { await flushes.append { await self.writePending() }.value }
+    func flush() async { await flushes.append { await self.writePending() }.value }  // not cancelled: nothing queued is dropped
 
     private var flushes = TaskChain()
 

@@ -5,7 +5,7 @@
 struct TaskChain {
     private var last: Task<Void, Never>?
 
-    /// Queues `work` after what is queued and returns its task (await its `value`).
+    /// Queues `work` after what is queued and returns its task.
     mutating func append(_ work: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
         let previous = last
         let task = Task {
@@ -14,5 +14,12 @@ struct TaskChain {
         }
         last = task
         return task
+    }
+}
+
+extension Task where Success == Void, Failure == Never {
+    /// Waits for the task; cancelling the waiter cancels it (the agent stopping reaches the work).
+    func finished() async {
+        await withTaskCancellationHandler { await value } onCancel: { cancel() }
     }
 }

@@ -52,7 +52,9 @@ public struct Store: Sendable {
         /// An older schema, or no log file (a store from before it had one, or its log deleted):
         /// brought up to date once (a writer's job), then read.
         func upgradedThenRead() throws -> Store {
-            do { try open(at: directory, durability: durability).close() } catch {
+            do { try open(at: directory, durability: durability).close() } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode.primaryResultCode) {
+                throw error  // a damaged file, not an old one
+            } catch {
                 throw StoreError.olderSchema(directory.path, "\(error)")
             }
             return try open(at: directory, durability: durability, readOnly: true)

@@ -23,6 +23,9 @@ struct AisleD: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Override socket.path.", valueName: "PATH")) var socket: String?
 
     func run() async throws {
+        // A reload asked for while starting (systemd allows one at once) must not end the agent:
+        // what it would load is loaded at start anyway. `Agent` handles later ones.
+        signal(SIGHUP, SIG_IGN)
         var cfg = AgentConfig()
         let path = config ?? (FileManager.default.fileExists(atPath: "/etc/aisle/aisled.toml") ? "/etc/aisle/aisled.toml" : nil)
         if let path {

@@ -231,6 +231,15 @@ import Testing
         for _ in 0..<300 where try await UnixHTTP.request(path: socket, .GET, "/v1/customers/c0/insight").status != 404 {
             try await Task.sleep(for: .milliseconds(100))  // computed: c0 has no purchase
         }
+        // Events that bring no buyer (a known customer's view) are rescored as before, not met
+        // with a whole computation every second.
+        let log = dir.appendingPathComponent("log")
+        func computations() throws -> Int { try String(contentsOf: log, encoding: .utf8).components(separatedBy: "customer insight computed").count - 1 }
+        let before = try computations()
+        let look = #"[{"ts":1600001800,"type":"view","customer":"c2","item":"MUG"}]"#
+        #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(look.utf8)).status == 200)
+        try await Task.sleep(for: .seconds(3))
+        #expect(try computations() == before)
         let purchase = #"[{"ts":1600003600,"type":"purchase","customer":"c1","item":"MUG","receipt":"r1","qty":1,"price":3}]"#
         #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(purchase.utf8)).status == 200)
         let first = try await insight(socket, customer: "c1") { _ in true }

@@ -151,6 +151,10 @@ import Testing
         try bytes.write(to: file)
         let check = try TestSupport.run("aislectl", ["check", "--store", store])
         #expect(check.status == 65, "\(check.status) \(check.err)")
+        // So also when the log's file is gone (the open first upgrades the store, as for an old one).
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: store).appendingPathComponent(RecommendationLog.fileName).path + suffix) }
+        let noLog = try TestSupport.run("aislectl", ["check", "--store", store])
+        #expect(noLog.status == 65 && noLog.err.contains("not a database"), "\(noLog.status) \(noLog.err)")
     }
 
     /// CDNOW sample purchase lines: customer, day number, date text (yyyy-mm-dd), dollars.

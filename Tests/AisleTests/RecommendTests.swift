@@ -313,7 +313,7 @@ import Testing
         let slates = RecommendationHost.slatesPerTransaction * 2 + 17
         let (shown, explored) = await serve(slates, by: host, from: index)
         let periodic = Task { await host.flush() }
-        await Task.yield()
+        while await host.queuedSlates > 0 { await Task.yield() }  // the first flush has taken them
         await host.flush()
         let logged = try await store.database.read { db in
             try ["SELECT count(*) FROM rec_impressions", "SELECT count(DISTINCT request_id) FROM rec_impressions", "SELECT count(*) FROM rec_explore"]
