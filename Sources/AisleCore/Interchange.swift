@@ -7,6 +7,14 @@ public enum Interchange {
     public static let maxPrice: Double = 10_000_000
     /// Longest accepted free text, in characters.
     public static let maxTextLength = 10_000
+    /// Refuses a free text longer than ``maxTextLength`` characters, or than four times as many
+    /// UTF-8 bytes (a character may carry any number of combining marks), naming `field`.
+    public static func checkTextLength(_ text: String, field: String) throws(FieldError) {
+        guard text.utf8.count <= 4 * maxTextLength, text.count <= maxTextLength else {
+            throw FieldError(field: field, "longer than \(maxTextLength) characters or \(4 * maxTextLength) bytes")
+        }
+    }
+
     /// Longest accepted identifier (customer, session, receipt, SKU, event id), in bytes.
     public static let maxIdentifierBytes = 256
 
@@ -52,10 +60,7 @@ public enum Interchange {
         }
         if let text = try string(o, "text") {
             let t = Normalize.text(text)
-            // Bytes too: a character may carry any number of combining marks.
-            guard t.utf8.count <= 4 * maxTextLength, t.count <= maxTextLength else {
-                throw FieldError(field: "text", "longer than \(maxTextLength) characters or \(4 * maxTextLength) bytes")
-            }
+            try checkTextLength(t, field: "text")
             event.text = t.isEmpty ? nil : t
         }
         if let rating = try integer(o, "rating") {

@@ -123,10 +123,7 @@ struct AgentRoutes: Sendable {
         var texts: [String] = [], characters = 0
         for (i, v) in values.enumerated() {
             guard case .string(let t) = v else { return HTTPJSON.error(.badRequest, "bad_texts", "texts[\(i)]: expected a string, got \(v.typeName)") }
-            let limit = Interchange.maxTextLength
-            guard t.utf8.count <= 4 * limit, t.count <= limit else {
-                return HTTPJSON.error(.badRequest, "bad_texts", "texts[\(i)]: longer than \(limit) characters or \(4 * limit) bytes")
-            }
+            do throws(FieldError) { try Interchange.checkTextLength(t, field: "texts[\(i)]") } catch { return HTTPJSON.error(.badRequest, "bad_texts", error.description) }
             characters += t.count
             guard characters <= Self.maxEmbedCharacters else {
                 return HTTPJSON.error(.badRequest, "bad_texts", "texts: more than \(Self.maxEmbedCharacters) characters in all (at texts[\(i)])")

@@ -52,7 +52,7 @@ public struct Store: Sendable {
         /// An older schema, or no log file (a store from before it had one, or its log deleted):
         /// brought up to date once (a writer's job), then read.
         func upgradedThenRead() throws -> Store {
-            do { try open(at: directory, durability: durability).close() } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode.primaryResultCode) {
+            do { try open(at: directory, durability: durability).close() } catch let error as DatabaseError where error.isDamagedFile {
                 throw error  // a damaged file, not an old one
             } catch {
                 throw StoreError.olderSchema(directory.path, "\(error)")
@@ -189,4 +189,9 @@ public struct Store: Sendable {
 
     /// Closes the database, checkpointing the WAL.
     public func close() throws { try database.close() }
+}
+
+extension DatabaseError {
+    /// The file is not a database or is corrupt: damage, which no upgrade or retry mends.
+    public var isDamagedFile: Bool { [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(resultCode.primaryResultCode) }
 }

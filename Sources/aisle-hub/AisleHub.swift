@@ -66,7 +66,7 @@ struct HubOptions: ParsableArguments {
             return try body(HubAdmin(database: try HubDatabase.open(path: cfg.dataPath, maxBytes: Int64(cfg.maxDatabaseMB) << 20)), cfg)
         } catch let e as SyncError {
             FileHandle.standardError.write(Data("aisle-hub: \(e.message)\n".utf8))
-            throw ExitCode(e.code == .notFound ? 4 : e.code == .badRequest ? 64 : 1)
+            throw e.code == .notFound ? ExitCode(4) : e.code == .badRequest ? .validationFailure : .failure
         } catch let e as ExitCode {
             throw e
         } catch {

@@ -39,7 +39,7 @@ struct StoreOptions: ParsableArguments {
         if let store { return URL(fileURLWithPath: store) }
         if let env = ProcessInfo.processInfo.environment["AISLE_STORE"], !env.isEmpty { return URL(fileURLWithPath: env) }
         guard let agent = try agentConfig() else {
-            throw CLIError("no store given: pass --store DIR, set AISLE_STORE, or install /etc/aisle/aisled.toml", code: 64)
+            throw CLIError.usage("no store given: pass --store DIR, set AISLE_STORE, or install /etc/aisle/aisled.toml")
         }
         return URL(fileURLWithPath: agent.storePath)
     }
@@ -72,6 +72,9 @@ struct CLIError: Error, CustomStringConvertible {
         description = message
         self.code = code
     }
+
+    /// A usage error: the code ArgumentParser exits with for a bad option (EX_USAGE, 64).
+    static func usage(_ message: String) -> CLIError { CLIError(message, code: ExitCode.validationFailure.rawValue) }
 }
 
 /// Runs `body`, turning errors into a message on standard error and the documented exit code.
@@ -101,7 +104,7 @@ func exitCode(for error: any Error) -> ExitCode {
 /// The moment an option gives (RFC 3339, a date, or Unix seconds); a bad one is a usage error
 /// that names the option.
 func moment(_ text: String, _ option: String) throws -> Int64 {
-    do { return try Timestamp.parse(text) } catch let e as FieldError { throw CLIError("\(option) \(text): \(e.reason)", code: 64) }
+    do { return try Timestamp.parse(text) } catch let e as FieldError { throw CLIError.usage("\(option) \(text): \(e.reason)") }
 }
 
 /// Refuses a count option below 1 (a usage error, exit 64): a negative one would trap where it

@@ -28,7 +28,7 @@ struct ImportCommand: ParsableCommand {
 
         func run(kind: String, source: String, _ body: (Importer) throws -> Void) throws {
             try reporting {
-                guard batchSize > 0 else { throw CLIError("--batch-size must be positive", code: 64) }
+                guard batchSize > 0 else { throw CLIError.usage("--batch-size must be positive") }
                 let dir = try storeOptions.directory()
                 let store = try Store.open(at: dir, durability: .normal)
                 var options = ImportOptions()

@@ -104,7 +104,7 @@ struct BTYDCommand: ParsableCommand {
                 let day = { (text: String, option: String) throws -> Int in Int(try moment(text, option) / 86_400) }
                 let end = try day(cutoff, "--cutoff")
                 let holdout = try holdoutEnd.map { try day($0, "--holdout-end") }
-                if let holdout, holdout <= end { throw CLIError("--holdout-end must come after --cutoff", code: 64) }
+                if let holdout, holdout <= end { throw CLIError.usage("--holdout-end must come after --cutoff") }
                 let store = try storeOptions.openForReading()
                 let days = try store.database.read { try PurchaseDays.load($0, through: holdout ?? end) }
                 let scale = unit == .weeks ? 7.0 : 1.0

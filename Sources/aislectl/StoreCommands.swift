@@ -86,7 +86,7 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         try reporting {
             let store: Store
-            do { store = try storeOptions.openForReading() } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode.primaryResultCode) {
+            do { store = try storeOptions.openForReading() } catch let error as DatabaseError where error.isDamagedFile {
                 throw CLIError("the store does not open: \(error)", code: 65)  // a damaged header fails before the check can run
             }
             struct Out: Encodable { var integrity: [String]; var digest: String }
@@ -205,7 +205,7 @@ extension CustomerCommand {
 
         func run() throws {
             try reporting {
-                guard yes else { throw CLIError("this erases the customer's data for good; add --yes to go ahead", code: 64) }
+                guard yes else { throw CLIError.usage("this erases the customer's data for good; add --yes to go ahead") }
                 let store = try Store.open(at: try storeOptions.directory())
                 let (id, pseudonym) = try CustomerCommand.find(rawID, in: store)
                 let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
@@ -257,7 +257,7 @@ struct TopItemsCommand: ParsableCommand {
         try reporting {
             let store = try storeOptions.openForReading()
             let window: TopItemsWindow
-            do { window = try TopItemsWindow(from: from, to: to) } catch let e as FieldError { throw CLIError("--\(e.field ?? "from") \(e.reason)", code: 64) }
+            do { window = try TopItemsWindow(from: from, to: to) } catch let e as FieldError { throw CLIError.usage("--\(e.field ?? "from") \(e.reason)") }
             let r = try store.database.read { try window.query($0, limit: limit) }
             struct Out: Encodable { var from: String; var to: String; var items: [TopItem] }
             if output.json { return try printJSON(Out(from: Timestamp.format(r.from), to: Timestamp.format(r.to), items: r.items)) }

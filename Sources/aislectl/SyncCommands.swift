@@ -41,7 +41,7 @@ struct SyncCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let end = try asOf.map { d -> Int64 in
-                    guard let t = try? Timestamp.parse(d + "T00:00:00Z") else { throw CLIError("--as-of \(d): expected YYYY-MM-DD", code: 64) }
+                    guard let t = try? Timestamp.parse(d + "T00:00:00Z") else { throw CLIError.usage("--as-of \(d): expected YYYY-MM-DD") }
                     return t
                 }
                 let store = try Store.open(at: try storeOptions.directory())
@@ -168,7 +168,7 @@ struct SyncCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                guard let t = try? Timestamp.parse(day + "T00:00:00Z") else { throw CLIError("--day \(day): expected YYYY-MM-DD", code: 64) }
+                guard let t = try? Timestamp.parse(day + "T00:00:00Z") else { throw CLIError.usage("--day \(day): expected YYYY-MM-DD") }
                 let store = try Store.open(at: try storeOptions.directory())
                 let id = try await store.database.write { try StoreSummary.enqueue($0, day: t.floorDiv(86_400)) }
                 print("queued the summary of \(day) as \(id.prefix(12))")

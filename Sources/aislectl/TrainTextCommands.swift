@@ -137,7 +137,7 @@ extension ModelCommand {
         func run() throws {
             try reporting {
                 guard [SentimentClassifier.kind, RequestIntents.kind].contains(kind) else {
-                    throw CLIError("only sentiment and assist models are imported from files; train the others with `aislectl train`", code: 64)
+                    throw CLIError.usage("only sentiment and assist models are imported from files; train the others with `aislectl train`")
                 }
                 guard let bytes = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read") }
                 let parsed = try TextClassifierFile(data: bytes, name: file)
