@@ -37,4 +37,14 @@ public struct StoredEmbeddings: EmbeddingCache {
             }
         } }
     }
+
+    /// Deletes what other encoders cached (an encoder replaced or re-quantised leaves its vectors
+    /// behind otherwise); returns how many rows went.
+    @discardableResult
+    public func removeAll(except model: String) throws -> Int {
+        try Scheduling.atNormalPriority { try database.write { db in
+            try db.execute(sql: "DELETE FROM embeddings WHERE model <> ?", arguments: [model])
+            return db.changesCount
+        } }
+    }
 }
