@@ -92,8 +92,10 @@ public struct EventWriter {
     private var customers = BoundedCache<Data, Int64>()
     private var items = BoundedCache<String, Int64>()
     private var titled = Set<Int64>()
-    private var receipts = BoundedCache<String, (id: Int64, ts: Int64)>()
-    private var sessions = BoundedCache<String, (id: Int64, first: Int64, last: Int64)>()
+    /// Receipts and sessions written, with whether their row names a customer yet (a line or event
+    /// that brings one must reach the row).
+    private var receipts = BoundedCache<String, (id: Int64, ts: Int64, named: Bool)>()
+    private var sessions = BoundedCache<String, (id: Int64, first: Int64, last: Int64, named: Bool)>()
     /// ``CustomerErasure/generation(_:)`` when the caches above were filled.
     private var erasures: Int64 = 0
     /// Items that received purchases or returns (for the outlier pass).
@@ -350,28 +352,31 @@ public struct EventWriter {
     }
 
     private mutating func receiptIDFor(_ key: String, ts: Int64, customerID: Int64?, store: String?, _ db: Database) throws -> Int64 {
-        if let r = receipts[key], r.ts <= ts { return r.id }
-        let id = try Int64.fetchOne(
+        if let r = receipts[key], r.ts <= ts, r.named || customerID == nil { return r.id }
+        // A receipt rung up before the loyalty card was scanned becomes the customer's.
+        let row = try Row.fetchOne(
             db.cachedStatement(sql: """
                 INSERT INTO receipts(key, ts, customer_id, store) VALUES (?, ?, ?, ?)
-                ON CONFLICT(key) DO UPDATE SET ts = min(ts, excluded.ts) RETURNING id
+                ON CONFLICT(key) DO UPDATE SET ts = min(ts, excluded.ts), customer_id = coalesce(customer_id, excluded.customer_id)
+                RETURNING id, ts, customer_id IS NOT NULL AS named
                 """), arguments: [key, ts, customerID, store])
-        guard let id else { throw DatabaseError(message: "receipt row vanished") }
-        receipts[key] = (id, min(ts, receipts[key]?.ts ?? ts))
-        return id
+        guard let row else { throw DatabaseError(message: "receipt row vanished") }
+        let r: (id: Int64, ts: Int64, named: Bool) = (row["id"], row["ts"], row["named"])
+        receipts[key] = r
+        return r.id
     }
 
     private mutating func sessionIDFor(_ key: String, ts: Int64, customerID: Int64?, store: String?, _ db: Database) throws -> Int64 {
-        if let s = sessions[key], s.first <= ts, ts <= s.last { return s.id }
+        if let s = sessions[key], s.first <= ts, ts <= s.last, s.named || customerID == nil { return s.id }
         let row = try Row.fetchOne(
             db.cachedStatement(sql: """
                 INSERT INTO sessions(key, customer_id, store, first_ts, last_ts) VALUES (?, ?, ?, ?, ?4)
                 ON CONFLICT(key) DO UPDATE SET first_ts = min(first_ts, excluded.first_ts),
                     last_ts = max(last_ts, excluded.last_ts), customer_id = coalesce(customer_id, excluded.customer_id)
-                RETURNING id, first_ts, last_ts
+                RETURNING id, first_ts, last_ts, customer_id IS NOT NULL AS named
                 """), arguments: [key, customerID, store, ts])
         guard let row else { throw DatabaseError(message: "session row vanished") }
-        let s: (id: Int64, first: Int64, last: Int64) = (row["id"], row["first_ts"], row["last_ts"])
+        let s: (id: Int64, first: Int64, last: Int64, named: Bool) = (row["id"], row["first_ts"], row["last_ts"], row["named"])
         sessions[key] = s
         return s.id
     }
