@@ -110,16 +110,17 @@ struct CustomerCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a customer's recent history and, with --insight, what the store knows of them.",
             discussion: """
-                The raw id is hashed with the store secret to find the customer; it is not stored \
-                or logged. Exits 4 when the store has no such customer. --insight computes the agent's \
+                The raw id is hashed with the store secret to find the customer; aislectl neither \
+                stores nor logs it. A command line is seen by other users and kept in sudo's log and \
+                shell history: give - and the id on standard input to keep it out of them. Exits 4 \
+                when the store has no such customer. --insight computes the agent's \
                 customer insight (segment, RFM, BG/NBD, spend, churn risk and its drivers) as of the \
                 store's latest event; it takes seconds, as it scores every customer.
 
                 Example: aislectl customer show 17850 --store demo-data/store --limit 5
                 """)
 
-        @Argument(help: "The customer's raw identifier (loyalty card, account number).")
-        var rawID: String
+        @Argument(help: CustomerCommand.rawIDHelp) var rawID: String
         @Option(help: "How many events to show, newest first.") var limit = 20
         func validate() throws { try requirePositive(limit, "--limit") }
         @Flag(help: "Also show the customer's insight.") var insight = false
@@ -168,9 +169,19 @@ struct CustomerCommand: ParsableCommand {
 }
 
 extension CustomerCommand {
-    /// The store id and pseudonym of a raw customer id (hashed with the store secret); exit 4
-    /// when the store has no such customer.
+    static let rawIDHelp = ArgumentHelp(
+        "The customer's raw identifier (loyalty card, account number), or - to read it from standard input.", valueName: "raw-id")
+
+    /// The store id and pseudonym of a raw customer id (hashed with the store secret; `-`: the
+    /// first line of standard input); exit 4 when the store has no such customer.
     static func find(_ rawID: String, in store: Store) throws -> (id: Int64, pseudonym: Data) {
+        var rawID = rawID
+        if rawID == "-" {
+            guard let line = readLine(strippingNewline: true), !Normalize.text(line).isEmpty else {
+                throw CLIError.usage("- reads the customer's id from standard input, which gave none")
+            }
+            rawID = line
+        }
         let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
         guard let id = try store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
             throw CLIError("no customer with that id in this store", code: 4)
@@ -194,11 +205,11 @@ extension CustomerCommand {
                 counts, not whose. Backups and files imported from still hold the customer: \
                 importing such a file brings them back. Exits 4 when the store has no such customer.
 
-                Example: aislectl customer forget 17850 --yes
+                Example (the id on standard input, so that no process list or log holds it): \
+                read -rs id && printf '%s\\n' "$id" | aislectl customer forget - --yes
                 """)
 
-        @Argument(help: "The customer's raw identifier (loyalty card, account number).")
-        var rawID: String
+        @Argument(help: CustomerCommand.rawIDHelp) var rawID: String
         @Flag(help: "Confirm: the erasure cannot be undone.") var yes = false
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions

@@ -69,7 +69,10 @@ import Testing
         #expect(bytes().range(of: alice) != nil && bytes().range(of: Data("QZXJ unforgettable".utf8)) != nil)
 
         #expect(try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--store", path]).status == 64)  // no --yes
-        let forget = try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--yes", "--json", "--store", path])
+        #expect(try TestSupport.run("aislectl", ["customer", "forget", "-", "--yes", "--store", path], input: "").status == 64)  // no id
+        // The id on standard input, out of the process list and sudo's log.
+        #expect(try TestSupport.run("aislectl", ["customer", "show", "-", "--store", path], input: "alice-7731\n").out.contains("review"))
+        let forget = try TestSupport.run("aislectl", ["customer", "forget", "-", "--yes", "--json", "--store", path], input: "alice-7731\n")
         #expect(forget.status == 0, "\(forget.err)")
         struct Out: Decodable { var erased: CustomerErasure.Erased; var walTruncated: Bool }
         let decoder = JSONDecoder()

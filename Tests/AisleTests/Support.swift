@@ -60,8 +60,8 @@ enum TestSupport {
 
     /// Runs a built executable to completion.
     @discardableResult
-    static func run(_ tool: String, _ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = try launch(tool, args, environment: environment)
+    static func run(_ tool: String, _ args: [String], environment: [String: String]? = nil, input: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        let p = try launch(tool, args, environment: environment, input: input)
         let out = p.stdout.fileHandleForReading.readDataToEndOfFile()
         let err = p.stderr.fileHandleForReading.readDataToEndOfFile()
         p.process.waitUntilExit()
@@ -89,13 +89,14 @@ enum TestSupport {
         var stderr: Pipe
     }
 
-    /// Starts a built executable; the caller waits or kills it.
-    static func launch(_ tool: String, _ args: [String], environment: [String: String]? = nil, stderrTo file: URL? = nil) throws -> Launched {
+    /// Starts a built executable, `input` on its standard input; the caller waits or kills it.
+    static func launch(_ tool: String, _ args: [String], environment: [String: String]? = nil, stderrTo file: URL? = nil, input: String? = nil) throws -> Launched {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent(tool)
         p.arguments = args
         if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe(), err = Pipe(), stdin = Pipe()
+        if input != nil { p.standardInput = stdin }
         p.standardOutput = out
         if let file {
             _ = FileManager.default.createFile(atPath: file.path, contents: nil)
@@ -104,6 +105,10 @@ enum TestSupport {
             p.standardError = err
         }
         try p.run()
+        if let input {
+            try stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         return Launched(process: p, stdout: out, stderr: err)
     }
 
