@@ -102,8 +102,13 @@ public enum Agent {
             configuration: .init(address: .unixDomainSocket(path: path), serverName: "aisled"),
             onServerRunning: { _ in
                 umask(previousMask)
+                // Failing closed: without the configured group the socket's group is the agent's
+                // own, whose members were not meant to reach it — it stays owner-only then.
+                var mode = mode
                 if let gid, chown(path, uid_t.max, gid) != 0 {
-                    logger.error("cannot set the socket's group", metadata: ["errno": "\(errno)"])
+                    logger.error("cannot give the socket its group; it stays owner-only (0600) until the agent can (is the agent's user in socket.group?)",
+                                 metadata: ["group": "\(config.socketGroup)", "error": "\(String(cString: strerror(errno)))"])
+                    mode = 0o600
                 }
                 chmod(path, mode)
                 logger.info("listening", metadata: ["socket": "\(path)", "mode": "\(String(mode, radix: 8))", "store": "\(directory.path)"])

@@ -10,7 +10,7 @@ import GRDB
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of docs/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self, Search.self, Nextbasket.self, Policy.self, ColdStart.self])
+        commandName: "eval", abstract: "Evaluate the models on the store, by the protocols of ../shared/EVALUATION.md.", subcommands: [Churn.self, PurchaseIntent.self, Classify.self, Search.self, Nextbasket.self, Policy.self, ColdStart.self])
 
     struct Churn: ParsableCommand {
         static let configuration = CommandConfiguration(

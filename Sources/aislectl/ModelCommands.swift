@@ -14,7 +14,7 @@ struct ModelCommand: ParsableCommand {
                 Reads the model that tools/fetch-model unpacked ($AISLE_MODEL_CACHE, default \
                 ~/.cache/aisle/models) and writes int8 weights with per-channel scales.
 
-                Example: aislectl model quantize --out /var/lib/aisle/models/minilm-int8.safetensors
+                Example: aislectl model quantize --out /var/lib/aisle/models/all-MiniLM-L6-v2/minilm-int8.safetensors
                 """)
         @Option(help: ArgumentHelp("The int8 model file to write.", valueName: "FILE"))
         var out: String = EncoderChoice.defaultInt8Path
