@@ -5,6 +5,4 @@ import Foundation
 public protocol EmbeddingCache: Sendable {
     /// The cached vectors among `keys` for `model`.
     func vectors(model: String, keys: [Data]) throws -> [Data: [Float]]
-    /// Stores vectors for `model`.
-    func store(model: String, vectors: [(key: Data, vector: [Float])]) throws
 }

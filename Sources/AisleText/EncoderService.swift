@@ -6,7 +6,8 @@ import Synchronization
 /// The encoder as a service: safe to call from any task; concurrent requests are gathered into
 /// packed batches (up to ``maxBatchTokens`` tokens, waiting at most ``maxWait`` for company) and
 /// run on one dedicated thread, so memory stays bounded by one batch; embeddings found in the
-/// cache are not computed again.
+/// cache (the catalog's titles) are not computed again. It writes none: the texts it is given
+/// (a kiosk's) would grow the store without bound.
 public final class EncoderService: Sendable {
     public let encoder: any SentenceEncoder
     public let tokenizer: WordPieceTokenizer
@@ -38,18 +39,16 @@ public final class EncoderService: Sendable {
     /// The key a text is cached under: SHA-256 of its UTF-8 bytes.
     public static func key(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
 
-    /// Embeds texts: from the cache where possible, else through the batched encoder (and then
-    /// into the cache). `cached: false` skips the cache both ways (one-off texts such as kiosk
-    /// queries, which are not worth a disk write).
+    /// Embeds texts: from the cache where possible, else through the batched encoder.
+    /// `cached: false` skips the cache (one-off texts such as kiosk queries, not worth a lookup).
     public func embed(_ texts: [String], cached useCache: Bool = true) async throws -> [[Float]] {
         let cache = useCache ? cache : nil
         let keys = texts.map(Self.key)
         let version = encoder.cacheKey
-        // The cache is the store: its reads and writes block, so they run off the cooperative pool.
+        // The cache is the store: its reads block, so they run off the cooperative pool.
         var cached: [Data: [Float]] = [:]
         if let cache { cached = try await Blocking.run { try cache.vectors(model: version, keys: keys) } }
         var result = [[Float]?](repeating: nil, count: texts.count)
-        var fresh: [(key: Data, vector: [Float])] = []
         try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
             for (i, text) in texts.enumerated() {
                 if let hit = cached[keys[i]], hit.count == encoder.dimensions {
@@ -59,14 +58,7 @@ public final class EncoderService: Sendable {
                     group.addTask { (i, await self.submit(ids)) }
                 }
             }
-            for try await (i, vector) in group {
-                result[i] = vector
-                fresh.append((keys[i], vector))
-            }
-        }
-        if let cache, !fresh.isEmpty {
-            let fresh = fresh
-            try await Blocking.run { try cache.store(model: version, vectors: fresh) }
+            for try await (i, vector) in group { result[i] = vector }
         }
         return result.map { $0 ?? [] }
     }
