@@ -37,7 +37,7 @@ public enum Interchange {
         }
         guard let typeName = try string(o, "type") else { throw FieldError(field: "type", "missing") }
         guard let type = EventType(rawValue: typeName) else {
-            throw FieldError(field: "type", "unknown event type '\(typeName.prefix(40))'")
+            throw FieldError(field: "type", "unknown event type; one of \(EventType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var event = IncomingEvent(ts: ts, type: type)
         event.id = try identifier(o, "id")
@@ -50,12 +50,12 @@ public enum Interchange {
         if let qty = try integer(o, "qty") {
             guard qty != 0 else { throw FieldError(field: "qty", "zero") }
             // magnitude, not abs: abs(Int64.min) traps.
-            guard qty.magnitude <= maxQuantity.magnitude else { throw FieldError(field: "qty", "absurd (\(qty)); limit is ±\(maxQuantity)") }
+            guard qty.magnitude <= maxQuantity.magnitude else { throw FieldError(field: "qty", "absurd; limit is ±\(maxQuantity)") }
             event.qty = qty
         }
         if let price = try number(o, "price") {
-            guard price >= 0 else { throw FieldError(field: "price", "negative (\(price))") }
-            guard price <= maxPrice else { throw FieldError(field: "price", "absurd (\(price)); limit is \(maxPrice)") }
+            guard price >= 0 else { throw FieldError(field: "price", "negative") }
+            guard price <= maxPrice else { throw FieldError(field: "price", "absurd; limit is \(maxPrice)") }
             event.price = price
         }
         if let text = try string(o, "text") {
@@ -64,7 +64,7 @@ public enum Interchange {
             event.text = t.isEmpty ? nil : t
         }
         if let rating = try integer(o, "rating") {
-            guard (1...5).contains(rating) else { throw FieldError(field: "rating", "must be 1 to 5, got \(rating)") }
+            guard (1...5).contains(rating) else { throw FieldError(field: "rating", "must be 1 to 5") }
             event.rating = rating
         }
         if event.qty < 0 {
@@ -97,8 +97,8 @@ public enum Interchange {
         var entry = CatalogEntry(item: sku, title: title)
         entry.category = try string(o, "category").map(Normalize.text).flatMap { $0.isEmpty ? nil : $0 }
         if let price = try number(o, "price") {
-            guard price >= 0 else { throw FieldError(field: "price", "negative (\(price))") }
-            guard price <= maxPrice else { throw FieldError(field: "price", "absurd (\(price))") }
+            guard price >= 0 else { throw FieldError(field: "price", "negative") }
+            guard price <= maxPrice else { throw FieldError(field: "price", "absurd; limit is \(maxPrice)") }
             entry.price = price
         }
         entry.active = try bool(o, "active")

@@ -77,10 +77,10 @@ extension Data {
         #expect(byLine[2]?.reason.hasPrefix("malformed JSON at byte") == true)
         #expect(byLine[4]?.field == "qty" && byLine[4]?.reason == "expected an integer, got string")
         #expect(byLine[5]?.field == "qty" && byLine[5]?.reason.hasPrefix("absurd") == true)
-        #expect(byLine[6]?.field == "type" && byLine[6]?.reason == "unknown event type 'levitate'")
+        #expect(byLine[6]?.field == "type" && byLine[6]?.reason == "unknown event type; one of view, cart, fav, purchase, return, review, search, question")
         #expect(byLine[7]?.field == "ts" && byLine[7]?.reason == "no such date or time")
         #expect(byLine[8]?.reason == "invalid UTF-8")
-        #expect(byLine[11]?.field == "price" && byLine[11]?.reason == "negative (-4.0)")
+        #expect(byLine[11]?.field == "price" && byLine[11]?.reason == "negative")
         #expect(rejects.allSatisfy { $0.file == "mixed.jsonl" })
         // The rejects are in the store too, and the return found its sale.
         #expect(try s.count("SELECT count(*) FROM import_rejects") == 8)
