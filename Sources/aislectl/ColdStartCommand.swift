@@ -23,7 +23,9 @@ extension EvalCommand {
         @Option(help: "Days of the store's own history before the cutoff.") var historyDays = 7
         @Option(help: "Days after the cutoff whose first baskets are predicted.") var horizonDays = 28
         @Option var k = 10
-        func validate() throws { try requirePositive(k, "--k") }
+        func validate() throws {
+            for (value, option) in [(k, "--k"), (historyDays, "--history-days"), (horizonDays, "--horizon-days")] { try requirePositive(value, option) }
+        }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 

@@ -27,7 +27,10 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "The cutoff date, e.g. 2011-09-10.") var cutoff: String
         @Option(help: "Days after the cutoff in which a purchase means not churned.") var horizonDays = 91
         @Option(help: "Training snapshots, 28 days apart, the latest one horizon before the cutoff.") var snapshots = 4
-        func validate() throws { try requirePositive(snapshots, "--snapshots") }
+        func validate() throws {
+            try requirePositive(snapshots, "--snapshots")
+            try requirePositive(horizonDays, "--horizon-days")
+        }
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 10.0
         @Option(help: "lr (logistic regression), gbt (gradient-boosted trees), blend (the sum of both ranks) or auto (what `aislectl train churn` registers: the better of lr and gbt on a validation window, calibrated).") var model: Classifier = .lr
         @OptionGroup var storeOptions: StoreOptions

@@ -22,6 +22,7 @@ struct ExperimentsCommand: ParsableCommand {
                 """)
         @Argument(help: "The experiment's name.") var name: String
         @Option(help: "Days after a slate in which a purchase of a shown item counts for it.") var purchaseDays = 7
+        func validate() throws { try requirePositive(purchaseDays, "--purchase-days") }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 

@@ -24,7 +24,9 @@ extension EvalCommand {
         @Option(help: "The cutoff date.") var cutoff: String
         @Option(help: "End of the test window (default: the end of the data).") var until: String?
         @Option var k = 10
-        func validate() throws { try requirePositive(k, "--k") }
+        func validate() throws {
+            for (value, option) in [(k, "--k"), (horizonDays, "--horizon-days"), (windows, "--windows")] { try requirePositive(value, option) }
+        }
         @Option(help: "ltr, ppop (personal frequency, then popularity) or pop (popularity of the last 90 days).") var model: Method = .ltr
         @Option(help: "Ranking training: days of each label window.") var horizonDays = 60
         @Option(help: "Ranking training: label windows before the cutoff.") var windows = 3

@@ -23,7 +23,10 @@ struct PatternsCommand: ParsableCommand {
         @Option var level: Level = .category
         @Option(help: "Least number of pairs.") var minCount = 5
         @Option var limit = 20
-        func validate() throws { try requirePositive(limit, "--limit") }
+        func validate() throws {
+            try requirePositive(limit, "--limit")
+            try requirePositive(minCount, "--min-count")
+        }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -61,7 +64,10 @@ struct PatternsCommand: ParsableCommand {
                 """)
         @Option var minCustomers = 5
         @Option var limit = 20
-        func validate() throws { try requirePositive(limit, "--limit") }
+        func validate() throws {
+            try requirePositive(limit, "--limit")
+            try requirePositive(minCustomers, "--min-customers")
+        }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 

@@ -19,6 +19,7 @@ extension EvalCommand {
                 Example: aislectl eval search --json
                 """)
         @Option(help: "How many queries (at most one per item with a title of its own).") var queries = 5000
+        func validate() throws { try requirePositive(queries, "--queries") }
         @Option(help: "The seed the queries are drawn with.") var seed: UInt64 = 7
         @Option(help: ArgumentHelp("The int8 encoder.", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
         @Option(help: "Print this many sample queries and the hybrid's first hit.") var show = 0

@@ -36,6 +36,7 @@ struct SyncCommand: AsyncParsableCommand {
             discussion: "The agent queues them weekly itself. Example: aislectl sync priors --as-of 2011-09-01 --days 28")
         @Option(help: "End of the window, YYYY-MM-DD (default: the store's last event).") var asOf: String?
         @Option(help: "Days in the window.") var days = 28
+        func validate() throws { try requirePositive(days, "--days") }
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {

@@ -61,7 +61,10 @@ struct TrainCommand: ParsableCommand {
             discussion: "Example: aislectl train churn --horizon-days 91")
         @Option(help: "Days without a purchase that count as churn.") var horizonDays = 91
         @Option(help: "Training snapshots, 28 days apart.") var snapshots = 4
-        func validate() throws { try requirePositive(snapshots, "--snapshots") }
+        func validate() throws {
+            try requirePositive(snapshots, "--snapshots")
+            try requirePositive(horizonDays, "--horizon-days")
+        }
         @OptionGroup var common: Common
 
         func run() throws {
@@ -81,6 +84,9 @@ struct TrainCommand: ParsableCommand {
         @Option var horizonMinutes = 30
         @Option(help: "Training moments, 10 minutes apart.") var cutoffs = 4
         @OptionGroup var common: Common
+        func validate() throws {
+            for (value, option) in [(lookbackMinutes, "--lookback-minutes"), (horizonMinutes, "--horizon-minutes"), (cutoffs, "--cutoffs")] { try requirePositive(value, option) }
+        }
 
         func run() throws {
             try reporting {

@@ -137,6 +137,9 @@ import Testing
             (["sentiment", "--limit=-1"], "--limit must be 1 or more, got -1"),
             (["eval", "nextbasket", "--cutoff", "2011-09-01", "--k=0"], "--k must be 1 or more, got 0"),
             (["eval", "churn", "--cutoff", "2011-09-01", "--snapshots=-1"], "--snapshots must be 1 or more"),
+            (["eval", "search", "--queries=-1"], "--queries must be 1 or more"),  // trapped before
+            (["train", "intent", "--cutoffs=0"], "--cutoffs must be 1 or more"),
+            (["patterns", "cycles", "--min-customers=0"], "--min-customers must be 1 or more"),
             (["top-items", "--from", "2011-13-01"], "--from "),
             (["report"], "--html"),
         ] {
