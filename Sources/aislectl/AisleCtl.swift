@@ -22,6 +22,13 @@ struct AisleCtl: AsyncParsableCommand {
             InitCommand.self, StatusCommand.self, ImportCommand.self, CustomerCommand.self,
             TopItemsCommand.self, ConfigCommand.self, CheckCommand.self, ModelCommand.self, EmbedCommand.self, RulesCommand.self, BTYDCommand.self, TrainCommand.self, EvalCommand.self, SegmentsCommand.self, PatternsCommand.self, SentimentCommand.self, ReportCommand.self, ExperimentsCommand.self, SyncCommand.self, PrivacyCommand.self,
         ])
+
+    /// What aislectl writes (reports, exported models, embeddings, envelopes) is for the agent's
+    /// user and group, never others — whatever umask sudo or a login shell gave it.
+    static func main() async {
+        umask(umask(0) | 0o027)
+        await main(nil)
+    }
 }
 
 /// Where the store is.

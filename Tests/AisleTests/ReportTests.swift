@@ -12,6 +12,9 @@ import Testing
         let page = try TestSupport.temporaryDirectory().appendingPathComponent("report.html")
         let r = try TestSupport.run("aislectl", ["report", "--store", store.path, "--since", "2011-09-01", "--html", page.path, "--json"])
         #expect(r.status == 0, "\(r.err)")
+        // For the agent's user and group only, whatever the umask aislectl was started with.
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: page.path)[.posixPermissions] as? Int)
+        #expect(mode & 0o027 == 0, "report.html mode \(String(mode, radix: 8))")
         struct Report: Decodable {
             struct Rule: Decodable { var antecedents: [String]; var consequents: [String]; var baskets: Int; var confidence: Double; var lift: Double }
             struct Series: Decodable { var name: String; var values: [Double] }
