@@ -35,6 +35,9 @@ public enum Agent {
         let store = try Store.open(at: directory, durability: .full)
         let reads = try store.requestReader()
         let pseudonymizer = try Pseudonymizer(storeDirectory: directory)
+        for (name, mode) in store.openToOthers {
+            logger.warning("a store file is open to others; chmod o-rwx it", metadata: ["file": "\(name)", "mode": "\(String(mode, radix: 8))"])
+        }
         let gid = try groupID(config.socketGroup)
         try SocketFile.prepare(config.socketPath)
         _ = Telemetry.registry

@@ -187,6 +187,21 @@ public struct Store: Sendable {
         }
     }
 
+    /// The store's directory and database files that others (neither the owner nor the group)
+    /// may read, write or enter, with their modes — a copy restored without its modes, say.
+    /// Empty when none.
+    public var openToOthers: [(name: String, mode: Int)] {
+        var names = ["."]
+        for file in [Self.databaseName, RecommendationLog.fileName] { names += [file, file + "-wal", file + "-shm"] }
+        var open: [(name: String, mode: Int)] = []
+        for name in names {
+            let attrs = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
+            guard let mode = (attrs?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o007 != 0 else { continue }
+            open.append((name == "." ? directory.lastPathComponent + "/" : name, mode))
+        }
+        return open
+    }
+
     /// Closes the database, checkpointing the WAL.
     public func close() throws { try database.close() }
 }

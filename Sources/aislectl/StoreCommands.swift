@@ -75,7 +75,8 @@ struct CheckCommand: ParsableCommand {
         discussion: """
             The digest covers customers, items, prices, sessions, receipts and events, not row ids \
             or bookkeeping: two stores with the same secret and the same data have the same digest. \
-            Exits 65 when the integrity check fails.
+            Also lists the store's files that others (neither owner nor group) can reach. Exits 65 \
+            when the integrity check fails or a file is open to others.
 
             Example: aislectl check --store demo-data/store
             """)
@@ -89,15 +90,17 @@ struct CheckCommand: ParsableCommand {
             do { store = try storeOptions.openForReading() } catch let error as DatabaseError where error.isDamagedFile {
                 throw CLIError("the store does not open: \(error)", code: 65)  // a damaged header fails before the check can run
             }
-            struct Out: Encodable { var integrity: [String]; var digest: String }
+            struct Out: Encodable { var integrity: [String]; var digest: String; var openToOthers: [String] }
+            let open = store.openToOthers.map { "\($0.name) \(String($0.mode, radix: 8))" }
             let out = try store.database.read { db in
-                Out(integrity: try Queries.integrityCheck(db), digest: try ContentDigest.compute(db))
+                Out(integrity: try Queries.integrityCheck(db), digest: try ContentDigest.compute(db), openToOthers: open)
             }
             if output.json { try printJSON(out) } else {
                 print("integrity  \(out.integrity.joined(separator: "; "))")
                 print("digest     \(out.digest)")
+                print("access     " + (open.isEmpty ? "ok" : "open to others (chmod o-rwx): " + open.joined(separator: ", ")))
             }
-            if out.integrity != ["ok"] { throw ExitCode(65) }
+            if out.integrity != ["ok"] || !open.isEmpty { throw ExitCode(65) }
         }
     }
 }

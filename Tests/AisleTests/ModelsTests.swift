@@ -149,6 +149,12 @@ import Testing
         let missing = try TestSupport.run("aislectl", ["model", "rollback", "churn", "--to", "99", "--store", store])
         #expect(missing.status == 4 && missing.err.contains("no churn v99"), "\(missing.err)")
         let file = URL(fileURLWithPath: store).appendingPathComponent("store.sqlite")
+        // A file others can read (a copy restored without its modes) fails the check, by name.
+        #expect(try TestSupport.run("aislectl", ["check", "--store", store]).out.contains("access     ok"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        let open = try TestSupport.run("aislectl", ["check", "--store", store])
+        #expect(open.status == 65 && open.out.contains("open to others (chmod o-rwx): store.sqlite 644"), "\(open.status) \(open.out)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: file.path)
         var bytes = try Data(contentsOf: file)
         bytes.replaceSubrange(0..<16, with: Data(repeating: 0x41, count: 16))
         try bytes.write(to: file)
