@@ -57,6 +57,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// ε (at each round's δ) this store may spend on federated training rounds; once spent, it
     /// stops contributing. 0: no limit, and rounds without noise are joined too.
     public var privacyBudgetEpsilon = 8.0
+    /// Days the words of kiosk searches and questions are kept (the events stay); 0: for ever.
+    public var privacyTextDays = 90
     /// `debug`, `info`, `notice`, `warning` or `error`.
     public var logLevel = "info"
     /// `json` (one object per line, for journald and collectors) or `text`.
@@ -117,6 +119,7 @@ public struct AgentConfig: Sendable, Equatable {
         if c.syncRetryMaxSeconds < c.syncRetryMinSeconds { r.fail("sync.retry_max_seconds", "must be at least sync.retry_min_seconds") }
         c.syncRollbackMargin = r.double("sync.rollback_margin", c.syncRollbackMargin, in: 0.0...0.5)
         c.privacyBudgetEpsilon = r.double("privacy.budget_epsilon", c.privacyBudgetEpsilon, in: 0.0...1000.0)
+        c.privacyTextDays = r.int("privacy.text_days", c.privacyTextDays, in: 0...3650)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
         if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }

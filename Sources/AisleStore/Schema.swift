@@ -364,6 +364,10 @@ enum Schema {
             // this count as used: rollback stepped through them all.
             try db.execute(sql: "ALTER TABLE models ADD COLUMN ever_active INTEGER NOT NULL DEFAULT 0; UPDATE models SET ever_active = 1")
         }
+        m.registerMigration("v18-search-text-retention") { db in
+            // The searches and questions whose words are still kept, oldest first (TextRetention).
+            try db.execute(sql: "CREATE INDEX events_kept_text ON events(ts) WHERE text IS NOT NULL AND type IN ('search', 'question')")
+        }
         return m
     }
 

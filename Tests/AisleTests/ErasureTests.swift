@@ -103,4 +103,25 @@ import Testing
             #expect(audit == "8 events, 2 receipts, 2 sessions, 2 slates, 1 cached embeddings")
         }
     }
+
+    /// `[privacy] text_days`: the words of searches and questions older than that go, the events
+    /// stay; reviews and newer searches keep theirs.
+    @Test func oldSearchWordsAreClearedAndTheEventsStay() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let now: Int64 = 1_700_000_000, day: Int64 = 86_400
+        let events = [
+            #"{"ts":\#(now - 100 * day),"type":"search","customer":"c1","text":"gift for jane doe 0612345678"}"#,
+            #"{"ts":\#(now - 100 * day),"type":"question","session":"k1","text":"where are the toilets"}"#,
+            #"{"ts":\#(now - 100 * day),"type":"review","customer":"c1","item":"MUG","rating":5,"text":"lovely mug"}"#,
+            #"{"ts":\#(now - 10 * day),"type":"search","customer":"c1","text":"red teapot"}"#,
+        ]
+        let store = try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: events, in: dir)))
+        let cleared = try store.database.write { db in
+            (try TextRetention.clear(db, before: now - 90 * day, rows: 1), try TextRetention.clear(db, before: now - 90 * day, rows: 1_000))
+        }
+        #expect(cleared == (1, 1))
+        let rows = try store.database.read { try Row.fetchAll($0, sql: "SELECT type, text, customer_id IS NOT NULL AS named FROM events ORDER BY ts, type") }
+        #expect(rows.map { [$0["type"], $0["text"] ?? "—"] as [String] } == [["question", "—"], ["review", "lovely mug"], ["search", "—"], ["search", "red teapot"]])
+        #expect(rows.filter { $0["type"] == "search" }.allSatisfy { $0["named"] == true })
+    }
 }
