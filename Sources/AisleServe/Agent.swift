@@ -79,7 +79,7 @@ public enum Agent {
         let assistTask = Task { await assist.run() }
         defer { assistTask.cancel() }
         let retentionTask = Task { await keepTextFor(days: config.privacyTextDays, store: store, logger: logger) }
-        defer { retentionTask.cancel() }
+        defer { retentionTask.cancel() }  // (a start that fails)
         let sync = SyncHost(
             store: store, directory: directory,
             settings: .init(
@@ -134,7 +134,7 @@ public enum Agent {
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         // No new background work from here.
-        for task in [insightTask, intentTask, recommendationTask, reviewTask, syncTask] { task.cancel() }
+        for task in [insightTask, intentTask, recommendationTask, reviewTask, syncTask, retentionTask] { task.cancel() }
         hangup.cancel()
         // The last slates served are logged before the store closes.
         await recommendations.flush()

@@ -12,7 +12,8 @@ func keepTextFor(days: Int, store: Store, logger: Logger) async {
         var cleared = 0
         do {
             while !Task.isCancelled {
-                let n = try await store.database.write { try TextRetention.clear($0, before: before, rows: 1_000) }
+                // Through Blocking, so that the agent's stop waits for a pass under way.
+                let n = try await Blocking.run { try store.database.write { try TextRetention.clear($0, before: before, rows: 1_000) } }
                 cleared += n
                 if n == 0 { break }
             }

@@ -149,7 +149,8 @@ import Testing
         #expect(themes.status == 0, "\(themes.err)")
         let socket = dir.appendingPathComponent("a.sock").path
         let log = dir.appendingPathComponent("aisled.log")
-        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: log, config: "[encoder]\nmodel = \"\(model.path)\"\n")
+        // (The searches are years old: their words are kept for the test.)
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: log, config: "[encoder]\nmodel = \"\(model.path)\"\n[privacy]\ntext_days = 0\n")
         defer { TestSupport.kill9(agent) }
         func themed() throws -> Int { try Store.open(at: store, readOnly: true).database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM text_themes") ?? 0 } }
         for _ in 0..<300 where try themed() < 1 { try await Task.sleep(for: .milliseconds(100)) }
