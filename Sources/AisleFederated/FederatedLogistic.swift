@@ -83,7 +83,12 @@ public enum FederatedLogistic {
     /// Independent N(0, σ²) values (Box–Muller over the system's random numbers).
     public static func gaussian(count: Int, sigma: Double) -> [Double] {
         var g = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in
+        return gaussian(count: count, sigma: sigma, using: &g)
+    }
+
+    /// Independent N(0, σ²) values (Box–Muller over `g`'s numbers).
+    public static func gaussian(count: Int, sigma: Double, using g: inout some RandomNumberGenerator) -> [Double] {
+        (0..<count).map { _ in
             let u = Double.random(in: Double.ulpOfOne..<1, using: &g), v = Double.random(in: 0..<1, using: &g)
             return sigma * (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
         }

@@ -1,13 +1,15 @@
 import AisleCore
 import AisleFederated
 import AisleStore
+import Crypto
 import Foundation
 import GRDB
 
 /// Anonymised feature deltas a store sends HQ: over a window of its receipts, how many receipts
 /// held each item, each category, and each frequent pair of items — each count with Gaussian
 /// noise added and kept only when the noised count reaches `minCount`, so no rare item, pair or
-/// single customer's basket shows. HQ sums them over stores into the global priors that new
+/// single customer's basket shows. A window released again carries the same noise
+/// (``WindowNoise``): averaging its releases takes none of it away. HQ sums them over stores into the global priors that new
 /// stores start from (``GlobalPriors``).
 public struct StorePriors: Sendable, Codable, Equatable {
     public static let kind = "priors"
@@ -41,7 +43,8 @@ public struct StorePriors: Sendable, Codable, Equatable {
     public var minCount: Int
     public var sigma: Double
 
-    /// The store's priors over the `days` before `end` (default: its last event).
+    /// The store's priors over the `days` before `end` (default: its last event). Writes the
+    /// store's noise key the first time (``WindowNoise``).
     public static func of(_ db: Database, end: Int64? = nil, days: Int = 28, minCount: Int = 5, sigma: Double = 2, pairItems: Int = 300) throws -> StorePriors? {
         guard let last = try end ?? Queries.lastEventTime(db).map({ $0 + 1 }) else { return nil }
         let start = last - Int64(days) * 86_400
@@ -67,16 +70,18 @@ public struct StorePriors: Sendable, Codable, Equatable {
             let kept = basket.filter(frequent.contains).sorted()
             for i in kept.indices { for j in kept.indices where j > i { pairs[kept[i] + "\u{0}" + kept[j], default: 0] += 1 } }
         }
-        func noised(_ counts: [String: Double]) -> [String: Double] {
-            let noise = FederatedLogistic.gaussian(count: counts.count, sigma: sigma)
+        let key = try WindowNoise.key(db)
+        func noised(_ counts: [String: Double], _ part: String) -> [String: Double] {
+            var generator = WindowNoise(key: key, label: "\(start) \(last) \(sigma) \(part)")
+            let noise = FederatedLogistic.gaussian(count: counts.count, sigma: sigma, using: &generator)
             return Dictionary(uniqueKeysWithValues: zip(counts.sorted { $0.key < $1.key }, noise).compactMap { entry, e in
                 let v = ((entry.value + e) * 10).rounded() / 10
                 return v >= Double(minCount) ? (entry.key, v) : nil
             })
         }
         return StorePriors(
-            from: start.floorDiv(86_400), to: last.floorDiv(86_400), receipts: Double(baskets.count), items: noised(items), categories: noised(categories),
-            pairs: Pair.sorted(noised(pairs)),
+            from: start.floorDiv(86_400), to: last.floorDiv(86_400), receipts: Double(baskets.count), items: noised(items, "items"), categories: noised(categories, "categories"),
+            pairs: Pair.sorted(noised(pairs, "pairs")),
             minCount: minCount, sigma: sigma)
     }
 
@@ -100,6 +105,33 @@ public struct StorePriors: Sendable, Codable, Equatable {
         guard let last = try Queries.lastEventTime(db) else { return }
         if let sent = try SyncState.integer(db, "sync.priors_day"), last.floorDiv(86_400) - sent < 7 { return }
         try enqueue(db)
+    }
+}
+
+/// The noise of one window's priors: HMAC-SHA256 under a random key the store keeps (in `meta`,
+/// made at its first release) of the window and a counter, so the same window always draws the
+/// same numbers and HQ cannot draw them.
+struct WindowNoise: RandomNumberGenerator {
+    let key: SymmetricKey
+    let label: String
+    var counter: UInt64 = 0
+
+    init(key: SymmetricKey, label: String) { (self.key, self.label) = (key, label) }
+
+    mutating func next() -> UInt64 {
+        counter += 1
+        let code = HMAC<SHA256>.authenticationCode(for: Data("\(label) \(counter)".utf8), using: key)
+        return code.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    }
+
+    /// The store's key, made now if it has none.
+    static func key(_ db: Database) throws -> SymmetricKey {
+        if let text = try SyncState.string(db, "sync.priors_noise_key"), let bytes = Data(base64Encoded: text), bytes.count == 32 {
+            return SymmetricKey(data: bytes)
+        }
+        let key = SymmetricKey(size: .bits256)
+        try SyncState.set(db, "sync.priors_noise_key", key.withUnsafeBytes { Data($0).base64EncodedString() })
+        return key
     }
 }
 

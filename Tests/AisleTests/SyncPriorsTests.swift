@@ -49,6 +49,23 @@ import Testing
         return stores
     }
 
+    /// A window released again carries the same noise, so averaging releases takes none of it
+    /// away; another window, or another store, draws other noise.
+    @Test func aWindowReleasedAgainCarriesTheSameNoise() throws {
+        let t0 = 1_700_000_000
+        let lines = (0..<30).flatMap { r in ["A", "B", "C"].map { #"{"ts":\#(t0 + r),"type":"purchase","customer":"c\#(r)","item":"\#($0)","receipt":"r\#(r)","qty":1,"price":2}"# } }
+        func newStore() throws -> Store { try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: lines, in: try TestSupport.temporaryDirectory()))) }
+        let store = try newStore()
+        let (first, again, nextDay) = try store.database.write { db in
+            (try StorePriors.of(db, end: Int64(t0) + 86_400), try StorePriors.of(db, end: Int64(t0) + 86_400), try StorePriors.of(db, end: Int64(t0) + 2 * 86_400))
+        }
+        let one = try #require(first)
+        #expect(one.items.count == 3 && one.items.values.allSatisfy { abs($0 - 30) < 10 } && one.items.values.contains { $0 != 30 }, "\(one.items)")
+        #expect(again == one)
+        #expect(nextDay?.items != one.items)
+        #expect(try newStore().database.write { try StorePriors.of($0, end: Int64(t0) + 86_400) }?.items != one.items)  // another store's key
+    }
+
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
     func aNewStoreStartsBetterFromTheGlobalPriorsThanFromItsOwnFirstWeek() async throws {
         let hub = try await HubFixture()
