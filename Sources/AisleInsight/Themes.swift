@@ -33,8 +33,6 @@ public enum CatalogEmbeddings {
             try cache.store(model: model.encoder.cacheKey, vectors: fresh)
             for (key, vector) in fresh { vectors[key] = vector }
         }
-        // Titles to encode mean a new encoder or new items: an old encoder's vectors go then.
-        if !missing.isEmpty { try cache.removeAll(except: model.encoder.cacheKey) }
         return zip(rows, keys).compactMap { row, key in
             vectors[key].map { Item(id: row["id"], sku: row["sku"], title: row["title"], category: row["category"], vector: $0) }
         }

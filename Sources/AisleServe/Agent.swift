@@ -79,7 +79,7 @@ public enum Agent {
         let assistTask = Task { await assist.run() }
         defer { assistTask.cancel() }
         let retentionTask = Task { await keepTextFor(days: config.privacyTextDays, store: store, logger: logger) }
-        defer { retentionTask.cancel() }  // (a start that fails)
+        defer { retentionTask.cancel() }
         let sync = SyncHost(
             store: store, directory: directory,
             settings: .init(
@@ -119,8 +119,10 @@ public enum Agent {
                 logger.info("listening", metadata: ["socket": "\(path)", "mode": "\(String(mode, radix: 8))", "store": "\(directory.path)"])
             },
             logger: logger)
+        let background = [insightTask, intentTask, recommendationTask, reviewTask, syncTask, retentionTask]
         defer {
             unlink(path)
+            for task in background { task.cancel() }  // (already, unless the server failed)
             // A connection closed under a read still running would crash the process: the store
             // is closed once the background work in flight has ended, or left to SQLite, which
             // recovers its write-ahead log at the next open (training may run for minutes).
@@ -134,7 +136,7 @@ public enum Agent {
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         // No new background work from here.
-        for task in [insightTask, intentTask, recommendationTask, reviewTask, syncTask, retentionTask] { task.cancel() }
+        for task in background { task.cancel() }
         hangup.cancel()
         // The last slates served are logged before the store closes.
         await recommendations.flush()

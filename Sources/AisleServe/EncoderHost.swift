@@ -27,13 +27,13 @@ public actor EncoderHost {
 
     private let path: String
     private let threads: Int
-    private let cache: (any EmbeddingCache)?
+    private let cache: StoredEmbeddings?
     private let logger: Logger
     private(set) var service: EncoderService?
     private var model: TextModel?
     private var status: Status
 
-    public init(path: String, threads: Int, cache: (any EmbeddingCache)?, logger: Logger) {
+    public init(path: String, threads: Int, cache: StoredEmbeddings?, logger: Logger) {
         self.path = path
         self.threads = threads
         self.cache = cache
@@ -59,6 +59,17 @@ public actor EncoderHost {
         status.attempts += 1
         switch loaded {
         case .success(let model):
+            // The agent's encoder is the store's: what others cached (one replaced, or a file
+            // `aislectl --encoder` tried) goes, before the new one serves.
+            if let cache {
+                let key = model.encoder.cacheKey
+                do {
+                    let dropped = try await Blocking.run { try cache.removeAll(except: key) }
+                    if dropped > 0 { logger.info("cached embeddings of other encoders dropped", metadata: ["rows": "\(dropped)"]) }
+                } catch {
+                    logger.warning("cached embeddings of other encoders not dropped", metadata: ["error": "\(error)"])
+                }
+            }
             service = EncoderService(encoder: model.encoder, tokenizer: model.tokenizer, cache: cache)
             self.model = model
             status.state = "ready"

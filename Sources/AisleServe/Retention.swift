@@ -13,7 +13,7 @@ func keepTextFor(days: Int, store: Store, logger: Logger) async {
         do {
             while !Task.isCancelled {
                 // Through Blocking, so that the agent's stop waits for a pass under way.
-                let n = try await Blocking.run { try store.database.write { try TextRetention.clear($0, before: before, rows: 1_000) } }
+                let n = try await Blocking.run { try TextRetention.clear(store.database, before: before, rows: 1_000) }
                 cleared += n
                 if n == 0 { break }
             }

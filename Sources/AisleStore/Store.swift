@@ -187,17 +187,17 @@ public struct Store: Sendable {
         }
     }
 
-    /// The store's directory and database files that others (neither the owner nor the group)
-    /// may read, write or enter, with their modes — a copy restored without its modes, say.
-    /// Empty when none.
+    /// The store's directory (that others may list or write) and database files (that others
+    /// may read or write), with their modes — a copy restored without its modes, say; symbolic
+    /// links followed. Empty when none.
     public var openToOthers: [(name: String, mode: Int)] {
-        var names = ["."]
-        for file in [Self.databaseName, RecommendationLog.fileName] { names += [file, file + "-wal", file + "-shm"] }
+        var checks = [(name: ".", bits: mode_t(0o006))]
+        for file in [Self.databaseName, RecommendationLog.fileName] { checks += [file, file + "-wal", file + "-shm"].map { ($0, 0o007) } }
         var open: [(name: String, mode: Int)] = []
-        for name in names {
-            let attrs = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
-            guard let mode = (attrs?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o007 != 0 else { continue }
-            open.append((name == "." ? directory.lastPathComponent + "/" : name, mode))
+        for (name, bits) in checks {
+            var info = stat()
+            guard stat(directory.appendingPathComponent(name).path, &info) == 0, info.st_mode & bits != 0 else { continue }
+            open.append((name == "." ? directory.lastPathComponent + "/" : name, Int(info.st_mode & 0o777)))
         }
         return open
     }

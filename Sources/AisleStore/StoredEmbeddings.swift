@@ -39,7 +39,8 @@ public struct StoredEmbeddings: EmbeddingCache {
     }
 
     /// Deletes what other encoders cached (an encoder replaced or re-quantised leaves its vectors
-    /// behind otherwise); returns how many rows went.
+    /// behind otherwise); returns how many rows went. The agent calls it when it loads its
+    /// encoder.
     @discardableResult
     public func removeAll(except model: String) throws -> Int {
         try Scheduling.atNormalPriority { try database.write { db in

@@ -181,16 +181,19 @@ public struct SyncClient: Sendable {
 
     /// Writes every queued upload, sealed part by part, as files under `folder` for
     /// `aisle-hub import`; returns the number of files. Items stay queued until acknowledged.
+    /// Sealed to the hub's key, the files are readable by anyone (the hub's user at HQ).
     public func export(to folder: URL) async throws -> Int {
         let (e, identity) = try await credentials()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         var files = 0
         let items = try await store.database.read { try Outbox.due($0, at: nil) }
         for item in items {
             for p in 0..<item.parts {
                 let envelope = try await seal(item.part(p), type: .upload, round: item.round, e, identity)
                 let name = "\(e.store)-\(String(format: "%012llu", envelope.seq)).aisle-envelope"
-                try envelope.encoded().write(to: folder.appendingPathComponent(name), options: .atomic)
+                let file = folder.appendingPathComponent(name)
+                try envelope.encoded().write(to: file, options: .atomic)
+                try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
                 files += 1
             }
         }

@@ -159,6 +159,9 @@ public final class SafeTensors: @unchecked Sendable {
         for t in tensors { out.append(t.data) }
         let partial = url.appendingPathExtension("partial")
         try out.write(to: partial)
+        // Weights are public: readable by the agent's user whoever wrote them (aislectl's umask
+        // keeps other files from others).
+        chmod(partial.path, 0o644)
         guard rename(partial.path, url.path) == 0 else {
             throw TensorFileError(path: url.path, reason: "cannot move the new file into place: \(String(cString: strerror(errno)))")
         }

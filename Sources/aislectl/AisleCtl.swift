@@ -15,7 +15,7 @@ struct AisleCtl: AsyncParsableCommand {
             $AISLE_STORE, then from store.path in --config (default /etc/aisle/aisled.toml).
 
             Exit codes: 0 success; 1 failure; 3 import finished but some lines were rejected; 4 not \
-            found; 64 usage error; 65 the store failed its integrity check; 69 the hub is out of reach or full (nothing is lost); 78 \
+            found; 64 usage error; 65 the store failed its check (integrity, or a file open to others); 69 the hub is out of reach or full (nothing is lost); 78 \
             configuration error.
             """,
         subcommands: [

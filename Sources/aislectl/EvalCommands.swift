@@ -201,7 +201,9 @@ extension EvalCommand {
         @Option var horizonMinutes = 30
         @Option(help: "lr, gbt, blend or auto (as `aislectl train intent`).") var model: Classifier = .lr
         @Option(help: "Training cutoffs, 10 minutes apart.") var trainCutoffs = 4
-        func validate() throws { try requirePositive(trainCutoffs, "--train-cutoffs") }
+        func validate() throws {
+            for (value, option) in [(lookbackMinutes, "--lookback-minutes"), (horizonMinutes, "--horizon-minutes"), (trainCutoffs, "--train-cutoffs")] { try requirePositive(value, option) }
+        }
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 100.0
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions

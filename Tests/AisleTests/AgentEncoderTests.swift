@@ -163,6 +163,11 @@ import Testing
         kill(agent.processIdentifier, SIGHUP)
         let swapped = try await waitFor(socket) { $0.model != before && $0.state == "ready" }
         #expect(swapped.model?.hasPrefix("int8-v2:abababab") == true)
+        // What the old encoder cached (the catalog's titles) went with it.
+        let cachedBefore = try await Store.open(at: store, readOnly: true).database.read {
+            try Int.fetchOne($0, sql: "SELECT count(*) FROM embeddings WHERE model LIKE ? || ':%'", arguments: [before]) ?? 0
+        }
+        #expect(cachedBefore == 0)
         let posted = try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array("[\(search(1))]".utf8))
         #expect(posted.status == 200, "\(posted.text)")
         kill(agent.processIdentifier, SIGHUP)  // score at once rather than at the next poll

@@ -269,6 +269,12 @@ import Testing
         #expect(again.status == 1 && again.err.contains("already exists"))
         var info = stat()
         #expect(stat(store.appendingPathComponent("secret").path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        // A store made in a directory others could list loses what they had, so check finds nothing.
+        let existing = dir.appendingPathComponent("existing")
+        try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        #expect(try TestSupport.run("aislectl", ["init", "--store", existing.path]).status == 0)
+        #expect(stat(existing.path, &info) == 0 && info.st_mode & 0o777 == 0o750)
+        #expect(try TestSupport.run("aislectl", ["check", "--store", existing.path]).out.contains("access     ok"))
         let help = try TestSupport.run("aislectl", ["import", "events", "--help"])
         #expect(help.out.contains("Example:"))
     }
