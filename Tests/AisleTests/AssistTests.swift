@@ -269,10 +269,13 @@ import Testing
         // A broken answers file is refused on SIGHUP and the old answers stay; a fixed one is taken.
         try TestSupport.write(Self.answers.replacingOccurrences(of: "{days}", with: "{dayz}"), to: answersFile)
         kill(agent.processIdentifier, SIGHUP)
-        try await Task.sleep(for: .seconds(2))
-        #expect(try await post(socket, "/v1/assist", #"{"text":"I want my money back"}"#, as: Assisted.self).answer == "Refunds within 28 days at the blue desk.")
-        let log = try String(contentsOf: dir.appendingPathComponent("log"), encoding: .utf8)
+        var log = ""
+        for _ in 0..<150 where !log.contains("unknown slot {dayz}") {  // (the reload comes after the encoder's)
+            try await Task.sleep(for: .milliseconds(200))
+            log = try String(contentsOf: dir.appendingPathComponent("log"), encoding: .utf8)
+        }
         #expect(log.contains("unknown slot {dayz}"))
+        #expect(try await post(socket, "/v1/assist", #"{"text":"I want my money back"}"#, as: Assisted.self).answer == "Refunds within 28 days at the blue desk.")
         try TestSupport.write(Self.answers.replacingOccurrences(of: "28", with: "35"), to: answersFile)
         kill(agent.processIdentifier, SIGHUP)
         var answer = ""

@@ -64,10 +64,11 @@ import Testing
         try TestSupport.write("[http]\nmax_batch_events = 5\n[log]\nformat = \"json\"\n", to: config)
         let log = dir.appendingPathComponent("aisled.log")
         let p = try TestSupport.launch("aisled", ["--config", config.path, "--store", store.path, "--socket", socket], stderrTo: log)
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { try await Task.sleep(for: .milliseconds(50)) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Until it answers (the socket's mode is set once the server runs, after the file exists).
+        for _ in 0..<400 where (try? await UnixHTTP.request(path: socket, .GET, "/v1/health"))?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
 
         var info = stat()
+        for _ in 0..<100 where stat(socket, &info) != 0 || info.st_mode & 0o777 != 0o660 { try await Task.sleep(for: .milliseconds(50)) }
         #expect(stat(socket, &info) == 0 && info.st_mode & 0o777 == 0o660)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/health").text == #"{"status":"ok"}"#)
 
@@ -177,7 +178,10 @@ import Testing
             posted += 1
         }
         let importer = try TestSupport.launch("aislectl", ["import", "events", file1.path, "--store", victim.path, "--quiet", "--batch-size", "1000"])
-        while try importedLines(victim) < 3_000 { try await Task.sleep(for: .milliseconds(5)) }
+        // Until the import is under way (bounded: an import that finished before this looked
+        // would otherwise be waited for for ever; the check below then says the kill came late).
+        let deadline = ContinuousClock.now + .seconds(120)
+        while try importedLines(victim) < 3_000, importer.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         let inFlight = Task { try? await post(socket, batches[posted]) }
         try await Task.sleep(for: .milliseconds(2))
         TestSupport.kill9(importer.process)

@@ -99,7 +99,9 @@ final class HubFixture: @unchecked Sendable {
 
     /// Changes the hub's database behind its back, as an intruder at HQ could.
     func write(_ body: (Database) throws -> Void) throws {
-        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path)
+        var config = Configuration()
+        config.busyMode = .timeout(10)  // the hub's clock writes every second
+        let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: config)
         defer { try? queue.close() }
         try queue.write(body)
     }
@@ -117,6 +119,7 @@ final class HubFixture: @unchecked Sendable {
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         var config = Configuration()
         config.readonly = true
+        config.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: data.appendingPathComponent(HubDatabase.fileName).path, configuration: config)
         defer { try? queue.close() }
         return try queue.read(body)
