@@ -349,13 +349,17 @@ public actor RecommendationHost {
 
     /// The rows of some slates and feedback.
     private static func log(_ slates: ArraySlice<LoggedSlate>, _ feedback: [PendingFeedback], in db: Database) throws {
-        // Not a slate of a customer erased meanwhile (it waited in memory while `customer forget` ran).
+        // Not a slate of a customer, or of a kiosk session of theirs, erased meanwhile (it waited
+        // in memory while `customer forget` ran).
         let insert = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items)
-            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM erased_customers WHERE customer_id = ?3)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+            WHERE NOT EXISTS (SELECT 1 FROM erased_customers WHERE customer_id = ?3) AND NOT EXISTS (SELECT 1 FROM erased_sessions WHERE digest = ?10)
             """)
         for s in slates {
-            try insert.execute(arguments: [s.request, s.ts, s.customer, s.session, s.placement, s.model, s.experiment, s.arm, itemsJSON(s)])
+            try insert.execute(arguments: [
+                s.request, s.ts, s.customer, s.session, s.placement, s.model, s.experiment, s.arm, itemsJSON(s), s.session.map(RecommendationLog.sessionDigest),
+            ])
         }
         let arm = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO rec_explore(request_id, position, chosen, arms)
@@ -364,7 +368,11 @@ public actor RecommendationHost {
         for (request, a) in slates.lazy.flatMap({ s in s.arms.lazy.map { (s.request, $0) } }) {
             try arm.execute(arguments: [request, a.position, a.chosen, RecommendationLog.encodeArms(items: a.items, contexts: a.contexts)])
         }
-        let fb = try db.cachedStatement(sql: "INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts) VALUES (?, ?, ?, ?)")
+        // Feedback on a slate the log holds (not one erased, or not written for that reason).
+        let fb = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO rec_feedback(request_id, item_id, action, ts)
+            SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM rec_slates WHERE request_id = ?1)
+            """)
         for f in feedback { try fb.execute(arguments: [f.request, f.item, f.action, f.ts]) }
     }
 

@@ -142,7 +142,11 @@ public enum CustomerErasure {
                 let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
                 for request in known { try slate.execute(arguments: [request]) }
                 let key = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_keys VALUES (?)")
-                for k in sessionKeys { try key.execute(arguments: [k]) }
+                let erasedSession = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_sessions(digest) VALUES (?)")
+                for k in sessionKeys {
+                    try key.execute(arguments: [k])
+                    try erasedSession.execute(arguments: [RecommendationLog.sessionDigest(k)])
+                }
                 try db.execute(sql: """
                     INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_slates
                     WHERE ts >= :since AND (customer_id = :c OR session IN erased_keys)

@@ -1,4 +1,5 @@
 import AisleCore
+import Crypto
 import Foundation
 import GRDB
 
@@ -6,6 +7,9 @@ import GRDB
 /// by request id; the view `rec_impressions` has a row per item shown), which `aislectl eval
 /// policy` and `aislectl experiments report` read. It is kept for a number of days, not for ever.
 public enum RecommendationLog {
+    /// How `erased_sessions` names an erased customer's kiosk session: the key's SHA-256.
+    public static func sessionDigest(_ key: String) -> Data { Data(SHA256.hash(data: Data(key.utf8))) }
+
     /// Deletes the oldest `rows` slates served before `ts` (seconds), with
     /// their explored positions and feedback, in one transaction; returns how many slates went.
     /// Call it until it returns 0 (small batches keep the writer free for events between them),

@@ -67,6 +67,8 @@ extension RecommendationLog {
             -- Customers erased (store ids, which are never given again): their slates still
             -- waiting in an agent's memory are not written.
             CREATE TABLE IF NOT EXISTS erased_customers(customer_id INTEGER PRIMARY KEY);
+            -- And their kiosk sessions, by the SHA-256 of the key (the key itself could name them).
+            CREATE TABLE IF NOT EXISTS erased_sessions(digest BLOB PRIMARY KEY) WITHOUT ROWID;
             CREATE VIEW IF NOT EXISTS rec_impressions AS
                 SELECT s.request_id, s.ts, s.customer_id, s.session, s.placement, s.model, j.key AS position,
                        json_extract(j.value, '$[0]') AS item_id, json_extract(j.value, '$[1]') AS score,

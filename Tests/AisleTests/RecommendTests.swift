@@ -325,22 +325,35 @@ import Testing
         await periodic.value
     }
 
-    /// Slates of a customer erased while they waited in memory are not written, nor their
-    /// explored positions; everyone else's are.
+    /// Slates of a customer erased while they waited in memory are not written, nor those of
+    /// their kiosk sessions, nor their explored positions and feedback; everyone else's are.
     @Test func slatesOfACustomerErasedMeanwhileAreNotWritten() async throws {
         let (host, index, store) = try await exploringHost()
         for customer in [Int64(1), 2, 1, 2] {
             let slate = index.slate(.init(customer: customer, k: 4), pool: 30)
             _ = await host.serve(slate, index: index, customer: customer, shopperKey: "c\(customer)", cart: [], session: nil, placement: "test")
         }
+        var clicked: [String] = []
+        for session in ["kiosk-erased", "kiosk-kept"] {  // anonymous: only the session's key names its shopper
+            let served = await host.serve(index.slate(.init(customer: nil, k: 4), pool: 30), index: index, customer: nil, shopperKey: session, cart: [], session: session, placement: "test")
+            let item = try #require(index.skus[served.items[0].sku])
+            try await host.feedback(request: served.request, item: item, action: "click")
+            clicked.append(served.request)
+        }
         let log = try RecommendationLog.connection(store)
-        try await log.write { try $0.execute(sql: "INSERT INTO erased_customers(customer_id) VALUES (1)") }
+        try await log.write { db in
+            try db.execute(sql: "INSERT INTO erased_customers(customer_id) VALUES (1)")
+            try db.execute(sql: "INSERT INTO erased_sessions(digest) VALUES (?)", arguments: [RecommendationLog.sessionDigest("kiosk-erased")])
+        }
         await host.flush()
-        let (byCustomer, orphans) = try await store.database.read { db in
-            (try Int64.fetchAll(db, sql: "SELECT customer_id FROM rec_slates ORDER BY customer_id"),
+        let (byCustomer, sessions, feedback, orphans) = try await store.database.read { db in
+            (try Int64.fetchAll(db, sql: "SELECT customer_id FROM rec_slates WHERE customer_id IS NOT NULL ORDER BY customer_id"),
+             try String.fetchAll(db, sql: "SELECT session FROM rec_slates WHERE session IS NOT NULL"),
+             try String.fetchAll(db, sql: "SELECT request_id FROM rec_feedback"),
              try Int.fetchOne(db, sql: "SELECT count(*) FROM rec_explore WHERE request_id NOT IN (SELECT request_id FROM rec_slates)") ?? -1)
         }
         #expect(byCustomer == [2, 2] && orphans == 0)
+        #expect(sessions == ["kiosk-kept"] && feedback == [clicked[1]], "\(sessions) \(feedback)")
         let explored = try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_explore") }
         #expect(explored ?? 0 > 0)
         try log.close()
