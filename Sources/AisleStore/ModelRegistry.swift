@@ -114,8 +114,9 @@ public enum ModelRegistry {
         }
     }
 
-    /// Makes `version` the active one of `kind`.
-    public static func activate(_ db: Database, kind: String, version: Int) throws {
+    /// Makes `version` the active one of `kind`; returns its record as it now is.
+    @discardableResult
+    public static func activate(_ db: Database, kind: String, version: Int) throws -> ModelRecord {
         guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM models WHERE kind = ? AND version = ?", arguments: [kind, version]) else {
             throw RegistryError("no model \(kind) v\(version); `aislectl model list` shows what there is")
         }
@@ -123,6 +124,8 @@ public enum ModelRegistry {
             sql: "INSERT INTO active_models(kind, model_id, since) VALUES (?, ?, ?) ON CONFLICT(kind) DO UPDATE SET model_id = excluded.model_id, since = excluded.since",
             arguments: [kind, id, Int64(Date().timeIntervalSince1970)])
         try db.execute(sql: "UPDATE models SET ever_active = 1 WHERE id = ?", arguments: [id])
+        guard let record = try record(db, kind: kind, version: version) else { throw RegistryError("model \(kind) v\(version) vanished") }
+        return record
     }
 
     /// Activates the newest version older than the active one that has been active before (one
@@ -132,9 +135,7 @@ public enum ModelRegistry {
         guard let previous = try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE kind = ? AND version < ? AND ever_active", arguments: [kind, current]) else {
             throw RegistryError("\(kind) v\(current) is the oldest version in use kept; nothing to roll back to (`--to N` activates any version)")
         }
-        try activate(db, kind: kind, version: previous)
-        guard let record = try record(db, kind: kind, version: previous) else { throw RegistryError("model \(kind) v\(previous) vanished") }
-        return record
+        return try activate(db, kind: kind, version: previous)
     }
 
     private static func select(payload: Bool = false) -> String {

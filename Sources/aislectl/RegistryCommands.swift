@@ -83,11 +83,10 @@ extension ModelCommand {
                 let store = try Store.open(at: try storeOptions.directory())
                 let record = try store.database.write { db -> ModelRecord in
                     guard let to else { return try ModelRegistry.rollback(db, kind: kind) }
-                    guard let r = try ModelRegistry.record(db, kind: kind, version: to) else {
+                    guard try ModelRegistry.record(db, kind: kind, version: to) != nil else {
                         throw CLIError("no \(kind) v\(to); `aislectl model list \(kind)` shows what there is", code: 4)
                     }
-                    try ModelRegistry.activate(db, kind: kind, version: to)
-                    return r
+                    return try ModelRegistry.activate(db, kind: kind, version: to)
                 }
                 try store.audit("model rollback \(kind)", detail: "v\(record.version) active")
                 if output.json { return try printJSON(record) }

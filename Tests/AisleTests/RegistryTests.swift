@@ -23,7 +23,8 @@ import Testing
         let v2 = try register("two", activate: false)
         #expect(v2.version == 2 && !v2.active)
         #expect(try db.read { try ModelRegistry.active($0, kind: "churn")?.payload } == Data("one".utf8))
-        try db.write { try ModelRegistry.activate($0, kind: "churn", version: 2) }
+        let activated = try db.write { try ModelRegistry.activate($0, kind: "churn", version: 2) }
+        #expect(activated.version == 2 && activated.active)  // as it now is (`model rollback --to 2 --json` prints it)
         #expect(try db.read { try ModelRegistry.activeVersions($0) } == ["churn": 2])
         #expect(try db.write { try ModelRegistry.rollback($0, kind: "churn") }.version == 1)
         #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "churn") } }  // nothing older
