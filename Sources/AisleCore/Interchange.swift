@@ -8,11 +8,29 @@ public enum Interchange {
     /// Longest accepted free text, in characters.
     public static let maxTextLength = 10_000
     /// Refuses a free text longer than ``maxTextLength`` characters, or than four times as many
-    /// UTF-8 bytes (a character may carry any number of combining marks), naming `field`.
-    public static func checkTextLength(_ text: String, field: String) throws(FieldError) {
-        guard text.utf8.count <= 4 * maxTextLength, text.count <= maxTextLength else {
-            throw FieldError(field: field, "longer than \(maxTextLength) characters or \(4 * maxTextLength) bytes")
-        }
+    /// UTF-8 bytes (a character may carry any number of combining marks), naming `field`;
+    /// returns its characters.
+    @discardableResult
+    public static func checkTextLength(_ text: String, field: String) throws(FieldError) -> Int {
+        func tooLong() -> FieldError { FieldError(field: field, "longer than \(maxTextLength) characters or \(4 * maxTextLength) bytes") }
+        guard text.utf8.count <= 4 * maxTextLength else { throw tooLong() }
+        let characters = text.count
+        guard characters <= maxTextLength else { throw tooLong() }
+        return characters
+    }
+
+    /// Refuses a quantity of 0 or beyond ±``maxQuantity``, naming `field` — not the value, which
+    /// a column mix-up could make a card number (the same for prices).
+    public static func checkQuantity(_ qty: Int64, field: String) throws(FieldError) {
+        guard qty != 0 else { throw FieldError(field: field, "zero") }
+        // magnitude, not abs: abs(Int64.min) traps.
+        guard qty.magnitude <= maxQuantity.magnitude else { throw FieldError(field: field, "absurd; limit is ±\(maxQuantity)") }
+    }
+
+    /// Refuses a negative price or one over ``maxPrice``, naming `field`.
+    public static func checkPrice(_ price: Double, field: String) throws(FieldError) {
+        guard price >= 0 else { throw FieldError(field: field, "negative") }
+        guard price <= maxPrice else { throw FieldError(field: field, "absurd; limit is \(maxPrice)") }
     }
 
     /// Longest accepted identifier (customer, session, receipt, SKU, event id), in bytes.
@@ -48,14 +66,11 @@ public enum Interchange {
         event.source = try identifier(o, "source")
         event.store = try identifier(o, "store")
         if let qty = try integer(o, "qty") {
-            guard qty != 0 else { throw FieldError(field: "qty", "zero") }
-            // magnitude, not abs: abs(Int64.min) traps.
-            guard qty.magnitude <= maxQuantity.magnitude else { throw FieldError(field: "qty", "absurd; limit is ±\(maxQuantity)") }
+            try checkQuantity(qty, field: "qty")
             event.qty = qty
         }
         if let price = try number(o, "price") {
-            guard price >= 0 else { throw FieldError(field: "price", "negative") }
-            guard price <= maxPrice else { throw FieldError(field: "price", "absurd; limit is \(maxPrice)") }
+            try checkPrice(price, field: "price")
             event.price = price
         }
         if let text = try string(o, "text") {
@@ -97,8 +112,7 @@ public enum Interchange {
         var entry = CatalogEntry(item: sku, title: title)
         entry.category = try string(o, "category").map(Normalize.text).flatMap { $0.isEmpty ? nil : $0 }
         if let price = try number(o, "price") {
-            guard price >= 0 else { throw FieldError(field: "price", "negative") }
-            guard price <= maxPrice else { throw FieldError(field: "price", "absurd; limit is \(maxPrice)") }
+            try checkPrice(price, field: "price")
             entry.price = price
         }
         entry.active = try bool(o, "active")

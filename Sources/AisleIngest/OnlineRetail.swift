@@ -87,11 +87,9 @@ public enum OnlineRetail {
         let sku = Normalize.sku(f[2])
         guard !sku.isEmpty else { throw FieldError(field: "StockCode", "empty") }
         guard let qty = Int64(f[4]) else { throw FieldError(field: "Quantity", "not an integer") }
-        guard qty != 0 else { throw FieldError(field: "Quantity", "zero") }
-        guard qty.magnitude <= Interchange.maxQuantity.magnitude else { throw FieldError(field: "Quantity", "absurd; limit is ±\(Interchange.maxQuantity)") }
+        try Interchange.checkQuantity(qty, field: "Quantity")
         guard let price = Double(f[5]), price.isFinite else { throw FieldError(field: "UnitPrice", "not a number") }
-        guard price >= 0 else { throw FieldError(field: "UnitPrice", "negative") }
-        guard price <= Interchange.maxPrice else { throw FieldError(field: "UnitPrice", "absurd; limit is \(Interchange.maxPrice)") }
+        try Interchange.checkPrice(price, field: "UnitPrice")
         let isReturn = qty < 0 || invoice.hasPrefix("C")
         let event = IncomingEvent(
             ts: ts, type: isReturn ? .return : .purchase, customer: header.customer, receipt: invoice,

@@ -123,8 +123,9 @@ struct AgentRoutes: Sendable {
         var texts: [String] = [], characters = 0
         for (i, v) in values.enumerated() {
             guard case .string(let t) = v else { return HTTPJSON.error(.badRequest, "bad_texts", "texts[\(i)]: expected a string, got \(v.typeName)") }
-            do throws(FieldError) { try Interchange.checkTextLength(t, field: "texts[\(i)]") } catch { return HTTPJSON.error(.badRequest, "bad_texts", error.description) }
-            characters += t.count
+            do throws(FieldError) { characters += try Interchange.checkTextLength(t, field: "texts[\(i)]") } catch {
+                return HTTPJSON.error(.badRequest, "bad_texts", error.description)
+            }
             guard characters <= Self.maxEmbedCharacters else {
                 return HTTPJSON.error(.badRequest, "bad_texts", "texts: more than \(Self.maxEmbedCharacters) characters in all (at texts[\(i)])")
             }
