@@ -37,7 +37,7 @@ let package = Package(
     ],
     targets: [
         // Domain types, the interchange codec, time and text normalisation.
-        .target(name: "AisleCore", swiftSettings: strict),
+        .target(name: "AisleCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Pure models: frequent itemsets and rules, BG/NBD, logistic regression, metrics (no I/O).
         .target(name: "AisleModels", swiftSettings: numeric),
         // Customer insight in use: per-customer insight (segment, BG/NBD, spend, churn), sentiment.

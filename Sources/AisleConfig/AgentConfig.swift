@@ -82,7 +82,7 @@ public struct AgentConfig: Sendable, Equatable {
             r.fail("socket.mode", "expected octal permission bits such as \"0660\"; got \"\(mode)\"")
         }
         c.socketGroup = r.string("socket.group", c.socketGroup)
-        if !c.socketGroup.isEmpty, getgrnam(c.socketGroup) == nil { r.fail("socket.group", "no such group '\(c.socketGroup)'") }
+        if !c.socketGroup.isEmpty, groupID(c.socketGroup) == nil { r.fail("socket.group", "no such group '\(c.socketGroup)'") }
         c.maxBodyBytes = r.int("http.max_body_bytes", c.maxBodyBytes, in: 1024...(1 << 30))
         c.maxBatchEvents = r.int("http.max_batch_events", c.maxBatchEvents, in: 1...1_000_000)
         c.encoderModel = r.string("encoder.model", c.encoderModel)
@@ -174,4 +174,9 @@ public struct HubConfig: Sendable, Equatable {
     public static func load(path: String) throws(ConfigError) -> HubConfig {
         try parse(try readConfigText(path), path: path)
     }
+}
+
+extension AgentConfig {
+    /// The id of the group `name`, nil when the system has no such group.
+    public static func groupID(_ name: String) -> gid_t? { getgrnam(name).map { $0.pointee.gr_gid } }
 }

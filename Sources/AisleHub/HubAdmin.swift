@@ -73,7 +73,7 @@ public struct HubAdmin: Sendable {
             }
             try db.execute(
                 sql: "INSERT INTO tokens(hash, store_id, expires_at) VALUES (?, ?, ?)",
-                arguments: [Data(SHA256.hash(data: Data(token.utf8))), store, now + Int64(hours) * 3600])
+                arguments: [Digests.sha256(token), store, now + Int64(hours) * 3600])
             try database.audit(db, "stores add", "\(store) (\(name)), token valid \(hours) h")
         }
         return (store, token)

@@ -13,10 +13,16 @@ public struct HubDatabase: Sendable {
     public let identity: SyncIdentity
     public let directory: URL
 
-    /// Opens (creating when missing) the data directory `path`. With `maxBytes` > 0 the
-    /// database may not grow past it: writes then fail as `storage_full`, like a full disk.
-    public static func open(path: String, maxBytes: Int64 = 0) throws -> HubDatabase {
+    /// Opens the data directory `path`, creating a new hub there when it has none unless `create`
+    /// is false (then `not_found`: a mistyped path must not become a hub with a key of its own).
+    /// With `maxBytes` > 0 the database may not grow past it: writes then fail as `storage_full`,
+    /// like a full disk.
+    public static func open(path: String, maxBytes: Int64 = 0, create: Bool = true) throws -> HubDatabase {
         let directory = URL(fileURLWithPath: path)
+        let file = directory.appendingPathComponent(fileName).path
+        guard create || FileManager.default.fileExists(atPath: file) else {
+            throw SyncError(.notFound, "no hub at \(path) (`aisle-hub serve` makes one; check --data or storage.path)")
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         var config = Configuration()
         config.busyMode = .timeout(10)
@@ -27,7 +33,6 @@ public struct HubDatabase: Sendable {
                 try db.execute(sql: "PRAGMA max_page_count = \(max(16, maxBytes / pageSize))")
             }
         }
-        let file = directory.appendingPathComponent(fileName).path
         // Owner-only from the start: SQLite would create it with the umask's permissions.
         if !FileManager.default.fileExists(atPath: file), !FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]) {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file])

@@ -1,5 +1,5 @@
+import AisleCore
 import AisleSync
-import Crypto
 import Foundation
 import GRDB
 
@@ -62,7 +62,7 @@ public struct HubService: Sendable {
         let request = try SyncJSON.decode(EnrollRequest.self, try envelope.open(signedBy: envelope.sender, with: identity), "enroll")
         guard request.signKey == envelope.sender else { throw SyncError(.wrongKey, "sign_key: differs from the key that signed the envelope") }
         let keys = try PublicKeys(sign: request.signKey, agree: request.agreeKey)
-        let hash = Data(SHA256.hash(data: Data(request.token.utf8)))
+        let hash = Digests.sha256(request.token)
         return try database.write { db in
             guard let token = try Row.fetchOne(db, sql: "SELECT store_id, expires_at, used_at FROM tokens WHERE hash = ?", arguments: [hash]),
                 token["store_id"] as String == envelope.store

@@ -73,10 +73,13 @@ public struct CustomerInsight: Sendable, Encodable {
 
     /// The insight of `customers` (store ids) as of `t`, against the store-wide fits of the last
     /// ``computeAll(_:asOf:)``: what serving does as a customer's events arrive. Customers
-    /// without a purchase before `t` have none.
-    public static func update(_ db: Database, asOf t: Int64, customers: [Int64], population: Population) throws -> [Int64: CustomerInsight] {
+    /// without a purchase before `t` have none. Nil when the fits saw no customer and some of
+    /// these have bought: the store's first buyers need ``computeAll(_:asOf:)`` (BG/NBD's
+    /// expectation over no customers is infinite).
+    public static func update(_ db: Database, asOf t: Int64, customers: [Int64], population: Population) throws -> [Int64: CustomerInsight]? {
         let snapshot = try CustomerSnapshot.load(db, asOf: t, customers: customers)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(population.horizonDays), bgnbd: population.bgnbd)
+        guard population.customers > 0 || features.ids.isEmpty else { return nil }
         return try insight(db, snapshot, features, snapshot.rfmCustomers, population: population, customers: customers)
     }
 

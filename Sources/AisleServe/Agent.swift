@@ -151,7 +151,7 @@ public enum Agent {
     static func reloadOnHangup(
         _ encoder: EncoderHost, _ insight: InsightHost, _ reviews: TextScorer, _ intent: IntentHost, _ recommendations: RecommendationHost, _ assist: AssistHost
     ) -> any DispatchSourceSignal {
-        signal(SIGHUP, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)  // the source needs it ignored; aisled's first line did so already, for the start
         let source = DispatchSource.makeSignalSource(signal: SIGHUP)
         source.setEventHandler {
             Task {
@@ -169,8 +169,8 @@ public enum Agent {
 
     static func groupID(_ name: String) throws -> gid_t? {
         guard !name.isEmpty else { return nil }
-        guard let entry = getgrnam(name) else { throw AgentError.unknownGroup(name) }
-        return entry.pointee.gr_gid
+        guard let gid = AgentConfig.groupID(name) else { throw AgentError.unknownGroup(name) }
+        return gid
     }
 }
 

@@ -77,10 +77,7 @@ public actor InsightHost {
                     guard now.erasures == marks.erasures else { return nil }  // a customer erased: all again
                     let changed = try marks.customersChanged(db)
                     guard changed.count <= InsightHost.maxUpdate, let last = try Queries.lastEventTime(db) else { return nil }
-                    let rows = try CustomerInsight.update(db, asOf: last + 1, customers: changed, population: population)
-                    // Fits of no customers cannot score the first buyers (BG/NBD's expectation is infinite).
-                    if population.customers == 0, !rows.isEmpty { return nil }
-                    return (rows, now)
+                    return try CustomerInsight.update(db, asOf: last + 1, customers: changed, population: population).map { ($0, now) }
                 }
             }
         }

@@ -221,7 +221,7 @@ public actor RecommendationHost {
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
         // The log is written whatever the index is doing (a rebuild takes seconds).
         async let logging: Void = flushEvery(Self.flushPeriod)
-        async let pruning: Void = pruneEvery(interval)
+        async let pruning: Void = repeatEvery(interval) { await pruneLog() }
         var last = ContinuousClock.now
         await refresh(force: true)
         while !Task.isCancelled {
@@ -233,30 +233,20 @@ public actor RecommendationHost {
         _ = await (logging, pruning)
     }
 
-    private func pruneEvery(_ period: Duration) async {
-        while !Task.isCancelled {
-            await pruneLog()
-            try? await Task.sleep(for: period)
-        }
-    }
-
     /// Deletes the slates served more than `logDays` ago, 1,000 to a transaction,
     /// then the feedback as old left without its slate.
     func pruneLog() async {
         let before = Int64(Date().timeIntervalSince1970) - Int64(logDays) * 86_400
-        var deleted = 0
         do {
-            while !Task.isCancelled {
-                // At the flush's priority when it is behind: both use the log's one connection.
-                let n = try await log.write(behind: pendingSlates.count > Self.maxBacklog) { try RecommendationLog.prune($0, before: before, rows: 1_000) }
-                deleted += n
-                if n == 0 { break }
+            // At the flush's priority when it is behind: both use the log's one connection.
+            let deleted = try await inBatches {
+                try await log.write(behind: pendingSlates.count > Self.maxBacklog) { try RecommendationLog.prune($0, before: before, rows: 1_000) }
             }
             try await log.write { try RecommendationLog.pruneFeedback($0, before: before) }
+            if deleted > 0 { logger.info("recommendation log pruned", metadata: ["slates": "\(deleted)", "days_kept": "\(logDays)"]) }
         } catch {
             logger.error("recommendation log not pruned", metadata: ["error": "\(error)"])
         }
-        if deleted > 0 { logger.info("recommendation log pruned", metadata: ["slates": "\(deleted)", "days_kept": "\(logDays)"]) }
     }
 
     /// Flushes until cancelled, and not once more then: in a cancelled task GRDB refuses the

@@ -7,20 +7,34 @@ import Logging
 /// start and hourly, 1,000 events to a transaction; `days` 0 keeps them.
 func keepTextFor(days: Int, store: Store, logger: Logger) async {
     guard days > 0 else { return }
-    while !Task.isCancelled {
+    await repeatEvery(.seconds(3600)) {
         let before = Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400
-        var cleared = 0
         do {
-            while !Task.isCancelled {
-                // Through Blocking, so that the agent's stop waits for a pass under way.
-                let n = try await Blocking.run { try TextRetention.clear(store.database, before: before, rows: 1_000) }
-                cleared += n
-                if n == 0 { break }
-            }
+            // Through Blocking, so that the agent's stop waits for a pass under way.
+            let cleared = try await inBatches { try await Blocking.run { try TextRetention.clear(store.database, before: before, rows: 1_000) } }
+            if cleared > 0 { logger.info("old search and question texts cleared", metadata: ["events": "\(cleared)", "days_kept": "\(days)"]) }
         } catch {
             logger.error("old search and question texts not cleared", metadata: ["error": "\(error)"])
         }
-        if cleared > 0 { logger.info("old search and question texts cleared", metadata: ["events": "\(cleared)", "days_kept": "\(days)"]) }
-        try? await Task.sleep(for: .seconds(3600))
     }
+}
+
+/// Runs `body` now and then every `period` until the task is cancelled.
+func repeatEvery(_ period: Duration, isolation: isolated (any Actor)? = #isolation, _ body: () async -> Void) async {
+    while !Task.isCancelled {
+        await body()
+        try? await Task.sleep(for: period)
+    }
+}
+
+/// Runs `batch` — one transaction deleting or clearing up to some rows, returning how many — until
+/// one finds none or the task is cancelled; the rows of all.
+func inBatches(isolation: isolated (any Actor)? = #isolation, _ batch: () async throws -> Int) async throws -> Int {
+    var total = 0
+    while !Task.isCancelled {
+        let n = try await batch()
+        total += n
+        if n == 0 { break }
+    }
+    return total
 }

@@ -97,7 +97,7 @@ public enum ModelRegistry {
         }
         let payload: Data = row["payload"]
         let record = try decode(row)
-        guard Hex.string(SHA256.hash(data: payload)) == record.sha256 else {
+        guard Digests.sha256Hex(payload) == record.sha256 else {
             throw RegistryError("model \(kind) v\(record.version): payload does not match its SHA-256; roll back with `aislectl model rollback \(kind)`")
         }
         return (record, payload)

@@ -1,5 +1,4 @@
 import AisleCore
-import Crypto
 import Foundation
 import GRDB
 
@@ -8,7 +7,7 @@ import GRDB
 /// policy` and `aislectl experiments report` read. It is kept for a number of days, not for ever.
 public enum RecommendationLog {
     /// How `erased_sessions` names an erased customer's kiosk session: the key's SHA-256.
-    public static func sessionDigest(_ key: String) -> Data { Data(SHA256.hash(data: Data(key.utf8))) }
+    public static func sessionDigest(_ key: String) -> Data { Digests.sha256(key) }
 
     /// Deletes the oldest `rows` slates served before `ts` (seconds), with
     /// their explored positions and feedback, in one transaction; returns how many slates went.

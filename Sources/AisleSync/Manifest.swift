@@ -1,5 +1,4 @@
 import AisleCore
-import Crypto
 import Foundation
 
 /// What the hub says about one global model version. Signed as its exact JSON bytes, so a
@@ -23,13 +22,13 @@ public struct ModelManifest: Sendable, Codable, Equatable {
 
     public init(kind: String, version: Int, round: UInt64, payload: Data, createdAt: Int64, epsilon: Double?, delta: Double, metrics: [String: Double], hub: String) {
         (self.kind, self.version, self.round, self.bytes, self.createdAt) = (kind, version, round, payload.count, createdAt)
-        sha256 = Hex.string(SHA256.hash(data: payload))
+        sha256 = Digests.sha256Hex(payload)
         (self.epsilon, self.delta, self.metrics, self.hub) = (epsilon, delta, metrics, hub)
     }
 
     /// Whether `payload` is the model this manifest describes.
     public func matches(_ payload: Data) -> Bool {
-        payload.count == bytes && Hex.string(SHA256.hash(data: payload)) == sha256
+        payload.count == bytes && Digests.sha256Hex(payload) == sha256
     }
 }
 

@@ -1,6 +1,5 @@
 import AisleCore
 import AisleFederated
-import Crypto
 import Foundation
 
 /// The JSON coders of message payloads: snake_case keys, sorted, bytes in standard base64.
@@ -206,7 +205,7 @@ public struct UploadPart: Sendable, Codable, Equatable {
     public static func contentId(kind: String, round: UInt64, payload: Data) -> String {
         var d = Data("aisle-sync/1 content".utf8) + Data([0]) + Data(kind.utf8) + Data([0])
         withUnsafeBytes(of: round.bigEndian) { d.append(contentsOf: $0) }
-        return Hex.string(SHA256.hash(data: d + payload))
+        return Digests.sha256Hex(d + payload)
     }
 
     /// Number of parts a payload of `size` bytes travels in.

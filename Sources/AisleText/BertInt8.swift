@@ -128,7 +128,7 @@ public enum Int8ModelFile {
         var content = SHA256()
         for t in tensors { content.update(data: t.data) }
         let metadata = [
-            "format": format, "format_version": version, "scheme": scheme, "source_sha256": withExtendedLifetime(source) { Hex.string(SHA256.hash(data: source.bytes)) },
+            "format": format, "format_version": version, "scheme": scheme, "source_sha256": withExtendedLifetime(source) { Digests.sha256Hex(source.bytes) },
             "content_sha256": Hex.string(content.finalize()), "config": c.json,
         ]
         try SafeTensors.write(tensors, metadata: metadata, to: output)
@@ -138,7 +138,7 @@ public enum Int8ModelFile {
     /// SHA-256 (hex) of the float32 weights an int8 file is made from.
     public static func sourceDigest(_ files: ModelFiles) throws -> String {
         let file = try SafeTensors(path: files.weights.path)
-        return withExtendedLifetime(file) { Hex.string(SHA256.hash(data: file.bytes)) }  // the bytes live as long as the mapping
+        return withExtendedLifetime(file) { Digests.sha256Hex(file.bytes) }  // the bytes live as long as the mapping
     }
 }
 
@@ -172,7 +172,7 @@ public final class BertInt8: SentenceEncoder, @unchecked Sendable {
         guard let configText = f.metadata["config"], let source = f.metadata["source_sha256"], let content = f.metadata["content_sha256"] else {
             throw TensorFileError(path: path, reason: "metadata lacks config, source_sha256 or content_sha256")
         }
-        let actual = Hex.string(SHA256.hash(data: f.dataSection))
+        let actual = Digests.sha256Hex(f.dataSection)
         guard actual == content else {
             throw TensorFileError(path: path, reason: "corrupt: the tensor data's SHA-256 is \(actual.prefix(16))…, the file records \(content.prefix(16))…")
         }

@@ -1,5 +1,4 @@
 import AisleCore
-import Crypto
 import Foundation
 import Synchronization
 
@@ -37,7 +36,7 @@ public final class EncoderService: Sendable {
     public var batchesRun: Int { batchCount.withLock { $0 } }
 
     /// The key a text is cached under: SHA-256 of its UTF-8 bytes.
-    public static func key(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
+    public static func key(_ text: String) -> Data { Digests.sha256(text) }
 
     /// Embeds texts: from the cache where possible, else through the batched encoder.
     /// `cached: false` skips the cache (one-off texts such as kiosk queries, not worth a lookup).

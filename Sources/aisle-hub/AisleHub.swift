@@ -58,12 +58,8 @@ struct HubOptions: ParsableArguments {
     /// mistyped path would hand out tokens of a hub that does not serve.
     func admin<T>(_ body: (HubAdmin, HubConfig) throws -> T) throws -> T {
         let cfg = try load()
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: cfg.dataPath).appendingPathComponent(HubDatabase.fileName).path) else {
-            FileHandle.standardError.write(Data("aisle-hub: no hub at \(cfg.dataPath) (`aisle-hub serve` makes one; check --data or storage.path)\n".utf8))
-            throw ExitCode(4)
-        }
         do {
-            return try body(HubAdmin(database: try HubDatabase.open(path: cfg.dataPath, maxBytes: Int64(cfg.maxDatabaseMB) << 20)), cfg)
+            return try body(HubAdmin(database: try HubDatabase.open(path: cfg.dataPath, maxBytes: Int64(cfg.maxDatabaseMB) << 20, create: false)), cfg)
         } catch let e as SyncError {
             FileHandle.standardError.write(Data("aisle-hub: \(e.message)\n".utf8))
             throw e.code == .notFound ? ExitCode(4) : e.code == .badRequest ? .validationFailure : .failure

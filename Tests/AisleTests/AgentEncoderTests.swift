@@ -310,13 +310,17 @@ import Testing
             let t = try #require(try Queries.lastEventTime(db)) + 1
             let all = try CustomerInsight.computeAll(db, asOf: t)
             let some = Array(all.insight.keys.sorted().enumerated().filter { $0.offset % 97 == 0 }.map(\.element))
-            let updated = try CustomerInsight.update(db, asOf: t, customers: some, population: all.population)
+            let updated = try #require(try CustomerInsight.update(db, asOf: t, customers: some, population: all.population))
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
             #expect(some.count > 40 && updated.count == some.count)
             for id in some { #expect(try encoder.encode(updated[id]) == encoder.encode(all.insight[id]), "customer \(id)") }
             // A customer without purchases has no insight.
-            #expect(try CustomerInsight.update(db, asOf: t, customers: [-1], population: all.population).isEmpty)
+            #expect(try CustomerInsight.update(db, asOf: t, customers: [-1], population: all.population)?.isEmpty == true)
+            // Fits from before the first purchase cannot score buyers: the update defers to computing all.
+            let none = try CustomerInsight.computeAll(db, asOf: 0).population
+            #expect(none.customers == 0)
+            #expect(try CustomerInsight.update(db, asOf: t, customers: some, population: none) == nil)
         }
     }
 

@@ -122,4 +122,25 @@ import Testing
         #expect(rows.map { [$0["type"], $0["text"] ?? "—"] as [String] } == [["question", "—"], ["review", "lovely mug"], ["search", "—"], ["search", "red teapot"]])
         #expect(rows.filter { $0["type"] == "search" }.allSatisfy { $0["named"] == true })
     }
+
+    /// The agent clears them itself, at start and hourly after, as `[privacy] text_days` says.
+    @Test func theAgentClearsOldWordsAtStart() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let now = Int64(Date().timeIntervalSince1970), day: Int64 = 86_400
+        let events = [
+            #"{"ts":\#(now - 40 * day),"type":"search","text":"old words"}"#,
+            #"{"ts":\#(now - 10 * day),"type":"search","text":"new words"}"#,
+        ]
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: events, in: dir))
+        let log = dir.appendingPathComponent("agent.log")
+        let agent = try await TestSupport.startAgent(store: store, socket: dir.appendingPathComponent("t.sock").path, log: log, config: "[privacy]\ntext_days = 30\n")
+        defer { TestSupport.kill9(agent) }
+        let reader = try Store.open(at: store, readOnly: true)
+        // Logged once the pass has committed.
+        for _ in 0..<600 where (try? String(contentsOf: log, encoding: .utf8))?.contains("old search and question texts cleared") != true {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let texts = try await reader.database.read { try String?.fetchAll($0, sql: "SELECT text FROM events WHERE type = 'search' ORDER BY ts") }
+        #expect(texts == [nil, "new words"])
+    }
 }

@@ -8,23 +8,11 @@ import Testing
 
 @Suite struct HubTests {
     @Test func hubStartsFromItsConfigAndAnswersHealth() async throws {
-        let dir = try TestSupport.temporaryDirectory()
-        let port = Int.random(in: 20_000..<32_768)
-        let config = dir.appendingPathComponent("hub.toml")
-        try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(dir.appendingPathComponent("hub").path)\"\n", to: config)
-        let hub = try TestSupport.launch("aisle-hub", ["serve", "--config", config.path], stderrTo: dir.appendingPathComponent("hub.log"))
-        defer {
-            hub.process.terminate()
-            hub.process.waitUntilExit()
-        }
-        var body = ""
-        for _ in 0..<100 {
-            if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/health")!) {
-                body = String(decoding: data, as: UTF8.self)
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        // Started from its config file (the fixture writes one with its port and data directory).
+        let hub = try await HubFixture()
+        let dir = hub.dir
+        let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: hub.url + "/v1/health")))
+        let body = String(decoding: data, as: UTF8.self)
         #expect(body.contains(#""status":"ok""#) && body.contains(#""role":"hub""#))
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("hub").path))
 

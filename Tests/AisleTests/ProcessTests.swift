@@ -64,6 +64,7 @@ import Testing
         try TestSupport.write("[http]\nmax_batch_events = 5\n[log]\nformat = \"json\"\n", to: config)
         let log = dir.appendingPathComponent("aisled.log")
         let p = try TestSupport.launch("aisled", ["--config", config.path, "--store", store.path, "--socket", socket], stderrTo: log)
+        defer { TestSupport.kill9(p.process) }
         // Until it answers (the socket's mode is set once the server runs, after the file exists).
         for _ in 0..<400 where (try? await UnixHTTP.request(path: socket, .GET, "/v1/health"))?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
 
@@ -142,6 +143,7 @@ import Testing
         close(fd)
         #expect(bound == 0 && FileManager.default.fileExists(atPath: socket))
         let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/health").status == 200)
         agent.terminate()
         agent.waitUntilExit()
@@ -171,6 +173,7 @@ import Testing
         let victim = try makeStore(dir, "victim")
         let socket = dir.appendingPathComponent("v.sock").path
         var agent = try await TestSupport.startAgent(store: victim, socket: socket, log: dir.appendingPathComponent("agent1.log"))
+        defer { TestSupport.kill9(agent) }
         let batches = stride(from: 0, to: part2.count, by: 500).map { part2[$0..<min($0 + 500, part2.count)] }
         var posted = 0
         while posted < batches.count / 3 {
@@ -178,6 +181,7 @@ import Testing
             posted += 1
         }
         let importer = try TestSupport.launch("aislectl", ["import", "events", file1.path, "--store", victim.path, "--quiet", "--batch-size", "1000"])
+        defer { TestSupport.kill9(importer.process) }
         // Until the import is under way (bounded: an import that finished before this looked
         // would otherwise be waited for for ever; the check below then says the kill came late).
         let deadline = ContinuousClock.now + .seconds(120)
@@ -216,6 +220,7 @@ import Testing
         var acknowledged = 0
         for round in 0..<5 {
             let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log\(round)"))
+            defer { TestSupport.kill9(agent) }
             let batch = (0..<200).map { #"{"id":"r\#(round)-\#($0)","ts":\#(1_300_000_000 + $0),"type":"cart","item":"I\#($0)"}"# }
             let r = try await post(socket, batch[...])
             #expect(r.status == 200 && r.text.contains(#""accepted":200"#))
@@ -236,6 +241,7 @@ import Testing
         let imported = try TestSupport.run("aislectl", ["import", "events", file.path, "--store", store.path])
         let log = dir.appendingPathComponent("agent.log")
         let agent = try await TestSupport.startAgent(store: store, socket: socket, log: log)
+        defer { TestSupport.kill9(agent) }
         let posted = raws.enumerated().map { #"{"ts":\#(1_300_100_000 + $0.offset),"type":"cart","customer":"\#($0.element)","item":"B"}"# }
         #expect(try await post(socket, posted[...]).status == 200)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/\(raws[3])/history").status == 200)

@@ -128,8 +128,10 @@ enum TestSupport {
         throw TestFailure("aisled did not come up: \(text)")
     }
 
-    /// Sends SIGKILL and waits for the process to go.
+    /// Sends SIGKILL and waits for the process to go; nothing when it has gone already (its pid
+    /// may be another process's by then), so a `defer` may follow a clean stop.
     static func kill9(_ p: Process) {
+        guard p.isRunning else { return }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
     }
