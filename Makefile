@@ -11,6 +11,9 @@ RETAIL := tools/sample
 endif
 
 .PHONY: run test deps model build release int8-model demo-store start stop answers bench soak fleet clean
+# Each recipe's prerequisites run in the order written (the build before the model's quantisation,
+# the store before the agent), also under `make -j`.
+.NOTPARALLEL:
 
 ## run: install what is missing, build in release, load the demo store, start the agent, show answers
 run: deps model release int8-model demo-store start answers
@@ -48,15 +51,21 @@ demo-store: stop
 start: stop
 	@echo "starting aisled on $(SOCKET) (log: $(DEMO)/aisled.log)"
 	@nohup $(RELEASE)/aisled --config firmware-config/aisled.toml --store $(DEMO)/store --socket $(SOCKET) > $(DEMO)/aisled.log 2>&1 & echo $$! > $(DEMO)/aisled.pid
-	@for i in $$(seq 1 100); do curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null 2>&1 && break; sleep 0.1; done; curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null || { cat $(DEMO)/aisled.log; exit 1; }
+	@pid=$$(cat $(DEMO)/aisled.pid); \
+	  for i in $$(seq 1 100); do kill -0 $$pid 2>/dev/null || break; curl -sf --unix-socket $(SOCKET) http://aisle/v1/health >/dev/null 2>&1 && exit 0; sleep 0.1; done; \
+	  echo "aisled did not come up:"; cat $(DEMO)/aisled.log; exit 1
 
 ## stop: SIGTERM, then wait for the agent to end (it drains for up to 5 s; the store must not be
-## replaced under it), SIGKILL after 20 s (SQLite recovers its log at the next open)
+## replaced under it), SIGKILL after 20 s (SQLite recovers its log at the next open). A pid file
+## left by a reboot names some other process by now: only an aisled is stopped.
 stop:
 	@if [ -f $(DEMO)/aisled.pid ]; then \
-	  pid=$$(cat $(DEMO)/aisled.pid); kill $$pid 2>/dev/null || true; \
-	  for i in $$(seq 1 200); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
-	  kill -0 $$pid 2>/dev/null && { echo "aisled $$pid still running after 20 s: killing it"; kill -9 $$pid; sleep 0.2; }; \
+	  pid=$$(cat $(DEMO)/aisled.pid); \
+	  if [ "$$(ps -p $$pid -o comm= 2>/dev/null)" = aisled ]; then \
+	    kill $$pid 2>/dev/null || true; \
+	    for i in $$(seq 1 200); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	    kill -0 $$pid 2>/dev/null && { echo "aisled $$pid still running after 20 s: killing it"; kill -9 $$pid; sleep 0.2; }; \
+	  fi; \
 	  rm -f $(DEMO)/aisled.pid; fi
 
 answers:
@@ -70,12 +79,12 @@ fleet: deps release
 ## bench: the measurements quoted in docs/BENCHMARKS.md (release build)
 BENCH ?= all
 bench: deps model release int8-model
-	tools/bench/run $(BENCH)
+	SHARED=$(SHARED) tools/bench/run $(BENCH)
 
 ## soak: recommendations at 2,000/s for SOAK_MINUTES (30), a line a minute: latency, log size, memory
 SOAK_MINUTES ?= 30
 soak: deps model release int8-model
-	SOAK_MINUTES=$(SOAK_MINUTES) tools/bench/recommend
+	SOAK_MINUTES=$(SOAK_MINUTES) SHARED=$(SHARED) tools/bench/recommend
 
 clean: stop
 	rm -rf $(DEMO) .build

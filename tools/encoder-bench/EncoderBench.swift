@@ -19,6 +19,10 @@ struct EncoderBench: ParsableCommand {
     @Option var batch = 32
     @Option var runs = 3
 
+    func validate() throws {
+        guard threads >= 1, batch >= 1, runs >= 1 else { throw ValidationError("--threads, --batch and --runs: need at least 1") }
+    }
+
     func run() throws {
         let files = ModelFiles.default
         let tokenizer = try WordPieceTokenizer(vocabulary: files.vocabulary)

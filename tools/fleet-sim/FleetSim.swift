@@ -53,11 +53,19 @@ struct FleetSim: AsyncParsableCommand {
         return s
     }
 
+    func validate() throws {
+        // The hub's rounds need two thirds of the stores, and at least 3 (secure aggregation).
+        guard stores >= 3 else { throw ValidationError("--stores: need at least 3 (a round needs 3 stores' updates)") }
+        guard rounds >= 1 else { throw ValidationError("--rounds: need at least 1") }
+        guard (0...1).contains(dropout) else { throw ValidationError("--dropout: a share from 0 to 1") }
+    }
+
     func run() async throws {
         let fleet = try Fleet(work: URL(fileURLWithPath: work), tools: URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
         let t = try Timestamp.parse(cutoff + "T00:00:00Z")
         log("splitting \(data) into \(stores) stores by \(split.rawValue)")
         let names = try fleet.prepare(data: URL(fileURLWithPath: data), stores: stores, split: split, cutoff: cutoff, horizonDays: horizonDays)
+        defer { fleet.stopAgents(); fleet.stopHub() }  // on a failure too: no agent or hub left running
         try await fleet.startHub()
         try await fleet.startAgents(names, budget: noiseMultiplier > 0 ? 8 : 0)
         let minStores = max(3, (names.count * 2 + 2) / 3)
@@ -73,7 +81,6 @@ struct FleetSim: AsyncParsableCommand {
         }
         fleet.stopAgents()
         try fleet.report(names, model: m, settings: settings, cutoff: t)
-        fleet.stopHub()
     }
 }
 

@@ -20,6 +20,10 @@ struct LoadGen: ParsableCommand {
         @Option(help: "Concurrent connections.") var connections = 2
         @Option(help: "Prefix of event ids (use a new one per run to avoid duplicates).") var runID = String(Int(Date().timeIntervalSince1970))
 
+        func validate() throws {
+            guard batch >= 1, batches >= 1 else { throw ValidationError("--batch and --batches: need at least 1") }
+        }
+
         func run() throws {
             let bodies = (0..<batches).map { Array(payload(batch: $0).utf8) }  // built before the clock starts
             let start = Clock.now()
@@ -29,7 +33,7 @@ struct LoadGen: ParsableCommand {
                 return seconds(Clock.now() - t0)
             }
             let elapsed = seconds(Clock.now() - start)
-            let events = batches * batch
+            let events = latencies.count * batch  // the requests answered, not those asked for
             print(String(format: "events: %d in %.2f s = %.0f events/s (batch %d, %d connections)", events, elapsed, Double(events) / elapsed, batch, connections))
             print(Percentiles(latencies).line(unit: "request latency"))
         }

@@ -142,6 +142,7 @@ enum Clock {
 /// taking the next request number as it is free; returns what `send` measured for each. The
 /// first error stops every connection and is thrown; `send` returning nil ends its connection.
 func drive(socket: String, connections: Int, requests: Int, _ send: @escaping @Sendable (SocketHTTP, Int) throws -> Double?) throws -> [Double] {
+    guard connections >= 1 else { throw ValidationError("--connections: need at least 1") }
     let next = Atomic<Int>(0)
     let results = Mutex<(measured: [Double], error: (any Error)?)>(([], nil))
     let done = DispatchGroup()
