@@ -96,13 +96,16 @@ extension AgentRoutes {
         }
         let corrected = search.corrected(fields.text)
         let vector: [Float]?
-        if mode != .lexical, let encoder = state.encoder, search.encoderVersion == encoder.encoder.version {
+        // A hybrid query without a word to search for ("?", "3") has no meaning to look for either.
+        if mode == .dense || (mode == .hybrid && !corrected.isEmpty), let encoder = state.encoder, search.encoderVersion == encoder.encoder.version {
             vector = try await encoder.embed(mode == .dense ? fields.text : corrected, cached: false)
         } else {
             vector = nil
         }
         if mode == .dense, vector == nil {
-            return HTTPJSON.error(.serviceUnavailable, "encoder_unavailable", "dense search needs the encoder, which is not loaded")
+            return state.encoder == nil
+                ? HTTPJSON.error(.serviceUnavailable, "encoder_unavailable", "dense search needs the encoder, which is not loaded")
+                : HTTPJSON.error(.serviceUnavailable, "search_not_ready", "the search index is being rebuilt for the newly loaded encoder; try again shortly")
         }
         let interests = await interests(fields.customer)
         let hits = try await reads.read { db in try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k, mode: mode) }
@@ -136,8 +139,9 @@ extension AgentRoutes {
             let vector = search.encoderVersion == encoder.encoder.version ? embedding : nil
             let interests = await interests(fields.customer)
             return try await reads.read { db in
-                try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k)
-            }.filter(\.relevant)
+                // Relevant ones from the whole depth, then k: cut to k first, fewer would be left.
+                try search.search(db, query: fields.text, vector: vector, interests: interests, k: CatalogSearch.depth)
+            }.filter(\.relevant).prefix(fields.k).map { $0 }
         }
         if reading.intent == RequestIntents.outOfScope {
             products = try await findProducts()

@@ -15,6 +15,9 @@ public struct VocabularyError: Error, CustomStringConvertible {
 public struct WordPieceTokenizer: Sendable {
     private let vocab: [String: Int32]
     private let special: [(text: String, id: Int32)]
+    /// The longest entry in scalars (a `##` continuation's without the `##`): no piece is longer,
+    /// so WordPiece need not try one (18 in MiniLM's vocabulary; a word may be 100).
+    private let longestPiece: Int
     public let maxLength: Int
     public let cls: Int32
     public let sep: Int32
@@ -37,6 +40,7 @@ public struct WordPieceTokenizer: Sendable {
             throw VocabularyError(description: "\(url.path): no [CLS], [SEP] or [UNK] token")
         }
         self.vocab = vocab
+        longestPiece = vocab.keys.map { $0.unicodeScalars.count - ($0.hasPrefix("##") ? 2 : 0) }.max() ?? 0
         special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { t in vocab[t].map { (t, $0) } }
         self.maxLength = maxLength
         self.cls = cls
@@ -135,7 +139,7 @@ public struct WordPieceTokenizer: Sendable {
         var pieces: [Int32] = []
         var start = 0
         while start < word.count {
-            var end = word.count
+            var end = min(word.count, start + longestPiece)
             var found: Int32?
             while start < end {
                 var candidate = start > 0 ? "##" : ""

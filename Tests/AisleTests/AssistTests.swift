@@ -122,6 +122,7 @@ import Testing
             "T1": ("PORCELAIN TEAPOT WITH ROSES", "kitchen"), "T2": ("RED ENAMEL TEAPOT", "kitchen"), "T3": ("RED ENAMEL TEAPOT", "gifts"),
             "C1": ("SCENTED PILLAR CANDLE VANILLA", "home"), "C2": ("CHRISTMAS LIGHTS 10 REINDEER", "christmas"),
             "L1": ("SPACEBOY LUNCH BOX", "kids"), "M1": ("WHITE CERAMIC COFFEE MUG", "kitchen"), "N1": ("SILVER HEART NECKLACE", "jewellery"),
+            "W1": ("TEA TOWEL", "kitchen"),
         ]
         let catalog = titles.sorted { $0.key < $1.key }.map { #"{"item":"\#($0.key)","title":"\#($0.value.0)","category":"\#($0.value.1)"}"# }
         let storeDir = URL(fileURLWithPath: try ModelsTests.store(events: [], catalog: catalog, in: dir))
@@ -136,10 +137,13 @@ import Testing
             return try store.database.read { try s.search($0, query: q, vector: vector, interests: interests, k: 3, mode: mode) }
         }
         var s = try index()
-        #expect(s.items.count == 8)
+        #expect(s.items.count == 9)
         let typo = try search(s, "porcelian teapto")
         #expect(typo.first?.item.sku == "T1" && typo.first?.reasons.contains("has \"porcelain\" (you typed \"porcelian\")") == true, "\(typo.map(\.reasons))")
         #expect(s.corrected("Porcelian TEAPTO") == "porcelain teapot")
+        // A partial word is the start of a word, not a misspelling of another ("tea", one edit away).
+        #expect(s.corrected("teap") == "teap")
+        #expect(try search(s, "teap", mode: .lexical).map(\.item.sku).sorted() == ["T1", "T2", "T3"])
         let meaning = try search(s, "lunchbox for school")
         #expect(meaning.first?.item.sku == "L1" && meaning.first?.relevant == true, "\(meaning.map(\.item.title))")
         #expect(try search(s, "lunchbox", mode: .lexical).isEmpty)  // no word in common: only the meaning finds it
@@ -246,6 +250,9 @@ import Testing
         let found = try await post(socket, "/v1/search", #"{"query":"chrismas lihgts","k":2,"customer":"alice"}"#, as: Searched.self)
         #expect(found.items.first?.sku == "C2" && found.corrected == "christmas lights" && found.mode == "hybrid", "\(found)")
         let lexical = try await post(socket, "/v1/search", #"{"query":"teapot","mode":"lexical"}"#, as: Searched.self)
+        // No word to search for: nothing, rather than whatever lies nearest to an empty sentence.
+        let nothing = try await post(socket, "/v1/search", #"{"query":"?"}"#, as: Searched.self)
+        #expect(nothing.items.isEmpty && nothing.mode == "lexical", "\(nothing)")
         #expect(Set(lexical.items.map(\.sku)) == ["T1", "T2"] && lexical.mode == "lexical")
         for (path, body, code) in [
             ("/v1/search", #"{"query":""}"#, "bad_query"), ("/v1/search", #"{"k":3}"#, "bad_query"), ("/v1/search", #"{"query":"tea","k":0}"#, "bad_k"),
