@@ -106,8 +106,10 @@ public enum IntentFeatures {
         let views = events.filter { $0.type == "view" }, carts = events.filter { $0.type == "cart" }
         let viewedItems = Set(views.compactMap(\.item)), cartItems = Set(carts.compactMap(\.item))
         let boughtItems = Set(events.filter { $0.type == "purchase" }.compactMap(\.item))
-        let last = Double(t - (events.last?.ts ?? t)) / 60
-        let lastCart = carts.last.map { Double(t - $0.ts) / 60 } ?? Double(lookback) / 60 * 2
+        // Without an event (or a cart) in the lookback: twice the lookback ago, not "this minute".
+        let never = Double(lookback) / 60 * 2
+        let last = events.last.map { Double(t - $0.ts) / 60 } ?? never
+        let lastCart = carts.last.map { Double(t - $0.ts) / 60 } ?? never
         let span = Double((events.last?.ts ?? t) - (events.first?.ts ?? t)) / 60
         let items = Set(events.compactMap(\.item))
         func mean(_ values: [Double]) -> Double { values.isEmpty ? rates.prior : values.reduce(0, +) / Double(values.count) }

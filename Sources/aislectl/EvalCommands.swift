@@ -86,10 +86,18 @@ enum Classifier: String, ExpressibleByArgument {
     }
 }
 
-/// Ranks (0-based, ties broken by position) of the values.
+/// Ranks (0-based) of the values, tied values sharing their mean rank: a tree gives many rows
+/// one score, and their order in the store must not rank them.
 func ranks(_ v: [Double]) -> [Double] {
+    let order = v.indices.sorted { v[$0] < v[$1] }
     var r = [Double](repeating: 0, count: v.count)
-    for (rank, i) in v.indices.sorted(by: { v[$0] < v[$1] }).enumerated() { r[i] = Double(rank) }
+    var start = 0
+    while start < order.count {
+        var end = start + 1
+        while end < order.count, v[order[end]] == v[order[start]] { end += 1 }
+        for k in start..<end { r[order[k]] = Double(start + end - 1) / 2 }
+        start = end
+    }
     return r
 }
 

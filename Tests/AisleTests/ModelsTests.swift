@@ -1,7 +1,7 @@
 @testable import AisleIngest
 import AisleCore
 import AisleClient
-import AisleFeatures
+@testable import AisleFeatures
 import AisleInsight
 @testable import AisleModels
 import AisleStore
@@ -411,6 +411,24 @@ import Testing
         let r = try JSONDecoder().decode(R.self, from: Data(out.out.utf8))
         #expect(r.units == 38_486 && r.positives == 141)  // the protocol's units and buyers
         #expect(r.auc >= 0.69, "AUC \(r.auc)")  // logistic regression baseline 0.7057; 141 positives, noisy
+    }
+
+    /// Binary macro-F1 averages the classes that occur, as scikit-learn does.
+    @Test func binaryMacroF1AveragesTheClassesPresent() {
+        #expect(Metrics.macroF1([true, true], [true, true]) == 1)
+        // sklearn f1_score([1,1,0,0],[1,0,0,0], average="macro") = (2/3 + 4/5) / 2
+        #expect(abs(Metrics.macroF1([true, false, false, false], [true, true, false, false]) - (2.0 / 3 + 0.8) / 2) < 1e-12)
+    }
+
+    /// A shopper with nothing in the lookback (asked about by an insight request) last did
+    /// something twice the lookback ago, as for carts — not this minute.
+    @Test func intentFeaturesWithoutEventsSayLongAgo() throws {
+        let names = IntentFeatures.names
+        let (last, cart) = try (#require(names.firstIndex(of: "log_minutes_since_last")), #require(names.firstIndex(of: "log_minutes_since_cart")))
+        let none = IntentFeatures.features([], asOf: 1_000_000, lookback: 70 * 60, rates: .init(), purchasesBefore: 0)
+        #expect(none[last] == log1p(140) && none[cart] == log1p(140))
+        let one = IntentFeatures.features([.init(ts: 1_000_000 - 300, type: "view")], asOf: 1_000_000, lookback: 70 * 60, rates: .init(), purchasesBefore: 0)
+        #expect(one[last] == log1p(5) && one[cart] == log1p(140))
     }
 
     /// The agent scores a shopper as the offline features and the registered model do, and an
