@@ -90,10 +90,22 @@ extension CustomerSnapshot {
 }
 
 extension CustomerSnapshot.History {
-    /// The mean value of the purchases after the first, and how many there are (Gamma-Gamma's input).
+    /// The mean value of the purchase days after the first (a day's receipts summed, as BG/NBD
+    /// counts days and `aislectl btyd fit` sums them), and how many there are: Gamma-Gamma's input.
     public var repeatSpend: (frequency: Int, meanValue: Double) {
-        let repeats = receiptValues.dropFirst()
+        let repeats = dailyValues.dropFirst()
         return (repeats.count, repeats.isEmpty ? 0 : repeats.reduce(0, +) / Double(repeats.count))
+    }
+
+    /// Each purchase day's spend (UTC days, ascending), its receipts summed.
+    public var dailyValues: [Double] {
+        var values: [Double] = [], last: Int?
+        for (ts, value) in zip(receipts, receiptValues) {
+            let d = Int(ts / 86_400)
+            if d == last, !values.isEmpty { values[values.count - 1] += value } else { values.append(value) }
+            last = d
+        }
+        return values
     }
 
     /// Distinct purchase days (UTC), ascending.

@@ -103,7 +103,7 @@ public struct CustomerInsight: Sendable, Encodable {
                 probabilityAlive: population.bgnbd.probabilityAlive(summary),
                 expectedPurchases: population.bgnbd.expectedPurchases(summary, in: Double(horizonDays) / 7), horizonDays: horizonDays,
                 expectedValuePerPurchase: population.value?.expectedValue(frequency: repeats.frequency, meanValue: repeats.meanValue)
-                    ?? (history.receiptValues.reduce(0, +) / Double(max(1, history.receipts.count))),
+                    ?? (history.receiptValues.reduce(0, +) / Double(max(1, history.purchaseDays.count))),
                 churnProbability: churn?.probability(row) ?? (1 - population.bgnbd.probabilityAlive(summary)),
                 churnDrivers: drivers.map { Driver(feature: $0.0, contribution: $0.1) }, interests: top.themes, categories: top.categories,
                 sentiment: sentiment[id], churnModel: population.churnModel)

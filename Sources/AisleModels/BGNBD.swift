@@ -34,7 +34,11 @@ public struct BGNBD: Sendable, Equatable {
     public func logLikelihood(_ c: PurchaseSummary) -> Double {
         let x = Double(c.frequency)
         let a1 = lgamma(r + x) - lgamma(r) + r * log(alpha)
-        let a2 = lgamma(a + b) + lgamma(b + x) - lgamma(b) - lgamma(a + b + x)
+        // B(a, b + x) / B(a, b) as −Σ log(1 + a / (b + i)), i < x: the four log-gammas it is
+        // written with cancel to nothing for b large (1e11 and x 10: −4.9e-4 for −1e-19), and
+        // the fit would climb that rounding error.
+        var a2 = 0.0
+        for i in 0..<c.frequency { a2 -= log1p(a / (b + Double(i))) }
         let a3 = -(r + x) * log(alpha + c.age)
         guard c.frequency > 0 else { return a1 + a2 + a3 }
         let a4 = log(a) - log(b + x - 1) - (r + x) * log(alpha + c.recency)

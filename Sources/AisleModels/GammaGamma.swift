@@ -23,15 +23,16 @@ public struct GammaGamma: Sendable, Equatable {
         return (q - 1) / (px + q - 1) * population + px / (px + q - 1) * m
     }
 
-    /// The maximum-likelihood fit over (frequency ≥ 1, mean value > 0) pairs.
+    /// The maximum-likelihood fit over (frequency ≥ 1, mean value > 0) pairs, with q > 1: the
+    /// population's mean spend, p v / (q − 1), exists only there.
     public static func fit(_ customers: [(frequency: Int, meanValue: Double)]) -> (model: GammaGamma, logLikelihood: Double) {
         let usable = customers.filter { $0.frequency > 0 && $0.meanValue > 0 }
+        let model = { (x: [Double]) in GammaGamma(p: exp(x[0]), q: 1 + exp(x[1]), v: exp(x[2])) }
         let f = { (x: [Double]) -> Double in
-            let m = GammaGamma(p: exp(x[0]), q: exp(x[1]), v: exp(x[2]))
+            let m = model(x)
             return -usable.reduce(0) { $0 + m.logLikelihood(frequency: $1.frequency, meanValue: $1.meanValue) }
         }
         let best = NelderMead.minimize(f, from: [0, 0, 0])
-        let x = best.point.map(exp)
-        return (GammaGamma(p: x[0], q: x[1], v: x[2]), -best.value)
+        return (model(best.point), -best.value)
     }
 }

@@ -413,6 +413,16 @@ import Testing
         #expect(r.auc >= 0.69, "AUC \(r.auc)")  // logistic regression baseline 0.7057; 141 positives, noisy
     }
 
+    /// Gamma-Gamma's input counts purchase days as BG/NBD does: two receipts on one day are one
+    /// purchase of their summed value (`aislectl btyd fit` sums them too).
+    @Test func repeatSpendSumsEachPurchaseDay() {
+        var h = CustomerSnapshot.History()
+        let day: Int64 = 86_400
+        (h.receipts, h.receiptValues) = ([10 * day, 12 * day + 100, 12 * day + 5_000, 15 * day], [5, 20, 10, 6])
+        #expect(h.dailyValues == [5, 30, 6])
+        #expect(h.repeatSpend.frequency == 2 && h.repeatSpend.meanValue == 18)
+    }
+
     /// Binary macro-F1 averages the classes that occur, as scikit-learn does.
     @Test func binaryMacroF1AveragesTheClassesPresent() {
         #expect(Metrics.macroF1([true, true], [true, true]) == 1)
