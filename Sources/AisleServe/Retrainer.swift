@@ -5,10 +5,11 @@ import AisleStore
 import Foundation
 import Logging
 
-/// The agent's scheduled retraining: each trainable model whose active version is older than
+/// The agent's scheduled retraining: each trainable model whose newest version is older than
 /// `interval` (or missing) is trained as of the latest event and registered as the new active
-/// version — except a kind whose active version came from the hub (the fleet's model serves
-/// until a person trains or rolls back by hand). ``InsightHost`` calls it at start and at each poll; a model the store has no data
+/// version unless it validates clearly worse than the active one (``ModelTrainer/Activation/unlessWorse``:
+/// it is kept, inactive, for a person to look at) — except a kind whose active version came from
+/// the hub (the fleet's model serves until a person trains or rolls back by hand). ``InsightHost`` calls it at start and at each poll; a model the store has no data
 /// for yet is logged and tried again an hour later; the themes wait for the encoder to load.
 actor Retrainer {
     let store: Store
@@ -28,25 +29,30 @@ actor Retrainer {
         let store = store, settings = settings, seconds = Double(interval.components.seconds)
         let started = Date()
         let textModel = await encoder.currentModel
-        let active = (try? await store.database.read { db in try ModelRegistry.list(db).filter(\.active) }) ?? []
+        let versions = (try? await store.database.read { db in try ModelRegistry.list(db) }) ?? []
         let due = ModelTrainer.kinds.filter { kind in
-            let current = active.first { $0.kind == kind }
-            guard current?.actor != GlobalModels.actor else { return false }
-            guard let made = current.flatMap({ try? Timestamp.parse($0.createdAt) }) else { return true }
+            guard versions.first(where: { $0.kind == kind && $0.active })?.actor != GlobalModels.actor else { return false }
+            // The newest version's age, active or held back: one held back is not retrained hourly.
+            let newest = versions.filter { $0.kind == kind }.max { $0.version < $1.version }
+            guard let made = newest.flatMap({ try? Timestamp.parse($0.createdAt) }) else { return true }
             return started.timeIntervalSince1970 - Double(made) >= seconds
         }.filter { kind in lastAttempt[kind].map { started.timeIntervalSince($0) >= min(seconds, 3600) } ?? true }
             .filter { $0 != ThemeModel.kind || textModel != nil }  // the themes wait for the encoder
         for kind in due { lastAttempt[kind] = started }
         for kind in due where !Task.isCancelled {
-            let result: Result<ModelRecord?, any Error> = await Blocking.background {
-                Result { () throws -> ModelRecord? in
+            let result: Result<ModelTrainer.Result?, any Error> = await Blocking.background {
+                Result { () throws -> ModelTrainer.Result? in
                     guard let last = try store.database.read(Queries.lastEventTime) else { return nil }
-                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, actor: "aisled").record
+                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, activation: .unlessWorse, actor: "aisled")
                 }
             }
             switch result {
-            case .success(let record?):
-                logger.info("model trained", metadata: ["kind": "\(kind)", "version": "\(record.version)"])
+            case .success(let trained?) where trained.heldBack != nil:
+                logger.warning("model trained but not activated (`aislectl model rollback KIND --to VERSION` activates it if wanted)", metadata: [
+                    "kind": "\(kind)", "version": "\(trained.record.version)", "reason": "\(trained.heldBack ?? "")",
+                ])
+            case .success(let trained?):
+                logger.info("model trained", metadata: ["kind": "\(kind)", "version": "\(trained.record.version)"])
             case .success(nil):
                 break
             case .failure(let error):

@@ -28,23 +28,41 @@ public enum ModelTrainer {
     public struct Result: Sendable {
         public var record: ModelRecord
         public var summary: String
+        /// Why a version trained ``Activation/unlessWorse`` was left inactive.
+        public var heldBack: String?
     }
 
-    /// Trains `kind` as of `t` (events before `t` only), registers it and, with `activate`,
-    /// makes it active. Reading and training happen outside the write transaction.
+    /// Whether a trained version becomes the active one.
+    public enum Activation: Sendable {
+        case yes, no
+        /// Yes unless its validation AUC is more than ``worseMargin`` below the one the active
+        /// version had when it was trained (churn and purchase intent; the other kinds have no
+        /// such score): unattended retraining must not replace a model with one that learnt less
+        /// (a store's odd month, a broken import). Its windows are later ones, so only a clear
+        /// drop counts.
+        case unlessWorse
+    }
+
+    /// How far below the active version's validation AUC an ``Activation/unlessWorse`` version may be.
+    public static let worseMargin = 0.02
+
+    /// Trains `kind` as of `t` (events before `t` only), registers it and makes it active as
+    /// `activation` says. Reading and training happen outside the write transaction.
     public static func train(
         _ kind: String, store: Store, asOf t: Int64, settings s: Settings = .init(), encoder: TextModel? = nil,
-        activate: Bool = true, actor: String = Store.currentActor
+        activation: Activation = .yes, actor: String = Store.currentActor
     ) throws -> Result {
         let started = Date()
         let payload: Data, from: Int64?, features: [String], describe: (ModelRecord) -> String
         let parameters: [String: JSONValue], metrics: any Encodable & Sendable
+        var validationAUC: Double?
         switch kind {
         case ChurnModel.kind:
             let r = try store.database.read { try ChurnModel.train($0, asOf: t, horizonDays: s.churnHorizonDays, snapshots: s.churnSnapshots) }
             (payload, from, features, metrics) = (try JSONEncoder().encode(r.model), r.dataFrom, ChurnFeatures.names, r.report)
             parameters = ["horizon_days": .int(Int64(s.churnHorizonDays)), "snapshots": .int(Int64(s.churnSnapshots)), "l2": .double(10)]
             describe = { tabularSummary($0, r.report) }
+            validationAUC = r.report.validationAuc[r.report.method.rawValue]
         case IntentModel.kind:
             let r = try store.database.read {
                 try IntentModel.train($0, asOf: t, lookbackMinutes: s.intentLookbackMinutes, horizonMinutes: s.intentHorizonMinutes, cutoffs: s.intentCutoffs)
@@ -55,6 +73,7 @@ public enum ModelTrainer {
                 "cutoffs": .int(Int64(s.intentCutoffs)), "l2": .double(100),
             ]
             describe = { tabularSummary($0, r.report) }
+            validationAUC = r.report.validationAuc[r.report.method.rawValue]
         case ThemeModel.kind:
             guard let encoder else { throw InputError("themes need the int8 encoder, which is not loaded") }
             let items = try CatalogEmbeddings.load(store, model: encoder)
@@ -85,6 +104,12 @@ public enum ModelTrainer {
         default:
             throw InputError("unknown model kind \"\(kind)\"; trainable: \(kinds.joined(separator: ", "))")
         }
+        var heldBack: String?
+        if activation == .unlessWorse, let new = validationAUC,
+           let active = try store.database.read({ try ModelRegistry.active($0, kind: kind) })?.record, let old = recordedAUC(of: active), new < old - worseMargin {
+            heldBack = String(format: "validation AUC %.4f, more than %.2f below active v%d's %.4f", new, worseMargin, active.version, old)
+        }
+        let activate = activation == .yes || (activation == .unlessWorse && heldBack == nil)
         // At normal priority even from the agent's nice-19 training thread (it holds the writer).
         let record = try Scheduling.atNormalPriority { [metrics = AnyEncodable(metrics)] in
             let record = try store.database.write { db in
@@ -95,7 +120,17 @@ public enum ModelTrainer {
             try store.audit("train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
             return record
         }
-        return Result(record: record, summary: describe(record) + String(format: "; %.1f s", Date().timeIntervalSince(started)))
+        return Result(record: record, summary: describe(record) + String(format: "; %.1f s", Date().timeIntervalSince(started)), heldBack: heldBack)
+    }
+
+    /// A churn or intent version's validation AUC of its chosen method, from its registry metrics.
+    static func recordedAUC(of record: ModelRecord) -> Double? {
+        guard case .object(let m) = record.metrics, case .string(let method)? = m["method"], case .object(let aucs)? = m["validation_auc"] else { return nil }
+        switch aucs[method] {
+        case .double(let v)?: return v
+        case .int(let v)?: return Double(v)
+        default: return nil
+        }
     }
 
     static func tabularSummary(_ record: ModelRecord, _ report: TabularModel.Report) -> String {

@@ -43,7 +43,7 @@ struct TrainCommand: ParsableCommand {
             var records: [ModelRecord] = []
             for kind in kinds {
                 do {
-                    let result = try ModelTrainer.train(kind, store: store, asOf: t, settings: settings, encoder: textModel, activate: activate)
+                    let result = try ModelTrainer.train(kind, store: store, asOf: t, settings: settings, encoder: textModel, activation: activate ? .yes : .no)
                     records.append(result.record)
                     if !output.json { print(result.summary) }
                 } catch where skipFailures {

@@ -5,7 +5,9 @@ import AisleClient
 import AisleInsight
 @testable import AisleModels
 import AisleStore
+import AisleTraining
 import Foundation
+import GRDB
 import Testing
 
 /// The pure models against published results: mlxtend's rules and lifetimes' BG/NBD fit.
@@ -398,6 +400,29 @@ import Testing
         }
         let catalog = categories.map { #"{"item":"tb\#($0.key)","title":"item \#($0.key)","category":"\#($0.value)"}"# }
         return (try ModelsTests.store(events: events, catalog: catalog, in: dir), rows)
+    }
+
+    /// Unattended retraining (the agent's) leaves a version that validates clearly worse than the
+    /// active one inactive; a person's training activates what it trains.
+    @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
+    func retrainingHoldsBackAClearlyWorseVersion() throws {
+        let store = try Store.open(at: URL(fileURLWithPath: try Self.taobaoStore(in: TestSupport.temporaryDirectory()).store))
+        var settings = ModelTrainer.Settings()
+        settings.intentHorizonMinutes = 31
+        let train = { (activation: ModelTrainer.Activation) in
+            try ModelTrainer.train(IntentModel.kind, store: store, asOf: Int64(Self.cutoff), settings: settings, activation: activation)
+        }
+        let first = try train(.unlessWorse)
+        #expect(first.record.active && first.heldBack == nil)  // nothing active to compare with
+        // The same windows validate the same; then the active version is made to claim far better.
+        #expect(try train(.unlessWorse).record.active)
+        try store.database.write { db in
+            try db.execute(sql: "UPDATE models SET metrics = json_set(metrics, '$.validation_auc.' || json_extract(metrics, '$.method'), 0.99) WHERE id = (SELECT model_id FROM active_models WHERE kind = 'intent')")
+        }
+        let held = try train(.unlessWorse)
+        #expect(!held.record.active && held.heldBack?.contains("below active v2's 0.9900") == true, "\(held.heldBack ?? "activated")")
+        #expect(try store.database.read { try ModelRegistry.activeVersions($0)["intent"] } == 2)
+        #expect(try train(.yes).record.active)
     }
 
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
