@@ -55,17 +55,32 @@ struct EvalCommand: ParsableCommand {
                 struct Out: Encodable {
                     var customers: Int; var churnRate: Double; var auc: Double?; var prAuc: Double?; var seconds: Double
                     var model: String; var aucBgnbd: Double?; var trainCustomers: Int
+                    /// `auto`: how well its calibrated probabilities hold on the test window.
+                    var calibration: TestCalibration?
                 }
                 let out = Out(
                     customers: test.rows.count, churnRate: Double(test.labels.filter { $0 }.count) / Double(max(1, test.rows.count)),
                     auc: Metrics.auc(scores: scores, labels: test.labels), prAuc: Metrics.averagePrecision(scores: scores, labels: test.labels),
                     seconds: Date().timeIntervalSince(started), model: "\(trained?.method.rawValue ?? model.rawValue)\(trained == nil ? "" : " (auto)") on \(ChurnFeatures.names.count) point-in-time features, \(snapshots) training snapshots",
-                    aucBgnbd: Metrics.auc(scores: test.rows.map { -$0[bgnbdIndex] }, labels: test.labels), trainCustomers: train.rows.count)
+                    aucBgnbd: Metrics.auc(scores: test.rows.map { -$0[bgnbdIndex] }, labels: test.labels), trainCustomers: train.rows.count,
+                    calibration: trained.map { _ in TestCalibration(scores, test.labels) })
                 if output.json { return try printJSON(out) }
                 print(String(format: "churn at %@, horizon %d days: %d customers, churn rate %.3f, AUC %.4f (BG/NBD alone %.4f), PR-AUC %.4f, %.1f s",
                              cutoff, horizonDays, out.customers, out.churnRate, out.auc ?? .nan, out.aucBgnbd ?? .nan, out.prAuc ?? .nan, out.seconds))
             }
         }
+    }
+}
+
+/// How a calibrated model's probabilities hold on a test window: their mean beside the rate
+/// observed, the log loss and the calibration error (``Metrics/calibrationError(_:_:)``).
+struct TestCalibration: Encodable {
+    var meanProbability: Double, positiveRate: Double, logLoss: Double, calibrationError: Double
+
+    init(_ probabilities: [Double], _ labels: [Bool]) {
+        meanProbability = probabilities.reduce(0, +) / Double(max(1, probabilities.count))
+        positiveRate = Double(labels.filter { $0 }.count) / Double(max(1, labels.count))
+        (logLoss, calibrationError) = (Metrics.logLoss(probabilities, labels), Metrics.calibrationError(probabilities, labels))
     }
 }
 
@@ -233,11 +248,15 @@ extension EvalCommand {
                 }
                 guard Set(train.labels).count == 2 else { throw CLIError("the training windows before the cutoff have no buyers or no non-buyers") }
                 let scores = trained.map { test.rows.map($0.probability) } ?? model.scores(train: train, test: test, l2: l2)
-                struct Out: Encodable { var units: Int; var positives: Int; var auc: Double?; var prAuc: Double?; var seconds: Double; var trainUnits: Int; var model: String }
+                struct Out: Encodable {
+                    var units: Int; var positives: Int; var auc: Double?; var prAuc: Double?; var seconds: Double; var trainUnits: Int; var model: String
+                    var calibration: TestCalibration?
+                }
                 let out = Out(
                     units: test.rows.count, positives: test.labels.filter { $0 }.count, auc: Metrics.auc(scores: scores, labels: test.labels),
                     prAuc: Metrics.averagePrecision(scores: scores, labels: test.labels), seconds: Date().timeIntervalSince(started),
-                    trainUnits: train.rows.count, model: "\(trained?.method.rawValue ?? model.rawValue)\(trained == nil ? "" : " (auto)") on \(IntentFeatures.names.count) features")
+                    trainUnits: train.rows.count, model: "\(trained?.method.rawValue ?? model.rawValue)\(trained == nil ? "" : " (auto)") on \(IntentFeatures.names.count) features",
+                    calibration: trained.map { _ in TestCalibration(scores, test.labels) })
                 if output.json { return try printJSON(out) }
                 print(String(format: "purchase intent at %@: %d units, %d buyers, AUC %.4f, PR-AUC %.4f, %.1f s", cutoff, out.units, out.positives, out.auc ?? .nan, out.prAuc ?? .nan, out.seconds))
             }

@@ -94,4 +94,15 @@ import Testing
         let decoded = try? JSONDecoder().decode(TabularModel.self, from: JSONEncoder().encode(gbt))
         #expect(decoded == gbt)
     }
+
+    /// When the validation window's base rate differs from training's (drift), the refit on both
+    /// has learnt part of it: the carried calibration must not shift for it again. The refitted
+    /// model's mean probability on the validation rows stays near their rate.
+    @Test func theRefitIsNotShiftedTwiceForTheValidationRate() {
+        let train = sample(16_000, seed: 6) { $0[0] - 1 }, validation = sample(4_000, seed: 7) { $0[0] }
+        let (model, _) = TabularModel.select(features: ["a", "b"], train: train, validation: validation, l2: 1, methods: [.lr])
+        let mean = validation.rows.map(model.probability).reduce(0, +) / Double(validation.rows.count)
+        let rate = Double(validation.labels.filter { $0 }.count) / Double(validation.labels.count)
+        #expect(abs(mean - rate) < 0.01, "mean probability \(mean), rate \(rate)")
+    }
 }
