@@ -93,12 +93,16 @@ public struct CatalogSearch: Sendable {
     /// The query's words worth searching for, and its FTS5 expression: each word as a prefix or
     /// corrected, any of them matching (BM25 ranks items matching more of them first). Words in
     /// over a quarter of the catalog are left out unless nothing else is left; single letters
-    /// always; past ``maxWords`` the rest.
+    /// always. Of the rest at most ``maxWords``, those the catalog has (or begins) first: in
+    /// "could you please tell me if you have any red teapots" the last two count.
     func lexicalQuery(_ query: String) -> (expression: String, words: [QueryWord])? {
-        var found = Self.queryWords(query).map { QueryWord(typed: $0, corrections: vocabulary.corrections($0)) }
+        let words = Self.queryWords(query)
         let common = items.count / 4
-        let rare = found.filter { (vocabulary.documents[$0.typed] ?? 0) <= common }
-        if !rare.isEmpty { found = rare }
+        let rare = words.filter { (vocabulary.documents[$0] ?? 0) <= common }
+        let candidates = rare.isEmpty ? words : rare
+        let known = candidates.filter { vocabulary.documents[$0] != nil || vocabulary.startsSomeWord($0) }
+        let found = (known + candidates.filter { !known.contains($0) }).prefix(Self.maxWords)
+            .map { QueryWord(typed: $0, corrections: vocabulary.corrections($0)) }
         guard !found.isEmpty else { return nil }
         // A word is letters and digits, but a grapheme may carry a quote with it: doubled, FTS5
         // reads it as one.
@@ -115,14 +119,14 @@ public struct CatalogSearch: Sendable {
         Self.queryWords(query).map { vocabulary.corrections($0, limit: 1).first ?? $0 }.joined(separator: " ")
     }
 
-    /// The most words of a query searched for: a kiosk query is a few words, and each costs an
-    /// FTS5 term and a correction.
+    /// The most words of a query searched for lexically: a kiosk query is a few words, and each
+    /// costs an FTS5 term.
     public static let maxWords = 12
 
-    /// The query's distinct words of two letters or more, at most ``maxWords``.
+    /// The query's distinct words of two letters or more (a request's text is at most 512 bytes).
     public static func queryWords(_ query: String) -> [String] {
         var seen = Set<String>()
-        return Array(Vocabulary.words(query).filter { $0.count > 1 && seen.insert($0).inserted }.prefix(maxWords))
+        return Vocabulary.words(query).filter { $0.count > 1 && seen.insert($0).inserted }
     }
 
     /// Positions of the best lexical matches for an FTS5 expression, best first, and their BM25

@@ -8,9 +8,12 @@ struct Vocabulary: Sendable {
     let documents: [String: Int]
     /// Each word with one letter deleted → the words it came from (words of four letters or more).
     let deletes: [String: [String]]
+    /// The words in order, to tell a partial word (a prefix of one) from a misspelt one.
+    let sorted: [String]
 
     init(documents: [String: Int]) {
         self.documents = documents
+        sorted = documents.keys.sorted()
         var deletes: [String: [String]] = [:]
         for word in documents.keys where word.count >= 4 {
             for d in Self.oneDeleted(word) { deletes[d, default: []].append(word) }
@@ -18,10 +21,12 @@ struct Vocabulary: Sendable {
         self.deletes = deletes.mapValues { Array(Set($0)).sorted() }
     }
 
-    /// Catalog words within one edit of `word` (two for words of eight letters or more), most
-    /// common first; empty for short words and words the catalog has.
+    /// Catalog words one edit from `word` — for words of eight letters or more also two, when a
+    /// letter deleted from each makes them meet ("chrismas" → "christmas") — most common first;
+    /// empty for short words, words the catalog has and the start of one ("teap" of "teapot":
+    /// the search's prefix match finds it, a "correction" to "tea" would outrank it).
     func corrections(_ word: String, limit: Int = 3) -> [String] {
-        guard word.count >= 4, documents[word] == nil else { return [] }
+        guard word.count >= 4, documents[word] == nil, !startsSomeWord(word) else { return [] }
         var found = Set(deletes[word] ?? [])
         for d in Self.oneDeleted(word) {
             if documents[d] != nil { found.insert(d) }
@@ -31,6 +36,16 @@ struct Vocabulary: Sendable {
         return found.filter { Self.editDistance(Array(word), Array($0)) <= allowed }
             .sorted { (documents[$0] ?? 0, $1) > (documents[$1] ?? 0, $0) }
             .prefix(limit).map { $0 }
+    }
+
+    /// Whether some catalog word begins with `prefix`: the first word not before it, in order.
+    func startsSomeWord(_ prefix: String) -> Bool {
+        var (low, high) = (0, sorted.count)
+        while low < high {
+            let mid = (low + high) / 2
+            if sorted[mid] < prefix { low = mid + 1 } else { high = mid }
+        }
+        return low < sorted.count && sorted[low].hasPrefix(prefix)
     }
 
     static func oneDeleted(_ word: String) -> Set<String> {

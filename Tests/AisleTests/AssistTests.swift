@@ -144,6 +144,9 @@ import Testing
         // A partial word is the start of a word, not a misspelling of another ("tea", one edit away).
         #expect(s.corrected("teap") == "teap")
         #expect(try search(s, "teap", mode: .lexical).map(\.item.sku).sorted() == ["T1", "T2", "T3"])
+        // A long question: the words the catalog has count, however many come before them.
+        let chatty = try search(s, "hello there could you please tell me whether you happen to have any red enamel teapot", mode: .lexical)
+        #expect(chatty.first.map { ["T2", "T3"].contains($0.item.sku) } == true, "\(chatty.map(\.item.title))")
         let meaning = try search(s, "lunchbox for school")
         #expect(meaning.first?.item.sku == "L1" && meaning.first?.relevant == true, "\(meaning.map(\.item.title))")
         #expect(try search(s, "lunchbox", mode: .lexical).isEmpty)  // no word in common: only the meaning finds it
