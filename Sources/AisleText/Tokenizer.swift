@@ -71,22 +71,25 @@ public struct WordPieceTokenizer: Sendable {
         case special(Int32)
     }
 
-    /// Splits out the special tokens written in the text.
+    /// Splits out the special tokens written in the text, matched by code point as the reference
+    /// tokenizers match them: "[SEP]" followed by a combining accent is still `[SEP]` (as
+    /// characters, the accent would make "]́" one, and the match fail).
     func segments(_ text: String) -> [Segment] {
+        let scalars = text.unicodeScalars
         var out: [Segment] = []
-        var start = text.startIndex
+        var start = scalars.startIndex
         var i = start
-        while let open = text[i...].firstIndex(of: "[") {
-            if let (token, id) = special.first(where: { text[open...].hasPrefix($0.text) }) {
-                if start < open { out.append(.text(text[start..<open])) }
+        while let open = scalars[i...].firstIndex(of: "[") {
+            if let (token, id) = special.first(where: { scalars[open...].starts(with: $0.text.unicodeScalars) }) {
+                if start < open { out.append(.text(Substring(scalars[start..<open]))) }
                 out.append(.special(id))
-                start = text.index(open, offsetBy: token.count)
+                start = scalars.index(open, offsetBy: token.unicodeScalars.count)
                 i = start
             } else {
-                i = text.index(after: open)
+                i = scalars.index(after: open)
             }
         }
-        if start < text.endIndex { out.append(.text(text[start...])) }
+        if start < scalars.endIndex { out.append(.text(Substring(scalars[start...]))) }
         return out
     }
 

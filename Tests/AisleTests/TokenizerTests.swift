@@ -40,5 +40,9 @@ import Testing
         #expect(tok.encode(String(repeating: "word ", count: 1000)).count == 256)
         #expect(tok.encode("Café") == tok.encode("cafe"))
         #expect(tok.encode("a\u{200B}b") == tok.encode("ab"))
+        // Special tokens by code point: an accent after "[SEP]" is stripped, the token stays.
+        let sepID = try #require(tok.encode("[SEP]").dropFirst().first)
+        #expect(tok.encode("[SEP]\u{0301}") == [tok.cls, sepID, tok.sep] && sepID == tok.sep)
+        #expect(tok.encode("tea [SEP]\u{200D} pot") == tok.encode("tea [SEP] pot"))
     }
 }
