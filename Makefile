@@ -57,11 +57,11 @@ start: stop
 
 ## stop: SIGTERM, then wait for the agent to end (it drains for up to 5 s; the store must not be
 ## replaced under it), SIGKILL after 20 s (SQLite recovers its log at the next open). A pid file
-## left by a reboot names some other process by now: only an aisled is stopped.
+## left by a reboot names some other process by now: only the aisled of this store is stopped.
 stop:
 	@if [ -f $(DEMO)/aisled.pid ]; then \
 	  pid=$$(cat $(DEMO)/aisled.pid); \
-	  if [ "$$(ps -p $$pid -o comm= 2>/dev/null)" = aisled ]; then \
+	  if [ "$$(cat /proc/$$pid/comm 2>/dev/null)" = aisled ] && tr '\0' ' ' < /proc/$$pid/cmdline | grep -qF -- '$(DEMO)/store'; then \
 	    kill $$pid 2>/dev/null || true; \
 	    for i in $$(seq 1 200); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
 	    kill -0 $$pid 2>/dev/null && { echo "aisled $$pid still running after 20 s: killing it"; kill -9 $$pid; sleep 0.2; }; \

@@ -94,7 +94,8 @@ public struct CatalogSearch: Sendable {
     /// corrected, any of them matching (BM25 ranks items matching more of them first). Words in
     /// over a quarter of the catalog are left out unless nothing else is left; single letters
     /// always. Of the rest at most ``maxWords``, those the catalog has (or begins) first: in
-    /// "could you please tell me if you have any red teapots" the last two count.
+    /// "hello there could you please tell me whether you happen to have any red enamel teapot"
+    /// (fifteen words) the last three count.
     func lexicalQuery(_ query: String) -> (expression: String, words: [QueryWord])? {
         let words = Self.queryWords(query)
         let common = items.count / 4

@@ -98,22 +98,17 @@ extension CustomerSnapshot.History {
     }
 
     /// Each purchase day's spend (UTC days, ascending), its receipts summed.
-    public var dailyValues: [Double] {
-        var values: [Double] = [], last: Int?
-        for (ts, value) in zip(receipts, receiptValues) {
-            let d = Int(ts / 86_400)
-            if d == last, !values.isEmpty { values[values.count - 1] += value } else { values.append(value) }
-            last = d
-        }
-        return values
-    }
+    public var dailyValues: [Double] { byDay.map(\.value) }
 
     /// Distinct purchase days (UTC), ascending.
-    public var purchaseDays: [Int] {
-        var days: [Int] = []
-        for ts in receipts {
+    public var purchaseDays: [Int] { byDay.map(\.day) }
+
+    /// The receipts grouped by UTC day: each day and its spend.
+    private var byDay: [(day: Int, value: Double)] {
+        var days: [(day: Int, value: Double)] = []
+        for (ts, value) in zip(receipts, receiptValues) {
             let d = Int(ts / 86_400)
-            if days.last != d { days.append(d) }
+            if days.last?.day == d { days[days.count - 1].value += value } else { days.append((d, value)) }
         }
         return days
     }

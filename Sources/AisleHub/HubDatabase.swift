@@ -41,7 +41,8 @@ public struct HubDatabase: Sendable {
         // GRDB sets the writer to NORMAL when it turns WAL on, after `prepareDatabase`.
         try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         try migrator.migrate(pool)
-        let identity = try SyncIdentity.loadOrCreate(path: directory.appendingPathComponent(identityFileName).path)
+        let key = directory.appendingPathComponent(identityFileName).path
+        let identity = try create ? SyncIdentity.loadOrCreate(path: key) : SyncIdentity.load(path: key)
         return HubDatabase(pool: pool, identity: identity, directory: directory)
     }
 

@@ -102,10 +102,12 @@ extension AgentRoutes {
         } else {
             vector = nil
         }
-        if mode == .dense, vector == nil {
+        if mode == .dense, vector == nil, !search.items.isEmpty {
             return state.encoder == nil
                 ? HTTPJSON.error(.serviceUnavailable, "encoder_unavailable", "dense search needs the encoder, which is not loaded")
-                : HTTPJSON.error(.serviceUnavailable, "search_not_ready", "the search index is being rebuilt for the newly loaded encoder; try again shortly")
+                : HTTPJSON.error(
+                    .serviceUnavailable, "search_not_ready",
+                    "the search index holds no title embeddings of the loaded encoder yet (being rebuilt for it, or no item has a title); try again shortly")
         }
         let interests = await interests(fields.customer)
         let hits = try await reads.read { db in try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k, mode: mode) }

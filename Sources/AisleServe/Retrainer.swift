@@ -8,7 +8,7 @@ import Logging
 /// The agent's scheduled retraining: each trainable model whose newest version is older than
 /// `interval` (or missing) is trained as of the latest event and registered as the new active
 /// version unless it validates clearly worse than the active one (``ModelTrainer/Activation/unlessWorse``:
-/// it is kept, inactive, for a person to look at) — except a kind whose active version came from
+/// it is kept, inactive, for a person to look at; after three intervals the newest is taken) — except a kind whose active version came from
 /// the hub (the fleet's model serves until a person trains or rolls back by hand). ``InsightHost`` calls it at start and at each poll; a model the store has no data
 /// for yet is logged and tried again an hour later; the themes wait for the encoder to load.
 actor Retrainer {
@@ -43,7 +43,7 @@ actor Retrainer {
             let result: Result<ModelTrainer.Result?, any Error> = await Blocking.background {
                 Result { () throws -> ModelTrainer.Result? in
                     guard let last = try store.database.read(Queries.lastEventTime) else { return nil }
-                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, activation: .unlessWorse, actor: "aisled")
+                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, activation: .unlessWorse(whileActiveYoungerThan: 3 * seconds), actor: "aisled")
                 }
             }
             switch result {

@@ -1,5 +1,4 @@
 import AisleCore
-import Crypto
 import Foundation
 import GRDB
 
@@ -56,7 +55,7 @@ public enum ModelRegistry {
             arguments: [
                 kind, version, Int64(Date().timeIntervalSince1970), actor, dataFrom, dataUntil,
                 String(decoding: try encoder.encode(parameters), as: UTF8.self), String(decoding: try encoder.encode(metrics), as: UTF8.self),
-                String(decoding: try encoder.encode(features), as: UTF8.self), payload, Data(SHA256.hash(data: payload)),
+                String(decoding: try encoder.encode(features), as: UTF8.self), payload, Digests.sha256(payload),
             ])
         if activate { try self.activate(db, kind: kind, version: version) }
         try db.execute(

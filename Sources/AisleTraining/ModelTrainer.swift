@@ -39,8 +39,9 @@ public enum ModelTrainer {
         /// version had when it was trained (churn and purchase intent; the other kinds have no
         /// such score): unattended retraining must not replace a model with one that learnt less
         /// (a store's odd month, a broken import). Its windows are later ones, so only a clear
-        /// drop counts.
-        case unlessWorse
+        /// drop counts; and only while the active version is younger than `seconds` — one that
+        /// validated on a lucky window must not hold every successor back for ever.
+        case unlessWorse(whileActiveYoungerThan: Double)
     }
 
     /// How far below the active version's validation AUC an ``Activation/unlessWorse`` version may be.
@@ -105,11 +106,19 @@ public enum ModelTrainer {
             throw InputError("unknown model kind \"\(kind)\"; trainable: \(kinds.joined(separator: ", "))")
         }
         var heldBack: String?
-        if activation == .unlessWorse, let new = validationAUC,
-           let active = try store.database.read({ try ModelRegistry.active($0, kind: kind) })?.record, let old = recordedAUC(of: active), new < old - worseMargin {
+        if case .unlessWorse(let seconds) = activation, let new = validationAUC,
+           // The record alone: a damaged payload must not stop the retraining that replaces it.
+           let active = try store.database.read({ try ModelRegistry.list($0, kind: kind) }).first(where: \.active),
+           let made = try? Timestamp.parse(active.createdAt), Date().timeIntervalSince1970 - Double(made) < seconds,
+           let old = recordedAUC(of: active), new < old - worseMargin {
             heldBack = String(format: "validation AUC %.4f, more than %.2f below active v%d's %.4f", new, worseMargin, active.version, old)
         }
-        let activate = activation == .yes || (activation == .unlessWorse && heldBack == nil)
+        let activate: Bool
+        switch activation {
+        case .yes: activate = true
+        case .no: activate = false
+        case .unlessWorse: activate = heldBack == nil
+        }
         // At normal priority even from the agent's nice-19 training thread (it holds the writer).
         let record = try Scheduling.atNormalPriority { [metrics = AnyEncodable(metrics)] in
             let record = try store.database.write { db in

@@ -67,6 +67,7 @@ struct EvalCommand: ParsableCommand {
                 if output.json { return try printJSON(out) }
                 print(String(format: "churn at %@, horizon %d days: %d customers, churn rate %.3f, AUC %.4f (BG/NBD alone %.4f), PR-AUC %.4f, %.1f s",
                              cutoff, horizonDays, out.customers, out.churnRate, out.auc ?? .nan, out.aucBgnbd ?? .nan, out.prAuc ?? .nan, out.seconds))
+                if let c = out.calibration { print(c.line) }
             }
         }
     }
@@ -81,6 +82,11 @@ struct TestCalibration: Encodable {
         meanProbability = probabilities.reduce(0, +) / Double(max(1, probabilities.count))
         positiveRate = Double(labels.filter { $0 }.count) / Double(max(1, labels.count))
         (logLoss, calibrationError) = (Metrics.logLoss(probabilities, labels), Metrics.calibrationError(probabilities, labels))
+    }
+
+    var line: String {
+        String(format: "calibration on the test window: mean probability %.4g for a rate of %.4g, log loss %.4f, calibration error %.4g",
+               meanProbability, positiveRate, logLoss, calibrationError)
     }
 }
 
@@ -259,6 +265,7 @@ extension EvalCommand {
                     calibration: trained.map { _ in TestCalibration(scores, test.labels) })
                 if output.json { return try printJSON(out) }
                 print(String(format: "purchase intent at %@: %d units, %d buyers, AUC %.4f, PR-AUC %.4f, %.1f s", cutoff, out.units, out.positives, out.auc ?? .nan, out.prAuc ?? .nan, out.seconds))
+                if let c = out.calibration { print(c.line) }
             }
         }
     }

@@ -412,16 +412,21 @@ import Testing
         let train = { (activation: ModelTrainer.Activation) in
             try ModelTrainer.train(IntentModel.kind, store: store, asOf: Int64(Self.cutoff), settings: settings, activation: activation)
         }
-        let first = try train(.unlessWorse)
+        let hold = ModelTrainer.Activation.unlessWorse(whileActiveYoungerThan: 3600)
+        let first = try train(hold)
         #expect(first.record.active && first.heldBack == nil)  // nothing active to compare with
         // The same windows validate the same; then the active version is made to claim far better.
-        #expect(try train(.unlessWorse).record.active)
+        #expect(try train(hold).record.active)
         try store.database.write { db in
             try db.execute(sql: "UPDATE models SET metrics = json_set(metrics, '$.validation_auc.' || json_extract(metrics, '$.method'), 0.99) WHERE id = (SELECT model_id FROM active_models WHERE kind = 'intent')")
         }
-        let held = try train(.unlessWorse)
+        let held = try train(hold)
         #expect(!held.record.active && held.heldBack?.contains("below active v2's 0.9900") == true, "\(held.heldBack ?? "activated")")
         #expect(try store.database.read { try ModelRegistry.activeVersions($0)["intent"] } == 2)
+        // An active version older than the bound holds nothing back; nor does a damaged one.
+        #expect(try train(.unlessWorse(whileActiveYoungerThan: 0)).record.active)
+        try store.database.write { try $0.execute(sql: "UPDATE models SET payload = x'00' WHERE id = (SELECT model_id FROM active_models WHERE kind = 'intent')") }
+        #expect(try train(hold).record.active)
         #expect(try train(.yes).record.active)
     }
 

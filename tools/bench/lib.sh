@@ -18,16 +18,19 @@ until_logged() {
   agent_failed "$log" "not logged within $seconds s: $*"
 }
 
-# until_answering SOCKET LOG: until the agent answers /v1/health (up to 60 s).
+# until_answering SECONDS SOCKET LOG [CURL ARGS...]: until the agent answers the request (by
+# default GET /v1/health) with a success.
 until_answering() {
-  local pid
+  local seconds=$1 sock=$2 log=$3 pid
+  shift 3
+  [ $# -gt 0 ] || set -- http://aisle/v1/health
   pid=$(cat "$work/aisled.pid")
-  for _ in $(seq 600); do
-    curl -sf --unix-socket "$1" http://aisle/v1/health >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || agent_failed "$2" "aisled exited"
+  for _ in $(seq $((seconds * 10))); do
+    curl -sf --unix-socket "$sock" "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || agent_failed "$log" "aisled exited"
     sleep 0.1
   done
-  agent_failed "$2" "no answer on $1 within 60 s"
+  agent_failed "$log" "no answer to $* on $sock within $seconds s"
 }
 
 agent_failed() {
