@@ -9,7 +9,10 @@ public enum FPGrowth {
     }
 
     /// Every itemset whose support (count / baskets) is at least `minSupport`, as mlxtend's
-    /// `fpgrowth` defines it; `maxLength` bounds the itemset size (nil: no bound).
+    /// `fpgrowth` defines it — single items by that ratio, longer itemsets by count ≥
+    /// ⌈minSupport × baskets⌉, which differ at floating-point edges (0.07 × 100 is
+    /// 7.000000000000001: a pair in 7 of 100 baskets is not frequent there); `maxLength` bounds
+    /// the itemset size (nil: no bound).
     public static func frequentItemsets(_ baskets: [[Int]], minSupport: Double, maxLength: Int? = nil) -> [Itemset] {
         let n = baskets.count
         guard n > 0 else { return [] }
@@ -25,17 +28,19 @@ public enum FPGrowth {
             if !path.isEmpty { tree.insert(path, count: 1) }
         }
         var found: [Itemset] = []
-        mine(tree, suffix: [], frequent: frequent, maxLength: maxLength ?? .max) { ranks, count in
+        let minCount = Int((minSupport * Double(n)).rounded(.up))
+        mine(tree, suffix: [], frequent: { $0 >= minCount }, maxLength: maxLength ?? .max) { ranks, count in
             found.append(Itemset(items: ranks.map { ranked[$0] }.sorted(), count: count))
         }
         return found
     }
 
-    /// Emits every frequent itemset of `tree` joined with `suffix` (ranks), with its count.
+    /// Emits every frequent itemset of `tree` joined with `suffix` (ranks), with its count; the
+    /// single items of the top tree are frequent already, longer itemsets when `frequent`.
     static func mine(_ tree: Tree, suffix: [Int], frequent: (Int) -> Bool, maxLength: Int, emit: ([Int], Int) -> Void) {
         for rank in tree.heads.keys.sorted(by: >) {  // least frequent first
             let count = tree.total(rank)
-            guard frequent(count) else { continue }
+            guard suffix.isEmpty || frequent(count) else { continue }
             let itemset = suffix + [rank]
             emit(itemset, count)
             guard itemset.count < maxLength else { continue }

@@ -453,6 +453,14 @@ import Testing
         #expect(h.repeatSpend.frequency == 2 && h.repeatSpend.meanValue == 18)
     }
 
+    /// mlxtend's edge: single items by support ratio, longer itemsets by count ≥ ⌈s × n⌉.
+    @Test func itemsetsAtTheSupportEdgeFollowMlxtend() {
+        let baskets = Array(repeating: [1, 2], count: 7) + Array(repeating: [3], count: 93)
+        let sets = FPGrowth.frequentItemsets(baskets, minSupport: 0.07).map(\.items)
+        #expect(Set(sets) == [[1], [2], [3]])  // 0.07 × 100 = 7.000000000000001: the pair's 7 is short
+        #expect(Set(FPGrowth.frequentItemsets(baskets, minSupport: 0.06).map(\.items)) == [[1], [2], [3], [1, 2]])
+    }
+
     /// Binary macro-F1 averages the classes that occur, as scikit-learn does.
     @Test func binaryMacroF1AveragesTheClassesPresent() {
         #expect(Metrics.macroF1([true, true], [true, true]) == 1)
