@@ -142,7 +142,7 @@ extension AgentRoutes {
             let interests = await interests(fields.customer)
             return try await reads.read { db in
                 // Relevant ones from the whole depth, then k: cut to k first, fewer would be left.
-                try search.search(db, query: fields.text, vector: vector, interests: interests, k: CatalogSearch.depth)
+                try search.search(db, query: fields.text, vector: vector, interests: interests, k: CatalogSearch.depth, sentence: true)
             }.filter(\.relevant).prefix(fields.k).map { $0 }
         }
         if reading.intent == RequestIntents.outOfScope {

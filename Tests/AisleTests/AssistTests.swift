@@ -122,7 +122,7 @@ import Testing
             "T1": ("PORCELAIN TEAPOT WITH ROSES", "kitchen"), "T2": ("RED ENAMEL TEAPOT", "kitchen"), "T3": ("RED ENAMEL TEAPOT", "gifts"),
             "C1": ("SCENTED PILLAR CANDLE VANILLA", "home"), "C2": ("CHRISTMAS LIGHTS 10 REINDEER", "christmas"),
             "L1": ("SPACEBOY LUNCH BOX", "kids"), "M1": ("WHITE CERAMIC COFFEE MUG", "kitchen"), "N1": ("SILVER HEART NECKLACE", "jewellery"),
-            "W1": ("TEA TOWEL", "kitchen"),
+            "W1": ("TEA TOWEL", "kitchen"), "D1": ("HAVEN DOILY WRAP", "gifts"),
         ]
         let catalog = titles.sorted { $0.key < $1.key }.map { #"{"item":"\#($0.key)","title":"\#($0.value.0)","category":"\#($0.value.1)"}"# }
         let storeDir = URL(fileURLWithPath: try ModelsTests.store(events: [], catalog: catalog, in: dir))
@@ -137,7 +137,7 @@ import Testing
             return try store.database.read { try s.search($0, query: q, vector: vector, interests: interests, k: 3, mode: mode) }
         }
         var s = try index()
-        #expect(s.items.count == 9)
+        #expect(s.items.count == 10)
         let typo = try search(s, "porcelian teapto")
         #expect(typo.first?.item.sku == "T1" && typo.first?.reasons.contains("has \"porcelain\" (you typed \"porcelian\")") == true, "\(typo.map(\.reasons))")
         #expect(s.corrected("Porcelian TEAPTO") == "porcelain teapot")
@@ -167,6 +167,9 @@ import Testing
         let lexicalOnly = try store.database.read { try CatalogSearch($0, embeddings: nil, encoderVersion: nil, themes: nil) }
         #expect(lexicalOnly.encoderVersion == nil)
         #expect(try store.database.read { try lexicalOnly.search($0, query: "chrismas", vector: nil, k: 3) }.first?.item.sku == "C2")
+        // A question's own words ("do", "you", "have") match no product: only "candles" does.
+        let asked = try store.database.read { try lexicalOnly.search($0, query: "do you have candles", vector: nil, k: 3, sentence: true) }
+        #expect(asked.map(\.item.sku) == ["C1"], "\(asked.map(\.item.title))")
         // A quote joined to a letter by a prepended mark (one grapheme, so one "word") is matched
         // as text, not read as the end of an FTS5 string.
         #expect(try store.database.read { try lexicalOnly.search($0, query: "candle a\u{0D4E}\"", vector: nil, k: 3) }.first?.item.sku == "C1")
