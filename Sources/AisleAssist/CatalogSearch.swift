@@ -127,7 +127,7 @@ public struct CatalogSearch: Sendable {
     /// (the known-item protocol loses 0.006 MRR@10 without them).
     static let fillers: Set<String> = [
         "a", "an", "and", "any", "anything", "are", "can", "could", "do", "does", "find", "for", "get", "got", "have", "hello", "hey",
-        "hi", "how", "i", "if", "in", "is", "it", "looking", "me", "my", "need", "of", "on", "or", "please", "sell", "some", "tell",
+        "hi", "how", "i", "if", "in", "is", "it", "like", "looking", "me", "my", "need", "of", "on", "or", "please", "sell", "some", "tell",
         "that", "the", "there", "this", "to", "want", "we", "what", "whats", "where", "which", "with", "would", "you", "your",
     ]
 
