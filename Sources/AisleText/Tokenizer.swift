@@ -164,6 +164,8 @@ public struct WordPieceTokenizer: Sendable {
         s == "\t" || s == "\n" || s == "\r" || s.properties.isWhitespace
     }
 
+    /// Other (Cc, Cf, Cn, Co; surrogates cannot occur) but tab and line ends, as the Rust
+    /// normaliser's `is_control` (`is_other`).
     static func isControl(_ s: Unicode.Scalar) -> Bool {
         if s == "\t" || s == "\n" || s == "\r" { return false }
         switch s.properties.generalCategory {
@@ -183,9 +185,12 @@ public struct WordPieceTokenizer: Sendable {
         }
     }
 
+    /// The CJK blocks of `tokenizer.json`'s normaliser (the Rust `tokenizers`' `is_chinese_char`,
+    /// which the reference embeddings were made with): from U+2B920, where the original Python
+    /// BERT has U+2B820 — the 256 code points between are not split off.
     static func isChineseCharacter(_ v: UInt32) -> Bool {
         (0x4E00...0x9FFF).contains(v) || (0x3400...0x4DBF).contains(v) || (0x20000...0x2A6DF).contains(v)
-            || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B820...0x2CEAF).contains(v)
+            || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B920...0x2CEAF).contains(v)
             || (0xF900...0xFAFF).contains(v) || (0x2F800...0x2FA1F).contains(v)
     }
 }

@@ -44,5 +44,8 @@ import Testing
         let sepID = try #require(tok.encode("[SEP]").dropFirst().first)
         #expect(tok.encode("[SEP]\u{0301}") == [tok.cls, sepID, tok.sep] && sepID == tok.sep)
         #expect(tok.encode("tea [SEP]\u{200D} pot") == tok.encode("tea [SEP] pot"))
+        // CJK as tokenizer.json's (Rust) normaliser has it: U+2B820 is not split off, U+2B920 is.
+        #expect(tok.encode("a\u{2B820}b") == [tok.cls, tok.unk, tok.sep])
+        #expect(tok.encode("a\u{2B920}b").count == 5)
     }
 }
