@@ -100,10 +100,10 @@ public struct CatalogSearch: Sendable {
     func lexicalQuery(_ query: String, sentence: Bool = false) -> (expression: String, words: [QueryWord])? {
         let words = Self.queryWords(query)
         let common = items.count / 4
-        let rare = words.filter { (vocabulary.documents[$0] ?? 0) <= common && !(sentence && Self.fillers.contains($0)) }
-        let candidates = rare.isEmpty ? words : rare
-        let known = candidates.filter { vocabulary.documents[$0] != nil || vocabulary.startsSomeWord($0) }
-        let found = (known + candidates.filter { !known.contains($0) }).prefix(Self.maxWords)
+        let telling = words.filter { (vocabulary.documents[$0] ?? 0) <= common && !(sentence && Self.fillers.contains($0)) }
+        let candidates = telling.isEmpty ? words : telling
+        let known = { (word: String) in vocabulary.documents[word] != nil || vocabulary.startsSomeWord(word) }
+        let found = (candidates.filter(known) + candidates.filter { !known($0) }).prefix(Self.maxWords)
             .map { QueryWord(typed: $0, corrections: vocabulary.corrections($0)) }
         guard !found.isEmpty else { return nil }
         // A word is letters and digits, but a grapheme may carry a quote with it: doubled, FTS5

@@ -53,6 +53,9 @@ public struct TabularModel: Sendable, Codable, Equatable {
         public var calibrationError: Double
         public var calibrationErrorUncalibrated: Double
         public var f1: Double
+
+        /// The validation AUC of the method chosen.
+        public var chosenValidationAuc: Double? { validationAuc[method.rawValue] }
     }
 
     /// Validation AUC a more complex method must gain over a simpler one to be chosen: on one

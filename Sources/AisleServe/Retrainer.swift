@@ -7,10 +7,12 @@ import Logging
 
 /// The agent's scheduled retraining: each trainable model whose newest version is older than
 /// `interval` (or missing) is trained as of the latest event and registered as the new active
-/// version unless it validates clearly worse than the active one (``ModelTrainer/Activation/unlessWorse``:
-/// it is kept, inactive, for a person to look at; after three intervals the newest is taken) — except a kind whose active version came from
-/// the hub (the fleet's model serves until a person trains or rolls back by hand). ``InsightHost`` calls it at start and at each poll; a model the store has no data
-/// for yet is logged and tried again an hour later; the themes wait for the encoder to load.
+/// version unless it validates clearly worse than the active one
+/// (``ModelTrainer/Activation/unlessWorse``: it is kept, inactive, for a person to look at; after
+/// three intervals the newest is taken) — except a kind whose active version came from the hub
+/// (the fleet's model serves until a person trains or rolls back by hand). ``InsightHost`` calls
+/// it at start and at each poll; a model the store has no data for yet is logged and tried again
+/// an hour later; the themes wait for the encoder to load.
 actor Retrainer {
     let store: Store
     let settings: ModelTrainer.Settings

@@ -63,7 +63,7 @@ public enum ModelTrainer {
             (payload, from, features, metrics) = (try JSONEncoder().encode(r.model), r.dataFrom, ChurnFeatures.names, r.report)
             parameters = ["horizon_days": .int(Int64(s.churnHorizonDays)), "snapshots": .int(Int64(s.churnSnapshots)), "l2": .double(10)]
             describe = { tabularSummary($0, r.report) }
-            validationAUC = r.report.validationAuc[r.report.method.rawValue]
+            validationAUC = r.report.chosenValidationAuc
         case IntentModel.kind:
             let r = try store.database.read {
                 try IntentModel.train($0, asOf: t, lookbackMinutes: s.intentLookbackMinutes, horizonMinutes: s.intentHorizonMinutes, cutoffs: s.intentCutoffs)
@@ -74,7 +74,7 @@ public enum ModelTrainer {
                 "cutoffs": .int(Int64(s.intentCutoffs)), "l2": .double(100),
             ]
             describe = { tabularSummary($0, r.report) }
-            validationAUC = r.report.validationAuc[r.report.method.rawValue]
+            validationAUC = r.report.chosenValidationAuc
         case ThemeModel.kind:
             guard let encoder else { throw InputError("themes need the int8 encoder, which is not loaded") }
             let items = try CatalogEmbeddings.load(store, model: encoder)
@@ -113,12 +113,7 @@ public enum ModelTrainer {
            let old = recordedAUC(of: active), new < old - worseMargin {
             heldBack = String(format: "validation AUC %.4f, more than %.2f below active v%d's %.4f", new, worseMargin, active.version, old)
         }
-        let activate: Bool
-        switch activation {
-        case .yes: activate = true
-        case .no: activate = false
-        case .unlessWorse: activate = heldBack == nil
-        }
+        let activate = if case .no = activation { false } else { heldBack == nil }  // only unlessWorse holds back
         // At normal priority even from the agent's nice-19 training thread (it holds the writer).
         let record = try Scheduling.atNormalPriority { [metrics = AnyEncodable(metrics)] in
             let record = try store.database.write { db in
@@ -132,7 +127,8 @@ public enum ModelTrainer {
         return Result(record: record, summary: describe(record) + String(format: "; %.1f s", Date().timeIntervalSince(started)), heldBack: heldBack)
     }
 
-    /// A churn or intent version's validation AUC of its chosen method, from its registry metrics.
+    /// A churn or intent version's validation AUC of its chosen method, from its registry metrics
+    /// (read field by field: a version registered by an older build may lack others).
     static func recordedAUC(of record: ModelRecord) -> Double? {
         guard case .object(let m) = record.metrics, case .string(let method)? = m["method"], case .object(let aucs)? = m["validation_auc"] else { return nil }
         switch aucs[method] {

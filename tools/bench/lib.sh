@@ -5,32 +5,38 @@ SHARED=${SHARED:-../shared}
 
 # until_logged LOG SECONDS PATTERN...: until every PATTERN (grep) is in LOG.
 until_logged() {
-  local log=$1 seconds=$2 pattern missing pid
+  local log=$1 seconds=$2
   shift 2
-  pid=$(cat "$work/aisled.pid")
-  for _ in $(seq $((seconds * 10))); do
-    missing=0
-    for pattern in "$@"; do grep -q -- "$pattern" "$log" 2>/dev/null || { missing=1; break; }; done
-    [ $missing = 0 ] && return 0
-    kill -0 "$pid" 2>/dev/null || agent_failed "$log" "aisled exited"
-    sleep 0.1
-  done
-  agent_failed "$log" "not logged within $seconds s: $*"
+  wait_for "$seconds" "$log" "$* in the log" all_logged "$log" "$@"
 }
 
 # until_answering SECONDS SOCKET LOG [CURL ARGS...]: until the agent answers the request (by
 # default GET /v1/health) with a success.
 until_answering() {
-  local seconds=$1 sock=$2 log=$3 pid
+  local seconds=$1 sock=$2 log=$3
   shift 3
   [ $# -gt 0 ] || set -- http://aisle/v1/health
+  wait_for "$seconds" "$log" "an answer to $* on $sock" curl -sf -o /dev/null --unix-socket "$sock" "$@"
+}
+
+# wait_for SECONDS LOG WHAT COMMAND...: until COMMAND succeeds, checking every 0.1 s that the
+# agent still runs.
+wait_for() {
+  local seconds=$1 log=$2 what=$3 pid
+  shift 3
   pid=$(cat "$work/aisled.pid")
   for _ in $(seq $((seconds * 10))); do
-    curl -sf --unix-socket "$sock" "$@" >/dev/null 2>&1 && return 0
+    "$@" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || agent_failed "$log" "aisled exited"
     sleep 0.1
   done
-  agent_failed "$log" "no answer to $* on $sock within $seconds s"
+  agent_failed "$log" "$what: not within $seconds s"
+}
+
+all_logged() {
+  local log=$1 pattern
+  shift
+  for pattern in "$@"; do grep -q -- "$pattern" "$log" || return 1; done
 }
 
 agent_failed() {
