@@ -1,3 +1,5 @@
+import Foundation
+
 /// The JSON Lines interchange format (docs/INTERCHANGE.md): one JSON object per line for
 /// events, catalog entries and labelled text.
 public enum Interchange {
@@ -36,6 +38,17 @@ public enum Interchange {
     /// Longest accepted identifier (customer, session, receipt, SKU, event id), in bytes.
     public static let maxIdentifierBytes = 256
 
+    /// How far past the receiving machine's clock an event may be dated: a till whose clock is
+    /// years ahead would otherwise move the store's "now" (insight, training, reports) with it.
+    public static let maxSecondsAhead: Int64 = 86_400
+
+    /// Refuses an event time more than ``maxSecondsAhead`` past `now`.
+    public static func checkNotAhead(_ ts: Int64, now: Int64 = Int64(Date().timeIntervalSince1970), field: String = "ts") throws(FieldError) {
+        guard ts <= now + maxSecondsAhead else {
+            throw FieldError(field: field, "\(Timestamp.format(ts)) is more than a day ahead of this machine's clock (\(Timestamp.format(now)))")
+        }
+    }
+
     /// Validates one event object.
     public static func event(from value: JSONValue) throws(FieldError) -> IncomingEvent {
         guard case .object(let o) = value else {
@@ -53,6 +66,7 @@ public enum Interchange {
             ts = v
         case let v?: throw FieldError(field: "ts", "expected a string or integer, got \(v.typeName)")
         }
+        try checkNotAhead(ts)
         guard let typeName = try string(o, "type") else { throw FieldError(field: "type", "missing") }
         guard let type = EventType(rawValue: typeName) else {
             throw FieldError(field: "type", "unknown event type; one of \(EventType.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -62,7 +76,7 @@ public enum Interchange {
         event.customer = try identifier(o, "customer")
         event.session = try identifier(o, "session")
         event.receipt = try identifier(o, "receipt")
-        event.item = try identifier(o, "item").map(Normalize.sku)
+        event.item = try identifier(o, "item")
         event.source = try identifier(o, "source")
         event.store = try identifier(o, "store")
         if let qty = try integer(o, "qty") {
@@ -89,8 +103,9 @@ public enum Interchange {
             event.type = .return
             event.qty = -event.qty
         }
-        if type.requiresItem, event.item == nil { throw FieldError(field: "item", "missing (required for \(type.rawValue))") }
-        if type == .purchase, event.item == nil, event.price == nil {
+        // The type as stored: a purchase of a negative quantity is a return, which needs its item.
+        if event.type.requiresItem, event.item == nil { throw FieldError(field: "item", "missing (required for \(event.type.rawValue))") }
+        if event.type == .purchase, event.item == nil, event.price == nil {
             throw FieldError(field: "item", "missing (a purchase needs an item or, receipt-level, a price)")
         }
         if type.requiresText, event.text == nil { throw FieldError(field: "text", "missing (required for \(type.rawValue))") }
@@ -102,15 +117,16 @@ public enum Interchange {
         guard case .object(let o) = value else {
             throw FieldError(field: nil, "expected a JSON object, got \(value.typeName)")
         }
-        guard let sku = try identifier(o, "item").map(Normalize.sku), !sku.isEmpty else {
+        guard let sku = try identifier(o, "item"), !sku.isEmpty else {
             throw FieldError(field: "item", "missing")
         }
         guard let rawTitle = try string(o, "title") else { throw FieldError(field: "title", "missing") }
         let title = Normalize.text(rawTitle)
         guard !title.isEmpty else { throw FieldError(field: "title", "empty") }
-        guard title.count <= 1000 else { throw FieldError(field: "title", "longer than 1000 characters") }
+        try checkName(title, field: "title")
         var entry = CatalogEntry(item: sku, title: title)
         entry.category = try string(o, "category").map(Normalize.text).flatMap { $0.isEmpty ? nil : $0 }
+        if let category = entry.category { try checkName(category, field: "category") }
         if let price = try number(o, "price") {
             try checkPrice(price, field: "price")
             entry.price = price
@@ -118,6 +134,22 @@ public enum Interchange {
         entry.active = try bool(o, "active")
         entry.sellable = try bool(o, "sellable")
         return entry
+    }
+
+    /// Longest accepted item title or category, in characters (and four times as many bytes).
+    public static let maxNameLength = 1_000
+
+    /// Refuses a title or category longer than ``maxNameLength`` characters or four times as
+    /// many UTF-8 bytes, naming `field`.
+    public static func checkName(_ name: String, field: String) throws(FieldError) {
+        guard name.utf8.count <= 4 * maxNameLength, name.count <= maxNameLength else {
+            throw FieldError(field: field, "longer than \(maxNameLength) characters or \(4 * maxNameLength) bytes")
+        }
+    }
+
+    /// Refuses an identifier longer than ``maxIdentifierBytes`` bytes, naming `field`.
+    public static func checkIdentifier(_ id: String, field: String) throws(FieldError) {
+        guard id.utf8.count <= maxIdentifierBytes else { throw FieldError(field: field, "longer than \(maxIdentifierBytes) bytes") }
     }
 
     // MARK: field readers
@@ -138,11 +170,12 @@ public enum Interchange {
         case nil, .null?: return nil
         case .string(let s)?: raw = s
         case .int(let v)?: raw = String(v)
+        case .double(let d)? where d == d.rounded(): throw FieldError(field: key, "integer out of range; send a long identifier as a string")
         case let v?: throw FieldError(field: key, "expected a string, got \(v.typeName)")
         }
-        let s = Normalize.text(raw)
+        let s = key == "item" ? Normalize.sku(raw) : Normalize.text(raw)
         if s.isEmpty { return nil }
-        guard s.utf8.count <= maxIdentifierBytes else { throw FieldError(field: key, "longer than \(maxIdentifierBytes) bytes") }
+        try checkIdentifier(s, field: key)
         return s
     }
 
@@ -151,6 +184,7 @@ public enum Interchange {
         case nil, .null?: return nil
         case .int(let v)?: return v
         case .double(let d)? where d == d.rounded() && abs(d) < 1e15: return Int64(d)
+        case .double(let d)? where d == d.rounded(): throw FieldError(field: key, "integer out of range")
         case let v?: throw FieldError(field: key, "expected an integer, got \(v.typeName == "number" ? "a fraction" : v.typeName)")
         }
     }

@@ -106,7 +106,10 @@ public struct JSONParser {
         while true {
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let keyAt = i
             let key = try string()
+            // Last-one-wins would let `"qty":1,"qty":-5` pass as a return unseen.
+            guard dict[key] == nil else { i = keyAt; throw fail("duplicate key \"\(key.prefix(40))\"") }
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1

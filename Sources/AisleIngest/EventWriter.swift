@@ -100,6 +100,12 @@ public struct EventWriter {
     private var erasures: Int64 = 0
     /// Items that received purchases or returns (for the outlier pass).
     public private(set) var touchedItems = Set<Int64>()
+
+    /// ``touchedItems``, emptied.
+    public mutating func takeTouchedItems() -> Set<Int64> {
+        defer { touchedItems = [] }
+        return touchedItems
+    }
     public private(set) var counts = Counts()
     private var daily: [DailyKey: DailySales] = [:]
     private var pending: [PendingEvent] = []

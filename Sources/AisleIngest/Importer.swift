@@ -245,8 +245,10 @@ public final class Importer {
     /// Flags outliers, closes the run and returns its report.
     public func finish() throws -> ImportReport {
         try flush()
-        let touched = writer.touchedItems
         let c = writer.counts
+        // Lines already stored (a run started again after a crash, say) touch no item, yet their
+        // items may not have been flagged: then every item is.
+        let touched = c.duplicates > 0 ? nil : writer.touchedItems
         report.accepted = c.accepted + report.catalogUpdated
         report.duplicates = report.lines - report.rejected - report.accepted
         report.returns = c.returns

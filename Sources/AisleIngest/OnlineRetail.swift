@@ -65,7 +65,17 @@ public enum OnlineRetail {
         guard !no.isEmpty else { return FieldError(field: "InvoiceNo", "empty") }
         let customer = Normalize.text(fields[1])
         let country = Normalize.text(fields[2])
-        headers[no] = (customer.isEmpty ? nil : customer, country.isEmpty ? nil : country)
+        do throws(FieldError) {
+            try Interchange.checkIdentifier(no, field: "InvoiceNo")
+            try Interchange.checkIdentifier(customer, field: "CustomerID")
+            try Interchange.checkIdentifier(country, field: "Country")
+        } catch { return error }
+        let header = (customer: customer.isEmpty ? nil : customer, country: country.isEmpty ? nil : country)
+        if let seen = headers[no] {
+            // A repeat that agrees is harmless; one that disagrees would move the basket silently.
+            return seen == header ? nil : FieldError(field: "InvoiceNo", "listed again with another customer or country; the first is kept")
+        }
+        headers[no] = header
         return nil
     }
 
@@ -84,8 +94,13 @@ public enum OnlineRetail {
         do { ts = try Timestamp.parse(f[1]) } catch let e as FieldError { throw FieldError(field: "InvoiceDate", e.reason) } catch {
             throw FieldError(field: "InvoiceDate", "\(error)")
         }
+        try Interchange.checkNotAhead(ts, field: "InvoiceDate")
+        try Interchange.checkIdentifier(invoice, field: "InvoiceNo")
         let sku = Normalize.sku(f[2])
         guard !sku.isEmpty else { throw FieldError(field: "StockCode", "empty") }
+        try Interchange.checkIdentifier(sku, field: "StockCode")
+        let title = Normalize.text(f[3])
+        try Interchange.checkName(title, field: "Description")
         guard let qty = Int64(f[4]) else { throw FieldError(field: "Quantity", "not an integer") }
         try Interchange.checkQuantity(qty, field: "Quantity")
         guard let price = Double(f[5]), price.isFinite else { throw FieldError(field: "UnitPrice", "not a number") }
@@ -94,6 +109,6 @@ public enum OnlineRetail {
         let event = IncomingEvent(
             ts: ts, type: isReturn ? .return : .purchase, customer: header.customer, receipt: invoice,
             item: sku, qty: abs(qty), price: price, source: "web", store: header.country)
-        return .event(event, ItemHint(title: Normalize.text(f[3]), sellable: !isService(sku)))
+        return .event(event, ItemHint(title: title, sellable: !isService(sku)))
     }
 }

@@ -14,10 +14,11 @@ public enum OutlierFlagger {
     public static let threshold = 5.0
     public static let flatRatio = 10.0
 
-    /// Recomputes the flags of the given items' lines; returns how many lines are flagged now.
+    /// Recomputes the flags of the given items' lines (nil: every item's); returns how many of
+    /// those lines are flagged now.
     @discardableResult
-    public static func flag(items: Set<Int64>, db: Database) throws -> Int {
-        guard !items.isEmpty else { return 0 }
+    public static func flag(items: Set<Int64>?, db: Database) throws -> Int {
+        guard items?.isEmpty != true else { return 0 }
         // One sequential scan beats an index probe per item once a run touches many items.
         var lines: [Int64: [(id: Int64, qty: Int64, price: Double?, flags: Int64)]] = [:]
         let rows = try Row.fetchCursor(db, sql: """
@@ -26,7 +27,7 @@ public enum OutlierFlagger {
             """)
         while let row = try rows.next() {
             let item: Int64 = row[0]
-            guard items.contains(item) else { continue }
+            guard items?.contains(item) ?? true else { continue }
             lines[item, default: []].append((row[1], row[2], row[3], row[4]))
         }
         let update = try db.cachedStatement(sql: "UPDATE events SET flags = ? WHERE id = ?")

@@ -66,7 +66,7 @@ public enum Pseudonym {
 /// Creating a new store: directory, secret and database.
 public enum StoreSetup {
     /// Initialises a store at `directory` (created with mode 0750 if missing; an existing one
-    /// loses what others had).
+    /// loses what others had and its group's write).
     /// Two at once in one directory take turns (a lock on the directory): the second finds the
     /// first's store, instead of replacing its secret.
     public static func initialise(at directory: URL, importedSecret: Data? = nil) throws -> Store {
@@ -83,7 +83,7 @@ public enum StoreSetup {
             throw StoreError.alreadyInitialised(directory.path)
         }
         var info = stat()
-        guard fstat(lock, &info) == 0, fchmod(lock, info.st_mode & 0o770) == 0 else { throw cannotLock }
+        guard fstat(lock, &info) == 0, fchmod(lock, info.st_mode & 0o750) == 0 else { throw cannotLock }
         try Pseudonymizer.writeSecret(to: directory, imported: importedSecret)
         return try Store.create(at: directory)
     }

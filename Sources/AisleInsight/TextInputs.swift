@@ -22,7 +22,7 @@ public struct LabelledExamples: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw InputError("\(path): cannot read") }
         var out = LabelledExamples()
         for (n, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
-            guard case .object(let o)? = try? JSONParser.parse(Array(line)), case .string(let text)? = o["text"], case .string(let label)? = o["label"] else {
+            guard case .object(let o)? = try? JSONParser.parse(Array(line), maxValues: 64), case .string(let text)? = o["text"], case .string(let label)? = o["label"] else {
                 throw InputError("\(path):\(n + 1): expected {\"text\": \"…\", \"label\": \"…\"}")
             }
             if let refusal = accept(label) { throw InputError("\(path):\(n + 1): label \"\(label)\" \(refusal)") }

@@ -145,6 +145,9 @@ final class StoreWriter: Sendable {
         do {
             let moved = try store.database.write { try Tiers.settle($0, limit: Self.settleBatch) }
             recent.withLock { $0 = max(0, ($0 ?? 0) - moved) }
+            // Flagged as an import flags them (a whole-table scan, so once a settling, not a batch).
+            let touched = writer.withLock { $0.takeTouchedItems() }
+            try store.database.write { try OutlierFlagger.flag(items: touched, db: $0) }
         } catch {
             recent.withLock { $0 = nil }  // re-read next time
         }

@@ -187,11 +187,11 @@ public struct Store: Sendable {
         }
     }
 
-    /// The store's directory (that others may list or write) and database files (that others
-    /// may read or write), with their modes — a copy restored without its modes, say; symbolic
+    /// The store's directory (that others may list or write, or its group write: the secret and
+    /// the WAL could be replaced) and database files (that others may read or write), with their modes — a copy restored without its modes, say; symbolic
     /// links followed. Empty when none.
     public var openToOthers: [(name: String, mode: Int)] {
-        var checks = [(name: ".", bits: mode_t(0o006))]
+        var checks = [(name: ".", bits: mode_t(0o026))]
         for file in [Self.databaseName, RecommendationLog.fileName] { checks += [file, file + "-wal", file + "-shm"].map { ($0, 0o007) } }
         var open: [(name: String, mode: Int)] = []
         for (name, bits) in checks {

@@ -8,8 +8,11 @@ import GRDB
 /// Anonymised feature deltas a store sends HQ: over a window of its receipts, how many receipts
 /// held each item, each category, and each frequent pair of items — each count with Gaussian
 /// noise added and kept only when the noised count reaches `minCount`, so no rare item, pair or
-/// single customer's basket shows. A window released again carries the same noise
-/// (``WindowNoise``): averaging its releases takes none of it away. HQ sums them over stores into the global priors that new
+/// single customer's basket shows. Each count's noise is drawn for its window and its own key
+/// (``WindowNoise``): averaging releases of a window takes none of it away, and an item that
+/// drops out moves no other item's noise. A window is released once (``enqueue(_:end:days:)``):
+/// two releases of one window around a change, a forgotten customer say, would differ by exactly
+/// that change. HQ sums them over stores into the global priors that new
 /// stores start from (``GlobalPriors``).
 public struct StorePriors: Sendable, Codable, Equatable {
     public static let kind = "priors"
@@ -72,11 +75,10 @@ public struct StorePriors: Sendable, Codable, Equatable {
         }
         let key = try WindowNoise.key(db)
         func noised(_ counts: [String: Double], _ part: String) -> [String: Double] {
-            var generator = WindowNoise(key: key, label: "\(start) \(last) \(sigma) \(part)")
-            let noise = FederatedLogistic.gaussian(count: counts.count, sigma: sigma, using: &generator)
-            return Dictionary(uniqueKeysWithValues: zip(counts.sorted { $0.key < $1.key }, noise).compactMap { entry, e in
-                let v = ((entry.value + e) * 10).rounded() / 10
-                return v >= Double(minCount) ? (entry.key, v) : nil
+            Dictionary(uniqueKeysWithValues: counts.compactMap { name, count in
+                var generator = WindowNoise(key: key, label: "\(start) \(last) \(sigma) \(part) \(name)")
+                let v = ((count + FederatedLogistic.gaussian(count: 1, sigma: sigma, using: &generator)[0]) * 10).rounded() / 10
+                return v >= Double(minCount) ? (name, v) : nil
             })
         }
         return StorePriors(
@@ -86,11 +88,25 @@ public struct StorePriors: Sendable, Codable, Equatable {
     }
 
     /// Queues the store's priors for the hub; returns the content id, nil without purchases.
+    /// Throws ``AlreadyReleased`` for a window queued before.
     @discardableResult
     public static func enqueue(_ db: Database, end: Int64? = nil, days: Int = 28) throws -> String? {
         guard let priors = try of(db, end: end, days: days), priors.receipts > 0 else { return nil }
+        let window = "sync.priors_window \(priors.from) \(priors.to)"
+        if let id = try SyncState.string(db, window) { throw AlreadyReleased(from: priors.from, to: priors.to, contentID: id) }
         try SyncState.set(db, "sync.priors_day", String(priors.to))
-        return try Outbox.enqueue(db, kind: kind, payload: SyncJSON.encode(priors))
+        let id = try Outbox.enqueue(db, kind: kind, payload: SyncJSON.encode(priors))
+        try SyncState.set(db, window, id)
+        return id
+    }
+
+    /// A window's priors were queued before: releasing it again would show what changed since.
+    public struct AlreadyReleased: Error, CustomStringConvertible {
+        public var from: Int64, to: Int64, contentID: String
+        public var description: String {
+            "the priors of \(Timestamp.format(from * 86_400).prefix(10)) … \(Timestamp.format(to * 86_400).prefix(10)) were queued before (\(contentID.prefix(12))); "
+                + "a window is released once, since two releases would differ by exactly what changed between them"
+        }
     }
 
     /// Queues what is due (the store summaries of finished days, the weekly priors); returns the

@@ -259,6 +259,79 @@ extension Data {
         #expect(try s.count("SELECT count(*) FROM events WHERE price = 3000 AND flags = \(EventFlag.priceOutlier)") == 1)
     }
 
+    /// An import started again after a crash between its batches and its outlier pass flags
+    /// what the first run wrote: the lines are all duplicates then, and touch no item.
+    @Test func aRunAgainFlagsWhatACrashLeftUnflagged() throws {
+        let s = try TempStore()
+        var lines = (0..<12).map { #"{"ts":\#(1_300_000_000 + $0 * 3600),"type":"purchase","item":"MUG","qty":\#(1 + $0 % 3),"price":3.0}"# }
+        lines.append(#"{"ts":1300200000,"type":"purchase","item":"MUG","qty":80995,"price":3.0}"#)
+        let text = lines.joined(separator: "\n")
+        #expect(try s.importEvents(text).outliersFlagged == 1)
+        try s.store.database.write { try $0.execute(sql: "UPDATE events SET flags = 0") }  // as if the pass never ran
+        let again = try s.importEvents(text)
+        #expect(again.accepted == 0 && again.duplicates == 13 && again.outliersFlagged == 1, "\(again)")
+        #expect(try s.count("SELECT count(*) FROM events WHERE qty = 80995 AND flags = \(EventFlag.quantityOutlier)") == 1)
+    }
+
+    /// Inputs that passed unseen or with a misleading reason before a review (stop 27).
+    @Test func subtleBadInputIsRefusedWithItsReason() throws {
+        let s = try TempStore()
+        let future = Int64(Date().timeIntervalSince1970) + 3 * 86_400
+        let lines = [
+            #"{"ts":1300000000,"type":"purchase","item":"A","customer":"alice","customer":"bob","qty":1}"#,  // duplicate key
+            #"{"ts":\#(future),"type":"view","item":"A"}"#,  // a till clock years ahead would move "now"
+            #"{"ts":1300000000,"type":"purchase","qty":-2,"price":5}"#,  // a return without its item
+            #"{"ts":1300000000,"type":"purchase","item":"A","qty":12345678901234567890}"#,
+            #"{"ts":1300000000,"type":"view","item":"A","customer":12345678901234567890}"#,
+            "[" + Array(repeating: "0", count: 300).joined(separator: ",") + "]",  // values past the line's cap
+            #"{"ts":1300000000,"type":"view","item":"A","session":"k"}"#,
+        ]
+        let file = s.directory.deletingLastPathComponent().appendingPathComponent("subtle.jsonl")
+        try Data(("\u{FEFF}" + lines.joined(separator: "\n")).utf8).write(to: file)  // a byte-order mark first
+        let rejectsFile = s.directory.deletingLastPathComponent().appendingPathComponent("subtle-rejects.jsonl").path
+        let imp = try s.importer(rejects: rejectsFile)
+        try Sources.importEvents(path: file.path, into: imp)
+        let report = try imp.finish()
+        let rejects = try String(contentsOfFile: rejectsFile, encoding: .utf8).split(separator: "\n").map {
+            try JSONDecoder().decode(Reject.self, from: Data($0.utf8))
+        }
+        let byLine = Dictionary(uniqueKeysWithValues: rejects.map { ($0.line, "\($0.field ?? "-"): \($0.reason)") })
+        #expect(report.accepted == 1 && report.rejected == 6, "\(byLine)")
+        #expect(byLine[1]?.contains("duplicate key \"customer\"") == true, "\(byLine)")
+        #expect(byLine[2]?.hasPrefix("ts: ") == true && byLine[2]?.contains("more than a day ahead of this machine's clock") == true, "\(byLine)")
+        #expect(byLine[3] == "item: missing (required for return)", "\(byLine)")
+        #expect(byLine[4] == "qty: integer out of range", "\(byLine)")
+        #expect(byLine[5]?.hasPrefix("customer: integer out of range") == true, "\(byLine)")
+        #expect(byLine[6]?.contains("more than 256 values") == true, "\(byLine)")
+        // A catalog's category is bounded as its title is.
+        let catalog = s.directory.deletingLastPathComponent().appendingPathComponent("catalog.jsonl")
+        try Data(#"{"item":"A","title":"Mug","category":"\#(String(repeating: "k", count: 1_001))"}"#.utf8).write(to: catalog)
+        let cat = try s.importer(kind: "catalog", rejects: rejectsFile)
+        try Sources.importCatalog(path: catalog.path, into: cat)
+        let c = try cat.finish()
+        #expect(c.rejected == 1 && c.firstRejects.first?.field == "category", "\(c)")
+    }
+
+    /// Online Retail's files pass the interchange's limits, and an invoice listed twice with
+    /// another customer is refused instead of moving its basket.
+    @Test func onlineRetailFieldsAreBoundedAndInvoicesNotReassigned() throws {
+        let s = try TempStore()
+        let dir = try TestSupport.temporaryDirectory()
+        let (lines, invoices) = (dir.appendingPathComponent("lines.csv"), dir.appendingPathComponent("invoices.csv"))
+        let long = String(repeating: "X", count: 300)
+        try Data("536365,2010-12-01 08:26,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2.55\n536365,2010-12-01 08:26,\(long),LONG,6,3.39\n536365,2010-12-01 08:26,71053,\(String(repeating: "W", count: 1_001)),6,3.39\n".utf8)
+            .write(to: lines)
+        try Data("536365,17850,United Kingdom\n536365,17851,United Kingdom\n536365,17850,United Kingdom\n".utf8).write(to: invoices)
+        let imp = try s.importer(kind: "online-retail")
+        try OnlineRetail.importPair(lines: lines.path, invoices: invoices.path, into: imp)
+        let r = try imp.finish()
+        let reasons = r.firstRejects.map { "\($0.field ?? "-"): \($0.reason)" }
+        #expect(r.accepted == 1 && r.rejected == 3, "\(reasons)")
+        #expect(reasons.contains("InvoiceNo: listed again with another customer or country; the first is kept"), "\(reasons)")
+        #expect(reasons.contains("StockCode: longer than 256 bytes"), "\(reasons)")
+        #expect(reasons.contains { $0.hasPrefix("Description: longer than 1000 characters") }, "\(reasons)")
+    }
+
     @Test func catalogImportKeepsPriceHistoryAndIsIdempotent() throws {
         let s = try TempStore()
         let dir = s.directory.deletingLastPathComponent()

@@ -66,6 +66,22 @@ import Testing
         #expect(try newStore().database.write { try StorePriors.of($0, end: Int64(t0) + 86_400) }?.items != one.items)  // another store's key
     }
 
+    /// Each count draws its own noise, so an item that drops out moves no other item's; and a
+    /// window is released once, so two releases cannot be subtracted to show what changed.
+    @Test func eachCountKeepsItsNoiseAndAWindowIsReleasedOnce() throws {
+        let t0 = 1_700_000_000
+        let lines = (0..<30).flatMap { r in ["A", "B", "C"].map { #"{"ts":\#(t0 + r),"type":"purchase","customer":"c\#(r)","item":"\#($0)","receipt":"r\#(r)","qty":1,"price":2}"# } }
+        let store = try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: lines, in: try TestSupport.temporaryDirectory())))
+        let end = Int64(t0) + 86_400
+        let before = try #require(try store.database.write { try StorePriors.of($0, end: end) })
+        try store.database.write { try $0.execute(sql: "DELETE FROM events WHERE item_id = (SELECT id FROM items WHERE sku = 'B')") }
+        let after = try #require(try store.database.write { try StorePriors.of($0, end: end) })
+        #expect(after.items["B"] == nil && after.items.count == 2, "\(after.items)")
+        #expect(after.items["A"] == before.items["A"] && after.items["C"] == before.items["C"], "\(before.items) \(after.items)")
+        #expect(try store.database.write { try StorePriors.enqueue($0, end: end) } != nil)
+        #expect { try store.database.write { try StorePriors.enqueue($0, end: end) } } throws: { "\($0)".contains("a window is released once") }
+    }
+
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
     func aNewStoreStartsBetterFromTheGlobalPriorsThanFromItsOwnFirstWeek() async throws {
         let hub = try await HubFixture()
