@@ -19,6 +19,11 @@ public enum SecretFile {
         }
         guard fsync(fd) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
         // The directory too, or after a power cut the file may be gone while what it keyed stays.
+        try syncDirectory(of: path)
+    }
+
+    /// Syncs the directory holding `path`, making its creation or a rename onto it durable.
+    public static func syncDirectory(of path: String) throws {
         let directory = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard directory >= 0, fsync(directory) == 0 else {
             if directory >= 0 { close(directory) }

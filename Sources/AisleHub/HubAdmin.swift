@@ -285,7 +285,10 @@ public struct HubAdmin: Sendable {
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".aisle-envelope") }.sorted()
         for name in names {
             do {
-                let body = try Data(contentsOf: folder.appendingPathComponent(name))
+                let file = folder.appendingPathComponent(name)
+                let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.intValue ?? 0
+                guard size <= Hub.maxBodyBytes else { throw SyncError(.tooLarge, "the file is over \(Hub.maxBodyBytes) bytes, as no envelope is") }
+                let body = try Data(contentsOf: file)
                 let reply = try service.handle(body)
                 result.accepted += 1
                 if (try? SyncJSON.decode(UploadAck.self, reply, "ack"))?.complete == true { result.complete += 1 }

@@ -47,17 +47,17 @@ enum HubRounds {
 
     /// Takes one store's step of round `id` and answers with the round's status for it.
     static func handle(_ db: Database, _ hub: HubDatabase, round id: UInt64, store: String, _ m: RoundMessage, now: Int64) throws -> RoundStatus {
-        guard var round = try load(db, id), round.phase != "done", round.phase != "failed", round.deadline > now else {
-            throw SyncError(.wrongRound, "round: \(id) is not an open round")
-        }
+        let notOpen = SyncError(.wrongRound, "round: \(id) is not an open round")
+        guard var round = try load(db, id), round.phase != "failed" else { throw notOpen }
         if m.step != .status, let sent = try Data.fetchOne(
             db, sql: "SELECT payload FROM round_steps WHERE round = ? AND store = ? AND step = ?", arguments: [Int64(id), store, m.step.rawValue])
         {
-            // The same step again (its answer was lost), whatever step the round is in now:
-            // answered, not stored twice. Other content for a step already taken is refused.
+            // The same step again (its answer was lost), whatever step the round is in now, done
+            // included: answered, not stored twice. Other content for a step already taken is refused.
             guard sent == (try encoded(m)) else { throw SyncError(.badRequest, "step: \(m.step.rawValue) already sent for round \(id), with other content") }
-            return try status(db, round, for: store)
+            return try status(db, round, for: store)  // also once the round is done: the last unmask's answer may be what was lost
         }
+        guard round.phase != "done", round.deadline > now else { throw notOpen }
         if m.step != .status {
             guard stepOf[round.phase] == m.step else {
                 throw SyncError(.wrongRound, "step: \(m.step.rawValue) refused; round \(id) is in its \(round.phase) step")

@@ -67,12 +67,19 @@ public struct HubService: Sendable {
             guard let token = try Row.fetchOne(db, sql: "SELECT store_id, expires_at, used_at FROM tokens WHERE hash = ?", arguments: [hash]),
                 token["store_id"] as String == envelope.store
             else { throw SyncError(.badToken, "token: not issued for store \(envelope.store) by this hub") }
-            guard token["used_at"] as Int64? == nil else { throw SyncError(.badToken, "token: already used; `aisle-hub stores add` issues a new one") }
-            guard token["expires_at"] as Int64 > now else { throw SyncError(.badToken, "token: expired; `aisle-hub stores add` issues a new one") }
-            guard let store = try Row.fetchOne(db, sql: "SELECT name, revoked_at FROM stores WHERE id = ?", arguments: [envelope.store]) else {
+            guard let store = try Row.fetchOne(db, sql: "SELECT name, revoked_at, sign_key, agree_key FROM stores WHERE id = ?", arguments: [envelope.store]) else {
                 throw SyncError(.unknownStore, "store \(envelope.store): not on this hub's list")
             }
             guard store["revoked_at"] as Int64? == nil else { throw SyncError(.revoked, "store \(envelope.store): revoked") }
+            if token["used_at"] as Int64? != nil {
+                // The same keys again: the store never saw the reply (a dropped connection), so it
+                // is answered again; only the holder of the signing key can ask.
+                guard store["sign_key"] as Data? == keys.sign, store["agree_key"] as Data? == keys.agree else {
+                    throw SyncError(.badToken, "token: already used; `aisle-hub stores add` issues a new one")
+                }
+                return SyncJSON.encode(EnrollReply(store: envelope.store, name: store["name"], signKey: keys.sign))
+            }
+            guard token["expires_at"] as Int64 > now else { throw SyncError(.badToken, "token: expired; `aisle-hub stores add` issues a new one") }
             try db.execute(sql: "UPDATE tokens SET used_at = ? WHERE hash = ?", arguments: [now, hash])
             // A new key starts a new sequence; the same key (re-enrolling) keeps its seen numbers,
             // so its old envelopes stay replays.
@@ -167,6 +174,10 @@ public struct HubService: Sendable {
         try db.execute(sql: "DELETE FROM upload_parts WHERE store_id = ? AND content_id = ?", arguments: [store, id])
         guard payload.count == part.size, UploadPart.contentId(kind: part.kind, round: part.round, payload: payload) == id else {
             return .failure(SyncError(.badRequest, "content_id: the \(part.parts) parts do not add up to the content they name; send it again"))
+        }
+        // Priors are read when the hub publishes: one store's that do not decode would stop it for all.
+        if part.kind == StorePriors.kind {
+            do throws(SyncError) { _ = try SyncJSON.decode(StorePriors.self, payload, "priors") } catch { return .failure(error) }
         }
         try db.execute(
             sql: "INSERT INTO uploads(store_id, content_id, kind, round, size, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -108,8 +108,13 @@ public struct Envelope: Sendable, Equatable, Codable {
     /// The JSON the envelope travels as.
     public func encoded() -> Data { (try? Self.encoder.encode(self)) ?? Data() }
 
-    /// Reads an envelope, naming the field that is wrong.
+    /// Reads an envelope, naming the field that is wrong; another version than ours is
+    /// `unsupported_version` whatever else it holds (its fields may be another version's).
     public static func decode(_ data: Data) throws(SyncError) -> Envelope {
+        struct Versioned: Decodable { var v: Int }
+        if let v = try? JSONDecoder().decode(Versioned.self, from: data).v, v != version {
+            throw SyncError(.unsupportedVersion, "v: \(v); this hub speaks version \(version)")
+        }
         do { return try JSONDecoder().decode(Envelope.self, from: data) } catch { throw SyncError(.badRequest, "envelope: \(describe(error))") }
     }
 

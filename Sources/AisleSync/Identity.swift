@@ -83,6 +83,8 @@ public struct SyncIdentity: Sendable {
         unlink(temporary)  // a leftover of a crash before the rename
         do { try SecretFile.create(temporary, contents: identity.raw) } catch { throw SyncError(.internal, "cannot write the key file \(temporary): \(error)") }
         guard rename(temporary, path) == 0 else { throw SyncError(.internal, "cannot rename \(temporary) to \(path) (errno \(errno))") }
+        // Else a power cut could undo the rename, and the next start make another key.
+        do { try SecretFile.syncDirectory(of: path) } catch { throw SyncError(.internal, "cannot sync the key file's directory: \(error)") }
         return identity
     }
 }

@@ -170,10 +170,14 @@ public struct SyncClient: Sendable {
                     outcome.registryVersion, outcome.outcome.rawValue, outcome.detail,
                 ])
         }
-        let outcome =
-            manifest.matches(payload)
-            ? try await installer.install(manifest, payload: payload, record: record)
-            : InstallOutcome(.refused, detail: "payload does not match the manifest's SHA-256 and length")
+        // Downloads are not signed, the manifest is: one altered on the way (a broken proxy, say)
+        // is left unrecorded and fetched again next time, not refused for good.
+        guard manifest.matches(payload) else {
+            let detail = "payload does not match the manifest's SHA-256 and length; fetched again at the next sync"
+            try store.audit("sync model \(manifest.kind)", detail: "global v\(manifest.version): not taken (\(detail))", actor: "aisle-sync")
+            return "\(manifest.kind) global v\(manifest.version): not taken — \(detail)"
+        }
+        let outcome = try await installer.install(manifest, payload: payload, record: record)
         if outcome.outcome == .refused { try await store.database.write { try record($0, outcome) } }
         try store.audit("sync model \(manifest.kind)", detail: "global v\(manifest.version): \(outcome.outcome.rawValue) (\(outcome.detail))", actor: "aisle-sync")
         return "\(manifest.kind) global v\(manifest.version): \(outcome.outcome.rawValue.replacingOccurrences(of: "_", with: " ")) — \(outcome.detail)"

@@ -108,6 +108,16 @@ func exitCode(for error: any Error) -> ExitCode {
     return ExitCode(code)
 }
 
+/// `value`, or for `-` the first line of standard input (a secret kept out of the process list
+/// and the shell's history); `what` names it in the error when there is none.
+func valueOrStandardInput(_ value: String, _ what: String) throws -> String {
+    guard value == "-" else { return value }
+    guard let line = readLine(strippingNewline: true), !Normalize.text(line).isEmpty else {
+        throw CLIError.usage("- reads \(what) from standard input, which gave none")
+    }
+    return line
+}
+
 /// The moment an option gives (RFC 3339, a date, or Unix seconds); a bad one is a usage error
 /// that names the option.
 func moment(_ text: String, _ option: String) throws -> Int64 {

@@ -178,13 +178,7 @@ extension CustomerCommand {
     /// The store id and pseudonym of a raw customer id (hashed with the store secret; `-`: the
     /// first line of standard input); exit 4 when the store has no such customer.
     static func find(_ rawID: String, in store: Store) throws -> (id: Int64, pseudonym: Data) {
-        var rawID = rawID
-        if rawID == "-" {
-            guard let line = readLine(strippingNewline: true), !Normalize.text(line).isEmpty else {
-                throw CLIError.usage("- reads the customer's id from standard input, which gave none")
-            }
-            rawID = line
-        }
+        let rawID = try valueOrStandardInput(rawID, "the customer's id")
         let pseudonym = try Pseudonymizer(storeDirectory: store.directory).pseudonym(Normalize.text(rawID))
         guard let id = try store.database.read({ try Queries.customerID($0, pseudonym: pseudonym) }) else {
             throw CLIError("no customer with that id in this store", code: 4)

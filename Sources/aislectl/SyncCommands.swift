@@ -58,14 +58,15 @@ struct SyncCommand: AsyncParsableCommand {
             abstract: "Register this store with a hub, using the token `aisle-hub stores add` printed.",
             discussion: "Example: aislectl sync enroll --hub http://hq.example:7443 --token s-1a2b3c4d5e.xxxx.0123456789abcdef")
         @Option(help: "The hub, http(s)://HOST[:PORT].") var hub: String
-        @Option(help: "The one-time enrollment token.") var token: String
+        @Option(help: "The one-time enrollment token, or - to read it from standard input (kept out of the process list and shell history).") var token: String
         @Option(help: ArgumentHelp("PEM certificates to verify an https hub with (default: the system's trust roots).", valueName: "FILE")) var caFile: String?
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
             try await reporting {
                 let dir = try storeOptions.directory()
-                let e = try await SyncClient(store: try Store.open(at: dir), directory: dir).enroll(hubURL: hub, token: token, caFile: caFile.map { URL(fileURLWithPath: $0).path })
+                let e = try await SyncClient(store: try Store.open(at: dir), directory: dir).enroll(
+                    hubURL: hub, token: try valueOrStandardInput(token, "the token").trimmingCharacters(in: .whitespaces), caFile: caFile.map { URL(fileURLWithPath: $0).path })
                 print("enrolled as \(e.store) (\(e.name)) with the hub at \(e.hub), key \(e.hubKeys.fingerprint)")
             }
         }

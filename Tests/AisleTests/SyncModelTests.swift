@@ -61,10 +61,12 @@ import Testing
         try hub.write { try $0.execute(sql: "UPDATE models SET signature = zeroblob(64) WHERE version = 3") }
         let forged = try sync()
         #expect(forged.contains("refused: model: bad_signature"), "\(forged)")
-        // v4 whose payload was swapped after signing: refused and recorded as such.
+        // v4 whose payload was swapped after signing (as on the way): not taken, not recorded —
+        // fetched again at the next sync, not refused for good.
         try publish(good)
         try hub.write { try $0.execute(sql: "UPDATE models SET payload = ? WHERE version = 4", arguments: [try Data(contentsOf: bad)]) }
-        #expect(try sync().contains("intent global v4: refused — payload does not match"))
+        for _ in 0..<2 { #expect(try sync().contains("intent global v4: not taken — payload does not match")) }
+        #expect(try await Store.open(at: dir, readOnly: true).database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM synced_models WHERE version = 4") } == 0)
         // The hub now offers v1 again (a rollback at HQ, or an attacker replaying it): no downgrade.
         try hub.write { try $0.execute(sql: "DELETE FROM models WHERE version > 1") }
         let older = try sync()

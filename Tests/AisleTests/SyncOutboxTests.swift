@@ -1,5 +1,6 @@
 @testable import AisleSync
 import AisleClient
+import AisleHub
 import AisleStore
 import Crypto
 import Foundation
@@ -175,8 +176,11 @@ import Testing
         var text = try String(contentsOf: victim, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"seq\":", with: "\"seq\":1")
         try text.write(to: victim, atomically: true, encoding: .utf8)
+        // A file larger than any envelope is refused by its size, not read whole.
+        try Data(repeating: 0x20, count: Hub.maxBodyBytes + 1).write(to: media.appendingPathComponent("zz-huge.aisle-envelope"))
         let imported = try hub.cli(["import", media.path])
         #expect(imported.status == 1 && imported.out.contains("6 envelopes accepted") && imported.out.contains("bad_signature"), "\(imported.out)")
+        #expect(imported.out.contains("zz-huge.aisle-envelope: too_large"), "\(imported.out)")
         #expect(try Self.landed(hub).count == 4)
         // Online again: the store sends what is missing; what the hub has is acknowledged, not stored twice.
         try await hub.start()

@@ -19,6 +19,10 @@ import Testing
         let pinned = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", String(token.dropLast(16)) + "0000000000000000", "--store", other.path])
         #expect(pinned.status == 1 && pinned.err.contains("wrong_key") && pinned.err.contains("right hub"), "\(pinned.err)")
         #expect(try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", token, "--store", other.path]).status == 0)
+        // Its answer lost on the way, the same store asks again with the same key (the token on
+        // standard input): answered again, not refused as used.
+        let retried = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", "-", "--store", other.path], input: token + "\n")
+        #expect(retried.status == 0 && retried.out.contains("enrolled as"), "\(retried.err)")
         let again = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", token, "--store", store.path])
         #expect(again.status == 1 && again.err.contains("bad_token: token: already used"), "\(again.err)")
         let status = try TestSupport.run("aislectl", ["sync", "status", "--store", store.path])
@@ -39,10 +43,19 @@ import Testing
             let r = try await hub.post(envelope.encoded())
             #expect(r.code == code && r.status >= 400)
         }
+        // Another version is named as such, before its fields (which may be another version's) are read.
+        var future = try JSONSerialization.jsonObject(with: try creds.report("{\"day\":6}").encoded()) as? [String: Any] ?? [:]
+        (future["v"], future["ephemeral"]) = (2, nil)
+        #expect(try await hub.post(try JSONSerialization.data(withJSONObject: future)).code == "unsupported_version")
         var truncated = try creds.report("{\"day\":4}").encoded()
         truncated.removeLast(40)
         #expect(try await hub.post(truncated).code == "bad_request")
         #expect(try hub.state() == before)
+        // Priors that do not decode are refused when they arrive, not stored to stop the hub's
+        // publishing of everyone's later.
+        let badPriors = try await hub.post(try creds.report("{\"x\":1}", kind: StorePriors.kind).encoded())
+        #expect(badPriors.code == "bad_request", "\(badPriors)")
+        #expect(try hub.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM uploads WHERE kind = 'priors'") } == 0)
     }
 
     @Test func aReplayedEnvelopeIsRefusedAndChangesNothing() async throws {

@@ -205,10 +205,10 @@ struct StoreCredentials {
 
     func hello() throws -> Envelope { try envelope(Hello(agentVersion: "test", models: [:], outbox: 0), type: .hello) }
 
-    func report(_ text: String, round: UInt64 = 0, headerRound: UInt64? = nil, to hubKey: Data? = nil) throws -> Envelope {
+    func report(_ text: String, kind: String = StoreSummary.kind, round: UInt64 = 0, headerRound: UInt64? = nil, to hubKey: Data? = nil) throws -> Envelope {
         let payload = Data(text.utf8)
-        let id = UploadPart.contentId(kind: StoreSummary.kind, round: round, payload: payload)
-        let part = UploadPart(contentId: id, kind: StoreSummary.kind, round: round, part: 0, parts: 1, size: payload.count, data: payload)
+        let id = UploadPart.contentId(kind: kind, round: round, payload: payload)
+        let part = UploadPart(contentId: id, kind: kind, round: round, part: 0, parts: 1, size: payload.count, data: payload)
         return try envelope(part, type: .upload, round: headerRound ?? round, to: hubKey)
     }
 }
