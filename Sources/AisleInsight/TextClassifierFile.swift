@@ -150,13 +150,13 @@ extension TextClassifierFile {
         actor: String = Store.currentActor
     ) throws -> ModelRecord {
         let parameters = Parameters(labels: file.labels, buckets: file.features.buckets, maxOrder: file.features.maxOrder, encoder: file.encoderVersion, source: source)
-        let record = try store.database.write { db in
-            try ModelRegistry.register(
+        return try store.database.write { db in
+            let record = try ModelRegistry.register(
                 db, kind: kind, payload: bytes, parameters: parameters, metrics: metrics,
                 features: ["char_1_\(file.features.maxOrder)_grams"] + (file.encoderVersion == nil ? [] : ["sentence_embedding"]),
                 dataFrom: nil, dataUntil: nil, activate: activate, actor: actor)
+            try Store.audit(db, "model register \(kind)", detail: "v\(record.version) from \(source)", actor: actor)
+            return record
         }
-        try store.audit("model register \(kind)", detail: "v\(record.version) from \(source)", actor: actor)
-        return record
     }
 }

@@ -40,6 +40,18 @@ public struct ChurnModel: Sendable, Codable {
     }
 }
 
+extension ChurnModel {
+    enum CodingKeys: String, CodingKey { case horizonDays, model }
+
+    /// A stored churn model is refused unless it reads this build's features, over a horizon of a day or more.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(horizonDays: try c.decode(Int.self, forKey: .horizonDays), model: try c.decode(TabularModel.self, forKey: .model))
+        try model.requireFeatures(ChurnFeatures.names)
+        guard horizonDays >= 1 else { throw DecodingError.dataCorruptedError(forKey: .horizonDays, in: c, debugDescription: "below a day") }
+    }
+}
+
 /// The purchase-intent model as the registry keeps it: which shoppers active in the
 /// `lookbackMinutes` before a moment buy in the `horizonMinutes` after it.
 public struct IntentModel: Sendable, Codable {
@@ -99,6 +111,20 @@ extension IntentModel {
     /// The registry's active intent model and its version; nil when none has been trained.
     public static func active(_ db: Database) throws -> (model: IntentModel, version: Int)? {
         try ModelRegistry.activeModel(db, kind: kind, as: IntentModel.self)
+    }
+
+    enum CodingKeys: String, CodingKey { case lookbackMinutes, horizonMinutes, model }
+
+    /// A stored intent model is refused unless it reads this build's features, over windows of a minute or more.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            lookbackMinutes: try c.decode(Int.self, forKey: .lookbackMinutes), horizonMinutes: try c.decode(Int.self, forKey: .horizonMinutes),
+            model: try c.decode(TabularModel.self, forKey: .model))
+        try model.requireFeatures(IntentFeatures.names)
+        guard lookbackMinutes >= 1, horizonMinutes >= 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .lookbackMinutes, in: c, debugDescription: "windows below a minute")
+        }
     }
 }
 

@@ -106,6 +106,9 @@ public struct GradientBoostedTrees: Sendable, Codable, Equatable {
 
     public static func == (a: Self, b: Self) -> Bool { a.base == b.base && a.trees == b.trees && a.parameters == b.parameters }
 
+    /// How many features the splits read (one past the widest's index): a row must be as long.
+    public var featuresRead: Int { widest + 1 }
+
     /// The probability of the positive class for `x` (at least as long as the widest split reads).
     public func probability(_ x: [Double]) -> Double {
         precondition(x.count > widest, "\(x.count) features for trees that read feature \(widest)")

@@ -13,6 +13,23 @@ public struct LogisticRegression: Sendable, Codable, Equatable {
         (self.weights, self.intercept, self.means, self.scales) = (weights, intercept, means, scales)
     }
 
+    enum CodingKeys: String, CodingKey { case weights, intercept, means, scales }
+
+    /// A stored model is refused unless its arrays are one length and every number finite (and
+    /// every scale above 0): scoring a damaged one would read past an array or answer NaN.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            weights: c.decode([Double].self, forKey: .weights), intercept: c.decode(Double.self, forKey: .intercept),
+            means: c.decode([Double].self, forKey: .means), scales: c.decode([Double].self, forKey: .scales))
+        guard means.count == weights.count, scales.count == weights.count else {
+            throw DecodingError.dataCorruptedError(forKey: .weights, in: c, debugDescription: "\(weights.count) weights, \(means.count) means and \(scales.count) scales")
+        }
+        guard (weights + means + [intercept]).allSatisfy(\.isFinite), scales.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw DecodingError.dataCorruptedError(forKey: .weights, in: c, debugDescription: "a weight, mean or scale is not a finite number (or a scale not above 0)")
+        }
+    }
+
     /// Fits `P(y) = σ(w·z + b)` with `z` the standardised features; `l2` penalises `w` only.
     public static func fit(_ x: [[Double]], _ y: [Bool], l2: Double = 1.0, iterations: Int = 50) -> LogisticRegression {
         let d = x.first?.count ?? 0

@@ -113,6 +113,36 @@ public struct TabularModel: Sendable, Codable, Equatable {
 
 extension TabularModel {
     /// A logistic regression used as it is, without recalibration (a federated global model).
+    enum CodingKeys: String, CodingKey { case method, features, regression, trees, calibration, means }
+
+    /// A stored model is refused unless its parts fit its feature list: the method's model
+    /// present and as wide, two finite calibration numbers, a mean per feature.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            method: try c.decode(Method.self, forKey: .method), features: try c.decode([String].self, forKey: .features),
+            regression: try c.decodeIfPresent(LogisticRegression.self, forKey: .regression), trees: try c.decodeIfPresent(GradientBoostedTrees.self, forKey: .trees),
+            calibration: try c.decode([Double].self, forKey: .calibration), means: try c.decode([Double].self, forKey: .means))
+        let d = features.count
+        let problem: String? =
+            switch method {
+            case .lr where regression?.weights.count != d: "lr: \(regression.map { "\($0.weights.count) weights" } ?? "no regression") for \(d) features"
+            case .gbt where trees.map({ $0.featuresRead > d }) ?? true: "gbt: \(trees.map { "trees read \($0.featuresRead) features" } ?? "no trees") for \(d)"
+            default:
+                calibration.count != 2 || !calibration.allSatisfy(\.isFinite) ? "calibration: expected two finite numbers"
+                    : means.count != d || !means.allSatisfy(\.isFinite) ? "means: expected \(d) finite numbers, got \(means.count)" : nil
+            }
+        if let problem { throw DecodingError.dataCorruptedError(forKey: .features, in: c, debugDescription: problem) }
+    }
+
+    /// Throws unless the model reads exactly `names`, in order (a model stored by a build with
+    /// other features would score the wrong columns).
+    public func requireFeatures(_ names: [String]) throws {
+        guard features == names else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "features: the model reads \(features.count) (\(features.prefix(3).joined(separator: ", "))…), this build \(names.count)"))
+        }
+    }
+
     public init(logistic: LogisticRegression, features: [String]) {
         self.init(method: .lr, features: features, regression: logistic, trees: nil, calibration: [1, 0], means: logistic.means)
     }

@@ -145,6 +145,10 @@ public struct Ranker: Sendable, Codable {
         guard (trees == nil) != (linear == nil), horizonDays >= 1 else {
             throw DecodingError.dataCorruptedError(forKey: .trees, in: c, debugDescription: "a ranker holds either trees or a linear model, for a horizon of at least a day")
         }
+        let d = Ranking.featureNames.count
+        guard (trees?.featuresRead ?? 0) <= d, linear.map({ $0.weights.count == d }) ?? true else {
+            throw DecodingError.dataCorruptedError(forKey: .trees, in: c, debugDescription: "the model reads other features than this build's \(d)")
+        }
     }
 
     /// Trains trees as of day `end` of `history` on ``rows(_:horizonDays:windows:settings:)``.

@@ -22,7 +22,8 @@ public enum PrivacyLedger {
 
     /// Whether a round with noise multiplier `z` fits in `budget`; the reason when not.
     public static func allows(_ db: Database, noiseMultiplier z: Double, delta: Double, budget: Double) throws -> String? {
-        guard budget > 0 else { return nil }
+        guard budget != 0 else { return nil }
+        guard budget > 0 else { return "the privacy budget ε \(budget) is not a budget (0: no limit)" }
         guard z > 0 else { return "the round adds no noise, and this store has a privacy budget (ε \(budget))" }
         var a = try accountant(db)
         a.spend(roundAt: z)

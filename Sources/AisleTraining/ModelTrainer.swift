@@ -116,13 +116,13 @@ public enum ModelTrainer {
         let activate = if case .no = activation { false } else { heldBack == nil }  // only unlessWorse holds back
         // At normal priority even from the agent's nice-19 training thread (it holds the writer).
         let record = try Scheduling.atNormalPriority { [metrics = AnyEncodable(metrics)] in
-            let record = try store.database.write { db in
-                try ModelRegistry.register(
+            try store.database.write { db in
+                let record = try ModelRegistry.register(
                     db, kind: kind, payload: payload, parameters: JSONValue.object(parameters), metrics: metrics, features: features,
                     dataFrom: from, dataUntil: t, activate: activate, actor: actor)
+                try Store.audit(db, "train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
+                return record
             }
-            try store.audit("train \(kind)", detail: "v\(record.version)\(activate ? " activated" : "")", actor: actor)
-            return record
         }
         return Result(record: record, summary: describe(record) + String(format: "; %.1f s", Date().timeIntervalSince(started)), heldBack: heldBack)
     }

@@ -128,6 +128,17 @@ func moment(_ text: String, _ option: String) throws -> Int64 {
 /// takes a prefix or makes a range, and 0 makes some metrics 0 / 0.
 func requirePositive(_ value: Int, _ option: String) throws {
     guard value >= 1 else { throw ValidationError("\(option) must be 1 or more, got \(value)") }
+    // Days and minutes become seconds: a count this large is a typo, and would overflow.
+    guard value <= maxCount else { throw ValidationError("\(option) must be at most \(maxCount), got \(value)") }
+}
+
+/// The largest count option taken.
+let maxCount = 1_000_000
+
+/// Refuses a number option outside `range` (NaN too), a usage error naming it.
+func requireIn(_ value: Double?, _ range: ClosedRange<Double>, _ option: String) throws {
+    guard let value, !range.contains(value) else { return }
+    throw ValidationError("\(option) must be in \(range.lowerBound) … \(range.upperBound), got \(value)")
 }
 
 /// A note for the operator on standard error (standard output stays the result).

@@ -30,6 +30,7 @@ struct EvalCommand: ParsableCommand {
         func validate() throws {
             try requirePositive(snapshots, "--snapshots")
             try requirePositive(horizonDays, "--horizon-days")
+            try requireIn(l2, 0...1e6, "--l2")
         }
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 10.0
         @Option(help: "lr (logistic regression), gbt (gradient-boosted trees), blend (the sum of both ranks) or auto (what `aislectl train churn` registers: the better of lr and gbt on a validation window, calibrated).") var model: Classifier = .lr
@@ -168,6 +169,7 @@ extension EvalCommand {
         func validate() throws {
             guard (train == nil) != (model == nil) else { throw ValidationError("give --train FILE or --model default|FILE") }
             try checkBucketBits(bucketBits)
+            try requireIn(l2, 0...1e6, "--l2")
         }
 
         struct Out: Encodable { var n: Int; var accuracy: Double; var macroF1: Double; var oosRecall: Double?; var seconds: Double }
@@ -232,6 +234,7 @@ extension EvalCommand {
         @Option(help: "Training cutoffs, 10 minutes apart.") var trainCutoffs = 4
         func validate() throws {
             for (value, option) in [(lookbackMinutes, "--lookback-minutes"), (horizonMinutes, "--horizon-minutes"), (trainCutoffs, "--train-cutoffs")] { try requirePositive(value, option) }
+            try requireIn(l2, 0...1e6, "--l2")
         }
         @Option(help: "L2 penalty of the logistic regression.") var l2 = 100.0
         @OptionGroup var storeOptions: StoreOptions

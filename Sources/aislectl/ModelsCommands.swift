@@ -31,6 +31,7 @@ struct RulesCommand: ParsableCommand {
     func validate() throws {
         guard minSupport > 0, minSupport <= 1 else { throw ValidationError("--min-support must be in (0, 1]") }
         guard (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be in [0, 1]") }
+        if let maxLength { try requirePositive(maxLength, "--max-length") }
     }
 
     func run() throws {

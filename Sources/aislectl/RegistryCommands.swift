@@ -1,8 +1,23 @@
 import AisleCore
+import AisleInsight
+import AisleRecommend
 import AisleStore
 import ArgumentParser
 import Foundation
 import GRDB
+
+/// Reads the active `kind` as the agent will (its digest, and the tabular models' shape), so
+/// that a version that cannot be used is refused while its activation can still be undone.
+func requireLoadable(_ db: Database, kind: String) throws {
+    switch kind {
+    case ChurnModel.kind: _ = try ChurnModel.active(db)
+    case IntentModel.kind: _ = try IntentModel.active(db)
+    case ThemeModel.kind: _ = try ThemeModel.active(db)
+    case Ranker.kind: _ = try Ranker.active(db)
+    case FleetPopularity.kind: _ = try FleetPopularity.active(db)
+    default: _ = try ModelRegistry.active(db, kind: kind)  // the text models also need the encoder: their digest
+    }
+}
 
 extension ModelCommand {
     struct List: ParsableCommand {
@@ -82,13 +97,21 @@ extension ModelCommand {
             try reporting {
                 let store = try Store.open(at: try storeOptions.directory())
                 let record = try store.database.write { db -> ModelRecord in
-                    guard let to else { return try ModelRegistry.rollback(db, kind: kind) }
-                    guard try ModelRegistry.record(db, kind: kind, version: to) != nil else {
-                        throw CLIError("no \(kind) v\(to); `aislectl model list \(kind)` shows what there is", code: 4)
+                    let record: ModelRecord
+                    if let to {
+                        guard try ModelRegistry.record(db, kind: kind, version: to) != nil else {
+                            throw CLIError("no \(kind) v\(to); `aislectl model list \(kind)` shows what there is", code: 4)
+                        }
+                        record = try ModelRegistry.activate(db, kind: kind, version: to)
+                    } else {
+                        record = try ModelRegistry.rollback(db, kind: kind)
                     }
-                    return try ModelRegistry.activate(db, kind: kind, version: to)
+                    do { try requireLoadable(db, kind: kind) } catch {
+                        throw CLIError("\(kind) v\(record.version) cannot be used, so the active version stays: \(error)", code: 65)
+                    }
+                    try Store.audit(db, "model rollback \(kind)", detail: "v\(record.version) active")
+                    return record
                 }
-                try store.audit("model rollback \(kind)", detail: "v\(record.version) active")
                 if output.json { return try printJSON(record) }
                 print("\(kind) v\(record.version) is active (trained \(record.createdAt), data until \(record.dataUntil ?? "?"))")
             }

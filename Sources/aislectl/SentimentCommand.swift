@@ -15,7 +15,10 @@ struct SentimentCommand: ParsableCommand {
             """)
     @Option(help: "Only products with at least this many scored reviews.") var minReviews = 3
     @Option(help: "Products to show.") var limit = 20
-    func validate() throws { try requirePositive(limit, "--limit") }
+    func validate() throws {
+        try requirePositive(limit, "--limit")
+        try requirePositive(minReviews, "--min-reviews")
+    }
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
 

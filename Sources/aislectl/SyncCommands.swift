@@ -123,6 +123,11 @@ struct SyncCommand: AsyncParsableCommand {
         var privacyBudget: Double?
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
+        /// The configuration's ranges (a negative budget would have meant no limit).
+        func validate() throws {
+            try requireIn(rollbackMargin, 0...0.5, "--rollback-margin")
+            try requireIn(privacyBudget, 0...1000, "--privacy-budget")
+        }
 
         func run() async throws {
             try await reporting {
@@ -187,6 +192,10 @@ struct PrivacyCommand: AsyncParsableCommand {
     @Option(help: "The budget to compare with (default: privacy.budget_epsilon of the agent's configuration, else 8).") var budget: Double?
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
+    func validate() throws {
+        guard delta > 0, delta < 1 else { throw ValidationError("--delta must be above 0 and below 1, got \(delta)") }
+        try requireIn(budget, 0...1000, "--budget")
+    }
 
     struct Round: Encodable { var round: Int64; var kind: String; var step: String; var noiseMultiplier: Double; var note: String? }
     struct Out: Encodable { var epsilon: Double?; var delta: Double; var budget: Double; var rounds: [Round] }

@@ -26,6 +26,10 @@ struct TrainCommand: ParsableCommand {
         @Flag(inversion: .prefixedNo, help: "Make the new version the active one.") var activate = true
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
+        /// A bad moment is refused before the store or the encoder is opened.
+        func validate() throws {
+            if let asOf { do { _ = try moment(asOf, "--as-of") } catch { throw ValidationError("\(error)") } }
+        }
 
         /// Trains each kind with `settings`; a kind that fails is reported and skipped when
         /// `skipFailures`, else fails the command.

@@ -123,7 +123,8 @@ import Testing
     /// Ranker payloads hold exactly one model: trees (older payloads have nothing else) or a
     /// linear one.
     @Test func rankerPayloadsHoldExactlyOneModel() throws {
-        let linear = LogisticRegression(weights: [1], intercept: 0, means: [0], scales: [1])
+        let d = Ranking.featureNames.count  // a linear ranker reads every feature
+        let linear = LogisticRegression(weights: Array(repeating: 1, count: d), intercept: 0, means: Array(repeating: 0, count: d), scales: Array(repeating: 1, count: d))
         #expect(try JSONDecoder().decode(Ranker.self, from: JSONEncoder().encode(Ranker(linear: linear, horizonDays: 30))).linear == linear)
         var p = GradientBoostedTrees.Parameters()
         (p.trees, p.minLeaf) = (2, 1)

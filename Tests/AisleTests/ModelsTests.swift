@@ -144,6 +144,15 @@ import Testing
             (["patterns", "cycles", "--min-customers=0"], "--min-customers must be 1 or more"),
             (["top-items", "--from", "2011-13-01"], "--from "),
             (["report"], "--html"),
+            // Stop 27's review: ranges as in the configuration, counts bounded, moments read first.
+            (["sync", "now", "--privacy-budget=-1"], "--privacy-budget must be in 0.0 … 1000.0, got -1.0"),
+            (["sync", "now", "--rollback-margin", "nan"], "--rollback-margin must be in 0.0 … 0.5"),
+            (["privacy", "--delta", "0"], "--delta must be above 0 and below 1"),
+            (["sentiment", "--min-reviews=-5"], "--min-reviews must be 1 or more"),
+            (["rules", "--max-length", "0"], "--max-length must be 1 or more"),
+            (["eval", "churn", "--cutoff", "2011-09-01", "--l2=-1"], "--l2 must be in"),
+            (["train", "churn", "--horizon-days", "200000000000000"], "--horizon-days must be at most 1000000"),
+            (["train", "all", "--as-of", "junk"], "--as-of junk: "),
         ] {
             let r = try TestSupport.run("aislectl", args + ["--store", store])
             #expect(r.status == 64 && r.err.contains(says), "\(args): \(r.status) \(r.err)")

@@ -1,5 +1,9 @@
 import AisleCore
+import AisleIngest
+import AisleFeatures
+@testable import AisleInsight
 @testable import AisleModels
+import AisleRecommend
 @testable import AisleStore
 import Foundation
 import GRDB
@@ -9,6 +13,52 @@ import Testing
 @Suite struct RegistryTests {
     struct Params: Encodable { var l2: Double }
     struct Scores: Encodable { var auc: Double }
+
+    /// A stored model that does not fit this build (damaged, or written by a build with other
+    /// features) is refused when it is read, with what is wrong, instead of trapping when it
+    /// scores; and `model rollback` will not activate one.
+    @Test func storedModelsThatDoNotFitThisBuildAreRefused() throws {
+        let names = ChurnFeatures.names, d = ChurnFeatures.names.count
+        let lr = LogisticRegression(weights: Array(repeating: 0.1, count: d), intercept: 0, means: Array(repeating: 0, count: d), scales: Array(repeating: 1, count: d))
+        let good = ChurnModel(horizonDays: 91, model: TabularModel(logistic: lr, features: names))
+        let json = try JSONEncoder().encode(good)
+        #expect(try JSONDecoder().decode(ChurnModel.self, from: json).model == good.model)
+        func damaged(_ change: (inout [String: Any]) -> Void) throws -> Data {
+            var o = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+            var m = try #require(o["model"] as? [String: Any])
+            change(&m)
+            o["model"] = m
+            return try JSONSerialization.data(withJSONObject: o)
+        }
+        let cases: [(Data, String)] = [
+            (try damaged { $0["calibration"] = [Double]() }, "calibration: expected two finite numbers"),
+            (try damaged { $0["means"] = [0.0] }, "means: expected \(d) finite numbers, got 1"),
+            (try damaged { $0["features"] = ["x"] + names.dropFirst() }, "features: the model reads \(d)"),
+            (try damaged { $0["features"] = Array(names.dropLast()) }, "lr: \(d) weights for \(d - 1) features"),
+            (try damaged { $0["regression"] = nil }, "lr: no regression"),
+            (try damaged { m in
+                var r = m["regression"] as? [String: Any] ?? [:]
+                r["scales"] = [Double](repeating: 0, count: d)
+                m["regression"] = r
+            }, "scale not above 0"),
+        ]
+        for (bytes, says) in cases {
+            #expect { try JSONDecoder().decode(ChurnModel.self, from: bytes) } throws: { "\($0)".contains(says) }
+        }
+        let narrow = Ranker(linear: LogisticRegression(weights: [1, 2], intercept: 0, means: [0, 0], scales: [1, 1]), horizonDays: 30)
+        #expect { try JSONDecoder().decode(Ranker.self, from: try JSONEncoder().encode(narrow)) } throws: { "\($0)".contains("other features than this build's") }
+        // In the registry: v2 cannot be read, so a rollback to it is refused and v1 stays.
+        let s = try TempStore()
+        for (payload, active) in [(json, true), (cases[0].0, false)] {
+            try s.store.database.write {
+                _ = try ModelRegistry.register($0, kind: ChurnModel.kind, payload: payload, parameters: Params(l2: 10), metrics: Scores(auc: 0.7), features: names,
+                                               dataFrom: nil, dataUntil: nil, activate: active)
+            }
+        }
+        let refused = try TestSupport.run("aislectl", ["model", "rollback", "churn", "--to", "2", "--store", s.directory.path])
+        #expect(refused.status == 65 && refused.err.contains("churn v2 cannot be used, so the active version stays"), "\(refused.status) \(refused.err)")
+        #expect(try s.store.database.read { try ModelRegistry.activeVersions($0) } == ["churn": 1])
+    }
 
     @Test func versionsActivationRollbackAndIntegrity() throws {
         let dir = try TestSupport.temporaryDirectory()
