@@ -122,11 +122,19 @@ public struct AgentConfig: Sendable, Equatable {
         c.privacyTextDays = r.int("privacy.text_days", c.privacyTextDays, in: 0...3650)
         c.logLevel = r.string("log.level", c.logLevel, oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         c.logFormat = r.string("log.format", c.logFormat, oneOf: ["json", "text"])
-        if c.storePath.isEmpty { r.fail("store.path", "must not be empty") }
-        if c.socketPath.isEmpty { r.fail("socket.path", "must not be empty") }
-        if c.socketPath.utf8.count > 107 { r.fail("socket.path", "longer than the 107 bytes a Unix socket path may have") }
+        for issue in c.pathIssues() { r.fail(issue.key, issue.reason) }
         try r.finish(path: path)
         return c
+    }
+
+    /// What is wrong with the store and socket paths, named `store` and `socket` (the file's
+    /// keys, or the command line's options that override them).
+    public func pathIssues(store: String = "store.path", socket: String = "socket.path") -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        if storePath.isEmpty { issues.append(ConfigIssue(key: store, reason: "must not be empty")) }
+        if socketPath.isEmpty { issues.append(ConfigIssue(key: socket, reason: "must not be empty")) }
+        if socketPath.utf8.count > 107 { issues.append(ConfigIssue(key: socket, reason: "longer than the 107 bytes a Unix socket path may have")) }
+        return issues
     }
 
     /// Loads a file.

@@ -45,8 +45,18 @@ public struct Answers: Sendable, Equatable {
             throw ConfigError(path: path, issues: [ConfigIssue(key: "(syntax)", reason: "\(error)")])
         }
         var issues: [ConfigIssue] = []
+        /// The table `name` (empty when absent); anything else there is an issue (`[[intents]]`
+        /// would otherwise load no intent at all, silently).
+        func table(_ name: String) -> TOMLTable {
+            guard let value = root[name] else { return TOMLTable() }
+            guard let t = value.table else {
+                issues.append(ConfigIssue(key: name, reason: "expected a table [\(name)]"))
+                return TOMLTable()
+            }
+            return t
+        }
         var facts: [String: String] = [:]
-        for (key, value) in root["store"]?.table ?? TOMLTable() {
+        for (key, value) in table("store") {
             if let s = value.string { facts[key] = s } else if let n = value.int { facts[key] = String(n) } else if let d = value.double { facts[key] = String(d) } else {
                 issues.append(ConfigIssue(key: "store.\(key)", reason: "expected text or a number"))
             }
@@ -73,12 +83,15 @@ public struct Answers: Sendable, Equatable {
             }
             return out + rest
         }
-        let fallback = root["fallback"]?.table
-        let outOfScope = text("fallback.out_of_scope", fallback?["out_of_scope"])
-        let products = text("fallback.products", fallback?["products"])
-        let unanswered = text("fallback.unanswered", fallback?["unanswered"])
+        let fallback = table("fallback")
+        let outOfScope = text("fallback.out_of_scope", fallback["out_of_scope"])
+        let products = text("fallback.products", fallback["products"])
+        let unanswered = text("fallback.unanswered", fallback["unanswered"])
+        for key in fallback.keys where !["out_of_scope", "products", "unanswered"].contains(key) {
+            issues.append(ConfigIssue(key: "fallback.\(key)", reason: "unknown key (out_of_scope, products, unanswered)"))
+        }
         var intents: [String: Answer] = [:]
-        for (intent, value) in root["intents"]?.table ?? TOMLTable() {
+        for (intent, value) in table("intents") {
             guard let table = value.table else {
                 issues.append(ConfigIssue(key: "intents.\(intent)", reason: "expected a table with answer = \"…\""))
                 continue

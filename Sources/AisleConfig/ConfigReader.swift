@@ -12,6 +12,7 @@ public struct ConfigIssue: Error, Sendable, Equatable, CustomStringConvertible {
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var issues: [ConfigIssue]
+    public init(path: String, issues: [ConfigIssue]) { (self.path, self.issues) = (path, issues) }
     public var description: String {
         "\(path): \(issues.count) error\(issues.count == 1 ? "" : "s")\n" + issues.map { "  \($0)" }.joined(separator: "\n")
     }

@@ -6,6 +6,7 @@ import AisleTraining
 import AisleStore
 import AisleText
 import Foundation
+import Synchronization
 import Hummingbird
 import Logging
 import NIOCore
@@ -52,8 +53,17 @@ public enum Agent {
             store: store, settings: settings, interval: config.trainingEveryHours > 0 ? .seconds(config.trainingEveryHours * 3600) : nil, encoder: encoder,
             logger: logger)
         let insight = InsightHost(store: store, logger: logger)
-        let insightTask = Task { await insight.run(every: .seconds(3600)) { await retrainer.trainDue() } }
+        let insightTask = Task { await insight.run(every: .seconds(3600)) }
         defer { insightTask.cancel() }
+        let retrainTask = Task {
+            while !Task.isCancelled, await !insight.started { try? await Task.sleep(for: .seconds(1)) }  // the insight first, as a kiosk needs it
+            while !Task.isCancelled {
+                await retrainer.trainDue()
+                await insight.modelsMayHaveChanged()
+                try? await Task.sleep(for: .seconds(60))
+            }
+        }
+        defer { retrainTask.cancel() }
         let intent = IntentHost(store: store, reads: reads, logger: logger)
         let intentTask = Task { await intent.run() }
         defer { intentTask.cancel() }
@@ -74,7 +84,7 @@ public enum Agent {
         let assist = AssistHost(store: store, encoder: encoder, ingest: ingest, answersPath: config.assistantAnswers, logger: logger)
         Task {  // the socket comes up meanwhile; /v1/embed and /v1/assist answer 503 until loaded
             await encoder.reload()
-            await assist.refresh()
+            await assist.refresh(answers: false)  // the model now loaded; the answers are read at start and on SIGHUP
         }
         let assistTask = Task { await assist.run() }
         defer { assistTask.cancel() }
@@ -102,10 +112,14 @@ public enum Agent {
         let path = config.socketPath
         let mode = mode_t(config.socketMode)
         let previousMask = umask(0o177)  // the socket is born owner-only, then opened up to the configured mode
+        // Only a socket this agent bound is removed at the end: one that lost the bind to another
+        // agent starting at the same moment must not delete the winner's.
+        let bound = Atomic<Bool>(false)
         let app = Application(
             router: router,
             configuration: .init(address: .unixDomainSocket(path: path), serverName: "aisled"),
             onServerRunning: { _ in
+                bound.store(true, ordering: .sequentiallyConsistent)
                 umask(previousMask)
                 // Failing closed: without the configured group the socket's group is the agent's
                 // own, whose members were not meant to reach it — it stays owner-only then.
@@ -119,9 +133,9 @@ public enum Agent {
                 logger.info("listening", metadata: ["socket": "\(path)", "mode": "\(String(mode, radix: 8))", "store": "\(directory.path)"])
             },
             logger: logger)
-        let background = [insightTask, intentTask, recommendationTask, reviewTask, syncTask, retentionTask]
+        let background = [insightTask, retrainTask, intentTask, recommendationTask, reviewTask, syncTask, retentionTask]
         defer {
-            unlink(path)
+            if bound.load(ordering: .sequentiallyConsistent) { unlink(path) }
             for task in background { task.cancel() }  // (already, unless the server failed)
             // A connection closed under a read still running would crash the process: the store
             // is closed once the background work in flight has ended, or left to SQLite, which
@@ -156,8 +170,8 @@ public enum Agent {
         source.setEventHandler {
             Task {
                 await encoder.reload()
+                await assist.refresh()  // before the scoring, which may take minutes: kiosks first
                 try? await reviews.scorePending()
-                await assist.refresh()
             }
             Task { await insight.modelsMayHaveChanged() }
             Task { await intent.refresh() }

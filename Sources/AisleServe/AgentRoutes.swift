@@ -161,8 +161,10 @@ struct AgentRoutes: Sendable {
     }
 
     func history(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
-            return HTTPJSON.error(.badRequest, "missing_id", "no customer id in the path")
+        let raw: String
+        switch pathParameter(context, "id", "customer id") {
+        case .failure(let e): return e.response
+        case .success(let id): raw = id
         }
         let limit: Int
         switch limitParameter(request, fallback: 20) {
@@ -219,8 +221,10 @@ struct AgentRoutes: Sendable {
 
     /// A kiosk session's purchase intent, as its events arrive.
     func sessionIntent(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        guard let key = context.parameters.get("key")?.removingPercentEncoding.map(Normalize.text), !key.isEmpty else {
-            return HTTPJSON.error(.badRequest, "missing_key", "no session key in the path")
+        let key: String
+        switch pathParameter(context, "key", "session key") {
+        case .failure(let e): return e.response
+        case .success(let k): key = k
         }
         let t: Int64
         switch atParameter(request) {
@@ -239,8 +243,10 @@ struct AgentRoutes: Sendable {
 
     /// The store id and pseudonym of the customer in the path.
     func customerParameter(_ context: BasicRequestContext) async -> Result<(id: Int64, pseudonym: Data), ErrorResponse> {
-        guard let raw = context.parameters.get("id")?.removingPercentEncoding.map(Normalize.text), !raw.isEmpty else {
-            return .failure(ErrorResponse(.badRequest, "missing_id", "no customer id in the path"))
+        let raw: String
+        switch pathParameter(context, "id", "customer id") {
+        case .failure(let e): return .failure(e)
+        case .success(let id): raw = id
         }
         guard let known = await customer(raw) else {
             return .failure(ErrorResponse(.notFound, "unknown_customer", "no events for this customer"))
@@ -259,8 +265,20 @@ struct AgentRoutes: Sendable {
     func atParameter(_ request: Request) -> Result<Int64, ErrorResponse> {
         guard let at = request.uri.queryParameters.get("at") else { return .success(Int64(Date().timeIntervalSince1970)) }
         do { return .success(try Timestamp.parse(String(at))) } catch {
-            return .failure(ErrorResponse(.badRequest, "bad_at", "at: \(error)"))
+            return .failure(ErrorResponse(.badRequest, "bad_at", "at: \((error as? FieldError)?.reason ?? "\(error)")"))
         }
+    }
+
+    /// Path parameter `name` percent-decoded and normalised; refused as `missing_<name>` when
+    /// blank, or when its percent-encoding is broken (saying so).
+    func pathParameter(_ context: BasicRequestContext, _ name: String, _ what: String) -> Result<String, ErrorResponse> {
+        let code = "missing_\(name)"
+        guard let encoded = context.parameters.get(name) else { return .failure(ErrorResponse(.badRequest, code, "no \(what) in the path")) }
+        guard let decoded = encoded.removingPercentEncoding else {
+            return .failure(ErrorResponse(.badRequest, code, "\(name): invalid percent-encoding in the path (a % not followed by two hex digits)"))
+        }
+        let value = Normalize.text(decoded)
+        return value.isEmpty ? .failure(ErrorResponse(.badRequest, code, "no \(what) in the path")) : .success(value)
     }
 
     /// Written by hand (`json`): this is the agent's busiest answer.
@@ -368,13 +386,13 @@ struct AgentRoutes: Sendable {
         case .success(let n): limit = n
         case .failure(let e): return e.response
         }
-        let window: TopItemsWindow
+        let result: (from: Int64, to: Int64, items: [TopItem])
         do {
-            window = try TopItemsWindow(from: q.get("from").map { String($0) }, to: q.get("to").map { String($0) })
-        } catch {
+            let window = try TopItemsWindow(from: q.get("from").map { String($0) }, to: q.get("to").map { String($0) })
+            result = try await reads.read { db in try window.query(db, limit: limit) }
+        } catch let error as FieldError {
             return HTTPJSON.error(.badRequest, "bad_window", "\(error)")
         }
-        let result = try await reads.read { db in try window.query(db, limit: limit) }
         return try HTTPJSON.response(TopResponse(from: Timestamp.format(result.from), to: Timestamp.format(result.to), items: result.items))
     }
 

@@ -35,8 +35,10 @@ public actor AssistHost {
     private var intentsFor: [String] = []
     private var indexedFor: [String] = []
     private var refusedIntents: Set<String> = []
-    private var refreshing = false
-    private var refreshAgain = false
+    private var refreshes = SingleFlight()
+    /// The answers file is to be read at the next refresh (at start and on SIGHUP only: a file
+    /// being edited in place is not picked up half-saved).
+    private var answersDue = true
     private var offeredDefault = false
     private var pending: [JSONValue] = []
     private var dropped = 0
@@ -53,15 +55,17 @@ public actor AssistHost {
         (self.store, self.encoder, self.ingest, self.answersPath, self.logger) = (store, encoder, ingest, answersPath, logger)
     }
 
-    /// Rereads the answers file and brings the model and the search index up to date; asked
-    /// during a refresh, it runs once more after it.
-    public func refresh() async {
-        guard !refreshing else { refreshAgain = true; return }
-        refreshing = true
-        defer { refreshing = false }
+    /// Brings the model and the search index up to date, and rereads the answers file when
+    /// `answers` (or a call that asked for it is pending); asked during a refresh, it runs once
+    /// more after it.
+    public func refresh(answers: Bool = true) async {
+        answersDue = answersDue || answers
+        guard refreshes.begin() else { return }
         repeat {
-            refreshAgain = false
-            reloadAnswers()
+            if answersDue {
+                answersDue = false
+                reloadAnswers()
+            }
             let model = await encoder.currentModel
             snapshot.encoder = await encoder.current
             do {
@@ -71,7 +75,7 @@ public actor AssistHost {
                 logger.error("assistant refresh failed", metadata: ["error": "\(error)"])
             }
             checkAnswersCoverIntents()
-        } while refreshAgain
+        } while refreshes.next()
     }
 
     /// Refreshes every `poll` (the catalog or the models may have changed) and, alongside,
@@ -80,7 +84,7 @@ public actor AssistHost {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    await self.refresh()
+                    await self.refresh(answers: false)  // the first reads them (answersDue starts true)
                     try? await Task.sleep(for: poll)
                 }
             }

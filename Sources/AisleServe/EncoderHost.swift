@@ -32,6 +32,7 @@ public actor EncoderHost {
     private(set) var service: EncoderService?
     private var model: TextModel?
     private var status: Status
+    private var reloads = SingleFlight()
 
     public init(path: String, threads: Int, cache: StoredEmbeddings?, logger: Logger) {
         self.path = path
@@ -53,6 +54,12 @@ public actor EncoderHost {
     /// on failure keeps the current one and records why.
     @discardableResult
     public func reload() async -> Status {
+        guard reloads.begin() else { return status }  // the load under way goes again after
+        repeat { await loadOnce() } while reloads.next()
+        return status
+    }
+
+    private func loadOnce() async {
         let (path, threads) = (path, threads)
         let started = Date()
         let loaded = await Blocking.run { Result { try TextModel.load(path: path, threads: threads) } }
@@ -89,6 +96,5 @@ public actor EncoderHost {
                 service == nil ? "encoder unavailable: model refused" : "model refused; still serving the previous one",
                 metadata: ["error": "\(error)", "path": "\(path)", "serving": "\(status.model ?? "none")"])
         }
-        return status
     }
 }

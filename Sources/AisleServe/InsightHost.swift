@@ -67,8 +67,13 @@ public actor InsightHost {
     /// Rescores the customers whose events or text scores arrived since the table last saw the
     /// store; too many at once (an import) and the whole table is recomputed.
     func update() async {
-        guard let population, let marks else { return }
+        guard let marks else { return }
         let store = store
+        guard let population else {
+            // The store had no events at the last computation: the first ones call for a whole one.
+            if let now = try? await store.database.read(ChangeMarks.current), now != marks { await refresh() }
+            return
+        }
         let result = await Blocking.background {
             Result { () -> (rows: [Int64: CustomerInsight], marks: ChangeMarks)? in
                 try store.database.read { db in
@@ -93,22 +98,18 @@ public actor InsightHost {
         }
     }
 
-    /// Refreshes, runs `retrain` (the models that are due) and refreshes again if that changed
-    /// them; then every `tick` rescores the customers with news, and every `poll` retrains what
-    /// is due and refreshes when `interval` has passed or another model version became active,
-    /// until the task is cancelled.
-    public func run(every interval: Duration, poll: Duration = .seconds(60), tick: Duration = .seconds(1), retrain: @Sendable () async -> Void) async {
-        var last = ContinuousClock.now, polled = ContinuousClock.now
-        await refresh()  // at once with what there is; again below when training brought new models
-        await retrain()
-        if let active = await activeVersions(), active != modelVersions { await refresh() }
+    /// Whether the first computation has run (or failed).
+    public var started: Bool { computedAt != nil || lastError != nil }
+
+    /// Refreshes; then every `tick` rescores the customers with news, and refreshes when
+    /// `interval` has passed or another model version became active (``modelsMayHaveChanged()``),
+    /// until the task is cancelled. Training runs beside it (the agent's retraining task), so
+    /// rescoring goes on while a model trains.
+    public func run(every interval: Duration, tick: Duration = .seconds(1)) async {
+        var last = ContinuousClock.now
+        await refresh()
         while !Task.isCancelled {
             try? await Task.sleep(for: tick)
-            if ContinuousClock.now - polled >= poll {
-                polled = .now
-                await retrain()
-                checkModels = true
-            }
             let due = ContinuousClock.now - last >= interval
             var changed = false
             if checkModels {

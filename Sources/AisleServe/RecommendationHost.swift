@@ -186,6 +186,9 @@ public actor RecommendationHost {
         let started = Date()
         let built = await Blocking.background {
             Result { () throws -> RecommendationIndex? in
+                // Nothing to build from yet: checked before the neighbours, every pair of titles
+                // compared, which would be redone at every poll until the first event.
+                guard try store.database.read(Queries.lastEventTime) != nil else { return nil }
                 // Not for a catalog too large to compare every pair: its titles are not even encoded.
                 let small = try store.database.read(CatalogEmbeddings.count) <= ContentNeighbours.maxItems
                 let similar = try textModel.flatMap { m in small ? ContentNeighbours(try CatalogEmbeddings.load(store, model: m).map { (Int($0.id), $0.vector) }) : nil }

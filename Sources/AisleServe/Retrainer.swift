@@ -10,9 +10,10 @@ import Logging
 /// version unless it validates clearly worse than the active one
 /// (``ModelTrainer/Activation/unlessWorse``: it is kept, inactive, for a person to look at; after
 /// three intervals the newest is taken) — except a kind whose active version came from the hub
-/// (the fleet's model serves until a person trains or rolls back by hand). ``InsightHost`` calls
-/// it at start and at each poll; a model the store has no data for yet is logged and tried again
-/// an hour later; the themes wait for the encoder to load.
+/// (the fleet's model serves until a person trains or rolls back by hand) or one a person rolled
+/// back to (``ModelRegistry/rolledBack(_:)``: it serves until they train that kind by hand). The
+/// agent's retraining task calls it at start and every minute; a model the store has no data for
+/// yet is logged and tried again an hour later; the themes wait for the encoder to load.
 actor Retrainer {
     let store: Store
     let settings: ModelTrainer.Settings
@@ -21,6 +22,8 @@ actor Retrainer {
     let logger: Logger
     let encoder: EncoderHost
     private var lastAttempt: [String: Date] = [:]
+    /// Kinds found rolled back by hand, logged once.
+    private var noted: Set<String> = []
 
     init(store: Store, settings: ModelTrainer.Settings, interval: Duration?, encoder: EncoderHost, logger: Logger) {
         (self.store, self.settings, self.interval, self.encoder, self.logger) = (store, settings, interval, encoder, logger)
@@ -32,8 +35,13 @@ actor Retrainer {
         let started = Date()
         let textModel = await encoder.currentModel
         let versions = (try? await store.database.read { db in try ModelRegistry.list(db) }) ?? []
+        let rolledBack = (try? await store.database.read(ModelRegistry.rolledBack)) ?? []
+        for kind in rolledBack.subtracting(noted).sorted() {
+            logger.notice("a model was rolled back by hand; the agent does not retrain it until `aislectl train \(kind)`", metadata: ["kind": "\(kind)"])
+        }
+        noted = rolledBack
         let due = ModelTrainer.kinds.filter { kind in
-            guard versions.first(where: { $0.kind == kind && $0.active })?.actor != GlobalModels.actor else { return false }
+            guard !rolledBack.contains(kind), versions.first(where: { $0.kind == kind && $0.active })?.actor != GlobalModels.actor else { return false }
             // The newest version's age, active or held back: one held back is not retrained hourly.
             let newest = versions.filter { $0.kind == kind }.max { $0.version < $1.version }
             guard let made = newest.flatMap({ try? Timestamp.parse($0.createdAt) }) else { return true }

@@ -32,6 +32,7 @@ actor TextScorer {
     /// ``CustomerErasure/generation(_:)`` when the scores' high-water marks were read: after an
     /// erasure they are read again, as SQLite may give the erased events' ids to new ones.
     private var erasures: Int64 = 0
+    private var runs = SingleFlight()
 
     init(store: Store, encoder: EncoderHost, logger: Logger) {
         (self.store, self.encoder, self.logger) = (store, encoder, logger)
@@ -46,8 +47,19 @@ actor TextScorer {
         }
     }
 
-    /// Scores the texts the active models have not scored yet.
+    /// Scores the texts the active models have not scored yet; called while it runs (the poll
+    /// and SIGHUP), it runs once more after.
     func scorePending() async throws {
+        guard runs.begin() else { return }
+        do {
+            repeat { try await scoreOnce() } while runs.next()
+        } catch {
+            runs.end()
+            throw error
+        }
+    }
+
+    private func scoreOnce() async throws {
         guard let textModel = await encoder.currentModel else { return }
         let erasures = try await store.database.read(CustomerErasure.generation)
         if erasures != self.erasures { (sentiment, themes, self.erasures) = (nil, nil, erasures) }

@@ -79,6 +79,15 @@ public enum ModelRegistry {
         try Row.fetchOne(db, sql: select() + " WHERE m.kind = ? AND m.version = ?", arguments: [kind, version]).map(decode)
     }
 
+    /// The kinds whose active version is older than one that was in use before: a person rolled
+    /// back to it (a version held back or refused was never in use).
+    public static func rolledBack(_ db: Database) throws -> Set<String> {
+        Set(try String.fetchAll(db, sql: """
+            SELECT DISTINCT a.kind FROM active_models a JOIN models cur ON cur.id = a.model_id
+            JOIN models m ON m.kind = a.kind AND m.version > cur.version AND m.ever_active
+            """))
+    }
+
     /// The active version of each kind (of `kinds` only, when given).
     public static func activeVersions(_ db: Database, of kinds: Set<String>? = nil) throws -> [String: Int] {
         var out: [String: Int] = [:]

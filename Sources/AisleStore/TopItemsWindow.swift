@@ -32,6 +32,8 @@ public struct TopItemsWindow: Sendable {
             to = to ?? Int64(Timestamp.daysFromCivil(year: next.0, month: next.1, day: 1)) * 86_400
         }
         let (f, t) = (from ?? 0, to ?? 0)
+        // Only `from` given, after the latest event's month: the default `to` falls before it.
+        guard f < t else { throw FieldError(field: "from", "must be before to (by default \(Timestamp.format(t)), the end of the latest event's month)") }
         return (f, t, try Queries.topItems(db, from: f, to: t, limit: limit))
     }
 }

@@ -14,9 +14,10 @@ struct AisleCtl: AsyncParsableCommand {
             Every command that touches a store takes --store DIR; without it the store comes from \
             $AISLE_STORE, then from store.path in --config (default /etc/aisle/aisled.toml).
 
-            Exit codes: 0 success; 1 failure; 3 import finished but some lines were rejected; 4 not \
-            found; 64 usage error; 65 the store failed its check (integrity, or a file open to others); 69 the hub is out of reach or full (nothing is lost); 78 \
-            configuration error.
+            Exit codes: 0 success; 1 failure; 3 an import (or embed) finished but some lines were \
+            rejected; 4 not found; 64 usage error; 65 the store failed its check (integrity, or a \
+            file open to others), or a model version that cannot be read was refused; 69 the hub \
+            is out of reach or full (nothing is lost); 78 configuration error.
             """,
         subcommands: [
             InitCommand.self, StatusCommand.self, ImportCommand.self, CustomerCommand.self,

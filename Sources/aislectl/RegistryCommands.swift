@@ -64,7 +64,7 @@ extension ModelCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a model version's payload to a file (to publish it from the hub, or import it into another store).",
+            abstract: "Write a model version's payload to a file (to publish it from the hub; sentiment and assist models also to import into another store).",
             discussion: "Example: aislectl model export intent --out intent.json && aisle-hub models publish intent intent.json")
         @Argument var kind: String
         @Option(help: "The version (default: the active one).") var version: Int?

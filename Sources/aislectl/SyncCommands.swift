@@ -17,7 +17,7 @@ struct SyncCommand: AsyncParsableCommand {
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Put the uploads the hub refused for good (held) back in the queue, due at the next pass.",
-            discussion: "For after an upgrade of the agent or the hub; `aislectl sync status` lists what is held and why.")
+            discussion: "For after an upgrade of the agent or the hub; `aislectl sync status` lists what is held and why. Example: aislectl sync retry")
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
@@ -73,7 +73,8 @@ struct SyncCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The hub this store syncs with, the outbox, the last pass, the global models taken.")
+        static let configuration = CommandConfiguration(
+            abstract: "The hub this store syncs with, the outbox, the last pass, the global models taken.", discussion: "Example: aislectl sync status --json")
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -116,7 +117,7 @@ struct SyncCommand: AsyncParsableCommand {
     struct Now: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a sync pass now: hello, every queued upload (whatever its retry time), the hub's models.",
-            discussion: "Exit 69 when the hub is out of reach or full (nothing is lost: the outbox keeps everything).")
+            discussion: "Exit 69 when the hub is out of reach or full (nothing is lost: the outbox keeps everything). Example: aislectl sync now")
         @Option(help: "Largest fall of a global model's local AUC before it is rolled back (default: sync.rollback_margin of the agent's configuration, else 0.02).")
         var rollbackMargin: Double?
         @Option(help: "ε this store may spend on training rounds; 0: no limit, rounds without noise joined too (default: privacy.budget_epsilon of the agent's configuration, else 8).")
@@ -151,7 +152,7 @@ struct SyncCommand: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the queued uploads, sealed, to a folder (removable media) for `aisle-hub import`.",
-            discussion: "They stay queued until the hub acknowledges them, online or at the next pass; the hub keeps each once.")
+            discussion: "They stay queued until the hub acknowledges them, online or at the next pass; the hub keeps each once. Example: aislectl sync export /media/usb/aisle")
         @Argument(help: "The folder to write *.aisle-envelope files into.") var folder: String
         @OptionGroup var storeOptions: StoreOptions
 
@@ -187,7 +188,8 @@ struct SyncCommand: AsyncParsableCommand {
 struct PrivacyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "privacy",
-        abstract: "The differential privacy this store has spent on federated training rounds, and every round it was offered.")
+        abstract: "The differential privacy this store has spent on federated training rounds, and every round it was offered.",
+        discussion: "Example: aislectl privacy --delta 1e-5")
     @Option(help: "δ to state ε at.") var delta = 1e-5
     @Option(help: "The budget to compare with (default: privacy.budget_epsilon of the agent's configuration, else 8).") var budget: Double?
     @OptionGroup var storeOptions: StoreOptions

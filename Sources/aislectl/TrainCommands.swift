@@ -46,6 +46,8 @@ struct TrainCommand: ParsableCommand {
             }
             var records: [ModelRecord] = []
             for kind in kinds {
+                // A kind can take a minute or more (the ranker on a large store): say which runs.
+                FileHandle.standardError.write(Data("aislectl: training \(kind) as of \(Timestamp.format(t))…\n".utf8))
                 do {
                     let result = try ModelTrainer.train(kind, store: store, asOf: t, settings: settings, encoder: textModel, activation: activate ? .yes : .no)
                     records.append(result.record)
@@ -128,7 +130,7 @@ struct TrainCommand: ParsableCommand {
     struct All: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train every model the store has data for, with default settings.",
-            discussion: "A model whose data is missing (no kiosk sessions for intent, say) is skipped with the reason; exit 1 when none trained.")
+            discussion: "A model whose data is missing (no kiosk sessions for intent, say) is skipped with the reason; exit 1 when none trained. Example: aislectl train all")
         @Option(help: ArgumentHelp("The int8 encoder (for the themes).", valueName: "FILE")) var encoder: String = EncoderChoice.defaultInt8Path
         @OptionGroup var common: Common
 

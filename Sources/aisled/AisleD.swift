@@ -36,6 +36,11 @@ struct AisleD: AsyncParsableCommand {
         }
         if let store { cfg.storePath = store }
         if let socket { cfg.socketPath = socket }
+        let overridden = cfg.pathIssues(store: store == nil ? "store.path" : "--store", socket: socket == nil ? "socket.path" : "--socket")
+        guard overridden.isEmpty else {
+            FileHandle.standardError.write(Data("aisled: \(ConfigError(path: "(command line)", issues: overridden).description)\n".utf8))
+            throw ExitCode(78)
+        }
         StructuredLogHandler.bootstrap(level: cfg.logLevel, format: cfg.logFormat)
         let logger = Logger(label: "aisled")
         do {

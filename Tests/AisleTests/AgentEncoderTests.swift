@@ -252,6 +252,21 @@ import Testing
         #expect(first.insight.expected_purchases.isFinite && first.insight.expected_value_per_purchase == 3, "\(first.insight)")
     }
 
+    /// A store with no events when the agent starts: its first buyer is scored within seconds,
+    /// not at the next hourly computation.
+    @Test func aStoreThatStartsEmptyScoresItsFirstBuyer() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir))
+        let socket = dir.appendingPathComponent("e.sock").path
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"))
+        defer { TestSupport.kill9(agent) }
+        try await Task.sleep(for: .seconds(2))  // the first computation, over nothing, has run
+        let purchase = #"[{"ts":1600003600,"type":"purchase","customer":"c1","item":"MUG","receipt":"r1","qty":1,"price":3}]"#
+        #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(purchase.utf8)).status == 200)
+        let first = try await insight(socket, customer: "c1") { _ in true }
+        #expect(first.insight.expected_value_per_purchase == 3, "\(first.insight)")
+    }
+
     func train(_ store: URL, _ extra: [String] = []) throws -> Registered {
         let r = try TestSupport.run("aislectl", ["train", "churn", "--store", store.path, "--json"] + extra)
         #expect(r.status == 0, "\(r.err)")

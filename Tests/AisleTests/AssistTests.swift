@@ -110,6 +110,9 @@ import Testing
         #expect(refusal(base + "[intents.get_refund]\ntext = \"ok\"\n").contains("intents.get_refund.text: unknown key"))
         #expect(refusal(base + "[intents.get_refund]\nanswer = \"ok\n").contains("(syntax): line 9"))
         #expect(refusal("[store]\n").contains("fallback.out_of_scope: missing"))
+        // Every table and key checked: an array of tables, or a stray fallback key, is named.
+        #expect(refusal(base + "[[intents]]\nanswer = \"ok\"\n").contains("intents: expected a table [intents]"))
+        #expect(refusal(base.replacingOccurrences(of: "[fallback]\n", with: "[fallback]\nout_of_scop = \"x\"\n")).contains("fallback.out_of_scop: unknown key"))
     }
 
     /// FTS5 with typo correction and the title embeddings, over a real store whose catalog

@@ -101,13 +101,18 @@ import Testing
         let history = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/k1/history")
         #expect(history.status == 200 && history.text.contains(#""item":"A""#))
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/nobody/history").status == 404)
+        // A broken percent-encoding and a bad moment are named as such.
+        let broken = try await UnixHTTP.request(path: socket, .GET, "/v1/customers/100%/history")
+        #expect(broken.status == 400 && broken.text.contains("id: invalid percent-encoding"), "\(broken.text)")
+        let badAt = try await UnixHTTP.request(path: socket, .GET, "/v1/sessions/s1/intent?at=yesterday")
+        #expect(badAt.status == 400 && badAt.text.contains(#""at: "#) && !badAt.text.contains("ts:"), "\(badAt.text)")
         let top = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?limit=3")
         #expect(top.status == 200 && top.text.contains(#""from":"2011-01-01T00:00:00Z""#))
         // A window ending at a month's start is the month before it, not empty; bad windows and
         // limits are refused by name.
         let toFebruary = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?to=2011-02-01")
         #expect(toFebruary.status == 200 && toFebruary.text.contains(#""from":"2011-01-01T00:00:00Z""#), "\(toFebruary.text)")
-        for (query, says) in [("from=2011-13-01", "from: "), ("from=2011-02-01&to=2011-01-01", "from: must be before to"), ("limit=abc", "limit: abc is not")] {
+        for (query, says) in [("from=2011-13-01", "from: "), ("from=2011-02-01&to=2011-01-01", "from: must be before to"), ("from=2012-03-01", "from: must be before to (by default 2011-"), ("limit=abc", "limit: abc is not")] {
             let bad = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?" + query)
             #expect(bad.status == 400 && bad.text.contains(says), "\(query): \(bad.text)")
         }
@@ -120,6 +125,9 @@ import Testing
         // A second agent on the same socket is refused; the first keeps serving.
         let second = try TestSupport.run("aisled", ["--store", store.path, "--socket", socket])
         #expect(second.status == 1 && second.err.contains("another agent is already listening"))
+        // A socket path given on the command line meets the configuration's checks (exit 78).
+        let long = try TestSupport.run("aisled", ["--store", store.path, "--socket", "/tmp/" + String(repeating: "s", count: 110)])
+        #expect(long.status == 78 && long.err.contains("--socket: longer than the 107 bytes"), "\(long.status) \(long.err)")
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/health").status == 200)
 
         kill(p.process.processIdentifier, SIGTERM)

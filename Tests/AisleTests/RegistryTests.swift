@@ -76,7 +76,9 @@ import Testing
         let activated = try db.write { try ModelRegistry.activate($0, kind: "churn", version: 2) }
         #expect(activated.version == 2 && activated.active)  // as it now is (`model rollback --to 2 --json` prints it)
         #expect(try db.read { try ModelRegistry.activeVersions($0) } == ["churn": 2])
+        #expect(try db.read(ModelRegistry.rolledBack).isEmpty)
         #expect(try db.write { try ModelRegistry.rollback($0, kind: "churn") }.version == 1)
+        #expect(try db.read(ModelRegistry.rolledBack) == ["churn"])  // the agent's retraining leaves it so
         #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "churn") } }  // nothing older
         // Rollback passes over a version registered inactive and never used (v3: a hub model the
         // AUC gate refused) back to the one in use before.
