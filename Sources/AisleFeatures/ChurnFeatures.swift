@@ -15,14 +15,15 @@ public enum ChurnFeatures {
 
     /// The feature rows of every customer in the snapshot (same order as `ids`), their purchase
     /// summaries in weeks, and the BG/NBD fit used: `bgnbd` when given (the store's, for a few
-    /// customers), else fitted on the snapshot.
+    /// customers), else fitted on the snapshot (``BGNBD/fitOrPrior(_:)``: the prior below ten
+    /// customers).
     public static func rows(_ snapshot: CustomerSnapshot, horizonDays: Double, bgnbd fitted: BGNBD? = nil)
         -> (ids: [Int64], rows: [[Double]], summaries: [PurchaseSummary], bgnbd: BGNBD)
     {
         let entries = snapshot.customers.sorted { $0.key < $1.key }
         let today = Double(snapshot.asOf) / 86_400
         let summaries = entries.map { PurchaseSummary(days: $0.value.purchaseDays, end: today) }
-        let bgnbd = fitted ?? BGNBD.fit(summaries).model
+        let bgnbd = fitted ?? BGNBD.fitOrPrior(summaries)
         let rows = zip(entries, summaries).map { entry, summary -> [Double] in
             let h = entry.value
             let days = h.purchaseDays.map(Double.init)

@@ -57,9 +57,13 @@ public struct StoreReport: Sendable, Encodable {
         var risk = [Int](repeating: 0, count: 10)
         for i in insight.values { risk[min(9, max(0, Int(i.churnProbability * 10)))] += 1 }
 
+        // As the rest of the report counts them: a purchase without a receipt is one; sellable
+        // items only, net of returns (the sales chart's revenue).
         let recent = try Row.fetchOne(db, sql: """
-            SELECT count(DISTINCT receipt_id), coalesce(sum(qty * price), 0) FROM events
-            WHERE type = 'purchase' AND ts >= ? AND ts < ? AND price > 0
+            SELECT count(DISTINCT CASE WHEN e.type = 'purchase' THEN coalesce(e.receipt_id, -e.id) END),
+                   coalesce(sum(CASE WHEN e.type = 'purchase' THEN 1 ELSE -1 END * e.qty * e.price), 0)
+            FROM events e LEFT JOIN items i ON i.id = e.item_id
+            WHERE e.type IN ('purchase', 'return') AND e.ts >= ? AND e.ts < ? AND e.price > 0 AND (i.sellable IS NULL OR i.sellable = 1)
             """, arguments: [t - 30 * 86_400, t])
         let months = sentimentTrend(try ReviewSentiment.byMonth(db, before: t))
         let (grouping, salesMonths, series, shown) = try sales(db, asOf: t)
@@ -90,6 +94,22 @@ public struct StoreReport: Sendable, Encodable {
         return mined.map { Rule(antecedents: name($0.antecedents), consequents: name($0.consequents), baskets: $0.count, confidence: $0.confidence, lift: $0.lift) }
     }
 
+    /// Every month "YYYY-MM" from `first` through `last` (empty without them): a month without
+    /// sales is a zero on the chart, not a gap its neighbours close over.
+    static func months(from first: String?, through last: String?) -> [String] {
+        func parts(_ m: String?) -> (Int, Int)? {
+            guard let m, let y = Int(m.prefix(4)), let mo = Int(m.suffix(2)) else { return nil }
+            return (y, mo)
+        }
+        guard var (y, m) = parts(first), let end = parts(last), (y, m) <= end else { return [] }
+        var out: [String] = []
+        while (y, m) <= end {
+            out.append(String(format: "%04d-%02d", y, m))
+            (y, m) = m == 12 ? (y + 1, 1) : (y, m + 1)
+        }
+        return out
+    }
+
     /// Net revenue by month over the year before `t`, per category — or per theme of the active
     /// themes model when no item has a category; the six largest, and their share of the total.
     static func sales(_ db: Database, asOf t: Int64) throws -> (grouping: String, months: [String], series: [Series], shown: Double) {
@@ -97,12 +117,13 @@ public struct StoreReport: Sendable, Encodable {
             SELECT strftime('%Y-%m', d.day * 86400, 'unixepoch') AS month, d.item_id, i.category, sum(d.revenue - d.returned_value)
             FROM item_daily d JOIN items i ON i.id = d.item_id
             WHERE i.sellable = 1 AND d.day >= ? AND d.day < ? GROUP BY 1, 2
-            """, arguments: [(t - 365 * 86_400) / 86_400, (t + 86_399) / 86_400])
+            """, arguments: [(t - 365 * 86_400) / 86_400, t / 86_400])  // whole days before t: item_daily has no hours
         let byCategory = rows.contains { ($0[2] as String?) != nil }
         let themes = byCategory ? nil : try ThemeModel.active(db)?.model
         func group(_ row: Row) -> String {
             if byCategory { return row[2] ?? "uncategorised" }
-            guard let themes, let theme = themes.itemThemes[row[1]] else { return "all items" }
+            guard let themes else { return "all items" }
+            guard let theme = themes.itemThemes[row[1]] else { return "unthemed items" }  // new or gone since the themes were made
             return themes.themes[theme].label
         }
         var revenue: [String: [String: Double]] = [:], totals: [String: Double] = [:]
@@ -111,8 +132,8 @@ public struct StoreReport: Sendable, Encodable {
             revenue[g, default: [:]][month, default: 0] += value
             totals[g, default: 0] += value
         }
-        let months = Array(Set(rows.map { $0[0] as String })).sorted()
-        let top = totals.sorted { $0.value > $1.value }.prefix(6).map(\.key)
+        let months = Self.months(from: rows.map { $0[0] as String }.min(), through: rows.map { $0[0] as String }.max())
+        let top = totals.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(6).map(\.key)  // ties by name: the same every run
         let series = top.map { g in Series(name: g, values: months.map { revenue[g]?[$0] ?? 0 }) }
         let all = totals.values.reduce(0, +)
         let shown = all > 0 ? top.reduce(0) { $0 + (totals[$1] ?? 0) } / all : 0

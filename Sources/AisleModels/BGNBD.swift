@@ -66,6 +66,19 @@ public struct BGNBD: Sendable, Equatable {
         return 1 / (1 + a / (b + x - 1) * pow((alpha + c.age) / (alpha + c.recency), r + x))
     }
 
+    /// Fewest customers a fit is made from (as `aislectl btyd fit` asks): one or two run off to
+    /// extremes (b → 0: every repeat buyer dead a day after buying).
+    public static let minCustomers = 10
+
+    /// What stands in for a fit on fewer customers: lifetimes' published CDNOW fit (weeks), a
+    /// real population's, not this store's.
+    public static let prior = BGNBD(r: 0.2426, alpha: 4.4135, a: 0.7929, b: 2.4258)
+
+    /// The fit on `customers`, or ``prior`` when there are fewer than ``minCustomers``.
+    public static func fitOrPrior(_ customers: [PurchaseSummary]) -> BGNBD {
+        customers.count >= minCustomers ? fit(customers).model : prior
+    }
+
     /// The maximum-likelihood fit, over log-parameters (so all stay positive).
     public static func fit(_ customers: [PurchaseSummary]) -> (model: BGNBD, logLikelihood: Double) {
         let f = { (p: [Double]) -> Double in

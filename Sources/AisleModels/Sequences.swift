@@ -18,7 +18,7 @@ public enum Sequences {
         var pair: [String: [String: Int]] = [:], fromTotal: [String: Int] = [:], toTotal: [String: Int] = [:]
         var pairs = 0
         for purchases in customers where purchases.count >= 2 {
-            for (a, b) in zip(purchases, purchases.dropFirst()) {
+            for (a, b) in zip(purchases, purchases.dropFirst()) where !a.isEmpty && !b.isEmpty {  // an empty one breaks the chain
                 pairs += 1
                 for x in a { fromTotal[x, default: 0] += 1 }
                 for y in b { toTotal[y, default: 0] += 1 }

@@ -125,12 +125,17 @@ public struct RecommendationIndex: Sendable {
         return max(together, alike)
     }
 
-    /// Two slates as one, by score; an item in both keeps the higher score and both reasons.
-    func merged(_ a: [Slot], _ b: [Slot]) -> [Slot] {
+    /// Two slates as one, by score; an item in both keeps the higher score and both reasons —
+    /// the visit's basket partner and title likeness whichever scores higher, since the reasons
+    /// that name them ("goes with … in your cart", "similar to …") must name the visit's item.
+    static func merged(_ a: [Slot], _ b: [Slot]) -> [Slot] {
         var byItem: [Int32: Slot] = [:]
         for slot in a + b {
             if var old = byItem[slot.item] {
-                if slot.score > old.score { (old.score, old.because, old.baskets) = (slot.score, slot.because, slot.baskets) }
+                let partner = slot.has(.thisVisit) ? slot : old.has(.thisVisit) ? old : slot.score > old.score ? slot : old
+                (old.because, old.baskets) = (partner.because, partner.baskets)
+                if slot.similarTo >= 0 { old.similarTo = slot.similarTo }
+                old.score = max(old.score, slot.score)
                 old.sources |= slot.sources
                 byItem[slot.item] = old
             } else {
@@ -246,7 +251,7 @@ public struct RecommendationIndex: Sendable {
         }
         let base = q.customer.flatMap { ranked[$0] } ?? storeSlate
         if visit.isEmpty, let slate = pick(base) { return slate }
-        if !visit.isEmpty, let slate = pick(merged(base, visitSlots(visit))) { return slate }
+        if !visit.isEmpty, let slate = pick(Self.merged(base, visitSlots(visit))) { return slate }
         return pick(scored(customer: q.customer, visit: visit), everything: true) ?? Slate(items: [], slots: [], pool: [])
     }
 
@@ -284,7 +289,7 @@ public struct RecommendationIndex: Sendable {
             reasons.append(text)
             order.append(.repurchase)
         }
-        if c.has(.boughtTogether), let b, let title = items[b.item]?.title {
+        if c.has(.boughtTogether), !c.has(.thisVisit), let b, let title = items[b.item]?.title {
             reasons.append("bought together with \(title) in \(b.baskets) baskets")
             order.append(.boughtTogether)
         }

@@ -203,12 +203,17 @@ public struct Signals: Sendable {
     /// caller has), and for each the strongest basket partner behind it.
     public func cooccurrenceScores(_ profile: [Int: Double], norm n: Double) -> [Int: (score: Double, because: Int, baskets: Int)] {
         var out: [Int: (score: Double, because: Int, baskets: Int)] = [:]
+        var strongest: [Int: Double] = [:]  // the largest single contribution so far, not the sum
         for (i, w) in profile.sorted(by: { $0.key < $1.key }) {
             for partner in cooccurrence[i] ?? [] {
                 let add = w / n * partner.score
                 let old = out[partner.item]
-                let strongest = old.map { add > $0.score ? (i, partner.baskets) : ($0.because, $0.baskets) } ?? (i, partner.baskets)
-                out[partner.item] = ((old?.score ?? 0) + add, strongest.0, strongest.1)
+                guard add > strongest[partner.item, default: -.infinity] else {
+                    out[partner.item]?.score += add
+                    continue
+                }
+                strongest[partner.item] = add
+                out[partner.item] = ((old?.score ?? 0) + add, i, partner.baskets)
             }
         }
         return out

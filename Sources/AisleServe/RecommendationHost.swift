@@ -65,9 +65,11 @@ public actor RecommendationHost {
         public var b: Exploration
         public init(name: String, shareB: Double, b: Exploration) { (self.name, self.shareB, self.b) = (name, shareB, b) }
 
-        /// "a" or "b" for a shopper key (a pseudonym's hex or a session id); "a" without a key.
-        public func arm(_ key: String?) -> String {
-            guard let key else { return "a" }
+        /// "a" or "b" for a shopper key (a pseudonym's hex or a session id); nil without a key:
+        /// such a request is served as arm A would be, but is in neither arm (all of them in A
+        /// would make A's traffic another mix than B's).
+        public func arm(_ key: String?) -> String? {
+            guard let key else { return nil }
             let digest = SHA256.hash(data: Data((name + "\u{0}" + key).utf8))
             let value = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             return Double(value >> 11) / Double(1 << 53) < shareB ? "b" : "a"
@@ -109,22 +111,33 @@ public actor RecommendationHost {
         _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, shopperKey: String?, cart: Set<Int>, session: String?,
         placement: String
     ) -> (request: String, items: [RecommendationIndex.Recommendation]) {
-        let arm = experiment.map { $0.arm(shopperKey) }
+        let arm = experiment.flatMap { $0.arm(shopperKey) }
         let exploration = arm == "b" ? experiment?.b ?? self.exploration : self.exploration
         let request = nextRequestID()
         let ts = Int64(Date().timeIntervalSince1970)
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
         var pool = slate.pool, explored: [Int: [Double]] = [:]
         var logged = LoggedSlate(
-            request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model, experiment: experiment?.name, arm: arm)
+            request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model, experiment: arm.flatMap { _ in experiment?.name },
+            arm: arm)
         let positions = exploration.slots > 0 && !pool.isEmpty ? Array(max(0, slots.count - exploration.slots)..<slots.count) : []
+        // The category cap holds for the slate as explored: counted as positions change.
+        func group(_ slot: RecommendationIndex.Slot) -> Int? { index.items[Int(slot.item)]?.group }
+        var perGroup: [Int: Int] = [:]
+        for slot in slots { if let g = group(slot) { perGroup[g, default: 0] += 1 } }
         for p in positions where !pool.isEmpty {
-            let arms = [slots[p]] + pool
+            // The pool items the cap allows here, with position p's own item taken out (the arms
+            // are fixed before the choice, so its propensity stays exact).
+            let own = group(slots[p])
+            let allowed = pool.indices.filter { i in group(pool[i]).map { g in perGroup[g, default: 0] - (g == own ? 1 : 0) < RecommendationIndex.perGroup } ?? true }
+            let arms = [slots[p]] + allowed.map { pool[$0] }
             let contexts = arms.map(index.banditContext)
             let (arm, propensity) = bandit.choose(contexts, epsilon: exploration.epsilon, draw: Double.random(in: 0..<1), pick: Int.random(in: 0..<arms.count))
             logged.arms.append((p, arm, arms.map(\.item), contexts))
             if arm > 0 {
-                pool[arm - 1] = slots[p]  // the displaced item stays eligible for the next explored position
+                if let g = own { perGroup[g, default: 0] -= 1 }
+                if let g = group(arms[arm]) { perGroup[g, default: 0] += 1 }
+                pool[allowed[arm - 1]] = slots[p]  // the displaced item stays eligible for the next explored position
                 slots[p] = arms[arm]
                 var shown = index.explain(arms[arm], customer: customer, cart: cart)
                 shown.sources.append("explore")
@@ -266,10 +279,19 @@ public actor RecommendationHost {
     /// Closes the log file (after the last ``flush()``).
     public func closeLog() async throws { try await log.close() }
 
-    /// Records what the shopper did with an item of a recent slate.
-    func feedback(request: String, item: Int, action: String) throws(FeedbackError) {
-        guard let slate = recent[request] else { throw .unknownRequest }
-        guard slate.items.contains(item) else { throw .itemNotShown }
+    /// Records what the shopper did with an item of a slate: one of the last 50,000 from memory,
+    /// an older one from the log (at 2,000 requests/s memory holds 25 s, less than the reward
+    /// window: a click a minute later was refused, and the bandit scored the item 0).
+    func feedback(request: String, item: Int, action: String) async throws(FeedbackError) {
+        if let slate = recent[request] {
+            guard slate.items.contains(item) else { throw .itemNotShown }
+        } else {
+            let shown = try? await log.write(behind: true) { db in
+                try Int.fetchAll(db, sql: "SELECT json_extract(j.value, '$[0]') FROM rec_slates s, json_each(s.items) j WHERE s.request_id = ?", arguments: [request])
+            }
+            guard let shown, !shown.isEmpty else { throw .unknownRequest }
+            guard shown.contains(item) else { throw .itemNotShown }
+        }
         pendingFeedback.append((request, item, action, Int64(Date().timeIntervalSince1970)))
         // A taken explored item teaches the bandit at once; one left alone, when its window ends.
         if action != "dismiss", let context = awaiting[request]?.items.removeValue(forKey: item) {

@@ -46,15 +46,17 @@ public enum PurchaseDays {
         public var value: Double
     }
 
-    /// Purchases up to and including `through` (a day number), all when nil.
+    /// Purchases up to and including `through` (a day number), all when nil — of sellable items
+    /// (or of none: receipt-level lines), as the agent's insight counts them; unlike it, lines
+    /// priced 0 count too, as lifetimes counts CDNOW's (its sample has eight).
     public static func load(_ db: Database, through: Int? = nil) throws -> [Int64: [Day]] {
         var sql = """
-            SELECT customer_id, ts / 86400 AS day, sum(qty * coalesce(price, 0)) FROM events
-            WHERE type = 'purchase' AND customer_id IS NOT NULL
+            SELECT e.customer_id, e.ts / 86400 AS day, sum(e.qty * coalesce(e.price, 0)) FROM events e LEFT JOIN items i ON i.id = e.item_id
+            WHERE e.type = 'purchase' AND e.customer_id IS NOT NULL AND (i.sellable IS NULL OR i.sellable = 1)
             """
         var arguments: StatementArguments = []
-        if let through { sql += " AND ts < ?"; arguments += [Int64(through + 1) * 86_400] }
-        sql += " GROUP BY customer_id, day ORDER BY customer_id, day"
+        if let through { sql += " AND e.ts < ?"; arguments += [Int64(through + 1) * 86_400] }
+        sql += " GROUP BY e.customer_id, day ORDER BY e.customer_id, day"
         var result: [Int64: [Day]] = [:]
         let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
         while let row = try rows.next() { result[row[0], default: []].append(Day(day: row[1], value: row[2])) }

@@ -25,8 +25,10 @@ struct SegmentsCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
+            let t = try moment(at, "--at")
+            if let since, try moment(since, "--since") >= t { throw CLIError.usage("--since \(since) must come before --at \(at)") }
             let store = try storeOptions.openForReading()
-            let now = try segments(store, at: try moment(at, "--at"))
+            let now = try segments(store, at: t)
             let before = try since.map { try segments(store, at: try moment($0, "--since")) }
             let names = RFM.Segment.allCases.map(\.rawValue)
             var sizes: [String: Int] = [:]

@@ -120,7 +120,7 @@ struct BTYDCommand: ParsableCommand {
                     spend.append((repeats.count, repeats.isEmpty ? 0 : repeats.reduce(0, +) / Double(repeats.count)))
                     returned.append(all.contains { $0.day > end })
                 }
-                guard customers.count >= 10 else { throw CLIError("only \(customers.count) customers bought by \(cutoff); BG/NBD needs more", code: 1) }
+                guard customers.count >= BGNBD.minCustomers else { throw CLIError("only \(customers.count) customers bought by \(cutoff); BG/NBD needs more", code: 1) }
                 let (model, logLikelihood) = BGNBD.fit(customers)
                 let usable = spend.filter { $0.frequency > 0 && $0.meanValue > 0 }
                 let value = usable.count >= 10 ? GammaGamma.fit(usable).model : nil

@@ -36,10 +36,11 @@ struct PatternsCommand: ParsableCommand {
                 var customers: [[Set<String>]] = []
                 var current: (customer: Int64, receipt: Int64)?
                 for line in lines {
-                    guard let label = level == .item ? line.sku : line.category else { continue }
                     if current?.customer != line.customer { customers.append([]) }
                     if current?.customer != line.customer || current?.receipt != line.receipt { customers[customers.count - 1].append([]) }
                     current = (line.customer, line.receipt)
+                    // A receipt of uncategorised items stays, empty: its neighbours are not consecutive.
+                    guard let label = level == .item ? line.sku : line.category else { continue }
                     customers[customers.count - 1][customers[customers.count - 1].count - 1].insert(label)
                 }
                 let transitions = Array(Sequences.transitions(customers, minCount: minCount).prefix(limit))

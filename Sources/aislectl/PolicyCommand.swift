@@ -21,6 +21,9 @@ extension EvalCommand {
                 Example: aislectl eval policy --json
                 """)
         @Option(help: "Only decisions logged since this moment.") var since: String?
+        @Option(help: "Seconds after a slate in which feedback counts as its reward, as the agent's bandit counts it ([recommendations] reward_window_seconds).")
+        var rewardWindowSeconds = 600
+        func validate() throws { try requirePositive(rewardWindowSeconds, "--reward-window-seconds") }
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
 
@@ -33,10 +36,11 @@ extension EvalCommand {
                 let decisions = try storeOptions.openForReading().database.read { db in
                     try Row.fetchAll(db, sql: """
                         SELECT x.chosen, x.arms, i.propensity, i.item_id,
-                               EXISTS(SELECT 1 FROM rec_feedback f WHERE f.request_id = x.request_id AND f.item_id = i.item_id AND f.action != 'dismiss')
+                               EXISTS(SELECT 1 FROM rec_feedback f WHERE f.request_id = x.request_id AND f.item_id = i.item_id AND f.action != 'dismiss'
+                                      AND f.ts < i.ts + ?)
                         FROM rec_explore x JOIN rec_impressions i ON i.request_id = x.request_id AND i.position = x.position
                         WHERE i.ts >= ? ORDER BY x.request_id, x.position
-                        """, arguments: [from]).compactMap { row -> Decision? in
+                        """, arguments: [rewardWindowSeconds, from]).compactMap { row -> Decision? in
                         guard let contexts = RecommendationLog.armContexts(row[1]), (0..<contexts.count).contains(row[0] as Int) else { return nil }
                         return Decision(arms: contexts, chosen: row[0], propensity: row[2], reward: (row[4] as Bool) ? 1 : 0)
                     }

@@ -31,7 +31,9 @@ struct ReportCommand: ParsableCommand {
             let report = try store.database.read { db -> StoreReport in
                 guard let last = try Queries.lastEventTime(db) else { throw CLIError("the store has no events to report on") }
                 let t = try asOf.map { try moment($0, "--as-of") } ?? last + 1
-                return try StoreReport.build(db, asOf: t, since: try since.map { try moment($0, "--since") } ?? t - 91 * 86_400)
+                let from = try since.map { try moment($0, "--since") } ?? t - 91 * 86_400
+                guard from < t else { throw CLIError.usage("--since \(since ?? "") must come before the report's moment \(Timestamp.format(t))") }
+                return try StoreReport.build(db, asOf: t, since: from)
             }
             if let html {
                 try ReportHTML.render(report, store: store.directory.path).write(toFile: html, atomically: true, encoding: .utf8)

@@ -99,6 +99,10 @@ enum ReportHTML {
         for (s, serie) in series.enumerated() {
             let points = serie.values.enumerated().map { String(format: "%.1f,%.1f", left + Double($0.offset) * step, y($0.element)) }.joined(separator: " ")
             svg += "<polyline fill=\"none\" stroke=\"\(palette[s % palette.count])\" stroke-width=\"2\" points=\"\(points)\"><title>\(escape(serie.name))</title></polyline>"
+            // A marker at each point: a line through one month alone draws nothing.
+            for (i, v) in serie.values.enumerated() {
+                svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", left + Double(i) * step, y(v), palette[s % palette.count])
+            }
         }
         return svg + legend(series.count > 1 ? series.map(\.name) : [], y: height + 14) + "</svg>"
     }

@@ -212,6 +212,16 @@ import Testing
         #expect(model.expectedPurchases(PurchaseSummary(frequency: 5, recency: 37, age: 38), in: 39) > 1)
     }
 
+    /// Below ten customers the insight's BG/NBD is the prior: a fit on one customer who bought
+    /// on days 0 and 2 runs off to b → 0, and called them dead (P(alive) ~ 1e-9) on day 10.
+    @Test func aFewCustomersGetThePriorNotADegenerateFit() {
+        let one = [PurchaseSummary(days: [0, 2], end: 10)]
+        #expect(BGNBD.fit(one).model.probabilityAlive(one[0]) < 0.01)  // what the insight used
+        #expect(BGNBD.fitOrPrior(one) == BGNBD.prior && BGNBD.prior.probabilityAlive(one[0]) > 0.5)
+        let ten = (0..<10).map { PurchaseSummary(days: [0, 2 + $0], end: 30) }
+        #expect(BGNBD.fitOrPrior(ten) == BGNBD.fit(ten).model)
+    }
+
     /// lifetimes' published CDNOW fit: r 0.2426, α 4.4135, a 0.7929, b 2.4258, log-likelihood −9582.43.
     static func expectPublishedFit(r: Double, alpha: Double, a: Double, b: Double, loglik: Double) {
         for (got, published) in [(r, 0.2426), (alpha, 4.4135), (a, 0.7929), (b, 2.4258)] {
@@ -597,6 +607,10 @@ import Testing
         #expect(abs((teaCups?.lift ?? 0) - 1.5) < 1e-12)
         #expect(t.first?.from == "tea" && t.count == 3)
         #expect(Sequences.transitions(customers, minCount: 2).count == 1)
+        // A receipt without a label (uncategorised items) stands between its neighbours: they are
+        // not consecutive, and the pairs it is in are not counted.
+        let gap = Sequences.transitions([[["tea"], [], ["cups"]]] + customers, minCount: 1)
+        #expect(gap.first { $0.from == "tea" && $0.to == "cups" }?.count == 2 && abs((gap.first?.lift ?? 0) - 1.5) < 1e-12)
     }
 
     @Test func cyclesAreTheGapsBetweenPurchaseDays() {
