@@ -57,13 +57,14 @@ public struct CatalogSearch: Sendable {
     let embedded: [Int]
     let rowOf: [Int: Int]
     public let dimensions: Int
-    /// The encoder the embeddings came from (nil: lexical search only).
-    public let encoderVersion: String?
+    /// The encoder file the embeddings came from, by its cache key (a file quantised again from
+    /// the same source has another; nil: lexical search only).
+    public let encoderKey: String?
     let itemThemes: [Int64: Int]
 
     /// The active, sellable items with a title, the index's vocabulary, and their title
     /// embeddings when given (``CatalogEmbeddings``); `themes` for the personal boost.
-    public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderVersion: String?, themes: ThemeModel?) throws {
+    public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderKey: String?, themes: ThemeModel?) throws {
         items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE active = 1 AND sellable = 1 AND title != '' ORDER BY id")
             .map { Item(id: $0["id"], sku: $0["sku"], title: $0["title"], category: $0["category"], price: $0["price"]) }
         position = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
@@ -80,7 +81,7 @@ public struct CatalogSearch: Sendable {
         }
         (self.matrix, self.embedded, self.dimensions) = (matrix, embedded, dimensions)
         rowOf = Dictionary(uniqueKeysWithValues: embedded.enumerated().map { ($1, $0) })
-        self.encoderVersion = embedded.isEmpty ? nil : encoderVersion
+        self.encoderKey = embedded.isEmpty ? nil : encoderKey
         itemThemes = themes?.itemThemes ?? [:]
     }
 

@@ -106,6 +106,9 @@ public struct EventWriter {
         defer { touchedItems = [] }
         return touchedItems
     }
+
+    /// Puts items back among the touched ones (their outlier pass failed).
+    public mutating func touch(_ items: Set<Int64>) { touchedItems.formUnion(items) }
     public private(set) var counts = Counts()
     private var daily: [DailyKey: DailySales] = [:]
     private var pending: [PendingEvent] = []

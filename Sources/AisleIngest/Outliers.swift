@@ -18,7 +18,15 @@ public enum OutlierFlagger {
     /// those lines are flagged now.
     @discardableResult
     public static func flag(items: Set<Int64>?, db: Database) throws -> Int {
-        guard items?.isEmpty != true else { return 0 }
+        let found = try changes(items: items, db: db)
+        try apply(found.changes, db: db)
+        return found.flagged
+    }
+
+    /// The flags the given items' lines should have where they differ from what is stored (a
+    /// read: a writer need not wait for the scan), and how many of the lines are flagged.
+    public static func changes(items: Set<Int64>?, db: Database) throws -> (changes: [(id: Int64, flags: Int64)], flagged: Int) {
+        guard items?.isEmpty != true else { return ([], 0) }
         // One sequential scan beats an index probe per item once a run touches many items.
         var lines: [Int64: [(id: Int64, qty: Int64, price: Double?, flags: Int64)]] = [:]
         let rows = try Row.fetchCursor(db, sql: """
@@ -30,8 +38,7 @@ public enum OutlierFlagger {
             guard items?.contains(item) ?? true else { continue }
             lines[item, default: []].append((row[1], row[2], row[3], row[4]))
         }
-        let update = try db.cachedStatement(sql: "UPDATE events SET flags = ? WHERE id = ?")
-        var flagged = 0
+        var changes: [(id: Int64, flags: Int64)] = [], flagged = 0
         for (_, rows) in lines where rows.count >= minObservations {
             let qtyOut = outliers(rows.map { Double($0.qty) })
             let priceOut = outliers(rows.map { $0.price ?? .nan })
@@ -40,10 +47,16 @@ public enum OutlierFlagger {
                 if qtyOut[k] { new |= EventFlag.quantityOutlier }
                 if priceOut[k] { new |= EventFlag.priceOutlier }
                 if new != 0 { flagged += 1 }
-                if new != row.flags { try update.execute(arguments: [new, row.id]) }
+                if new != row.flags { changes.append((row.id, new)) }
             }
         }
-        return flagged
+        return (changes, flagged)
+    }
+
+    /// Writes flags found by ``changes(items:db:)``.
+    public static func apply(_ changes: [(id: Int64, flags: Int64)], db: Database) throws {
+        let update = try db.cachedStatement(sql: "UPDATE events SET flags = ? WHERE id = ?")
+        for change in changes { try update.execute(arguments: [change.flags, change.id]) }
     }
 
     /// Which values are outliers (non-positive and NaN values are never flagged).

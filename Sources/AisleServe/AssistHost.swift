@@ -181,19 +181,19 @@ public actor AssistHost {
         let (catalog, themesVersion) = try await store.database.read { db in
             (try Self.catalogDigest(db), try ModelRegistry.activeVersions(db, of: [ThemeModel.kind])[ThemeModel.kind])
         }
-        let key = [catalog, model?.encoder.version ?? "", themesVersion.map(String.init) ?? ""]
+        let key = [catalog, model?.encoder.cacheKey ?? "", themesVersion.map(String.init) ?? ""]
         guard key != indexedFor else { return }
         let started = Date()
         let search = try await Blocking.background {
             let embeddings = try model.map { try CatalogEmbeddings.load(store, model: $0) }
             return try store.database.read { db in
-                try CatalogSearch(db, embeddings: embeddings, encoderVersion: model?.encoder.version, themes: try ThemeModel.active(db)?.model)
+                try CatalogSearch(db, embeddings: embeddings, encoderKey: model?.encoder.cacheKey, themes: try ThemeModel.active(db)?.model)
             }
         }
         snapshot.search = search
         indexedFor = key
         logger.info("search index built", metadata: [
-            "items": "\(search.items.count)", "dense": "\(search.encoderVersion != nil)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
+            "items": "\(search.items.count)", "dense": "\(search.encoderKey != nil)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
         ])
     }
 

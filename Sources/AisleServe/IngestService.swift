@@ -91,12 +91,15 @@ final class StoreWriter: Sendable {
     private let store: Store
     private let queue = WorkQueue<Job>(label: "aisle.store-writer")
     private let writer = Mutex(EventWriter(tier: Tiers.recent))
+    /// The outlier passes, one at a time, off the writer's thread.
+    private let flagging = DispatchQueue(label: "aisle.outliers", qos: .utility)
     /// Recent-tier events since the last settling (an estimate; settling re-reads the count).
     private let recent = Mutex<Int?>(nil)
     /// Settle once this many events wait in the recent tier, in transactions of this size.
     static let settleBatch = 50_000
+    private let settleBatch: Int
 
-    init(store: Store) { self.store = store }
+    init(store: Store, settleBatch: Int = StoreWriter.settleBatch) { (self.store, self.settleBatch) = (store, settleBatch) }
 
     func write(_ events: [PreparedEvent]) async throws -> [EventOutcome] {
         try await withCheckedThrowingContinuation { done in
@@ -133,21 +136,35 @@ final class StoreWriter: Sendable {
         }
     }
 
+    /// Flags the outliers of the items the agent's events touched since the last pass, as an
+    /// import flags its own: the lines are read in a read transaction (a whole-table scan, seconds
+    /// on a large store, which ingest does not wait for) and only changed flags are written.
+    private func flagOutliers() {
+        let touched = writer.withLock { $0.takeTouchedItems() }
+        guard !touched.isEmpty else { return }
+        flagging.async { [self] in
+            do {
+                let found = try store.database.read { try OutlierFlagger.changes(items: touched, db: $0) }
+                if !found.changes.isEmpty { try store.database.write { try OutlierFlagger.apply(found.changes, db: $0) } }
+            } catch {
+                writer.withLock { $0.touch(touched) }  // tried again at the next settling
+            }
+        }
+    }
+
     /// Moves recent events into the settled tier once enough have gathered (see ``Tiers``),
     /// a batch per transaction so queued requests wait at most one batch.
     private func settleIfDue(added: Int) {
         let due = recent.withLock { count -> Bool in
             let total = (count ?? (try? store.database.read { try Tiers.recentCount($0) }) ?? 0) + added
             count = total
-            return total >= Self.settleBatch
+            return total >= settleBatch
         }
         guard due else { return }
         do {
-            let moved = try store.database.write { try Tiers.settle($0, limit: Self.settleBatch) }
+            let moved = try store.database.write { [settleBatch] in try Tiers.settle($0, limit: settleBatch) }
             recent.withLock { $0 = max(0, ($0 ?? 0) - moved) }
-            // Flagged as an import flags them (a whole-table scan, so once a settling, not a batch).
-            let touched = writer.withLock { $0.takeTouchedItems() }
-            try store.database.write { try OutlierFlagger.flag(items: touched, db: $0) }
+            flagOutliers()
         } catch {
             recent.withLock { $0 = nil }  // re-read next time
         }

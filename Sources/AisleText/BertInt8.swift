@@ -103,6 +103,7 @@ public enum Int8ModelFile {
     static let tables = ["embeddings.word_embeddings", "embeddings.position_embeddings", "embeddings.token_type_embeddings"]
 
     /// Quantises the float32 model in `files` into `output`; returns the file's size in bytes.
+    /// The new file is loaded as the agent would before it replaces the one at `output`.
     @discardableResult
     public static func quantize(from files: ModelFiles, to output: URL) throws -> Int {
         let c = try BertConfig.load(files.config)
@@ -131,7 +132,7 @@ public enum Int8ModelFile {
             "format": format, "format_version": version, "scheme": scheme, "source_sha256": withExtendedLifetime(source) { Digests.sha256Hex(source.bytes) },
             "content_sha256": Hex.string(content.finalize()), "config": c.json,
         ]
-        try SafeTensors.write(tensors, metadata: metadata, to: output)
+        try SafeTensors.write(tensors, metadata: metadata, to: output) { _ = try BertInt8(path: $0.path) }
         return (try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0
     }
 

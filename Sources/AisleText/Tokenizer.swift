@@ -164,12 +164,14 @@ public struct WordPieceTokenizer: Sendable {
         s == "\t" || s == "\n" || s == "\r" || s.properties.isWhitespace
     }
 
-    /// Other (Cc, Cf, Cn, Co; surrogates cannot occur) but tab and line ends, as the Rust
-    /// normaliser's `is_control` (`is_other`).
+    /// Cc, Cf and Co but tab and line ends, as the Rust normaliser's `is_control`: the
+    /// `unicode_categories` crate's `is_other` is control, format and private use — not Cn,
+    /// whatever its doc comment says — so an unassigned code point stays, and makes its word
+    /// unknown (surrogates cannot occur).
     static func isControl(_ s: Unicode.Scalar) -> Bool {
         if s == "\t" || s == "\n" || s == "\r" { return false }
         switch s.properties.generalCategory {
-        case .control, .format, .unassigned, .privateUse, .surrogate: return true
+        case .control, .format, .privateUse, .surrogate: return true
         default: return false
         }
     }

@@ -117,7 +117,8 @@ struct EmbedCommand: ParsableCommand {
                 }
                 pending.removeAll()
             }
-            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            // "\r\n" is one Character: a Windows file split on "\n" alone was one line.
+            for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() where !line.isEmpty {
                 guard case .object(let o)? = try? JSONParser.parse(Array(line.utf8)), case .string(let t)? = o["text"] else {
                     FileHandle.standardError.write(Data("\(input):\(n + 1): expected {\"id\",\"text\"}\n".utf8))
                     bad += 1

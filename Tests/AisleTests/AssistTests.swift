@@ -133,7 +133,7 @@ import Testing
         let model = try TextModel.load(path: Self.encoderPath, threads: 1)
         func index() throws -> CatalogSearch {
             let embeddings = try CatalogEmbeddings.load(store, model: model)
-            return try store.database.read { try CatalogSearch($0, embeddings: embeddings, encoderVersion: model.encoder.version, themes: nil) }
+            return try store.database.read { try CatalogSearch($0, embeddings: embeddings, encoderKey: model.encoder.cacheKey, themes: nil) }
         }
         func search(_ s: CatalogSearch, _ q: String, mode: CatalogSearch.Mode = .hybrid, interests: [Interests.Share] = []) throws -> [CatalogSearch.Hit] {
             let vector = TextInputs.embed([s.corrected(q)], model)[0]
@@ -167,8 +167,8 @@ import Testing
         #expect(try search(s, "vanilla", mode: .lexical).isEmpty)
         #expect(try search(s, "silver necklace").allSatisfy { $0.item.sku != "N1" })
         // Without embeddings the search is lexical and still answers.
-        let lexicalOnly = try store.database.read { try CatalogSearch($0, embeddings: nil, encoderVersion: nil, themes: nil) }
-        #expect(lexicalOnly.encoderVersion == nil)
+        let lexicalOnly = try store.database.read { try CatalogSearch($0, embeddings: nil, encoderKey: nil, themes: nil) }
+        #expect(lexicalOnly.encoderKey == nil)
         #expect(try store.database.read { try lexicalOnly.search($0, query: "chrismas", vector: nil, k: 3) }.first?.item.sku == "C2")
         // A question's own words ("do", "you", "have") match no product: only "candles" does.
         let asked = try store.database.read { try lexicalOnly.search($0, query: "do you have candles", vector: nil, k: 3, sentence: true) }

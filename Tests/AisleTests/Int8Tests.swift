@@ -201,11 +201,13 @@ import Testing
         #expect(again.status == 0 && again.out.contains("is up to date"), "\(again.err)")
         // `embed --model FILE` reads the vocabulary beside FILE, not the model cache's.
         try FileManager.default.copyItem(at: ModelFiles.default.vocabulary, to: dir.appendingPathComponent("vocab.txt"))
-        try TestSupport.write(#"{"id":"a","text":"red mug"}"# + "\n", to: dir.appendingPathComponent("in.jsonl"))
+        // Windows line ends: two lines, both embedded (a "\r\n" is one Character in Swift).
+        try TestSupport.write(#"{"id":"a","text":"red mug"}"# + "\r\n" + #"{"id":"b","text":"blue mug"}"# + "\r\n", to: dir.appendingPathComponent("in.jsonl"))
         var environment = ProcessInfo.processInfo.environment
         environment["AISLE_MODEL_CACHE"] = dir.appendingPathComponent("empty").path
         let embedded = try TestSupport.run("aislectl", ["embed", "--in", dir.appendingPathComponent("in.jsonl").path, "--out", dir.appendingPathComponent("out.jsonl").path, "--model", out], environment: environment)
         #expect(embedded.status == 0, "\(embedded.err)")
+        #expect(try String(contentsOf: dir.appendingPathComponent("out.jsonl"), encoding: .utf8).split(separator: "\n").count == 2)
         struct Quantized: Decodable { var file: String; var written: Bool }
         let json = try TestSupport.run("aislectl", ["model", "quantize", "--out", out, "--if-needed", "--json"])
         #expect(try JSONDecoder().decode(Quantized.self, from: Data(json.out.utf8)).written == false, "\(json.out)")

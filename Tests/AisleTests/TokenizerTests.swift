@@ -47,5 +47,8 @@ import Testing
         // CJK as tokenizer.json's (Rust) normaliser has it: U+2B820 is not split off, U+2B920 is.
         #expect(tok.encode("a\u{2B820}b") == [tok.cls, tok.unk, tok.sep])
         #expect(tok.encode("a\u{2B920}b").count == 5)
+        // An unassigned code point stays (the Rust `is_other` is Cc, Cf, Co): its word is unknown.
+        #expect(tok.encode("tea\u{0378}pot") == [tok.cls, tok.unk, tok.sep])
+        #expect(tok.encode("tea\u{E000}pot") == tok.encode("teapot"))  // private use goes
     }
 }
