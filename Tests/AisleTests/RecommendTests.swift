@@ -445,16 +445,23 @@ import Testing
 
     /// When the category cap leaves fewer than k of more candidates than are ranked ahead of
     /// time, the slate is what the cap allows, not empty.
-    @Test func aSlateTheCapCannotFillIsWhatItAllows() throws {
+    /// A store of three categories of 30 items, all bought by one customer, its index and that
+    /// customer's store id.
+    static func threeCategories() throws -> (dir: URL, store: Store, index: RecommendationIndex, customer: Int64) {
         let dir = try TestSupport.temporaryDirectory()
         let t0 = 1_600_000_000
         let catalog = ["A", "B", "C"].flatMap { c in (0..<30).map { #"{"item":"\#(c)\#($0)","title":"\#(c) \#($0)","category":"\#(c)"}"# } }
         let events = ["A", "B", "C"].flatMap { c in (0..<30).map { n in
             #"{"ts":\#(t0 + n * 3600),"type":"purchase","customer":"c1","item":"\#(c)\#(n)","receipt":"r\#(n % 4)","qty":1,"price":3}"# } }
         let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
-        let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
+        let store = try Store.open(at: URL(fileURLWithPath: path))
         let index = try store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 40 * 3600), ranker: nil, themes: nil, fleet: nil) }
         let customer = try #require(index.customer(try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).pseudonym("c1")))
+        return (dir, store, index, customer)
+    }
+
+    @Test func aSlateTheCapCannotFillIsWhatItAllows() throws {
+        let (_, _, index, customer) = try Self.threeCategories()
         let slate = index.recommend(.init(customer: customer, k: 10)).map(\.sku)
         #expect(slate.count == 3 * RecommendationIndex.perGroup, "\(slate)")
         #expect(Set(slate.map(\.first)).count == 3)
@@ -464,15 +471,7 @@ import Testing
     /// allows with the slate as explored so far (two picks of the category with two in the slate
     /// made four). Eight of three categories of 30: 3 + 3 + 2, three positions explored uniformly.
     @Test func exploringSeveralPositionsKeepsTheCategoryCap() async throws {
-        let dir = try TestSupport.temporaryDirectory()
-        let t0 = 1_600_000_000
-        let catalog = ["A", "B", "C"].flatMap { c in (0..<30).map { #"{"item":"\#(c)\#($0)","title":"\#(c) \#($0)","category":"\#(c)"}"# } }
-        let events = ["A", "B", "C"].flatMap { c in (0..<30).map { n in
-            #"{"ts":\#(t0 + n * 3600),"type":"purchase","customer":"c1","item":"\#(c)\#(n)","receipt":"r\#(n % 4)","qty":1,"price":3}"# } }
-        let path = try ModelsTests.store(events: events, catalog: catalog, in: dir)
-        let store = try Store.open(at: URL(fileURLWithPath: path))
-        let index = try await store.database.read { try RecommendationIndex.build($0, asOf: Int64(t0 + 40 * 3600), ranker: nil, themes: nil, fleet: nil) }
-        let customer = try #require(index.customer(try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).pseudonym("c1")))
+        let (dir, store, index, customer) = try Self.threeCategories()
         let logger = Logger(label: "test")
         let host = try RecommendationHost(
             store: store, encoder: EncoderHost(path: dir.appendingPathComponent("no-model").path, threads: 1, cache: nil, logger: logger),
