@@ -166,6 +166,11 @@ public struct EventWriter {
                 seen.bind(1, prepared.key)
                 if try seen.step() || pendingKeys.contains(prepared.key) {
                     counts.duplicates += 1
+                    // Its item still gets the outlier pass: a run started again after a crash
+                    // may hold the only lines of it that were never flagged.
+                    if let sku = prepared.event.item, prepared.event.type == .purchase || prepared.event.type == .return {
+                        touchedItems.insert(try itemIDFor(sku, hint: nil, db))
+                    }
                     outcomes.append(.duplicate)
                 } else {
                     try stage(prepared, runID: runID, now: now, db: db)

@@ -246,9 +246,7 @@ public final class Importer {
     public func finish() throws -> ImportReport {
         try flush()
         let c = writer.counts
-        // Lines already stored (a run started again after a crash, say) touch no item, yet their
-        // items may not have been flagged: then every item is.
-        let touched = c.duplicates > 0 ? nil : writer.touchedItems
+        let touched = writer.touchedItems  // duplicates' items too
         report.accepted = c.accepted + report.catalogUpdated
         report.duplicates = report.lines - report.rejected - report.accepted
         report.returns = c.returns

@@ -132,7 +132,7 @@ public struct StoreReport: Sendable, Encodable {
             revenue[g, default: [:]][month, default: 0] += value
             totals[g, default: 0] += value
         }
-        let months = Self.months(from: rows.map { $0[0] as String }.min(), through: rows.map { $0[0] as String }.max())
+        let months = rows.isEmpty ? [] : Self.months(from: String(Timestamp.format(t - 365 * 86_400).prefix(7)), through: String(Timestamp.format(t - 1).prefix(7)))
         let top = totals.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(6).map(\.key)  // ties by name: the same every run
         let series = top.map { g in Series(name: g, values: months.map { revenue[g]?[$0] ?? 0 }) }
         let all = totals.values.reduce(0, +)

@@ -91,8 +91,9 @@ final class StoreWriter: Sendable {
     private let store: Store
     private let queue = WorkQueue<Job>(label: "aisle.store-writer")
     private let writer = Mutex(EventWriter(tier: Tiers.recent))
-    /// The outlier passes, one at a time, off the writer's thread.
-    private let flagging = DispatchQueue(label: "aisle.outliers", qos: .utility)
+    /// The outlier passes, one at a time, off the writer's thread (at nice 19, and counted by
+    /// ``Blocking/drained(within:)`` so that shutdown does not close the store under one).
+    private let flagging = Mutex(TaskChain())
     /// Recent-tier events since the last settling (an estimate; settling re-reads the count).
     private let recent = Mutex<Int?>(nil)
     /// Settle once this many events wait in the recent tier, in transactions of this size.
@@ -142,12 +143,17 @@ final class StoreWriter: Sendable {
     private func flagOutliers() {
         let touched = writer.withLock { $0.takeTouchedItems() }
         guard !touched.isEmpty else { return }
-        flagging.async { [self] in
-            do {
-                let found = try store.database.read { try OutlierFlagger.changes(items: touched, db: $0) }
-                if !found.changes.isEmpty { try store.database.write { try OutlierFlagger.apply(found.changes, db: $0) } }
-            } catch {
-                writer.withLock { $0.touch(touched) }  // tried again at the next settling
+        flagging.withLock { chain in
+            _ = chain.append { [self] in
+                let failed = await Blocking.background { [store] () -> Bool in
+                    do {
+                        let found = try store.database.read { try OutlierFlagger.changes(items: touched, db: $0) }
+                        // The write at normal priority: starved at nice 19 it would hold the store's writer.
+                        if !found.changes.isEmpty { try Scheduling.atNormalPriority { try store.database.write { try OutlierFlagger.apply(found.changes, db: $0) } } }
+                        return false
+                    } catch { return true }
+                }
+                if failed { writer.withLock { $0.touch(touched) } }  // tried again at the next settling
             }
         }
     }

@@ -24,8 +24,10 @@ public actor RecommendationHost {
     /// then come here once, to be logged); only ``refresh(force:)`` replaces it.
     private nonisolated let published = Mutex<RecommendationIndex?>(nil)
     private var versions: [String: Int] = [:]
-    /// Recent slates by request id, for feedback (the last 50,000).
+    /// Recent slates by request id, for feedback (the last 40,000–50,000; older ones are read
+    /// from the log).
     private var recent: [String: (customer: Int64?, items: Set<Int>)] = [:]
+    private let recentCapacity: Int
     private var recentOrder: [String] = []
     /// The last request id's time part (see ``nextRequestID()``).
     private var lastRequestClock: UInt64 = 0
@@ -98,8 +100,11 @@ public actor RecommendationHost {
     private let logDays: Int
 
     /// Opens the store's log file for writing.
-    public init(store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, logger: Logger) throws {
+    public init(
+        store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, recentSlates: Int = 50_000, logger: Logger
+    ) throws {
         (self.store, self.encoder, self.exploration, self.experiment, self.logDays, self.logger) = (store, encoder, exploration, experiment, logDays, logger)
+        recentCapacity = max(1, recentSlates)
         log = try RecommendationLog.Writer(store: store)
         bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
     }
@@ -161,9 +166,10 @@ public actor RecommendationHost {
         }
         recent[request] = (customer, Set(slots.map { Int($0.item) }))
         recentOrder.append(request)
-        if recentOrder.count > 50_000 {
-            for old in recentOrder.prefix(10_000) { recent[old] = nil }
-            recentOrder.removeFirst(10_000)
+        if recentOrder.count > recentCapacity {
+            let drop = max(1, recentCapacity / 5)
+            for old in recentOrder.prefix(drop) { recent[old] = nil }
+            recentOrder.removeFirst(drop)
         }
         return (request, items)
     }
@@ -208,7 +214,9 @@ public actor RecommendationHost {
                 return try store.database.read { db in
                     guard let last = try Queries.lastEventTime(db) else { return nil }
                     return try RecommendationIndex.build(
-                        db, asOf: last + 1, ranker: try Ranker.active(db), themes: try ThemeModel.active(db)?.model, fleet: try FleetPopularity.active(db),
+                        // A model this build cannot read counts as none (the heuristic ranker; the retraining replaces it).
+                        db, asOf: last + 1, ranker: (try? Ranker.active(db)) ?? nil, themes: ((try? ThemeModel.active(db)) ?? nil)?.model,
+                        fleet: (try? FleetPopularity.active(db)) ?? nil,
                         similar: similar)
                 }
             }
@@ -279,15 +287,18 @@ public actor RecommendationHost {
     /// Closes the log file (after the last ``flush()``).
     public func closeLog() async throws { try await log.close() }
 
-    /// Records what the shopper did with an item of a slate: one of the last 50,000 from memory,
+    /// Records what the shopper did with an item of a slate: one of the last 40,000–50,000 from memory,
     /// an older one from the log (at 2,000 requests/s memory holds 25 s, less than the reward
     /// window: a click a minute later was refused, and the bandit scored the item 0).
     func feedback(request: String, item: Int, action: String) async throws(FeedbackError) {
         if let slate = recent[request] {
             guard slate.items.contains(item) else { throw .itemNotShown }
         } else {
-            let shown = try? await log.write(behind: true) { db in
-                try Int.fetchAll(db, sql: "SELECT json_extract(j.value, '$[0]') FROM rec_slates s, json_each(s.items) j WHERE s.request_id = ?", arguments: [request])
+            // Through the store's readers, where the log is attached: not queued behind its writer.
+            let shown = try? await store.database.read { db in
+                try Int.fetchAll(
+                    db, sql: "SELECT json_extract(j.value, '$[0]') FROM \(RecommendationLog.schemaName).rec_slates s, json_each(s.items) j WHERE s.request_id = ?",
+                    arguments: [request])
             }
             guard let shown, !shown.isEmpty else { throw .unknownRequest }
             guard shown.contains(item) else { throw .itemNotShown }

@@ -10,8 +10,9 @@ import Logging
 /// version unless it validates clearly worse than the active one
 /// (``ModelTrainer/Activation/unlessWorse``: it is kept, inactive, for a person to look at; after
 /// three intervals the newest is taken) — except a kind whose active version came from the hub
-/// (the fleet's model serves until a person trains or rolls back by hand) or one a person rolled
-/// back to (``ModelRegistry/rolledBack(_:)``: it serves until they train that kind by hand). The
+/// (the fleet's model serves until a person trains or rolls back by hand) or one a person chose
+/// with `aislectl model rollback` (``ModelRegistry/rolledBack(_:)``: it serves until another
+/// version is made active). The
 /// agent's retraining task calls it at start and every minute; a model the store has no data for
 /// yet is logged and tried again an hour later; the themes wait for the encoder to load.
 actor Retrainer {
@@ -40,7 +41,11 @@ actor Retrainer {
             logger.notice("a model was rolled back by hand; the agent does not retrain it until `aislectl train \(kind)`", metadata: ["kind": "\(kind)"])
         }
         noted = rolledBack
+        // An active version this build cannot read is replaced whoever made it (an upgrade that
+        // changed a model's features, a damaged payload).
+        let unreadable = (try? await store.database.read { db in Set(ModelTrainer.kinds.filter { (try? ModelTrainer.loadActive(db, kind: $0)) == nil }) }) ?? []
         let due = ModelTrainer.kinds.filter { kind in
+            if unreadable.contains(kind) { return true }
             guard !rolledBack.contains(kind), versions.first(where: { $0.kind == kind && $0.active })?.actor != GlobalModels.actor else { return false }
             // The newest version's age, active or held back: one held back is not retrained hourly.
             let newest = versions.filter { $0.kind == kind }.max { $0.version < $1.version }
@@ -53,7 +58,7 @@ actor Retrainer {
             let result: Result<ModelTrainer.Result?, any Error> = await Blocking.background {
                 Result { () throws -> ModelTrainer.Result? in
                     guard let last = try store.database.read(Queries.lastEventTime) else { return nil }
-                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, activation: .unlessWorse(whileActiveYoungerThan: 3 * seconds), actor: "aisled")
+                    return try ModelTrainer.train(kind, store: store, asOf: last + 1, settings: settings, encoder: textModel, activation: unreadable.contains(kind) ? .yes : .unlessWorse(whileActiveYoungerThan: 3 * seconds), actor: "aisled")
                 }
             }
             switch result {

@@ -79,14 +79,26 @@ public enum ModelRegistry {
         try Row.fetchOne(db, sql: select() + " WHERE m.kind = ? AND m.version = ?", arguments: [kind, version]).map(decode)
     }
 
-    /// The kinds whose active version is older than one that was in use before: a person rolled
-    /// back to it (a version held back or refused was never in use).
-    public static func rolledBack(_ db: Database) throws -> Set<String> {
-        Set(try String.fetchAll(db, sql: """
-            SELECT DISTINCT a.kind FROM active_models a JOIN models cur ON cur.id = a.model_id
-            JOIN models m ON m.kind = a.kind AND m.version > cur.version AND m.ever_active
-            """))
+    /// Records that a person chose `version` of `kind` (`aislectl model rollback`).
+    public static func markChosenByHand(_ db: Database, kind: String, version: Int) throws {
+        try db.execute(
+            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [chosenKey + kind, String(version)])
     }
+
+    /// The kinds whose active version is still the one a person chose by rolling back (another
+    /// version made active since, by training or by the hub, ends it).
+    public static func rolledBack(_ db: Database) throws -> Set<String> {
+        let active = try activeVersions(db)
+        var kinds = Set<String>()
+        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta WHERE key LIKE ? || '%'", arguments: [chosenKey]) {
+            let kind = String((row[0] as String).dropFirst(chosenKey.count))
+            if let version = Int(row[1] as String), active[kind] == version { kinds.insert(kind) }
+        }
+        return kinds
+    }
+
+    static let chosenKey = "registry.chosen_by_hand."
 
     /// The active version of each kind (of `kinds` only, when given).
     public static func activeVersions(_ db: Database, of kinds: Set<String>? = nil) throws -> [String: Int] {

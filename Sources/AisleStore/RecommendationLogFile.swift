@@ -13,7 +13,7 @@ extension RecommendationLog {
     public static let fileName = "log.sqlite"
 
     /// The schema name the store's readers attach the log under.
-    static let schemaName = "log"
+    public static let schemaName = "log"
 
     /// A connection to the store's log file, for writing it: every commit synced (`durable`;
     /// an erasure, the copy of an older store's log) or not (the agent's ``Writer``: a served

@@ -19,21 +19,22 @@ public struct TopItemsWindow: Sendable {
     }
 
     public func query(_ db: Database, limit: Int) throws -> (from: Int64, to: Int64, items: [TopItem]) {
+        /// The start of the month holding `moment`, and of the month after.
+        func month(_ moment: Int64) -> (start: Int64, next: Int64) {
+            let (y, m, _) = Timestamp.civil(fromDays: Int(moment.floorDiv(86_400)))
+            let next = m == 12 ? (y + 1, 1) : (y, m + 1)
+            return (Int64(Timestamp.daysFromCivil(year: y, month: m, day: 1)) * 86_400, Int64(Timestamp.daysFromCivil(year: next.0, month: next.1, day: 1)) * 86_400)
+        }
         var from = self.from
         var to = self.to
         if from == nil || to == nil {
             // The month holding the last moment before `to` (`to` itself may start a month).
-            let anchor = try to.map { $0 - 1 } ?? Queries.lastEventTime(db) ?? Int64(Date().timeIntervalSince1970)
-            let day = Int(anchor.floorDiv(86_400))
-            let (y, m, _) = Timestamp.civil(fromDays: day)
-            let monthStart = Int64(Timestamp.daysFromCivil(year: y, month: m, day: 1)) * 86_400
-            let next = m == 12 ? (y + 1, 1) : (y, m + 1)
-            from = from ?? monthStart
-            to = to ?? Int64(Timestamp.daysFromCivil(year: next.0, month: next.1, day: 1)) * 86_400
+            let anchor = month(try to.map { $0 - 1 } ?? Queries.lastEventTime(db) ?? Int64(Date().timeIntervalSince1970))
+            from = from ?? anchor.start
+            // Only `from` given: at least to the end of its month (a month begun without sales yet is empty, not refused).
+            to = to ?? max(anchor.next, month(from ?? anchor.start).next)
         }
         let (f, t) = (from ?? 0, to ?? 0)
-        // Only `from` given, after the latest event's month: the default `to` falls before it.
-        guard f < t else { throw FieldError(field: "from", "must be before to (by default \(Timestamp.format(t)), the end of the latest event's month)") }
         return (f, t, try Queries.topItems(db, from: f, to: t, limit: limit))
     }
 }

@@ -94,7 +94,8 @@ public struct StorePriors: Sendable, Codable, Equatable {
         guard let priors = try of(db, end: end, days: days), priors.receipts > 0 else { return nil }
         let window = "sync.priors_window \(priors.from) \(priors.to)"
         if let id = try SyncState.string(db, window) { throw AlreadyReleased(from: priors.from, to: priors.to, contentID: id) }
-        try SyncState.set(db, "sync.priors_day", String(priors.to))
+        // Never backwards: a window asked for by hand (`--as-of` in the past) does not make the weekly one due again.
+        try SyncState.set(db, "sync.priors_day", String(max(priors.to, try SyncState.integer(db, "sync.priors_day") ?? priors.to)))
         let id = try Outbox.enqueue(db, kind: kind, payload: SyncJSON.encode(priors))
         try SyncState.set(db, window, id)
         return id
@@ -120,7 +121,7 @@ public struct StorePriors: Sendable, Codable, Equatable {
     public static func enqueueDue(_ db: Database) throws {
         guard let last = try Queries.lastEventTime(db) else { return }
         if let sent = try SyncState.integer(db, "sync.priors_day"), last.floorDiv(86_400) - sent < 7 { return }
-        try enqueue(db)
+        do { try enqueue(db) } catch is AlreadyReleased {}  // released before: nothing to send, and no pass to stop
     }
 }
 

@@ -15,6 +15,19 @@ public enum ModelTrainer {
     /// from its events, the themes from its catalog (these need the encoder).
     public static let kinds = [ChurnModel.kind, IntentModel.kind, ThemeModel.kind, Ranker.kind]
 
+    /// Reads the active `kind` as the agent will (its digest, and the tabular models' shape):
+    /// throws what makes it unusable. The text models also need the encoder: their digest only.
+    public static func loadActive(_ db: Database, kind: String) throws {
+        switch kind {
+        case ChurnModel.kind: _ = try ChurnModel.active(db)
+        case IntentModel.kind: _ = try IntentModel.active(db)
+        case ThemeModel.kind: _ = try ThemeModel.active(db)
+        case Ranker.kind: _ = try Ranker.active(db)
+        case FleetPopularity.kind: _ = try FleetPopularity.active(db)
+        default: _ = try ModelRegistry.active(db, kind: kind)
+        }
+    }
+
     public struct Settings: Sendable, Equatable {
         public var churnHorizonDays = 91
         public var churnSnapshots = 4

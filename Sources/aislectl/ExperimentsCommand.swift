@@ -17,8 +17,10 @@ struct ExperimentsCommand: ParsableCommand {
                 shown), the share of those taken (clicked, carted or bought through the kiosk), the \
                 share carted, and the share the customer bought within --purchase-days of first \
                 seeing it (from the till's purchases). Shoppers, not items shown, are what the arms \
-                were drawn by: the intervals are normal with each shopper's items as one cluster, \
-                and so is the difference's. Requests without a shopper key are in neither arm.
+                were drawn by: each shopper's items are one cluster — Wilson's interval at the \
+                effective number of items for each share, a normal one for the difference. Requests without a shopper key are in neither arm; a \
+                customer the agent's index does not know yet (new since its hourly rebuild) is \
+                logged without an id, and counted a shopper per slate.
 
                 Example: aislectl experiments report explore-2
                 """)
@@ -91,10 +93,17 @@ struct ExperimentsCommand: ParsableCommand {
             return (r, m > 1 ? m / (m - 1) * spread / (n * n) : 0)
         }
 
-        /// The share with its normal 95 % interval (clamped to 0 … 1).
+        /// The share with Wilson's 95 % interval at the effective number of items — the items
+        /// shown shrunk by the clustering's variance, or the shoppers when the share is 0 or 1
+        /// (a normal interval there is zero wide).
         static func rate(_ list: [Shopper], _ count: KeyPath<Shopper, Double>) -> Rate {
             let (r, v) = ratio(list, count)
-            return Rate(value: r, low: max(0, r - 1.96 * v.squareRoot()), high: min(1, r + 1.96 * v.squareRoot()))
+            let n = list.reduce(0) { $0 + $1.shown }
+            let effective = v > 0 && r > 0 && r < 1 ? min(n, r * (1 - r) / v) : Double(list.count)
+            guard effective > 0 else { return Rate(value: r, low: 0, high: 1) }
+            let z = 1.96, centre = (r + z * z / (2 * effective)) / (1 + z * z / effective)
+            let half = z * (r * (1 - r) / effective + z * z / (4 * effective * effective)).squareRoot() / (1 + z * z / effective)
+            return Rate(value: r, low: max(0, centre - half), high: min(1, centre + half))
         }
 
         /// B's share less A's, with a normal 95 % interval.

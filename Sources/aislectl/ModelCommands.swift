@@ -117,8 +117,10 @@ struct EmbedCommand: ParsableCommand {
                 }
                 pending.removeAll()
             }
-            // "\r\n" is one Character: a Windows file split on "\n" alone was one line.
-            for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() where !line.isEmpty {
+            // On the byte 0x0A, a trailing 0x0D dropped: "\r\n" is one Character (a Windows file
+            // split on "\n" was one line), and U+2028 may stand inside a JSON string.
+            let lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).map { String(decoding: $0.last == 0x0D ? $0.dropLast() : $0, as: UTF8.self) }
+            for (n, line) in lines.enumerated() where !line.isEmpty {
                 guard case .object(let o)? = try? JSONParser.parse(Array(line.utf8)), case .string(let t)? = o["text"] else {
                     FileHandle.standardError.write(Data("\(input):\(n + 1): expected {\"id\",\"text\"}\n".utf8))
                     bad += 1

@@ -1,23 +1,9 @@
 import AisleCore
-import AisleInsight
-import AisleRecommend
 import AisleStore
+import AisleTraining
 import ArgumentParser
 import Foundation
 import GRDB
-
-/// Reads the active `kind` as the agent will (its digest, and the tabular models' shape), so
-/// that a version that cannot be used is refused while its activation can still be undone.
-func requireLoadable(_ db: Database, kind: String) throws {
-    switch kind {
-    case ChurnModel.kind: _ = try ChurnModel.active(db)
-    case IntentModel.kind: _ = try IntentModel.active(db)
-    case ThemeModel.kind: _ = try ThemeModel.active(db)
-    case Ranker.kind: _ = try Ranker.active(db)
-    case FleetPopularity.kind: _ = try FleetPopularity.active(db)
-    default: _ = try ModelRegistry.active(db, kind: kind)  // the text models also need the encoder: their digest
-    }
-}
 
 extension ModelCommand {
     struct List: ParsableCommand {
@@ -106,9 +92,10 @@ extension ModelCommand {
                     } else {
                         record = try ModelRegistry.rollback(db, kind: kind)
                     }
-                    do { try requireLoadable(db, kind: kind) } catch {
+                    do { try ModelTrainer.loadActive(db, kind: kind) } catch {
                         throw CLIError("\(kind) v\(record.version) cannot be used, so the active version stays: \(error)", code: 65)
                     }
+                    try ModelRegistry.markChosenByHand(db, kind: kind, version: record.version)  // the agent's retraining leaves it
                     try Store.audit(db, "model rollback \(kind)", detail: "v\(record.version) active")
                     return record
                 }

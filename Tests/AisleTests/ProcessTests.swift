@@ -112,7 +112,10 @@ import Testing
         // limits are refused by name.
         let toFebruary = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?to=2011-02-01")
         #expect(toFebruary.status == 200 && toFebruary.text.contains(#""from":"2011-01-01T00:00:00Z""#), "\(toFebruary.text)")
-        for (query, says) in [("from=2011-13-01", "from: "), ("from=2011-02-01&to=2011-01-01", "from: must be before to"), ("from=2012-03-01", "from: must be before to (by default 2011-"), ("limit=abc", "limit: abc is not")] {
+        // Only `from`, after the latest event's month: that month, empty (not a reversed window).
+        let later = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?from=2012-03-01")
+        #expect(later.status == 200 && later.text.contains(#""to":"2012-04-01T00:00:00Z""#) && later.text.contains(#""items":[]"#), "\(later.text)")
+        for (query, says) in [("from=2011-13-01", "from: "), ("from=2011-02-01&to=2011-01-01", "from: must be before to"), ("limit=abc", "limit: abc is not")] {
             let bad = try await UnixHTTP.request(path: socket, .GET, "/v1/items/top?" + query)
             #expect(bad.status == 400 && bad.text.contains(says), "\(query): \(bad.text)")
         }

@@ -275,7 +275,7 @@ import Testing
 
     /// A host exploring one position of every slate, on a store of 12 items and 8 customers, and
     /// that store and its index.
-    private func exploringHost() async throws -> (host: RecommendationHost, index: RecommendationIndex, store: Store) {
+    private func exploringHost(recentSlates: Int = 50_000) async throws -> (host: RecommendationHost, index: RecommendationIndex, store: Store) {
         let dir = try TestSupport.temporaryDirectory()
         let t0 = 1_600_000_000
         let catalog = (1...12).map { #"{"item":"I\#($0)","title":"item \#($0)","category":"c\#($0 % 4)"}"# }
@@ -288,7 +288,7 @@ import Testing
         let logger = Logger(label: "test")
         let host = try RecommendationHost(
             store: store, encoder: EncoderHost(path: dir.appendingPathComponent("no-model").path, threads: 1, cache: nil, logger: logger),
-            exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), logger: logger)
+            exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), recentSlates: recentSlates, logger: logger)
         return (host, index, store)
     }
 
@@ -323,6 +323,23 @@ import Testing
         #expect(logged == [shown, slates, explored])
         try await host.closeLog()
         await periodic.value
+    }
+
+    /// Feedback on a slate no longer in memory (here past the last two) is found in the log;
+    /// an id never served is unknown, an item not in the slate not shown.
+    @Test func feedbackOnAnOlderSlateIsFoundInTheLog() async throws {
+        let (host, index, store) = try await exploringHost(recentSlates: 2)
+        let first = await host.serve(index.slate(.init(customer: nil, k: 4), pool: 30), index: index, customer: nil, shopperKey: "s0", cart: [], session: "s0", placement: "test")
+        _ = await serve(4, by: host, from: index)
+        await host.flush()
+        let item = try #require(index.skus[first.items[0].sku])
+        try await host.feedback(request: first.request, item: item, action: "click")
+        await #expect(throws: RecommendationHost.FeedbackError.unknownRequest) { try await host.feedback(request: "r-never", item: item, action: "click") }
+        let other = try #require(index.items.keys.first { id in !first.items.contains { $0.sku == index.items[id]?.sku } })
+        await #expect(throws: RecommendationHost.FeedbackError.itemNotShown) { try await host.feedback(request: first.request, item: other, action: "click") }
+        await host.flush()
+        #expect(try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_feedback WHERE request_id = ?", arguments: [first.request]) } == 1)
+        try await host.closeLog()
     }
 
     /// Slates of a customer erased while they waited in memory are not written, nor those of

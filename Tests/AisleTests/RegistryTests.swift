@@ -4,6 +4,7 @@ import AisleFeatures
 @testable import AisleInsight
 @testable import AisleModels
 import AisleRecommend
+import AisleTraining
 @testable import AisleStore
 import Foundation
 import GRDB
@@ -58,6 +59,11 @@ import Testing
         let refused = try TestSupport.run("aislectl", ["model", "rollback", "churn", "--to", "2", "--store", s.directory.path])
         #expect(refused.status == 65 && refused.err.contains("churn v2 cannot be used, so the active version stays"), "\(refused.status) \(refused.err)")
         #expect(try s.store.database.read { try ModelRegistry.activeVersions($0) } == ["churn": 1])
+        // Active all the same (as an upgrade that changed the features would find it): the
+        // retraining sees it unusable, and the insight goes on with BG/NBD's churn.
+        try s.store.database.write { _ = try ModelRegistry.activate($0, kind: ChurnModel.kind, version: 2) }
+        #expect(throws: (any Error).self) { try s.store.database.read { try ModelTrainer.loadActive($0, kind: ChurnModel.kind) } }
+        #expect(try s.store.database.read { try CustomerInsight.computeAll($0, asOf: 2_000_000_000) }.population.churn == nil)
     }
 
     @Test func versionsActivationRollbackAndIntegrity() throws {
@@ -76,9 +82,15 @@ import Testing
         let activated = try db.write { try ModelRegistry.activate($0, kind: "churn", version: 2) }
         #expect(activated.version == 2 && activated.active)  // as it now is (`model rollback --to 2 --json` prints it)
         #expect(try db.read { try ModelRegistry.activeVersions($0) } == ["churn": 2])
-        #expect(try db.read(ModelRegistry.rolledBack).isEmpty)
         #expect(try db.write { try ModelRegistry.rollback($0, kind: "churn") }.version == 1)
-        #expect(try db.read(ModelRegistry.rolledBack) == ["churn"])  // the agent's retraining leaves it so
+        // Chosen by hand (`aislectl model rollback` marks it): the agent's retraining leaves it,
+        // until another version is made active.
+        #expect(try db.read(ModelRegistry.rolledBack).isEmpty)
+        try db.write { try ModelRegistry.markChosenByHand($0, kind: "churn", version: 1) }
+        #expect(try db.read(ModelRegistry.rolledBack) == ["churn"])
+        try db.write { _ = try ModelRegistry.activate($0, kind: "churn", version: 2) }
+        #expect(try db.read(ModelRegistry.rolledBack).isEmpty)
+        try db.write { _ = try ModelRegistry.activate($0, kind: "churn", version: 1) }
         #expect(throws: RegistryError.self) { try db.write { try ModelRegistry.rollback($0, kind: "churn") } }  // nothing older
         // Rollback passes over a version registered inactive and never used (v3: a hub model the
         // AUC gate refused) back to the one in use before.
