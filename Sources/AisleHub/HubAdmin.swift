@@ -57,7 +57,9 @@ public struct HubAdmin: Sendable {
     /// Adds a store (or re-issues a token for one) and returns its one-time enrollment token:
     /// `STORE.SECRET.HUB-FINGERPRINT`, valid for `hours`.
     public func addStore(name: String, id: String? = nil, hours: Int = 72, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (store: String, token: String) {
-        guard !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 100 else { throw SyncError(.badRequest, "name: 1 to 100 characters") }
+        guard !name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw SyncError(.badRequest, "name: 1 to 100 characters, no control characters")
+        }
         let store = id ?? "s-" + SymmetricKey(size: .bits128).withUnsafeBytes { Hex.string($0.prefix(5)) }
         guard store.range(of: "^[a-z0-9][a-z0-9-]{1,39}$", options: .regularExpression) != nil else {
             throw SyncError(.badRequest, "store id \"\(store)\": lower-case letters, digits and -, 2 to 40")
@@ -68,6 +70,9 @@ public struct HubAdmin: Sendable {
         try database.write { db in
             if let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM stores WHERE id = ?", arguments: [store]) {
                 guard revoked[0] as Int64? == nil else { throw SyncError(.revoked, "store \(store) is revoked; add it under a new id") }
+                // A new token replaces the unused ones (a lost token must not stay good), and the name is the one given now.
+                try db.execute(sql: "DELETE FROM tokens WHERE store_id = ? AND used_at IS NULL", arguments: [store])
+                try db.execute(sql: "UPDATE stores SET name = ? WHERE id = ?", arguments: [name, store])
             } else {
                 try db.execute(sql: "INSERT INTO stores(id, name, created_at) VALUES (?, ?, ?)", arguments: [store, name, now])
             }
@@ -105,7 +110,18 @@ public struct HubAdmin: Sendable {
     public func publish(kind: String, payload: Data, round: UInt64 = 0, epsilon: Double = 0, delta: Double = 0, metrics: [String: Double] = [:]) throws -> ModelManifest {
         guard kind.range(of: "^[a-z][a-z0-9_-]{0,31}$", options: .regularExpression) != nil else { throw SyncError(.badRequest, "kind \"\(kind)\": lower-case letters, digits, - and _") }
         guard !payload.isEmpty else { throw SyncError(.badRequest, "the model file is empty") }
-        return try database.write { db in try Self.publish(db, database, kind: kind, payload: payload, round: round, epsilon: epsilon, delta: delta, metrics: metrics) }
+        // JSON cannot carry NaN or infinity: the manifest would be signed empty.
+        guard epsilon.isFinite, epsilon >= 0 else { throw SyncError(.badRequest, "epsilon: a finite number, 0 or more") }
+        guard delta.isFinite, (0..<1).contains(delta) else { throw SyncError(.badRequest, "delta: a number from 0 up to (not including) 1") }
+        if let bad = metrics.first(where: { !$0.value.isFinite }) { throw SyncError(.badRequest, "metric \(bad.key): not a finite number") }
+        return try database.write { db in
+            // A round of this model still open would fail at its end ("moved during the round") after its stores spent ε.
+            if let model = FederatedModel.all.first(where: { $0.kind == kind }),
+                let open = try Int64.fetchOne(db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [model.momentsKind, model.kind])
+            {
+                throw SyncError(.badRequest, "round \(open) of the \(kind) model is open; close it first (`aisle-hub rounds close \(open)`)")
+            }
+            return try Self.publish(db, database, kind: kind, payload: payload, round: round, epsilon: epsilon, delta: delta, metrics: metrics) }
     }
 
     /// Signs and stores the next version of `kind` inside the caller's transaction.
@@ -181,6 +197,10 @@ public struct HubAdmin: Sendable {
         // A masked vector of more values would not fit one message (≤ 11 JSON bytes a word, two
         // words a value, sealed and base64'd: ~30 bytes a value against the 1 MiB body limit).
         let maxLength = 32_768
+        guard hours.isFinite, hours > 0, hours <= 24 * 365 else { throw SyncError(.badRequest, "hours: above 0 and at most a year") }
+        guard (1...86_400).contains(phaseSeconds), Double(4 * phaseSeconds) <= hours * 3600 else {
+            throw SyncError(.badRequest, "phase seconds: 1 to 86400, and the round's hours must hold its four steps")
+        }
         guard let length = HubFederation.length(of: kind) ?? length, length > 0, length <= maxLength else {
             throw SyncError(.badRequest, "length: 1 to \(maxLength) values, so that a store's masked vector fits one message (\(kind) is not a federated model kind, so give --length)")
         }
@@ -233,8 +253,8 @@ public struct HubAdmin: Sendable {
     public func closeRound(_ round: UInt64) throws {
         try database.write { db in
             try db.execute(
-                sql: "UPDATE rounds SET state = 'closed', phase = CASE WHEN phase = 'done' THEN phase ELSE 'failed' END, failure = coalesce(failure, 'closed by hand') WHERE id = ?",
-                arguments: [Int64(round)])
+                sql: "UPDATE rounds SET state = 'closed', phase = CASE WHEN phase = 'done' THEN phase ELSE 'failed' END, failure = CASE WHEN phase = 'done' THEN failure ELSE coalesce(failure, 'closed by hand') END, phase_started = ? WHERE id = ?",
+                arguments: [Int64(Date().timeIntervalSince1970), Int64(round)])
             guard db.changesCount == 1 else { throw SyncError(.notFound, "no round \(round)") }
             try database.audit(db, "rounds close", "\(round)")
         }
@@ -274,6 +294,8 @@ public struct HubAdmin: Sendable {
     public struct ImportResult: Sendable, Encodable {
         public var accepted = 0
         public var complete = 0
+        /// Envelopes the hub had taken before (an import run again): acknowledged, not refused.
+        public var alreadyTaken = 0
         public var refused: [String] = []
     }
 
@@ -292,6 +314,8 @@ public struct HubAdmin: Sendable {
                 let reply = try service.handle(body)
                 result.accepted += 1
                 if (try? SyncJSON.decode(UploadAck.self, reply, "ack"))?.complete == true { result.complete += 1 }
+            } catch let error as SyncError where error.code == .replayed {
+                result.alreadyTaken += 1  // its sequence number was taken: so was its content
             } catch {
                 result.refused.append("\(name): \(error)")
             }

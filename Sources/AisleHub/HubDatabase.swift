@@ -21,6 +21,10 @@ public struct HubDatabase: Sendable {
         let directory = URL(fileURLWithPath: path)
         let file = directory.appendingPathComponent(fileName).path
         guard create || FileManager.default.fileExists(atPath: file) else {
+            // fileExists is false for a file behind a directory this user may not enter.
+            if access(path, X_OK) != 0, errno == EACCES {
+                throw SyncError(.internal, "cannot read \(path): permission denied (run as the hub's user: sudo -u aisle-hub aisle-hub …)")
+            }
             throw SyncError(.notFound, "no hub at \(path) (`aisle-hub serve` makes one; check --data or storage.path)")
         }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])

@@ -155,7 +155,8 @@ enum HubRounds {
     }
 
     static func fail(_ db: Database, id: Int64, _ why: String) throws {
-        try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = ? WHERE id = ?", arguments: [why, id])
+        // phase_started marks when it ended: retention keeps a round's steps a day after that.
+        try db.execute(sql: "UPDATE rounds SET phase = 'failed', state = 'closed', failure = ?, phase_started = ? WHERE id = ?", arguments: [why, Int64(Date().timeIntervalSince1970), id])
     }
 
     /// Stores expected in the current step: every enrolled store to advertise; then those that

@@ -232,7 +232,7 @@ struct Import: ParsableCommand {
         try hub.admin { admin, _ in
             let r = try admin.importFolder(URL(fileURLWithPath: folder))
             if json { try printJSON(r) } else {
-                print("\(r.accepted) envelopes accepted, \(r.complete) uploads complete, \(r.refused.count) refused")
+                print("\(r.accepted) envelopes accepted, \(r.complete) uploads complete, \(r.alreadyTaken) taken before, \(r.refused.count) refused")
                 for line in r.refused { print("  refused \(line)") }
             }
             if !r.refused.isEmpty { throw ExitCode(1) }

@@ -1,5 +1,6 @@
 import AisleSync
 import Foundation
+import GRDB
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -24,6 +25,36 @@ import Testing
         let nowhere = dir.appendingPathComponent("hbu")
         let lost = try TestSupport.run("aisle-hub", ["stores", "add", "Leeds", "--data", nowhere.path])
         #expect(lost.status == 4 && lost.err.contains("no hub at") && !FileManager.default.fileExists(atPath: nowhere.path), "\(lost.err)")
+    }
+
+    /// Admin commands refuse what would leave the hub wrong (stop 27's review): a token issued
+    /// again replaces the unused one (and the name); a control character in a name; a manifest
+    /// JSON cannot carry (NaN: it was signed empty); a round too short or never offered.
+    @Test func adminCommandsRefuseWhatWouldLeaveTheHubWrong() async throws {
+        let hub = try await HubFixture()
+        struct Added: Decodable { var store: String; var token: String }
+        func add(_ name: String) throws -> Added { try JSONDecoder().decode(Added.self, from: Data(try hub.cli(["stores", "add", name, "--id", "leeds-1", "--json"]).out.utf8)) }
+        let lost = try add("Leeds"), again = try add("Leeds, Briggate")
+        let listed = try hub.cli(["stores", "list"]).out
+        #expect(lost.token != again.token && listed.contains("Leeds, Briggate"), "\(listed)")
+        let store = hub.dir.appendingPathComponent("leeds")
+        _ = try TestSupport.run("aislectl", ["init", "--store", store.path])
+        let old = try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", lost.token, "--store", store.path])
+        #expect(old.status == 1 && old.err.contains("bad_token"), "\(old.err)")
+        #expect(try TestSupport.run("aislectl", ["sync", "enroll", "--hub", hub.url, "--token", again.token, "--store", store.path]).status == 0)
+        let model = hub.dir.appendingPathComponent("m.json")
+        try TestSupport.write("{}", to: model)
+        for (args, says) in [
+            (["stores", "add", "Leeds\nfake line"], "no control characters"),
+            (["models", "publish", "intent", model.path, "--metric", "auc=nan"], "metric auc: not a finite number"),
+            (["models", "publish", "intent", model.path, "--epsilon=-1"], "epsilon"),
+            (["rounds", "open", "intent-moments", "--hours=-1"], "hours: above 0"),
+            (["rounds", "open", "intent-moments", "--hours", "0.1", "--phase-seconds", "600"], "four steps"),
+        ] {
+            let r = try hub.cli(args)
+            #expect(r.status != 0 && r.err.contains(says), "\(args): \(r.status) \(r.err)")
+        }
+        #expect(try hub.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM models") } == 0)
     }
 
     /// With a certificate and key configured the hub speaks only HTTPS; a store enrolled with
