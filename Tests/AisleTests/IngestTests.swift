@@ -381,6 +381,15 @@ extension Data {
         try s.store.close()
         let normal = try Store.open(at: s.directory, durability: .normal)
         #expect(try normal.database.write { try Int.fetchOne($0, sql: synchronous) } == 1)  // NORMAL
+        // An import on it commits its last write ("completed") FULL, which syncs every commit before.
+        let file = s.directory.deletingLastPathComponent().appendingPathComponent("durable.jsonl")
+        try Data(#"{"ts":1300000000,"type":"view","item":"A","session":"k"}"#.utf8).write(to: file)
+        var options = ImportOptions()
+        options.quiet = true
+        let imp = try Importer(store: normal, pseudonymizer: try Pseudonymizer(storeDirectory: s.directory), kind: "events", source: "test", options: options)
+        try Sources.importEvents(path: file.path, into: imp)
+        #expect(try imp.finish().status == "completed")
+        #expect(try normal.database.writeWithoutTransaction { try Int.fetchOne($0, sql: synchronous) } == 2)
         try normal.close()
         let hub = try HubDatabase.open(path: TestSupport.temporaryDirectory().appendingPathComponent("hub").path)
         #expect(try hub.pool.write { try Int.fetchOne($0, sql: synchronous) } == 2)

@@ -6,11 +6,10 @@ import Foundation
 import Testing
 
 @Suite(.serialized) struct Int8Tests {
-    /// Every kernel this CPU runs gives exactly the scalar kernel's int32 results.
-    @Test(arguments: Int8Kernel.allCases)
+    /// Every kernel this CPU runs gives exactly the scalar kernel's int32 results (the others
+    /// are checked where they run: NEON on aarch64).
+    @Test(arguments: Int8Kernel.allCases.filter(\.isAvailable))
     func kernelMatchesScalar(kernel: Int8Kernel) throws {
-        try #require(kernel.isAvailable || kernel == .neon || kernel == .avx512VNNI || kernel == .avx2)
-        guard kernel.isAvailable else { return }  // not this CPU; the others are checked where they run
         var rng = SystemRandomNumberGenerator()
         for (m, n, k) in [(1, 1, 1), (3, 5, 31), (7, 70, 64), (9, 129, 385), (17, 64, 1536), (2, 3, 1000)] {
             let a = (0..<m * k).map { _ in Int8.random(in: -127...127, using: &rng) }

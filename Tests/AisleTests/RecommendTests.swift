@@ -520,7 +520,13 @@ import Testing
         #expect(after.count == 4 && zip(after, after.dropFirst()).allSatisfy { $0.score >= $1.score })
         // The second of the alike pair moves down — here out, the fourth mug taking its place.
         #expect(after.first?.sku == before[0].sku && (after.firstIndex { $0.sku == before[1].sku } ?? 9) > 1, "\(before) \(after)")
-        if let moved = score[before[1].sku] { #expect(abs(moved - (before[1].score - Double(Float(0.2) * cos(Float(0.2))))) < 1e-5) }
+        // Its penalty, where nothing can take its place: TEA alike the first mug stays (the other
+        // mugs are capped) and gives up exactly 0.2 × their cosine.
+        let tea = try #require(before.firstIndex { $0.sku == "TEA" })
+        #expect(tea > 0)
+        let teaAlike = try #require(ContentNeighbours(ids.enumerated().map { n, id in (id, unit(n == 0 ? 0 : n == tea ? 0.2 : 1.2 * Float(n + 1))) }))
+        let moved = try #require(try mugStore(similar: teaAlike).index.recommend(.init(customer: customer, k: 4)).first { $0.sku == "TEA" })
+        #expect(abs(moved.score - (before[tea].score - Double(Float(0.2) * cos(Float(0.2))))) < 1e-5, "\(moved)")
         #expect(before.enumerated().filter { $0.offset != 1 }.allSatisfy { abs((score[$0.element.sku] ?? 0) - $0.element.score) < 1e-6 })
         // What exploration may choose from scores no higher than the slate's last slot, and
         // holds only what the category cap still allows.
@@ -667,7 +673,9 @@ import Testing
         #expect(out.decisions >= 1500 && out.logged_reward > 0)
         #expect(Set(out.policies.keys) == ["ranked", "greedy_score", "popular", "uniform"])
         for (name, p) in out.policies {
-            for e in [p.ips, p.snips, p.dr] { #expect(e.low <= e.value && e.value <= e.high && e.high - e.low < 1, "\(name) \(e)") }
+            // Uniform's, whose propensities are never small, is narrow (0.08–0.09 in docs/MODELS.md);
+            // the others' ride on few decisions of small propensity (0.2–0.63 seen).
+            for e in [p.ips, p.snips, p.dr] { #expect(e.low <= e.value && e.value <= e.high && e.high - e.low < (name == "uniform" ? 0.25 : 0.9), "\(name) \(e)") }
         }
 
         // Both arms served, each shopper always in one arm; B explores three positions, A one.
@@ -687,7 +695,14 @@ import Testing
         let a = try #require(r2.arms["a"]), b = try #require(r2.arms["b"])
         #expect(a.requests + b.requests == 1200 && a.requests > 400 && b.requests > 400, "\(r2.arms)")
         // Items shown count once per shopper, however often shown.
-        #expect(a.shown <= 10 * a.requests && a.shown >= 10 * a.shoppers && b.shown <= 10 * b.requests && a.shoppers > 100, "\(r2.arms)")
+        #expect(a.shown < 10 * a.requests && a.shown >= 10 * a.shoppers && b.shown < 10 * b.requests && a.shoppers > 100, "\(r2.arms)")
+        let distinctShown = try await Store.open(at: store, readOnly: true).database.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM (SELECT DISTINCT coalesce('c' || customer_id, 's' || session, 'r' || request_id), item_id
+                FROM rec_impressions WHERE experiment = ? AND arm = 'a')
+                """, arguments: [experiment])
+        }
+        #expect(a.shown == distinctShown, "\(a.shown) \(String(describing: distinctShown))")
         #expect(a.taken.low <= a.taken.value && a.taken.value <= a.taken.high && a.taken.value > 0.05)
         #expect(r2.taken_difference.map { $0.low <= $0.value && $0.value <= $0.high } == true)
         let mixed = try await Store.open(at: store, readOnly: true).database.read { db in
