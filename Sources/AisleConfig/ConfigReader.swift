@@ -5,6 +5,7 @@ import TOMLKit
 public struct ConfigIssue: Error, Sendable, Equatable, CustomStringConvertible {
     public var key: String
     public var reason: String
+    public init(key: String, reason: String) { (self.key, self.reason) = (key, reason) }
     public var description: String { "\(key): \(reason)" }
 }
 

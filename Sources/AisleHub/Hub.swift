@@ -93,6 +93,19 @@ public enum Hub {
         logger.info("stopped")
     }
 
+    /// Loads the TLS certificate and key the configuration names, or says which file fails and
+    /// why — before anything else starts, so that a bad file is a configuration error (exit 78,
+    /// which systemd does not restart on), not NIOSSL's bare error after the database opened.
+    public static func checkTLS(_ config: HubConfig, path: String) throws(ConfigError) {
+        guard !config.tlsCertificate.isEmpty else { return }
+        for (key, file) in [("tls.certificate", config.tlsCertificate), ("tls.private_key", config.tlsPrivateKey)] where access(file, R_OK) != 0 {
+            throw ConfigError(path: path, issues: [ConfigIssue(key: key, reason: "\(file): \(String(cString: strerror(errno)))")])
+        }
+        do { _ = try server(config) } catch {
+            throw ConfigError(path: path, issues: [ConfigIssue(key: "tls", reason: "\(config.tlsCertificate), \(config.tlsPrivateKey): not a PEM certificate and key (\(error))")])
+        }
+    }
+
     /// HTTP/1.1, over TLS when the configuration names a certificate and key.
     static func server(_ config: HubConfig) throws -> HTTPServerBuilder {
         guard !config.tlsCertificate.isEmpty else { return .http1() }

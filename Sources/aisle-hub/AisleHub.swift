@@ -25,6 +25,10 @@ struct AisleHubCommand: AsyncParsableCommand {
         func run() async throws {
             var cfg = try hub.load()
             if let port { cfg.port = port }
+            do { try Hub.checkTLS(cfg, path: hub.configPath ?? "(defaults)") } catch {
+                FileHandle.standardError.write(Data("aisle-hub: \(error.description)\n".utf8))
+                throw ExitCode(78)
+            }
             StructuredLogHandler.bootstrap(level: cfg.logLevel, format: cfg.logFormat)
             let logger = Logger(label: "aisle-hub")
             do { try await Hub.run(config: cfg, logger: logger) } catch {
@@ -40,10 +44,12 @@ struct HubOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The TOML configuration.", valueName: "FILE")) var config: String?
     @Option(help: ArgumentHelp("The data directory (overrides storage.path).", valueName: "DIR")) var data: String?
 
+    /// The configuration file read: `--config`, else /etc/aisle/aisle-hub.toml when present.
+    var configPath: String? { config ?? (FileManager.default.fileExists(atPath: "/etc/aisle/aisle-hub.toml") ? "/etc/aisle/aisle-hub.toml" : nil) }
+
     func load() throws -> HubConfig {
         var cfg = HubConfig()
-        let path = config ?? (FileManager.default.fileExists(atPath: "/etc/aisle/aisle-hub.toml") ? "/etc/aisle/aisle-hub.toml" : nil)
-        if let path {
+        if let path = configPath {
             do { cfg = try HubConfig.load(path: path) } catch {
                 FileHandle.standardError.write(Data("aisle-hub: \(error.description)\n".utf8))
                 throw ExitCode(78)

@@ -79,5 +79,15 @@ import Testing
         try TestSupport.write("[tls]\ncertificate = \"\(cert)\"\n", to: bad)
         let refused = try TestSupport.run("aisle-hub", ["serve", "--config", bad.path])
         #expect(refused.status == 78 && refused.err.contains("tls.private_key"))
+        // Files that do not load are configuration errors naming them, before the hub starts.
+        let missing = dir.appendingPathComponent("missing.toml"), garbled = dir.appendingPathComponent("garbled.toml")
+        try TestSupport.write("[tls]\ncertificate = \"\(dir.path)/nope.pem\"\nprivate_key = \"\(key)\"\n", to: missing)
+        try TestSupport.write("not a certificate", to: dir.appendingPathComponent("junk.pem"))
+        try TestSupport.write("[tls]\ncertificate = \"\(dir.path)/junk.pem\"\nprivate_key = \"\(key)\"\n", to: garbled)
+        for (config, says) in [(missing, "tls.certificate: \(dir.path)/nope.pem: No such file"), (garbled, "not a PEM certificate and key")] {
+            let r = try TestSupport.run("aisle-hub", ["serve", "--config", config.path, "--data", dir.appendingPathComponent("tls-data").path])
+            #expect(r.status == 78 && r.err.contains(says), "\(r.status) \(r.err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("tls-data").path))  // nothing started
     }
 }
