@@ -76,7 +76,7 @@ public enum Interchange {
         event.customer = try identifier(o, "customer")
         event.session = try identifier(o, "session")
         event.receipt = try identifier(o, "receipt")
-        event.item = try identifier(o, "item")
+        event.item = try identifier(o, "item", normalize: Normalize.sku)
         event.source = try identifier(o, "source")
         event.store = try identifier(o, "store")
         if let qty = try integer(o, "qty") {
@@ -117,7 +117,7 @@ public enum Interchange {
         guard case .object(let o) = value else {
             throw FieldError(field: nil, "expected a JSON object, got \(value.typeName)")
         }
-        guard let sku = try identifier(o, "item"), !sku.isEmpty else {
+        guard let sku = try identifier(o, "item", normalize: Normalize.sku), !sku.isEmpty else {
             throw FieldError(field: "item", "missing")
         }
         guard let rawTitle = try string(o, "title") else { throw FieldError(field: "title", "missing") }
@@ -162,9 +162,10 @@ public enum Interchange {
         }
     }
 
-    /// An identifier: a string (or an integer, written as its decimal digits), normalised,
-    /// non-empty after normalisation, at most ``maxIdentifierBytes`` bytes.
-    static func identifier(_ o: [String: JSONValue], _ key: String) throws(FieldError) -> String? {
+    /// An identifier: a string (or an integer, written as its decimal digits), normalised by
+    /// `normalize` (SKUs are upper-cased too), non-empty after it, then at most
+    /// ``maxIdentifierBytes`` bytes.
+    static func identifier(_ o: [String: JSONValue], _ key: String, normalize: (String) -> String = Normalize.text) throws(FieldError) -> String? {
         let raw: String
         switch o[key] {
         case nil, .null?: return nil
@@ -173,7 +174,7 @@ public enum Interchange {
         case .double(let d)? where d == d.rounded(): throw FieldError(field: key, "integer out of range; send a long identifier as a string")
         case let v?: throw FieldError(field: key, "expected a string, got \(v.typeName)")
         }
-        let s = key == "item" ? Normalize.sku(raw) : Normalize.text(raw)
+        let s = normalize(raw)
         if s.isEmpty { return nil }
         try checkIdentifier(s, field: key)
         return s

@@ -95,7 +95,6 @@ public enum OnlineRetail {
             throw FieldError(field: "InvoiceDate", "\(error)")
         }
         try Interchange.checkNotAhead(ts, field: "InvoiceDate")
-        try Interchange.checkIdentifier(invoice, field: "InvoiceNo")
         let sku = Normalize.sku(f[2])
         guard !sku.isEmpty else { throw FieldError(field: "StockCode", "empty") }
         try Interchange.checkIdentifier(sku, field: "StockCode")

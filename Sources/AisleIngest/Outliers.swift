@@ -14,10 +14,10 @@ public enum OutlierFlagger {
     public static let threshold = 5.0
     public static let flatRatio = 10.0
 
-    /// Recomputes the flags of the given items' lines (nil: every item's); returns how many of
-    /// those lines are flagged now.
+    /// Recomputes the flags of the given items' lines; returns how many of those lines are
+    /// flagged now.
     @discardableResult
-    public static func flag(items: Set<Int64>?, db: Database) throws -> Int {
+    public static func flag(items: Set<Int64>, db: Database) throws -> Int {
         let found = try changes(items: items, db: db)
         try apply(found.changes, db: db)
         return found.flagged
@@ -25,8 +25,8 @@ public enum OutlierFlagger {
 
     /// The flags the given items' lines should have where they differ from what is stored (a
     /// read: a writer need not wait for the scan), and how many of the lines are flagged.
-    public static func changes(items: Set<Int64>?, db: Database) throws -> (changes: [(id: Int64, flags: Int64)], flagged: Int) {
-        guard items?.isEmpty != true else { return ([], 0) }
+    public static func changes(items: Set<Int64>, db: Database) throws -> (changes: [(id: Int64, flags: Int64)], flagged: Int) {
+        guard !items.isEmpty else { return ([], 0) }
         // One sequential scan beats an index probe per item once a run touches many items.
         var lines: [Int64: [(id: Int64, qty: Int64, price: Double?, flags: Int64)]] = [:]
         let rows = try Row.fetchCursor(db, sql: """
@@ -35,7 +35,7 @@ public enum OutlierFlagger {
             """)
         while let row = try rows.next() {
             let item: Int64 = row[0]
-            guard items?.contains(item) ?? true else { continue }
+            guard items.contains(item) else { continue }
             lines[item, default: []].append((row[1], row[2], row[3], row[4]))
         }
         var changes: [(id: Int64, flags: Int64)] = [], flagged = 0
