@@ -8,6 +8,11 @@ import GRDB
 
 /// Reads of the hub's state shared by the server and the CLI.
 enum HubQueries {
+    /// The round of `model` (its moments or its update) not yet done or failed, if any.
+    static func unfinishedRound(_ db: Database, of model: FederatedModel) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [model.momentsKind, model.kind])
+    }
+
     static func openRounds(_ db: Database, now: Int64) throws -> [RoundOffer] {
         // A round whose settings do not decode is not offered (the clock fails it).
         try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE state = 'open' AND deadline > ? ORDER BY id", arguments: [now]).compactMap { row in
@@ -116,9 +121,7 @@ public struct HubAdmin: Sendable {
         if let bad = metrics.first(where: { !$0.value.isFinite }) { throw SyncError(.badRequest, "metric \(bad.key): not a finite number") }
         return try database.write { db in
             // A round of this model still open would fail at its end ("moved during the round") after its stores spent ε.
-            if let model = FederatedModel.all.first(where: { $0.kind == kind }),
-                let open = try Int64.fetchOne(db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [model.momentsKind, model.kind])
-            {
+            if let model = FederatedModel.all.first(where: { $0.kind == kind }), let open = try HubQueries.unfinishedRound(db, of: model) {
                 throw SyncError(.badRequest, "round \(open) of the \(kind) model is open; close it first (`aisle-hub rounds close \(open)`)")
             }
             return try Self.publish(db, database, kind: kind, payload: payload, round: round, epsilon: epsilon, delta: delta, metrics: metrics) }
@@ -217,10 +220,7 @@ public struct HubAdmin: Sendable {
             if let model, let problem = model.problem(settings, global: kind == model.kind ? try HubQueries.payload(db, kind: model.kind, version: global) : nil) {
                 throw SyncError(.badRequest, problem)
             }
-            if let model,
-                let open = try Int64.fetchOne(
-                    db, sql: "SELECT id FROM rounds WHERE kind IN (?, ?) AND phase NOT IN ('done', 'failed')", arguments: [model.momentsKind, model.kind])
-            {
+            if let model, let open = try HubQueries.unfinishedRound(db, of: model) {
                 throw SyncError(.badRequest, "round \(open) of the \(model.kind) model is still open; one at a time, or its update would be lost")
             }
             let deadline = now + Int64(hours * 3600)

@@ -25,6 +25,8 @@ actor Retrainer {
     private var lastAttempt: [String: Date] = [:]
     /// Kinds found rolled back by hand, logged once.
     private var noted: Set<String> = []
+    /// Active versions this build read, by kind: not decoded again every minute.
+    private var readable: [String: Int] = [:]
 
     init(store: Store, settings: ModelTrainer.Settings, interval: Duration?, encoder: EncoderHost, logger: Logger) {
         (self.store, self.settings, self.interval, self.encoder, self.logger) = (store, settings, interval, encoder, logger)
@@ -43,7 +45,11 @@ actor Retrainer {
         noted = rolledBack
         // An active version this build cannot read is replaced whoever made it (an upgrade that
         // changed a model's features, a damaged payload).
-        let unreadable = (try? await store.database.read { db in Set(ModelTrainer.kinds.filter { (try? ModelTrainer.loadActive(db, kind: $0)) == nil }) }) ?? []
+        let active = Dictionary(versions.filter(\.active).map { ($0.kind, $0.version) }, uniquingKeysWith: max)
+        let unchecked = ModelTrainer.kinds.filter { active[$0] != nil && readable[$0] != active[$0] }
+        let checked = (try? await store.database.read { db in unchecked.map { ($0, (try? ModelTrainer.loadActive(db, kind: $0)) != nil) } }) ?? []
+        for (kind, ok) in checked where ok { readable[kind] = active[kind] }
+        let unreadable = Set(checked.filter { !$0.1 }.map(\.0))
         let due = ModelTrainer.kinds.filter { kind in
             if unreadable.contains(kind) { return true }
             guard !rolledBack.contains(kind), versions.first(where: { $0.kind == kind && $0.active })?.actor != GlobalModels.actor else { return false }
