@@ -24,13 +24,13 @@ public enum CatalogEmbeddings {
         let titles = rows.map { $0["title"] as String }
         let cache = StoredEmbeddings(store: store)
         let keys = titles.map(EncoderService.key)
-        var vectors = try cache.vectors(model: model.encoder.cacheKey, keys: keys)
+        var vectors = try cache.vectors(model: model.cacheKey, keys: keys)
         let missing = Array(Set(keys.indices.filter { vectors[keys[$0]] == nil }.map { titles[$0] })).sorted()
         for start in stride(from: 0, to: missing.count, by: 64) {
             let batch = Array(missing[start..<min(start + 64, missing.count)])
             let embedded = model.encoder.embed(batch: batch.map { model.tokenizer.encode($0) })
             let fresh = zip(batch, embedded).map { (key: EncoderService.key($0), vector: $1) }
-            try cache.store(model: model.encoder.cacheKey, vectors: fresh)
+            try cache.store(model: model.cacheKey, vectors: fresh)
             for (key, vector) in fresh { vectors[key] = vector }
         }
         return zip(rows, keys).compactMap { row, key in

@@ -181,13 +181,13 @@ public actor AssistHost {
         let (catalog, themesVersion) = try await store.database.read { db in
             (try Self.catalogDigest(db), try ModelRegistry.activeVersions(db, of: [ThemeModel.kind])[ThemeModel.kind])
         }
-        let key = [catalog, model?.encoder.cacheKey ?? "", themesVersion.map(String.init) ?? ""]
+        let key = [catalog, model?.cacheKey ?? "", themesVersion.map(String.init) ?? ""]
         guard key != indexedFor else { return }
         let started = Date()
         let search = try await Blocking.background {
             let embeddings = try model.map { try CatalogEmbeddings.load(store, model: $0) }
             return try store.database.read { db in
-                try CatalogSearch(db, embeddings: embeddings, encoderKey: model?.encoder.cacheKey, themes: try ThemeModel.active(db)?.model)
+                try CatalogSearch(db, embeddings: embeddings, encoderKey: model?.cacheKey, themes: try ThemeModel.active(db)?.model)
             }
         }
         snapshot.search = search

@@ -97,7 +97,7 @@ extension AgentRoutes {
         let corrected = search.corrected(fields.text)
         let vector: [Float]?
         // A hybrid query without a word to search for ("?", "3") has no meaning to look for either.
-        if mode == .dense || (mode == .hybrid && !corrected.isEmpty), let encoder = state.encoder, search.encoderKey == encoder.encoder.cacheKey {
+        if mode == .dense || (mode == .hybrid && !corrected.isEmpty), let encoder = state.encoder, search.encoderKey == encoder.cacheKey {
             vector = try await encoder.embed(mode == .dense ? fields.text : corrected, cached: false)
         } else {
             vector = nil
@@ -138,7 +138,7 @@ extension AgentRoutes {
         var answer: String?, source: String?, products: [CatalogSearch.Hit] = []
         let findProducts = { () async throws -> [CatalogSearch.Hit] in
             guard let search = state.search else { return [] }
-            let vector = search.encoderKey == encoder.encoder.cacheKey ? embedding : nil
+            let vector = search.encoderKey == encoder.cacheKey ? embedding : nil
             let interests = await interests(fields.customer)
             return try await reads.read { db in
                 // Relevant ones from the whole depth, then k: cut to k first, fewer would be left.

@@ -69,7 +69,7 @@ public actor EncoderHost {
             // The agent's encoder is the store's: what others cached (one replaced, or a file
             // `aislectl --encoder` tried) goes, before the new one serves.
             if let cache {
-                let key = model.encoder.cacheKey
+                let key = model.cacheKey
                 do {
                     let dropped = try await Blocking.run { try cache.removeAll(except: key) }
                     if dropped > 0 { logger.info("cached embeddings of other encoders dropped", metadata: ["rows": "\(dropped)"]) }

@@ -200,7 +200,7 @@ public actor RecommendationHost {
             versions["erasures"] = Int(try CustomerErasure.generation(db))  // a customer forgotten
             return versions
         }) ?? [:]
-        active["encoder"] = textModel?.encoder.cacheKey.hashValue ?? 0
+        active["encoder"] = textModel?.cacheKey.hashValue ?? 0
         guard force || current == nil || active != versions else { return }
         let started = Date()
         let built = await Blocking.background {

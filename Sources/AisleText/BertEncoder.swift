@@ -16,6 +16,10 @@ public protocol SentenceEncoder: Sendable {
 extension SentenceEncoder {
     public var cacheKey: String { version }
 
+    /// The key this encoder's embeddings of texts tokenised by `tokenizer` are cached under: a
+    /// change of weights, vocabulary or tokenisation rules reads none cached before it.
+    public func cacheKey(with tokenizer: WordPieceTokenizer) -> String { cacheKey + "+" + tokenizer.version }
+
     /// The normalised sentence embedding of one token sequence (`[CLS]` … `[SEP]`).
     public func embed(_ ids: [Int32]) -> [Float] { embed(batch: [ids])[0] }
 }

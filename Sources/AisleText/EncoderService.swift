@@ -35,6 +35,9 @@ public final class EncoderService: Sendable {
 
     public var batchesRun: Int { batchCount.withLock { $0 } }
 
+    /// What embeddings are cached under (``SentenceEncoder/cacheKey(with:)``).
+    public var cacheKey: String { encoder.cacheKey(with: tokenizer) }
+
     /// The key a text is cached under: SHA-256 of its UTF-8 bytes.
     public static func key(_ text: String) -> Data { Digests.sha256(text) }
 
@@ -43,7 +46,7 @@ public final class EncoderService: Sendable {
     public func embed(_ texts: [String], cached useCache: Bool = true) async throws -> [[Float]] {
         let cache = useCache ? cache : nil
         let keys = texts.map(Self.key)
-        let version = encoder.cacheKey
+        let version = cacheKey
         // The cache is the store: its reads block, so they run off the cooperative pool.
         var cached: [Data: [Float]] = [:]
         if let cache { cached = try await Blocking.run { try cache.vectors(model: version, keys: keys) } }

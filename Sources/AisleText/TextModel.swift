@@ -6,6 +6,8 @@ public struct TextModel: Sendable {
     public let encoder: BertInt8
     public let tokenizer: WordPieceTokenizer
     public let path: String
+    /// What this model's embeddings are cached under (``SentenceEncoder/cacheKey(with:)``).
+    public var cacheKey: String { encoder.cacheKey(with: tokenizer) }
 
     /// Loads and validates both; a damaged, foreign or mismatched pair is refused with the reason.
     public static func load(path: String, threads: Int) throws -> TextModel {

@@ -1,3 +1,4 @@
+import AisleCore
 import Foundation
 
 /// Errors loading a vocabulary.
@@ -26,12 +27,18 @@ public struct WordPieceTokenizer: Sendable {
     public let size: Int
     /// Words longer than this many characters become `[UNK]`.
     public static let maxWordCharacters = 100
+    /// The version of the rules coded below; raised whenever a text may tokenise differently.
+    public static let rules = 3
+    /// Names what `encode` does: the rules and the vocabulary file's SHA-256 (a part of
+    /// ``SentenceEncoder/cacheKey(with:)``, so embeddings cached under other tokens are not read).
+    public let version: String
 
     /// Loads `vocab.txt` (one token per line, id = line number).
     public init(vocabulary url: URL, maxLength: Int = 256) throws {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+        guard let bytes = try? Data(contentsOf: url), let text = String(data: bytes, encoding: .utf8) else {
             throw VocabularyError(description: "\(url.path): cannot read the vocabulary (run tools/fetch-model)")
         }
+        version = "wordpiece-r\(Self.rules):" + Digests.sha256Hex(bytes).prefix(16)
         var vocab: [String: Int32] = [:]
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
             vocab[String(line)] = Int32(n)

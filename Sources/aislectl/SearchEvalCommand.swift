@@ -54,7 +54,7 @@ extension EvalCommand {
                 let store = try Store.open(at: try storeOptions.directory())
                 let model = try TextModel.load(path: encoder, threads: 2)
                 let embeddings = try CatalogEmbeddings.load(store, model: model)
-                let search = try store.database.read { db in try CatalogSearch(db, embeddings: embeddings, encoderKey: model.encoder.cacheKey, themes: nil) }
+                let search = try store.database.read { db in try CatalogSearch(db, embeddings: embeddings, encoderKey: model.cacheKey, themes: nil) }
                 let sample = KnownItemSearch.queries(search, count: queries, seed: seed)
                 guard !sample.isEmpty else { throw CLIError("the catalog has no items with two or more title words to search for") }
                 // Dense alone embeds the query as typed; the hybrid embeds it spelling-corrected.

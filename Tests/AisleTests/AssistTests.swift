@@ -133,7 +133,7 @@ import Testing
         let model = try TextModel.load(path: Self.encoderPath, threads: 1)
         func index() throws -> CatalogSearch {
             let embeddings = try CatalogEmbeddings.load(store, model: model)
-            return try store.database.read { try CatalogSearch($0, embeddings: embeddings, encoderKey: model.encoder.cacheKey, themes: nil) }
+            return try store.database.read { try CatalogSearch($0, embeddings: embeddings, encoderKey: model.cacheKey, themes: nil) }
         }
         func search(_ s: CatalogSearch, _ q: String, mode: CatalogSearch.Mode = .hybrid, interests: [Interests.Share] = []) throws -> [CatalogSearch.Hit] {
             let vector = TextInputs.embed([s.corrected(q)], model)[0]

@@ -39,7 +39,7 @@ import Testing
         #expect(try store.count("SELECT count(*) FROM embeddings") == 0)
 
         // What the store caches (the catalog's titles) it finds, and runs nothing.
-        try cache.store(model: model.cacheKey, vectors: texts.indices.map { (EncoderService.key(texts[$0]), results[$0]!) })
+        try cache.store(model: service.cacheKey, vectors: texts.indices.map { (EncoderService.key(texts[$0]), results[$0]!) })
         let again = EncoderService(encoder: model, tokenizer: tok, cache: cache)
         #expect(try await again.embed(texts) == texts.map { results[texts.firstIndex(of: $0)!]! })
         #expect(again.batchesRun == 0)
@@ -48,5 +48,14 @@ import Testing
         let fp32 = EncoderService(encoder: try BertFP32(files: .default), tokenizer: tok, cache: cache)
         _ = try await fp32.embed(texts[0])
         #expect(fp32.batchesRun == 1)
+
+        // So does the same model after another vocabulary (one word added: the same ids for these
+        // texts, but the cache cannot know that).
+        let vocabulary = try TestSupport.temporaryDirectory().appendingPathComponent("vocab.txt")
+        try (Data(contentsOf: ModelFiles.default.vocabulary) + Data("addedword\n".utf8)).write(to: vocabulary)
+        let other = EncoderService(encoder: model, tokenizer: try WordPieceTokenizer(vocabulary: vocabulary), cache: cache)
+        #expect(other.cacheKey != again.cacheKey && other.cacheKey.hasPrefix(model.cacheKey))
+        _ = try await other.embed(texts[0])
+        #expect(other.batchesRun == 1)
     }
 }
