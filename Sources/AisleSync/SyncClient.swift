@@ -158,6 +158,11 @@ public struct SyncClient: Sendable {
             try Bool.fetchOne(db, sql: "SELECT 1 FROM synced_models WHERE kind = ? AND version = ?", arguments: [manifest.kind, manifest.version]) ?? false
         }
         if seen { return nil }
+        let (kind, version) = (manifest.kind, manifest.version)
+        let mismatched = try await store.database.read { try MismatchedDownloads.state($0, kind: kind, version: version) }
+        if let retryAt = mismatched.retryAt, retryAt > Date() {
+            return "\(kind) global v\(version): not fetched — its last \(mismatched.count) downloads did not match the manifest; next try after \(Timestamp.format(Int64(retryAt.timeIntervalSince1970)))"
+        }
         let payload = try await connection.model(kind: manifest.kind, version: manifest.version, bytes: manifest.bytes)
         let record: @Sendable (Database, InstallOutcome) throws -> Void = { db, outcome in
             try db.execute(
@@ -172,11 +177,14 @@ public struct SyncClient: Sendable {
         }
         // Downloads are not signed, the manifest is: one altered on the way (a broken proxy, say)
         // is left unrecorded and fetched again next time, not refused for good.
+        // Fetched again at the next sync, then after waits that double (``MismatchedDownloads``).
         guard manifest.matches(payload) else {
-            let detail = "payload does not match the manifest's SHA-256 and length; fetched again at the next sync"
-            try store.audit("sync model \(manifest.kind)", detail: "global v\(manifest.version): not taken (\(detail))", actor: "aisle-sync")
-            return "\(manifest.kind) global v\(manifest.version): not taken — \(detail)"
+            let count = try await store.database.write { try MismatchedDownloads.record($0, kind: kind, version: version, at: Date()) }
+            let detail = "payload does not match the manifest's SHA-256 and length (\(count) in a row); fetched again \(count == 1 ? "at the next sync" : "later")"
+            try store.audit("sync model \(kind)", detail: "global v\(version): not taken (\(detail))", actor: "aisle-sync")
+            return "\(kind) global v\(version): not taken — \(detail)"
         }
+        if mismatched.count > 0 { try await store.database.write { try MismatchedDownloads.clear($0, kind: kind) } }
         let outcome = try await installer.install(manifest, payload: payload, record: record)
         if outcome.outcome == .refused { try await store.database.write { try record($0, outcome) } }
         try store.audit("sync model \(manifest.kind)", detail: "global v\(manifest.version): \(outcome.outcome.rawValue) (\(outcome.detail))", actor: "aisle-sync")

@@ -66,3 +66,34 @@ public enum SyncState {
         try set(db, key, String((try integer(db, key) ?? 0) + amount))
     }
 }
+
+/// Global model downloads that did not match their signed manifest, kept per kind in `meta`
+/// (`sync.mismatched.<kind>` = version, how many in a row, when the last was). The first is
+/// fetched again at the next sync (a proxy's hiccup); from the second, each wait doubles from
+/// 15 minutes up to a day, so a copy damaged at the hub is not downloaded at every pass.
+public enum MismatchedDownloads {
+    static func key(_ kind: String) -> String { "sync.mismatched.\(kind)" }
+
+    /// Downloads of `version` that did not match, in a row, and when the next may be tried
+    /// (nil: now).
+    public static func state(_ db: Database, kind: String, version: Int) throws -> (count: Int, retryAt: Date?) {
+        let parts = (try SyncState.string(db, key(kind)) ?? "").split(separator: " ").compactMap { Int64($0) }
+        guard parts.count == 3, parts[0] == Int64(version), parts[1] > 0 else { return (0, nil) }
+        let count = Int(parts[1])
+        guard count >= 2 else { return (count, nil) }
+        let wait = min(86_400, 900 << min(count - 2, 7))
+        return (count, Date(timeIntervalSince1970: TimeInterval(parts[2] + Int64(wait))))
+    }
+
+    /// Records one more mismatched download of `version`; returns how many in a row.
+    public static func record(_ db: Database, kind: String, version: Int, at now: Date) throws -> Int {
+        let count = try state(db, kind: kind, version: version).count + 1
+        try SyncState.set(db, key(kind), "\(version) \(count) \(Int64(now.timeIntervalSince1970))")
+        return count
+    }
+
+    /// Forgets the mismatches of `kind` (a download matched).
+    public static func clear(_ db: Database, kind: String) throws {
+        try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key(kind)])
+    }
+}

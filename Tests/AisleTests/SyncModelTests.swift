@@ -22,6 +22,21 @@ import Testing
         return try JSONSerialization.data(withJSONObject: json)
     }
 
+    @Test func mismatchedDownloadsWaitLongerEachTime() throws {
+        let store = try TempStore()
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        var waits: [TimeInterval?] = []
+        for n in 1...10 {
+            #expect(try store.store.database.write { try MismatchedDownloads.record($0, kind: "intent", version: 7, at: t0) } == n)
+            waits.append(try store.store.database.read { try MismatchedDownloads.state($0, kind: "intent", version: 7).retryAt?.timeIntervalSince(t0) })
+        }
+        #expect(waits == [nil, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 86400])
+        // Another version starts again; a matching download forgets them.
+        #expect(try store.store.database.read { try MismatchedDownloads.state($0, kind: "intent", version: 8).count } == 0)
+        try store.store.database.write { try MismatchedDownloads.clear($0, kind: "intent") }
+        #expect(try store.store.database.read { try MismatchedDownloads.state($0, kind: "intent", version: 7).count } == 0)
+    }
+
     @Test(.enabled(if: TestSupport.shared != nil, "needs ../shared"))
     func globalModelsAreVerifiedCheckedLocallyAndRolledBackWhenWorse() async throws {
         let hub = try await HubFixture()
@@ -66,6 +81,9 @@ import Testing
         try publish(good)
         try hub.write { try $0.execute(sql: "UPDATE models SET payload = ? WHERE version = 4", arguments: [try Data(contentsOf: bad)]) }
         for _ in 0..<2 { #expect(try sync().contains("intent global v4: not taken — payload does not match")) }
+        // Two in a row: the hub's copy may be damaged, so it is not downloaded at every pass.
+        let waiting = try sync()
+        #expect(waiting.contains("intent global v4: not fetched — its last 2 downloads did not match the manifest; next try after"), "\(waiting)")
         #expect(try await Store.open(at: dir, readOnly: true).database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM synced_models WHERE version = 4") } == 0)
         // The hub now offers v1 again (a rollback at HQ, or an attacker replaying it): no downgrade.
         try hub.write { try $0.execute(sql: "DELETE FROM models WHERE version > 1") }
