@@ -71,19 +71,20 @@ public enum Hub {
             },
             logger: logger)
         // Rounds whose step has waited long enough move on without waiting for a message; what
-        // has outlived its keeping goes (HubDatabase.prune).
+        // has outlived its keeping goes (HubDatabase.prune). A round that cannot be moved is
+        // logged and stops neither the others nor the pruning.
         let clock = Task {
             while !Task.isCancelled {
                 do {
                     try await Blocking.run {
-                        try database.write { db in
-                            let now = Int64(Date().timeIntervalSince1970)
-                            try HubRounds.advanceAll(db, database, now: now)
-                            try HubDatabase.prune(db, now: now)
+                        let now = Int64(Date().timeIntervalSince1970)
+                        for (round, error) in try HubRounds.advanceAll(database, now: now) {
+                            logger.error("round not advanced", metadata: ["round": "\(round)", "error": "\(error)"])
                         }
+                        try database.write { try HubDatabase.prune($0, now: now) }
                     }
                 } catch {
-                    logger.error("rounds not advanced", metadata: ["error": "\(error)"])
+                    logger.error("rounds not advanced or pruned", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(1))
             }

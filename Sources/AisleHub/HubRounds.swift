@@ -137,16 +137,25 @@ enum HubRounds {
         }
     }
 
-    /// Moves every open round on (timeouts), for the server's clock.
-    static func advanceAll(_ db: Database, _ hub: HubDatabase, now: Int64) throws {
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE phase NOT IN ('done', 'failed')") {
-            guard var round = try? Round(row) else {
-                // Settings that do not read cannot be followed: the round ends here.
-                try fail(db, id: row["id"], "its settings do not decode")
-                continue
+    /// Moves every open round on (timeouts), for the server's clock: each in a transaction of its
+    /// own, so a round that cannot be moved holds up no other. Returns those that could not, with
+    /// why.
+    static func advanceAll(_ hub: HubDatabase, now: Int64) throws -> [(round: Int64, error: any Error)] {
+        let open = try hub.pool.read { try Int64.fetchAll($0, sql: "SELECT id FROM rounds WHERE phase NOT IN ('done', 'failed') ORDER BY id") }
+        var stuck: [(round: Int64, error: any Error)] = []
+        for id in open {
+            do {
+                try hub.write { db in
+                    guard let row = try Row.fetchOne(db, sql: "SELECT * FROM rounds WHERE id = ? AND phase NOT IN ('done', 'failed')", arguments: [id]) else { return }
+                    // Settings that do not read cannot be followed: the round ends here.
+                    guard var round = try? Round(row) else { return try fail(db, id: id, "its settings do not decode") }
+                    try advance(db, hub, &round, now: now)
+                }
+            } catch {
+                stuck.append((id, error))
             }
-            try advance(db, hub, &round, now: now)
         }
+        return stuck
     }
 
     static func fail(_ db: Database, _ round: inout Round, _ why: String) throws {

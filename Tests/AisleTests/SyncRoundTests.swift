@@ -163,13 +163,19 @@ import Testing
 }
 
 /// What the hub no longer needs goes: a finished round's steps (masked vectors, sealed shares)
-/// a day after it ended, parts of an upload never completed after 30 days; the rest stays.
+/// a day after it ended, parts of an upload never completed after 30 days; the rest stays. A
+/// round that cannot be moved on stops neither that nor the other rounds' timeouts.
 @Suite struct HubRetentionTests {
     @Test func theHubLetsGoOfWhatItNoLongerNeeds() async throws {
         let hub = try await HubFixture()
         let now = Int64(Date().timeIntervalSince1970)
         try hub.write { db in
-            for (id, phase, started) in [(901, "done", now - 2 * 86_400), (902, "done", now - 60), (903, "advertise", now)] {
+            // Round 904's step has timed out but it cannot be written (as on a fault of its own);
+            // 905's has too, and fails with too few stores.
+            try db.execute(sql: "CREATE TRIGGER stuck BEFORE UPDATE ON rounds WHEN OLD.id = 904 BEGIN SELECT RAISE(ABORT, 'round 904 cannot be written'); END")
+            for (id, phase, started) in [
+                (901, "done", now - 2 * 86_400), (902, "done", now - 60), (903, "advertise", now), (904, "advertise", now - 700), (905, "advertise", now - 700),
+            ] {
                 try db.execute(
                     sql: """
                         INSERT INTO rounds(id, kind, global_version, opened_at, deadline, min_stores, state, phase, phase_started, phase_seconds, length, settings)
@@ -186,10 +192,17 @@ import Testing
         for _ in 0..<150 {
             try await Task.sleep(for: .milliseconds(200))
             pruned = try hub.read { (try Int64.fetchAll($0, sql: "SELECT round FROM round_steps ORDER BY round"), try String.fetchAll($0, sql: "SELECT content_id FROM upload_parts")) }
-            if pruned.rounds == [902, 903] && pruned.parts == ["new"] { break }
+            if pruned.rounds == [902, 903, 904, 905] && pruned.parts == ["new"] { break }
         }
-        #expect(pruned.rounds == [902, 903])
+        #expect(pruned.rounds == [902, 903, 904, 905])
         #expect(pruned.parts == ["new"])
+        var phases: [String] = []
+        for _ in 0..<150 {
+            phases = try hub.read { try String.fetchAll($0, sql: "SELECT phase FROM rounds WHERE id IN (904, 905) ORDER BY id") }
+            if phases == ["advertise", "failed"] { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(phases == ["advertise", "failed"])
     }
 }
 
