@@ -239,10 +239,17 @@ public struct HubAdmin: Sendable {
     }
 
     /// Ends the round's current step now with the stores that have sent it (as its timeout
-    /// would); returns the phase it is in after.
+    /// would); returns the phase it is in after. Refused while fewer have sent it than the step
+    /// needs: that would fail the round, which `closeRound` does when meant.
     public func advanceRound(_ id: UInt64, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> String {
         try database.write { db in
-            guard var round = try HubRounds.load(db, id), !["done", "failed"].contains(round.phase) else { throw SyncError(.notFound, "no open round \(id)") }
+            guard var round = try HubRounds.load(db, id), let step = HubRounds.stepOf[round.phase] else { throw SyncError(.notFound, "no open round \(id)") }
+            let (senders, needed) = (try HubRounds.stored(db, round.id, step: step).count, HubRounds.needed(round))
+            guard senders >= needed else {
+                throw SyncError(
+                    .badRequest,
+                    "round \(id)'s \(round.phase) step has \(senders) of the \(needed) stores it needs: ending it now would fail the round; wait for more, or end the round with `aisle-hub rounds close \(id)`")
+            }
             round.phaseStarted = now - round.phaseSeconds
             try HubRounds.advance(db, database, &round, now: now)
             try database.audit(db, "rounds advance", "\(id) → \(round.phase)")

@@ -100,6 +100,10 @@ enum HubRounds {
         }
     }
 
+    /// The stores the round's current step needs to move on: never fewer than min_stores in any
+    /// step (the noise each store adds assumes as many), past advertising the threshold.
+    static func needed(_ round: Round) -> Int { max(round.minStores, round.phase == "advertise" ? 2 : round.threshold) }
+
     /// Moves `round` on while its current step is complete or has waited long enough.
     static func advance(_ db: Database, _ hub: HubDatabase, _ round: inout Round, now: Int64) throws {
         while let step = stepOf[round.phase] {
@@ -107,8 +111,7 @@ enum HubRounds {
             let expected = try expectedSenders(db, round)
             let timedOut = now >= round.phaseStarted + round.phaseSeconds
             guard senders >= expected || timedOut else { return }
-            // Never fewer than min_stores in any step: the noise each store adds assumes as many.
-            let needed = max(round.minStores, round.phase == "advertise" ? 2 : round.threshold)
+            let needed = needed(round)
             guard senders >= needed else {
                 if timedOut { try fail(db, &round, "\(round.phase): \(senders) stores in time, \(needed) needed") }
                 return

@@ -55,6 +55,11 @@ import Testing
             #expect(r.status != 0 && r.err.contains(says), "\(args): \(r.status) \(r.err)")
         }
         #expect(try hub.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM models") } == 0)
+        // Ending a step that too few stores sent would fail the round: refused, the round kept.
+        #expect(try hub.cli(["rounds", "open", "sum", "--length", "4", "--min-stores", "3"]).status == 0)
+        let early = try hub.cli(["rounds", "advance", "1"])
+        #expect(early.status != 0 && early.err.contains("advertise step has 0 of the 3 stores it needs"), "\(early.err)")
+        #expect(try hub.read { try String.fetchOne($0, sql: "SELECT phase FROM rounds WHERE id = 1") } == "advertise")
     }
 
     /// With a certificate and key configured the hub speaks only HTTPS; a store enrolled with
