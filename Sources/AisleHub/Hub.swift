@@ -107,12 +107,17 @@ public enum Hub {
         }
     }
 
-    /// HTTP/1.1, over TLS when the configuration names a certificate and key.
+    /// HTTP/1.1, over TLS when the configuration names a certificate and key; a connection
+    /// idle for `listen.idle_timeout_seconds` is closed, and at most `listen.max_connections` are
+    /// open at once.
     static func server(_ config: HubConfig) throws -> HTTPServerBuilder {
-        guard !config.tlsCertificate.isEmpty else { return .http1() }
+        let limit = ConnectionLimit(limit: config.maxConnections)
+        let http = HTTPServerBuilder.http1(
+            configuration: .init(additionalChannelHandlers: [limit.handler()], idleTimeout: .seconds(Int64(config.idleTimeoutSeconds))))
+        guard !config.tlsCertificate.isEmpty else { return http }
         let chain = try NIOSSLCertificate.fromPEMFile(config.tlsCertificate).map { .certificate($0) } as [NIOSSLCertificateSource]
         let key = try NIOSSLPrivateKey(file: config.tlsPrivateKey, format: .pem)
-        return try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        return try .tls(http, tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
     }
 
     /// A refusal: its HTTP status and `{"error": {"code", "message"}}`, counted and logged.

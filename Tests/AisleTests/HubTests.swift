@@ -1,3 +1,4 @@
+import AisleClient
 import AisleSync
 import Foundation
 import GRDB
@@ -94,5 +95,82 @@ import Testing
             #expect(r.status == 78 && r.err.contains(says), "\(r.status) \(r.err)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("tls-data").path))  // nothing started
+    }
+}
+
+/// The hub's connections: one left without a request is closed after
+/// `listen.idle_timeout_seconds`; past `listen.max_connections` a new one is closed as it opens,
+/// until one of the others goes.
+@Suite struct HubConnectionTests {
+    /// A TCP connection to the hub that sends nothing.
+    final class IdleConnection {
+        let fd: Int32
+
+        init(port: Int) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard fd >= 0, connected == 0 else {
+                close(fd)
+                throw TestFailure("connect to port \(port): errno \(errno)")
+            }
+        }
+
+        /// Whether the hub closed it within `seconds` (a read meets the end or an error).
+        func closedByHub(within seconds: Double) -> Bool {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(seconds * 1000)) == 1 else { return false }
+            var byte: UInt8 = 0
+            return read(fd, &byte, 1) <= 0
+        }
+
+        deinit { close(fd) }
+    }
+
+    static func answers(_ hub: HubFixture) async -> Bool { (try? await HubConnection(url: hub.url, deadline: .seconds(3)).info()) != nil }
+
+    /// Polls `condition` every 100 ms for up to `seconds`.
+    static func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<Int(seconds * 10) {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await condition()
+    }
+
+    @Test func anIdleConnectionIsClosed() async throws {
+        let hub = try await HubFixture(listen: "idle_timeout_seconds = 1\n")
+        let idle = try IdleConnection(port: hub.port)
+        let opened = Date()
+        #expect(idle.closedByHub(within: 20))
+        #expect(Date().timeIntervalSince(opened) > 0.9)
+        #expect(await Self.answers(hub))
+    }
+
+    @Test func connectionsPastTheCapAreClosed() async throws {
+        let hub = try await HubFixture(listen: "max_connections = 3\n")
+        var held: [IdleConnection] = []
+        // Three held open, a fourth is closed as it opens. One of the three the hub closed (it
+        // came while the fixture's own last request was still counted) is opened again.
+        #expect(
+            try await Self.eventually(20) {
+                held = held.filter { !$0.closedByHub(within: 0) }
+                while held.count < 3 { held.append(try IdleConnection(port: hub.port)) }
+                return await !Self.answers(hub)
+            })
+        #expect(!held[0].closedByHub(within: 0.2))
+        held.removeLast()
+        #expect(try await Self.eventually(20) { await Self.answers(hub) })
+        var metrics = ""
+        let counted = try await Self.eventually(20) {
+            metrics = (try? await UnixHTTP.request(.tcp(host: "127.0.0.1", port: hub.port, tls: nil), .GET, "/metrics").text) ?? ""
+            return metrics.contains("aisle_hub_connections_refused_total")
+        }
+        #expect(counted, "\(metrics.prefix(300))")
     }
 }

@@ -18,14 +18,15 @@ final class HubFixture: @unchecked Sendable {
 
     var url: String { caFile == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)" }
 
-    init(config extra: String = "", caFile: String? = nil, in directory: URL? = nil, data dataDirectory: URL? = nil) async throws {
+    /// `listen`: more keys of the `[listen]` table; `config`: more tables.
+    init(listen: String = "", config extra: String = "", caFile: String? = nil, in directory: URL? = nil, data dataDirectory: URL? = nil) async throws {
         self.caFile = caFile
         dir = try directory ?? TestSupport.temporaryDirectory()
         data = dataDirectory ?? dir.appendingPathComponent("hub")
         port = Self.nextPort()
         // A port something else on the machine holds: the next one.
         for attempt in 1...5 {
-            try TestSupport.write("[listen]\nport = \(port)\n[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
+            try TestSupport.write("[listen]\nport = \(port)\n\(listen)[storage]\npath = \"\(data.path)\"\n" + extra, to: dir.appendingPathComponent("hub.toml"))
             do {
                 try await start()
                 return
