@@ -117,6 +117,9 @@ public enum Timestamp {
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 
+    /// The month after `month` of `year` (December → January of the next year).
+    public static func monthAfter(year: Int, month: Int) -> (year: Int, month: Int) { month == 12 ? (year + 1, 1) : (year, month + 1) }
+
     /// RFC 3339 text of Unix seconds, in UTC.
     public static func format(_ ts: Int64) -> String {
         let days = Int(ts >= 0 ? ts / 86_400 : (ts - 86_399) / 86_400)

@@ -61,13 +61,13 @@ public struct CustomerInsight: Sendable, Encodable {
     /// from BG/NBD alone while none has been trained — or while the active one cannot be read by
     /// this build (damaged, or another build's features: the agent's retraining replaces it).
     public static func computeAll(_ db: Database, asOf t: Int64) throws -> (insight: [Int64: CustomerInsight], population: Population) {
-        let churn = (try? ChurnModel.active(db)) ?? nil
+        let churn = try? ChurnModel.active(db)
         let snapshot = try CustomerSnapshot.load(db, asOf: t)
         let features = ChurnFeatures.rows(snapshot, horizonDays: Double(churn?.model.horizonDays ?? 91))
         let spend = snapshot.customers.values.map(\.repeatSpend).filter { $0.frequency > 0 && $0.meanValue > 0 }
         let rfm = snapshot.rfmCustomers
         let population = Population(
-            churn: churn, themes: (try? ThemeModel.active(db)) ?? nil, bgnbd: features.bgnbd, value: spend.count >= 10 ? GammaGamma.fit(spend).model : nil,
+            churn: churn, themes: try? ThemeModel.active(db), bgnbd: features.bgnbd, value: spend.count >= 10 ? GammaGamma.fit(spend).model : nil,
             rfm: RFM.Scale(rfm), customers: features.ids.count)
         return (try insight(db, snapshot, features, rfm, population: population, customers: nil), population)
     }

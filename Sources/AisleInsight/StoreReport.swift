@@ -105,7 +105,7 @@ public struct StoreReport: Sendable, Encodable {
         var out: [String] = []
         while (y, m) <= end {
             out.append(String(format: "%04d-%02d", y, m))
-            (y, m) = m == 12 ? (y + 1, 1) : (y, m + 1)
+            (y, m) = Timestamp.monthAfter(year: y, month: m)
         }
         return out
     }

@@ -339,7 +339,7 @@ struct AgentRoutes: Sendable {
         let query = RecommendationIndex.Query(
             customer: customer, viewed: ids(fields.viewed), cart: ids(fields.cart), k: fields.k, exclude: Set(ids(fields.exclude)))
         let (requestID, slate) = await recommendations.serve(
-            index.slate(query, pool: 30), index: index, customer: customer,
+            index.slate(query, pool: 30), index: index, customer: customer, pseudonym: pseudonym,
             shopperKey: pseudonym.map(Pseudonym.display) ?? fields.session, cart: Set(query.cart), session: fields.session, placement: fields.placement)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],

@@ -43,6 +43,9 @@ public actor RecommendationHost {
     /// encoded at the flush, off the request path.
     struct LoggedSlate: Sendable {
         var request: String, ts: Int64, customer: Int64?, session: String?, placement: String, model: String
+        /// A customer the index does not know yet (new since it was built): their id is looked
+        /// up in the store when the slate is written, so the experiment report counts them once.
+        var newCustomer: Data?
         var experiment: String?, arm: String?
         var items: [(item: Int, score: Double, source: String, propensity: Double)] = []
         var arms: [(position: Int, chosen: Int, items: [Int32], contexts: [[Double]])] = []
@@ -113,8 +116,8 @@ public actor RecommendationHost {
     /// the slot's own item and the eligible items after the slate. Logs it; returns its request
     /// id and items.
     func serve(
-        _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, shopperKey: String?, cart: Set<Int>, session: String?,
-        placement: String
+        _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, pseudonym: Data?, shopperKey: String?, cart: Set<Int>,
+        session: String?, placement: String
     ) -> (request: String, items: [RecommendationIndex.Recommendation]) {
         let arm = experiment.flatMap { $0.arm(shopperKey) }
         let exploration = arm == "b" ? experiment?.b ?? self.exploration : self.exploration
@@ -123,8 +126,8 @@ public actor RecommendationHost {
         var slots = slate.slots, items = slate.items, propensities = [Double](repeating: 1, count: slots.count)
         var pool = slate.pool, explored: [Int: [Double]] = [:]
         var logged = LoggedSlate(
-            request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model, experiment: arm.flatMap { _ in experiment?.name },
-            arm: arm)
+            request: request, ts: ts, customer: customer, session: session, placement: placement, model: index.model,
+            newCustomer: customer == nil ? pseudonym : nil, experiment: arm.flatMap { _ in experiment?.name }, arm: arm)
         let positions = exploration.slots > 0 && !pool.isEmpty ? Array(max(0, slots.count - exploration.slots)..<slots.count) : []
         // The category cap holds for the slate as explored: counted as positions change.
         func group(_ slot: RecommendationIndex.Slot) -> Int? { index.items[Int(slot.item)]?.group }
@@ -215,8 +218,8 @@ public actor RecommendationHost {
                     guard let last = try Queries.lastEventTime(db) else { return nil }
                     return try RecommendationIndex.build(
                         // A model this build cannot read counts as none (the heuristic ranker; the retraining replaces it).
-                        db, asOf: last + 1, ranker: (try? Ranker.active(db)) ?? nil, themes: ((try? ThemeModel.active(db)) ?? nil)?.model,
-                        fleet: (try? FleetPopularity.active(db)) ?? nil,
+                        db, asOf: last + 1, ranker: try? Ranker.active(db), themes: (try? ThemeModel.active(db))?.model,
+                        fleet: try? FleetPopularity.active(db),
                         similar: similar)
                 }
             }
@@ -355,9 +358,10 @@ public actor RecommendationHost {
     private func writePending() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
         guard !pendingSlates.isEmpty || !pendingFeedback.isEmpty else { return }
-        let (slates, feedback) = (pendingSlates, pendingFeedback)
+        var (slates, feedback) = (pendingSlates, pendingFeedback)
         pendingSlates = []
         pendingFeedback = []
+        await identifyNewCustomers(&slates)
         // One pass at least: a flush may carry feedback alone.
         for start in stride(from: 0, to: max(slates.count, 1), by: Self.slatesPerTransaction) {
             let chunk = slates[start..<min(start + Self.slatesPerTransaction, slates.count)]
@@ -370,6 +374,27 @@ public actor RecommendationHost {
             } catch {
                 logger.error("recommendation log not written", metadata: ["error": "\(error)", "slates": "\(chunk.count)", "feedback": "\(withFeedback.count)"])
             }
+        }
+    }
+
+    /// Fills in the ids of customers the index did not know when their slates were served, from
+    /// the store (a customer with no event yet has none, and stays without).
+    private func identifyNewCustomers(_ slates: inout [LoggedSlate]) async {
+        let pseudonyms = Array(Set(slates.compactMap(\.newCustomer)))
+        guard !pseudonyms.isEmpty else { return }
+        let store = store
+        do {
+            let ids = try await Blocking.run {
+                try store.database.read { db in
+                    let select = try db.cachedStatement(sql: "SELECT id FROM customers WHERE pseudonym = ?")
+                    var ids: [Data: Int64] = [:]
+                    for p in pseudonyms { ids[p] = try Int64.fetchOne(select, arguments: [p]) }
+                    return ids
+                }
+            }
+            for i in slates.indices { if let p = slates[i].newCustomer { slates[i].customer = ids[p] } }
+        } catch {
+            logger.warning("new customers of logged slates not identified", metadata: ["error": "\(error)"])
         }
     }
 

@@ -64,7 +64,7 @@ public actor SyncHost {
             return .done
         } catch {
             logger.warning("sync pass failed; retrying later", metadata: ["error": "\(error)"])
-            try? await store.database.write { try SyncState.set($0, "sync.last_error", "\(error)") }
+            try? await store.database.write { try Meta.set($0, "sync.last_error", "\(error)") }
             return .failed
         }
     }

@@ -81,9 +81,7 @@ public enum ModelRegistry {
 
     /// Records that a person chose `version` of `kind` (`aislectl model rollback`).
     public static func markChosenByHand(_ db: Database, kind: String, version: Int) throws {
-        try db.execute(
-            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            arguments: [chosenKey + kind, String(version)])
+        try Meta.set(db, chosenKey + kind, String(version))
     }
 
     /// The kinds whose active version is still the one a person chose by rolling back (another

@@ -22,8 +22,8 @@ public struct TopItemsWindow: Sendable {
         /// The start of the month holding `moment`, and of the month after.
         func month(_ moment: Int64) -> (start: Int64, next: Int64) {
             let (y, m, _) = Timestamp.civil(fromDays: Int(moment.floorDiv(86_400)))
-            let next = m == 12 ? (y + 1, 1) : (y, m + 1)
-            return (Int64(Timestamp.daysFromCivil(year: y, month: m, day: 1)) * 86_400, Int64(Timestamp.daysFromCivil(year: next.0, month: next.1, day: 1)) * 86_400)
+            let next = Timestamp.monthAfter(year: y, month: m)
+            return (Int64(Timestamp.daysFromCivil(year: y, month: m, day: 1)) * 86_400, Int64(Timestamp.daysFromCivil(year: next.year, month: next.month, day: 1)) * 86_400)
         }
         var from = self.from
         var to = self.to

@@ -93,11 +93,11 @@ public struct StorePriors: Sendable, Codable, Equatable {
     public static func enqueue(_ db: Database, end: Int64? = nil, days: Int = 28) throws -> String? {
         guard let priors = try of(db, end: end, days: days), priors.receipts > 0 else { return nil }
         let window = "sync.priors_window \(priors.from) \(priors.to)"
-        if let id = try SyncState.string(db, window) { throw AlreadyReleased(from: priors.from, to: priors.to, contentID: id) }
+        if let id = try Meta.string(db, window) { throw AlreadyReleased(from: priors.from, to: priors.to, contentID: id) }
         // Never backwards: a window asked for by hand (`--as-of` in the past) does not make the weekly one due again.
-        try SyncState.set(db, "sync.priors_day", String(max(priors.to, try SyncState.integer(db, "sync.priors_day") ?? priors.to)))
+        try Meta.set(db, "sync.priors_day", String(max(priors.to, try SyncState.integer(db, "sync.priors_day") ?? priors.to)))
         let id = try Outbox.enqueue(db, kind: kind, payload: SyncJSON.encode(priors))
-        try SyncState.set(db, window, id)
+        try Meta.set(db, window, id)
         return id
     }
 
@@ -143,11 +143,11 @@ struct WindowNoise: RandomNumberGenerator {
 
     /// The store's key, made now if it has none.
     static func key(_ db: Database) throws -> SymmetricKey {
-        if let text = try SyncState.string(db, "sync.priors_noise_key"), let bytes = Data(base64Encoded: text), bytes.count == 32 {
+        if let text = try Meta.string(db, "sync.priors_noise_key"), let bytes = Data(base64Encoded: text), bytes.count == 32 {
             return SymmetricKey(data: bytes)
         }
         let key = SymmetricKey(size: .bits256)
-        try SyncState.set(db, "sync.priors_noise_key", key.withUnsafeBytes { Data($0).base64EncodedString() })
+        try Meta.set(db, "sync.priors_noise_key", key.withUnsafeBytes { Data($0).base64EncodedString() })
         return key
     }
 }

@@ -54,7 +54,7 @@ public struct StoreSummary: Sendable, Codable, Equatable {
         let reported = try SyncState.integer(db, "sync.reported_day") ?? (through - 1)
         guard reported < through else { return 0 }
         for day in max(reported + 1, through - 30)...through { try enqueue(db, day: day) }
-        try SyncState.set(db, "sync.reported_day", String(through))
+        try Meta.set(db, "sync.reported_day", String(through))
         return Int(through - max(reported + 1, through - 30) + 1)
     }
 }

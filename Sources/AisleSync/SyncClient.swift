@@ -118,7 +118,7 @@ public struct SyncClient: Sendable {
         }
         try await closeRounds(except: Set(reply.rounds.map(\.round)))
         report.pending = try await store.database.read { try Outbox.status($0).pending }
-        try await store.database.write { try SyncState.set($0, "sync.last_success", String(now)) }
+        try await store.database.write { try Meta.set($0, "sync.last_success", String(now)) }
         return report
     }
 

@@ -40,7 +40,7 @@ public enum SyncState {
         for (key, value) in [
             ("sync.hub", e.hub), ("sync.store", e.store), ("sync.name", e.name), ("sync.hub_sign_key", e.hubKeys.sign.base64EncodedString()),
             ("sync.hub_agree_key", e.hubKeys.agree.base64EncodedString()), ("sync.enrolled_at", String(e.enrolledAt)), ("sync.ca_file", e.caFile ?? ""),
-        ] { try set(db, key, value) }
+        ] { try Meta.set(db, key, value) }
     }
 
     /// The next envelope sequence number (1, 2, …); never handed out twice.
@@ -48,22 +48,14 @@ public enum SyncState {
     /// so a store restored from an old backup does not reuse numbers the hub has seen.
     public static func nextSequence(_ db: Database, now: Date = Date()) throws -> UInt64 {
         let next = max((try integer(db, "sync.seq") ?? 0) + 1, Int64(now.timeIntervalSince1970 * 1_000_000))
-        try set(db, "sync.seq", String(next))
+        try Meta.set(db, "sync.seq", String(next))
         return UInt64(next)
     }
 
-    public static func set(_ db: Database, _ key: String, _ value: String) throws {
-        try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, value])
-    }
-
-    public static func string(_ db: Database, _ key: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
-    }
-
-    public static func integer(_ db: Database, _ key: String) throws -> Int64? { try string(db, key).flatMap { Int64($0) } }
+    public static func integer(_ db: Database, _ key: String) throws -> Int64? { try Meta.string(db, key).flatMap { Int64($0) } }
 
     static func add(_ db: Database, _ key: String, _ amount: Int64) throws {
-        try set(db, key, String((try integer(db, key) ?? 0) + amount))
+        try Meta.set(db, key, String((try integer(db, key) ?? 0) + amount))
     }
 }
 
@@ -77,7 +69,7 @@ public enum MismatchedDownloads {
     /// Downloads of `version` that did not match, in a row, and when the next may be tried
     /// (nil: now).
     public static func state(_ db: Database, kind: String, version: Int) throws -> (count: Int, retryAt: Date?) {
-        let parts = (try SyncState.string(db, key(kind)) ?? "").split(separator: " ").compactMap { Int64($0) }
+        let parts = (try Meta.string(db, key(kind)) ?? "").split(separator: " ").compactMap { Int64($0) }
         guard parts.count == 3, parts[0] == Int64(version), parts[1] > 0 else { return (0, nil) }
         let count = Int(parts[1])
         guard count >= 2 else { return (count, nil) }
@@ -88,12 +80,12 @@ public enum MismatchedDownloads {
     /// Records one more mismatched download of `version`; returns how many in a row.
     public static func record(_ db: Database, kind: String, version: Int, at now: Date) throws -> Int {
         let count = try state(db, kind: kind, version: version).count + 1
-        try SyncState.set(db, key(kind), "\(version) \(count) \(Int64(now.timeIntervalSince1970))")
+        try Meta.set(db, key(kind), "\(version) \(count) \(Int64(now.timeIntervalSince1970))")
         return count
     }
 
     /// Forgets the mismatches of `kind` (a download matched).
     public static func clear(_ db: Database, kind: String) throws {
-        try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key(kind)])
+        try Meta.remove(db, key(kind))
     }
 }

@@ -92,8 +92,8 @@ struct SyncCommand: AsyncParsableCommand {
                 let out = try storeOptions.openForReading().database.read { db in
                     Out(
                         enrollment: try SyncState.enrollment(db), outbox: try Outbox.status(db),
-                        lastSuccess: try SyncState.string(db, "sync.last_success").flatMap { Int64($0) }.map(Timestamp.format),
-                        lastError: try SyncState.string(db, "sync.last_error"),
+                        lastSuccess: try Meta.string(db, "sync.last_success").flatMap { Int64($0) }.map(Timestamp.format),
+                        lastError: try Meta.string(db, "sync.last_error"),
                         models: try Row.fetchAll(db, sql: "SELECT * FROM synced_models ORDER BY kind, version DESC").map {
                             Model(kind: $0["kind"], version: $0["version"], round: $0["round"], outcome: $0["outcome"], detail: $0["detail"], registryVersion: $0["registry_version"])
                         })

@@ -149,7 +149,8 @@ import Testing
         let opened = Date()
         #expect(idle.closedByHub(within: 20))
         #expect(Date().timeIntervalSince(opened) > 0.9)
-        #expect(await Self.answers(hub))
+        // Still serving (a loaded machine may hold a request past the second it is given).
+        #expect(try await Self.eventually(20) { await Self.answers(hub) })
     }
 
     @Test func connectionsPastTheCapAreClosed() async throws {

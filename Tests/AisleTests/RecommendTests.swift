@@ -297,7 +297,7 @@ import Testing
         var shown = 0, explored = 0
         for n in 0..<count {
             let slate = index.slate(.init(customer: nil, k: 4), pool: 30)
-            let served = await host.serve(slate, index: index, customer: nil, shopperKey: "s\(n)", cart: [], session: "s\(n)", placement: "test")
+            let served = await host.serve(slate, index: index, customer: nil, pseudonym: nil, shopperKey: "s\(n)", cart: [], session: "s\(n)", placement: "test")
             shown += served.items.count
             explored += slate.pool.isEmpty || slate.slots.isEmpty ? 0 : 1
         }
@@ -329,7 +329,7 @@ import Testing
     /// an id never served is unknown, an item not in the slate not shown.
     @Test func feedbackOnAnOlderSlateIsFoundInTheLog() async throws {
         let (host, index, store) = try await exploringHost(recentSlates: 2)
-        let first = await host.serve(index.slate(.init(customer: nil, k: 4), pool: 30), index: index, customer: nil, shopperKey: "s0", cart: [], session: "s0", placement: "test")
+        let first = await host.serve(index.slate(.init(customer: nil, k: 4), pool: 30), index: index, customer: nil, pseudonym: nil, shopperKey: "s0", cart: [], session: "s0", placement: "test")
         _ = await serve(4, by: host, from: index)
         await host.flush()
         let item = try #require(index.skus[first.items[0].sku])
@@ -342,17 +342,42 @@ import Testing
         try await host.closeLog()
     }
 
+    /// A customer the index does not know yet (their first events came after it was built) is
+    /// logged with their id, found in the store when the slate is written, so the experiment
+    /// report counts them once, not once a slate; one the store has never seen stays without.
+    @Test func aCustomerNewSinceTheIndexIsLoggedWithTheirId() async throws {
+        let (host, index, store) = try await exploringHost()
+        let (known, unseen) = (Data(repeating: 7, count: 32), Data(repeating: 9, count: 32))
+        let id = try await store.database.write { db in
+            try db.execute(sql: "INSERT INTO customers(pseudonym) VALUES (?)", arguments: [known])
+            return db.lastInsertedRowID
+        }
+        #expect(index.customer(known) == nil)
+        var requests: [String] = []
+        for pseudonym in [known, unseen, known] {
+            let slate = index.slate(.init(customer: nil, k: 4), pool: 30)
+            requests.append(await host.serve(slate, index: index, customer: nil, pseudonym: pseudonym, shopperKey: "k", cart: [], session: nil, placement: "test").request)
+        }
+        await host.flush()
+        let served = requests
+        let logged = try await store.database.read { db in
+            try served.map { try Int64.fetchOne(db, sql: "SELECT customer_id FROM rec_slates WHERE request_id = ?", arguments: [$0]) }
+        }
+        #expect(logged == [id, nil, id])
+        try await host.closeLog()
+    }
+
     /// Slates of a customer erased while they waited in memory are not written, nor those of
     /// their kiosk sessions, nor their explored positions and feedback; everyone else's are.
     @Test func slatesOfACustomerErasedMeanwhileAreNotWritten() async throws {
         let (host, index, store) = try await exploringHost()
         for customer in [Int64(1), 2, 1, 2] {
             let slate = index.slate(.init(customer: customer, k: 4), pool: 30)
-            _ = await host.serve(slate, index: index, customer: customer, shopperKey: "c\(customer)", cart: [], session: nil, placement: "test")
+            _ = await host.serve(slate, index: index, customer: customer, pseudonym: nil, shopperKey: "c\(customer)", cart: [], session: nil, placement: "test")
         }
         var clicked: [String] = []
         for session in ["kiosk-erased", "kiosk-kept"] {  // anonymous: only the session's key names its shopper
-            let served = await host.serve(index.slate(.init(customer: nil, k: 4), pool: 30), index: index, customer: nil, shopperKey: session, cart: [], session: session, placement: "test")
+            let served = await host.serve(index.slate(.init(customer: nil, k: 4), pool: 30), index: index, customer: nil, pseudonym: nil, shopperKey: session, cart: [], session: session, placement: "test")
             let item = try #require(index.skus[served.items[0].sku])
             try await host.feedback(request: served.request, item: item, action: "click")
             clicked.append(served.request)
@@ -497,7 +522,7 @@ import Testing
         for _ in 0..<60 {
             let slate = index.slate(.init(customer: customer, k: 8), pool: 30)
             #expect(slate.slots.count == 8 && !slate.pool.isEmpty)
-            let served = await host.serve(slate, index: index, customer: customer, shopperKey: "c1", cart: [], session: nil, placement: "test")
+            let served = await host.serve(slate, index: index, customer: customer, pseudonym: nil, shopperKey: "c1", cart: [], session: nil, placement: "test")
             let perCategory = Dictionary(grouping: served.items, by: { $0.sku.prefix(1) }).mapValues(\.count)
             #expect(perCategory.values.allSatisfy { $0 <= RecommendationIndex.perGroup }, "\(served.items.map(\.sku))")
             explored += served.items.filter { $0.sources.contains("explore") }.count
