@@ -11,7 +11,7 @@ struct Stores: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a store and print a one-time enrollment token for `aislectl sync enroll`.",
-            discussion: "Run again for a store that lost its token or is replacing hardware: a new token, same id.")
+            discussion: "Run again with --id ID for a store that lost its token or is replacing hardware: a new token for the same id, the old unused one void.")
         @OptionGroup var hub: HubOptions
         @Argument(help: "A name for people (\"Leeds, Briggate\").") var name: String
         @Option(help: "The store's id (default: a new one).") var id: String?

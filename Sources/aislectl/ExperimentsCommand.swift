@@ -20,7 +20,8 @@ struct ExperimentsCommand: ParsableCommand {
                 were drawn by: each shopper's items are one cluster — Wilson's interval at the \
                 effective number of items for each share, a normal one for the difference. Requests without a shopper key are in neither arm; a \
                 customer the agent's index does not know yet (new since its hourly rebuild) is \
-                logged without an id, and counted a shopper per slate.
+                logged with the id the store has for them when the slate is written; one with no \
+                event in the store yet has none, and counts a shopper per slate.
 
                 Example: aislectl experiments report explore-2
                 """)

@@ -36,8 +36,8 @@ struct RulesCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let store = try storeOptions.openForReading()
             let window = try (from.map { try moment($0, "--from") }, to.map { try moment($0, "--to") })
+            let store = try storeOptions.openForReading()
             let data = try store.database.read { try Baskets.load($0, from: window.0, to: window.1, customersOnly: customersOnly) }
             let itemsets = FPGrowth.frequentItemsets(data.baskets, minSupport: minSupport, maxLength: maxLength)
             let rules = AssociationRule.mine(itemsets, baskets: data.baskets.count, minConfidence: minConfidence)

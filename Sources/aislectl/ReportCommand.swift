@@ -26,12 +26,13 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
+            let (asOfMoment, sinceMoment) = (try asOf.map { try moment($0, "--as-of") }, try since.map { try moment($0, "--since") })
             let store = try storeOptions.openForReading()
             let started = Date()
             let report = try store.database.read { db -> StoreReport in
                 guard let last = try Queries.lastEventTime(db) else { throw CLIError("the store has no events to report on") }
-                let t = try asOf.map { try moment($0, "--as-of") } ?? last + 1
-                let from = try since.map { try moment($0, "--since") } ?? t - 91 * 86_400
+                let t = asOfMoment ?? last + 1
+                let from = sinceMoment ?? t - 91 * 86_400
                 guard from < t else { throw CLIError.usage("--since \(since ?? "") must come before the report's moment \(Timestamp.format(t))") }
                 return try StoreReport.build(db, asOf: t, since: from)
             }

@@ -263,12 +263,10 @@ struct TopItemsCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
+            let window: TopItemsWindow
+            do { window = try TopItemsWindow(from: from, to: to) } catch let e as FieldError { throw CLIError.usage("--\(e.field ?? "from") \(e.reason)") }
             let store = try storeOptions.openForReading()
-            let r: (from: Int64, to: Int64, items: [TopItem])
-            do {
-                let window = try TopItemsWindow(from: from, to: to)
-                r = try store.database.read { try window.query($0, limit: limit) }
-            } catch let e as FieldError { throw CLIError.usage("--\(e.field ?? "from") \(e.reason)") }
+            let r = try store.database.read { try window.query($0, limit: limit) }
             struct Out: Encodable { var from: String; var to: String; var items: [TopItem] }
             if output.json { return try printJSON(Out(from: Timestamp.format(r.from), to: Timestamp.format(r.to), items: r.items)) }
             print("top items \(Timestamp.format(r.from)) … \(Timestamp.format(r.to))")

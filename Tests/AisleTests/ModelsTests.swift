@@ -157,6 +157,15 @@ import Testing
             let r = try TestSupport.run("aislectl", args + ["--store", store])
             #expect(r.status == 64 && r.err.contains(says), "\(args): \(r.status) \(r.err)")
         }
+        // A bad moment is named before the store is opened: the same usage error without a store.
+        let nowhere = URL(fileURLWithPath: store).appendingPathComponent("no-such-store").path
+        for (args, says) in [
+            (["rules", "--from", "junk"], "--from junk"), (["report", "--json", "--since", "junk"], "--since junk"),
+            (["top-items", "--to", "2011-13-01"], "--to "),
+        ] {
+            let r = try TestSupport.run("aislectl", args + ["--store", nowhere])
+            #expect(r.status == 64 && r.err.contains(says), "\(args): \(r.status) \(r.err)")
+        }
         let missing = try TestSupport.run("aislectl", ["model", "rollback", "churn", "--to", "99", "--store", store])
         #expect(missing.status == 4 && missing.err.contains("no churn v99"), "\(missing.err)")
         let file = URL(fileURLWithPath: store).appendingPathComponent("store.sqlite")
