@@ -364,7 +364,9 @@ struct AgentRoutes: Sendable {
             return HTTPJSON.error(.badRequest, "unknown_item", "item: no SKU \(sku) in the catalog")
         }
         do {
-            try await recommendations.feedback(request: requestID, item: item, action: action)
+            guard try await recommendations.feedback(request: requestID, item: item, action: action) else {
+                return HTTPJSON.error(.serviceUnavailable, "log_unavailable", "the feedback could not be written to the recommendation log; send it again")
+            }
         } catch .unknownRequest {
             return HTTPJSON.error(.notFound, "unknown_request", "request_id: no recent recommendation \(requestID)")
         } catch {

@@ -293,7 +293,10 @@ public actor RecommendationHost {
     /// Records what the shopper did with an item of a slate: one of the last 40,000–50,000 from memory,
     /// an older one from the log (at 2,000 requests/s memory holds 25 s, less than the reward
     /// window: a click a minute later was refused, and the bandit scored the item 0).
-    func feedback(request: String, item: Int, action: String) async throws(FeedbackError) {
+    /// Returns once the feedback is written to the log (with the slates waiting before it):
+    /// true, or false when a write of the log failed meanwhile, which may have lost it.
+    @discardableResult
+    func feedback(request: String, item: Int, action: String) async throws(FeedbackError) -> Bool {
         if let slate = recent[request] {
             guard slate.items.contains(item) else { throw .itemNotShown }
         } else {
@@ -311,6 +314,9 @@ public actor RecommendationHost {
         if action != "dismiss", let context = awaiting[request]?.items.removeValue(forKey: item) {
             bandit.update(context, reward: 1)
         }
+        let failures = writeFailures
+        await flush()
+        return writeFailures == failures
     }
 
     /// The oldest request id still in the queue, taken off it; the queue's storage is compacted
@@ -354,6 +360,8 @@ public actor RecommendationHost {
     func flush() async { await flushes.append { await self.writePending() }.value }  // not cancelled: nothing queued is dropped
 
     private var flushes = TaskChain()
+    /// Writes of the log that failed (what they carried is lost), for ``feedback(request:item:action:)``.
+    private var writeFailures = 0
 
     private func writePending() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
@@ -372,6 +380,7 @@ public actor RecommendationHost {
                 let behind = slates.count - start + pendingSlates.count > Self.maxBacklog
                 try await log.write(behind: behind) { db in try Self.log(chunk, withFeedback, in: db) }
             } catch {
+                writeFailures += 1
                 logger.error("recommendation log not written", metadata: ["error": "\(error)", "slates": "\(chunk.count)", "feedback": "\(withFeedback.count)"])
             }
         }
