@@ -34,6 +34,10 @@ public enum Agent {
         let directory = URL(fileURLWithPath: config.storePath)
         Scheduling.startNormalPriorityThreads()
         let store = try Store.open(at: directory, durability: .full)
+        // A `customer forget` a crash cut short: its last steps, before anything is served.
+        if let left = try CustomerErasure.finishPending(store) {
+            logger.notice("an interrupted customer erasure was finished", metadata: left.isEmpty ? [:] : ["write_ahead_logs_not_truncated": "\(left)"])
+        }
         let reads = try store.requestReader()
         let pseudonymizer = try Pseudonymizer(storeDirectory: directory)
         for (name, mode) in store.openToOthers {

@@ -23,6 +23,16 @@ public enum CustomerErasure {
         }
     }
 
+    /// An erasure whose store transaction committed, recorded in that transaction (`meta`) and
+    /// cleared once its last steps are done — the slates the agent logged meanwhile, the audit
+    /// row's count of them, the write-ahead logs truncated: a crash between leaves it for
+    /// ``finishPending(_:)`` (the customer can no longer be found to be forgotten again).
+    struct Pending: Codable {
+        var customer: Int64, since: Int64, sessionKeys: [String], audit: Int64, erased: Erased
+    }
+
+    static let pendingKey = "erasure.pending"
+
     /// The number of customers erased so far: when it changes, row ids cached from before may
     /// name deleted (or reused) rows.
     public static func generation(_ db: Database) throws -> Int64 {
@@ -59,7 +69,7 @@ public enum CustomerErasure {
         defer { try? log.close() }
         var erased = Erased()
         erased.slates = try eraseSlates(log, customer: id, sessionKeys: sessionKeys, known: slates, since: since)
-        var lastKeys = sessionKeys, audit: Int64 = 0  // the sessions as the erasing transaction saw them; its audit row
+        var pending = Pending(customer: id, since: since, sessionKeys: sessionKeys, audit: 0, erased: erased)
         try store.database.writeWithoutTransaction { db in
             // Foreign-key checks off: without an index on every referencing column each deleted
             // row would scan a table; the deletes below cover every reference.
@@ -81,7 +91,7 @@ public enum CustomerErasure {
                         UNION SELECT id FROM events WHERE receipt_id IS NOT NULL AND customer_id IS NULL AND receipt_id IN erased_receipts;
                     """, arguments: c)
                 defer { try? db.execute(sql: "DROP TABLE temp.erased_sessions; DROP TABLE temp.erased_receipts; DROP TABLE temp.erased_events") }
-                lastKeys = try String.fetchAll(db, sql: "SELECT key FROM erased_sessions")
+                let lastKeys = try String.fetchAll(db, sql: "SELECT key FROM erased_sessions")  // as the erasing transaction sees them
                 erased.events = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_events") ?? 0
                 let texts = try String.fetchAll(db, sql: "SELECT DISTINCT text FROM events WHERE id IN erased_events AND text IS NOT NULL")
                 let deleteEmbedding = try db.makeStatement(sql: "DELETE FROM embeddings WHERE model = ? AND text_hash = ?")
@@ -108,22 +118,57 @@ public enum CustomerErasure {
                 // next new customer, and whatever still holds it (the insight being recomputed, a
                 // slate being logged) would then describe someone else.
                 try db.execute(sql: "UPDATE customers SET pseudonym = randomblob(32) WHERE id = :c", arguments: c)
-                try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('customers_erased', 1) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                try Meta.set(db, "customers_erased", String(try generation(db) + 1))
                 try Store.audit(db, "customer forget", detail: erased.summary)
-                audit = db.lastInsertedRowID
+                pending = Pending(customer: id, since: since, sessionKeys: lastKeys, audit: db.lastInsertedRowID, erased: erased)
+                try Meta.set(db, pendingKey, String(decoding: try JSONEncoder().encode(pending), as: UTF8.self))
                 return .commit
             }
         }
-        // Slates the agent logged meanwhile, also of a session opened meanwhile; the audit row then
-        // counts them too.
-        let late = try eraseSlates(log, customer: id, sessionKeys: lastKeys, known: [], since: since)
+        return try finish(store, log, pending)
+    }
+
+    /// Slates the agent logged meanwhile, also of a session opened meanwhile; the audit row then
+    /// counts them too. Returns what the erasure deleted in all.
+    private static func finish(_ store: Store, _ log: DatabaseQueue, _ pending: Pending) throws -> Erased {
+        var erased = pending.erased
+        let late = try eraseSlates(log, customer: pending.customer, sessionKeys: pending.sessionKeys, known: [], since: pending.since)
         if late > 0 {
             erased.slates += late
             try store.database.write { db in
-                try db.execute(sql: "UPDATE audit_log SET detail = ? WHERE id = ?", arguments: [erased.summary, audit])
+                try db.execute(sql: "UPDATE audit_log SET detail = ? WHERE id = ?", arguments: [erased.summary, pending.audit])
             }
         }
         return erased
+    }
+
+    /// Empties both files' write-ahead logs (their older frames still hold the erased rows as
+    /// they were) and then clears the pending erasure; returns what could not be truncated — the
+    /// agent's readers holding a file past the busy timeout, 30 s — and then leaves it pending.
+    public static func truncateLogs(_ store: Store) -> [String] {
+        var errors: [String] = []
+        do { _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch { errors.append("\(Store.databaseName): \(error)") }
+        do {
+            let log = try RecommendationLog.connection(store)
+            defer { try? log.close() }
+            _ = try log.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        } catch { errors.append("\(RecommendationLog.fileName): \(error)") }
+        if errors.isEmpty {
+            do { try store.database.write { try Meta.remove($0, pendingKey) } } catch { errors.append("\(Store.databaseName): \(error)") }
+        }
+        return errors
+    }
+
+    /// Finishes an erasure a crash interrupted after its store transaction (``Pending``): nil
+    /// when there was none, else what ``truncateLogs(_:)`` could not truncate (it stays pending).
+    /// The agent runs it at start, `customer forget` before its own.
+    public static func finishPending(_ store: Store) throws -> [String]? {
+        guard let text = try store.database.read({ try Meta.string($0, pendingKey) }) else { return nil }
+        let pending = try JSONDecoder().decode(Pending.self, from: Data(text.utf8))
+        let log = try RecommendationLog.connection(store)
+        defer { try? log.close() }
+        _ = try finish(store, log, pending)
+        return truncateLogs(store)
     }
 
     /// Deletes from the slate log's file, in a transaction, the slates `known` and those logged

@@ -215,18 +215,12 @@ extension CustomerCommand {
             try reporting {
                 guard yes else { throw CLIError.usage("this erases the customer's data for good; add --yes to go ahead") }
                 let store = try Store.open(at: try storeOptions.directory())
+                if let left = try CustomerErasure.finishPending(store) {
+                    FileHandle.standardError.write(Data("an interrupted erasure was finished first\(left.isEmpty ? "" : " (its write-ahead logs not yet truncated)")\n".utf8))
+                }
                 let (id, pseudonym) = try CustomerCommand.find(rawID, in: store)
                 let erased = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
-                // The write-ahead logs' older frames still hold the rows as they were: a truncating
-                // checkpoint of each file (the store's and the slate log's) empties them, unless the
-                // agent's readers hold them past the busy timeout (30 s).
-                var walErrors: [String] = []
-                do { _ = try store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch { walErrors.append("\(Store.databaseName): \(error)") }
-                do {
-                    let log = try RecommendationLog.connection(store)
-                    defer { try? log.close() }
-                    _ = try log.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-                } catch { walErrors.append("\(RecommendationLog.fileName): \(error)") }
+                let walErrors = CustomerErasure.truncateLogs(store)
                 let walError = walErrors.isEmpty ? nil : walErrors.joined(separator: "; ")
                 struct Out: Encodable { var customer: String; var erased: CustomerErasure.Erased; var walTruncated: Bool }
                 let out = Out(customer: Pseudonym.display(pseudonym), erased: erased, walTruncated: walError == nil)

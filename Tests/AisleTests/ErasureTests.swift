@@ -1,6 +1,6 @@
 import AisleCore
 import AisleIngest
-import AisleStore
+@testable import AisleStore
 import AisleText
 import Foundation
 import GRDB
@@ -106,6 +106,37 @@ import Testing
 
     /// `[privacy] text_days`: the words of searches and questions older than that go, the events
     /// stay; reviews and newer searches keep theirs.
+    /// An erasure cut short by a crash after the store's transaction (its record left in `meta`)
+    /// is finished by the next start: the slates of sessions that became the customer's
+    /// meanwhile go, the audit row counts them, the record goes; then there is none.
+    @Test func anErasureACrashCutShortIsFinished() throws {
+        let store = try TempStore().store
+        let t0: Int64 = 1_700_000_000
+        let audit = try store.database.write { db in
+            try Store.audit(db, "customer forget", detail: "3 events, 0 receipts, 1 sessions, 0 slates, 0 cached embeddings")
+            return db.lastInsertedRowID
+        }
+        try RecommendationLog.connection(store).write { db in
+            for (request, session) in [("r-late", "kiosk-late"), ("r-other", "kiosk-other")] {
+                try db.execute(sql: """
+                    INSERT INTO rec_slates(request_id, ts, session, placement, model, items)
+                    VALUES (?, ?, ?, 'kiosk', 'heuristic', json_array(json_array(1, 1, 'popular', 1)))
+                    """, arguments: [request, t0 + 5, session])
+            }
+        }
+        let pending = CustomerErasure.Pending(customer: 42, since: t0, sessionKeys: ["kiosk-late"], audit: audit, erased: .init(events: 3, sessions: 1))
+        try store.database.write { try Meta.set($0, CustomerErasure.pendingKey, String(decoding: try JSONEncoder().encode(pending), as: UTF8.self)) }
+        #expect(try CustomerErasure.finishPending(store) == [])
+        let (slates, detail, left) = try store.database.read { db in
+            (try String.fetchAll(db, sql: "SELECT request_id FROM rec_slates ORDER BY 1"),
+             try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE id = ?", arguments: [audit]),
+             try Meta.string(db, CustomerErasure.pendingKey))
+        }
+        #expect(slates == ["r-other"] && left == nil)
+        #expect(detail == "3 events, 0 receipts, 1 sessions, 1 slates, 0 cached embeddings")
+        #expect(try CustomerErasure.finishPending(store) == nil)
+    }
+
     @Test func oldSearchWordsAreClearedAndTheEventsStay() throws {
         let dir = try TestSupport.temporaryDirectory()
         let now: Int64 = 1_700_000_000, day: Int64 = 86_400
