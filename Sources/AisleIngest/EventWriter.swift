@@ -28,6 +28,9 @@ public struct PreparedEvent: Sendable {
     public var hint: ItemHint?
     var pseudonym: Data?
     var key: Data
+    /// For words that may be cleared (searches and questions), the key they then leave
+    /// (``Pseudonymizer/sealedKey(_:)``): the same event sent again is a duplicate of either.
+    var sealedKey: Data?
 }
 
 /// Prepares events: pseudonymises the customer (HMAC, cached per raw id) and derives the
@@ -47,6 +50,7 @@ public struct EventPreparer {
             return p
         }
         var prepared = PreparedEvent(event: e, hint: hint, pseudonym: pseudonym, key: Self.idempotencyKey(e, pseudonym: pseudonym, scratch: &scratch))
+        if e.text != nil, e.type == .search || e.type == .question { prepared.sealedKey = pseudonymizer.sealedKey(prepared.key) }
         prepared.event.customer = nil  // the raw id goes no further
         return prepared
     }
@@ -161,10 +165,13 @@ public struct EventWriter {
         outcomes.reserveCapacity(batch.count)
         let probe = try db.cachedStatement(sql: "SELECT 1 FROM events WHERE key = ?")
         for start in stride(from: 0, to: batch.count, by: Self.rowsPerInsert) {
-            for prepared in batch[start..<min(start + Self.rowsPerInsert, batch.count)] {
+            func stored(_ key: Data) throws -> Bool {
                 let seen = FastStatement(probe, in: db)
-                seen.bind(1, prepared.key)
-                if try seen.step() || pendingKeys.contains(prepared.key) {
+                seen.bind(1, key)
+                return try seen.step()
+            }
+            for prepared in batch[start..<min(start + Self.rowsPerInsert, batch.count)] {
+                if try stored(prepared.key) || pendingKeys.contains(prepared.key) || prepared.sealedKey.map(stored) ?? false {
                     counts.duplicates += 1
                     // Its item still gets the outlier pass: a run started again after a crash
                     // may hold the only lines of it that were never flagged.

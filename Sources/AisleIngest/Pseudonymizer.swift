@@ -46,6 +46,13 @@ public struct Pseudonymizer: Sendable {
         Data(HMAC<SHA256>.authenticationCode(for: Data(raw.utf8), using: key))
     }
 
+    /// The key an event keeps once its words are cleared (``TextRetention``): the hour of
+    /// `key`, then 12 bytes of its keyed hash under the store secret — guessed words cannot be
+    /// tested against it without the secret, and the same event imported again still finds it.
+    public func sealedKey(_ key: Data) -> Data {
+        key.prefix(4) + HMAC<SHA256>.authenticationCode(for: Data("aisle-sealed-key\u{0}".utf8) + key, using: self.key).prefix(12)
+    }
+
     /// Writes a new random secret (or `imported`, to keep pseudonyms when replacing hardware).
     public static func writeSecret(to directory: URL, imported: Data? = nil) throws {
         let path = directory.appendingPathComponent(secretFileName).path

@@ -92,7 +92,7 @@ public enum Agent {
         }
         let assistTask = Task { await assist.run() }
         defer { assistTask.cancel() }
-        let retentionTask = Task { await keepTextFor(days: config.privacyTextDays, store: store, logger: logger) }
+        let retentionTask = Task { await keepTextFor(days: config.privacyTextDays, store: store, pseudonymizer: pseudonymizer, logger: logger) }
         defer { retentionTask.cancel() }
         let sync = SyncHost(
             store: store, directory: directory,

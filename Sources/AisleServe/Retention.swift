@@ -1,17 +1,26 @@
 import AisleCore
+import AisleIngest
 import AisleStore
 import Foundation
 import Logging
 
 /// Clears the words of kiosk searches and questions older than `days` (``TextRetention``) at
-/// start and hourly, 1,000 events to a transaction; `days` 0 keeps them.
-func keepTextFor(days: Int, store: Store, logger: Logger) async {
+/// start and hourly, 1,000 events to a transaction; `days` 0 keeps them. Keys of words cleared
+/// before keys were sealed are sealed at the first start.
+func keepTextFor(days: Int, store: Store, pseudonymizer: Pseudonymizer, logger: Logger) async {
+    let seal = pseudonymizer.sealedKey
+    do {
+        let sealed = try await Blocking.run { try TextRetention.sealOldKeys(store.database, seal: seal) }
+        if sealed > 0 { logger.info("keys of cleared search and question texts sealed", metadata: ["events": "\(sealed)"]) }
+    } catch {
+        logger.error("keys of cleared search and question texts not sealed", metadata: ["error": "\(error)"])
+    }
     guard days > 0 else { return }
     await repeatEvery(.seconds(3600)) {
         let before = Int64(Date().timeIntervalSince1970) - Int64(days) * 86_400
         do {
             // Through Blocking, so that the agent's stop waits for a pass under way.
-            let cleared = try await inBatches { try await Blocking.run { try TextRetention.clear(store.database, before: before, rows: 1_000) } }
+            let cleared = try await inBatches { try await Blocking.run { try TextRetention.clear(store.database, before: before, rows: 1_000, seal: seal) } }
             if cleared > 0 { logger.info("old search and question texts cleared", metadata: ["events": "\(cleared)", "days_kept": "\(days)"]) }
         } catch {
             logger.error("old search and question texts not cleared", metadata: ["error": "\(error)"])

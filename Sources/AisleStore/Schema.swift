@@ -383,4 +383,6 @@ public enum EventFlag {
     public static let quantityOutlier: Int64 = 1
     /// Unit price far outside the item's robust range.
     public static let priceOutlier: Int64 = 2
+    /// Its words cleared and its key sealed (``TextRetention``).
+    public static let keySealed: Int64 = 4
 }

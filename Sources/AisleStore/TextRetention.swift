@@ -1,27 +1,63 @@
+import Foundation
 import GRDB
 
 /// What shoppers typed at a kiosk (searches and questions) is kept for a while, then only what
 /// was made of it: the event stays — time, customer, session — without the words, which may
 /// name someone and which no customer erasure could find once anonymous.
+///
+/// An event sent without an `id` has a key made from its content, words included: anyone who
+/// reads the store could test guessed words against it. So the words go with the key: the event
+/// keeps the key `seal` makes of it (the store's keyed hash, ``EventFlag/keySealed``), which an
+/// import of the same event still finds as a duplicate.
 public enum TextRetention {
     /// Clears the words of searches and questions made before `before` (seconds), at most
-    /// `rows` events, in one transaction with SQLite's `secure_delete` fully on (the words are
-    /// overwritten, not left in free pages); returns how many.
-    public static func clear(_ writer: some DatabaseWriter, before: Int64, rows: Int) throws -> Int {
+    /// `rows` events, and seals their keys, in one transaction with SQLite's `secure_delete`
+    /// fully on (the words and old keys are overwritten, not left in free pages); returns how many.
+    public static func clear(_ writer: some DatabaseWriter, before: Int64, rows: Int, seal: (Data) -> Data) throws -> Int {
+        try sealing(writer, seal: seal) { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, key FROM events WHERE text IS NOT NULL AND type IN ('search', 'question') AND ts < ? ORDER BY ts LIMIT ?",
+                arguments: [before, rows])
+        }
+    }
+
+    /// Seals the keys of searches and questions whose words were cleared before keys were sealed
+    /// (a store from before this version), `rows` to a transaction; once, then recorded in
+    /// `meta`. Returns how many.
+    public static func sealOldKeys(_ writer: some DatabaseWriter, rows: Int = 1_000, seal: (Data) -> Data) throws -> Int {
+        guard try writer.read({ try Meta.string($0, doneKey) }) == nil else { return 0 }
+        // One pass over the table for their ids; then by id.
+        let ids = try writer.read { db in
+            try Int64.fetchAll(
+                db, sql: "SELECT id FROM events WHERE text IS NULL AND type IN ('search', 'question') AND flags & ? = 0", arguments: [EventFlag.keySealed])
+        }
+        var sealed = 0
+        for start in stride(from: 0, to: ids.count, by: rows) {
+            let batch = Array(ids[start..<min(start + rows, ids.count)])
+            sealed += try sealing(writer, seal: seal) { db in
+                try Row.fetchAll(db, sql: "SELECT id, key FROM events WHERE id IN (SELECT value FROM json_each(?))", arguments: ["\(batch)"])
+            }
+        }
+        try writer.write { try Meta.set($0, doneKey, "1") }
+        return sealed
+    }
+
+    static let doneKey = "text_keys_sealed"
+
+    /// Clears the words of the events `select` finds and gives each the key `seal` makes of its own.
+    private static func sealing(_ writer: some DatabaseWriter, seal: (Data) -> Data, select: (Database) throws -> [Row]) throws -> Int {
         try writer.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
             defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
-            var cleared = 0
+            var count = 0
             try db.inTransaction {
-                try db.execute(
-                    sql: """
-                        UPDATE events SET text = NULL WHERE id IN (
-                            SELECT id FROM events WHERE text IS NOT NULL AND type IN ('search', 'question') AND ts < ? ORDER BY ts LIMIT ?)
-                        """, arguments: [before, rows])
-                cleared = db.changesCount
+                let update = try db.makeStatement(sql: "UPDATE events SET text = NULL, key = ?, flags = flags | ? WHERE id = ?")
+                let rows = try select(db)
+                for row in rows { try update.execute(arguments: [seal(row["key"]), EventFlag.keySealed, row["id"] as Int64]) }
+                count = rows.count
                 return .commit
             }
-            return cleared
+            return count
         }
     }
 }

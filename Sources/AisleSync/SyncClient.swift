@@ -204,7 +204,7 @@ public struct SyncClient: Sendable {
                 let envelope = try await seal(item.part(p), type: .upload, round: item.round, e, identity)
                 let name = "\(e.store)-\(String(format: "%012llu", envelope.seq)).aisle-envelope"
                 let file = folder.appendingPathComponent(name)
-                try envelope.encoded().write(to: file, options: .atomic)
+                try DurableFile.write(envelope.encoded(), to: file.path)
                 try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
                 files += 1
             }

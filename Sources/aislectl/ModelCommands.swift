@@ -104,9 +104,11 @@ struct EmbedCommand: ParsableCommand {
             case .int8: try { let m = try TextModel.load(path: model, threads: 1); return (m.tokenizer, m.encoder) }()
             }
             let text = try String(contentsOfFile: input, encoding: .utf8)
-            _ = FileManager.default.createFile(atPath: output, contents: nil)
-            guard let out = FileHandle(forWritingAtPath: output) else { throw CLIError("cannot write \(output)") }
-            defer { try? out.close() }
+            // Written beside it and renamed when whole: a crash leaves no file of some lines.
+            let temporary = DurableFile.temporaryPath(for: output)
+            _ = FileManager.default.createFile(atPath: temporary, contents: nil)
+            guard let out = FileHandle(forWritingAtPath: temporary) else { throw CLIError("cannot write \(output)") }
+            defer { try? out.close(); unlink(temporary) }
             var bad = 0
             var pending: [(id: String, ids: [Int32])] = []
             func flush() {
@@ -135,6 +137,7 @@ struct EmbedCommand: ParsableCommand {
                 if pending.count == 32 { flush() }
             }
             flush()
+            try DurableFile.commit(temporary, to: output)
             if bad > 0 { throw ExitCode(3) }
         }
     }

@@ -64,7 +64,7 @@ extension ModelCommand {
                     return try Data.fetchOne(db, sql: "SELECT payload FROM models WHERE kind = ? AND version = ?", arguments: [kind, v])
                 }
                 guard let payload else { throw CLIError("no \(kind) model\(version.map { " v\($0)" } ?? " is active")", code: 4) }
-                try payload.write(to: URL(fileURLWithPath: out), options: .atomic)
+                try DurableFile.write(payload, to: out)
                 print("wrote \(kind) (\(payload.count.formatted()) bytes) to \(out)")
             }
         }

@@ -37,7 +37,7 @@ struct ReportCommand: ParsableCommand {
                 return try StoreReport.build(db, asOf: t, since: from)
             }
             if let html {
-                try ReportHTML.render(report, store: store.directory.path).write(toFile: html, atomically: true, encoding: .utf8)
+                try DurableFile.write(Data(ReportHTML.render(report, store: store.directory.path).utf8), to: html)
                 FileHandle.standardError.write(Data(String(format: "wrote %@ (%d customers, %.1f s)\n", html, report.customers, Date().timeIntervalSince(started)).utf8))
             }
             if output.json { try printJSON(report) }

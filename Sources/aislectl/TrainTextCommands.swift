@@ -108,7 +108,7 @@ struct TextModelOutput {
         let bytes = try file.encoded()
         let line = "\(summary); \(bytes.count.formatted()) bytes; \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
         if let out {
-            try bytes.write(to: URL(fileURLWithPath: out), options: .atomic)
+            try DurableFile.write(bytes, to: out)
             return json ? try printJSON(metrics) : print("wrote \(out): \(line)")
         }
         guard let store else { return }

@@ -146,12 +146,37 @@ import Testing
             #"{"ts":\#(now - 100 * day),"type":"review","customer":"c1","item":"MUG","rating":5,"text":"lovely mug"}"#,
             #"{"ts":\#(now - 10 * day),"type":"search","customer":"c1","text":"red teapot"}"#,
         ]
-        let store = try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: events, in: dir)))
-        let cleared = [1, 1_000].map { try? TextRetention.clear(store.database, before: now - 90 * day, rows: $0) }
+        let path = try ModelsTests.store(events: events, in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path))
+        let seal = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).sealedKey
+        let keys = { try store.database.read { try Data.fetchAll($0, sql: "SELECT key FROM events ORDER BY ts, type") } }
+        let before = try keys()
+        let cleared = [1, 1_000].map { try? TextRetention.clear(store.database, before: now - 90 * day, rows: $0, seal: seal) }
         #expect(cleared == [1, 1])
         let rows = try store.database.read { try Row.fetchAll($0, sql: "SELECT type, text, customer_id IS NOT NULL AS named FROM events ORDER BY ts, type") }
         #expect(rows.map { [$0["type"], $0["text"] ?? "—"] as [String] } == [["question", "—"], ["review", "lovely mug"], ["search", "—"], ["search", "red teapot"]])
         #expect(rows.filter { $0["type"] == "search" }.allSatisfy { $0["named"] == true })
+        // The words went with the keys they made: the cleared ones are sealed with the store's
+        // secret, the others kept; importing the same lines again finds all four.
+        #expect(try keys() == [seal(before[0]), before[1], seal(before[2]), before[3]])
+        try store.close()
+        let again = try TestSupport.run("aislectl", ["import", "events", dir.appendingPathComponent("events.jsonl").path, "--store", path, "--json"])
+        #expect(again.status == 0 && again.out.contains(#""duplicates" : 4"#), "\(again.out)\(again.err)")
+    }
+
+    /// A store whose words were cleared before keys were sealed has their keys sealed once.
+    @Test func keysOfWordsClearedBeforeAreSealedOnce() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let path = try ModelsTests.store(events: [#"{"ts":1600000000,"type":"search","text":"old words"}"#, #"{"ts":1600000000,"type":"view","item":"A"}"#], in: dir)
+        let store = try Store.open(at: URL(fileURLWithPath: path))
+        let seal = try Pseudonymizer(storeDirectory: URL(fileURLWithPath: path)).sealedKey
+        let keys = { try store.database.read { try Data.fetchAll($0, sql: "SELECT key FROM events ORDER BY type") } }
+        try store.database.write { try $0.execute(sql: "UPDATE events SET text = NULL WHERE type = 'search'") }  // as the version before did
+        let before = try keys()
+        #expect(try TextRetention.sealOldKeys(store.database, seal: seal) == 1)
+        #expect(try keys() == [seal(before[0]), before[1]])
+        #expect(try TextRetention.sealOldKeys(store.database, seal: seal) == 0)
+        #expect(try keys() == [seal(before[0]), before[1]])
     }
 
     /// The agent clears them itself, at start and hourly after, as `[privacy] text_days` says.
