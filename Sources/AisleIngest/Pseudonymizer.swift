@@ -25,7 +25,7 @@ public enum SecretError: Error, CustomStringConvertible {
 public struct Pseudonymizer: Sendable {
     private let key: SymmetricKey
 
-    public static let secretFileName = "secret"
+    public static let secretFileName = Store.secretFileName
 
     public init(secret: Data) { key = SymmetricKey(data: secret) }
 

@@ -41,7 +41,7 @@ public enum Agent {
         let reads = try store.requestReader()
         let pseudonymizer = try Pseudonymizer(storeDirectory: directory)
         for (name, mode) in store.openToOthers {
-            logger.warning("a store file is open to others; chmod g-w,o-rwx it", metadata: ["file": "\(name)", "mode": "\(String(mode, radix: 8))"])
+            logger.warning("a store file is open to others; chmod g-w,o-rwx it (a key file: 600)", metadata: ["file": "\(name)", "mode": "\(String(mode, radix: 8))"])
         }
         let gid = try groupID(config.socketGroup)
         try SocketFile.prepare(config.socketPath)

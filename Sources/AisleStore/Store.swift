@@ -32,6 +32,12 @@ public struct Store: Sendable {
 
     public static let databaseName = "store.sqlite"
 
+    /// The key files beside the database: the pseudonym secret (`Pseudonymizer`) and the sync
+
+    /// identity (`SyncIdentity`), its owner's alone.
+
+    public static let secretFileName = "secret", syncIdentityFileName = "sync-identity"
+
     /// How durable a commit is. `full` fsyncs every transaction (the agent: an acknowledged
     /// event survives power loss) and keeps memory small and bounded — no memory-mapped reads,
     /// an 8 MiB page cache per connection, two readers — so the agent stays within its budget
@@ -187,12 +193,14 @@ public struct Store: Sendable {
         }
     }
 
-    /// The store's directory (that others may list or write, or its group write: the secret and
-    /// the WAL could be replaced) and database files (that others may read or write), with their modes — a copy restored without its modes, say; symbolic
-    /// links followed. Empty when none.
+    /// The store's directory (that others may enter, or its group write: the secret and the WAL
+    /// could be replaced), database files (that others may read or write) and key files (that
+    /// anyone but their owner may), with their modes — a copy restored without its modes, say;
+    /// symbolic links followed. Empty when none.
     public var openToOthers: [(name: String, mode: Int)] {
-        var checks = [(name: ".", bits: mode_t(0o026))]
+        var checks = [(name: ".", bits: mode_t(0o027))]
         for file in [Self.databaseName, RecommendationLog.fileName] { checks += [file, file + "-wal", file + "-shm"].map { ($0, 0o007) } }
+        checks += [Self.secretFileName, Self.syncIdentityFileName].map { ($0, 0o077) }
         var open: [(name: String, mode: Int)] = []
         for (name, bits) in checks {
             var info = stat()

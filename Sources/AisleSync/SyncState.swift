@@ -24,7 +24,7 @@ public struct Enrollment: Sendable, Equatable, Encodable {
 /// Reads and writes the sync keys of the store's `meta` table.
 public enum SyncState {
     /// The store's key file, beside its database.
-    public static func identityPath(store directory: URL) -> String { directory.appendingPathComponent("sync-identity").path }
+    public static func identityPath(store directory: URL) -> String { directory.appendingPathComponent(Store.syncIdentityFileName).path }
 
     public static func enrollment(_ db: Database) throws -> Enrollment? {
         let m = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta WHERE key LIKE 'sync.%'").map { ($0[0] as String, $0[1] as String) })

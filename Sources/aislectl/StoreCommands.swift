@@ -98,7 +98,7 @@ struct CheckCommand: ParsableCommand {
             if output.json { try printJSON(out) } else {
                 print("integrity  \(out.integrity.joined(separator: "; "))")
                 print("digest     \(out.digest)")
-                print("access     " + (open.isEmpty ? "ok" : "open to others (chmod g-w,o-rwx): " + open.joined(separator: ", ")))
+                print("access     " + (open.isEmpty ? "ok" : "open to others (chmod g-w,o-rwx; key files 600): " + open.joined(separator: ", ")))
             }
             if out.integrity != ["ok"] || !open.isEmpty { throw ExitCode(65) }
         }

@@ -173,13 +173,19 @@ import Testing
         #expect(try TestSupport.run("aislectl", ["check", "--store", store]).out.contains("access     ok"))
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
         let open = try TestSupport.run("aislectl", ["check", "--store", store])
-        #expect(open.status == 65 && open.out.contains("open to others (chmod g-w,o-rwx): store.sqlite 644"), "\(open.status) \(open.out)")
+        #expect(open.status == 65 && open.out.contains("open to others (chmod g-w,o-rwx; key files 600): store.sqlite 644"), "\(open.status) \(open.out)")
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: file.path)
         // So does a directory its group may write (the secret and the WAL could be replaced).
         try FileManager.default.setAttributes([.posixPermissions: 0o770], ofItemAtPath: store)
         let groupWrite = try TestSupport.run("aislectl", ["check", "--store", store])
         #expect(groupWrite.status == 65 && groupWrite.out.contains("/ 770"), "\(groupWrite.status) \(groupWrite.out)")
         try FileManager.default.setAttributes([.posixPermissions: 0o750], ofItemAtPath: store)
+        // And the secret restored readable by the group (its copy made under umask 022).
+        let secret = URL(fileURLWithPath: store).appendingPathComponent("secret").path
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: secret)
+        let readable = try TestSupport.run("aislectl", ["check", "--store", store])
+        #expect(readable.status == 65 && readable.out.contains("secret 640"), "\(readable.status) \(readable.out)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secret)
         var bytes = try Data(contentsOf: file)
         bytes.replaceSubrange(0..<16, with: Data(repeating: 0x41, count: 16))
         try bytes.write(to: file)
