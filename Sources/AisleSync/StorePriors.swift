@@ -5,8 +5,8 @@ import Crypto
 import Foundation
 import GRDB
 
-/// Anonymised feature deltas a store sends HQ: over a window of its receipts, how many receipts
-/// held each item, each category, and each frequent pair of items — each count with Gaussian
+/// Anonymised feature deltas a store sends HQ: over a window of its receipts, how many there were
+/// and how many held each item, each category, and each frequent pair of items — each count with Gaussian
 /// noise added and kept only when the noised count reaches `minCount`, so no rare item, pair or
 /// single customer's basket shows. Each count's noise is drawn for its window and its own key
 /// (``WindowNoise``): averaging releases of a window takes none of it away, and an item that
@@ -74,15 +74,22 @@ public struct StorePriors: Sendable, Codable, Equatable {
             for i in kept.indices { for j in kept.indices where j > i { pairs[kept[i] + "\u{0}" + kept[j], default: 0] += 1 } }
         }
         let key = try WindowNoise.key(db)
+        /// A count with its window's noise for `label`, to a tenth.
+        func noised(_ count: Double, _ label: String) -> Double {
+            var generator = WindowNoise(key: key, label: "\(start) \(last) \(sigma) \(label)")
+            return ((count + FederatedLogistic.gaussian(count: 1, sigma: sigma, using: &generator)[0]) * 10).rounded() / 10
+        }
         func noised(_ counts: [String: Double], _ part: String) -> [String: Double] {
             Dictionary(uniqueKeysWithValues: counts.compactMap { name, count in
-                var generator = WindowNoise(key: key, label: "\(start) \(last) \(sigma) \(part) \(name)")
-                let v = ((count + FederatedLogistic.gaussian(count: 1, sigma: sigma, using: &generator)[0]) * 10).rounded() / 10
+                let v = noised(count, "\(part) \(name)")
                 return v >= Double(minCount) ? (name, v) : nil
             })
         }
+        // The receipts too (at least one while there are any): exact totals of overlapping windows
+        // would differ by exactly the receipts between them.
+        let receipts = baskets.isEmpty ? 0 : max(1, noised(Double(baskets.count), "receipts"))
         return StorePriors(
-            from: start.floorDiv(86_400), to: last.floorDiv(86_400), receipts: Double(baskets.count), items: noised(items, "items"), categories: noised(categories, "categories"),
+            from: start.floorDiv(86_400), to: last.floorDiv(86_400), receipts: receipts, items: noised(items, "items"), categories: noised(categories, "categories"),
             pairs: Pair.sorted(noised(pairs, "pairs")),
             minCount: minCount, sigma: sigma)
     }

@@ -61,6 +61,7 @@ import Testing
         }
         let one = try #require(first)
         #expect(one.items.count == 3 && one.items.values.allSatisfy { abs($0 - 30) < 10 } && one.items.values.contains { $0 != 30 }, "\(one.items)")
+        #expect(abs(one.receipts - 30) < 10 && one.receipts != 30, "\(one.receipts)")  // the total too
         #expect(again == one)
         #expect(nextDay?.items != one.items)
         #expect(try newStore().database.write { try StorePriors.of($0, end: Int64(t0) + 86_400) }?.items != one.items)  // another store's key
