@@ -22,6 +22,27 @@ public enum SecretFile {
         try syncDirectory(of: path)
     }
 
+    /// A key file others may read: refused.
+    public struct TooOpen: Error, CustomStringConvertible {
+        public var path: String, mode: mode_t
+        public var description: String { "\(path) has mode \(String(mode, radix: 8)); it must be readable by its owner only (chmod 600)" }
+    }
+
+    /// Reads the key file at `path` (nil when there is none), refusing it as ``TooOpen`` when
+    /// anyone but its owner may read it — its mode as opened, not as the path says a moment later.
+    public static func read(_ path: String) throws -> Data? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "\(path): \(String(cString: strerror(errno)))"])
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        guard info.st_mode & 0o077 == 0 else { throw TooOpen(path: path, mode: info.st_mode & 0o777) }
+        return try handle.readToEnd() ?? Data()
+    }
+
     /// Syncs the directory holding `path`, making its creation or a rename onto it durable.
     public static func syncDirectory(of path: String) throws {
         let directory = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

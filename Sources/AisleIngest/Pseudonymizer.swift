@@ -32,12 +32,10 @@ public struct Pseudonymizer: Sendable {
     /// Loads the secret of the store at `directory`, refusing one that others could read.
     public init(storeDirectory directory: URL) throws {
         let path = directory.appendingPathComponent(Self.secretFileName).path
-        guard let data = FileManager.default.contents(atPath: path) else { throw SecretError.missing(path) }
+        let read: Data?
+        do { read = try SecretFile.read(path) } catch let e as SecretFile.TooOpen { throw SecretError.tooOpen(path, String(e.mode, radix: 8)) }
+        guard let data = read else { throw SecretError.missing(path) }
         guard data.count == 32 else { throw SecretError.badLength(path, data.count) }
-        var info = stat()
-        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
-            throw SecretError.tooOpen(path, String(info.st_mode & 0o777, radix: 8))
-        }
         self.init(secret: data)
     }
 

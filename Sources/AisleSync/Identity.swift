@@ -65,13 +65,9 @@ public struct SyncIdentity: Sendable {
 
     /// Reads the key file at `path`, refusing one that others could read.
     public static func load(path: String) throws(SyncError) -> SyncIdentity {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SyncError(.notEnrolled, "no key file at \(path)")
-        }
-        var info = stat()
-        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
-            throw SyncError(.badRequest, "the key file \(path) has mode \(String(info.st_mode & 0o777, radix: 8)); it must be readable by its owner only (chmod 600)")
-        }
+        let read: Data?
+        do { read = try SecretFile.read(path) } catch { throw SyncError(.badRequest, "the key file \(error)") }
+        guard let data = read else { throw SyncError(.notEnrolled, "no key file at \(path)") }
         return try SyncIdentity(raw: data)
     }
 

@@ -33,6 +33,11 @@ struct InitCommand: ParsableCommand {
                     throw CLIError("cannot read \(importSecret)")
                 }
                 secret = data
+                // A backup's own modes are its keeper's (a USB stick shows 755), but worth a word.
+                var info = stat()
+                if stat(importSecret, &info) == 0, info.st_mode & 0o077 != 0 {
+                    FileHandle.standardError.write(Data("warning: \(importSecret) has mode \(String(info.st_mode & 0o777, radix: 8)): whoever can read it can link pseudonyms to customers; keep it 600, or remove it once imported\n".utf8))
+                }
             }
             let store = try StoreSetup.initialise(at: dir, importedSecret: secret)
             try store.audit("init", detail: importSecret == nil ? "new secret" : "imported secret")

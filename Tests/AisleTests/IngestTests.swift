@@ -1,3 +1,4 @@
+import AisleSync
 import AisleCore
 import AisleHub
 import AisleIngest
@@ -87,6 +88,19 @@ extension Data {
         #expect(try s.count("SELECT count(*) FROM events") == 4)
         #expect(try s.count("SELECT count(*) FROM events WHERE type = 'return' AND sale_event_id IS NOT NULL") == 1)
         #expect(try s.count("SELECT count(*) FROM events WHERE text = 'red teapot'") == 1)
+    }
+
+    /// Key files others may read are refused by what reads them, by their mode as opened.
+    @Test func keyFilesOthersMayReadAreRefused() throws {
+        let store = try TempStore()
+        let secret = store.directory.appendingPathComponent(Store.secretFileName).path
+        #expect(throws: Never.self) { try Pseudonymizer(storeDirectory: store.directory) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: secret)
+        #expect { try Pseudonymizer(storeDirectory: store.directory) } throws: { "\($0)".contains("mode 640") && "\($0)".contains("chmod 600") }
+        let identity = store.directory.appendingPathComponent(Store.syncIdentityFileName).path
+        _ = try SyncIdentity.loadOrCreate(path: identity)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: identity)
+        #expect { try SyncIdentity.load(path: identity) } throws: { "\($0)".contains("has mode 644") }
     }
 
     @Test func importingAgainAddsNothing() throws {
