@@ -71,14 +71,19 @@ public struct SyncIdentity: Sendable {
         return try SyncIdentity(raw: data)
     }
 
-    /// The key file at `path`, made (mode 0600) when there is none.
+    /// The key file at `path`, made (mode 0600) when there is none. Two processes making it at
+    /// once both end with the one that landed first.
     public static func loadOrCreate(path: String) throws -> SyncIdentity {
         if FileManager.default.fileExists(atPath: path) { return try load(path: path) }
         let identity = SyncIdentity()
-        let temporary = path + ".new"
-        unlink(temporary)  // a leftover of a crash before the rename
+        let temporary = path + ".new-\(getpid())"
+        unlink(temporary)  // a leftover of a crash of a process with this id
         do { try SecretFile.create(temporary, contents: identity.raw) } catch { throw SyncError(.internal, "cannot write the key file \(temporary): \(error)") }
-        guard rename(temporary, path) == 0 else { throw SyncError(.internal, "cannot rename \(temporary) to \(path) (errno \(errno))") }
+        // Linked, not renamed: a key another process put there meanwhile is kept, and read.
+        let linked = link(temporary, path) == 0 ? 0 : errno
+        unlink(temporary)
+        if linked == EEXIST { return try load(path: path) }
+        guard linked == 0 else { throw SyncError(.internal, "cannot link \(temporary) to \(path) (errno \(linked))") }
         // Else a power cut could undo the rename, and the next start make another key.
         do { try SecretFile.syncDirectory(of: path) } catch { throw SyncError(.internal, "cannot sync the key file's directory: \(error)") }
         return identity
