@@ -6,9 +6,10 @@ import Foundation
 public enum DurableFile {
     /// Writes `data` to `path`.
     public static func write(_ data: Data, to path: String) throws {
-        let temporary = temporaryPath(for: path)
+        let (temporary, handle) = try createTemporary(for: path)
         do {
-            try data.write(to: URL(fileURLWithPath: temporary))
+            try handle.write(contentsOf: data)
+            try handle.close()
             try commit(temporary, to: path)
         } catch {
             unlink(temporary)
@@ -16,10 +17,16 @@ public enum DurableFile {
         }
     }
 
-    /// Where a writer that streams writes before ``commit(_:to:)``: beside `path`, hidden.
-    public static func temporaryPath(for path: String) -> String {
+    /// Creates, for a writer that streams, the file it writes before ``commit(_:to:)``: beside
+    /// `path`, hidden, named for this process — made afresh (a leftover of a crash replaced, a
+    /// symbolic link there not followed) — and open for writing.
+    public static func createTemporary(for path: String) throws -> (path: String, handle: FileHandle) {
         let url = URL(fileURLWithPath: path)
-        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())").path
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())").path
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw failure(temporary, "cannot create it") }
+        return (temporary, FileHandle(fileDescriptor: fd, closeOnDealloc: true))
     }
 
     /// Syncs `temporary` and renames it onto `path`, then syncs the directory.

@@ -314,9 +314,11 @@ public actor RecommendationHost {
         if action != "dismiss", let context = awaiting[request]?.items.removeValue(forKey: item) {
             bandit.update(context, reward: 1)
         }
-        let failures = writeFailures
+        let failures = feedbackLost
+        feedbackWaiting += 1
         await flush()
-        return writeFailures == failures
+        feedbackWaiting -= 1
+        return feedbackLost == failures
     }
 
     /// The oldest request id still in the queue, taken off it; the queue's storage is compacted
@@ -360,8 +362,9 @@ public actor RecommendationHost {
     func flush() async { await flushes.append { await self.writePending() }.value }  // not cancelled: nothing queued is dropped
 
     private var flushes = TaskChain()
-    /// Writes of the log that failed (what they carried is lost), for ``feedback(request:item:action:)``.
-    private var writeFailures = 0
+    /// Writes of the log carrying feedback that failed (it is lost), and the feedback callers
+    /// waiting for a flush: for them the log is written at normal priority, not at nice 19.
+    private var feedbackLost = 0, feedbackWaiting = 0
 
     private func writePending() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
@@ -377,10 +380,10 @@ public actor RecommendationHost {
             // for a slate not yet written.
             let withFeedback = start + Self.slatesPerTransaction >= slates.count ? feedback : []
             do {
-                let behind = slates.count - start + pendingSlates.count > Self.maxBacklog
+                let behind = feedbackWaiting > 0 || slates.count - start + pendingSlates.count > Self.maxBacklog
                 try await log.write(behind: behind) { db in try Self.log(chunk, withFeedback, in: db) }
             } catch {
-                writeFailures += 1
+                if !withFeedback.isEmpty { feedbackLost += 1 }
                 logger.error("recommendation log not written", metadata: ["error": "\(error)", "slates": "\(chunk.count)", "feedback": "\(withFeedback.count)"])
             }
         }

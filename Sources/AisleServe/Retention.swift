@@ -10,7 +10,14 @@ import Logging
 func keepTextFor(days: Int, store: Store, pseudonymizer: Pseudonymizer, logger: Logger) async {
     let seal = pseudonymizer.sealedKey
     do {
-        let sealed = try await Blocking.run { try TextRetention.sealOldKeys(store.database, seal: seal) }
+        // A transaction a batch, each through Blocking: the agent's stop waits for one only.
+        let old = try await Blocking.run { try TextRetention.oldKeys(store.database) }
+        var sealed = 0
+        for start in stride(from: 0, to: old.count, by: 1_000) where !Task.isCancelled {
+            let batch = Array(old[start..<min(start + 1_000, old.count)])
+            sealed += try await Blocking.run { try TextRetention.sealOldKeys(store.database, ids: batch, seal: seal) }
+        }
+        if !Task.isCancelled { try await Blocking.run { try TextRetention.markOldKeysSealed(store.database) } }
         if sealed > 0 { logger.info("keys of cleared search and question texts sealed", metadata: ["events": "\(sealed)"]) }
     } catch {
         logger.error("keys of cleared search and question texts not sealed", metadata: ["error": "\(error)"])

@@ -29,6 +29,8 @@ public enum CustomerErasure {
     /// ``finishPending(_:)`` (the customer can no longer be found to be forgotten again).
     struct Pending: Codable {
         var customer: Int64, since: Int64, sessionKeys: [String], audit: Int64, erased: Erased
+
+        var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self) }
     }
 
     static let pendingKey = "erasure.pending"
@@ -121,7 +123,7 @@ public enum CustomerErasure {
                 try Meta.set(db, "customers_erased", String(try generation(db) + 1))
                 try Store.audit(db, "customer forget", detail: erased.summary)
                 pending = Pending(customer: id, since: since, sessionKeys: lastKeys, audit: db.lastInsertedRowID, erased: erased)
-                try Meta.set(db, pendingKey, String(decoding: try JSONEncoder().encode(pending), as: UTF8.self))
+                try Meta.set(db, pendingKey, pending.json)
                 return .commit
             }
         }
@@ -129,17 +131,31 @@ public enum CustomerErasure {
     }
 
     /// Slates the agent logged meanwhile, also of a session opened meanwhile; the audit row then
-    /// counts them too. Returns what the erasure deleted in all.
+    /// counts them too, and the pending record keeps no session key (they could name the
+    /// customer). Returns what the erasure deleted in all.
     private static func finish(_ store: Store, _ log: DatabaseQueue, _ pending: Pending) throws -> Erased {
         var erased = pending.erased
         let late = try eraseSlates(log, customer: pending.customer, sessionKeys: pending.sessionKeys, known: [], since: pending.since)
-        if late > 0 {
-            erased.slates += late
-            try store.database.write { db in
-                try db.execute(sql: "UPDATE audit_log SET detail = ? WHERE id = ?", arguments: [erased.summary, pending.audit])
-            }
+        erased.slates += late
+        var done = pending
+        done.sessionKeys = []
+        try writeSecurely(store) { db in
+            if late > 0 { try db.execute(sql: "UPDATE audit_log SET detail = ? WHERE id = ?", arguments: [erased.summary, pending.audit]) }
+            try Meta.set(db, pendingKey, done.json)
         }
         return erased
+    }
+
+    /// Writes in a transaction with `secure_delete` fully on: what it replaces is overwritten.
+    private static func writeSecurely(_ store: Store, _ body: (Database) throws -> Void) throws {
+        try store.database.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
+            try db.inTransaction {
+                try body(db)
+                return .commit
+            }
+        }
     }
 
     /// Empties both files' write-ahead logs (their older frames still hold the erased rows as
@@ -154,7 +170,10 @@ public enum CustomerErasure {
             _ = try log.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         } catch { errors.append("\(RecommendationLog.fileName): \(error)") }
         if errors.isEmpty {
-            do { try store.database.write { try Meta.remove($0, pendingKey) } } catch { errors.append("\(Store.databaseName): \(error)") }
+            do {
+                try writeSecurely(store) { try Meta.remove($0, pendingKey) }
+                _ = try? store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            } catch { errors.append("\(Store.databaseName): \(error)") }
         }
         return errors
     }

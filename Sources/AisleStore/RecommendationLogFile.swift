@@ -149,7 +149,7 @@ extension RecommendationLog {
         public init(store: Store) throws { queue = try connection(store, durable: false) }
 
         /// Runs `updates` in a transaction on one of the writer's threads — at nice 19, or at
-        /// normal priority when `behind` — one at a time (GRDB runs a synchronous write on the
+        /// normal priority when `behind` (slates piling up, or someone waiting) — one at a time (GRDB runs a synchronous write on the
         /// calling thread, commit and checkpoints included).
         public func write<T: Sendable>(behind: Bool = false, _ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
             let queue = queue

@@ -21,26 +21,29 @@ public enum TextRetention {
         }
     }
 
-    /// Seals the keys of searches and questions whose words were cleared before keys were sealed
-    /// (a store from before this version), `rows` to a transaction; once, then recorded in
-    /// `meta`. Returns how many.
-    public static func sealOldKeys(_ writer: some DatabaseWriter, rows: Int = 1_000, seal: (Data) -> Data) throws -> Int {
-        guard try writer.read({ try Meta.string($0, doneKey) }) == nil else { return 0 }
-        // One pass over the table for their ids; then by id.
-        let ids = try writer.read { db in
-            try Int64.fetchAll(
-                db, sql: "SELECT id FROM events WHERE text IS NULL AND type IN ('search', 'question') AND flags & ? = 0", arguments: [EventFlag.keySealed])
+    /// The searches and questions whose words were cleared before keys were sealed (a store from
+    /// before this version), by id; empty once ``markOldKeysSealed(_:)`` has run. One pass over
+    /// the table.
+    public static func oldKeys(_ writer: some DatabaseWriter) throws -> [Int64] {
+        try writer.read { db in
+            guard try Meta.string(db, doneKey) == nil else { return [] }
+            return try Int64.fetchAll(db, sql: "SELECT id FROM events WHERE \(unsealed)", arguments: [EventFlag.keySealed])
         }
-        var sealed = 0
-        for start in stride(from: 0, to: ids.count, by: rows) {
-            let batch = Array(ids[start..<min(start + rows, ids.count)])
-            sealed += try sealing(writer, seal: seal) { db in
-                try Row.fetchAll(db, sql: "SELECT id, key FROM events WHERE id IN (SELECT value FROM json_each(?))", arguments: ["\(batch)"])
-            }
-        }
-        try writer.write { try Meta.set($0, doneKey, "1") }
-        return sealed
     }
+
+    /// Seals the keys of those of `ids` still unsealed, in one transaction; returns how many.
+    public static func sealOldKeys(_ writer: some DatabaseWriter, ids: [Int64], seal: (Data) -> Data) throws -> Int {
+        try sealing(writer, seal: seal) { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, key FROM events WHERE id IN (SELECT value FROM json_each(?)) AND \(unsealed)", arguments: ["\(ids)", EventFlag.keySealed])
+        }
+    }
+
+    /// Records that no key is left to seal from before.
+    public static func markOldKeysSealed(_ writer: some DatabaseWriter) throws { try writer.write { try Meta.set($0, doneKey, "1") } }
+
+    /// Words cleared, key not sealed (`?`: ``EventFlag/keySealed``).
+    private static let unsealed = "text IS NULL AND type IN ('search', 'question') AND flags & ? = 0"
 
     static let doneKey = "text_keys_sealed"
 

@@ -78,6 +78,7 @@ public struct SyncIdentity: Sendable {
         let identity = SyncIdentity()
         let temporary = path + ".new-\(getpid())"
         unlink(temporary)  // a leftover of a crash of a process with this id
+        unlink(path + ".new")  // one of a version that used a single name
         do { try SecretFile.create(temporary, contents: identity.raw) } catch { throw SyncError(.internal, "cannot write the key file \(temporary): \(error)") }
         // Linked, not renamed: a key another process put there meanwhile is kept, and read.
         let linked = link(temporary, path) == 0 ? 0 : errno

@@ -61,7 +61,8 @@ struct Rounds: ParsableCommand {
 
     struct Advance: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "End a round's current step now with the stores that have sent it, rather than waiting out --phase-seconds (stores known gone).")
+            abstract: "End a round's current step now with the stores that have sent it, rather than waiting out --phase-seconds (stores known gone).",
+            discussion: "Refused while fewer stores have sent the step than it needs: that would fail the round (`rounds close` ends it).")
         @OptionGroup var hub: HubOptions
         @Argument var round: UInt64
 

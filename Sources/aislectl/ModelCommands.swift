@@ -105,9 +105,7 @@ struct EmbedCommand: ParsableCommand {
             }
             let text = try String(contentsOfFile: input, encoding: .utf8)
             // Written beside it and renamed when whole: a crash leaves no file of some lines.
-            let temporary = DurableFile.temporaryPath(for: output)
-            _ = FileManager.default.createFile(atPath: temporary, contents: nil)
-            guard let out = FileHandle(forWritingAtPath: temporary) else { throw CLIError("cannot write \(output)") }
+            let (temporary, out) = try DurableFile.createTemporary(for: output)
             defer { try? out.close(); unlink(temporary) }
             var bad = 0
             var pending: [(id: String, ids: [Int32])] = []

@@ -98,6 +98,7 @@ import Testing
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM customers") == 2)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM embeddings") == 1)
             #expect(try CustomerErasure.generation(db) == 1)
+            #expect(try Meta.string(db, CustomerErasure.pendingKey) == nil)  // finished
             // The audit log says what went, not whose.
             let audit = try #require(try String.fetchOne(db, sql: "SELECT detail FROM audit_log WHERE action = 'customer forget'"))
             #expect(audit == "8 events, 2 receipts, 2 sessions, 2 slates, 1 cached embeddings")
@@ -106,6 +107,24 @@ import Testing
 
     /// `[privacy] text_days`: the words of searches and questions older than that go, the events
     /// stay; reviews and newer searches keep theirs.
+    /// An erasure is recorded as pending in its transaction; once its late pass is done the record
+    /// keeps no session key, and once the write-ahead logs are truncated it is gone.
+    @Test func anErasureIsPendingUntilItsLogsAreTruncated() throws {
+        let store = try TempStore().store
+        let id = try store.database.write { db in
+            try db.execute(sql: "INSERT INTO customers(pseudonym) VALUES (randomblob(32))")
+            let id = db.lastInsertedRowID
+            try db.execute(sql: "INSERT INTO sessions(key, customer_id, first_ts, last_ts) VALUES ('kiosk-9', ?, 0, 0)", arguments: [id])
+            return id
+        }
+        _ = try CustomerErasure.erase(store, customer: id, embeddingKey: EncoderService.key)
+        let text = try #require(try store.database.read { try Meta.string($0, CustomerErasure.pendingKey) })
+        let pending = try JSONDecoder().decode(CustomerErasure.Pending.self, from: Data(text.utf8))
+        #expect(pending.customer == id && pending.sessionKeys.isEmpty && pending.erased.sessions == 1)
+        #expect(CustomerErasure.truncateLogs(store) == [])
+        #expect(try store.database.read { try Meta.string($0, CustomerErasure.pendingKey) } == nil)
+    }
+
     /// An erasure cut short by a crash after the store's transaction (its record left in `meta`)
     /// is finished by the next start: the slates of sessions that became the customer's
     /// meanwhile go, the audit row counts them, the record goes; then there is none.
@@ -173,9 +192,13 @@ import Testing
         let keys = { try store.database.read { try Data.fetchAll($0, sql: "SELECT key FROM events ORDER BY type") } }
         try store.database.write { try $0.execute(sql: "UPDATE events SET text = NULL WHERE type = 'search'") }  // as the version before did
         let before = try keys()
-        #expect(try TextRetention.sealOldKeys(store.database, seal: seal) == 1)
+        let old = try TextRetention.oldKeys(store.database)
+        #expect(old.count == 1)
+        #expect(try TextRetention.sealOldKeys(store.database, ids: old, seal: seal) == 1)
         #expect(try keys() == [seal(before[0]), before[1]])
-        #expect(try TextRetention.sealOldKeys(store.database, seal: seal) == 0)
+        #expect(try TextRetention.sealOldKeys(store.database, ids: old, seal: seal) == 0)  // sealed once
+        try TextRetention.markOldKeysSealed(store.database)
+        #expect(try TextRetention.oldKeys(store.database).isEmpty)
         #expect(try keys() == [seal(before[0]), before[1]])
     }
 
