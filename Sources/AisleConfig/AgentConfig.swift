@@ -147,8 +147,6 @@ public struct AgentConfig: Sendable, Equatable {
 public struct HubConfig: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 7443
-    /// Seconds a connection may sit without a request before the hub closes it.
-    public var idleTimeoutSeconds = 60
     /// Connections open at once; one more is closed at once (the store retries at its next sync).
     public var maxConnections = 1024
     public var dataPath = "/var/lib/aisle-hub"
@@ -171,7 +169,6 @@ public struct HubConfig: Sendable, Equatable {
         var c = HubConfig()
         c.host = r.string("listen.host", c.host)
         c.port = r.int("listen.port", c.port, in: 0...65_535)
-        c.idleTimeoutSeconds = r.int("listen.idle_timeout_seconds", c.idleTimeoutSeconds, in: 1...3600)
         c.maxConnections = r.int("listen.max_connections", c.maxConnections, in: 1...65_536)
         c.dataPath = r.string("storage.path", c.dataPath)
         c.maxDatabaseMB = r.int("storage.max_database_mb", c.maxDatabaseMB, in: 0...(1 << 30))

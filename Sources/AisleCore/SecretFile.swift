@@ -36,11 +36,18 @@ public enum SecretFile {
             if errno == ENOENT { return nil }
             throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "\(path): \(String(cString: strerror(errno)))"])
         }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path]) }
         guard info.st_mode & 0o077 == 0 else { throw TooOpen(path: path, mode: info.st_mode & 0o777) }
-        return try handle.readToEnd() ?? Data()
+        var data = Data(), buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = Glibc.read(fd, &buffer, buffer.count)
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path]) }
+            if n == 0 { return data }
+            data.append(contentsOf: buffer[0..<n])
+        }
     }
 
     /// Syncs the directory holding `path`, making its creation or a rename onto it durable.
