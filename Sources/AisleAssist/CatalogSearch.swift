@@ -27,12 +27,15 @@ public struct CatalogSearch: Sendable {
         public var reasons: [String]
         /// Whether it has words of the query (not only a similar meaning).
         public var lexical: Bool
+        /// Whether it has a word of the query as typed, not only a correction of one.
+        public var typed: Bool
         /// The cosine of its title embedding with the query's (nil: not compared).
         public var similarity: Float?
 
         /// Whether it is close enough to the request to offer unasked (the assistant's product
-        /// answers): similar in meaning, or — without the encoder — matching words.
-        public var relevant: Bool { similarity.map { $0 >= CatalogSearch.relevantSimilarity } ?? lexical }
+        /// answers): similar in meaning, or — without title embeddings — having a word of it as
+        /// typed (a correction alone offered feather pens for "what's the weather like").
+        public var relevant: Bool { similarity.map { $0 >= CatalogSearch.relevantSimilarity } ?? typed }
     }
 
     /// The cosine from which a hit reads as what the shopper asked for (the related products'
@@ -193,7 +196,8 @@ public struct CatalogSearch: Sendable {
                 boosted *= 1 + Self.personalWeight * share
                 reasons.append("you often shop for \(name)")
             }
-            return Hit(item: items[p], score: boosted, reasons: reasons, lexical: lexicalSet.contains(p), similarity: similarity[p])
+            let typed = lexicalSet.contains(p) && queryWords.contains { has(p, typed: $0) }
+            return Hit(item: items[p], score: boosted, reasons: reasons, lexical: lexicalSet.contains(p), typed: typed, similarity: similarity[p])
         }
         hits.sort { ($0.score, $1.item.id) > ($1.score, $0.item.id) }
         return Array(hits.prefix(k))
@@ -205,10 +209,13 @@ public struct CatalogSearch: Sendable {
         return matrix.withUnsafeBufferPointer { m in vector.withUnsafeBufferPointer { KMeans.dot(m.baseAddress! + row * dimensions, $0.baseAddress!, dimensions) } }
     }
 
+    /// Whether the item has `word` as typed (or as the start of a word of its own).
+    func has(_ p: Int, typed word: QueryWord) -> Bool { words[p].contains { $0.hasPrefix(word.typed) } }
+
     /// Which query words the item has: as typed (or as the start of a word), or corrected.
     func matchReasons(_ p: Int, _ queryWords: [QueryWord]) -> [String] {
         queryWords.compactMap { word in
-            if words[p].contains(where: { $0.hasPrefix(word.typed) }) { return "has \"\(word.typed)\"" }
+            if has(p, typed: word) { return "has \"\(word.typed)\"" }
             if let fixed = word.corrections.first(where: words[p].contains) { return "has \"\(fixed)\" (you typed \"\(word.typed)\")" }
             return nil
         }

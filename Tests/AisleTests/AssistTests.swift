@@ -82,6 +82,21 @@ import Testing
         #expect(out.oos_recall ?? 0 >= 0.75, "\(out)")
     }
 
+    /// Without title embeddings, the assistant offers products that have a word of the request
+    /// as typed; one matched only through a correction ("weather" → "feather") is not offered.
+    @Test func aCorrectionAloneIsNoReasonToOfferAProduct() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let catalog = [#"{"item":"PEN","title":"FEATHER PEN","category":"desk"}"#, #"{"item":"POT","title":"RED TEAPOT","category":"tea"}"#]
+        let store = try Store.open(at: URL(fileURLWithPath: try ModelsTests.store(events: [], catalog: catalog, in: dir)))
+        let (weather, teapot) = try store.database.read { db in
+            let search = try CatalogSearch(db, embeddings: nil, encoderKey: nil, themes: nil)
+            return (try search.search(db, query: "what's the weather like", vector: nil, k: 5, sentence: true),
+                    try search.search(db, query: "do you have a red teapot", vector: nil, k: 5, sentence: true))
+        }
+        #expect(weather.map(\.item.sku) == ["PEN"] && weather[0].lexical && !weather[0].typed && !weather[0].relevant, "\(weather.map(\.reasons))")
+        #expect(teapot.map(\.item.sku) == ["POT"] && teapot[0].typed && teapot[0].relevant)
+    }
+
     @Test func answersFileIsCheckedKeyByKey() throws {
         let shipped = try Answers.load(TestSupport.repository.appendingPathComponent("firmware-config/answers.toml").path)
         #expect(shipped.intents["check_refund_policy"]?.text.contains("within 30 days") == true)
