@@ -25,9 +25,8 @@ public struct CatalogSearch: Sendable {
         public var score: Double
         /// Why it matched, in plain words.
         public var reasons: [String]
-        /// Whether it has words of the query (not only a similar meaning).
-        public var lexical: Bool
-        /// Whether it has a word of the query as typed, not only a correction of one.
+        /// Whether it has a word of the query as typed, not only a correction of one (or only a
+        /// similar meaning).
         public var typed: Bool
         /// The cosine of its title embedding with the query's (nil: not compared).
         public var similarity: Float?
@@ -197,7 +196,7 @@ public struct CatalogSearch: Sendable {
                 reasons.append("you often shop for \(name)")
             }
             let typed = lexicalSet.contains(p) && queryWords.contains { has(p, typed: $0) }
-            return Hit(item: items[p], score: boosted, reasons: reasons, lexical: lexicalSet.contains(p), typed: typed, similarity: similarity[p])
+            return Hit(item: items[p], score: boosted, reasons: reasons, typed: typed, similarity: similarity[p])
         }
         hits.sort { ($0.score, $1.item.id) > ($1.score, $0.item.id) }
         return Array(hits.prefix(k))

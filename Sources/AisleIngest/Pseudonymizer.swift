@@ -25,13 +25,11 @@ public enum SecretError: Error, CustomStringConvertible {
 public struct Pseudonymizer: Sendable {
     private let key: SymmetricKey
 
-    public static let secretFileName = Store.secretFileName
-
     public init(secret: Data) { key = SymmetricKey(data: secret) }
 
     /// Loads the secret of the store at `directory`, refusing one that others could read.
     public init(storeDirectory directory: URL) throws {
-        let path = directory.appendingPathComponent(Self.secretFileName).path
+        let path = directory.appendingPathComponent(Store.secretFileName).path
         let read: Data?
         do { read = try SecretFile.read(path) } catch let e as SecretFile.TooOpen { throw SecretError.tooOpen(path, String(e.mode, radix: 8)) }
         guard let data = read else { throw SecretError.missing(path) }
@@ -53,7 +51,7 @@ public struct Pseudonymizer: Sendable {
 
     /// Writes a new random secret (or `imported`, to keep pseudonyms when replacing hardware).
     public static func writeSecret(to directory: URL, imported: Data? = nil) throws {
-        let path = directory.appendingPathComponent(secretFileName).path
+        let path = directory.appendingPathComponent(Store.secretFileName).path
         let secret = imported ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         guard secret.count == 32 else { throw SecretError.badLength("(imported)", secret.count) }
         unlink(path)  // only a setup that stopped before making the database leaves one: nothing was pseudonymised with it

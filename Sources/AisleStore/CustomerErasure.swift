@@ -139,23 +139,11 @@ public enum CustomerErasure {
         erased.slates += late
         var done = pending
         done.sessionKeys = []
-        try writeSecurely(store) { db in
+        try SecureDelete.transaction(store.database) { db in
             if late > 0 { try db.execute(sql: "UPDATE audit_log SET detail = ? WHERE id = ?", arguments: [erased.summary, pending.audit]) }
             try Meta.set(db, pendingKey, done.json)
         }
         return erased
-    }
-
-    /// Writes in a transaction with `secure_delete` fully on: what it replaces is overwritten.
-    private static func writeSecurely(_ store: Store, _ body: (Database) throws -> Void) throws {
-        try store.database.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
-            try db.inTransaction {
-                try body(db)
-                return .commit
-            }
-        }
     }
 
     /// Empties both files' write-ahead logs (their older frames still hold the erased rows as
@@ -171,7 +159,7 @@ public enum CustomerErasure {
         } catch { errors.append("\(RecommendationLog.fileName): \(error)") }
         if errors.isEmpty {
             do {
-                try writeSecurely(store) { try Meta.remove($0, pendingKey) }
+                try SecureDelete.transaction(store.database) { try Meta.remove($0, pendingKey) }
                 _ = try? store.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             } catch { errors.append("\(Store.databaseName): \(error)") }
         }
@@ -194,32 +182,27 @@ public enum CustomerErasure {
     /// since a minute before `since` (by the time index) for the customer or their sessions;
     /// returns how many.
     private static func eraseSlates(_ log: DatabaseQueue, customer id: Int64, sessionKeys: [String], known: Set<String>, since: Int64) throws -> Int {
-        try log.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
-            var count = 0
-            try db.inTransaction {
-                // From now on an agent does not log their slates still waiting in its memory.
-                try db.execute(sql: "INSERT OR IGNORE INTO erased_customers(customer_id) VALUES (?)", arguments: [id])
-                try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY); CREATE TEMP TABLE erased_keys(key TEXT PRIMARY KEY)")
-                defer { try? db.execute(sql: "DROP TABLE temp.erased_slates; DROP TABLE temp.erased_keys") }
-                let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
-                for request in known { try slate.execute(arguments: [request]) }
-                let key = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_keys VALUES (?)")
-                let erasedSession = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_sessions(digest) VALUES (?)")
-                for k in sessionKeys {
-                    try key.execute(arguments: [k])
-                    try erasedSession.execute(arguments: [RecommendationLog.sessionDigest(k)])
-                }
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_slates
-                    WHERE ts >= :since AND (customer_id = :c OR session IN erased_keys)
-                    """, arguments: ["c": id, "since": since - 60])
-                count = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0
-                try RecommendationLog.deleteSlates(db, in: "erased_slates")
-                return .commit
+        var count = 0
+        try SecureDelete.transaction(log) { db in
+            // From now on an agent does not log their slates still waiting in its memory.
+            try db.execute(sql: "INSERT OR IGNORE INTO erased_customers(customer_id) VALUES (?)", arguments: [id])
+            try db.execute(sql: "CREATE TEMP TABLE erased_slates(request_id TEXT PRIMARY KEY); CREATE TEMP TABLE erased_keys(key TEXT PRIMARY KEY)")
+            defer { try? db.execute(sql: "DROP TABLE temp.erased_slates; DROP TABLE temp.erased_keys") }
+            let slate = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_slates VALUES (?)")
+            for request in known { try slate.execute(arguments: [request]) }
+            let key = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_keys VALUES (?)")
+            let erasedSession = try db.makeStatement(sql: "INSERT OR IGNORE INTO erased_sessions(digest) VALUES (?)")
+            for k in sessionKeys {
+                try key.execute(arguments: [k])
+                try erasedSession.execute(arguments: [RecommendationLog.sessionDigest(k)])
             }
-            return count
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO erased_slates SELECT request_id FROM rec_slates
+                WHERE ts >= :since AND (customer_id = :c OR session IN erased_keys)
+                """, arguments: ["c": id, "since": since - 60])
+            count = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_slates") ?? 0
+            try RecommendationLog.deleteSlates(db, in: "erased_slates")
         }
+        return count
     }
 }

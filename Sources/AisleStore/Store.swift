@@ -33,9 +33,7 @@ public struct Store: Sendable {
     public static let databaseName = "store.sqlite"
 
     /// The key files beside the database: the pseudonym secret (`Pseudonymizer`) and the sync
-
     /// identity (`SyncIdentity`), its owner's alone.
-
     public static let secretFileName = "secret", syncIdentityFileName = "sync-identity"
 
     /// How durable a commit is. `full` fsyncs every transaction (the agent: an acknowledged

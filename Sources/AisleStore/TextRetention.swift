@@ -49,18 +49,13 @@ public enum TextRetention {
 
     /// Clears the words of the events `select` finds and gives each the key `seal` makes of its own.
     private static func sealing(_ writer: some DatabaseWriter, seal: (Data) -> Data, select: (Database) throws -> [Row]) throws -> Int {
-        try writer.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
-            var count = 0
-            try db.inTransaction {
-                let update = try db.makeStatement(sql: "UPDATE events SET text = NULL, key = ?, flags = flags | ? WHERE id = ?")
-                let rows = try select(db)
-                for row in rows { try update.execute(arguments: [seal(row["key"]), EventFlag.keySealed, row["id"] as Int64]) }
-                count = rows.count
-                return .commit
-            }
-            return count
+        var count = 0
+        try SecureDelete.transaction(writer) { db in
+            let update = try db.makeStatement(sql: "UPDATE events SET text = NULL, key = ?, flags = flags | ? WHERE id = ?")
+            let rows = try select(db)
+            for row in rows { try update.execute(arguments: [seal(row["key"]), EventFlag.keySealed, row["id"] as Int64]) }
+            count = rows.count
         }
+        return count
     }
 }

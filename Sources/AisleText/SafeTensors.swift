@@ -143,9 +143,9 @@ public final class SafeTensors: @unchecked Sendable {
     public var dataSection: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + dataStart, count: length - dataStart) }
 
     /// Writes a safetensors file: the header padded with spaces to 8 bytes, then the tensors in
-    /// the order given. Written to a temporary name, synced, passed to `check` (which throws to
-    /// keep the file already at `url`), then renamed and the directory synced: a reader never
-    /// sees half a file, and a power cut keeps the old file or the new one.
+    /// the order given, whole or not at all (``DurableFile``): the new file is passed to `check`
+    /// (which throws to keep the file already at `url`) before it replaces anything — a reader
+    /// never sees half a file, and a power cut keeps the old file or the new one.
     public static func write(
         _ tensors: [(name: String, dtype: String, shape: [Int], data: Data)], metadata: [String: String], to url: URL, check: (URL) throws -> Void = { _ in }
     ) throws {
@@ -161,21 +161,8 @@ public final class SafeTensors: @unchecked Sendable {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
         for t in tensors { out.append(t.data) }
-        let partial = url.appendingPathExtension("partial")
-        try out.write(to: partial)
-        let handle = try FileHandle(forUpdating: partial)
-        try handle.synchronize()
-        try handle.close()
         // Weights are public: readable by the agent's user whoever wrote them (aislectl's umask
         // keeps other files from others).
-        chmod(partial.path, 0o644)
-        do { try check(partial) } catch {
-            try? FileManager.default.removeItem(at: partial)
-            throw error
-        }
-        guard rename(partial.path, url.path) == 0 else {
-            throw TensorFileError(path: url.path, reason: "cannot move the new file into place: \(String(cString: strerror(errno)))")
-        }
-        try SecretFile.syncDirectory(of: url.path)
+        try DurableFile.write(out, to: url.path, mode: 0o644) { try check(URL(fileURLWithPath: $0)) }
     }
 }

@@ -105,8 +105,9 @@ struct EmbedCommand: ParsableCommand {
             }
             let text = try String(contentsOfFile: input, encoding: .utf8)
             // Written beside it and renamed when whole: a crash leaves no file of some lines.
-            let (temporary, out) = try DurableFile.createTemporary(for: output)
-            defer { try? out.close(); unlink(temporary) }
+            let temporary = try DurableFile.createTemporary(for: output)
+            let out = temporary.handle
+            defer { try? out.close(); unlink(temporary.path) }
             var bad = 0
             var pending: [(id: String, ids: [Int32])] = []
             func flush() {

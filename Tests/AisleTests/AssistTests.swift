@@ -93,7 +93,7 @@ import Testing
             return (try search.search(db, query: "what's the weather like", vector: nil, k: 5, sentence: true),
                     try search.search(db, query: "do you have a red teapot", vector: nil, k: 5, sentence: true))
         }
-        #expect(weather.map(\.item.sku) == ["PEN"] && weather[0].lexical && !weather[0].typed && !weather[0].relevant, "\(weather.map(\.reasons))")
+        #expect(weather.map(\.item.sku) == ["PEN"] && weather[0].reasons == [#"has "feather" (you typed "weather")"#] && !weather[0].typed && !weather[0].relevant, "\(weather.map(\.reasons))")
         #expect(teapot.map(\.item.sku) == ["POT"] && teapot[0].typed && teapot[0].relevant)
     }
 

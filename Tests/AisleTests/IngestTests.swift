@@ -420,7 +420,7 @@ extension Data {
                 return await group.reduce(into: [UInt8]()) { if let n = $1 { $0.append(n) } }
             }
             #expect(winners.count == 1)
-            let secret = FileManager.default.contents(atPath: dir.appendingPathComponent(Pseudonymizer.secretFileName).path)
+            let secret = FileManager.default.contents(atPath: dir.appendingPathComponent(Store.secretFileName).path)
             #expect(secret == winners.first.map { Data(repeating: $0, count: 32) })
         }
     }
