@@ -33,22 +33,20 @@ public struct PreparedEvent: Sendable {
     var sealedKey: Data?
 }
 
-/// Prepares events: pseudonymises the customer (HMAC, cached per raw id) and derives the
-/// idempotency key.
+/// Prepares events: pseudonymises the customer and the kiosk session (HMAC, cached per raw id)
+/// and derives the idempotency key — over the session's stored key, not the one sent.
 public struct EventPreparer {
     private let pseudonymizer: Pseudonymizer
     private var pseudonyms = BoundedCache<String, Data>()
+    private var sessionKeys = BoundedCache<String, String>()
     private var scratch: [UInt8] = []
 
     public init(pseudonymizer: Pseudonymizer) { self.pseudonymizer = pseudonymizer }
 
     public mutating func prepare(_ e: IncomingEvent, hint: ItemHint? = nil) -> PreparedEvent {
-        let pseudonym = e.customer.map { raw in
-            if let p = pseudonyms[raw] { return p }
-            let p = pseudonymizer.pseudonym(raw)
-            pseudonyms[raw] = p
-            return p
-        }
+        var e = e
+        let pseudonym = e.customer.map { pseudonyms.value(for: $0, make: pseudonymizer.pseudonym) }
+        e.session = e.session.map { sessionKeys.value(for: $0, make: pseudonymizer.sessionKey) }
         var prepared = PreparedEvent(event: e, hint: hint, pseudonym: pseudonym, key: Self.idempotencyKey(e, pseudonym: pseudonym, scratch: &scratch))
         if e.text != nil, e.type == .search || e.type == .question { prepared.sealedKey = pseudonymizer.sealedKey(prepared.key) }
         prepared.event.customer = nil  // the raw id goes no further
@@ -417,6 +415,14 @@ struct BoundedCache<Key: Hashable, Value> {
             if storage.count >= limit { storage.removeAll(keepingCapacity: true) }
             storage[key] = newValue
         }
+    }
+
+    /// The value cached for `key`, made and cached when missing.
+    mutating func value(for key: Key, make: (Key) -> Value) -> Value {
+        if let v = storage[key] { return v }
+        let v = make(key)
+        self[key] = v
+        return v
     }
 
     mutating func removeAll() { storage.removeAll(keepingCapacity: true) }

@@ -231,7 +231,8 @@ struct AgentRoutes: Sendable {
         case .failure(let e): return e.response
         case .success(let at): t = at
         }
-        guard let id = try await reads.read({ try Int64.fetchOne($0, sql: "SELECT id FROM sessions WHERE key = ?", arguments: [key]) }) else {
+        let stored = pseudonymizer.sessionKey(key)
+        guard let id = try await reads.read({ try Int64.fetchOne($0, sql: "SELECT id FROM sessions WHERE key = ?", arguments: [stored]) }) else {
             return HTTPJSON.error(.notFound, "unknown_session", "no events for this session")
         }
         guard let score = try await intent.score(.init(session: id, customer: nil), asOf: t) else { return Self.noIntentModel }
@@ -334,13 +335,14 @@ struct AgentRoutes: Sendable {
         let fields: RecommendationRequest
         do { fields = try RecommendationRequest(body) } catch { return error.response }
         let pseudonym = fields.customer.map(pseudonymizer.pseudonym)
+        let session = fields.session.map(pseudonymizer.sessionKey)  // as the store keeps it
         let customer = pseudonym.flatMap(index.customer)
         let ids = { (skus: [String]) in skus.compactMap { index.skus[$0] } }
         let query = RecommendationIndex.Query(
             customer: customer, viewed: ids(fields.viewed), cart: ids(fields.cart), k: fields.k, exclude: Set(ids(fields.exclude)))
         let (requestID, slate) = await recommendations.serve(
             index.slate(query, pool: 30), index: index, customer: customer, pseudonym: pseudonym,
-            shopperKey: pseudonym.map(Pseudonym.display) ?? fields.session, cart: Set(query.cart), session: fields.session, placement: fields.placement)
+            shopperKey: pseudonym.map(Pseudonym.display) ?? session, cart: Set(query.cart), session: session, placement: fields.placement)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: RecommendationResponse(

@@ -70,7 +70,7 @@ public actor RecommendationHost {
         public var b: Exploration
         public init(name: String, shareB: Double, b: Exploration) { (self.name, self.shareB, self.b) = (name, shareB, b) }
 
-        /// "a" or "b" for a shopper key (a pseudonym's hex or a session id); nil without a key:
+        /// "a" or "b" for a shopper key (a pseudonym's hex or a session's stored key); nil without a key:
         /// such a request is served as arm A would be, but is in neither arm (all of them in A
         /// would make A's traffic another mix than B's).
         public func arm(_ key: String?) -> String? {
@@ -114,7 +114,7 @@ public actor RecommendationHost {
 
     /// The slate to serve: the ranked one, its last `slots` positions chosen by the bandit from
     /// the slot's own item and the eligible items after the slate. Logs it; returns its request
-    /// id and items.
+    /// id and items. `session` is the kiosk session's stored key (``Pseudonymizer/sessionKey(_:)``).
     func serve(
         _ slate: RecommendationIndex.Slate, index: RecommendationIndex, customer: Int64?, pseudonym: Data?, shopperKey: String?, cart: Set<Int>,
         session: String?, placement: String

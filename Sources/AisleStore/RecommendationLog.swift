@@ -6,7 +6,7 @@ import GRDB
 /// by request id; the view `rec_impressions` has a row per item shown), which `aislectl eval
 /// policy` and `aislectl experiments report` read. It is kept for a number of days, not for ever.
 public enum RecommendationLog {
-    /// How `erased_sessions` names an erased customer's kiosk session: the key's SHA-256.
+    /// How `erased_sessions` names an erased customer's kiosk session: its stored key's SHA-256.
     public static func sessionDigest(_ key: String) -> Data { Digests.sha256(key) }
 
     /// Deletes the oldest `rows` slates served before `ts` (seconds), with

@@ -67,7 +67,7 @@ extension RecommendationLog {
             -- Customers erased (store ids, which are never given again): their slates still
             -- waiting in an agent's memory are not written.
             CREATE TABLE IF NOT EXISTS erased_customers(customer_id INTEGER PRIMARY KEY);
-            -- And their kiosk sessions, by the SHA-256 of the key (the key itself could name them).
+            -- And their kiosk sessions, by the SHA-256 of the stored key (Pseudonymizer.sessionKey).
             CREATE TABLE IF NOT EXISTS erased_sessions(digest BLOB PRIMARY KEY) WITHOUT ROWID;
             CREATE VIEW IF NOT EXISTS rec_impressions AS
                 SELECT s.request_id, s.ts, s.customer_id, s.session, s.placement, s.model, j.key AS position,
@@ -122,6 +122,7 @@ extension RecommendationLog {
             // here yet): what an earlier attempt copied is replaced, erasures since included.
             try db.inTransaction(.deferred) {  // writes the log alone (IMMEDIATE would lock the store too)
                 try db.execute(sql: """
+                    PRAGMA user_version = 0;  -- its sessions' keys as sent, for SessionKeys to rewrite
                     DELETE FROM rec_slates; DELETE FROM rec_explore; DELETE FROM rec_feedback;
                     INSERT INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items)
                         SELECT request_id, ts, customer_id, session, placement, model, experiment, arm, items FROM store.rec_slates;

@@ -1,9 +1,15 @@
+import Foundation
 import GRDB
 
 /// The store's versioned schema. Migrations only ever append; a store opened by an older
 /// build with a newer schema is refused by GRDB's migrator check in ``Store/open(at:readOnly:)``.
 enum Schema {
-    static var migrator: DatabaseMigrator {
+    /// The migrations, for checking versions.
+    static var migrator: DatabaseMigrator { migrator(in: nil) }
+
+    /// The migrations of the store at `directory`, whose secret v19 reads when it has kiosk
+    /// sessions to rewrite.
+    static func migrator(in directory: URL?) -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1-events") { db in
             try db.execute(sql: """
@@ -368,8 +374,16 @@ enum Schema {
             // The searches and questions whose words are still kept, oldest first (TextRetention).
             try db.execute(sql: "CREATE INDEX events_kept_text ON events(ts) WHERE text IS NOT NULL AND type IN ('search', 'question')")
         }
+        m.registerMigration(sessionKeysMigration) { db in
+            // Kiosk sessions' keys as sent become their keyed hashes (SessionKeys); Store.migrate
+            // has rewritten the slate log's first.
+            try SessionKeys.rewriteStore(db, in: directory)
+        }
         return m
     }
+
+    /// The migration that keyed kiosk sessions' keys with the store secret.
+    static let sessionKeysMigration = "v19-session-keys"
 
     /// The migration that made the slate log a row per slate.
     static let slateRowsMigration = "v15-slate-rows"

@@ -83,15 +83,19 @@ public struct Store: Sendable {
     }
 
     /// Runs the migrations; the slate log the store held before v16 is copied into the log
-    /// file first, in a transaction of its own (``RecommendationLog/copyFromStore(in:)``).
+    /// file first, in a transaction of its own (``RecommendationLog/copyFromStore(in:)``), and
+    /// the log's session keys are rewritten before v19 rewrites the store's (``SessionKeys``).
     private static func migrate(_ pool: DatabasePool, in directory: URL) throws {
-        let migrator = Schema.migrator
+        let migrator = Schema.migrator(in: directory)
         let applied = try pool.read(migrator.appliedIdentifiers)
         if !applied.contains(Schema.logFileMigration) {
             if !applied.contains(Schema.slateRowsMigration) { try migrator.migrate(pool, upTo: Schema.slateRowsMigration) }
             try RecommendationLog.copyFromStore(in: directory)
         }
+        guard !applied.contains(Schema.sessionKeysMigration) else { return try migrator.migrate(pool) }
+        try SessionKeys.rewriteLog(in: directory)
         try migrator.migrate(pool)
+        _ = try? pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }  // the old frames held the keys as sent
     }
 
     /// A second, read-only pool of two connections for the reads on a kiosk request's path, so a

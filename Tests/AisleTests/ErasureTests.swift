@@ -45,8 +45,9 @@ import Testing
             let alice = try #require(try Queries.customerID(db, pseudonym: alice))
             // The writer names them hers; a store written before it did has them nameless, as here.
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM receipts WHERE key LIKE '%till-9' AND customer_id = ?", arguments: [alice]) == 1)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE key LIKE '%kiosk-anon-5' AND customer_id = ?", arguments: [alice]) == 1)
-            try db.execute(sql: "UPDATE receipts SET customer_id = NULL WHERE key LIKE '%till-9'; UPDATE sessions SET customer_id = NULL WHERE key LIKE '%kiosk-anon-5'")
+            let anon = names.sessionKey("kiosk-anon-5")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE key = ? AND customer_id = ?", arguments: [anon, alice]) == 1)
+            try db.execute(sql: "UPDATE receipts SET customer_id = NULL WHERE key LIKE '%till-9'; UPDATE sessions SET customer_id = NULL WHERE key = ?", arguments: [anon])
             return (alice, try #require(try Int64.fetchOne(db, sql: "SELECT id FROM items WHERE sku = 'TEAPOT'")))
         }
         try RecommendationLog.connection(store).write { db in
@@ -57,8 +58,8 @@ import Testing
             // A slate of her kiosk session served before the session knew her: only its key names her.
             try db.execute(sql: """
                 INSERT INTO rec_slates(request_id, ts, session, placement, model, items)
-                VALUES ('r2', ?, 'kiosk-alice-7731', 'kiosk', 'heuristic', json_array(json_array(?, 1, 'popular', 1)))
-                """, arguments: [t0 + 1, item])
+                VALUES ('r2', ?, ?, 'kiosk', 'heuristic', json_array(json_array(?, 1, 'popular', 1)))
+                """, arguments: [t0 + 1, names.sessionKey("kiosk-alice-7731"), item])
         }
         try store.close()
         func bytes() -> Data {
@@ -67,6 +68,8 @@ import Testing
             }
         }
         #expect(bytes().range(of: alice) != nil && bytes().range(of: Data("QZXJ unforgettable".utf8)) != nil)
+        // Kiosk session keys are kept keyed, never as sent (one could name the shopper).
+        #expect(bytes().range(of: Data("kiosk-".utf8)) == nil)
 
         #expect(try TestSupport.run("aislectl", ["customer", "forget", "alice-7731", "--store", path]).status == 64)  // no --yes
         #expect(try TestSupport.run("aislectl", ["customer", "forget", "-", "--yes", "--store", path], input: "").status == 64)  // no id
@@ -181,6 +184,56 @@ import Testing
         try store.close()
         let again = try TestSupport.run("aislectl", ["import", "events", dir.appendingPathComponent("events.jsonl").path, "--store", path, "--json"])
         #expect(again.status == 0 && again.out.contains(#""duplicates" : 4"#), "\(again.out)\(again.err)")
+    }
+
+    /// A store from before v19 kept kiosk session keys as sent; its upgrade keys them with the
+    /// store secret in both files — the sessions, the log's slates, a pending erasure's record —
+    /// drops the log's digests of keys as sent, and leaves no copy of them in either file.
+    @Test func sessionKeysAsSentAreKeyedOnUpgrade() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        try Pseudonymizer.writeSecret(to: dir)
+        let names = try Pseudonymizer(storeDirectory: dir)
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = false
+        let queue = try DatabaseQueue(path: dir.appendingPathComponent(Store.databaseName).path, configuration: configuration)
+        try Schema.migrator.migrate(queue, upTo: "v18-search-text-retention")
+        let pending = CustomerErasure.Pending(customer: 7, since: 0, sessionKeys: ["kiosk-gone-1"], audit: 1, erased: .init())
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO sessions(key, first_ts, last_ts) VALUES ('kiosk-alice-7731', 1, 2), ('kiosk-anon-5', 3, 4)")
+            try Meta.set(db, CustomerErasure.pendingKey, pending.json)
+        }
+        try queue.close()
+        try RecommendationLog.prepareFile(in: dir)
+        try RecommendationLog.connection(in: dir, durable: true).write { db in
+            for (request, session) in [("r1", "kiosk-alice-7731"), ("r2", "kiosk-gone-1"), ("r3", nil)] {
+                try db.execute(sql: "INSERT INTO rec_slates(request_id, ts, session, placement, model, items) VALUES (?, 1, ?, 'kiosk', 'm', '[]')", arguments: [request, session])
+            }
+            try db.execute(sql: "INSERT INTO erased_sessions(digest) VALUES (?)", arguments: [RecommendationLog.sessionDigest("kiosk-erased-2")])
+        }
+        func check(_ store: Store) throws {
+            try store.database.read { db in
+                #expect(try String.fetchAll(db, sql: "SELECT key FROM sessions ORDER BY first_ts") == ["kiosk-alice-7731", "kiosk-anon-5"].map(names.sessionKey))
+                #expect(try Row.fetchAll(db, sql: "SELECT session FROM rec_slates ORDER BY request_id").map { $0["session"] as String? }
+                    == [names.sessionKey("kiosk-alice-7731"), names.sessionKey("kiosk-gone-1"), nil])
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_sessions") == 0)
+                let record = try JSONDecoder().decode(CustomerErasure.Pending.self, from: Data(try #require(try Meta.string(db, CustomerErasure.pendingKey)).utf8))
+                #expect(record.sessionKeys == [names.sessionKey("kiosk-gone-1")] && record.customer == 7)
+            }
+        }
+        let store = try Store.open(at: dir)
+        try check(store)
+        try store.close()
+        #expect(try RecommendationLog.connection(in: dir, durable: true).read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == SessionKeys.logVersion)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sqlite") || $0.hasSuffix("-wal") }
+        #expect(files.count >= 2)
+        for file in files {
+            let bytes = try Data(contentsOf: dir.appendingPathComponent(file))
+            #expect(bytes.range(of: Data("kiosk-".utf8)) == nil && bytes.range(of: RecommendationLog.sessionDigest("kiosk-erased-2")) == nil, "\(file)")
+        }
+        // Opened again, nothing is keyed twice.
+        let again = try Store.open(at: dir)
+        try check(again)
+        try again.close()
     }
 
     /// A store whose words were cleared before keys were sealed has their keys sealed once.

@@ -428,12 +428,14 @@ extension Data {
     @Test func rawIdentifiersNeverReachTheDatabaseFiles() throws {
         let s = try TempStore()
         let raws = (0..<50).map { "LOYALTY-CARD-\(9_000_000 + $0 * 7919)" }
+        // A kiosk that keys its sessions by the card scanned (it should not) leaks nothing either.
         let text = raws.enumerated().map { i, raw in
             #"{"ts":\#(1_300_000_000 + i),"type":"purchase","customer":"\#(raw)","receipt":"R\#(i)","item":"X\#(i % 3)","price":1}"#
+                + "\n" + #"{"ts":\#(1_300_000_000 + i),"type":"view","session":"\#(raw)","item":"X\#(i % 3)"}"#
         }.joined(separator: "\n")
         _ = try s.importEvents(text)
         let status = try s.store.database.read { try Queries.status($0, diskBytes: s.store.diskBytes) }
-        #expect(status.customers == 50)
+        #expect(status.customers == 50 && status.sessions == 50)
         #expect(status.schemaVersion == Store.schemaVersion)  // the newest, not the last by name (v9 > v14)
         for name in [Store.databaseName, RecommendationLog.fileName].flatMap({ [$0, $0 + "-wal"] }) {
             guard let bytes = FileManager.default.contents(atPath: s.directory.appendingPathComponent(name).path) else { continue }

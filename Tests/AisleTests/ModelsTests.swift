@@ -572,6 +572,15 @@ import Testing
         #expect(after.intent.events == before.intent.events + 1 && after.intent.probability != before.intent.probability)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/customers/\(user.raw)/intent?at=yesterday").status == 400)
         #expect(try await UnixHTTP.request(path: socket, .GET, "/v1/sessions/nope/intent").status == 404)
+        // An anonymous kiosk session, found by the key the kiosk sent though the store keeps it keyed.
+        let view = #"[{"ts":\#(t - 30),"type":"view","session":"kiosk-7","item":"tb"# + item + #""}]"#
+        #expect(try await UnixHTTP.request(path: socket, .POST, "/v1/events", body: Array(view.utf8)).status == 200)
+        let session = try await UnixHTTP.request(path: socket, .GET, "/v1/sessions/kiosk-7/intent?at=\(t)")
+        struct SessionAnswer: Decodable { var session: String; var intent: Answer.Intent }
+        let answer = try JSONDecoder().decode(SessionAnswer.self, from: Data(session.body))
+        #expect(session.status == 200 && answer.session == "kiosk-7" && answer.intent.events == 1, "\(session.text)")
+        let keys = try await store.database.read { try String.fetchAll($0, sql: "SELECT key FROM sessions WHERE key IN (?, ?)", arguments: ["kiosk-7", pseudonymizer.sessionKey("kiosk-7")]) }
+        #expect(keys == [pseudonymizer.sessionKey("kiosk-7")])
     }
 }
 

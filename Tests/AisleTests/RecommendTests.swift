@@ -171,6 +171,8 @@ import Testing
         var configuration = Configuration()
         configuration.foreignKeysEnabled = false  // no catalog or customers here
         let dir = try TestSupport.temporaryDirectory()
+        try Pseudonymizer.writeSecret(to: dir)
+        let s1 = try Pseudonymizer(storeDirectory: dir).sessionKey("s1")  // v19 keys the session
         let queue = try DatabaseQueue(path: dir.appendingPathComponent(Store.databaseName).path, configuration: configuration)
         try Schema.migrator.migrate(queue, upTo: "v14-erasure-indexes")
         try queue.write { db in
@@ -190,7 +192,7 @@ import Testing
                 SELECT group_concat(request_id || ' ' || ts || ' ' || session || ' ' || position || ' ' || item_id || ' ' || score || ' ' || propensity || ' ' || experiment || arm, '; ')
                 FROM (SELECT * FROM rec_impressions ORDER BY position)
                 """)
-            #expect(shown == "r1 100 s1 0 7 0.5 1.0 xb; r1 100 s1 1 8 1.5 0.25 xb")
+            #expect(shown == "r1 100 \(s1) 0 7 0.5 1.0 xb; r1 100 \(s1) 1 8 1.5 0.25 xb")
             // Arms logged as JSON before v15 still read; from v15 on they are binary.
             #expect(RecommendationLog.armContexts(try #require(try DatabaseValue.fetchOne(db, sql: "SELECT arms FROM rec_explore"))) == [[1, 0.5], [1, 0.25]])
             #expect(try String.fetchAll(db, sql: "SELECT name FROM main.sqlite_master WHERE name GLOB 'rec_*'") == [])

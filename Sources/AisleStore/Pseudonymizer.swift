@@ -1,5 +1,4 @@
 import AisleCore
-import AisleStore
 import Crypto
 import Foundation
 
@@ -40,6 +39,14 @@ public struct Pseudonymizer: Sendable {
     /// The 32-byte pseudonym of a raw identifier (already normalised).
     public func pseudonym(_ raw: String) -> Data {
         Data(HMAC<SHA256>.authenticationCode(for: Data(raw.utf8), using: key))
+    }
+
+    /// How a kiosk session's key is stored and logged: `s_` and 32 hex digits of its keyed hash
+    /// under the store secret. A kiosk's key could name the shopper (a device id, a card
+    /// number); stored this way it cannot be tested against a guess without the secret, and the
+    /// same key always maps to the same stored one.
+    public func sessionKey(_ raw: String) -> String {
+        "s_" + Hex.string(HMAC<SHA256>.authenticationCode(for: Data("aisle-session\u{0}".utf8) + Data(raw.utf8), using: key).prefix(16))
     }
 
     /// The key an event keeps once its words are cleared (``TextRetention``): the hour of
