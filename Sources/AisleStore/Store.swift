@@ -53,8 +53,9 @@ public struct Store: Sendable {
         guard FileManager.default.fileExists(atPath: file.path) else {
             throw StoreError.notInitialised(directory.path)
         }
-        /// An older schema, or no log file (a store from before it had one, or its log deleted):
-        /// brought up to date once (a writer's job), then read.
+        /// An older schema, or no log file (a store from before it had one, or its log deleted) or
+        /// one without its tables (a crash as it was made): brought up to date once (a writer's
+        /// job), then read.
         func upgradedThenRead() throws -> Store {
             do { try open(at: directory, durability: durability).close() } catch let error as DatabaseError where error.isDamagedFile {
                 throw error  // a damaged file, not an old one
@@ -75,7 +76,7 @@ public struct Store: Sendable {
             throw StoreError.newerSchema(directory.path)
         }
         if !readOnly { try migrate(pool, in: directory) }
-        if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
+        if readOnly, try !pool.read({ try migrator.hasCompletedMigrations($0) && $0.tableExists("rec_slates", in: RecommendationLog.schemaName) }) {
             try pool.close()
             return try upgradedThenRead()
         }

@@ -403,7 +403,8 @@ import Testing
     }
 
     /// A log file that is not a database stops the store from opening, with a message that names
-    /// it and says what to do; a new store refuses a log left from an earlier one.
+    /// it and says what to do; a new store refuses a log left from an earlier one; an empty one is
+    /// made whole.
     @Test func aBrokenOrLeftoverLogFileIsNamed() throws {
         let dir = try TestSupport.temporaryDirectory()
         let path = try ModelsTests.store(events: [], catalog: [#"{"item":"MUG","title":"mug"}"#], in: dir)
@@ -418,6 +419,12 @@ import Testing
         let fresh = try TestSupport.temporaryDirectory()
         try Data().write(to: fresh.appendingPathComponent(RecommendationLog.fileName))
         #expect { try Store.create(at: fresh) } throws: { "\($0)".contains("left from an earlier store") }
+        // An empty log file, as a crash right after making it leaves: a read-only open gets its
+        // tables made first (for a writable one, prepareFile makes them).
+        try Data().write(to: logFile)
+        let store = try Store.open(at: URL(fileURLWithPath: path), readOnly: true)
+        #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_slates") } == 0)
+        try store.close()
     }
 
     /// Explored items wait for their reward until the window (600 s) has passed since their slate
