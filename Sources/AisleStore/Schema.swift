@@ -379,6 +379,13 @@ enum Schema {
             // has rewritten the slate log's first.
             try SessionKeys.rewriteStore(db, in: directory)
         }
+        m.registerMigration("v20-recheck-cleared-keys") { db in
+            // A build of v18 from before keys were sealed still opens a store whose old keys a
+            // later v18 build sealed, and clears words without sealing their keys; the marker
+            // would keep them unsealed. It goes, so the agent's next start looks once more; no
+            // build before this one opens the store from now on.
+            try Meta.remove(db, TextRetention.doneKey)
+        }
         return m
     }
 
