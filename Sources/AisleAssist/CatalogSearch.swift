@@ -1,14 +1,18 @@
 import AisleCore
 import AisleInsight
 import AisleModels
+import AisleStore
 import Foundation
 import GRDB
 
-/// Kiosk product search over the active, sellable catalog: lexical (SQLite FTS5 and its BM25,
-/// misspelt words corrected against the catalog's vocabulary, partial words matched as
-/// prefixes) and dense (the query's int8-encoder embedding against the title embeddings), fused
-/// by a convex combination of their scores, optionally boosted towards the shopper's interests.
-/// Built once from the store and swapped whole; a query reads only the full-text index.
+/// Kiosk product search over the items on offer (``OfferedItems``: active, sellable, in stock):
+/// lexical (SQLite FTS5 and its BM25, misspelt words corrected against the catalog's vocabulary,
+/// partial words matched as prefixes) and dense (the query's int8-encoder embedding against the
+/// title embeddings), fused by a convex combination of their scores, optionally boosted towards
+/// the shopper's interests. Built from the store and swapped whole (the agent rebuilds it within
+/// 30 s of a catalog change); a query reads the full-text index and, for the items it found,
+/// their catalog rows, so an item withdrawn or out of stock since is not offered and the
+/// others show their title and price as they are now.
 public struct CatalogSearch: Sendable {
     public enum Mode: String, Sendable, CaseIterable, Codable { case lexical, dense, hybrid }
 
@@ -64,10 +68,10 @@ public struct CatalogSearch: Sendable {
     public let encoderKey: String?
     let itemThemes: [Int64: Int]
 
-    /// The active, sellable items with a title, the index's vocabulary, and their title
-    /// embeddings when given (``CatalogEmbeddings``); `themes` for the personal boost.
+    /// The items on offer with a title, the index's vocabulary, and their title embeddings when
+    /// given (``CatalogEmbeddings``); `themes` for the personal boost.
     public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderKey: String?, themes: ThemeModel?) throws {
-        items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE active = 1 AND sellable = 1 AND title != '' ORDER BY id")
+        items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE \(OfferedItems.condition()) AND title != '' ORDER BY id")
             .map { Item(id: $0["id"], sku: $0["sku"], title: $0["title"], category: $0["category"], price: $0["price"]) }
         position = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
         words = items.map { Set(Vocabulary.words($0.title + " " + ($0.category ?? ""))) }
@@ -149,7 +153,7 @@ public struct CatalogSearch: Sendable {
     func lexical(_ db: Database, _ expression: String, limit: Int) throws -> [(position: Int, bm25: Double)] {
         return try Row.fetchAll(db, sql: """
             SELECT s.rowid, -bm25(item_search, 1.0, 0.5) AS score FROM item_search s JOIN items i ON i.id = s.rowid
-            WHERE item_search MATCH ? AND i.active = 1 AND i.sellable = 1 ORDER BY score DESC LIMIT ?
+            WHERE item_search MATCH ? AND \(OfferedItems.condition("i")) ORDER BY score DESC, s.rowid LIMIT ?
             """, arguments: [expression, limit]).compactMap { row in position[row["rowid"]].map { ($0, row["score"]) } }
     }
 
@@ -187,7 +191,9 @@ public struct CatalogSearch: Sendable {
         for (p, cosine) in similarity { score[p, default: 0] += Self.denseWeight * Double(cosine) }
         let queryWords = parsed?.words ?? []
         let lexicalSet = Set(lexicalHits.map(\.position))
-        var hits: [Hit] = score.map { p, s in
+        let now = try offeredNow(db, Array(score.keys))
+        var hits: [Hit] = score.compactMap { p, s in
+            guard let item = now[p] else { return nil }
             var reasons = lexicalSet.contains(p) ? matchReasons(p, queryWords) : []
             if let cosine = similarity[p] { reasons.append(String(format: "close in meaning to your search (similarity %.2f)", cosine)) }
             var boosted = s
@@ -196,10 +202,25 @@ public struct CatalogSearch: Sendable {
                 reasons.append("you often shop for \(name)")
             }
             let typed = lexicalSet.contains(p) && queryWords.contains { has(p, typed: $0) }
-            return Hit(item: items[p], score: boosted, reasons: reasons, typed: typed, similarity: similarity[p])
+            return Hit(item: item, score: boosted, reasons: reasons, typed: typed, similarity: similarity[p])
         }
         hits.sort { ($0.score, $1.item.id) > ($1.score, $0.item.id) }
         return Array(hits.prefix(k))
+    }
+
+    /// Of the items at `positions`, those on offer now, as the catalog has them now (title,
+    /// category, price), by position: one read of at most twice ``depth`` rows by id.
+    func offeredNow(_ db: Database, _ positions: [Int]) throws -> [Int: Item] {
+        guard !positions.isEmpty else { return [:] }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, title, category, price FROM items WHERE id IN (SELECT value FROM json_each(?)) AND \(OfferedItems.condition())
+            """, arguments: ["\(positions.map { items[$0].id })"])
+        var now: [Int: Item] = [:]
+        for row in rows {
+            guard let p = position[row["id"]] else { continue }
+            now[p] = Item(id: items[p].id, sku: items[p].sku, title: row["title"], category: row["category"], price: row["price"])
+        }
+        return now
     }
 
     /// The cosine of an item's title embedding with `vector` (nil when it has none).

@@ -42,7 +42,7 @@ public struct IncomingEvent: Sendable, Equatable {
     }
 }
 
-/// A catalog entry: `{"item","title","category"?,"price"?,"active"?}`.
+/// A catalog entry: `{"item","title","category"?,"price"?,"active"?,"sellable"?,"in_stock"?}`.
 public struct CatalogEntry: Sendable, Equatable {
     public var item: String
     public var title: String
@@ -51,10 +51,13 @@ public struct CatalogEntry: Sendable, Equatable {
     public var active: Bool?
     /// Whether the item can be sold (false for postage, fees, adjustments).
     public var sellable: Bool?
+    /// Whether the store has it on its shelves now (search and recommendations offer only
+    /// those; the till may still sell one found in a back room).
+    public var inStock: Bool?
 
     public init(
         item: String, title: String, category: String? = nil, price: Double? = nil,
-        active: Bool? = nil, sellable: Bool? = nil
+        active: Bool? = nil, sellable: Bool? = nil, inStock: Bool? = nil
     ) {
         self.item = item
         self.title = title
@@ -62,6 +65,7 @@ public struct CatalogEntry: Sendable, Equatable {
         self.price = price
         self.active = active
         self.sellable = sellable
+        self.inStock = inStock
     }
 }
 

@@ -133,6 +133,7 @@ public enum Interchange {
         }
         entry.active = try bool(o, "active")
         entry.sellable = try bool(o, "sellable")
+        entry.inStock = try bool(o, "in_stock")
         return entry
     }
 

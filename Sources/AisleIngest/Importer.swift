@@ -290,23 +290,25 @@ enum CatalogWriter {
     /// whether anything changed.
     static func write(_ entry: CatalogEntry, now: Int64, db: Database) throws -> Bool {
         let old = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT id, title, category, price, active, sellable FROM items WHERE sku = ?"),
+            db.cachedStatement(sql: "SELECT id, title, category, price, active, sellable, in_stock FROM items WHERE sku = ?"),
             arguments: [entry.item])
         let active = entry.active ?? (old?["active"] as Bool?) ?? true
         let sellable = entry.sellable ?? (old?["sellable"] as Bool?) ?? true
+        let inStock = entry.inStock ?? (old?["in_stock"] as Bool?) ?? true
         let price = entry.price ?? (old?["price"] as Double?)
         if let old, old["title"] as String == entry.title, old["category"] as String? == entry.category,
-            old["price"] as Double? == price, old["active"] as Bool == active, old["sellable"] as Bool == sellable
+            old["price"] as Double? == price, old["active"] as Bool == active, old["sellable"] as Bool == sellable,
+            old["in_stock"] as Bool == inStock
         {
             return false
         }
         let id = try Int64.fetchOne(
             db.cachedStatement(sql: """
-                INSERT INTO items(sku, title, category, price, active, sellable) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO items(sku, title, category, price, active, sellable, in_stock) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(sku) DO UPDATE SET title = excluded.title, category = excluded.category,
-                    price = excluded.price, active = excluded.active, sellable = excluded.sellable
+                    price = excluded.price, active = excluded.active, sellable = excluded.sellable, in_stock = excluded.in_stock
                 RETURNING id
-                """), arguments: [entry.item, entry.title, entry.category, price, active, sellable])
+                """), arguments: [entry.item, entry.title, entry.category, price, active, sellable, inStock])
         if let id, let p = entry.price, p != (old?["price"] as Double?) {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO item_prices(item_id, ts, price) VALUES (?, ?, ?)")
                 .execute(arguments: [id, now, p])

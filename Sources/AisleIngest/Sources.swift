@@ -13,7 +13,7 @@ public enum Sources {
         }
     }
 
-    /// `aislectl import catalog FILE`: `{"item","title","category"?,"price"?,"active"?}` per line.
+    /// `aislectl import catalog FILE`: `{"item","title","category"?,"price"?,"active"?,"sellable"?,"in_stock"?}` per line.
     public static func importCatalog(path: String, into importer: Importer) throws {
         try importer.importLines(path: path, label: "catalog") {
             { line, number in

@@ -1,5 +1,6 @@
 import AisleCore
 import AisleInsight
+import AisleStore
 import Foundation
 import GRDB
 
@@ -67,6 +68,10 @@ public struct RecommendationIndex: Sendable {
     private(set) var ranked: [Int64: [Slot]]
     private(set) var storeSlate: [Slot]
     public let asOf: Int64
+    /// The items not on offer (``OfferedItems``) as last read: besides those left out at build,
+    /// items withdrawn or sold out since, which the agent reads every few seconds
+    /// (``withdrawing(_:)``) rather than rebuild the index.
+    public private(set) var unavailable: Set<Int> = []
 
     /// Builds the index as of `t` from the store's purchases, catalog and returns.
     /// `fleet`: the global priors' popularity, which a new store's popular items follow;
@@ -75,7 +80,7 @@ public struct RecommendationIndex: Sendable {
         _ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?, fleet: FleetPopularity?, similar: ContentNeighbours? = nil
     ) throws -> RecommendationIndex {
         var items: [Int: Item] = [:], skus: [String: Int] = [:], groups: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, active, sellable FROM items") {
+        for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, \(OfferedItems.condition()) FROM items") {
             let id = Int(row[0] as Int64)
             let theme = themes?.itemThemes[Int64(id)].flatMap { $0 < (themes?.themes.count ?? 0) ? themes?.themes[$0].label : nil }
             let group = ((row[3] as String?) ?? theme).map { name in
@@ -83,7 +88,7 @@ public struct RecommendationIndex: Sendable {
                 groups[name] = groups.count
                 return groups.count - 1
             }
-            items[id] = Item(id: id, sku: row[1], title: row[2], group: group, recommendable: row[4] && row[5])
+            items[id] = Item(id: id, sku: row[1], title: row[2], group: group, recommendable: row[4])
             skus[row[1]] = id
         }
         let signals = Signals(try PurchaseHistory.load(db, to: t), fleetShares: fleet?.shares(skus) ?? [:])
@@ -99,6 +104,7 @@ public struct RecommendationIndex: Sendable {
             signals: signals, ranker: ranker?.model, similar: similar, model: ranker.map { "ranker v\($0.version)" } ?? "heuristic",
             items: items, skus: skus, customers: customers, returned: returned, ranked: [:], storeSlate: [], asOf: t)
         // Every customer's slate, ranked ahead of time on all cores: a request only applies its rules.
+        index.unavailable = try unavailable(db)
         let ids = Array(signals.profiles.keys)
         let frozen = index
         index.ranked = Parallel.dictionary(count: ids.count) { i in (ids[i], Array(frozen.scored(customer: ids[i], visit: [:]).prefix(slotsPerCustomer))) }
@@ -155,6 +161,19 @@ public struct RecommendationIndex: Sendable {
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }
     }
 
+    /// The catalog's items not on offer now.
+    public static func unavailable(_ db: Database) throws -> Set<Int> {
+        Set(try Int64.fetchAll(db, sql: "SELECT id FROM items WHERE NOT (\(OfferedItems.condition()))").map { Int($0) })
+    }
+
+    /// The index with `unavailable` as the items not to offer (an item on offer again comes back
+    /// with the next build, which ranks it).
+    public func withdrawing(_ unavailable: Set<Int>) -> RecommendationIndex {
+        var index = self
+        index.unavailable = unavailable
+        return index
+    }
+
     /// The store id of a customer by pseudonym, if known.
     public func customer(_ pseudonym: Data) -> Int64? { customers[PseudonymKey(pseudonym)] }
 
@@ -195,7 +214,7 @@ public struct RecommendationIndex: Sendable {
     }
 
     /// The `k` best items for the query: candidates from every source, ranked, then the business
-    /// rules — only active, sellable items; nothing in the cart, looked at this visit, excluded
+    /// rules — only items on offer (active, sellable, in stock); nothing in the cart, looked at this visit, excluded
     /// or returned in the last 90 days — at most ``perGroup`` per category or theme, and titles
     /// alike pushed apart (``diversity``). An
     /// unknown customer with an empty visit gets the store's popular and trending items (the
@@ -213,7 +232,7 @@ public struct RecommendationIndex: Sendable {
         // precomputed slots (`everything`: these are all the candidates, so what they give will do).
         func pick(_ slots: [Slot], everything: Bool = false) -> Slate? {
             // The open slots with their items' groups, looked up once.
-            var open = slots.compactMap { blocked.contains(Int($0.item)) ? nil : (slot: $0, group: items[Int($0.item)]?.group) }
+            var open = slots.compactMap { blocked.contains(Int($0.item)) || unavailable.contains(Int($0.item)) ? nil : (slot: $0, group: items[Int($0.item)]?.group) }
             var chosen: [Slot] = [], groups: [Int: Int] = [:]
             // Each item's likeness to the most alike chosen one, kept as items are chosen.
             var likeness: [Int32: Float] = [:]

@@ -204,7 +204,13 @@ public actor RecommendationHost {
             return versions
         }) ?? [:]
         active["encoder"] = textModel?.cacheKey.hashValue ?? 0
-        guard force || current == nil || active != versions else { return }
+        guard force || current == nil || active != versions else {
+            // Items withdrawn or sold out since: left out at once, without a rebuild.
+            if let index = current, let unavailable = try? await store.database.read(RecommendationIndex.unavailable), unavailable != index.unavailable {
+                published.withLock { $0 = index.withdrawing(unavailable) }
+            }
+            return
+        }
         let started = Date()
         let built = await Blocking.background {
             Result { () throws -> RecommendationIndex? in
@@ -243,7 +249,7 @@ public actor RecommendationHost {
     }
 
     /// Rebuilds hourly and within `poll` of a model change, the encoder (re)loading or a
-    /// customer's erasure; flushes the log every ``flushPeriod`` and drops its slates older than
+    /// customer's erasure, and within `poll` leaves out items no longer on offer; flushes the log every ``flushPeriod`` and drops its slates older than
     /// `logDays` at start and hourly (beside the rebuilds: a first pruning may take long).
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
         // The log is written whatever the index is doing (a rebuild takes seconds).

@@ -386,6 +386,11 @@ enum Schema {
             // build before this one opens the store from now on.
             try Meta.remove(db, TextRetention.doneKey)
         }
+        m.registerMigration("v21-in-stock") { db in
+            // Whether the shelves have the item now (catalog `in_stock`): search and
+            // recommendations offer only those. Every item so far counts as in stock.
+            try db.execute(sql: "ALTER TABLE items ADD COLUMN in_stock INTEGER NOT NULL DEFAULT 1")
+        }
         return m
     }
 
@@ -396,6 +401,16 @@ enum Schema {
     static let slateRowsMigration = "v15-slate-rows"
     /// The migration that moved the slate log to its own file.
     static let logFileMigration = "v16-log-file"
+}
+
+/// The items a shopper may be offered — by search, the assistant or recommendations: active,
+/// sellable and in stock.
+public enum OfferedItems {
+    /// The condition on a row of `items` (`alias`: the table's alias in the query, if any).
+    public static func condition(_ alias: String? = nil) -> String {
+        let p = alias.map { $0 + "." } ?? ""
+        return "\(p)active = 1 AND \(p)sellable = 1 AND \(p)in_stock = 1"
+    }
 }
 
 /// Bits of `events.flags`.

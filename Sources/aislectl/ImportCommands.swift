@@ -82,8 +82,12 @@ struct ImportCommand: ParsableCommand {
 
     struct Catalog: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import catalog entries {\"item\",\"title\",\"category\"?,\"price\"?,\"active\"?}.",
-            discussion: "Example: aislectl import catalog catalog.jsonl")
+            abstract: "Import catalog entries {\"item\",\"title\",\"category\"?,\"price\"?,\"active\"?,\"sellable\"?,\"in_stock\"?}.",
+            discussion: """
+                A field left out keeps what the item had. Search and recommendations offer only items \
+                active, sellable and in stock; a running agent leaves out one withdrawn or sold out within seconds. \
+                Example: aislectl import catalog catalog.jsonl
+                """)
         @Argument(help: "The catalog file (.jsonl or .jsonl.gz).") var file: String
         @OptionGroup var common: Common
         func run() throws { try common.run(kind: "catalog", source: file) { try Sources.importCatalog(path: file, into: $0) } }

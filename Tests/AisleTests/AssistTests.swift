@@ -173,11 +173,21 @@ import Testing
         #expect(try search(s, "red teapot", interests: [.init(name: "gifts", theme: nil, share: 0.6)]).first?.item.sku == "T3")
         #expect(try search(s, "red teapot", interests: [.init(name: "kitchen", theme: nil, share: 0.6)]).first?.item.sku == "T2")
 
-        // The catalog changes: a new title is found, a deactivated item is not.
+        // The catalog changes: a new title is found, a deactivated or sold-out item is not — by
+        // the index built before the change too (the agent rebuilds it within 30 s), which shows
+        // the new title and price of what it still finds.
         let update = dir.appendingPathComponent("update.jsonl")
-        try TestSupport.write(#"{"item":"C1","title":"BEESWAX TEALIGHT CANDLES","category":"home"}"# + "\n" + #"{"item":"N1","title":"SILVER HEART NECKLACE","active":false}"# + "\n", to: update)
+        try TestSupport.write([
+            #"{"item":"C1","title":"BEESWAX TEALIGHT CANDLES","category":"home","price":4.5}"#, #"{"item":"N1","title":"SILVER HEART NECKLACE","active":false}"#,
+            #"{"item":"M1","title":"WHITE CERAMIC COFFEE MUG","category":"kitchen","in_stock":false}"#,
+        ].joined(separator: "\n") + "\n", to: update)
         #expect(try TestSupport.run("aislectl", ["import", "catalog", update.path, "--store", storeDir.path, "--quiet"]).status == 0)
+        #expect(try search(s, "silver necklace").allSatisfy { $0.item.sku != "N1" })
+        #expect(try search(s, "coffee mug").allSatisfy { $0.item.sku != "M1" })
+        let candle = try search(s, "vanilla candle", mode: .lexical).first
+        #expect(candle?.item.sku == "C1" && candle?.item.title == "BEESWAX TEALIGHT CANDLES" && candle?.item.price == 4.5)
         s = try index()
+        #expect(try search(s, "coffee mug").allSatisfy { $0.item.sku != "M1" } && !s.items.contains { $0.sku == "M1" })
         #expect(try search(s, "beeswax", mode: .lexical).first?.item.sku == "C1")
         #expect(try search(s, "vanilla", mode: .lexical).isEmpty)
         #expect(try search(s, "silver necklace").allSatisfy { $0.item.sku != "N1" })

@@ -290,6 +290,26 @@ import Testing
         return (host, index, store)
     }
 
+    /// An item sold out or withdrawn after the index was built is left out within the agent's
+    /// poll, without a rebuild; a catalog import that says so is all it takes.
+    @Test func itemsSoldOutSinceTheBuildAreNotOffered() async throws {
+        let (host, _, store) = try await exploringHost()
+        await host.refresh()
+        let index = try #require(host.current)
+        let first = try #require(index.recommend(.init(customer: nil, k: 4)).first)
+        let id = try #require(index.skus[first.sku])
+        #expect(!index.unavailable.contains(id))
+        let update = store.directory.appendingPathComponent("stock.jsonl")
+        try TestSupport.write(#"{"item":"\#(first.sku)","title":"item","in_stock":false}"# + "\n", to: update)
+        #expect(try TestSupport.run("aislectl", ["import", "catalog", update.path, "--store", store.directory.path, "--quiet"]).status == 0)
+        await host.refresh()
+        let after = try #require(host.current)
+        #expect(after.asOf == index.asOf && after.unavailable.contains(id))  // the same build
+        #expect(!after.recommend(.init(customer: nil, k: 4)).contains { $0.sku == first.sku })
+        #expect(after.slate(.init(customer: nil, k: 4), pool: 30).pool.allSatisfy { after.items[Int($0.item)]?.sku != first.sku })
+        try await host.closeLog()
+    }
+
     /// Serves `count` slates; the items shown and the slates with an explored position.
     private func serve(_ count: Int, by host: RecommendationHost, from index: RecommendationIndex) async -> (shown: Int, explored: Int) {
         var shown = 0, explored = 0
