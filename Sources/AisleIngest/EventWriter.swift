@@ -47,39 +47,10 @@ public struct EventPreparer {
         var e = e
         let pseudonym = e.customer.map { pseudonyms.value(for: $0, make: pseudonymizer.pseudonym) }
         e.session = e.session.map { sessionKeys.value(for: $0, make: pseudonymizer.sessionKey) }
-        var prepared = PreparedEvent(event: e, hint: hint, pseudonym: pseudonym, key: Self.idempotencyKey(e, pseudonym: pseudonym, scratch: &scratch))
+        var prepared = PreparedEvent(event: e, hint: hint, pseudonym: pseudonym, key: EventKey.idempotency(e, pseudonym: pseudonym, scratch: &scratch))
         if e.text != nil, e.type == .search || e.type == .question { prepared.sealedKey = pseudonymizer.sealedKey(prepared.key) }
         prepared.event.customer = nil  // the raw id goes no further
         return prepared
-    }
-
-    /// 16 bytes: the hour of the event, then 12 bytes of SHA-256 of its id when it has one, else
-    /// of its whole content, so that the same line imported twice, or a till's retry, is
-    /// recognised. Leading with the hour keeps a day's events together in the key index, so a
-    /// commit rewrites a few index pages instead of pages all over it.
-    static func idempotencyKey(_ e: IncomingEvent, pseudonym: Data?, scratch: inout [UInt8]) -> Data {
-        scratch.removeAll(keepingCapacity: true)
-        if let id = e.id {
-            scratch.append(contentsOf: "id\u{0}".utf8)
-            scratch.append(contentsOf: id.utf8)
-        } else {
-            func field(_ s: String?) {
-                if let s { scratch.append(contentsOf: s.utf8) } else { scratch.append(0) }
-                scratch.append(0x1F)
-            }
-            func int(_ v: Int64?) { field(v.map { String($0) }) }
-            scratch.append(contentsOf: "c\u{0}".utf8)
-            int(e.ts)
-            field(e.type.rawValue)
-            for part in [e.session, e.receipt, e.item, e.text, e.source, e.store] { field(part) }
-            int(e.qty)
-            field(e.price.map { "\($0)" })
-            int(e.rating)
-            if let pseudonym { scratch.append(contentsOf: pseudonym) }
-        }
-        var key = EventKey.hourPrefix(e.ts)
-        SHA256.hash(data: scratch).withUnsafeBytes { key.append(contentsOf: $0.prefix(12)) }
-        return key
     }
 }
 

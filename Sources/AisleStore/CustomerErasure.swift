@@ -75,8 +75,9 @@ public enum CustomerErasure {
         try store.database.writeWithoutTransaction { db in
             // Foreign-key checks off: without an index on every referencing column each deleted
             // row would scan a table; the deletes below cover every reference.
-            try db.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST") }
+            // Temporary data in memory: the temporary tables and statement journals hold their rows.
+            try db.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY")
+            defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST; PRAGMA temp_store = DEFAULT") }
             try db.inTransaction {
                 // Their sessions and receipts; their events — by customer, and the anonymous ones
                 // in those sessions or receipts.

@@ -374,19 +374,19 @@ enum Schema {
             // The searches and questions whose words are still kept, oldest first (TextRetention).
             try db.execute(sql: "CREATE INDEX events_kept_text ON events(ts) WHERE text IS NOT NULL AND type IN ('search', 'question')")
         }
-        m.registerMigration(sessionKeysMigration) { db in
+        m.registerMigration(sessionKeysMigration, foreignKeyChecks: .immediate) { db in
             // Kiosk sessions' keys as sent become their keyed hashes (SessionKeys); Store.migrate
             // has rewritten the slate log's first.
             try SessionKeys.rewriteStore(db, in: directory)
         }
-        m.registerMigration("v20-recheck-cleared-keys") { db in
+        m.registerMigration("v20-recheck-cleared-keys", foreignKeyChecks: .immediate) { db in
             // A build of v18 from before keys were sealed still opens a store whose old keys a
             // later v18 build sealed, and clears words without sealing their keys; the marker
             // would keep them unsealed. It goes, so the agent's next start looks once more; no
             // build before this one opens the store from now on.
             try Meta.remove(db, TextRetention.doneKey)
         }
-        m.registerMigration("v21-in-stock") { db in
+        m.registerMigration("v21-in-stock", foreignKeyChecks: .immediate) { db in
             // Whether the shelves have the item now (catalog `in_stock`): search and
             // recommendations offer only those. Every item so far counts as in stock.
             try db.execute(sql: "ALTER TABLE items ADD COLUMN in_stock INTEGER NOT NULL DEFAULT 1")

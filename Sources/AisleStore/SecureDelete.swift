@@ -2,13 +2,16 @@ import GRDB
 
 /// Writes whose deleted or replaced rows must not stay readable in the file's free pages.
 enum SecureDelete {
-    /// Runs `body` in a transaction of `writer` with SQLite's `secure_delete` fully on (the
-    /// connection's `FAST` again after): what it deletes or replaces is overwritten.
+    /// Runs `body` in an immediate transaction of `writer` with SQLite's `secure_delete` fully on
+    /// and temporary data (temporary tables, statement journals) in memory — the connection's
+    /// `FAST` and default again after: what it deletes or replaces is overwritten, and no copy
+    /// goes to a temporary file. `writer` must attach no other file (an immediate transaction
+    /// would lock it too).
     static func transaction(_ writer: some DatabaseWriter, _ body: (Database) throws -> Void) throws {
         try writer.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST") }
-            try db.inTransaction {
+            try db.execute(sql: "PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = FAST; PRAGMA temp_store = DEFAULT") }
+            try db.inTransaction(.immediate) {
                 try body(db)
                 return .commit
             }

@@ -95,6 +95,9 @@ public struct Store: Sendable {
         }
         guard !applied.contains(Schema.sessionKeysMigration) else { return try migrator.migrate(pool) }
         try SessionKeys.rewriteLog(in: directory)
+        // The keys as sent in v19's temporary map and statement journal: in memory, not in a file.
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA temp_store = MEMORY") }
+        defer { _ = try? pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA temp_store = DEFAULT") } }
         try migrator.migrate(pool)
         _ = try? pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }  // the old frames held the keys as sent
     }

@@ -198,8 +198,17 @@ import Testing
         let queue = try DatabaseQueue(path: dir.appendingPathComponent(Store.databaseName).path, configuration: configuration)
         try Schema.migrator.migrate(queue, upTo: "v18-search-text-retention")
         let pending = CustomerErasure.Pending(customer: 7, since: 0, sessionKeys: ["kiosk-gone-1"], audit: 1, erased: .init())
+        // Two views in alice's session as a v18 agent keyed them: one sent without an id (keyed
+        // by its content, the session's key as sent in it), one with an id (keyed by that).
+        let view = IncomingEvent(ts: 1_700_000_000, type: .view, session: "kiosk-alice-7731", item: "MUG")
+        var scratch: [UInt8] = []
+        let oldKeys = [EventKey.idempotency(view, pseudonym: nil, scratch: &scratch), EventKey.idempotency({ var e = view; e.id = "v-2"; return e }(), pseudonym: nil, scratch: &scratch)]
         try queue.write { db in
             try db.execute(sql: "INSERT INTO sessions(key, first_ts, last_ts) VALUES ('kiosk-alice-7731', 1, 2), ('kiosk-anon-5', 3, 4)")
+            try db.execute(sql: "INSERT INTO items(sku, title) VALUES ('MUG', 'mug')")
+            for key in oldKeys {
+                try db.execute(sql: "INSERT INTO events(key, ts, type, session_id, item_id, ingested_at) VALUES (?, 1700000000, 'view', 1, 1, 0)", arguments: [key])
+            }
             try Meta.set(db, CustomerErasure.pendingKey, pending.json)
             try Meta.set(db, TextRetention.doneKey, "1")  // v20 has the agent look for unsealed keys again
         }
@@ -220,22 +229,30 @@ import Testing
                 let record = try JSONDecoder().decode(CustomerErasure.Pending.self, from: Data(try #require(try Meta.string(db, CustomerErasure.pendingKey)).utf8))
                 #expect(record.sessionKeys == [names.sessionKey("kiosk-gone-1")] && record.customer == 7)
                 #expect(try Meta.string(db, TextRetention.doneKey) == nil)
+                // The content key is made with the stored session key now; the id's stays.
+                var stored = view
+                stored.session = names.sessionKey("kiosk-alice-7731")
+                #expect(try Data.fetchAll(db, sql: "SELECT key FROM events ORDER BY id") == [EventKey.idempotency(stored, pseudonym: nil, scratch: &scratch), oldKeys[1]])
             }
         }
         let store = try Store.open(at: dir)
         try check(store)
         try store.close()
-        #expect(try RecommendationLog.connection(in: dir, durable: true).read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == SessionKeys.logVersion)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sqlite") || $0.hasSuffix("-wal") }
         #expect(files.count >= 2)
         for file in files {
             let bytes = try Data(contentsOf: dir.appendingPathComponent(file))
             #expect(bytes.range(of: Data("kiosk-".utf8)) == nil && bytes.range(of: RecommendationLog.sessionDigest("kiosk-erased-2")) == nil, "\(file)")
         }
-        // Opened again, nothing is keyed twice.
+        // Opened again, nothing is keyed twice; the same events sent again are duplicates.
         let again = try Store.open(at: dir)
         try check(again)
         try again.close()
+        let events = dir.appendingPathComponent("again.jsonl")
+        try TestSupport.write(#"{"ts":1700000000,"type":"view","session":"kiosk-alice-7731","item":"MUG"}"# + "\n"
+            + #"{"id":"v-2","ts":1700000000,"type":"view","session":"kiosk-alice-7731","item":"MUG"}"# + "\n", to: events)
+        let imported = try TestSupport.run("aislectl", ["import", "events", events.path, "--store", dir.path, "--json"])
+        #expect(imported.status == 0 && imported.out.contains(#""duplicates" : 2"#), "\(imported.out)\(imported.err)")
     }
 
     /// A store whose words were cleared before keys were sealed has their keys sealed once.
