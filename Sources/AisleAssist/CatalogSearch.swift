@@ -98,16 +98,16 @@ public struct CatalogSearch: Sendable {
     }
 
     /// The query's words worth searching for, and its FTS5 expression: each word as a prefix or
-    /// corrected, any of them matching (BM25 ranks items matching more of them first). Words in
-    /// over a quarter of the catalog — and in a `sentence` (the assistant's requests, not typed
-    /// keywords) its ``fillers`` — are left out unless nothing else is left; single letters
+    /// corrected, any of them matching (BM25 ranks items matching more of them first). In a
+    /// `sentence` (the assistant's requests, not typed keywords) its ``fillers`` are left out;
+    /// words in over a quarter of the catalog too, unless nothing else is left; single letters
     /// always. Of the rest at most ``maxWords``, those the catalog has (or begins) first: in
     /// "hello there could you please tell me whether you happen to have any red enamel teapot"
     /// (fifteen words) the last three count.
     func lexicalQuery(_ query: String, sentence: Bool = false) -> (expression: String, words: [QueryWord])? {
-        let words = Self.queryWords(query)
+        let words = Self.queryWords(query).filter { !(sentence && Self.fillers.contains($0)) }
         let common = items.count / 4
-        let telling = words.filter { (vocabulary.documents[$0] ?? 0) <= common && !(sentence && Self.fillers.contains($0)) }
+        let telling = words.filter { (vocabulary.documents[$0] ?? 0) <= common }
         let candidates = telling.isEmpty ? words : telling
         let known = { (word: String) in vocabulary.documents[word] != nil || vocabulary.startsSomeWord(word) }
         let found = (candidates.filter(known) + candidates.filter { !known($0) }).prefix(Self.maxWords)

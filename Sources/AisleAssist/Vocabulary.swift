@@ -73,9 +73,25 @@ struct Vocabulary: Sendable {
     }
 
     /// The words of a text as SQLite's `unicode61 remove_diacritics 2` tokenizer sees them:
-    /// runs of letters and digits, lower-cased, accents removed.
+    /// runs of letters and digits, lower-cased, accents removed from Latin letters only
+    /// (``fold(_:)``).
     static func words(_ text: String) -> [String] {
-        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
-            .split { !($0.isLetter || $0.isNumber) }.map(String.init)
+        fold(text).split { !($0.isLetter || $0.isNumber) }.map(String.init)
+    }
+
+    /// Lower case, a final sigma as any other, and the combining accents of Latin letters
+    /// removed — as unicode61 folds: "Crème" is "creme", but "Чайник" stays "чайник" (not
+    /// "чаиник"), "Καφές" is "καφέσ" and "Straße" "straße" (Foundation's diacritic- and
+    /// case-insensitive folding does otherwise, and its words would match nothing indexed).
+    static func fold(_ text: String) -> String {
+        var folded = String.UnicodeScalarView()
+        var base: Unicode.Scalar?
+        for scalar in text.lowercased().decomposedStringWithCanonicalMapping.unicodeScalars {
+            let accent = (0x300...0x36F).contains(scalar.value)
+            if accent, let base, (0x41...0x24F).contains(base.value) || (0x1E00...0x1EFF).contains(base.value) { continue }
+            if !accent { base = scalar }
+            folded.append(scalar == "ς" ? "σ" : scalar)
+        }
+        return String(folded).precomposedStringWithCanonicalMapping
     }
 }
