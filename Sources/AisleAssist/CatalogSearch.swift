@@ -67,10 +67,13 @@ public struct CatalogSearch: Sendable {
     /// the same source has another; nil: lexical search only).
     public let encoderKey: String?
     let itemThemes: [Int64: Int]
+    /// The themes model's version `itemThemes` come from: a shopper's theme shares count only
+    /// when computed with the same (theme numbers differ between versions).
+    public let themesVersion: Int?
 
     /// The items on offer with a title, the index's vocabulary, and their title embeddings when
-    /// given (``CatalogEmbeddings``); `themes` for the personal boost.
-    public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderKey: String?, themes: ThemeModel?) throws {
+    /// given (``CatalogEmbeddings``); `themes` (and its registry version) for the personal boost.
+    public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderKey: String?, themes: ThemeModel?, themesVersion: Int? = nil) throws {
         items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE \(OfferedItems.condition()) AND title != '' ORDER BY id")
             .map { Item(id: $0["id"], sku: $0["sku"], title: $0["title"], category: $0["category"], price: $0["price"]) }
         position = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
@@ -89,6 +92,7 @@ public struct CatalogSearch: Sendable {
         rowOf = Dictionary(uniqueKeysWithValues: embedded.enumerated().map { ($1, $0) })
         self.encoderKey = embedded.isEmpty ? nil : encoderKey
         itemThemes = themes?.itemThemes ?? [:]
+        self.themesVersion = themes == nil ? nil : themesVersion
     }
 
     /// A query word and the catalog words it stands for.

@@ -187,7 +187,8 @@ public actor AssistHost {
         let search = try await Blocking.background {
             let embeddings = try model.map { try CatalogEmbeddings.load(store, model: $0) }
             return try store.database.read { db in
-                try CatalogSearch(db, embeddings: embeddings, encoderKey: model?.cacheKey, themes: try ThemeModel.active(db)?.model)
+                let themes = try ThemeModel.active(db)
+                return try CatalogSearch(db, embeddings: embeddings, encoderKey: model?.cacheKey, themes: themes?.model, themesVersion: themes?.version)
             }
         }
         snapshot.search = search

@@ -70,10 +70,12 @@ extension AgentRoutes {
         }
     }
 
-    /// The shopper's interests (themes and categories), for the personal boost.
-    func interests(_ customer: String?) async -> [Interests.Share] {
+    /// The shopper's interests, for the personal boost: categories, and themes when the insight
+    /// numbered them as `search` does (just after the themes are retrained, one may be behind).
+    func interests(_ customer: String?, for search: CatalogSearch) async -> [Interests.Share] {
         guard let raw = customer, let id = await self.customer(raw)?.id, let found = await insight.insight(customer: id) else { return [] }
-        return found.interests + found.categories
+        let sameThemes = await insight.modelVersions[ThemeModel.kind] == search.themesVersion
+        return (sameThemes ? found.interests : []) + found.categories
     }
 
     /// `{query, customer?, session?, k?, mode?}` → the catalog items that match, with why.
@@ -109,7 +111,7 @@ extension AgentRoutes {
                     .serviceUnavailable, "search_not_ready",
                     "the search index holds no title embeddings of the loaded encoder yet (being rebuilt for it, or no item has a title); try again shortly")
         }
-        let interests = await interests(fields.customer)
+        let interests = await interests(fields.customer, for: search)
         let hits = try await reads.read { db in try search.search(db, query: fields.text, vector: vector, interests: interests, k: fields.k, mode: mode) }
         await assist.log(fields.event(.search))
         return try HTTPJSON.response(SearchResponse(
@@ -139,7 +141,7 @@ extension AgentRoutes {
         let findProducts = { () async throws -> [CatalogSearch.Hit] in
             guard let search = state.search else { return [] }
             let vector = search.encoderKey == encoder.cacheKey ? embedding : nil
-            let interests = await interests(fields.customer)
+            let interests = await interests(fields.customer, for: search)
             return try await reads.read { db in
                 // Relevant ones from the whole depth, then k: cut to k first, fewer would be left.
                 try search.search(db, query: fields.text, vector: vector, interests: interests, k: CatalogSearch.depth, sentence: true)
