@@ -59,7 +59,7 @@ struct SyncCommand: AsyncParsableCommand {
             discussion: "Example: aislectl sync enroll --hub http://hq.example:7443 --token s-1a2b3c4d5e.xxxx.0123456789abcdef")
         @Option(help: "The hub, http(s)://HOST[:PORT].") var hub: String
         @Option(help: "The one-time enrollment token, or - to read it from standard input (kept out of the process list and shell history).") var token: String
-        @Option(help: ArgumentHelp("PEM certificates to verify an https hub with (default: the system's trust roots).", valueName: "FILE")) var caFile: String?
+        @Option(help: ArgumentHelp("PEM certificates to verify an https hub with (default: the system's trust roots). Its path is kept and read at every pass: put it where the agent's unit can read it (e.g. /etc/aisle/hub-ca.pem; the unit hides /home and /tmp).", valueName: "FILE")) var caFile: String?
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
