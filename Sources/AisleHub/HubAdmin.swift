@@ -120,11 +120,16 @@ public struct HubAdmin: Sendable {
         guard delta.isFinite, (0..<1).contains(delta) else { throw SyncError(.badRequest, "delta: a number from 0 up to (not including) 1") }
         if let bad = metrics.first(where: { !$0.value.isFinite }) { throw SyncError(.badRequest, "metric \(bad.key): not a finite number") }
         return try database.write { db in
-            // A round of this model still open would fail at its end ("moved during the round") after its stores spent ε.
-            if let model = FederatedModel.all.first(where: { $0.kind == kind }), let open = try HubQueries.unfinishedRound(db, of: model) {
-                throw SyncError(.badRequest, "round \(open) of the \(kind) model is open; close it first (`aisle-hub rounds close \(open)`)")
-            }
+            try Self.refuseWhileARoundIsOpen(db, kind: kind)
             return try Self.publish(db, database, kind: kind, payload: payload, round: round, epsilon: epsilon, delta: delta, metrics: metrics) }
+    }
+
+    /// A round of the model still open would fail at its end ("moved during the round") after
+    /// its stores spent ε: a new version waits until it is closed.
+    static func refuseWhileARoundIsOpen(_ db: Database, kind: String) throws {
+        if let model = FederatedModel.all.first(where: { $0.kind == kind }), let open = try HubQueries.unfinishedRound(db, of: model) {
+            throw SyncError(.badRequest, "round \(open) of the \(kind) model is open; close it first (`aisle-hub rounds close \(open)`)")
+        }
     }
 
     /// Signs and stores the next version of `kind` inside the caller's transaction.
@@ -173,6 +178,7 @@ public struct HubAdmin: Sendable {
         if let problem = model.problem(settings, global: nil) { throw SyncError(.badRequest, problem) }
         let payload = try model.blank(settings)
         return try database.write { db in
+            try Self.refuseWhileARoundIsOpen(db, kind: kind)
             try HubFederation.restart(db, kind: kind)
             return try Self.publish(db, database, kind: kind, payload: payload, round: 0, epsilon: 0, delta: 0, metrics: [:])
         }

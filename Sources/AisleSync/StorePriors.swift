@@ -46,9 +46,16 @@ public struct StorePriors: Sendable, Codable, Equatable {
     public var minCount: Int
     public var sigma: Double
 
+    /// The least noised count released: with σ 2, a count of 1 (one receipt's item or pair)
+    /// reaches 11 with probability 3·10⁻⁷ per window (at 5 it was 2 %, and each receipt is in
+    /// four overlapping windows).
+    public static let defaultMinCount = 11
+
     /// The store's priors over the `days` before `end` (default: its last event). Writes the
     /// store's noise key the first time (``WindowNoise``).
-    public static func of(_ db: Database, end: Int64? = nil, days: Int = 28, minCount: Int = 5, sigma: Double = 2, pairItems: Int = 300) throws -> StorePriors? {
+    public static func of(
+        _ db: Database, end: Int64? = nil, days: Int = 28, minCount: Int = defaultMinCount, sigma: Double = 2, pairItems: Int = 300
+    ) throws -> StorePriors? {
         guard let last = try end ?? Queries.lastEventTime(db).map({ $0 + 1 }) else { return nil }
         let start = last - Int64(days) * 86_400
         let keys = EventKey.range(from: start, to: last)

@@ -61,6 +61,15 @@ import Testing
         let early = try hub.cli(["rounds", "advance", "1"])
         #expect(early.status != 0 && early.err.contains("advertise step has 0 of the 3 stores it needs"), "\(early.err)")
         #expect(try hub.read { try String.fetchOne($0, sql: "SELECT phase FROM rounds WHERE id = 1") } == "advertise")
+        // A new version of a model whose round is open, blank or a file, would fail that round at
+        // its end after its stores spent ε: refused.
+        #expect(try hub.cli(["models", "blank", "intent"]).status == 0)
+        let round = try hub.cli(["rounds", "open", "intent", "--min-stores", "3"])
+        #expect(round.status == 0, "\(round.err)")
+        for args in [["models", "blank", "intent"], ["models", "publish", "intent", model.path]] {
+            let r = try hub.cli(args)
+            #expect(r.status != 0 && r.err.contains("of the intent model is open; close it first"), "\(args): \(r.status) \(r.err)")
+        }
     }
 
     /// With a certificate and key configured the hub speaks only HTTPS; a store enrolled with

@@ -90,7 +90,7 @@ import Testing
         let hub = try await HubFixture()
         // Stores 0–3: everything before 2011-09-01. Store 4 opens then: a week before, four weeks after.
         let stores = try Self.retailStores(hub, count: 5) { s, date in s < 4 ? date < "2011-09-01" : date >= "2011-08-25" && date < "2011-09-29" }
-        // The four stores sync (each pass queues its priors: the last 28 days, noised, counts ≥ 5).
+        // The four stores sync (each pass queues its priors: the last 28 days, noised, counts ≥ 11).
         for store in stores.prefix(4) { #expect(try TestSupport.run("aislectl", ["sync", "now", "--store", store.path]).status == 0) }
         let published = try hub.cli(["models", "priors"])
         #expect(published.status == 0 && published.out.contains("4 stores"), "\(published.out)\(published.err)")
@@ -103,7 +103,8 @@ import Testing
         for payload in uploads {
             struct P: Decodable { var items: [String: Double]; var pairs: [Pair]; struct Pair: Decodable { var a, b: String; var count: Double } }
             let p = try JSONDecoder().decode(P.self, from: payload)
-            #expect(!p.items.isEmpty && p.items.values.allSatisfy { $0 >= 5 } && p.pairs.allSatisfy { $0.count >= 5 })
+            let least = Double(StorePriors.defaultMinCount)
+            #expect(!p.items.isEmpty && p.items.values.allSatisfy { $0 >= least } && p.pairs.allSatisfy { $0.count >= least })
             #expect(Set(p.items.keys).isSubset(of: skus) && p.pairs.allSatisfy { skus.contains($0.a) && skus.contains($0.b) })
         }
         // The new store takes the priors and is scored on its customers' next baskets.
