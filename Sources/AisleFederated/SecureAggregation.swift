@@ -7,7 +7,9 @@ import Foundation
 /// self-mask seed among the others. The aggregator learns the sum of the vectors of the stores
 /// that sent one, nothing else, as long as `threshold` stores answer the unmasking step; stores
 /// that drop before sending their vector are left out, their pairwise masks removed from their
-/// shared keys. Vectors are in Z(2^32) (fixed point; see ``FixedPoint``).
+/// shared keys. Vectors are in Z(2^32) (fixed point; see ``FixedPoint``). Not protected against:
+/// a hub that makes up stores (the roster and their keys come from it), or stores that give
+/// the hub their own vectors — the sum less theirs is the others' (docs/PRIVACY.md).
 public enum SecureAggregation {
     /// The most stores in one round: ``FixedPoint``'s word sums decode exactly for fewer than 256.
     public static let maxStores = 255

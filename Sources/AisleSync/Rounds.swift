@@ -12,7 +12,7 @@ public protocol RoundContributor: Sendable {
 }
 
 /// A store's privacy spending: the accountant over the rounds it put noised vectors into, and
-/// its budget (ε at the rounds' δ; 0: no limit, and rounds without noise are joined too).
+/// its budget (ε at ``delta``, 10⁻⁵; 0: no limit, and rounds without noise are joined too).
 public enum PrivacyLedger {
     public static func accountant(_ db: Database) throws -> PrivacyAccountant {
         var a = PrivacyAccountant()
@@ -20,8 +20,13 @@ public enum PrivacyLedger {
         return a
     }
 
-    /// Whether a round with noise multiplier `z` fits in `budget`; the reason when not.
-    public static func allows(_ db: Database, noiseMultiplier z: Double, delta: Double, budget: Double) throws -> String? {
+    /// The δ a store states its ε at, whatever δ a round's offer names: a hub offering a larger
+    /// one (up to 10⁻³) would otherwise have the store's whole history measured more leniently
+    /// (with a budget of 8 at z = 3: 8 rounds instead of 5, ε ≈ 10 at 10⁻⁵).
+    public static let delta = 1e-5
+
+    /// Whether a round with noise multiplier `z` fits in `budget` at `delta`; the reason when not.
+    public static func allows(_ db: Database, noiseMultiplier z: Double, delta: Double = delta, budget: Double) throws -> String? {
         guard budget != 0 else { return nil }
         guard budget > 0 else { return "the privacy budget ε \(budget) is not a budget (0: no limit)" }
         guard z > 0 else { return "the round adds no noise, and this store has a privacy budget (ε \(budget))" }
@@ -50,7 +55,7 @@ extension SyncClient {
             let budget = privacyBudget
             let unsound = offer.settings.problem(minStores: offer.minStores).map { "unsound settings: \($0)" }
             if let no = try await store.database.read({
-                try unsound ?? PrivacyLedger.allows($0, noiseMultiplier: offer.settings.noiseMultiplier, delta: offer.settings.delta, budget: budget)
+                try unsound ?? PrivacyLedger.allows($0, noiseMultiplier: offer.settings.noiseMultiplier, budget: budget)
             }) {
                 try await record(offer, step: "declined", note: no)
                 return "round \(offer.round) (\(offer.kind)): declined — \(no)"

@@ -39,7 +39,7 @@ public struct SyncClient: Sendable {
     public let directory: URL
     public var installer: (any ModelInstaller)?
     public var contributor: (any RoundContributor)?
-    /// ε this store may spend on training rounds (at the rounds' δ); 0: no limit.
+    /// ε this store may spend on training rounds (at δ 10⁻⁵, ``PrivacyLedger/delta``); 0: no limit.
     public var privacyBudget = 8.0
     public var backoff = Outbox.Backoff()
 

@@ -86,6 +86,7 @@ struct Rounds: ParsableCommand {
         @Option(help: "Seconds each step waits for late stores.") var phaseSeconds: Int = 600
         @Option(help: "Differential privacy: Gaussian noise in units of the clipping norm (0: none).") var noiseMultiplier: Double = 0
         @Option(help: "Differential privacy: L2 bound of each store's update.") var clipNorm: Double = 1
+        @Option(help: "Differential privacy: the δ the models' ε is stated at (stores measure their own budgets at 1e-5 whatever this says).") var delta: Double = 1e-5
         @Option(help: "Local Newton steps per round.") var localSteps: Int = 1
         @Option(help: "The hub's step: fedavg or fedadam.") var server: String = "fedavg"
         @Option(help: "The hub's step size.") var serverRate: Double = 1
@@ -97,7 +98,7 @@ struct Rounds: ParsableCommand {
         func run() throws {
             try hub.admin { admin, _ in
                 var settings = RoundSettings()
-                (settings.noiseMultiplier, settings.clipNorm, settings.localSteps) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0, localSteps)
+                (settings.noiseMultiplier, settings.clipNorm, settings.localSteps, settings.delta) = (noiseMultiplier, noiseMultiplier > 0 ? clipNorm : 0, localSteps, delta)
                 (settings.server, settings.serverRate) = (server, serverRate)
                 (settings.lookbackMinutes, settings.horizonMinutes, settings.cutoffs, settings.cutoffSpacingMinutes) = (lookbackMinutes, horizonMinutes, cutoffs, spacingMinutes)
                 let r = try admin.openRound(kind: kind, length: length, hours: hours, minStores: minStores, phaseSeconds: phaseSeconds, settings: settings)

@@ -190,7 +190,7 @@ struct PrivacyCommand: AsyncParsableCommand {
         commandName: "privacy",
         abstract: "The differential privacy this store has spent on federated training rounds, and every round it was offered.",
         discussion: "Example: aislectl privacy --delta 1e-5")
-    @Option(help: "δ to state ε at.") var delta = 1e-5
+    @Option(help: "δ to state ε at (the store's budget is measured at 1e-5).") var delta = PrivacyLedger.delta
     @Option(help: "The budget to compare with (default: privacy.budget_epsilon of the agent's configuration, else 8).") var budget: Double?
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions

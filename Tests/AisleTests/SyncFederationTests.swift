@@ -154,10 +154,11 @@ import Testing
         let eps = try Self.models(hub).filter { $0.version > 1 }.sorted { $0.version < $1.version }.map { $0.epsilon ?? .nan }
         #expect(eps.count == 2 && abs(eps[0] - 4.7527) < 1e-3 && abs(eps[1] - 7.0879) < 1e-3, "\(eps)")
         // (Open long enough for a loaded machine's sweep to see it; it then fails for want of stores.)
-        #expect(try hub.cli(["rounds", "open", "intent", "--min-stores", "5", "--phase-seconds", "20", "--noise-multiplier", "2", "--clip-norm", "0.5"]).status == 0)
+        // Offered at δ 10⁻³, where three rounds would be ε 7.0: the stores measure at their own 10⁻⁵.
+        #expect(try hub.cli(["rounds", "open", "intent", "--min-stores", "5", "--phase-seconds", "20", "--noise-multiplier", "2", "--clip-norm", "0.5", "--delta", "0.001"]).status == 0)
         try Self.sweep(stores)
         let privacy = try TestSupport.run("aislectl", ["privacy", "--store", stores[0].path])
-        #expect(privacy.out.contains("spent: ε 7.09") && privacy.out.contains("round 3 intent: declined") && privacy.out.contains("joining would spend ε 9.02 of a budget of 8.00"), "\(privacy.out)")
+        #expect(privacy.out.contains("spent: ε 7.09") && privacy.out.contains("round 3 intent: declined") && privacy.out.contains("joining would spend ε 9.02 of a budget of 8.00 (δ 1e-05)"), "\(privacy.out)")
         // The budget shown is the agent's configured one when the store comes from its configuration.
         let config = hub.dir.appendingPathComponent("aisled.toml")
         try TestSupport.write("[store]\npath = \"\(stores[0].path)\"\n[privacy]\nbudget_epsilon = 7.5\n", to: config)
