@@ -9,10 +9,11 @@ import GRDB
 /// lexical (SQLite FTS5 and its BM25, misspelt words corrected against the catalog's vocabulary,
 /// partial words matched as prefixes) and dense (the query's int8-encoder embedding against the
 /// title embeddings), fused by a convex combination of their scores, optionally boosted towards
-/// the shopper's interests. Built from the store and swapped whole (the agent rebuilds it within
-/// 30 s of a catalog change); a query reads the full-text index and, for the items it found,
-/// their catalog rows, so an item withdrawn or out of stock since is not offered and the
-/// others show their title and price as they are now.
+/// the shopper's interests. Built from the store over the listed items and swapped whole (the
+/// agent rebuilds it within 30 s of a catalog change); a query reads the full-text index and,
+/// for the items it found, their catalog rows, so an item sold out, or withdrawn since, is not
+/// offered, one back in stock is at once, and the others show their title and price as they
+/// are now.
 public struct CatalogSearch: Sendable {
     public enum Mode: String, Sendable, CaseIterable, Codable { case lexical, dense, hybrid }
 
@@ -71,10 +72,11 @@ public struct CatalogSearch: Sendable {
     /// when computed with the same (theme numbers differ between versions).
     public let themesVersion: Int?
 
-    /// The items on offer with a title, the index's vocabulary, and their title embeddings when
-    /// given (``CatalogEmbeddings``); `themes` (and its registry version) for the personal boost.
+    /// The listed items (active, sellable; stock is checked per query) with a title, the index's
+    /// vocabulary, and their title embeddings when given (``CatalogEmbeddings``); `themes` (and
+    /// its registry version) for the personal boost.
     public init(_ db: Database, embeddings: [CatalogEmbeddings.Item]?, encoderKey: String?, themes: ThemeModel?, themesVersion: Int? = nil) throws {
-        items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE \(OfferedItems.condition()) AND title != '' ORDER BY id")
+        items = try Row.fetchAll(db, sql: "SELECT id, sku, title, category, price FROM items WHERE \(OfferedItems.listed()) AND title != '' ORDER BY id")
             .map { Item(id: $0["id"], sku: $0["sku"], title: $0["title"], category: $0["category"], price: $0["price"]) }
         position = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
         words = items.map { Set(Vocabulary.words($0.title + " " + ($0.category ?? ""))) }

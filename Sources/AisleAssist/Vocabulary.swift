@@ -79,8 +79,8 @@ struct Vocabulary: Sendable {
         fold(text).split { !($0.isLetter || $0.isNumber) }.map(String.init)
     }
 
-    /// Lower case, a final sigma as any other, and the combining accents of Latin letters
-    /// removed — as unicode61 folds: "Crème" is "creme", but "Чайник" stays "чайник" (not
+    /// Lower case, a final sigma as any other, and the combining accents of the letters a–z
+    /// removed — as unicode61 folds (it keeps those of "ǿ", whose base "ø" is not ASCII): "Crème" is "creme", but "Чайник" stays "чайник" (not
     /// "чаиник"), "Καφές" is "καφέσ" and "Straße" "straße" (Foundation's diacritic- and
     /// case-insensitive folding does otherwise, and its words would match nothing indexed).
     static func fold(_ text: String) -> String {
@@ -88,7 +88,7 @@ struct Vocabulary: Sendable {
         var base: Unicode.Scalar?
         for scalar in text.lowercased().decomposedStringWithCanonicalMapping.unicodeScalars {
             let accent = (0x300...0x36F).contains(scalar.value)
-            if accent, let base, (0x41...0x24F).contains(base.value) || (0x1E00...0x1EFF).contains(base.value) { continue }
+            if accent, let base, (0x61...0x7A).contains(base.value) { continue }
             if !accent { base = scalar }
             folded.append(scalar == "ς" ? "σ" : scalar)
         }

@@ -46,6 +46,7 @@ public struct IncomingEvent: Sendable, Equatable {
 public struct CatalogEntry: Sendable, Equatable {
     public var item: String
     public var title: String
+    /// nil (left out): the item keeps its category; empty: it has none from now on.
     public var category: String?
     public var price: Double?
     public var active: Bool?

@@ -125,7 +125,7 @@ public enum Interchange {
         guard !title.isEmpty else { throw FieldError(field: "title", "empty") }
         try checkName(title, field: "title")
         var entry = CatalogEntry(item: sku, title: title)
-        entry.category = try string(o, "category").map(Normalize.text).flatMap { $0.isEmpty ? nil : $0 }
+        entry.category = try string(o, "category").map(Normalize.text)  // "" clears it
         if let category = entry.category { try checkName(category, field: "category") }
         if let price = try number(o, "price") {
             try checkPrice(price, field: "price")

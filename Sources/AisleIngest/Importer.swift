@@ -295,8 +295,9 @@ enum CatalogWriter {
         let active = entry.active ?? (old?["active"] as Bool?) ?? true
         let sellable = entry.sellable ?? (old?["sellable"] as Bool?) ?? true
         let inStock = entry.inStock ?? (old?["in_stock"] as Bool?) ?? true
+        let category = entry.category.map { $0.isEmpty ? nil : $0 } ?? (old?["category"] as String?)
         let price = entry.price ?? (old?["price"] as Double?)
-        if let old, old["title"] as String == entry.title, old["category"] as String? == entry.category,
+        if let old, old["title"] as String == entry.title, old["category"] as String? == category,
             old["price"] as Double? == price, old["active"] as Bool == active, old["sellable"] as Bool == sellable,
             old["in_stock"] as Bool == inStock
         {
@@ -308,7 +309,7 @@ enum CatalogWriter {
                 ON CONFLICT(sku) DO UPDATE SET title = excluded.title, category = excluded.category,
                     price = excluded.price, active = excluded.active, sellable = excluded.sellable, in_stock = excluded.in_stock
                 RETURNING id
-                """), arguments: [entry.item, entry.title, entry.category, price, active, sellable, inStock])
+                """), arguments: [entry.item, entry.title, category, price, active, sellable, inStock])
         if let id, let p = entry.price, p != (old?["price"] as Double?) {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO item_prices(item_id, ts, price) VALUES (?, ?, ?)")
                 .execute(arguments: [id, now, p])

@@ -68,9 +68,10 @@ public struct RecommendationIndex: Sendable {
     private(set) var ranked: [Int64: [Slot]]
     private(set) var storeSlate: [Slot]
     public let asOf: Int64
-    /// The items not on offer (``OfferedItems``) as last read: besides those left out at build,
-    /// items withdrawn or sold out since, which the agent reads every few seconds
-    /// (``withdrawing(_:)``) rather than rebuild the index.
+    /// The items not on offer (``OfferedItems``) as last read — sold out, or withdrawn since the
+    /// build (which ranks the listed items, in stock or not) — left out of every slate; the agent
+    /// reads them every few seconds (``withdrawing(_:)``) rather than rebuild the index, so an
+    /// item back in stock is offered again at once.
     public private(set) var unavailable: Set<Int> = []
 
     /// Builds the index as of `t` from the store's purchases, catalog and returns.
@@ -80,7 +81,7 @@ public struct RecommendationIndex: Sendable {
         _ db: Database, asOf t: Int64, ranker: (model: Ranker, version: Int)?, themes: ThemeModel?, fleet: FleetPopularity?, similar: ContentNeighbours? = nil
     ) throws -> RecommendationIndex {
         var items: [Int: Item] = [:], skus: [String: Int] = [:], groups: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, \(OfferedItems.condition()) FROM items") {
+        for row in try Row.fetchAll(db, sql: "SELECT id, sku, title, category, \(OfferedItems.listed()) FROM items") {
             let id = Int(row[0] as Int64)
             let theme = themes?.itemThemes[Int64(id)].flatMap { $0 < (themes?.themes.count ?? 0) ? themes?.themes[$0].label : nil }
             let group = ((row[3] as String?) ?? theme).map { name in
@@ -166,8 +167,8 @@ public struct RecommendationIndex: Sendable {
         Set(try Int64.fetchAll(db, sql: "SELECT id FROM items WHERE NOT (\(OfferedItems.condition()))").map { Int($0) })
     }
 
-    /// The index with `unavailable` as the items not to offer (an item on offer again comes back
-    /// with the next build, which ranks it).
+    /// The index with `unavailable` as the items not to offer (one withdrawn and listed again
+    /// comes back with the next build, which ranks it).
     public func withdrawing(_ unavailable: Set<Int>) -> RecommendationIndex {
         var index = self
         index.unavailable = unavailable

@@ -199,12 +199,12 @@ public actor AssistHost {
     }
 
     /// A digest of everything the index shows of the catalog (ids, titles, categories, prices,
-    /// flags, stock): any edit changes it.
+    /// flags): any edit changes it. Not stock, which each search reads itself.
     static func catalogDigest(_ db: Database) throws -> String {
         var hash = SHA256()
-        let rows = try Row.fetchCursor(db, sql: "SELECT id, title, coalesce(category, ''), coalesce(price, -1), active, sellable, in_stock FROM items ORDER BY id")
+        let rows = try Row.fetchCursor(db, sql: "SELECT id, title, coalesce(category, ''), coalesce(price, -1), active, sellable FROM items ORDER BY id")
         while let row = try rows.next() {
-            hash.update(data: Data("\(row[0] as Int64)\u{1}\(row[1] as String)\u{1}\(row[2] as String)\u{1}\(row[3] as Double)\u{1}\(row[4] as Int64)\(row[5] as Int64)\(row[6] as Int64)\n".utf8))
+            hash.update(data: Data("\(row[0] as Int64)\u{1}\(row[1] as String)\u{1}\(row[2] as String)\u{1}\(row[3] as Double)\u{1}\(row[4] as Int64)\(row[5] as Int64)\n".utf8))
         }
         return Hex.string(hash.finalize())
     }

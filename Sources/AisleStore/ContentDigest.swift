@@ -14,7 +14,7 @@ public enum ContentDigest {
         var hasher = SHA256()
         let queries = [
             "SELECT hex(pseudonym) FROM customers ORDER BY pseudonym",
-            "SELECT sku, title, category, price, active, sellable FROM items ORDER BY sku",
+            "SELECT sku, title, category, price, active, sellable, in_stock FROM items ORDER BY sku",
             "SELECT i.sku, p.ts, p.price FROM item_prices p JOIN items i ON i.id = p.item_id ORDER BY i.sku, p.ts",
             """
             SELECT i.sku, d.day, d.purchases, d.units, round(d.revenue, 6), d.returns, round(d.returned_value, 6), d.min_price, d.max_price

@@ -122,6 +122,7 @@ extension RecommendationLog {
             // here yet): what an earlier attempt copied is replaced, erasures since included.
             try db.inTransaction(.deferred) {  // writes the log alone (IMMEDIATE would lock the store too)
                 try db.execute(sql: """
+                    PRAGMA user_version = 0;  -- its sessions' keys as sent, for SessionKeys to rewrite
                     DELETE FROM rec_slates; DELETE FROM rec_explore; DELETE FROM rec_feedback;
                     INSERT INTO rec_slates(request_id, ts, customer_id, session, placement, model, experiment, arm, items)
                         SELECT request_id, ts, customer_id, session, placement, model, experiment, arm, items FROM store.rec_slates;

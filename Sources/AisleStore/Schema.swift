@@ -404,13 +404,16 @@ enum Schema {
 }
 
 /// The items a shopper may be offered — by search, the assistant or recommendations: active,
-/// sellable and in stock.
+/// sellable and in stock. Indexes are built over the listed items (active, sellable), and stock,
+/// which changes by the minute, is checked when they are read.
 public enum OfferedItems {
     /// The condition on a row of `items` (`alias`: the table's alias in the query, if any).
-    public static func condition(_ alias: String? = nil) -> String {
-        let p = alias.map { $0 + "." } ?? ""
-        return "\(p)active = 1 AND \(p)sellable = 1 AND \(p)in_stock = 1"
-    }
+    public static func condition(_ alias: String? = nil) -> String { listed(alias) + " AND \(prefix(alias))in_stock = 1" }
+
+    /// Active and sellable, in stock or not.
+    public static func listed(_ alias: String? = nil) -> String { "\(prefix(alias))active = 1 AND \(prefix(alias))sellable = 1" }
+
+    private static func prefix(_ alias: String?) -> String { alias.map { $0 + "." } ?? "" }
 }
 
 /// Bits of `events.flags`.

@@ -84,7 +84,7 @@ struct ImportCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Import catalog entries {\"item\",\"title\",\"category\"?,\"price\"?,\"active\"?,\"sellable\"?,\"in_stock\"?}.",
             discussion: """
-                A field left out keeps what the item had. Search and recommendations offer only items \
+                A field left out (but the title) keeps what the item had; "category": "" takes the category away. Search and recommendations offer only items \
                 active, sellable and in stock; a running agent leaves out one withdrawn or sold out within seconds. \
                 Example: aislectl import catalog catalog.jsonl
                 """)

@@ -290,8 +290,9 @@ import Testing
         return (host, index, store)
     }
 
-    /// An item sold out or withdrawn after the index was built is left out within the agent's
-    /// poll, without a rebuild; a catalog import that says so is all it takes.
+    /// An item sold out after the index was built is left out within the agent's poll, and
+    /// offered again once back in stock, without a rebuild; a catalog import that says so is all
+    /// it takes, and it changes nothing else of the item.
     @Test func itemsSoldOutSinceTheBuildAreNotOffered() async throws {
         let (host, _, store) = try await exploringHost()
         await host.refresh()
@@ -299,14 +300,23 @@ import Testing
         let first = try #require(index.recommend(.init(customer: nil, k: 4)).first)
         let id = try #require(index.skus[first.sku])
         #expect(!index.unavailable.contains(id))
-        let update = store.directory.appendingPathComponent("stock.jsonl")
-        try TestSupport.write(#"{"item":"\#(first.sku)","title":"item","in_stock":false}"# + "\n", to: update)
-        #expect(try TestSupport.run("aislectl", ["import", "catalog", update.path, "--store", store.directory.path, "--quiet"]).status == 0)
-        await host.refresh()
+        let category = { try await store.database.read { try String.fetchOne($0, sql: "SELECT category FROM items WHERE sku = ?", arguments: [first.sku]) } }
+        let before = try await category()
+        func stock(_ inStock: Bool) async throws {
+            let update = store.directory.appendingPathComponent("stock.jsonl")
+            try TestSupport.write(#"{"item":"\#(first.sku)","title":"\#(first.title)","in_stock":\#(inStock)}"# + "\n", to: update)
+            #expect(try TestSupport.run("aislectl", ["import", "catalog", update.path, "--store", store.directory.path, "--quiet"]).status == 0)
+            await host.refresh()
+        }
+        try await stock(false)
         let after = try #require(host.current)
         #expect(after.asOf == index.asOf && after.unavailable.contains(id))  // the same build
         #expect(!after.recommend(.init(customer: nil, k: 4)).contains { $0.sku == first.sku })
         #expect(after.slate(.init(customer: nil, k: 4), pool: 30).pool.allSatisfy { after.items[Int($0.item)]?.sku != first.sku })
+        #expect(try await category() == before && before != nil)
+        try await stock(true)
+        let restocked = try #require(host.current)
+        #expect(restocked.asOf == index.asOf && restocked.recommend(.init(customer: nil, k: 4)).first?.sku == first.sku)
         try await host.closeLog()
     }
 
