@@ -108,6 +108,7 @@ let package = Package(
                 "AisleCore", "AisleStore", "AisleIngest", "AisleConfig", "AisleText", "AisleInsight", "AisleRecommend", "AisleTraining", "AisleAssist", "AisleSync",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -14,6 +14,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var maxBodyBytes = 16 << 20
     /// Most events accepted in one `POST /v1/events`.
     public var maxBatchEvents = 10_000
+    /// Most kiosk and till connections open at once; one more is closed as it opens.
+    public var maxConnections = 256
     /// The int8 encoder model file; empty: `minilm-int8.safetensors` in the model cache
     /// (`$AISLE_MODEL_CACHE/all-MiniLM-L6-v2`, default `~/.cache/aisle/models`).
     public var encoderModel = ""
@@ -85,6 +87,7 @@ public struct AgentConfig: Sendable, Equatable {
         if !c.socketGroup.isEmpty, groupID(c.socketGroup) == nil { r.fail("socket.group", "no such group '\(c.socketGroup)'") }
         c.maxBodyBytes = r.int("http.max_body_bytes", c.maxBodyBytes, in: 1024...(1 << 30))
         c.maxBatchEvents = r.int("http.max_batch_events", c.maxBatchEvents, in: 1...1_000_000)
+        c.maxConnections = r.int("http.max_connections", c.maxConnections, in: 1...65_536)
         c.encoderModel = r.string("encoder.model", c.encoderModel)
         c.encoderThreads = r.int("encoder.threads", c.encoderThreads, in: 1...16)
         c.trainingEveryHours = r.int("training.every_hours", c.trainingEveryHours, in: 0...24 * 365)

@@ -111,7 +111,7 @@ public enum Hub {
     /// `listen.max_connections` open at once. (No idle timeout: Hummingbird's closed connections
     /// of the test suite's hubs under load; see docs/OPERATIONS.md.)
     static func server(_ config: HubConfig) throws -> HTTPServerBuilder {
-        let limit = ConnectionLimit(limit: config.maxConnections)
+        let limit = ConnectionLimit(limit: config.maxConnections, refused: "aisle_hub_connections_refused_total")
         let http = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [limit.handler()]))
         guard !config.tlsCertificate.isEmpty else { return http }
         let chain = try NIOSSLCertificate.fromPEMFile(config.tlsCertificate).map { .certificate($0) } as [NIOSSLCertificateSource]

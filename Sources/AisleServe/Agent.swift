@@ -10,6 +10,7 @@ import Synchronization
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// Why the agent could not start.
 public enum AgentError: Error, CustomStringConvertible {
@@ -119,8 +120,10 @@ public enum Agent {
         // Only a socket this agent bound is removed at the end: one that lost the bind to another
         // agent starting at the same moment must not delete the winner's.
         let bound = Atomic<Bool>(false)
+        let limit = ConnectionLimit(limit: config.maxConnections, refused: "aisle_connections_refused_total")
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [limit.handler()])),  // (an autoclosure: a handler per connection)
             configuration: .init(address: .unixDomainSocket(path: path), serverName: "aisled"),
             onServerRunning: { _ in
                 bound.store(true, ordering: .sequentiallyConsistent)
@@ -152,7 +155,11 @@ public enum Agent {
             }
             logger.info("stopped", metadata: ["socket": "\(path)"])
         }
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        // Requests still open get 15 s (a slow body, an unread answer): then the slates, the
+        // questions and the store are written and closed within the unit's 30 s.
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(15)
+        try await ServiceGroup(configuration: group).run()
         // No new background work from here.
         for task in background { task.cancel() }
         hangup.cancel()

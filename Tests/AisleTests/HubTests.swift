@@ -110,11 +110,28 @@ import Testing
 /// The hub's connections: past `listen.max_connections` a new one is closed as it opens, until
 /// one of the others goes.
 @Suite struct HubConnectionTests {
-    /// A TCP connection to the hub that sends nothing. Its calls are taken again when a signal
-    /// interrupts them (the test process's children end all the time), and its descriptor is
-    /// closed once, by `deinit` — a second close could end a socket another test opened since.
+    /// A connection that sends nothing — TCP to the hub, or to an agent's Unix socket. Its calls
+    /// are taken again when a signal interrupts them (the test process's children end all the
+    /// time), and its descriptor is closed once, by `deinit` — a second close could end a socket
+    /// another test opened since.
     final class IdleConnection {
         let fd: Int32
+
+        init(unixPath path: String) throws {
+            fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+            }
+            var connected: Int32
+            repeat {
+                connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            } while connected != 0 && errno == EINTR
+            guard fd >= 0, connected == 0 else { throw TestFailure("connect to \(path): errno \(errno)") }
+        }
 
         init(port: Int) throws {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -182,5 +199,30 @@ import Testing
             return metrics.contains("aisle_hub_connections_refused_total")
         }
         #expect(counted, "\(metrics.prefix(300))")
+    }
+}
+
+/// The agent's connections: past `[http] max_connections` a kiosk's new one is closed as it
+/// opens, so a client that leaks connections cannot take the agent's descriptors.
+@Suite struct AgentConnectionTests {
+    @Test func connectionsPastTheCapAreClosed() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let store = URL(fileURLWithPath: try ModelsTests.store(events: [], in: dir))
+        let socket = dir.appendingPathComponent("a.sock").path
+        let agent = try await TestSupport.startAgent(store: store, socket: socket, log: dir.appendingPathComponent("log"), config: "[http]\nmax_connections = 3\n")
+        defer { TestSupport.kill9(agent) }
+        let health = { (try? await UnixHTTP.request(path: socket, .GET, "/v1/health"))?.status == 200 }
+        var held: [HubConnectionTests.IdleConnection] = []
+        #expect(
+            try await HubConnectionTests.eventually(20) {
+                held = held.filter { !$0.closedByHub(within: 0) }
+                while held.count < 3 { held.append(try HubConnectionTests.IdleConnection(unixPath: socket)) }
+                return await !health()
+            })
+        #expect(!held[0].closedByHub(within: 0.2))
+        held.removeLast()
+        #expect(try await HubConnectionTests.eventually(20) { await health() })
+        let metrics = try await UnixHTTP.request(path: socket, .GET, "/metrics").text
+        #expect(metrics.contains("aisle_connections_refused_total"), "\(metrics.prefix(300))")
     }
 }

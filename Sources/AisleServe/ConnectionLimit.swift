@@ -4,17 +4,19 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
-/// Caps the hub's open connections: one past `limit` is closed as soon as it opens (the store
-/// sees `unavailable` and tries again at its next sync), so a flood of connections cannot take
-/// every file descriptor the hub has. Counted in `aisle_hub_connections_refused_total`.
-final class ConnectionLimit: Sendable {
+/// Caps a server's open connections: one past `limit` is closed as soon as it opens (a store
+/// sees the hub `unavailable` and tries again at its next sync; a kiosk its connection closed),
+/// so a flood of connections, or a client that leaks them, cannot take every file descriptor
+/// the process has. Counted in the counter `refused` names.
+public final class ConnectionLimit: Sendable {
     let limit: Int
+    let refused: String
     private let open = Atomic<Int>(0)
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int, refused: String) { (self.limit, self.refused) = (limit, refused) }
 
     /// A handler for one new connection's pipeline.
-    func handler() -> any RemovableChannelHandler { Handler(limit: self) }
+    public func handler() -> any RemovableChannelHandler { Handler(limit: self) }
 
     private final class Handler: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = HTTPRequestPart
@@ -26,7 +28,7 @@ final class ConnectionLimit: Sendable {
         func handlerAdded(context: ChannelHandlerContext) {
             counted = true
             guard limit.open.add(1, ordering: .relaxed).newValue > limit.limit else { return }
-            Counter(label: "aisle_hub_connections_refused_total").increment()
+            Counter(label: limit.refused).increment()
             // Closed once the pipeline is set up, not in the middle of it.
             let channel = context.channel
             channel.eventLoop.execute { channel.close(promise: nil) }
