@@ -70,13 +70,20 @@ struct AgentRoutes: Sendable {
     /// tiny values cannot take hundreds of MB.
     var maxJSONValues: Int { max(32 * config.maxBatchEvents, 4_096) }
 
-    /// The body as JSON, or the error response to send instead.
-    func jsonBody(_ request: Request) async -> Result<JSONValue, ErrorResponse> {
-        let body: ByteBuffer
+    /// The most bytes of a kiosk request's body (recommendations, feedback, search, assist: a
+    /// few hundred bytes each) and of `/v1/embed`'s (256 texts): only event batches may take
+    /// `http.max_body_bytes`, so twenty requests at once cannot hold hundreds of MB.
+    static let kioskBodyBytes = 64 << 10, embedBodyBytes = 1 << 20
+
+    /// The body as JSON — at most `limit` bytes, or `http.max_body_bytes` if less — or the
+    /// error response to send instead.
+    func jsonBody(_ request: Request, limit: Int = .max) async -> Result<JSONValue, ErrorResponse> {
+        let body: ByteBuffer, most = min(limit, config.maxBodyBytes)
         do {
-            body = try await request.body.collect(upTo: config.maxBodyBytes)
+            body = try await request.body.collect(upTo: most)
         } catch {
-            return .failure(ErrorResponse(.contentTooLarge, "body_too_large", "the body exceeds \(config.maxBodyBytes) bytes (http.max_body_bytes)"))
+            let which = most == config.maxBodyBytes ? "http.max_body_bytes" : "this endpoint's limit"
+            return .failure(ErrorResponse(.contentTooLarge, "body_too_large", "the body exceeds \(most) bytes (\(which))"))
         }
         do throws(JSONSyntaxError) {
             return .success(try body.withUnsafeReadableBytes { raw throws(JSONSyntaxError) in
@@ -87,9 +94,10 @@ struct AgentRoutes: Sendable {
         }
     }
 
-    /// The body as a JSON object, or the error response to send instead.
+    /// A kiosk request's body (at most ``kioskBodyBytes``) as a JSON object, or the error
+    /// response to send instead.
     func jsonObject(_ request: Request) async -> Result<[String: JSONValue], ErrorResponse> {
-        switch await jsonBody(request) {
+        switch await jsonBody(request, limit: Self.kioskBodyBytes) {
         case .failure(let e): return .failure(e)
         case .success(.object(let o)): return .success(o)
         case .success(let other): return .failure(ErrorResponse(.badRequest, "expected_object", "the body must be a JSON object, got \(other.typeName)"))
@@ -110,7 +118,7 @@ struct AgentRoutes: Sendable {
     /// `{"texts": ["…", …]}` → one L2-normalised embedding per text, from the cache when known.
     func embed(_ request: Request) async throws -> Response {
         let parsed: JSONValue
-        switch await jsonBody(request) {
+        switch await jsonBody(request, limit: Self.embedBodyBytes) {
         case .success(let v): parsed = v
         case .failure(let e): return e.response
         }
@@ -363,16 +371,16 @@ struct AgentRoutes: Sendable {
             return HTTPJSON.error(.badRequest, "bad_action", "action: one of click, cart, purchase, dismiss")
         }
         guard let item = recommendations.current?.skus[Normalize.sku(sku)] else {
-            return HTTPJSON.error(.badRequest, "unknown_item", "item: no SKU \(sku) in the catalog")
+            return HTTPJSON.error(.badRequest, "unknown_item", "item: no SKU \(sku.prefix(64)) in the catalog")
         }
         do {
             guard try await recommendations.feedback(request: requestID, item: item, action: action) else {
                 return HTTPJSON.error(.serviceUnavailable, "log_unavailable", "the feedback could not be written to the recommendation log; send it again")
             }
         } catch .unknownRequest {
-            return HTTPJSON.error(.notFound, "unknown_request", "request_id: no recent recommendation \(requestID)")
+            return HTTPJSON.error(.notFound, "unknown_request", "request_id: no recent recommendation \(requestID.prefix(64))")
         } catch {
-            return HTTPJSON.error(.badRequest, "item_not_shown", "item: \(sku) was not in that slate")
+            return HTTPJSON.error(.badRequest, "item_not_shown", "item: \(sku.prefix(64)) was not in that slate")
         }
         return try HTTPJSON.response(["recorded": true])
     }

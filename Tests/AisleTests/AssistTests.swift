@@ -328,6 +328,10 @@ import Testing
             let r = try await UnixHTTP.request(path: socket, .POST, path, body: Array(body.utf8))
             #expect(r.status == 400 && r.text.contains(code), "\(path) \(body): \(r.text)")
         }
+        // A kiosk request's body is at most 64 KiB (only event batches may take http.max_body_bytes).
+        let padded = #"{"query":"tea","pad":""# + String(repeating: "x", count: 70_000) + #""}"#
+        let large = try await UnixHTTP.request(path: socket, .POST, "/v1/search", body: Array(padded.utf8))
+        #expect(large.status == 413 && large.text.contains("65536 bytes (this endpoint's limit)"), "\(large.status) \(large.text.prefix(200))")
 
         // Questions and searches are events: texts kept, the customer pseudonymous.
         var logged: [String] = []
