@@ -159,7 +159,12 @@ struct AgentRoutes: Sendable {
         guard values.count <= config.maxBatchEvents else {
             return HTTPJSON.error(.contentTooLarge, "batch_too_large", "\(values.count) events; at most \(config.maxBatchEvents) per request (http.max_batch_events)")
         }
-        let answer = try await ingest.ingest(values)
+        let answer: IngestResponse
+        do { answer = try await ingest.ingest(values) } catch let busy as StoreBusy {
+            var response = HTTPJSON.error(.serviceUnavailable, "store_busy", busy.description)
+            response.headers[.retryAfter] = "2"
+            return response
+        }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer.json)))
     }
 

@@ -79,9 +79,18 @@ public struct IngestService: Sendable {
     }
 }
 
+/// The store cannot take more now: too many events already wait for the writer (a slow disk,
+/// a long lock). Nothing of the batch was written; send it again shortly.
+public struct StoreBusy: Error, CustomStringConvertible {
+    public var waiting: Int
+    public var description: String { "\(waiting) events already wait to be written; send the batch again shortly" }
+}
+
 /// The agent's single writer, with group commit: batches that arrive while a transaction is
-/// being written wait and then go together into the next one, so concurrent tills share one
-/// commit (and one fsync) instead of queueing for one each.
+/// being written wait and then go together into the next one (up to ``perTransaction``
+/// events), so concurrent tills share one commit (and one fsync) instead of queueing for one
+/// each. At most ``maxWaiting`` events wait: past that a batch is refused (``StoreBusy``)
+/// rather than held in memory while tills send it again and again.
 final class StoreWriter: Sendable {
     private struct Job: Sendable {
         var events: [PreparedEvent]
@@ -90,6 +99,12 @@ final class StoreWriter: Sendable {
 
     private let store: Store
     private let queue = WorkQueue<Job>(label: "aisle.store-writer")
+    /// Events submitted and not yet taken into a transaction, and those taken so far.
+    private let waiting = Atomic<Int>(0), taken = Atomic<Int>(0)
+    var waitingEvents: Int { waiting.load(ordering: .relaxed) }
+    var takenEvents: Int { taken.load(ordering: .relaxed) }
+    static let maxWaiting = 100_000, perTransaction = 20_000
+    private let maxWaiting: Int
     private let writer = Mutex(EventWriter(tier: Tiers.recent))
     /// The outlier passes, one at a time, off the writer's thread (at nice 19, and counted by
     /// ``Blocking/drained(within:)`` so that shutdown does not close the store under one).
@@ -100,22 +115,38 @@ final class StoreWriter: Sendable {
     static let settleBatch = 50_000
     private let settleBatch: Int
 
-    init(store: Store, settleBatch: Int = StoreWriter.settleBatch) { (self.store, self.settleBatch) = (store, settleBatch) }
+    init(store: Store, settleBatch: Int = StoreWriter.settleBatch, maxWaiting: Int = StoreWriter.maxWaiting) {
+        (self.store, self.settleBatch, self.maxWaiting) = (store, settleBatch, maxWaiting)
+    }
 
     func write(_ events: [PreparedEvent]) async throws -> [EventOutcome] {
-        try await withCheckedThrowingContinuation { done in
+        let before = waiting.add(events.count, ordering: .relaxed).oldValue
+        guard before == 0 || before + events.count <= maxWaiting else {
+            waiting.subtract(events.count, ordering: .relaxed)
+            throw StoreBusy(waiting: before)
+        }
+        return try await withCheckedThrowingContinuation { done in
             queue.submit(Job(events: events, done: done)) { self.drain() }
         }
     }
 
-    /// Writes queued jobs, a transaction per round, until the queue is empty.
+    /// Writes queued jobs, a transaction per round of at most ``perTransaction`` events (one
+    /// job at least), until the queue is empty.
     private func drain() {
         while true {
-            let jobs = queue.take { waiting in
-                defer { waiting = [] }
-                return waiting
+            let jobs = queue.take { queued in
+                var (count, n) = (0, 0)
+                while n < queued.count, n == 0 || count + queued[n].events.count <= Self.perTransaction {
+                    count += queued[n].events.count
+                    n += 1
+                }
+                defer { queued.removeFirst(n) }
+                return Array(queued.prefix(n))
             }
             guard !jobs.isEmpty else { return }
+            let count = jobs.reduce(0) { $0 + $1.events.count }
+            waiting.subtract(count, ordering: .relaxed)
+            taken.add(count, ordering: .relaxed)
             let now = Int64(Date().timeIntervalSince1970)
             let result = writer.withLock { writer in
                 Result {
