@@ -59,7 +59,7 @@ struct AgentRoutes: Sendable {
 
     func status() async throws -> Response {
         let bytes = store.diskBytes
-        let s = try await store.database.read { db in try Queries.status(db, diskBytes: bytes) }
+        let s = try await reads.read { db in try Queries.status(db, diskBytes: bytes) }  // not behind the background's readers
         return try HTTPJSON.response(AgentStatus(
             version: AisleVersion.current, pid: getpid(), uptimeSeconds: Int(Date().timeIntervalSince(started)),
             socket: config.socketPath, store: s, encoder: await encoder.currentStatus))

@@ -104,9 +104,11 @@ public actor RecommendationHost {
 
     /// Opens the store's log file for writing.
     public init(
-        store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, recentSlates: Int = 50_000, logger: Logger
+        store: Store, encoder: EncoderHost, exploration: Exploration, experiment: Experiment? = nil, logDays: Int = 90, recentSlates: Int = 50_000,
+        pendingSlates maxPending: Int = RecommendationHost.maxPending, logger: Logger
     ) throws {
         (self.store, self.encoder, self.exploration, self.experiment, self.logDays, self.logger) = (store, encoder, exploration, experiment, logDays, logger)
+        self.maxPending = max(5, maxPending)
         recentCapacity = max(1, recentSlates)
         log = try RecommendationLog.Writer(store: store)
         bandit = LinUCB(dimensions: RecommendationIndex.banditDimensions, alpha: exploration.alpha)
@@ -157,6 +159,11 @@ public actor RecommendationHost {
         }
         logged.items = slots.indices.map { p in (Int(slots[p].item), items[p].score, items[p].source, propensities[p]) }
         pendingSlates.append(logged)
+        if pendingSlates.count > maxPending {  // the log stalled (a disk, a long lock): the oldest go, counted
+            let drop = maxPending / 5
+            pendingSlates.removeFirst(drop)
+            slatesDropped += drop
+        }
         if !explored.isEmpty {
             awaiting[request] = (ts, explored)
             awaitingOrder.append(request)
@@ -371,9 +378,18 @@ public actor RecommendationHost {
     /// Writes of the log carrying feedback that failed (it is lost), and the feedback callers
     /// waiting for a flush: for them the log is written at normal priority, not at nice 19.
     private var feedbackLost = 0, feedbackWaiting = 0
+    /// At most this many served slates wait for the log (≈3.5 KB each with an explored slot);
+    /// past it the oldest are not logged, counted in `slatesDropped` and warned of.
+    public static let maxPending = 50_000
+    private let maxPending: Int
+    private var slatesDropped = 0
 
     private func writePending() async {
         expireRewards(now: Int64(Date().timeIntervalSince1970))
+        if slatesDropped > 0 {
+            logger.warning("served slates not logged: the recommendation log did not keep up", metadata: ["slates": "\(slatesDropped)"])
+            slatesDropped = 0
+        }
         guard !pendingSlates.isEmpty || !pendingFeedback.isEmpty else { return }
         var (slates, feedback) = (pendingSlates, pendingFeedback)
         pendingSlates = []

@@ -27,7 +27,7 @@ extension RecommendationLog {
         config.busyMode = .timeout(30)
         config.label = "aisle-log"
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA secure_delete = FAST; PRAGMA mmap_size = 0; PRAGMA cache_size = -4096")
+            try db.execute(sql: "PRAGMA secure_delete = FAST; PRAGMA mmap_size = 0; PRAGMA cache_size = -4096; PRAGMA journal_size_limit = 67108864")
             try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
         }
         return try DatabaseQueue(path: directory.appendingPathComponent(fileName).path, configuration: config)

@@ -136,7 +136,9 @@ public struct Store: Sendable {
             }
             switch durability {
             case .full:
-                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 0; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384")
+                // The write-ahead log is cut back to 64 MiB after a checkpoint: a long read (training
+                // reads for minutes) lets it grow past that, and it would keep that size.
+                try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA mmap_size = 0; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864")
             case .normal:
                 try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 32768")
             }

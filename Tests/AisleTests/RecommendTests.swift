@@ -273,7 +273,7 @@ import Testing
 
     /// A host exploring one position of every slate, on a store of 12 items and 8 customers, and
     /// that store and its index.
-    private func exploringHost(recentSlates: Int = 50_000) async throws -> (host: RecommendationHost, index: RecommendationIndex, store: Store) {
+    private func exploringHost(recentSlates: Int = 50_000, pendingSlates: Int = RecommendationHost.maxPending) async throws -> (host: RecommendationHost, index: RecommendationIndex, store: Store) {
         let dir = try TestSupport.temporaryDirectory()
         let t0 = 1_600_000_000
         let catalog = (1...12).map { #"{"item":"I\#($0)","title":"item \#($0)","category":"c\#($0 % 4)"}"# }
@@ -286,7 +286,7 @@ import Testing
         let logger = Logger(label: "test")
         let host = try RecommendationHost(
             store: store, encoder: EncoderHost(path: dir.appendingPathComponent("no-model").path, threads: 1, cache: nil, logger: logger),
-            exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), recentSlates: recentSlates, logger: logger)
+            exploration: .init(slots: 1, epsilon: 0.2, alpha: 1, rewardWindow: 600), recentSlates: recentSlates, pendingSlates: pendingSlates, logger: logger)
         return (host, index, store)
     }
 
@@ -336,6 +336,19 @@ import Testing
     /// explored positions (the agent writes ``RecommendationHost/slatesPerTransaction`` at a time),
     /// and a flush called while another writes (the agent's last, at shutdown) returns only
     /// when that one has written everything too.
+    /// While the log cannot be written, at most its limit of served slates wait in memory: the
+    /// oldest fifth goes each time it is passed; the rest are written once it can be.
+    @Test func slatesWaitingForTheLogAreBounded() async throws {
+        let (host, index, store) = try await exploringHost(pendingSlates: 100)
+        _ = await serve(101, by: host, from: index)
+        #expect(await host.queuedSlates == 81)
+        _ = await serve(40, by: host, from: index)
+        #expect(await host.queuedSlates == 81)  // past the limit twice more, 20 going each time
+        await host.flush()
+        #expect(try await store.database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM rec_slates") } == 81)
+        try await host.closeLog()
+    }
+
     @Test func aFlushOfManySlatesWritesThemAll() async throws {
         let (host, index, store) = try await exploringHost()
         let slates = RecommendationHost.slatesPerTransaction * 2 + 17
