@@ -5,8 +5,10 @@ import Synchronization
 /// The encoder as a service: safe to call from any task; concurrent requests are gathered into
 /// packed batches (up to ``maxBatchTokens`` tokens, waiting at most ``maxWait`` for company) and
 /// run on one dedicated thread, so memory stays bounded by one batch; embeddings found in the
-/// cache (the catalog's titles) are not computed again. It writes none: the texts it is given
-/// (a kiosk's) would grow the store without bound.
+/// cache (the catalog's titles) are not computed again. One text on its own (a kiosk's search or
+/// question) goes ahead of the texts of batches (`/v1/embed`, titles, reviews) still waiting, so
+/// a client embedding hundreds of texts does not hold the kiosks up. It writes none: the texts
+/// it is given (a kiosk's) would grow the store without bound.
 public final class EncoderService: Sendable {
     public let encoder: any SentenceEncoder
     public let tokenizer: WordPieceTokenizer
@@ -19,6 +21,8 @@ public final class EncoderService: Sendable {
 
     private struct Job: Sendable {
         var ids: [Int32]
+        /// One text on its own: taken before batches' texts.
+        var alone: Bool
         var done: CheckedContinuation<[Float], Never>
     }
 
@@ -57,7 +61,8 @@ public final class EncoderService: Sendable {
                     result[i] = hit
                 } else {
                     let ids = tokenizer.encode(text)
-                    group.addTask { (i, await self.submit(ids)) }
+                    let alone = texts.count == 1
+                    group.addTask { (i, await self.submit(ids, alone: alone)) }
                 }
             }
             for try await (i, vector) in group { result[i] = vector }
@@ -68,9 +73,9 @@ public final class EncoderService: Sendable {
     /// Embeds one text.
     public func embed(_ text: String, cached: Bool = true) async throws -> [Float] { try await embed([text], cached: cached)[0] }
 
-    private func submit(_ ids: [Int32]) async -> [Float] {
+    private func submit(_ ids: [Int32], alone: Bool) async -> [Float] {
         await withCheckedContinuation { done in
-            queue.submit(Job(ids: ids, done: done)) { self.drain() }
+            queue.submit(Job(ids: ids, alone: alone, done: done)) { self.drain() }
         }
     }
 
@@ -79,13 +84,18 @@ public final class EncoderService: Sendable {
         while true {
             let first = queue.waiting
             if first > 0, first * 16 < maxBatchTokens { Thread.sleep(forTimeInterval: Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18) }
+            // Texts on their own first, then in order; one pass over what waits.
             let batch = queue.take { waiting in
-                var taken: [Job] = []
-                var tokens = 0
-                while let next = waiting.first, taken.isEmpty || tokens + next.ids.count <= maxBatchTokens {
-                    taken.append(waiting.removeFirst())
-                    tokens += next.ids.count
+                var (taken, left, tokens) = ([Job](), [Job](), 0)
+                for job in waiting.filter(\.alone) + waiting.filter({ !$0.alone }) {
+                    if left.isEmpty, taken.isEmpty || tokens + job.ids.count <= maxBatchTokens {
+                        taken.append(job)
+                        tokens += job.ids.count
+                    } else {
+                        left.append(job)
+                    }
                 }
+                waiting = left
                 return taken
             }
             guard !batch.isEmpty else { return }

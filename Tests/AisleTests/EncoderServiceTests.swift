@@ -22,6 +22,25 @@ import Testing
         for (i, one) in ids.enumerated() { #expect(cosine(fp32.embed(one), fb[i]) > 0.99999) }
     }
 
+    /// A text on its own (a kiosk's search) goes ahead of the texts of a large batch still
+    /// waiting (a `/v1/embed` of hundreds): it is done long before the batch.
+    @Test func aTextOnItsOwnGoesAheadOfABatch() async throws {
+        let model = try BertInt8(path: try Int8Tests.quantized.get().path)
+        let tok = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
+        let service = EncoderService(encoder: model, tokenizer: tok, maxBatchTokens: 64, maxWait: .milliseconds(1))
+        let many = (0..<400).map { "gift basket number \($0) with ribbons and a card" }
+        let batch = Task {
+            let vectors = try await service.embed(many, cached: false)
+            return (vectors.count, ContinuousClock.now)
+        }
+        while service.batchesRun == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let one = try await service.embed("red teapot", cached: false)
+        let oneDone = ContinuousClock.now
+        let (count, batchDone) = try await batch.value
+        #expect(one == model.embed(tok.encode("red teapot")) && count == 400)
+        #expect(oneDone < batchDone, "the single text waited for the whole batch")
+    }
+
     @Test func concurrentRequestsAreBatchedAndCached() async throws {
         let model = try BertInt8(path: try Int8Tests.quantized.get().path)
         let tok = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
