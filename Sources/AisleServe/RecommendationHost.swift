@@ -202,6 +202,11 @@ public actor RecommendationHost {
 
     private var refreshes = TaskChain()
 
+    /// The last failed build's model versions, when the next may be tried, and the wait.
+    private var failed: (versions: [String: Int], retry: ContinuousClock.Instant, wait: Duration)?
+    /// Builds begun so far.
+    private(set) var buildsAttempted = 0
+
     private func rebuild(force: Bool) async {
         let store = store
         let textModel = await encoder.currentModel
@@ -218,6 +223,10 @@ public actor RecommendationHost {
             }
             return
         }
+        // After a failed build the next waits (30 s doubling to an hour) unless the models change:
+        // a lasting fault (a damaged page, a full disk) would otherwise cost a build every poll.
+        if let failed, failed.versions == active, ContinuousClock.now < failed.retry { return }
+        buildsAttempted += 1
         let started = Date()
         let built = await Blocking.background {
             Result { () throws -> RecommendationIndex? in
@@ -236,6 +245,12 @@ public actor RecommendationHost {
                         similar: similar)
                 }
             }
+        }
+        if case .failure = built {
+            let wait = min((failed?.wait ?? .seconds(15)) * 2, .seconds(3600))
+            failed = (active, .now + wait, wait)
+        } else {
+            failed = nil
         }
         switch built {
         case .success(let new?):

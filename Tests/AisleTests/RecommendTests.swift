@@ -320,6 +320,19 @@ import Testing
         try await host.closeLog()
     }
 
+    /// A build that fails (here: the catalog's table gone) is not tried again at every poll,
+    /// forced or not, until its wait is over or the models change.
+    @Test func aFailedBuildWaitsBeforeTheNext() async throws {
+        let (host, _, store) = try await exploringHost()
+        try await store.database.write { try $0.execute(sql: "ALTER TABLE items RENAME TO items_away") }
+        await host.refresh()
+        await host.refresh()
+        await host.refresh(force: true)
+        #expect(await host.buildsAttempted == 1 && host.current == nil)
+        try await store.database.write { try $0.execute(sql: "ALTER TABLE items_away RENAME TO items") }
+        try await host.closeLog()
+    }
+
     /// Serves `count` slates; the items shown and the slates with an explored position.
     private func serve(_ count: Int, by host: RecommendationHost, from index: RecommendationIndex) async -> (shown: Int, explored: Int) {
         var shown = 0, explored = 0
