@@ -79,22 +79,28 @@ public final class EncoderService: Sendable {
         }
     }
 
+    /// Which waiting jobs make the next batch: texts on their own first, then in order, up to
+    /// `maxTokens` tokens (one job at least); the rest wait, in that order. One pass over them.
+    static func nextBatch<J>(_ waiting: [J], tokens: (J) -> Int, alone: (J) -> Bool, maxTokens: Int) -> (taken: [J], left: [J]) {
+        var (taken, left, count) = ([J](), [J](), 0)
+        for job in waiting.filter(alone) + waiting.filter({ !alone($0) }) {
+            if left.isEmpty, taken.isEmpty || count + tokens(job) <= maxTokens {
+                taken.append(job)
+                count += tokens(job)
+            } else {
+                left.append(job)
+            }
+        }
+        return (taken, left)
+    }
+
     /// Runs batches until no job waits. The first job of a batch waits up to `maxWait` for others.
     private func drain() {
         while true {
             let first = queue.waiting
             if first > 0, first * 16 < maxBatchTokens { Thread.sleep(forTimeInterval: Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18) }
-            // Texts on their own first, then in order; one pass over what waits.
             let batch = queue.take { waiting in
-                var (taken, left, tokens) = ([Job](), [Job](), 0)
-                for job in waiting.filter(\.alone) + waiting.filter({ !$0.alone }) {
-                    if left.isEmpty, taken.isEmpty || tokens + job.ids.count <= maxBatchTokens {
-                        taken.append(job)
-                        tokens += job.ids.count
-                    } else {
-                        left.append(job)
-                    }
-                }
+                let (taken, left) = Self.nextBatch(waiting, tokens: \.ids.count, alone: \.alone, maxTokens: maxBatchTokens)
                 waiting = left
                 return taken
             }

@@ -1,7 +1,7 @@
 import AisleCore
 import AisleIngest
 import AisleStore
-import AisleText
+@testable import AisleText
 import Foundation
 import Testing
 
@@ -22,23 +22,15 @@ import Testing
         for (i, one) in ids.enumerated() { #expect(cosine(fp32.embed(one), fb[i]) > 0.99999) }
     }
 
-    /// A text on its own (a kiosk's search) goes ahead of the texts of a large batch still
-    /// waiting (a `/v1/embed` of hundreds): it is done long before the batch.
-    @Test func aTextOnItsOwnGoesAheadOfABatch() async throws {
-        let model = try BertInt8(path: try Int8Tests.quantized.get().path)
-        let tok = try WordPieceTokenizer(vocabulary: ModelFiles.default.vocabulary)
-        let service = EncoderService(encoder: model, tokenizer: tok, maxBatchTokens: 64, maxWait: .milliseconds(1))
-        let many = (0..<400).map { "gift basket number \($0) with ribbons and a card" }
-        let batch = Task {
-            let vectors = try await service.embed(many, cached: false)
-            return (vectors.count, ContinuousClock.now)
-        }
-        while service.batchesRun == 0 { try await Task.sleep(for: .milliseconds(1)) }
-        let one = try await service.embed("red teapot", cached: false)
-        let oneDone = ContinuousClock.now
-        let (count, batchDone) = try await batch.value
-        #expect(one == model.embed(tok.encode("red teapot")) && count == 400)
-        #expect(oneDone < batchDone, "the single text waited for the whole batch")
+    /// A text on its own (a kiosk's search) goes ahead of the texts of batches still waiting (a
+    /// `/v1/embed` of hundreds), which keep their order; a batch takes one job at least.
+    @Test func aTextOnItsOwnGoesAheadOfABatch() {
+        // (name, tokens, alone)
+        let waiting = [("b1", 30, false), ("b2", 30, false), ("q1", 8, true), ("b3", 30, false), ("q2", 8, true)]
+        let (taken, left) = EncoderService.nextBatch(waiting, tokens: \.1, alone: \.2, maxTokens: 64)
+        #expect(taken.map(\.0) == ["q1", "q2", "b1"] && left.map(\.0) == ["b2", "b3"])
+        let big = EncoderService.nextBatch([("huge", 500, false), ("b", 1, false)], tokens: \.1, alone: \.2, maxTokens: 64)
+        #expect(big.taken.map(\.0) == ["huge"] && big.left.map(\.0) == ["b"])
     }
 
     @Test func concurrentRequestsAreBatchedAndCached() async throws {
