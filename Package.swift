@@ -83,7 +83,6 @@ let package = Package(
             dependencies: [
                 "AisleCore", "AisleStore", "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
         // The on-box sentence encoder: tokenizer, model files (issue 3).

@@ -80,9 +80,10 @@ struct Vocabulary: Sendable {
     }
 
     /// Lower case, a final sigma as any other, and the combining accents of the letters a–z
-    /// removed — as unicode61 folds (it keeps those of "ǿ", whose base "ø" is not ASCII): "Crème" is "creme", but "Чайник" stays "чайник" (not
-    /// "чаиник"), "Καφές" is "καφέσ" and "Straße" "straße" (Foundation's diacritic- and
-    /// case-insensitive folding does otherwise, and its words would match nothing indexed).
+    /// removed — as unicode61 folds (it keeps those of "ǿ", whose base "ø" is not ASCII):
+    /// "Crème" is "creme", but "Чайник" stays "чайник" (not "чаиник"), "Καφές" is "καφέσ" and
+    /// "Straße" "straße" (Foundation's diacritic- and case-insensitive folding does otherwise,
+    /// and its words would match nothing indexed).
     static func fold(_ text: String) -> String {
         var folded = String.UnicodeScalarView()
         var base: Unicode.Scalar?

@@ -56,8 +56,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var syncRetryMinSeconds = 5
     public var syncRetryMaxSeconds = 3600
     public var syncRollbackMargin = 0.02
-    /// ε (at δ 10⁻⁵, whatever δ a round names) this store may spend on federated training rounds; once spent, it
-    /// stops contributing. 0: no limit, and rounds without noise are joined too.
+    /// ε (at δ 10⁻⁵, whatever δ a round names) this store may spend on federated training
+    /// rounds; once spent, it stops contributing. 0: no limit, and rounds without noise are
+    /// joined too.
     public var privacyBudgetEpsilon = 8.0
     /// Days the words of kiosk searches and questions are kept (the events stay); 0: for ever.
     public var privacyTextDays = 90

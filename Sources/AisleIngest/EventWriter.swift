@@ -1,6 +1,5 @@
 import AisleCore
 import AisleStore
-import Crypto
 import Foundation
 import GRDB
 

@@ -215,11 +215,10 @@ public struct RecommendationIndex: Sendable {
     }
 
     /// The `k` best items for the query: candidates from every source, ranked, then the business
-    /// rules — only items on offer (active, sellable, in stock); nothing in the cart, looked at this visit, excluded
-    /// or returned in the last 90 days — at most ``perGroup`` per category or theme, and titles
-    /// alike pushed apart (``diversity``). An
-    /// unknown customer with an empty visit gets the store's popular and trending items (the
-    /// fallback chain's end).
+    /// rules — only items on offer (active, sellable, in stock); nothing in the cart, looked at
+    /// this visit, excluded or returned in the last 90 days — at most ``perGroup`` per category
+    /// or theme, and titles alike pushed apart (``diversity``). An unknown customer with an
+    /// empty visit gets the store's popular and trending items (the fallback chain's end).
     public func recommend(_ q: Query) -> [Recommendation] { slate(q, pool: 0).items }
 
     /// As ``recommend(_:)``, with up to `pool` further eligible items after the slate.

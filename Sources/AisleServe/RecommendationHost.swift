@@ -246,33 +246,28 @@ public actor RecommendationHost {
                 }
             }
         }
-        if case .failure = built {
-            let wait = min((failed?.wait ?? .seconds(15)) * 2, .seconds(3600))
-            failed = (active, .now + wait, wait)
-        } else {
-            failed = nil
-        }
         switch built {
-        case .success(let new?):
-            published.withLock { $0 = new }
-            versions = active
+        case .success(let new):
+            published.withLock { $0 = new }  // nil: no events (left), nothing to serve, not even what was
+            (versions, failed) = (active, nil)
+            guard let new else { return }
             logger.info("recommendation index built", metadata: [
                 "model": "\(new.model)", "customers": "\(new.signals.profiles.count)", "items": "\(new.items.count)",
                 "items_with_similar": "\(new.similar?.count ?? 0)",
                 "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
             ])
-        case .success(nil):  // no events (left): nothing to serve, not even what was
-            published.withLock { $0 = nil }
-            versions = active
         case .failure(let error):
+            let wait = min((failed?.wait ?? .seconds(15)) * 2, .seconds(3600))
+            failed = (active, .now + wait, wait)
             guard !Task.isCancelled else { return }  // the agent is stopping: the store is closing
             logger.error("recommendation index not built; serving the previous one", metadata: ["error": "\(error)"])
         }
     }
 
     /// Rebuilds hourly and within `poll` of a model change, the encoder (re)loading or a
-    /// customer's erasure, and within `poll` leaves out items no longer on offer; flushes the log every ``flushPeriod`` and drops its slates older than
-    /// `logDays` at start and hourly (beside the rebuilds: a first pruning may take long).
+    /// customer's erasure, and within `poll` leaves out items no longer on offer; flushes the
+    /// log every ``flushPeriod`` and drops its slates older than `logDays` at start and hourly
+    /// (beside the rebuilds: a first pruning may take long).
     public func run(every interval: Duration = .seconds(3600), poll: Duration = .seconds(5)) async {
         // The log is written whatever the index is doing (a rebuild takes seconds).
         async let logging: Void = flushEvery(Self.flushPeriod)

@@ -72,61 +72,55 @@ public enum CustomerErasure {
         var erased = Erased()
         erased.slates = try eraseSlates(log, customer: id, sessionKeys: sessionKeys, known: slates, since: since)
         var pending = Pending(customer: id, since: since, sessionKeys: sessionKeys, audit: 0, erased: erased)
-        try store.database.writeWithoutTransaction { db in
-            // Foreign-key checks off: without an index on every referencing column each deleted
-            // row would scan a table; the deletes below cover every reference.
-            // Temporary data in memory: the temporary tables and statement journals hold their rows.
-            try db.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY")
-            defer { try? db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST; PRAGMA temp_store = DEFAULT") }
-            try db.inTransaction {
-                // Their sessions and receipts; their events — by customer, and the anonymous ones
-                // in those sessions or receipts.
-                try db.execute(sql: """
-                    CREATE TEMP TABLE erased_sessions(id INTEGER PRIMARY KEY, key TEXT NOT NULL);
-                    INSERT INTO erased_sessions SELECT id, key FROM sessions WHERE id IN (\(theirs("sessions", "session_id")));
-                    CREATE TEMP TABLE erased_receipts(id INTEGER PRIMARY KEY);
-                    INSERT INTO erased_receipts \(theirs("receipts", "receipt_id"));
-                    CREATE TEMP TABLE erased_events(id INTEGER PRIMARY KEY);
-                    INSERT INTO erased_events
-                        SELECT id FROM events WHERE customer_id = :c AND tier = 1
-                        UNION SELECT id FROM events WHERE customer_id = :c AND tier = 0
-                        UNION SELECT id FROM events WHERE session_id IS NOT NULL AND customer_id IS NULL AND session_id IN (SELECT id FROM erased_sessions)
-                        UNION SELECT id FROM events WHERE receipt_id IS NOT NULL AND customer_id IS NULL AND receipt_id IN erased_receipts;
-                    """, arguments: c)
-                defer { try? db.execute(sql: "DROP TABLE temp.erased_sessions; DROP TABLE temp.erased_receipts; DROP TABLE temp.erased_events") }
-                let lastKeys = try String.fetchAll(db, sql: "SELECT key FROM erased_sessions")  // as the erasing transaction sees them
-                erased.events = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_events") ?? 0
-                let texts = try String.fetchAll(db, sql: "SELECT DISTINCT text FROM events WHERE id IN erased_events AND text IS NOT NULL")
-                let deleteEmbedding = try db.makeStatement(sql: "DELETE FROM embeddings WHERE model = ? AND text_hash = ?")
-                for text in texts {
-                    let key = embeddingKey(text)
-                    for model in models {
-                        try deleteEmbedding.execute(arguments: [model, key])
-                        erased.embeddings += db.changesCount
-                    }
+        // Foreign-key checks off: without an index on every referencing column each deleted row
+        // would scan a table; the deletes below cover every reference.
+        try SecureDelete.transaction(store.database, foreignKeys: false) { db in
+            // Their sessions and receipts; their events — by customer, and the anonymous ones
+            // in those sessions or receipts.
+            try db.execute(sql: """
+                CREATE TEMP TABLE erased_sessions(id INTEGER PRIMARY KEY, key TEXT NOT NULL);
+                INSERT INTO erased_sessions SELECT id, key FROM sessions WHERE id IN (\(theirs("sessions", "session_id")));
+                CREATE TEMP TABLE erased_receipts(id INTEGER PRIMARY KEY);
+                INSERT INTO erased_receipts \(theirs("receipts", "receipt_id"));
+                CREATE TEMP TABLE erased_events(id INTEGER PRIMARY KEY);
+                INSERT INTO erased_events
+                    SELECT id FROM events WHERE customer_id = :c AND tier = 1
+                    UNION SELECT id FROM events WHERE customer_id = :c AND tier = 0
+                    UNION SELECT id FROM events WHERE session_id IS NOT NULL AND customer_id IS NULL AND session_id IN (SELECT id FROM erased_sessions)
+                    UNION SELECT id FROM events WHERE receipt_id IS NOT NULL AND customer_id IS NULL AND receipt_id IN erased_receipts;
+                """, arguments: c)
+            defer { try? db.execute(sql: "DROP TABLE temp.erased_sessions; DROP TABLE temp.erased_receipts; DROP TABLE temp.erased_events") }
+            let lastKeys = try String.fetchAll(db, sql: "SELECT key FROM erased_sessions")  // as the erasing transaction sees them
+            erased.events = try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_events") ?? 0
+            let texts = try String.fetchAll(db, sql: "SELECT DISTINCT text FROM events WHERE id IN erased_events AND text IS NOT NULL")
+            let deleteEmbedding = try db.makeStatement(sql: "DELETE FROM embeddings WHERE model = ? AND text_hash = ?")
+            for text in texts {
+                let key = embeddingKey(text)
+                for model in models {
+                    try deleteEmbedding.execute(arguments: [model, key])
+                    erased.embeddings += db.changesCount
                 }
-                try db.execute(sql: """
-                    DELETE FROM review_sentiment WHERE event_id IN erased_events;
-                    DELETE FROM text_themes WHERE event_id IN erased_events;
-                    UPDATE events SET sale_event_id = NULL WHERE sale_event_id IS NOT NULL AND sale_event_id IN erased_events AND id NOT IN erased_events;
-                    DELETE FROM events WHERE id IN erased_events;
-                    UPDATE events SET session_id = NULL WHERE session_id IS NOT NULL AND session_id IN (SELECT id FROM erased_sessions);
-                    UPDATE events SET receipt_id = NULL WHERE receipt_id IS NOT NULL AND receipt_id IN erased_receipts;
-                    """)  // another customer's events in a session or receipt of theirs stay, detached
-                try db.execute(sql: "DELETE FROM receipts WHERE id IN erased_receipts")
-                erased.receipts = db.changesCount
-                try db.execute(sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM erased_sessions)")
-                erased.sessions = db.changesCount
-                // The row's id stays taken, by a row that names no one: SQLite would give it to the
-                // next new customer, and whatever still holds it (the insight being recomputed, a
-                // slate being logged) would then describe someone else.
-                try db.execute(sql: "UPDATE customers SET pseudonym = randomblob(32) WHERE id = :c", arguments: c)
-                try Meta.set(db, "customers_erased", String(try generation(db) + 1))
-                try Store.audit(db, "customer forget", detail: erased.summary)
-                pending = Pending(customer: id, since: since, sessionKeys: lastKeys, audit: db.lastInsertedRowID, erased: erased)
-                try Meta.set(db, pendingKey, pending.json)
-                return .commit
             }
+            try db.execute(sql: """
+                DELETE FROM review_sentiment WHERE event_id IN erased_events;
+                DELETE FROM text_themes WHERE event_id IN erased_events;
+                UPDATE events SET sale_event_id = NULL WHERE sale_event_id IS NOT NULL AND sale_event_id IN erased_events AND id NOT IN erased_events;
+                DELETE FROM events WHERE id IN erased_events;
+                UPDATE events SET session_id = NULL WHERE session_id IS NOT NULL AND session_id IN (SELECT id FROM erased_sessions);
+                UPDATE events SET receipt_id = NULL WHERE receipt_id IS NOT NULL AND receipt_id IN erased_receipts;
+                """)  // another customer's events in a session or receipt of theirs stay, detached
+            try db.execute(sql: "DELETE FROM receipts WHERE id IN erased_receipts")
+            erased.receipts = db.changesCount
+            try db.execute(sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM erased_sessions)")
+            erased.sessions = db.changesCount
+            // The row's id stays taken, by a row that names no one: SQLite would give it to the
+            // next new customer, and whatever still holds it (the insight being recomputed, a
+            // slate being logged) would then describe someone else.
+            try db.execute(sql: "UPDATE customers SET pseudonym = randomblob(32) WHERE id = :c", arguments: c)
+            try Meta.set(db, "customers_erased", String(try generation(db) + 1))
+            try Store.audit(db, "customer forget", detail: erased.summary)
+            pending = Pending(customer: id, since: since, sessionKeys: lastKeys, audit: db.lastInsertedRowID, erased: erased)
+            try Meta.set(db, pendingKey, pending.json)
         }
         return try finish(store, log, pending)
     }

@@ -25,8 +25,8 @@ public enum PrivacyLedger {
     /// (with a budget of 8 at z = 3: 8 rounds instead of 5, ε ≈ 10 at 10⁻⁵).
     public static let delta = 1e-5
 
-    /// Whether a round with noise multiplier `z` fits in `budget` at `delta`; the reason when not.
-    public static func allows(_ db: Database, noiseMultiplier z: Double, delta: Double = delta, budget: Double) throws -> String? {
+    /// Whether a round with noise multiplier `z` fits in `budget` at ``delta``; the reason when not.
+    public static func allows(_ db: Database, noiseMultiplier z: Double, budget: Double) throws -> String? {
         guard budget != 0 else { return nil }
         guard budget > 0 else { return "the privacy budget ε \(budget) is not a budget (0: no limit)" }
         guard z > 0 else { return "the round adds no noise, and this store has a privacy budget (ε \(budget))" }
